@@ -1,0 +1,67 @@
+"""The `gansweep` command: the one place that parses arguments."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from gansweep.config import ConfigError, load_config
+from gansweep.sources import DataSourceError
+
+EXIT_BAD_INPUT = 2
+
+
+def _train(args: argparse.Namespace) -> int:
+    from gansweep.trainer import check_config, run_training
+
+    cfg = load_config(args.config, args.set)
+    training_set = check_config(cfg)  # before Ray starts
+    print(
+        f"[gansweep] mode={cfg.mode} data={cfg.data.name} ({len(training_set.images)} images, "
+        f"{training_set.sample_shape} as D sees them) -> {args.output}",
+        flush=True,
+    )
+    summary = run_training(cfg, args.output, training_set)
+    print(json.dumps({"step": summary["step"], **summary["metrics"]}, indent=2))
+    print(f"[gansweep] wrote {args.output}/result.json; compare runs with: tensorboard --logdir {args.output}")
+    return 0
+
+
+def _data_prepare(args: argparse.Namespace) -> int:
+    from gansweep.sources import prepare_source
+
+    print(prepare_source(args.name, args.root))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="gansweep", description="Distributed sweeps for GAN research on Ray.")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    train = commands.add_parser("train", help="train one run (Ray Train; resumes when OUTPUT holds a checkpoint)")
+    train.add_argument("config", nargs="?", help="YAML file overriding the defaults")
+    train.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override one dotted key")
+    train.add_argument("--output", default="runs/train", help="run directory (default: runs/train)")
+    train.set_defaults(func=_train)
+
+    data = commands.add_parser("data", help="dataset commands")
+    data_commands = data.add_subparsers(dest="data_command", required=True)
+    prepare = data_commands.add_parser("prepare", help="ready a data source (e.g. fashion_mnist for torchvision)")
+    prepare.add_argument("name")
+    prepare.add_argument("--root", default=None, help="where the source lies (default: the source's own)")
+    prepare.set_defaults(func=_data_prepare)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (ConfigError, DataSourceError) as exc:
+        print(f"gansweep: error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,290 @@
+"""One typed configuration object: defaults live here, YAML and --set override only what differs.
+
+Keys are dotted (``train.batch_size``). Every value is coerced to its field's type, so numbers given on
+the command line arrive as numbers, and every check that needs no data or Ray runs in ``validate``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+MODES = ("ambient", "ignore", "clean")
+MEASUREMENTS = (
+    "none",
+    "block_pixel",
+    "block_patch",
+    "keep_patch",
+    "extract_patch",
+    "gaussian_projection",
+    "convolve_noise",
+    "cascade",
+)
+SOURCES = ("fashion_mnist", "mnist", "image_folder", "parquet")
+
+
+class ConfigError(ValueError):
+    """A config key, value or combination that cannot run; the message names it."""
+
+
+@dataclass
+class MeasurementConfig:
+    name: str = "none"
+    p: float = 0.5  # Block-Pixel: probability that an element (or a channel) is zeroed
+    unit: str = "element"  # Block-Pixel: "element" or "channel" (whole feature maps)
+    patch: int = 14  # k of the k x k patch (Block-, Keep-, Extract-Patch)
+    projections: int = 100  # m of Gaussian-Projection
+    blur_radius: float = 1.0  # sigma of Convolve+Noise's Gaussian blur
+    noise_std: float = 0.1  # std of Convolve+Noise's additive noise
+    steps: list = field(default_factory=list)  # Cascade: a list of measurement dicts, applied in order
+
+
+@dataclass
+class DataConfig:
+    name: str = "fashion_mnist"
+    root: str | None = None  # None: the source's default (Debian's dataset-fashion-mnist)
+    limit: int | None = None  # use the first `limit` training images (quick runs)
+    image_size: int | None = None  # resize image_folder / parquet sources to this square size
+    seed: int = 0  # seed of the lossy training set y = f_theta(x): the same for every trial
+    cache_dir: str | None = None  # None: $GANSWEEP_CACHE or ~/.cache/gansweep
+
+
+@dataclass
+class HiddenConfig:
+    inject_at: str | None = None  # a generator block name, or its index ("1", "-1")
+    measurement: MeasurementConfig = field(default_factory=MeasurementConfig)
+
+
+@dataclass
+class ModelConfig:
+    z_dim: int = 64
+    g_width: int = 64
+    d_width: int = 64
+
+
+@dataclass
+class TrainConfig:
+    steps: int = 2000  # generator steps
+    batch_size: int = 64  # global batch, split evenly across workers
+    workers: int = 1
+    use_gpu: bool = False
+    cpus_per_worker: float | None = None  # None: computed from the cluster's CPUs
+    seed: int = 0
+    d_steps: int = 1  # discriminator steps per generator step
+    lr_g: float = 2e-4
+    lr_d: float = 2e-4
+    beta1: float = 0.5
+    beta2: float = 0.999
+    checkpoint_every: int = 200
+    log_every: int = 10
+    image_every: int = 200
+
+
+@dataclass
+class Config:
+    mode: str = "ambient"
+    data: DataConfig = field(default_factory=DataConfig)
+    measurement: MeasurementConfig = field(default_factory=lambda: MeasurementConfig(name="block_pixel"))
+    hidden: HiddenConfig = field(default_factory=HiddenConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @property
+    def measures_reals(self) -> bool:
+        """Whether the training set is the lossy y = f_theta(x) rather than the clean x."""
+        return self.mode in ("ambient", "ignore") and self.measurement.name != "none"
+
+
+def all_keys(cls: type = Config, prefix: str = "") -> list[str]:
+    """Every dotted key of the config, for suggestions and documentation."""
+    keys = []
+    for f in dataclasses.fields(cls):
+        ftype = typing.get_type_hints(cls)[f.name]
+        if dataclasses.is_dataclass(ftype):
+            keys += all_keys(ftype, f"{prefix}{f.name}.")
+        else:
+            keys.append(f"{prefix}{f.name}")
+    return keys
+
+
+def _unknown_key(key: str) -> ConfigError:
+    close = difflib.get_close_matches(key, all_keys(), n=1, cutoff=0.5)
+    hint = f"; did you mean '{close[0]}'?" if close else ""
+    return ConfigError(f"unknown config key '{key}'{hint}")
+
+
+def _coerce(key: str, value: Any, ftype: Any) -> Any:
+    """Convert a YAML or command-line value to the field's declared type, or fail naming the key."""
+    optional = False
+    if isinstance(ftype, types.UnionType) or typing.get_origin(ftype) is typing.Union:
+        args = [a for a in typing.get_args(ftype) if a is not type(None)]
+        optional, ftype = True, args[0]
+    if value is None or (optional and isinstance(value, str) and value.lower() in ("none", "null", "")):
+        if optional:
+            return None
+        raise ConfigError(f"{key} must not be empty")
+    if typing.get_origin(ftype) is list or ftype is list:
+        if not isinstance(value, list):
+            raise ConfigError(f"{key} must be a list, got {value!r}")
+        return value
+    if ftype is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("true", "false", "yes", "no", "1", "0"):
+            return value.lower() in ("true", "yes", "1")
+        raise ConfigError(f"{key} must be true or false, got {value!r}")
+    if ftype is int:
+        if isinstance(value, bool) or not (isinstance(value, int) or (isinstance(value, str) and _is_int(value))):
+            raise ConfigError(f"{key} must be an integer, got {value!r}")
+        return int(value)
+    if ftype is float:
+        try:
+            if isinstance(value, bool):
+                raise ValueError
+            return float(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{key} must be a number, got {value!r}") from None
+    if ftype is str:
+        if isinstance(value, (dict, list)):
+            raise ConfigError(f"{key} must be a single value, got {value!r}")
+        return str(value)
+    raise TypeError(f"unhandled config type {ftype} for {key}")
+
+
+def _is_int(text: str) -> bool:
+    try:
+        int(text)
+        return True
+    except ValueError:
+        return False
+
+
+def _apply(obj: Any, data: dict, prefix: str) -> None:
+    hints = typing.get_type_hints(type(obj))
+    for name, value in data.items():
+        key = f"{prefix}{name}"
+        if name not in hints:
+            raise _unknown_key(key)
+        ftype = hints[name]
+        if dataclasses.is_dataclass(ftype):
+            if not isinstance(value, dict):
+                raise ConfigError(f"{key} must be a mapping of keys, got {value!r}")
+            _apply(getattr(obj, name), value, f"{key}.")
+        else:
+            setattr(obj, name, _coerce(key, value, ftype))
+
+
+def set_key(cfg: Config, key: str, value: Any) -> None:
+    """Set one dotted key, e.g. ``set_key(cfg, "train.steps", "500")``."""
+    parts = key.split(".")
+    nested: dict = {parts[-1]: value}
+    for part in reversed(parts[:-1]):
+        nested = {part: nested}
+    _apply(cfg, nested, "")
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """``KEY=VALUE`` from the command line; the value is read as YAML (so 0.5 is a float, [a, b] a list)."""
+    if "=" not in text:
+        raise ConfigError(f"--set expects KEY=VALUE, got '{text}'")
+    key, raw = text.split("=", 1)
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else None
+    except yaml.YAMLError:
+        value = raw
+    return key.strip(), value
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] = ()) -> Config:
+    """Defaults, then the YAML file, then ``KEY=VALUE`` overrides; validated."""
+    cfg = Config()
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f"config file {path} does not exist")
+        try:
+            data = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"config file {path} is not valid YAML: {exc}") from None
+        if not isinstance(data, dict):
+            raise ConfigError(f"config file {path} must hold a mapping of keys")
+        _apply(cfg, data, "")
+    for text in overrides:
+        set_key(cfg, *parse_override(text))
+    validate(cfg)
+    return cfg
+
+
+def from_dict(data: dict) -> Config:
+    """Rebuild a Config from ``to_dict()`` output (as the Ray workers receive it)."""
+    cfg = Config()
+    _apply(cfg, data, "")
+    return cfg
+
+
+def _check(ok: bool, message: str) -> None:
+    if not ok:
+        raise ConfigError(message)
+
+
+def _validate_measurement(m: MeasurementConfig, key: str) -> None:
+    _check(m.name in MEASUREMENTS, f"{key}.name='{m.name}' is not one of {', '.join(MEASUREMENTS)}")
+    for i, step in enumerate(m.steps if m.name == "cascade" else []):
+        _check(isinstance(step, dict), f"{key}.steps[{i}] must be a mapping such as {{name: block_pixel, p: 0.5}}")
+        nested = MeasurementConfig()
+        _apply(nested, step, f"{key}.steps[{i}].")
+        _validate_measurement(nested, f"{key}.steps[{i}]")
+    _check(m.name != "cascade" or len(m.steps) > 0, f"{key}.name=cascade needs a non-empty {key}.steps list")
+
+
+def validate(cfg: Config) -> None:
+    """Checks that need neither data nor Ray; the rest (shapes) happen in ``trainer.check_config``."""
+    _check(cfg.mode in MODES, f"mode='{cfg.mode}' is not one of {', '.join(MODES)}")
+    _check(cfg.data.name in SOURCES, f"data.name='{cfg.data.name}' is not one of {', '.join(SOURCES)}")
+    _check(cfg.data.limit is None or cfg.data.limit >= 1, f"data.limit={cfg.data.limit} must be >= 1")
+    _check(cfg.data.image_size is None or cfg.data.image_size >= 4, "data.image_size must be >= 4")
+    _validate_measurement(cfg.measurement, "measurement")
+    _validate_measurement(cfg.hidden.measurement, "hidden.measurement")
+
+    if cfg.mode == "ambient":
+        _check(
+            cfg.measurement.name != "none" or cfg.hidden.inject_at is not None,
+            "mode=ambient needs a measurement: set measurement.name, or hidden.inject_at with hidden.measurement.name",
+        )
+    if cfg.mode == "ignore":
+        _check(cfg.measurement.name != "none", "mode=ignore trains on lossy data: it needs measurement.name")
+    hidden_on = cfg.hidden.inject_at is not None
+    hidden_named = cfg.hidden.measurement.name != "none"
+    _check(
+        hidden_on == hidden_named,
+        "hidden.inject_at and hidden.measurement.name go together: set both or neither",
+    )
+    _check(
+        not hidden_on or cfg.mode == "ambient",
+        f"hidden.inject_at applies only in mode=ambient (mode is '{cfg.mode}')",
+    )
+
+    t = cfg.train
+    for key in ("steps", "batch_size", "workers", "d_steps", "checkpoint_every", "log_every", "image_every"):
+        _check(getattr(t, key) >= 1, f"train.{key}={getattr(t, key)} must be >= 1")
+    for key in ("lr_g", "lr_d"):
+        _check(getattr(t, key) > 0, f"train.{key}={getattr(t, key)} must be > 0")
+    for key in ("beta1", "beta2"):
+        _check(0 <= getattr(t, key) < 1, f"train.{key}={getattr(t, key)} must be in [0, 1)")
+    _check(
+        t.batch_size % t.workers == 0,
+        f"train.batch_size={t.batch_size} must be divisible by train.workers={t.workers} (it is the global batch)",
+    )
+    _check(t.cpus_per_worker is None or t.cpus_per_worker > 0, "train.cpus_per_worker must be > 0")
+    for key in ("z_dim", "g_width", "d_width"):
+        _check(getattr(cfg.model, key) >= 1, f"model.{key} must be >= 1")

@@ -1,0 +1,125 @@
+"""The training set a run sees: clean images, or the lossy y_real = f_theta(x_real), cached by fingerprint.
+
+Pixel convention: measurements act on intensities in [0, 1] (zero is black, as in AmbientGAN), so the
+lossy set and the discriminator's inputs live in [0, 1]; the generator outputs [-1, 1] (tanh) and
+``to_unit`` maps it before it is measured or shown to D.
+
+The lossy set is made once, with ``data.seed``, and cached under a fingerprint of (source, root,
+limit, image size, measurement spec, seed): every trial of a sweep trains on the same lossy data.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from gansweep.config import Config, DataConfig
+from gansweep.measurements import build_measurement
+from gansweep.sources import DEFAULT_ROOTS, cache_dir, load_source
+
+CACHE_VERSION = 1  # bump when the way the lossy set is made changes
+MEASURE_BATCH = 1024
+
+
+@dataclass
+class TrainingSet:
+    images: np.ndarray  # float32 (N, *sample_shape): clean in [0, 1], or the measured y_real
+    labels: np.ndarray  # int64 (N,), -1 where unlabelled
+    clean_shape: tuple[int, int, int]  # (C, H, W) of the clean images the generator must produce
+    num_classes: int
+    fingerprint: str  # identifies the data and its measurement; recorded with every run
+    cache_path: str | None  # where the lossy set is cached (None for clean data)
+
+    @property
+    def sample_shape(self) -> tuple[int, ...]:
+        return tuple(self.images.shape[1:])
+
+
+def to_unit(x: torch.Tensor) -> torch.Tensor:
+    """Generator output in [-1, 1] to intensities in [0, 1]."""
+    return (x + 1) * 0.5
+
+
+def cache_root(data: DataConfig) -> Path:
+    return Path(data.cache_dir).expanduser() if data.cache_dir else cache_dir()
+
+
+def fingerprint(cfg: Config) -> str:
+    """Identifies the training set: the source and, when the reals are measured, the measurement and its seed."""
+    data = cfg.data
+    root = data.root or DEFAULT_ROOTS.get(data.name)
+    key = {
+        "version": CACHE_VERSION,
+        "source": data.name,
+        "root": str(Path(root).expanduser().resolve()) if root else None,
+        "limit": data.limit,
+        "image_size": data.image_size,
+        "measurement": asdict(cfg.measurement) if cfg.measures_reals else None,
+        "seed": data.seed if cfg.measures_reals else None,
+    }
+    return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def measure_dataset(clean: np.ndarray, spec: dict, seed: int) -> np.ndarray:
+    """y = f_theta(x) over the whole set, in batches, theta drawn from one generator seeded with `seed`."""
+    measurement = build_measurement(spec)
+    generator = torch.Generator().manual_seed(seed)
+    out = []
+    with torch.no_grad():
+        for start in range(0, len(clean), MEASURE_BATCH):
+            batch = torch.from_numpy(clean[start : start + MEASURE_BATCH])
+            out.append(measurement(batch, generator).numpy())
+    return np.concatenate(out).astype(np.float32)
+
+
+def load_training_set(cfg: Config) -> TrainingSet:
+    """The clean or lossy training set of a run; the lossy one comes from the cache when it is there."""
+    data = cfg.data
+    arrays = load_source(data.name, data.root, split="train", limit=data.limit, image_size=data.image_size)
+    clean = arrays.images.astype(np.float32) / 255.0
+    clean_shape = tuple(clean.shape[1:])
+    fp = fingerprint(cfg)
+    if not cfg.measures_reals:
+        return TrainingSet(clean, arrays.labels, clean_shape, arrays.num_classes, fp, None)
+
+    path = cache_root(data) / "lossy" / f"{data.name}-{fp}.npy"
+    if path.is_file():
+        images = np.load(path)
+    else:
+        images = measure_dataset(clean, asdict(cfg.measurement), data.seed)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # Write then rename, so concurrent trials never read a half-written cache.
+        tmp = path.with_suffix(f".{os.getpid()}.tmp.npy")
+        np.save(tmp, images)
+        tmp.replace(path)
+    return TrainingSet(images, arrays.labels, clean_shape, arrays.num_classes, fp, str(path))
+
+
+def to_ray_dataset(training_set: TrainingSet, num_blocks: int = 8):
+    """The training set as a Ray Dataset with columns `image` (tensor) and `label`.
+
+    Built from in-memory Arrow blocks: no read tasks, so Train workers holding every CPU cannot
+    starve the stream.
+    """
+    import pyarrow as pa
+    import ray.data
+    from ray.data.extensions import ArrowTensorArray
+
+    n = len(training_set.images)
+    bounds = np.linspace(0, n, min(num_blocks, n) + 1, dtype=int)
+    tables = [
+        pa.table(
+            {
+                "image": ArrowTensorArray.from_numpy(training_set.images[lo:hi]),
+                "label": pa.array(training_set.labels[lo:hi]),
+            }
+        )
+        for lo, hi in zip(bounds[:-1], bounds[1:])
+    ]
+    return ray.data.from_arrow(tables)

@@ -1,0 +1,151 @@
+"""One (hidden) AmbientGAN: G, D, their optimisers, the measurements, and the training step. No Ray here.
+
+Modes: ``ambient`` measures the fakes like the reals, D(f_theta(G(z))) against D(y_real); with
+``hidden.inject_at`` the fake is G1(f_hidden(G2(z))) during training. ``ignore`` and ``clean`` train a
+plain GAN (on the lossy, resp. clean, data). Sampling never applies a measurement.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import asdict
+from typing import Callable
+
+import torch
+from torch import nn
+
+from gansweep.config import Config
+from gansweep.data import to_unit
+from gansweep.losses import nonsaturating_d_loss, nonsaturating_g_loss
+from gansweep.measurements import build_measurement
+from gansweep.models import Discriminator, Generator
+
+
+def unwrap(module: nn.Module) -> nn.Module:
+    """The plain module behind a DDP wrapper (single-rank forward passes must bypass DDP)."""
+    return getattr(module, "module", module)
+
+
+class AmbientGAN:
+    def __init__(
+        self,
+        cfg: Config,
+        clean_shape: tuple[int, int, int],
+        device: torch.device | str = "cpu",
+        wrap: Callable[[nn.Module], nn.Module] = lambda m: m,
+        rank: int = 0,
+    ):
+        self.cfg = cfg
+        self.device = torch.device(device)
+        ambient = cfg.mode == "ambient"
+        self.measurement = build_measurement(asdict(cfg.measurement)) if ambient else None
+        self.hidden_measurement = build_measurement(asdict(cfg.hidden.measurement)) if ambient else None
+        self.inject_at = cfg.hidden.inject_at
+        if self.inject_at is not None and self.inject_at.lstrip("-").isdigit():
+            self.inject_at = int(self.inject_at)
+
+        # Same initial weights on every rank (DDP also broadcasts rank 0's).
+        torch.manual_seed(cfg.train.seed)
+        generator = Generator(clean_shape, z_dim=cfg.model.z_dim, width=cfg.model.g_width)
+        d_shape = self.measurement.output_shape(clean_shape) if self.measurement else clean_shape
+        discriminator = Discriminator(d_shape, width=cfg.model.d_width)
+        self.G = wrap(generator.to(self.device))
+        self.D = wrap(discriminator.to(self.device))
+        t = cfg.train
+        self.opt_g = torch.optim.Adam(self.G.parameters(), lr=t.lr_g, betas=(t.beta1, t.beta2))
+        self.opt_d = torch.optim.Adam(self.D.parameters(), lr=t.lr_d, betas=(t.beta1, t.beta2))
+
+        # Dedicated generators: z and the fakes' theta are reproducible per rank and resume exactly.
+        self.z_generator = torch.Generator(self.device).manual_seed(t.seed * 1000 + 2 * rank)
+        self.theta_generator = torch.Generator(self.device).manual_seed(t.seed * 1000 + 2 * rank + 1)
+        self.autocast = (
+            torch.autocast("cuda", dtype=torch.bfloat16) if self.device.type == "cuda" else contextlib.nullcontext()
+        )
+        self.last: dict[str, torch.Tensor] = {}  # tensors of the last step, for image summaries
+
+    @property
+    def z_dim(self) -> int:
+        return unwrap(self.G).z_dim
+
+    def noise(self, n: int) -> torch.Tensor:
+        return torch.randn(n, self.z_dim, device=self.device, generator=self.z_generator)
+
+    def fake(self, n: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """What D sees of the generator: f_theta(G1(f_hidden(G2(z)))) in ambient mode, G(z) otherwise, in [0, 1]."""
+        hidden = None
+        if self.hidden_measurement is not None:
+            hidden = (self.inject_at, lambda h: self.hidden_measurement(h, self.theta_generator))
+        with self.autocast:
+            images, hidden_map = self.G(self.noise(n), hidden=hidden, return_hidden=True)
+        images = to_unit(images.float())
+        if self.measurement is not None:
+            images = self.measurement(images, self.theta_generator)
+        return images, hidden_map
+
+    def step(self, reals: list[torch.Tensor]) -> dict[str, torch.Tensor]:
+        """One generator step after len(reals) discriminator steps (one real batch each).
+
+        Returns detached scalar tensors; converting them to floats is left to the caller, so an
+        unlogged step never waits for the device.
+        """
+        for real in reals:
+            with torch.no_grad():
+                fake, _ = self.fake(len(real))
+            with self.autocast:
+                # One forward over reals and fakes together: DDP allows one forward per backward.
+                logits = self.D(torch.cat([real, fake])).float()
+            real_logits, fake_logits = logits[: len(real)], logits[len(real) :]
+            loss_d = nonsaturating_d_loss(real_logits, fake_logits)
+            self.opt_d.zero_grad(set_to_none=True)
+            loss_d.backward()
+            self.opt_d.step()
+
+        fake, hidden_map = self.fake(len(reals[-1]))
+        with self.autocast:
+            fake_logits_g = self.D(fake).float()
+        loss_g = nonsaturating_g_loss(fake_logits_g)
+        self.opt_g.zero_grad(set_to_none=True)
+        loss_g.backward()
+        self.opt_g.step()
+
+        self.last = {"real": reals[-1], "fake": fake.detach()}
+        if hidden_map is not None:
+            self.last["hidden"] = hidden_map.detach()
+        return {
+            "loss_d": loss_d.detach(),
+            "loss_g": loss_g.detach(),
+            "d_real": torch.sigmoid(real_logits.detach()).mean(),
+            "d_fake": torch.sigmoid(fake_logits.detach()).mean(),
+        }
+
+    @torch.no_grad()
+    def sample(self, z: torch.Tensor) -> torch.Tensor:
+        """Clean samples in [0, 1]: no measurement, BatchNorm in eval mode, bypassing DDP."""
+        generator = unwrap(self.G)
+        generator.eval()
+        try:
+            return to_unit(generator(z.to(self.device)).float())
+        finally:
+            generator.train()
+
+    def state_dict(self) -> dict:
+        return {
+            "G": unwrap(self.G).state_dict(),
+            "D": unwrap(self.D).state_dict(),
+            "opt_g": self.opt_g.state_dict(),
+            "opt_d": self.opt_d.state_dict(),
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        unwrap(self.G).load_state_dict(state["G"])
+        unwrap(self.D).load_state_dict(state["D"])
+        self.opt_g.load_state_dict(state["opt_g"])
+        self.opt_d.load_state_dict(state["opt_d"])
+
+    def rng_state(self) -> dict[str, torch.Tensor]:
+        """This rank's random streams (z and theta); each rank has its own, so a checkpoint keeps all of them."""
+        return {"z": self.z_generator.get_state(), "theta": self.theta_generator.get_state()}
+
+    def set_rng_state(self, state: dict[str, torch.Tensor]) -> None:
+        self.z_generator.set_state(state["z"].cpu())
+        self.theta_generator.set_state(state["theta"].cpu())

@@ -1,0 +1,201 @@
+"""DCGAN generator and discriminator. No Ray here.
+
+The generator is a chain of named blocks so that Hidden AmbientGAN can split it as G = G1 ∘ G2 at
+any block boundary: in training the fake is G1(f_hidden(G2(z))); sampling applies no measurement.
+The discriminator takes whatever the image-space measurement produces: images, small patches or
+projection vectors.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+from torch import nn
+
+
+class ModelError(ValueError):
+    """A model built for, or called with, shapes or injection points it does not support."""
+
+
+# Per output size: (spatial size of the projected map, channel multiples of `width` for the
+# projection and then each upsampling block). Each upsampling block doubles the spatial size.
+_PLANS = {
+    28: (7, (4, 2, 1)),
+    32: (4, (4, 2, 1, 1)),
+    64: (4, (8, 4, 2, 1, 1)),
+}
+SUPPORTED_IMAGE_SHAPES = ((1, 28, 28), (1, 32, 32), (3, 32, 32), (3, 64, 64))
+
+
+def init_weights(module: nn.Module) -> None:
+    """DCGAN initialisation of `module` and all its submodules, in place."""
+    for m in module.modules():
+        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
+            nn.init.normal_(m.weight, 0.0, 0.02)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)):
+            nn.init.normal_(m.weight, 1.0, 0.02)
+            nn.init.zeros_(m.bias)
+
+
+def _as_shape(shape) -> tuple[int, ...]:
+    try:
+        return tuple(int(s) for s in shape)
+    except (TypeError, ValueError):
+        raise ModelError(f"a shape must be a sequence of ints, got {shape!r}") from None
+
+
+class Generator(nn.Module):
+    def __init__(self, image_shape: tuple[int, int, int], z_dim: int = 64, width: int = 64):
+        super().__init__()
+        image_shape = _as_shape(image_shape)
+        if image_shape not in SUPPORTED_IMAGE_SHAPES:
+            raise ModelError(
+                f"Generator supports image shapes {', '.join(map(str, SUPPORTED_IMAGE_SHAPES))}; got {image_shape}"
+            )
+        if z_dim < 1 or width < 1:
+            raise ModelError(f"z_dim and width must be positive, got z_dim={z_dim}, width={width}")
+        self.image_shape = image_shape
+        self.z_dim = z_dim
+        channels, size, _ = image_shape
+        start, mults = _PLANS[size]
+
+        blocks: dict[str, nn.Module] = {}
+        shapes: dict[str, tuple[int, int, int]] = {}  # per-sample output shape of each block
+        c = mults[0] * width
+        # No bias before BatchNorm: its shift makes a bias redundant.
+        blocks["project"] = nn.Sequential(
+            nn.Linear(z_dim, c * start * start, bias=False),
+            nn.Unflatten(1, (c, start, start)),
+            nn.BatchNorm2d(c),
+            nn.ReLU(),
+        )
+        shapes["project"] = (c, start, start)
+        s = start
+        for i, mult in enumerate(mults[1:], start=1):
+            c_out, s = mult * width, s * 2
+            blocks[f"up{i}"] = nn.Sequential(
+                nn.ConvTranspose2d(c, c_out, 4, stride=2, padding=1, bias=False),
+                nn.BatchNorm2d(c_out),
+                nn.ReLU(),
+            )
+            shapes[f"up{i}"] = (c_out, s, s)
+            c = c_out
+        blocks["to_image"] = nn.Sequential(nn.Conv2d(c, channels, 3, padding=1), nn.Tanh())
+        shapes["to_image"] = image_shape
+
+        self.blocks = nn.ModuleDict(blocks)
+        self._shapes = shapes
+        init_weights(self)
+
+    def inject_points(self) -> list[str]:
+        """Block names after which a hidden measurement may go: every block but the last."""
+        return list(self.blocks)[:-1]
+
+    def resolve_inject_point(self, at: str | int) -> str:
+        points = self.inject_points()
+        if isinstance(at, str) and at in points:
+            return at
+        # bool is an int subclass; True is no injection point.
+        if isinstance(at, int) and not isinstance(at, bool) and -len(points) <= at < len(points):
+            return points[at]
+        raise ModelError(
+            f"unknown injection point {at!r}: use one of {points} or an index in "
+            f"[{-len(points)}, {len(points) - 1}]"
+        )
+
+    def feature_shape(self, at: str | int) -> tuple[int, int, int]:
+        """Per-sample (C, H, W) of the feature map after block `at`."""
+        return self._shapes[self.resolve_inject_point(at)]
+
+    def forward(
+        self,
+        z: torch.Tensor,
+        hidden: tuple[str | int, Callable[[torch.Tensor], torch.Tensor]] | None = None,
+        return_hidden: bool = False,
+    ):
+        if z.dim() != 2 or z.shape[1] != self.z_dim:
+            raise ModelError(f"Generator expects z of shape (N, {self.z_dim}), got {tuple(z.shape)}")
+        inject_at, fn = (self.resolve_inject_point(hidden[0]), hidden[1]) if hidden is not None else (None, None)
+        measured = None
+        h = z
+        for name, block in self.blocks.items():
+            h = block(h)
+            if name == inject_at:
+                out = fn(h)
+                # The next block was built for this shape; a different one would fail obscurely inside it.
+                if not isinstance(out, torch.Tensor) or out.shape != h.shape:
+                    got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+                    raise ModelError(
+                        f"the hidden measurement after block '{name}' must keep the feature map's shape "
+                        f"{tuple(h.shape)}, but returned {got}"
+                    )
+                h = measured = out
+        return (h, measured) if return_hidden else h
+
+
+class Discriminator(nn.Module):
+    def __init__(self, input_shape: tuple[int, ...], width: int = 64):
+        super().__init__()
+        input_shape = _as_shape(input_shape)
+        if width < 1:
+            raise ModelError(f"width must be positive, got {width}")
+        if len(input_shape) == 3:
+            self.body, n_features = self._conv_body(input_shape, width)
+        elif len(input_shape) == 1:
+            self.body, n_features = self._mlp_body(input_shape, width)
+        else:
+            raise ModelError(
+                f"Discriminator takes images (C, H, W) or vectors (m,), got input shape {input_shape}"
+            )
+        self.input_shape = input_shape
+        self.head = nn.Linear(n_features, 1)
+        init_weights(self)
+
+    @staticmethod
+    def _conv_body(shape: tuple[int, int, int], width: int) -> tuple[nn.Module, int]:
+        c, h, w = shape
+        if c < 1 or h < 2 or w < 2:
+            raise ModelError(f"Discriminator needs images of at least 1 channel and 2x2 pixels, got {shape}")
+        layers: list[nn.Module] = []
+        c_out = width
+        first = True
+        # Halve the spatial size while it is >= 8, doubling channels; BatchNorm on all but the first layer
+        # (and a conv bias only where no BatchNorm follows).
+        while min(h, w) >= 8:
+            layers.append(nn.Conv2d(c, c_out, 4, stride=2, padding=1, bias=first))
+            if not first:
+                layers.append(nn.BatchNorm2d(c_out))
+            layers.append(nn.LeakyReLU(0.2))
+            c, h, w, c_out, first = c_out, h // 2, w // 2, c_out * 2, False
+        if not layers:
+            # Patches smaller than 8x8: one size-preserving conv so D still learns local features.
+            layers += [nn.Conv2d(c, c_out, 3, stride=1, padding=1), nn.LeakyReLU(0.2)]
+            c = c_out
+        layers.append(nn.Flatten())
+        return nn.Sequential(*layers), c * h * w
+
+    @staticmethod
+    def _mlp_body(shape: tuple[int], width: int) -> tuple[nn.Module, int]:
+        (m,) = shape
+        if m < 1:
+            raise ModelError(f"Discriminator needs vectors of length >= 1, got {shape}")
+        hidden = 4 * width
+        body = nn.Sequential(
+            nn.Linear(m, hidden), nn.LeakyReLU(0.2), nn.Linear(hidden, hidden), nn.LeakyReLU(0.2)
+        )
+        return body, hidden
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """Penultimate features (N, F), for evaluation and feature matching."""
+        if tuple(x.shape[1:]) != self.input_shape:
+            raise ModelError(
+                f"Discriminator built for inputs {self.input_shape} got a batch of shape {tuple(x.shape)}"
+            )
+        return self.body(x)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits of shape (N,)."""
+        return self.head(self.features(x)).squeeze(1)

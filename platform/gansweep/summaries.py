@@ -1,0 +1,65 @@
+"""TensorBoard summaries of a run, written by rank 0: scalars and the panels of the seed paper's figures."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch.utils.tensorboard import SummaryWriter
+from torchvision.utils import make_grid
+
+GRID_SAMPLES = 64
+HIDDEN_SAMPLES = 8  # feature maps shown: HIDDEN_SAMPLES samples x HIDDEN_CHANNELS channels
+HIDDEN_CHANNELS = 8
+
+SCALAR_TAGS = {
+    "loss_d": "loss/d",
+    "loss_g": "loss/g",
+    "d_real": "d/real",
+    "d_fake": "d/fake",
+    "images_per_s": "perf/images_per_s",
+    "data_wait_frac": "perf/data_wait_frac",
+}
+
+
+def _image_grid(images: torch.Tensor) -> torch.Tensor | None:
+    """A grid of (N, C, H, W) intensities in [0, 1]; None for measurements that are not images."""
+    if images.dim() != 4 or images.shape[1] not in (1, 3):
+        return None
+    return make_grid(images[:GRID_SAMPLES].float().clamp(0, 1).cpu(), nrow=8, pad_value=0.5)
+
+
+def _feature_map_grid(hidden: torch.Tensor) -> torch.Tensor:
+    """A few channels of a few samples, each map scaled to [0, 1] on its own (zeroed maps stay black)."""
+    maps = hidden[:HIDDEN_SAMPLES, :HIDDEN_CHANNELS].float().cpu()
+    flat = maps.flatten(2)
+    top = flat.abs().amax(dim=2, keepdim=True).clamp_min(1e-8)
+    maps = (flat / top).abs().view_as(maps)
+    return make_grid(maps.reshape(-1, 1, *maps.shape[2:]), nrow=maps.shape[1], pad_value=0.5)
+
+
+class RunSummaries:
+    def __init__(self, log_dir: str | Path, start_step: int = 0):
+        # purge_step drops events past the checkpoint a resumed run restarts from.
+        self.writer = SummaryWriter(str(log_dir), purge_step=start_step + 1 if start_step else None)
+
+    def scalars(self, step: int, metrics: dict[str, float]) -> None:
+        for key, tag in SCALAR_TAGS.items():
+            if key in metrics:
+                self.writer.add_scalar(tag, metrics[key], step)
+
+    def images(self, step: int, last: dict[str, torch.Tensor], samples: torch.Tensor) -> None:
+        """Measured reals, measured fakes, hidden measured feature maps, and samples from a fixed z."""
+        panels = {
+            "images/measured_real": _image_grid(last["real"]),
+            "images/measured_fake": _image_grid(last["fake"]),
+            "images/samples": _image_grid(samples),
+        }
+        if "hidden" in last:
+            panels["images/hidden_measured"] = _feature_map_grid(last["hidden"])
+        for tag, grid in panels.items():
+            if grid is not None:
+                self.writer.add_image(tag, grid, step)
+
+    def close(self) -> None:
+        self.writer.close()

@@ -1,0 +1,138 @@
+"""The per-worker training loop that Ray Train runs on each DDP worker. It knows nothing of Tune."""
+
+from __future__ import annotations
+
+import math
+import tempfile
+import time
+from pathlib import Path
+from typing import Iterator
+
+import ray.train
+import ray.train.torch
+import torch
+import torch.distributed as dist
+
+from gansweep.config import from_dict
+from gansweep.gan import AmbientGAN
+from gansweep.summaries import RunSummaries
+
+STATE_FILE = "state.pt"
+SAMPLE_GRID = 64
+
+
+def _endless_batches(shard, batch_size: int, device: torch.device, seed: int) -> Iterator[torch.Tensor]:
+    """Real batches forever: the shard is re-iterated every epoch."""
+    epoch = 0
+    while True:
+        for batch in shard.iter_torch_batches(
+            batch_size=batch_size,
+            drop_last=True,
+            local_shuffle_buffer_size=4 * batch_size,
+            local_shuffle_seed=seed + epoch,
+            device=device,
+        ):
+            yield batch["image"]
+        epoch += 1
+
+
+def _gather_rng_states(gan: AmbientGAN) -> list:
+    """Every rank's random streams, so a resumed run continues each rank's own z and theta."""
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return [gan.rng_state()]
+    states = [None] * dist.get_world_size()
+    dist.all_gather_object(states, {k: v.cpu() for k, v in gan.rng_state().items()})
+    return states
+
+
+def _save_checkpoint(gan: AmbientGAN, step: int, rng_states: list, directory: str) -> None:
+    torch.save({**gan.state_dict(), "step": step, "rng": rng_states}, Path(directory) / STATE_FILE)
+
+
+def _restore(gan: AmbientGAN, rank: int, device: torch.device) -> int:
+    """Load Ray Train's latest checkpoint of this run, if any; returns the step it holds (0 if none)."""
+    checkpoint = ray.train.get_checkpoint()
+    if checkpoint is None:
+        return 0
+    with checkpoint.as_directory() as directory:
+        state = torch.load(Path(directory) / STATE_FILE, map_location=device, weights_only=True)
+    gan.load_state_dict(state)
+    if rank < len(state["rng"]):
+        gan.set_rng_state(state["rng"][rank])
+    return int(state["step"])
+
+
+def train_loop_per_worker(loop_config: dict) -> None:
+    cfg = from_dict(loop_config["config"])
+    output = Path(loop_config["output"])
+    clean_shape = tuple(loop_config["clean_shape"])
+    t = cfg.train
+
+    context = ray.train.get_context()
+    rank, world = context.get_world_rank(), context.get_world_size()
+    device = ray.train.torch.get_device()
+    gan = AmbientGAN(cfg, clean_shape, device, wrap=ray.train.torch.prepare_model, rank=rank)
+    start_step = _restore(gan, rank, device)
+
+    summaries = RunSummaries(output / "tensorboard", start_step) if rank == 0 else None
+    fixed_z = torch.randn(SAMPLE_GRID, gan.z_dim, generator=torch.Generator().manual_seed(t.seed))
+    batches = _endless_batches(
+        ray.train.get_dataset_shard("train"), t.batch_size // world, device, t.seed * 7919 + start_step
+    )
+    if rank == 0:
+        print(f"[gansweep] {'resuming at' if start_step else 'starting'} step {start_step}/{t.steps}", flush=True)
+
+    window_start, window_data, window_steps = time.perf_counter(), 0.0, 0
+    first_step_unix = None
+    for step in range(start_step + 1, t.steps + 1):
+        t0 = time.perf_counter()
+        reals = [next(batches) for _ in range(t.d_steps)]
+        window_data += time.perf_counter() - t0
+        losses = gan.step(reals)
+        window_steps += 1
+        if first_step_unix is None:
+            first_step_unix = time.time()
+
+        log_now = step % t.log_every == 0 or step == t.steps
+        checkpoint_now = step % t.checkpoint_every == 0 or step == t.steps
+        if not (log_now or checkpoint_now):
+            continue
+
+        elapsed = time.perf_counter() - window_start
+        metrics = {key: float(value) for key, value in losses.items()}
+        if not all(math.isfinite(v) for v in metrics.values()):
+            raise FloatingPointError(f"losses turned non-finite at step {step}: {metrics}")
+        metrics.update(
+            step=step,
+            images_per_s=window_steps * t.batch_size * t.d_steps / elapsed,
+            data_wait_frac=window_data / elapsed,
+            first_step_unix=first_step_unix,
+            resumed_from_step=start_step,
+        )
+        window_start, window_data, window_steps = time.perf_counter(), 0.0, 0
+
+        if summaries is not None:
+            summaries.scalars(step, metrics)
+            if step % t.image_every == 0 or step == t.steps:
+                summaries.images(step, gan.last, gan.sample(fixed_z))
+            print(
+                f"[gansweep] step {step}/{t.steps} ({100 * step / t.steps:.0f}%) loss_d={metrics['loss_d']:.3f} "
+                f"loss_g={metrics['loss_g']:.3f} D(real)={metrics['d_real']:.2f} D(fake)={metrics['d_fake']:.2f} "
+                f"{metrics['images_per_s']:.0f} img/s, data wait {100 * metrics['data_wait_frac']:.1f}%",
+                flush=True,
+            )
+
+        if checkpoint_now:
+            rng_states = _gather_rng_states(gan)  # collective: every rank takes part
+            with tempfile.TemporaryDirectory() as directory:
+                checkpoint = None
+                if rank == 0:
+                    _save_checkpoint(gan, step, rng_states, directory)
+                    summaries.writer.flush()
+                    checkpoint = ray.train.Checkpoint.from_directory(directory)
+                ray.train.report(metrics, checkpoint=checkpoint)
+        else:
+            ray.train.report(metrics)
+
+    if summaries is not None:
+        summaries.close()

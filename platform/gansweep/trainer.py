@@ -1,0 +1,150 @@
+"""One training run on Ray Train: checks, resource plan, the TorchTrainer, and result.json."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+from gansweep.config import Config, ConfigError
+from gansweep.data import TrainingSet, load_training_set, to_ray_dataset
+from gansweep.measurements import MeasurementError, build_measurement
+from gansweep.models import Generator, ModelError
+from gansweep.sources import DataSourceError
+
+SHAPE_CHANGING = ("extract_patch", "gaussian_projection")
+
+
+def _shape_changing(spec: dict) -> bool:
+    return spec["name"] in SHAPE_CHANGING or any(_shape_changing(s) for s in spec.get("steps", []))
+
+
+def check_config(cfg: Config) -> TrainingSet:
+    """Everything that can be checked before Ray starts: the data, and the measurements against the
+    shapes they will meet. Returns the training set; raises ConfigError with one clear message."""
+    try:
+        training_set = load_training_set(cfg)
+        clean_shape = training_set.clean_shape
+        image_spec = asdict(cfg.measurement)
+        if cfg.mode == "ambient" and cfg.measurement.name != "none":
+            build_measurement(image_spec).output_shape(clean_shape)
+        if cfg.mode == "ignore" and _shape_changing(image_spec):
+            raise ConfigError(
+                f"mode=ignore with measurement.name={cfg.measurement.name}: the lossy data are not images of "
+                f"shape {clean_shape}, so a plain generator cannot be trained on them; use mode=ambient"
+            )
+        if cfg.hidden.inject_at is not None:
+            hidden_spec = asdict(cfg.hidden.measurement)
+            if _shape_changing(hidden_spec):
+                raise ConfigError(
+                    f"hidden.measurement.name={cfg.hidden.measurement.name} changes the feature map's shape, but the "
+                    "generator's next block needs the shape it was built for; use block_pixel, block_patch, "
+                    "keep_patch or convolve_noise at a hidden layer"
+                )
+            generator = Generator(clean_shape, z_dim=cfg.model.z_dim, width=cfg.model.g_width)
+            at = cfg.hidden.inject_at
+            feature_shape = generator.feature_shape(int(at) if at.lstrip("-").isdigit() else at)
+            build_measurement(hidden_spec).validate(feature_shape)
+    except (MeasurementError, ModelError, DataSourceError) as exc:
+        raise ConfigError(str(exc)) from None
+    per_worker = cfg.train.batch_size // cfg.train.workers
+    if len(training_set.images) // cfg.train.workers < per_worker:
+        raise ConfigError(
+            f"data.limit gives {len(training_set.images)} images: fewer than one batch of {per_worker} per worker "
+            f"(train.batch_size={cfg.train.batch_size}, train.workers={cfg.train.workers})"
+        )
+    return training_set
+
+
+def init_ray() -> bool:
+    """Connect to the cluster named by RAY_ADDRESS (a `ray job submit` run), or start a local Ray.
+
+    Returns True when this process started Ray (and so must stop it). The dashboard binds to
+    127.0.0.1; ``address="local"`` never reconnects to a stale session.
+    """
+    import ray
+
+    if ray.is_initialized():
+        return False
+    if os.environ.get("RAY_ADDRESS"):
+        ray.init(address=os.environ["RAY_ADDRESS"])
+        return False
+    ray.init(address="local", dashboard_host="127.0.0.1", log_to_driver=True)
+    return True
+
+
+def plan_cpus_per_worker(cfg: Config, cluster_cpus: float) -> float:
+    """CPUs each Train worker asks for (and so its torch threads): an even share of the cluster's CPUs
+    for CPU training, 1 for GPU training; refused with a clear message when the workers cannot fit."""
+    t = cfg.train
+    cpus = t.cpus_per_worker if t.cpus_per_worker is not None else (1.0 if t.use_gpu else cluster_cpus / t.workers)
+    if cpus * t.workers > cluster_cpus + 1e-9 or cpus <= 0:
+        raise ConfigError(
+            f"train.workers={t.workers} x {cpus:g} CPUs per worker needs {cpus * t.workers:g} CPUs; "
+            f"the cluster has {cluster_cpus:g} (set train.cpus_per_worker or fewer train.workers)"
+        )
+    return cpus
+
+
+def run_training(cfg: Config, output: str | Path, training_set: TrainingSet | None = None) -> dict:
+    """Train one run into OUTPUT (tensorboard/, checkpoints/, result.json); a rerun resumes it."""
+    import ray
+    from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
+    from ray.train.torch import TorchTrainer
+
+    from gansweep.train_loop import train_loop_per_worker
+
+    output = Path(output).expanduser().resolve()
+    training_set = training_set or check_config(cfg)
+    output.mkdir(parents=True, exist_ok=True)
+    started_ray = init_ray()
+    try:
+        cluster_cpus = ray.cluster_resources().get("CPU", 0)
+        cpus = plan_cpus_per_worker(cfg, cluster_cpus)
+        trainer = TorchTrainer(
+            train_loop_per_worker,
+            train_loop_config={
+                "config": cfg.to_dict(),
+                "output": str(output),
+                "clean_shape": list(training_set.clean_shape),
+            },
+            scaling_config=ScalingConfig(
+                num_workers=cfg.train.workers, use_gpu=cfg.train.use_gpu, resources_per_worker={"CPU": cpus}
+            ),
+            datasets={"train": to_ray_dataset(training_set)},
+            run_config=RunConfig(
+                name="checkpoints",
+                storage_path=str(output),
+                checkpoint_config=CheckpointConfig(num_to_keep=2),
+                failure_config=FailureConfig(max_failures=2),
+            ),
+        )
+        fit_start = time.time()
+        result = trainer.fit()
+        wall = time.time() - fit_start
+    finally:
+        if started_ray:
+            ray.shutdown()
+
+    metrics = dict(result.metrics or {})
+    first_step = metrics.pop("first_step_unix", None)
+    summary = {
+        "metrics": metrics,
+        "step": metrics.get("step"),
+        "wall_time_s": wall,
+        "time_to_first_step_s": (first_step - fit_start) if first_step else None,
+        "data": {
+            "fingerprint": training_set.fingerprint,
+            "n_train": len(training_set.images),
+            "clean_shape": list(training_set.clean_shape),
+            "sample_shape": list(training_set.sample_shape),
+            "lossy_cache": training_set.cache_path,
+        },
+        "resources": {"workers": cfg.train.workers, "cpus_per_worker": cpus, "use_gpu": cfg.train.use_gpu},
+        "checkpoint": result.checkpoint.path if result.checkpoint else None,
+        "config": cfg.to_dict(),
+    }
+    (output / "result.json").write_text(json.dumps(summary, indent=2))
+    return summary

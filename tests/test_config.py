@@ -1,0 +1,114 @@
+"""The config: typed keys, YAML and --set overrides, and clear errors before any Ray work."""
+
+import re
+import subprocess
+import sys
+
+import pytest
+
+from gansweep.config import Config, ConfigError, all_keys, load_config
+
+
+def test_defaults_and_overrides_are_typed(tmp_path):
+    path = tmp_path / "run.yaml"
+    path.write_text("mode: ignore\nmeasurement: {name: block_patch, patch: 7}\ntrain: {steps: 50}\n")
+    cfg = load_config(path, ["train.batch_size=32", "measurement.p=0.25", "train.use_gpu=false", "data.limit=300"])
+    assert cfg.mode == "ignore"
+    assert cfg.measurement.name == "block_patch" and cfg.measurement.patch == 7
+    assert cfg.train.steps == 50 and isinstance(cfg.train.steps, int)
+    assert cfg.train.batch_size == 32 and isinstance(cfg.train.batch_size, int)
+    assert cfg.measurement.p == 0.25 and isinstance(cfg.measurement.p, float)
+    assert cfg.train.use_gpu is False
+    assert cfg.data.limit == 300
+    assert cfg.train.lr_g == Config().train.lr_g  # untouched keys keep their defaults
+
+
+def test_every_issue_key_exists():
+    keys = set(all_keys())
+    for key in (
+        "data.name data.root data.limit mode measurement.name measurement.p measurement.patch hidden.inject_at "
+        "hidden.measurement.name hidden.measurement.p hidden.measurement.unit train.steps train.batch_size "
+        "train.workers train.use_gpu train.seed"
+    ).split():
+        assert key in keys
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        (["train.step=5"], "did you mean 'train.steps'"),
+        (["measurment.p=0.5"], "did you mean 'measurement.p'"),
+        (["train.steps=many"], "train.steps must be an integer"),
+        (["train.steps=0"], "train.steps=0 must be >= 1"),
+        (["measurement.p=abc"], "measurement.p must be a number"),
+        (["mode=dream"], "mode='dream' is not one of"),
+        (["data.name=cifar"], "data.name='cifar' is not one of"),
+        (["measurement.name=blur"], "measurement.name='blur' is not one of"),
+        (["train.batch_size=10", "train.workers=3"], "must be divisible by train.workers"),
+        (["hidden.inject_at=up1"], "hidden.inject_at and hidden.measurement.name go together"),
+        (["mode=clean", "hidden.inject_at=up1", "hidden.measurement.name=block_pixel"], "only in mode=ambient"),
+        (["mode=ambient", "measurement.name=none"], "mode=ambient needs a measurement"),
+        (["mode=ignore", "measurement.name=none"], "mode=ignore trains on lossy data"),
+        (["measurement.name=cascade"], "needs a non-empty measurement.steps"),
+        (["train.use_gpu=maybe"], "train.use_gpu must be true or false"),
+        (["train"], "--set expects KEY=VALUE"),
+    ],
+)
+def test_bad_values_are_named(overrides, message):
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        load_config(None, overrides)
+
+
+def test_missing_and_malformed_files(tmp_path):
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_config(tmp_path / "nope.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("train: [1, 2\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_config(bad)
+    listy = tmp_path / "list.yaml"
+    listy.write_text("- 1\n- 2\n")
+    with pytest.raises(ConfigError, match="mapping"):
+        load_config(listy)
+
+
+def _cli(*args, cwd):
+    return subprocess.run(
+        [sys.executable, "-m", "gansweep.cli", *args], capture_output=True, text=True, cwd=cwd, timeout=120
+    )
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["train", "--set", "trian.steps=5"], "unknown config key 'trian.steps'; did you mean 'train.steps'?"),
+        (["train", "--set", "measurement.p=1.5", "--set", "data.limit=128"], "measurement.p"),
+        (
+            ["train", "--set", "measurement.name=block_patch", "--set", "measurement.patch=40", "--set", "data.limit=128"],
+            "patch",
+        ),
+        (
+            [
+                "train",
+                "--set", "data.limit=128",
+                "--set", "hidden.inject_at=project",
+                "--set", "hidden.measurement.name=block_patch",
+                "--set", "hidden.measurement.patch=14",
+            ],
+            "patch",
+        ),
+        (["train", "--set", "hidden.inject_at=nowhere", "--set", "hidden.measurement.name=block_pixel",
+          "--set", "data.limit=128"], "nowhere"),
+        (["train", "--set", "mode=ignore", "--set", "measurement.name=extract_patch", "--set", "data.limit=128"],
+         "mode=ignore with measurement.name=extract_patch"),
+        (["train", "--set", "data.name=mnist", "--set", "data.root=/no/such/dir"], "/no/such/dir"),
+        (["train", "--set", "data.limit=16", "--set", "train.batch_size=64"], "fewer than one batch"),
+    ],
+)
+def test_cli_bad_input_exits_2_before_ray(tmp_path, args, message):
+    result = _cli(*args, "--output", str(tmp_path / "run"), cwd=tmp_path)
+    assert result.returncode == 2, result.stderr
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+    assert "Started a local Ray instance" not in result.stdout + result.stderr
+    assert not (tmp_path / "run").exists()  # nothing was started or written
