@@ -82,10 +82,10 @@ def _cli(*args, cwd):
     "args, message",
     [
         (["train", "--set", "trian.steps=5"], "unknown config key 'trian.steps'; did you mean 'train.steps'?"),
-        (["train", "--set", "measurement.p=1.5", "--set", "data.limit=128"], "measurement.p"),
+        (["train", "--set", "measurement.p=1.5", "--set", "data.limit=128"], "measurement.block_pixel: p=1.5"),
         (
             ["train", "--set", "measurement.name=block_patch", "--set", "measurement.patch=40", "--set", "data.limit=128"],
-            "patch",
+            "measurement.block_patch: patch=40 is larger than the 28x28 map",
         ),
         (
             [
@@ -95,10 +95,10 @@ def _cli(*args, cwd):
                 "--set", "hidden.measurement.name=block_patch",
                 "--set", "hidden.measurement.patch=14",
             ],
-            "patch",
+            "hidden.measurement.block_patch: patch=14 is larger than the 7x7 map",
         ),
         (["train", "--set", "hidden.inject_at=nowhere", "--set", "hidden.measurement.name=block_pixel",
-          "--set", "data.limit=128"], "nowhere"),
+          "--set", "data.limit=128"], "hidden.inject_at: "),
         (["train", "--set", "mode=ignore", "--set", "measurement.name=extract_patch", "--set", "data.limit=128"],
          "mode=ignore with measurement.name=extract_patch"),
         (["train", "--set", "data.name=mnist", "--set", "data.root=/no/such/dir"], "/no/such/dir"),

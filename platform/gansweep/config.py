@@ -174,6 +174,9 @@ def _apply(obj: Any, data: dict, prefix: str) -> None:
     for name, value in data.items():
         key = f"{prefix}{name}"
         if name not in hints:
+            while isinstance(value, dict) and len(value) == 1:  # name the whole dotted key: trian.steps
+                (sub, value), = value.items()
+                key = f"{key}.{sub}"
             raise _unknown_key(key)
         ftype = hints[name]
         if dataclasses.is_dataclass(ftype):

@@ -111,6 +111,8 @@ def to_ray_dataset(training_set: TrainingSet, num_blocks: int = 8):
     import ray.data
     from ray.data.extensions import ArrowTensorArray
 
+    # Progress bars of a stream that only splits in-memory blocks are noise in the training log.
+    ray.data.DataContext.get_current().enable_progress_bars = False
     n = len(training_set.images)
     bounds = np.linspace(0, n, min(num_blocks, n) + 1, dtype=int)
     tables = [

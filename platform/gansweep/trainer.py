@@ -21,34 +21,49 @@ def _shape_changing(spec: dict) -> bool:
     return spec["name"] in SHAPE_CHANGING or any(_shape_changing(s) for s in spec.get("steps", []))
 
 
+def _checked(check, section: str):
+    """Run a check of the measurement or model modules; their errors become ConfigErrors naming the config key."""
+    try:
+        return check()
+    except (MeasurementError, ModelError) as exc:
+        message = str(exc)
+        if section == "hidden.measurement" and message.startswith("measurement."):
+            message = "hidden." + message
+        elif section == "hidden.inject_at":
+            message = f"hidden.inject_at: {message}"
+        raise ConfigError(message) from None
+
+
 def check_config(cfg: Config) -> TrainingSet:
     """Everything that can be checked before Ray starts: the data, and the measurements against the
     shapes they will meet. Returns the training set; raises ConfigError with one clear message."""
     try:
         training_set = load_training_set(cfg)
-        clean_shape = training_set.clean_shape
-        image_spec = asdict(cfg.measurement)
-        if cfg.mode == "ambient" and cfg.measurement.name != "none":
-            build_measurement(image_spec).output_shape(clean_shape)
-        if cfg.mode == "ignore" and _shape_changing(image_spec):
-            raise ConfigError(
-                f"mode=ignore with measurement.name={cfg.measurement.name}: the lossy data are not images of "
-                f"shape {clean_shape}, so a plain generator cannot be trained on them; use mode=ambient"
-            )
-        if cfg.hidden.inject_at is not None:
-            hidden_spec = asdict(cfg.hidden.measurement)
-            if _shape_changing(hidden_spec):
-                raise ConfigError(
-                    f"hidden.measurement.name={cfg.hidden.measurement.name} changes the feature map's shape, but the "
-                    "generator's next block needs the shape it was built for; use block_pixel, block_patch, "
-                    "keep_patch or convolve_noise at a hidden layer"
-                )
-            generator = Generator(clean_shape, z_dim=cfg.model.z_dim, width=cfg.model.g_width)
-            at = cfg.hidden.inject_at
-            feature_shape = generator.feature_shape(int(at) if at.lstrip("-").isdigit() else at)
-            build_measurement(hidden_spec).validate(feature_shape)
-    except (MeasurementError, ModelError, DataSourceError) as exc:
+    except (MeasurementError, DataSourceError) as exc:
         raise ConfigError(str(exc)) from None
+    clean_shape = training_set.clean_shape
+    image_spec = asdict(cfg.measurement)
+    if cfg.mode == "ambient" and cfg.measurement.name != "none":
+        _checked(lambda: build_measurement(image_spec).output_shape(clean_shape), "measurement")
+    if cfg.mode == "ignore" and _shape_changing(image_spec):
+        raise ConfigError(
+            f"mode=ignore with measurement.name={cfg.measurement.name}: the lossy data are not images of "
+            f"shape {clean_shape}, so a plain generator cannot be trained on them; use mode=ambient"
+        )
+    if cfg.hidden.inject_at is not None:
+        hidden_spec = asdict(cfg.hidden.measurement)
+        if _shape_changing(hidden_spec):
+            raise ConfigError(
+                f"hidden.measurement.name={cfg.hidden.measurement.name} changes the feature map's shape, but the "
+                "generator's next block needs the shape it was built for; use block_pixel, block_patch, "
+                "keep_patch or convolve_noise at a hidden layer"
+            )
+        generator = Generator(clean_shape, z_dim=cfg.model.z_dim, width=cfg.model.g_width)
+        at = cfg.hidden.inject_at
+        feature_shape = _checked(
+            lambda: generator.feature_shape(int(at) if at.lstrip("-").isdigit() else at), "hidden.inject_at"
+        )
+        _checked(lambda: build_measurement(hidden_spec).validate(feature_shape), "hidden.measurement")
     per_worker = cfg.train.batch_size // cfg.train.workers
     if len(training_set.images) // cfg.train.workers < per_worker:
         raise ConfigError(
