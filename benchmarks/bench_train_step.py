@@ -35,8 +35,7 @@ def plain_loop(batch_size: int, p: float):
     def step(real):
         with torch.no_grad():
             fake = measure((G(torch.randn(batch_size, G.z_dim)) + 1) / 2)
-        logits = D(torch.cat([real, fake]))
-        loss_d = F.softplus(-logits[:batch_size]).mean() + F.softplus(logits[batch_size:]).mean()
+        loss_d = F.softplus(-D(real)).mean() + F.softplus(D(fake)).mean()
         opt_d.zero_grad(set_to_none=True)
         loss_d.backward()
         opt_d.step()

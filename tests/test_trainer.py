@@ -91,3 +91,33 @@ def test_rerun_resumes_from_last_checkpoint(tmp_path):
     # One curve, not two: the resumed run continues the step count without duplicates.
     steps = [e.step for e in _events(run).Scalars("loss/g")]
     assert steps == [2, 4, 6, 8]
+
+
+def test_killed_run_resumes_from_its_last_checkpoint(tmp_path):
+    """A run killed mid-way (the whole process group, Ray included) continues from its checkpoint."""
+    import signal
+    import time
+
+    run = tmp_path / "run"
+    common = ["data.limit=200", "train.batch_size=16", "train.log_every=5", "train.checkpoint_every=25",
+              "model.g_width=16", "model.d_width=16"]
+    args = [sys.executable, "-m", "gansweep.cli", "train", "--output", str(run)]
+    for item in [*common, "train.steps=100000"]:
+        args += ["--set", item]
+    env = {**os.environ, "GANSWEEP_CACHE": str(tmp_path / "cache")}
+    process = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                               start_new_session=True)
+    try:
+        deadline = time.time() + 300
+        while not list((run / "checkpoints").glob("checkpoint_*/state.pt")) and time.time() < deadline:
+            assert process.poll() is None, "the run ended before its first checkpoint"
+            time.sleep(0.2)
+    finally:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+    assert not (run / "result.json").exists()
+
+    resumed = _train(run, *common, "train.steps=50", cache=tmp_path / "cache")
+    assert "resuming at step 25/50" in resumed.stdout + resumed.stderr
+    result = json.loads((run / "result.json").read_text())
+    assert result["step"] == 50 and result["metrics"]["resumed_from_step"] == 25

@@ -92,9 +92,10 @@ class AmbientGAN:
             with torch.no_grad():
                 fake, _ = self.fake(len(real))
             with self.autocast:
-                # One forward over reals and fakes together: DDP allows one forward per backward.
-                logits = self.D(torch.cat([real, fake])).float()
-            real_logits, fake_logits = logits[: len(real)], logits[len(real) :]
+                # Separate passes, as in DCGAN: D's BatchNorm must see pure real and pure fake batches,
+                # as it does in the generator step (a mixed batch would normalise fakes differently there).
+                real_logits = self.D(real).float()
+                fake_logits = self.D(fake).float()
             loss_d = nonsaturating_d_loss(real_logits, fake_logits)
             self.opt_d.zero_grad(set_to_none=True)
             loss_d.backward()

@@ -1,9 +1,11 @@
 """Lossy measurements f_theta of AmbientGAN, for images and generator feature maps alike.
 
-Each measurement has the shape of the original AmbientGAN code: ``sample_theta`` draws the random
-parameters (per sample, batched, on the tensor's device, from a seeded torch.Generator only) and
-``measure`` applies them, differentiably in x. Parameters are checked against the tensor that
-arrives, with a message naming the parameter and its allowed range. Plain torch: no Ray.
+Each measurement follows the original AmbientGAN code: ``sample_theta`` draws the random parameters
+theta (per sample, batched, on the tensor's device, from the given torch.Generator only) and
+``measure`` applies them, differentiably in x and without a Python loop over samples. Values that
+need no tensor are checked in the constructor, the rest in ``validate`` against the shape that
+arrives; both raise MeasurementError naming the parameter and its allowed range. Plain torch: no Ray.
+Measurements are not nn.Modules and hold no parameters, so no optimiser can ever train them.
 """
 
 from __future__ import annotations
@@ -20,26 +22,36 @@ class MeasurementError(ValueError):
 
 
 class Measurement:
+    """Base class: f_theta(x) = measure(x, sample_theta(x, generator))."""
+
     name = ""
     changes_shape = False  # True when the output is not the input's shape (D must adapt)
 
     def validate(self, shape: tuple[int, ...]) -> None:
-        """Check against a per-sample shape; spatial measurements need (C, H, W)."""
+        """Check against a per-sample shape; the spatial measurements need (C, H, W)."""
         if len(shape) != 3:
-            raise MeasurementError(f"measurement.{self.name} needs (N, C, H, W) tensors, got per-sample shape {tuple(shape)}")
+            raise MeasurementError(
+                f"measurement.{self.name}: needs (N, C, H, W) tensors, got per-sample shape {tuple(shape)}"
+            )
 
     def output_shape(self, shape: tuple[int, ...]) -> tuple[int, ...]:
+        """Per-sample output shape for a per-sample input shape; validates."""
         self.validate(tuple(shape))
         return tuple(shape)
 
-    def sample_theta(self, x: torch.Tensor, generator: torch.Generator) -> dict:
+    def sample_theta(self, x: torch.Tensor, generator: torch.Generator) -> dict[str, torch.Tensor]:
+        """Draw theta for every sample of x, from `generator` only."""
+        self.validate(tuple(x.shape[1:]))
+        return self._draw(x, generator)
+
+    def _draw(self, x: torch.Tensor, generator: torch.Generator) -> dict[str, torch.Tensor]:
         raise NotImplementedError
 
     def measure(self, x: torch.Tensor, theta: dict) -> torch.Tensor:
         raise NotImplementedError
 
     def unmeasure(self, y: torch.Tensor, theta: dict) -> torch.Tensor:
-        """Restoration of the lossy data (the `unmeasure` baseline); added with the evaluation issue."""
+        """Restoration of lossy data (the `unmeasure` baseline); added by a later issue."""
         raise NotImplementedError(f"measurement.{self.name} has no restoration yet")
 
     def __call__(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
@@ -47,9 +59,11 @@ class Measurement:
 
 
 def _check_range(name: str, param: str, value: float, low: float, high: float | None = None) -> None:
-    if value < low or (high is not None and value > high):
+    # Written as "not inside" so that NaN is rejected too.
+    inside = low <= value <= high if high is not None else low <= value
+    if not inside:
         allowed = f"[{low:g}, {high:g}]" if high is not None else f">= {low:g}"
-        raise MeasurementError(f"measurement.{name}: {param}={value} is outside the allowed range {allowed}")
+        raise MeasurementError(f"measurement.{name}: {param}={value} is outside {allowed}")
 
 
 class BlockPixel(Measurement):
@@ -60,17 +74,17 @@ class BlockPixel(Measurement):
     def __init__(self, p: float = 0.5, unit: str = "element"):
         _check_range(self.name, "p", p, 0.0, 1.0)
         if unit not in ("element", "channel"):
-            raise MeasurementError(f"measurement.{self.name}: unit='{unit}' must be 'element' or 'channel'")
-        self.p, self.unit = p, unit
+            raise MeasurementError(f"measurement.{self.name}: unit='{unit}' is outside {{'element', 'channel'}}")
+        self.p, self.unit = float(p), unit
 
     def validate(self, shape):
+        # Element-wise dropping fits any shape; a channel needs (C, H, W).
         if self.unit == "channel":
             super().validate(shape)
 
-    def sample_theta(self, x, generator):
-        self.validate(tuple(x.shape[1:]))
-        shape = x.shape if self.unit == "element" else (*x.shape[:2], *([1] * (x.dim() - 2)))
-        # p is the probability of DROPPING an element.
+    def _draw(self, x, generator):
+        shape = x.shape if self.unit == "element" else (*x.shape[:2], 1, 1)
+        # p is the probability of DROPPING: keep where u >= p, so p=0 keeps all and p=1 drops all.
         keep = torch.rand(shape, device=x.device, generator=generator) >= self.p
         return {"mask": keep.to(x.dtype)}
 
@@ -78,25 +92,19 @@ class BlockPixel(Measurement):
         return x * theta["mask"]
 
 
-def _patch_corners(x: torch.Tensor, k: int, generator: torch.Generator) -> torch.Tensor:
-    """Top-left corners (N, 2) of one k x k patch per sample, uniform over the valid positions."""
-    n, _, h, w = x.shape
-    rows = torch.randint(0, h - k + 1, (n,), device=x.device, generator=generator)
-    cols = torch.randint(0, w - k + 1, (n,), device=x.device, generator=generator)
-    return torch.stack([rows, cols], dim=1)
-
-
 def _patch_mask(x: torch.Tensor, corners: torch.Tensor, k: int) -> torch.Tensor:
-    """(N, 1, H, W) with ones inside each sample's patch."""
+    """(N, 1, H, W): ones inside each sample's k x k patch, built by broadcasting, no loop."""
     h, w = x.shape[-2:]
     r = torch.arange(h, device=x.device)
     c = torch.arange(w, device=x.device)
-    in_rows = (r[None] >= corners[:, :1]) & (r[None] < corners[:, :1] + k)
-    in_cols = (c[None] >= corners[:, 1:]) & (c[None] < corners[:, 1:] + k)
+    in_rows = (r >= corners[:, :1]) & (r < corners[:, :1] + k)  # (N, H)
+    in_cols = (c >= corners[:, 1:]) & (c < corners[:, 1:] + k)  # (N, W)
     return (in_rows[:, :, None] & in_cols[:, None, :])[:, None].to(x.dtype)
 
 
 class _Patch(Measurement):
+    """Shared by the patch measurements: one random k x k patch per sample, same place in every channel."""
+
     def __init__(self, patch: int = 14):
         _check_range(self.name, "patch", patch, 1)
         self.patch = int(patch)
@@ -106,17 +114,19 @@ class _Patch(Measurement):
         _, h, w = shape
         if self.patch > h or self.patch > w:
             raise MeasurementError(
-                f"measurement.{self.name}: patch={self.patch} is larger than the {h}x{w} map it meets; "
-                f"allowed 1..{min(h, w)}"
+                f"measurement.{self.name}: patch={self.patch} is larger than the {h}x{w} map; allowed [1, {min(h, w)}]"
             )
 
-    def sample_theta(self, x, generator):
-        self.validate(tuple(x.shape[1:]))
-        return {"corners": _patch_corners(x, self.patch, generator)}
+    def _draw(self, x, generator):
+        """theta["corners"]: (N, 2) int64 top-left (row, col), uniform over the valid positions."""
+        n, _, h, w = x.shape
+        rows = torch.randint(0, h - self.patch + 1, (n,), device=x.device, generator=generator)
+        cols = torch.randint(0, w - self.patch + 1, (n,), device=x.device, generator=generator)
+        return {"corners": torch.stack([rows, cols], dim=1)}
 
 
 class BlockPatch(_Patch):
-    """One random k x k patch per sample zeroed (the same place in every channel)."""
+    """One random k x k patch per sample zeroed."""
 
     name = "block_patch"
 
@@ -144,20 +154,19 @@ class ExtractPatch(_Patch):
         return (shape[0], self.patch, self.patch)
 
     def measure(self, x, theta):
-        n, c = x.shape[:2]
         offsets = torch.arange(self.patch, device=x.device)
-        rows = (theta["corners"][:, 0:1] + offsets)[:, None, :, None].expand(n, c, self.patch, self.patch)
-        cols = (theta["corners"][:, 1:2] + offsets)[:, None, None, :].expand(n, c, self.patch, self.patch)
-        # Gather rows, then columns: vectorised over samples, no Python loop.
-        picked_rows = torch.gather(x, 2, rows[..., :1].expand(n, c, self.patch, x.shape[3]))
-        return torch.gather(picked_rows, 3, cols)
+        rows = (theta["corners"][:, 0:1] + offsets)[:, :, None]  # (N, k, 1)
+        cols = (theta["corners"][:, 1:2] + offsets)[:, None, :]  # (N, 1, k)
+        samples = torch.arange(len(x), device=x.device)[:, None, None]
+        # Advanced indexing on channels-last picks every sample's own patch at once: (N, k, k, C).
+        return x.permute(0, 2, 3, 1)[samples, rows, cols].permute(0, 3, 1, 2)
 
 
 class GaussianProjection(Measurement):
-    """m random Gaussian projections of the flattened input, a new matrix per sample.
+    """m random Gaussian projections of the flattened input, a new matrix A per sample.
 
-    Entries are N(0, 1/D) for an input of D elements, so a projection has the scale of the input's
-    root-mean-square value.
+    Entries of A are N(0, 1/D) for an input of D elements, so each projection has mean square
+    ||x||² / D, the input's mean square: the output keeps the input's magnitude for any D.
     """
 
     name = "gaussian_projection"
@@ -168,17 +177,19 @@ class GaussianProjection(Measurement):
         self.projections = int(projections)
 
     def validate(self, shape):
+        # Any per-sample shape works (it is flattened), as long as there is one.
         if len(shape) < 1:
-            raise MeasurementError(f"measurement.{self.name} needs batched input, got per-sample shape {tuple(shape)}")
+            raise MeasurementError(
+                f"measurement.{self.name}: needs batched input (N, ...), got per-sample shape {tuple(shape)}"
+            )
 
     def output_shape(self, shape):
         self.validate(tuple(shape))
         return (self.projections,)
 
-    def sample_theta(self, x, generator):
-        self.validate(tuple(x.shape[1:]))
-        d = x[0].numel()
-        a = torch.randn(len(x), self.projections, d, device=x.device, generator=generator, dtype=x.dtype)
+    def _draw(self, x, generator):
+        d = math.prod(x.shape[1:])
+        a = torch.randn(len(x), self.projections, d, device=x.device, dtype=x.dtype, generator=generator)
         return {"matrix": a / math.sqrt(d)}
 
     def measure(self, x, theta):
@@ -186,7 +197,10 @@ class GaussianProjection(Measurement):
 
 
 class ConvolveNoise(Measurement):
-    """Gaussian blur of sigma blur_radius (a fixed kernel, never trainable), then N(0, noise_std²) noise."""
+    """Gaussian blur of sigma blur_radius, then additive N(0, noise_std²) noise per element.
+
+    The kernel (size 2*ceil(2r)+1) is a plain tensor, never a parameter: no optimiser can reach it.
+    """
 
     name = "convolve_noise"
 
@@ -195,24 +209,30 @@ class ConvolveNoise(Measurement):
         _check_range(self.name, "noise_std", noise_std, 0.0)
         self.blur_radius, self.noise_std = float(blur_radius), float(noise_std)
         self.half = math.ceil(2 * self.blur_radius)
+        self.kernel_1d = None  # blur_radius 0: no blur
         if self.blur_radius > 0:
-            t = torch.arange(-self.half, self.half + 1, dtype=torch.float32)
+            t = torch.arange(-self.half, self.half + 1, dtype=torch.float64)
             g = torch.exp(-(t**2) / (2 * self.blur_radius**2))
-            self.kernel_1d = g / g.sum()  # a plain tensor: no optimiser can reach it
-        else:
-            self.kernel_1d = None
+            self.kernel_1d = (g / g.sum()).float()
+        self._kernels: dict[tuple, torch.Tensor] = {}  # per (device, dtype): no host copy every step
 
-    def sample_theta(self, x, generator):
-        self.validate(tuple(x.shape[1:]))
-        return {"noise": torch.randn(x.shape, device=x.device, generator=generator, dtype=x.dtype) * self.noise_std}
+    def _kernel(self, x: torch.Tensor) -> torch.Tensor:
+        key = (x.device, x.dtype)
+        if key not in self._kernels:
+            self._kernels[key] = self.kernel_1d.to(device=x.device, dtype=x.dtype)
+        return self._kernels[key]
+
+    def _draw(self, x, generator):
+        noise = torch.randn(x.shape, device=x.device, dtype=x.dtype, generator=generator)
+        return {"noise": noise * self.noise_std}
 
     def blur(self, x: torch.Tensor) -> torch.Tensor:
         if self.kernel_1d is None:
             return x
-        c = x.shape[1]
-        k = self.kernel_1d.to(device=x.device, dtype=x.dtype)
-        # Separable depthwise blur; replicate padding keeps the shape for any map size.
-        x = F.pad(x, (self.half, self.half, self.half, self.half), mode="replicate")
+        c, k = x.shape[1], self._kernel(x)
+        # Separable depthwise blur. Replicate padding keeps the shape for any map size (reflect
+        # fails once the kernel outgrows a 7x7 feature map) and keeps a constant image constant.
+        x = F.pad(x, (self.half,) * 4, mode="replicate")
         x = F.conv2d(x, k.view(1, 1, 1, -1).expand(c, 1, 1, -1), groups=c)
         return F.conv2d(x, k.view(1, 1, -1, 1).expand(c, 1, -1, 1), groups=c)
 
@@ -221,15 +241,15 @@ class ConvolveNoise(Measurement):
 
 
 class Cascade(Measurement):
-    """Several measurements applied in order, e.g. Block-Pixel then Block-Patch."""
+    """Several measurements applied in order, e.g. Block-Pixel then Block-Patch; output shapes chain."""
 
     name = "cascade"
 
     def __init__(self, steps: list[Measurement]):
         if not steps:
-            raise MeasurementError("measurement.cascade: steps must list at least one measurement")
-        self.steps = steps
-        self.changes_shape = any(step.changes_shape for step in steps)
+            raise MeasurementError("measurement.cascade: steps is empty; it needs at least one measurement")
+        self.steps = list(steps)
+        self.changes_shape = any(step.changes_shape for step in self.steps)
 
     def validate(self, shape):
         self.output_shape(shape)
@@ -240,7 +260,7 @@ class Cascade(Measurement):
         return tuple(shape)
 
     def sample_theta(self, x, generator):
-        # Each step's theta is drawn on that step's input, so the earlier steps are applied on the way.
+        """{"steps": [theta of each step]}; each step's theta is drawn on that step's input."""
         thetas = []
         for step in self.steps:
             theta = step.sample_theta(x, generator)
@@ -254,18 +274,20 @@ class Cascade(Measurement):
         return x
 
     def __call__(self, x, generator):
-        for step in self.steps:  # one pass: draw and apply step by step
+        # One pass (sample_theta already applies each step); same draws, same output.
+        for step in self.steps:
             x = step(x, generator)
         return x
 
 
 def _cascade(spec: Mapping) -> Cascade:
-    steps = [build_measurement(step) for step in spec.get("steps", [])]
+    steps = [build_measurement(step) for step in spec.get("steps") or []]
     if any(step is None for step in steps):
-        raise MeasurementError("measurement.cascade: steps must not include name 'none'")
+        raise MeasurementError("measurement.cascade: steps must not contain name='none'")
     return Cascade(steps)
 
 
+# Defaults are MeasurementConfig's, for nested cascade steps that give only some keys.
 REGISTRY = {
     "block_pixel": lambda s: BlockPixel(p=s.get("p", 0.5), unit=s.get("unit", "element")),
     "block_patch": lambda s: BlockPatch(patch=s.get("patch", 14)),
@@ -278,7 +300,7 @@ REGISTRY = {
 
 
 def build_measurement(spec: Mapping | None) -> Measurement | None:
-    """A measurement from a spec dict ({"name": "block_pixel", "p": 0.5, ...}); None for "none"."""
+    """A measurement from a spec dict ({"name": "block_pixel", "p": 0.5, ...}); None for "none" or None."""
     if spec is None or spec.get("name", "none") == "none":
         return None
     name = spec["name"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import tempfile
 import time
@@ -18,6 +19,7 @@ from gansweep.gan import AmbientGAN
 from gansweep.summaries import RunSummaries
 
 STATE_FILE = "state.pt"
+STEP_FILE = "step.json"  # written after STATE_FILE: its presence marks a complete checkpoint
 SAMPLE_GRID = 64
 
 
@@ -47,11 +49,31 @@ def _gather_rng_states(gan: AmbientGAN) -> list:
 
 def _save_checkpoint(gan: AmbientGAN, step: int, rng_states: list, directory: str) -> None:
     torch.save({**gan.state_dict(), "step": step, "rng": rng_states}, Path(directory) / STATE_FILE)
+    (Path(directory) / STEP_FILE).write_text(json.dumps({"step": step}))
 
 
-def _restore(gan: AmbientGAN, rank: int, device: torch.device) -> int:
-    """Load Ray Train's latest checkpoint of this run, if any; returns the step it holds (0 if none)."""
+def latest_checkpoint(checkpoints_dir: Path) -> Path | None:
+    """The complete checkpoint with the highest step in a run's checkpoints/ folder, if any.
+
+    Ray Train restores from its own snapshot of reported checkpoints; this finds a checkpoint that
+    was written but not yet recorded there when the run was killed.
+    """
+    best, best_step = None, -1
+    for directory in Path(checkpoints_dir).glob("checkpoint_*"):
+        try:
+            step = json.loads((directory / STEP_FILE).read_text())["step"]
+        except (OSError, ValueError, KeyError):
+            continue
+        if (directory / STATE_FILE).is_file() and step > best_step:
+            best, best_step = directory, step
+    return best
+
+
+def _restore(gan: AmbientGAN, rank: int, device: torch.device, fallback: str | None) -> int:
+    """Load Ray Train's latest checkpoint of this run, else the fallback; returns its step (0 if none)."""
     checkpoint = ray.train.get_checkpoint()
+    if checkpoint is None and fallback is not None:
+        checkpoint = ray.train.Checkpoint.from_directory(fallback)
     if checkpoint is None:
         return 0
     with checkpoint.as_directory() as directory:
@@ -72,7 +94,7 @@ def train_loop_per_worker(loop_config: dict) -> None:
     rank, world = context.get_world_rank(), context.get_world_size()
     device = ray.train.torch.get_device()
     gan = AmbientGAN(cfg, clean_shape, device, wrap=ray.train.torch.prepare_model, rank=rank)
-    start_step = _restore(gan, rank, device)
+    start_step = _restore(gan, rank, device, loop_config.get("fallback_checkpoint"))
 
     summaries = RunSummaries(output / "tensorboard", start_step) if rank == 0 else None
     fixed_z = torch.randn(SAMPLE_GRID, gan.z_dim, generator=torch.Generator().manual_seed(t.seed))
@@ -81,6 +103,9 @@ def train_loop_per_worker(loop_config: dict) -> None:
     )
     if rank == 0:
         print(f"[gansweep] {'resuming at' if start_step else 'starting'} step {start_step}/{t.steps}", flush=True)
+    if start_step >= t.steps:  # a finished run rerun as it was: nothing to train, say where it stands
+        ray.train.report({"step": start_step, "resumed_from_step": start_step})
+        return
 
     window_start, window_data, window_steps = time.perf_counter(), 0.0, 0
     first_step_unix = None

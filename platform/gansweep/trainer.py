@@ -109,7 +109,7 @@ def run_training(cfg: Config, output: str | Path, training_set: TrainingSet | No
     from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
 
-    from gansweep.train_loop import train_loop_per_worker
+    from gansweep.train_loop import latest_checkpoint, train_loop_per_worker
 
     output = Path(output).expanduser().resolve()
     training_set = training_set or check_config(cfg)
@@ -124,6 +124,9 @@ def run_training(cfg: Config, output: str | Path, training_set: TrainingSet | No
                 "config": cfg.to_dict(),
                 "output": str(output),
                 "clean_shape": list(training_set.clean_shape),
+                # Used only when Ray Train's own run snapshot names no checkpoint: a run killed between
+                # a checkpoint's upload and its registration resumes from it all the same.
+                "fallback_checkpoint": str(latest) if (latest := latest_checkpoint(output / "checkpoints")) else None,
             },
             scaling_config=ScalingConfig(
                 num_workers=cfg.train.workers, use_gpu=cfg.train.use_gpu, resources_per_worker={"CPU": cpus}
