@@ -95,17 +95,17 @@ def train_loop_per_worker(loop_config: dict) -> None:
     device = ray.train.torch.get_device()
     gan = AmbientGAN(cfg, clean_shape, device, wrap=ray.train.torch.prepare_model, rank=rank)
     start_step = _restore(gan, rank, device, loop_config.get("fallback_checkpoint"))
+    if rank == 0:
+        print(f"[gansweep] {'resuming at' if start_step else 'starting'} step {start_step}/{t.steps}", flush=True)
+    if start_step >= t.steps:  # a finished run rerun as it was: nothing to train, say where it stands
+        ray.train.report({"step": start_step, "resumed_from_step": start_step})
+        return
 
     summaries = RunSummaries(output / "tensorboard", start_step) if rank == 0 else None
     fixed_z = torch.randn(SAMPLE_GRID, gan.z_dim, generator=torch.Generator().manual_seed(t.seed))
     batches = _endless_batches(
         ray.train.get_dataset_shard("train"), t.batch_size // world, device, t.seed * 7919 + start_step
     )
-    if rank == 0:
-        print(f"[gansweep] {'resuming at' if start_step else 'starting'} step {start_step}/{t.steps}", flush=True)
-    if start_step >= t.steps:  # a finished run rerun as it was: nothing to train, say where it stands
-        ray.train.report({"step": start_step, "resumed_from_step": start_step})
-        return
 
     window_start, window_data, window_steps = time.perf_counter(), 0.0, 0
     first_step_unix = None
