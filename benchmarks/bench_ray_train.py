@@ -1,6 +1,7 @@
 """Ray Train's costs on this machine: the fixed start-up cost of a TorchTrainer run (seconds from fit()
-to the end of the first step), the data-wait fraction while training, and the platform's train loop
-(through Ray Train, one worker) against a plain PyTorch loop with the same model and batch.
+to the end of the first step), the data-wait fraction while training, and (one worker) the platform's
+train loop through Ray Train against a plain PyTorch loop with the same model and batch, run right after
+it in this process (sequential, so noisier than bench_train_step.py's interleaved rounds).
 
     PYTHONPATH=platform python benchmarks/bench_ray_train.py [--steps 300] [--batch-size 64]
 """
@@ -39,13 +40,6 @@ def main() -> None:
         total = time.time() - start
     metrics = summary["metrics"]
 
-    # The plain loop with the threads a Ray Train worker of this size gets (OMP_NUM_THREADS = its CPUs).
-    torch.set_num_threads(max(1, int(summary["resources"]["cpus_per_worker"])))
-    real = torch.rand(args.batch_size // args.workers, 1, 28, 28)
-    step = plain_loop(args.batch_size // args.workers, 0.5)
-    images_per_s(step, real, 3)
-    plain_rate = images_per_s(step, real, 50) * args.workers
-
     report = {
         "workers": args.workers,
         "steps": args.steps,
@@ -53,10 +47,17 @@ def main() -> None:
         "time_to_first_step_s": round(summary["time_to_first_step_s"], 1),
         "data_wait_frac_last_window": round(metrics["data_wait_frac"], 4),
         "platform_images_per_s_last_window": round(metrics["images_per_s"], 1),
-        "plain_images_per_s": round(plain_rate, 1),
-        "ratio_platform_over_plain": round(metrics["images_per_s"] / plain_rate, 3),
         "process_wall_s": round(total, 1),
     }
+    if args.workers == 1:
+        # The plain loop with the threads the Ray Train worker had (OMP_NUM_THREADS = its CPUs).
+        torch.set_num_threads(max(1, int(summary["resources"]["cpus_per_worker"])))
+        real = torch.rand(args.batch_size, 1, 28, 28)
+        step = plain_loop(args.batch_size, 0.5)
+        images_per_s(step, real, 3)
+        plain_rate = images_per_s(step, real, 50)
+        report["plain_images_per_s"] = round(plain_rate, 1)
+        report["ratio_platform_over_plain"] = round(metrics["images_per_s"] / plain_rate, 3)
     print(json.dumps(report, indent=2))
 
 
