@@ -167,6 +167,10 @@ class GaussianProjection(Measurement):
 
     Entries of A are N(0, 1/D) for an input of D elements, so each projection has mean square
     ||x||² / D, the input's mean square: the output keeps the input's magnitude for any D.
+
+    Caution: D is shown Ax only. With a fresh A per sample, Ax given x is N(0, ||x||²/D I_m), so the
+    measurement tells D nothing but each sample's norm: not identifiable, the "messy" case of the
+    hidden-space paper. AmbientGAN proper includes A in the measurement; that is not built yet.
     """
 
     name = "gaussian_projection"
