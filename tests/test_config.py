@@ -3,6 +3,7 @@
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -112,3 +113,15 @@ def test_cli_bad_input_exits_2_before_ray(tmp_path, args, message):
     assert "Traceback" not in result.stderr
     assert "Started a local Ray instance" not in result.stdout + result.stderr
     assert not (tmp_path / "run").exists()  # nothing was started or written
+
+
+def test_cli_data_prepare(tmp_path, monkeypatch):
+    monkeypatch.setenv("GANSWEEP_CACHE", str(tmp_path))
+    unknown = _cli("data", "prepare", "cifar", cwd=tmp_path)
+    assert unknown.returncode == 2 and "unknown data source 'cifar'" in unknown.stderr
+    missing = _cli("data", "prepare", "mnist", "--root", str(tmp_path / "nowhere"), cwd=tmp_path)
+    assert missing.returncode == 2 and "nowhere does not exist" in missing.stderr
+    if Path("/usr/share/datasets/fashion-mnist").is_dir():
+        ready = _cli("data", "prepare", "fashion_mnist", cwd=tmp_path)
+        assert ready.returncode == 0, ready.stderr
+        assert (tmp_path / "torchvision" / "FashionMNIST" / "raw" / "train-images-idx3-ubyte").is_file()
