@@ -125,3 +125,15 @@ def test_cli_data_prepare(tmp_path, monkeypatch):
         ready = _cli("data", "prepare", "fashion_mnist", cwd=tmp_path)
         assert ready.returncode == 0, ready.stderr
         assert (tmp_path / "torchvision" / "FashionMNIST" / "raw" / "train-images-idx3-ubyte").is_file()
+
+
+def test_cli_unsupported_image_size_names_the_fix(tmp_path):
+    from PIL import Image
+
+    (tmp_path / "images").mkdir()
+    for i in range(4):
+        Image.new("RGB", (40, 40), (i, i, i)).save(tmp_path / "images" / f"{i}.png")
+    result = _cli("train", "--set", "data.name=image_folder", "--set", f"data.root={tmp_path / 'images'}",
+                  "--set", "train.batch_size=2", cwd=tmp_path)
+    assert result.returncode == 2
+    assert "got (3, 40, 40)" in result.stderr and "data.image_size" in result.stderr

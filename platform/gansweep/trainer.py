@@ -31,6 +31,8 @@ def _checked(check, section: str):
             message = "hidden." + message
         elif section == "hidden.inject_at":
             message = f"hidden.inject_at: {message}"
+        elif section == "data":
+            message = f"data: {message}; resize the images with data.image_size (28, 32 or 64)"
         raise ConfigError(message) from None
 
 
@@ -42,6 +44,7 @@ def check_config(cfg: Config) -> TrainingSet:
     except (MeasurementError, DataSourceError) as exc:
         raise ConfigError(str(exc)) from None
     clean_shape = training_set.clean_shape
+    generator = _checked(lambda: Generator(clean_shape, z_dim=cfg.model.z_dim, width=cfg.model.g_width), "data")
     image_spec = asdict(cfg.measurement)
     if cfg.mode == "ambient" and cfg.measurement.name != "none":
         _checked(lambda: build_measurement(image_spec).output_shape(clean_shape), "measurement")
@@ -58,7 +61,6 @@ def check_config(cfg: Config) -> TrainingSet:
                 "generator's next block needs the shape it was built for; use block_pixel, block_patch, "
                 "keep_patch or convolve_noise at a hidden layer"
             )
-        generator = Generator(clean_shape, z_dim=cfg.model.z_dim, width=cfg.model.g_width)
         at = cfg.hidden.inject_at
         feature_shape = _checked(
             lambda: generator.feature_shape(int(at) if at.lstrip("-").isdigit() else at), "hidden.inject_at"
