@@ -61,6 +61,12 @@ class HiddenConfig:
     inject_at: str | None = None  # a generator block name, or its index ("1", "-1")
     measurement: MeasurementConfig = field(default_factory=MeasurementConfig)
 
+    @property
+    def inject_point(self) -> str | int | None:
+        """inject_at as the generator takes it: an index when it is a number, else a block name."""
+        at = self.inject_at
+        return int(at) if at is not None and at.lstrip("-").isdigit() else at
+
 
 @dataclass
 class ModelConfig:

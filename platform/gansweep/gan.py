@@ -40,9 +40,7 @@ class AmbientGAN:
         ambient = cfg.mode == "ambient"
         self.measurement = build_measurement(asdict(cfg.measurement)) if ambient else None
         self.hidden_measurement = build_measurement(asdict(cfg.hidden.measurement)) if ambient else None
-        self.inject_at = cfg.hidden.inject_at
-        if self.inject_at is not None and self.inject_at.lstrip("-").isdigit():
-            self.inject_at = int(self.inject_at)
+        self.inject_at = cfg.hidden.inject_point
 
         # Same initial weights on every rank (DDP also broadcasts rank 0's).
         torch.manual_seed(cfg.train.seed)

@@ -56,18 +56,24 @@ def _find_idx(root: Path, stem: str, name: str) -> Path:
 def read_idx(path: Path, expected_magic: int, limit: int | None = None) -> np.ndarray:
     """An IDX array (big-endian header: magic, then one uint32 per dimension), first `limit` items only."""
     opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rb") as f:
-        header = f.read(8)
-        if len(header) < 8:
-            raise DataSourceError(f"{path}: truncated IDX header")
-        magic, count = np.frombuffer(header, dtype=">u4")
-        if magic != expected_magic:
-            raise DataSourceError(f"{path}: IDX magic number {magic}, expected {expected_magic}")
-        ndim = int(magic) & 0xFF
-        dims = [int(count)] + [int(d) for d in np.frombuffer(f.read(4 * (ndim - 1)), dtype=">u4")]
-        n = min(dims[0], limit) if limit else dims[0]
-        item = int(np.prod(dims[1:], dtype=np.int64)) if ndim > 1 else 1
-        data = f.read(n * item)
+    try:
+        with opener(path, "rb") as f:
+            header = f.read(8)
+            if len(header) < 8:
+                raise DataSourceError(f"{path}: truncated IDX header")
+            magic, count = np.frombuffer(header, dtype=">u4")
+            if magic != expected_magic:
+                raise DataSourceError(f"{path}: IDX magic number {magic}, expected {expected_magic}")
+            ndim = int(magic) & 0xFF
+            dim_bytes = f.read(4 * (ndim - 1))
+            if len(dim_bytes) < 4 * (ndim - 1):
+                raise DataSourceError(f"{path}: truncated IDX header")
+            dims = [int(count)] + [int(d) for d in np.frombuffer(dim_bytes, dtype=">u4")]
+            n = min(dims[0], limit) if limit else dims[0]
+            item = int(np.prod(dims[1:], dtype=np.int64)) if ndim > 1 else 1
+            data = f.read(n * item)
+    except (EOFError, OSError) as error:  # a cut-off or corrupt .gz (gzip.BadGzipFile is an OSError)
+        raise DataSourceError(f"{path}: unreadable IDX file ({error})") from error
     if len(data) < n * item:
         raise DataSourceError(f"{path}: truncated IDX data ({len(data)} of {n * item} bytes)")
     return np.frombuffer(data, dtype=np.uint8).reshape([n] + dims[1:])
@@ -117,7 +123,14 @@ def _load_image_folder(root: Path, split: str, limit: int | None, image_size: in
         raise DataSourceError(f"image_folder: no images ({', '.join(sorted(IMAGE_SUFFIXES))}) under {root}")
     classes = sorted({p.relative_to(root).parts[0] for p in files if len(p.relative_to(root).parts) > 1})
     files = files[:limit] if limit else files
-    opened = [Image.open(p) for p in files]
+    opened = []
+    for p in files:
+        try:
+            image = Image.open(p)
+            image.load()  # reads the pixels and closes the file: not one open file per image
+        except OSError as error:  # PIL.UnidentifiedImageError, a cut-off file
+            raise DataSourceError(f"image_folder: cannot read {p} ({error})") from error
+        opened.append(image)
     grayscale = all(image.mode in ("L", "1", "I;16") for image in opened)
     images = _stack([_to_array(image, image_size, grayscale) for image in opened], f"image_folder {root}")
     if classes:

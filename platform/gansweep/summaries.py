@@ -61,5 +61,8 @@ class RunSummaries:
             if grid is not None:
                 self.writer.add_image(tag, grid, step)
 
+    def flush(self) -> None:
+        self.writer.flush()
+
     def close(self) -> None:
         self.writer.close()

@@ -153,7 +153,7 @@ def train_loop_per_worker(loop_config: dict) -> None:
                 checkpoint = None
                 if rank == 0:
                     _save_checkpoint(gan, step, rng_states, directory)
-                    summaries.writer.flush()
+                    summaries.flush()  # the checkpoint's step is on disk in TensorBoard too
                     checkpoint = ray.train.Checkpoint.from_directory(directory)
                 ray.train.report(metrics, checkpoint=checkpoint)
         else:

@@ -61,10 +61,7 @@ def check_config(cfg: Config) -> TrainingSet:
                 "generator's next block needs the shape it was built for; use block_pixel, block_patch, "
                 "keep_patch or convolve_noise at a hidden layer"
             )
-        at = cfg.hidden.inject_at
-        feature_shape = _checked(
-            lambda: generator.feature_shape(int(at) if at.lstrip("-").isdigit() else at), "hidden.inject_at"
-        )
+        feature_shape = _checked(lambda: generator.feature_shape(cfg.hidden.inject_point), "hidden.inject_at")
         _checked(lambda: build_measurement(hidden_spec).validate(feature_shape), "hidden.measurement")
     per_worker = cfg.train.batch_size // cfg.train.workers
     if len(training_set.images) // cfg.train.workers < per_worker:
