@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -21,6 +22,13 @@ from gansweep.summaries import RunSummaries
 STATE_FILE = "state.pt"
 STEP_FILE = "step.json"  # written after STATE_FILE: its presence marks a complete checkpoint
 SAMPLE_GRID = 64
+
+
+def _progress(line: str) -> None:
+    """One progress line. Written to stdout directly: Ray Train V2 patches print() to both print and
+    log, which shows every line twice in the driver's console."""
+    sys.stdout.write(f"[gansweep] {line}\n")
+    sys.stdout.flush()
 
 
 def _endless_batches(shard, batch_size: int, device: torch.device, seed: int) -> Iterator[torch.Tensor]:
@@ -96,7 +104,7 @@ def train_loop_per_worker(loop_config: dict) -> None:
     gan = AmbientGAN(cfg, clean_shape, device, wrap=ray.train.torch.prepare_model, rank=rank)
     start_step = _restore(gan, rank, device, loop_config.get("fallback_checkpoint"))
     if rank == 0:
-        print(f"[gansweep] {'resuming at' if start_step else 'starting'} step {start_step}/{t.steps}", flush=True)
+        _progress(f"{'resuming at' if start_step else 'starting'} step {start_step}/{t.steps}")
     if start_step >= t.steps:  # a finished run rerun as it was: nothing to train, say where it stands
         ray.train.report({"step": start_step, "resumed_from_step": start_step})
         return
@@ -140,11 +148,10 @@ def train_loop_per_worker(loop_config: dict) -> None:
             summaries.scalars(step, metrics)
             if step % t.image_every == 0 or step == t.steps:
                 summaries.images(step, gan.last, gan.sample(fixed_z))
-            print(
-                f"[gansweep] step {step}/{t.steps} ({100 * step / t.steps:.0f}%) loss_d={metrics['loss_d']:.3f} "
+            _progress(
+                f"step {step}/{t.steps} ({100 * step / t.steps:.0f}%) loss_d={metrics['loss_d']:.3f} "
                 f"loss_g={metrics['loss_g']:.3f} D(real)={metrics['d_real']:.2f} D(fake)={metrics['d_fake']:.2f} "
-                f"{metrics['images_per_s']:.0f} img/s, data wait {100 * metrics['data_wait_frac']:.1f}%",
-                flush=True,
+                f"{metrics['images_per_s']:.0f} img/s, data wait {100 * metrics['data_wait_frac']:.1f}%"
             )
 
         if checkpoint_now:
