@@ -263,7 +263,11 @@ def test_cascade_chains_shapes():
         {"name": "cascade", "steps": [{"name": "extract_patch", "patch": 10}, {"name": "gaussian_projection", "projections": 7}]}
     )
     assert m.changes_shape and m.output_shape((3, 28, 28)) == (7,)
-    assert m(positive(4, 3, 28, 28), gen()).shape == (4, 7)
+    x = positive(4, 3, 28, 28)
+    assert m(x, gen()).shape == (4, 7)
+    theta = m.sample_theta(x, gen())  # each step's theta fits that step's input: A is 7 x (3*10*10)
+    assert theta["steps"][1]["matrix"].shape == (4, 7, 300)
+    assert torch.equal(m.measure(x, theta), m(x, gen()))
 
 
 # ---- properties shared by all measurements ----
@@ -390,6 +394,7 @@ def test_changes_shape_and_unmeasure():
         ({"name": "blur"}, ["name='blur'", "block_pixel", "cascade"]),
         ({"name": "cascade", "steps": []}, ["cascade", "steps"]),
         ({"name": "cascade", "steps": [{"name": "none"}]}, ["steps", "none"]),
+        ({"name": "cascade", "steps": [{"name": "block_pixel"}, {"name": "none"}]}, ["steps", "none"]),
         ({"name": "cascade", "steps": [{"name": "block_pixel", "p": 2}]}, ["p=2"]),
     ],
 )
