@@ -6,7 +6,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from gansweep.config import Config, ConfigError, all_keys, load_config
 
 

@@ -4,12 +4,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
+from conftest import needs_fashion
 from gansweep.config import load_config
 from gansweep.data import fingerprint, load_training_set, to_ray_dataset
 
-FASHION = Path("/usr/share/datasets/fashion-mnist")
-pytestmark = pytest.mark.skipif(not FASHION.is_dir(), reason="needs apt-get install -y dataset-fashion-mnist")
+pytestmark = needs_fashion
 
 
 def _cfg(tmp_path, *overrides):

@@ -2,7 +2,6 @@
 
 import pytest
 import torch
-
 from gansweep.config import Config
 from gansweep.gan import AmbientGAN
 

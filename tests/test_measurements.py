@@ -7,7 +7,6 @@ from dataclasses import asdict
 
 import pytest
 import torch
-
 from gansweep.config import MeasurementConfig
 from gansweep.measurements import (
     BlockPatch,

@@ -2,9 +2,8 @@
 
 import pytest
 import torch
-from torch import nn
-
 from gansweep.models import Discriminator, Generator, ModelError, init_weights
+from torch import nn
 
 W = 8  # small width keeps the file fast; the layout does not depend on it
 Z = 16

@@ -8,14 +8,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from PIL import Image
-
+from conftest import needs_fashion
 from gansweep.sources import DataSourceError, load_source, prepare_source
-
-FASHION = Path("/usr/share/datasets/fashion-mnist")
-needs_fashion = pytest.mark.skipif(
-    not FASHION.is_dir(), reason=f"{FASHION} absent: needs apt-get install -y dataset-fashion-mnist"
-)
+from PIL import Image
 
 
 def _write_idx(path: Path, array: np.ndarray, magic: int, gz: bool) -> None:

@@ -6,11 +6,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
+from conftest import needs_fashion
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-FASHION = Path("/usr/share/datasets/fashion-mnist")
-pytestmark = pytest.mark.skipif(not FASHION.is_dir(), reason="needs apt-get install -y dataset-fashion-mnist")
+pytestmark = needs_fashion
 
 SCALARS = {"loss/d", "loss/g", "d/real", "d/fake", "perf/images_per_s", "perf/data_wait_frac"}
 IMAGES = {"images/measured_real", "images/measured_fake", "images/hidden_measured", "images/samples"}
