@@ -28,6 +28,16 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _evaluate(args: argparse.Namespace) -> int:
+    from gansweep.evaluate import evaluate_run
+
+    figures = evaluate_run(args.run, n_samples=args.n_samples, seed=args.seed)
+    width = max(len(key) for key in figures)
+    for key, value in figures.items():
+        print(f"{key:<{width}}  {value:.4f}" if isinstance(value, float) else f"{key:<{width}}  {value}")
+    return 0
+
+
 def _data_prepare(args: argparse.Namespace) -> int:
     from gansweep.sources import prepare_source
 
@@ -44,6 +54,14 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override one dotted key")
     train.add_argument("--output", default="runs/train", help="run directory (default: runs/train)")
     train.set_defaults(func=_train)
+
+    evaluate = commands.add_parser(
+        "evaluate", help="FID, KID, classifier score and NN distance of a run's generator (writes evaluation.json)"
+    )
+    evaluate.add_argument("run", metavar="RUN_DIR_OR_CHECKPOINT")
+    evaluate.add_argument("--n-samples", type=int, default=10_000, help="generated samples (default 10000)")
+    evaluate.add_argument("--seed", type=int, default=0, help="seed of the sampled z")
+    evaluate.set_defaults(func=_evaluate)
 
     data = commands.add_parser("data", help="dataset commands")
     data_commands = data.add_subparsers(dest="data_command", required=True)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 import sys
 import tempfile
@@ -16,11 +15,10 @@ import torch
 import torch.distributed as dist
 
 from gansweep.config import from_dict
+from gansweep.checkpoints import STATE_FILE, save_checkpoint
 from gansweep.gan import AmbientGAN
 from gansweep.summaries import RunSummaries
 
-STATE_FILE = "state.pt"
-STEP_FILE = "step.json"  # written after STATE_FILE: its presence marks a complete checkpoint
 SAMPLE_GRID = 64
 
 
@@ -53,28 +51,6 @@ def _gather_rng_states(gan: AmbientGAN) -> list:
     states = [None] * dist.get_world_size()
     dist.all_gather_object(states, {k: v.cpu() for k, v in gan.rng_state().items()})
     return states
-
-
-def _save_checkpoint(gan: AmbientGAN, step: int, rng_states: list, directory: str) -> None:
-    torch.save({**gan.state_dict(), "step": step, "rng": rng_states}, Path(directory) / STATE_FILE)
-    (Path(directory) / STEP_FILE).write_text(json.dumps({"step": step}))
-
-
-def latest_checkpoint(checkpoints_dir: Path) -> Path | None:
-    """The complete checkpoint with the highest step in a run's checkpoints/ folder, if any.
-
-    Ray Train restores from its own snapshot of reported checkpoints; this finds a checkpoint that
-    was written but not yet recorded there when the run was killed.
-    """
-    best, best_step = None, -1
-    for directory in Path(checkpoints_dir).glob("checkpoint_*"):
-        try:
-            step = json.loads((directory / STEP_FILE).read_text())["step"]
-        except (OSError, ValueError, KeyError):
-            continue
-        if (directory / STATE_FILE).is_file() and step > best_step:
-            best, best_step = directory, step
-    return best
 
 
 def _restore(gan: AmbientGAN, rank: int, device: torch.device, fallback: str | None) -> int:
@@ -159,7 +135,7 @@ def train_loop_per_worker(loop_config: dict) -> None:
             with tempfile.TemporaryDirectory() as directory:
                 checkpoint = None
                 if rank == 0:
-                    _save_checkpoint(gan, step, rng_states, directory)
+                    save_checkpoint(gan, step, rng_states, directory)
                     summaries.flush()  # the checkpoint's step is on disk in TensorBoard too
                     checkpoint = ray.train.Checkpoint.from_directory(directory)
                 ray.train.report(metrics, checkpoint=checkpoint)

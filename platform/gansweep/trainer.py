@@ -108,11 +108,16 @@ def run_training(cfg: Config, output: str | Path, training_set: TrainingSet | No
     from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
 
-    from gansweep.train_loop import latest_checkpoint, train_loop_per_worker
+    from gansweep.checkpoints import latest_checkpoint
+    from gansweep.train_loop import train_loop_per_worker
 
     output = Path(output).expanduser().resolve()
     training_set = training_set or check_config(cfg)
     output.mkdir(parents=True, exist_ok=True)
+    # What `gansweep evaluate` needs to rebuild the generator, there from the first checkpoint on.
+    (output / "run.json").write_text(
+        json.dumps({"config": cfg.to_dict(), "clean_shape": list(training_set.clean_shape)}, indent=2)
+    )
     started_ray = init_ray()
     try:
         cluster_cpus = ray.cluster_resources().get("CPU", 0)

@@ -1,0 +1,88 @@
+"""`gansweep evaluate`: the evaluation protocol on a trained run's generator (no Ray).
+
+Samples come from the run's newest checkpoint, without any measurement, and are compared with the
+clean test split on the cached domain classifier's features (metrics.evaluate_samples).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from gansweep.classifier import load_or_train_classifier
+from gansweep.config import Config, ConfigError, from_dict
+from gansweep.data import to_unit
+from gansweep.metrics import evaluate_samples
+from gansweep.models import Generator
+from gansweep.sources import DataSourceError, load_source
+from gansweep.checkpoints import STATE_FILE, latest_checkpoint
+
+RUN_FILE = "run.json"  # written by the trainer when a run starts: the config and the image shape
+SAMPLE_BATCH = 500
+
+
+def resolve_checkpoint(path: str | Path) -> tuple[Path, Path]:
+    """(run directory, checkpoint directory) for a run directory or one of its checkpoints."""
+    path = Path(path).expanduser().resolve()
+    if not path.exists():
+        raise ConfigError(f"{path} does not exist: give a run directory (gansweep train --output) or a checkpoint")
+    if (path / STATE_FILE).is_file():
+        return path.parent.parent, path
+    checkpoint = latest_checkpoint(path / "checkpoints")
+    if checkpoint is None:
+        raise ConfigError(f"{path} holds no checkpoint (expected {path}/checkpoints/checkpoint_*/{STATE_FILE})")
+    return path, checkpoint
+
+
+def load_generator(run_dir: Path, checkpoint: Path) -> tuple[Generator, Config, int]:
+    """The run's generator with the checkpoint's weights, its config and the checkpoint's step."""
+    run_file = run_dir / RUN_FILE
+    if not run_file.is_file():
+        raise ConfigError(f"{run_file} is missing: {run_dir} is not a gansweep run directory")
+    run = json.loads(run_file.read_text())
+    cfg = from_dict(run["config"])
+    generator = Generator(tuple(run["clean_shape"]), z_dim=cfg.model.z_dim, width=cfg.model.g_width)
+    state = torch.load(checkpoint / STATE_FILE, map_location="cpu", weights_only=True)
+    generator.load_state_dict(state["G"])
+    return generator.eval(), cfg, int(state["step"])
+
+
+@torch.no_grad()
+def sample(generator: Generator, n: int, seed: int) -> torch.Tensor:
+    """n clean samples in [0, 1] from a seeded z: no measurement, BatchNorm in eval mode."""
+    z_generator = torch.Generator().manual_seed(seed)
+    batches = []
+    for start in range(0, n, SAMPLE_BATCH):
+        z = torch.randn(min(SAMPLE_BATCH, n - start), generator.z_dim, generator=z_generator)
+        batches.append(to_unit(generator(z)))
+    return torch.cat(batches)
+
+
+def _reference(cfg: Config) -> tuple[np.ndarray, str]:
+    """The clean test split, or for sources without one the clean training split (named as such)."""
+    data = cfg.data
+    try:
+        return load_source(data.name, data.root, split="test", image_size=data.image_size).images, "test"
+    except DataSourceError:
+        if data.name not in ("image_folder", "parquet"):
+            raise
+        return load_source(data.name, data.root, split="train", image_size=data.image_size).images, "train"
+
+
+def evaluate_run(path: str | Path, n_samples: int = 10_000, seed: int = 0) -> dict:
+    """Evaluate a run (or one checkpoint) and write RUN_DIR/evaluation.json; returns the figures."""
+    if n_samples < 2:
+        raise ConfigError(f"--n-samples={n_samples} must be >= 2")
+    run_dir, checkpoint = resolve_checkpoint(path)
+    generator, cfg, step = load_generator(run_dir, checkpoint)
+    data = cfg.data
+    classifier = load_or_train_classifier(data.name, data.root, image_size=data.image_size)
+    reference, split = _reference(cfg)
+    train = load_source(data.name, data.root, split="train", limit=data.limit, image_size=data.image_size)
+    figures = evaluate_samples(sample(generator, n_samples, seed), reference, train.images, classifier, split)
+    figures.update(step=step, checkpoint=str(checkpoint), sample_seed=seed)
+    (run_dir / "evaluation.json").write_text(json.dumps(figures, indent=2))
+    return figures
