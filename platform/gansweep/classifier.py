@@ -17,15 +17,16 @@ import os
 import shutil
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
+from tqdm.auto import tqdm
 
-from gansweep.sources import DEFAULT_ROOTS, DataSourceError, cache_dir as default_cache_dir, load_source
+from gansweep.sources import DataSourceError, cache_dir as default_cache_dir, load_source, resolved_root
 
 ARCHITECTURE = "domain-cnn"
 ARCHITECTURE_VERSION = 1  # bump when DomainClassifier or the training recipe changes
@@ -104,25 +105,13 @@ class ClassifierRecord:
     image_size: int | None = None  # the size image sources were resized to (data.image_size)
 
     def to_json(self) -> dict:
-        return {
-            "fingerprint": self.fingerprint,
-            "test_accuracy": self.test_accuracy,
-            "n_train": self.n_train,
-            "n_test": self.n_test,
-            "accuracy_split": self.accuracy_split,
-            "source": self.source,
-            "root": self.root,
-            "limit": self.limit,
-            "seed": self.seed,
-            "epochs": self.epochs,
-            "num_classes": self.num_classes,
-            "image_shape": list(self.image_shape),
-            "feature_dim": self.model.feature_dim,
-            "train_seconds": self.train_seconds,
-            "architecture": self.architecture,
-            "image_size": self.image_size,
-            "recipe": _recipe(),
-        }
+        """What record.json keeps: every field but the model and the run-time ones, plus the recipe."""
+        saved = {name: getattr(self, name) for name in _SAVED_FIELDS}
+        return {**saved, "image_shape": list(self.image_shape), "feature_dim": self.model.feature_dim,
+                "recipe": _recipe()}
+
+
+_SAVED_FIELDS = [f.name for f in fields(ClassifierRecord) if f.name not in ("model", "path", "trained_now")]
 
 
 def _recipe() -> dict:
@@ -130,11 +119,6 @@ def _recipe() -> dict:
         "optimizer": "adam", "lr": LEARNING_RATE, "schedule": "cosine", "batch_size": BATCH_SIZE,
         "holdout": HOLDOUT_FRACTION,
     }
-
-
-def _resolved_root(source: str, root: str | None) -> str | None:
-    root = root or DEFAULT_ROOTS.get(source)
-    return str(Path(root).expanduser().resolve()) if root else None
 
 
 def classifier_fingerprint(
@@ -145,7 +129,7 @@ def classifier_fingerprint(
     (and the image size, for image sources resized to data.image_size)."""
     key = {
         "source": source,
-        "root": _resolved_root(source, root),
+        "root": resolved_root(source, root),
         "limit": limit,
         "architecture": ARCHITECTURE,
         "architecture_version": ARCHITECTURE_VERSION,
@@ -238,12 +222,7 @@ def train_classifier(
             batches = range(0, n, BATCH_SIZE)
             bar = None
             if progress and sys.stderr.isatty():  # a bar on a terminal; one line per epoch in logs
-                try:
-                    from tqdm.auto import tqdm
-
-                    bar = tqdm(total=len(batches), desc=f"classifier {source} epoch {epoch + 1}/{epochs}", leave=False)
-                except ImportError:  # pragma: no cover - tqdm comes with the environment
-                    bar = None
+                bar = tqdm(total=len(batches), desc=f"classifier {source} epoch {epoch + 1}/{epochs}", leave=False)
             total_loss, seen = 0.0, 0
             for begin in batches:
                 index = order[begin : begin + BATCH_SIZE]
@@ -281,7 +260,7 @@ def train_classifier(
         path=None,
         trained_now=True,
         source=source,
-        root=_resolved_root(source, root),
+        root=resolved_root(source, root),
         limit=limit,
         seed=seed,
         epochs=epochs,
@@ -307,32 +286,16 @@ def _load(folder: Path, fingerprint: str) -> ClassifierRecord | None:
             return None
         model = DomainClassifier(
             in_channels=int(meta["image_shape"][0]), num_classes=int(meta["num_classes"]),
-            feature_dim=int(meta.get("feature_dim", FEATURE_DIM)),
+            feature_dim=int(meta["feature_dim"]),
         )
         model.load_state_dict(torch.load(folder / "model.pt", map_location="cpu", weights_only=True))
+        record = ClassifierRecord(
+            model=model.eval(), path=str(folder), trained_now=False, **{name: meta[name] for name in _SAVED_FIELDS}
+        )
     except Exception:  # absent, cut off, of another shape: any unreadable cache is retrained
         return None
-    model.eval()
-    return ClassifierRecord(
-        model=model,
-        fingerprint=fingerprint,
-        test_accuracy=float(meta["test_accuracy"]),
-        n_train=int(meta["n_train"]),
-        path=str(folder),
-        trained_now=False,
-        source=meta.get("source", ""),
-        root=meta.get("root"),
-        limit=meta.get("limit"),
-        seed=int(meta.get("seed", 0)),
-        epochs=int(meta.get("epochs", 0)),
-        accuracy_split=meta.get("accuracy_split", "test"),
-        n_test=int(meta.get("n_test", 0)),
-        num_classes=int(meta["num_classes"]),
-        image_shape=tuple(int(s) for s in meta["image_shape"]),
-        train_seconds=float(meta.get("train_seconds", 0.0)),
-        architecture=meta.get("architecture", f"{ARCHITECTURE}-v{ARCHITECTURE_VERSION}"),
-        image_size=meta.get("image_size"),
-    )
+    record.image_shape = tuple(record.image_shape)
+    return record
 
 
 def load_or_train_classifier(

@@ -21,7 +21,7 @@ import torch
 
 from gansweep.config import Config, DataConfig
 from gansweep.measurements import build_measurement
-from gansweep.sources import DEFAULT_ROOTS, cache_dir, load_source
+from gansweep.sources import cache_dir, load_source, resolved_root
 
 CACHE_VERSION = 1  # bump when the way the lossy set is made changes
 MEASURE_BATCH = 1024
@@ -53,11 +53,10 @@ def cache_root(data: DataConfig) -> Path:
 def fingerprint(cfg: Config) -> str:
     """Identifies the training set: the source and, when the reals are measured, the measurement and its seed."""
     data = cfg.data
-    root = data.root or DEFAULT_ROOTS.get(data.name)
     key = {
         "version": CACHE_VERSION,
         "source": data.name,
-        "root": str(Path(root).expanduser().resolve()) if root else None,
+        "root": resolved_root(data.name, data.root),
         "limit": data.limit,
         "image_size": data.image_size,
         "measurement": asdict(cfg.measurement) if cfg.measures_reals else None,

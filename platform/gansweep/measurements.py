@@ -11,10 +11,13 @@ Measurements are not nn.Modules and hold no parameters, so no optimiser can ever
 from __future__ import annotations
 
 import math
+from dataclasses import asdict
 from typing import Mapping
 
 import torch
 import torch.nn.functional as F
+
+from gansweep.config import MeasurementConfig
 
 
 class MeasurementError(ValueError):
@@ -285,20 +288,19 @@ class Cascade(Measurement):
 
 
 def _cascade(spec: Mapping) -> Cascade:
-    steps = [build_measurement(step) for step in spec.get("steps") or []]
+    steps = [build_measurement(step) for step in spec["steps"] or []]
     if any(step is None for step in steps):
         raise MeasurementError("measurement.cascade: steps must not contain name='none'")
     return Cascade(steps)
 
 
-# Defaults are MeasurementConfig's, for nested cascade steps that give only some keys.
 REGISTRY = {
-    "block_pixel": lambda s: BlockPixel(p=s.get("p", 0.5), unit=s.get("unit", "element")),
-    "block_patch": lambda s: BlockPatch(patch=s.get("patch", 14)),
-    "keep_patch": lambda s: KeepPatch(patch=s.get("patch", 14)),
-    "extract_patch": lambda s: ExtractPatch(patch=s.get("patch", 14)),
-    "gaussian_projection": lambda s: GaussianProjection(projections=s.get("projections", 100)),
-    "convolve_noise": lambda s: ConvolveNoise(blur_radius=s.get("blur_radius", 1.0), noise_std=s.get("noise_std", 0.1)),
+    "block_pixel": lambda s: BlockPixel(p=s["p"], unit=s["unit"]),
+    "block_patch": lambda s: BlockPatch(patch=s["patch"]),
+    "keep_patch": lambda s: KeepPatch(patch=s["patch"]),
+    "extract_patch": lambda s: ExtractPatch(patch=s["patch"]),
+    "gaussian_projection": lambda s: GaussianProjection(projections=s["projections"]),
+    "convolve_noise": lambda s: ConvolveNoise(blur_radius=s["blur_radius"], noise_std=s["noise_std"]),
     "cascade": _cascade,
 }
 
@@ -310,4 +312,5 @@ def build_measurement(spec: Mapping | None) -> Measurement | None:
     name = spec["name"]
     if name not in REGISTRY:
         raise MeasurementError(f"measurement.name='{name}' is not one of none, {', '.join(REGISTRY)}")
-    return REGISTRY[name](spec)
+    # Keys a spec leaves out (a nested cascade step often gives only its name) take the config's defaults.
+    return REGISTRY[name]({**asdict(MeasurementConfig()), **spec})

@@ -307,6 +307,12 @@ def _load_parquet(root: Path, split: str, limit: int | None, image_size: int | N
 # --- entry points --------------------------------------------------------------------------------
 
 
+def resolved_root(name: str, root: str | None) -> str | None:
+    """The absolute path a source reads (its default location when root is None), for fingerprints."""
+    root = root or DEFAULT_ROOTS.get(name)
+    return str(Path(root).expanduser().resolve()) if root else None
+
+
 def _resolve_root(name: str, root: str | None) -> Path:
     if name not in SOURCES:
         raise DataSourceError(f"unknown data source '{name}'; choose one of {', '.join(SOURCES)}")

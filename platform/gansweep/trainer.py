@@ -14,13 +14,6 @@ from gansweep.measurements import MeasurementError, build_measurement
 from gansweep.models import Generator, ModelError
 from gansweep.sources import DataSourceError
 
-SHAPE_CHANGING = ("extract_patch", "gaussian_projection")
-
-
-def _shape_changing(spec: dict) -> bool:
-    return spec["name"] in SHAPE_CHANGING or any(_shape_changing(s) for s in spec.get("steps", []))
-
-
 def _checked(check, section: str):
     """Run a check of the measurement or model modules; their errors become ConfigErrors naming the config key."""
     try:
@@ -45,24 +38,24 @@ def check_config(cfg: Config) -> TrainingSet:
         raise ConfigError(str(exc)) from None
     clean_shape = training_set.clean_shape
     generator = _checked(lambda: Generator(clean_shape, z_dim=cfg.model.z_dim, width=cfg.model.g_width), "data")
-    image_spec = asdict(cfg.measurement)
-    if cfg.mode == "ambient" and cfg.measurement.name != "none":
-        _checked(lambda: build_measurement(image_spec).output_shape(clean_shape), "measurement")
-    if cfg.mode == "ignore" and _shape_changing(image_spec):
+    image = _checked(lambda: build_measurement(asdict(cfg.measurement)), "measurement")  # None for "none"
+    if cfg.mode == "ambient" and image is not None:
+        _checked(lambda: image.output_shape(clean_shape), "measurement")
+    if cfg.mode == "ignore" and image.changes_shape:
         raise ConfigError(
             f"mode=ignore with measurement.name={cfg.measurement.name}: the lossy data are not images of "
             f"shape {clean_shape}, so a plain generator cannot be trained on them; use mode=ambient"
         )
     if cfg.hidden.inject_at is not None:
-        hidden_spec = asdict(cfg.hidden.measurement)
-        if _shape_changing(hidden_spec):
+        hidden = _checked(lambda: build_measurement(asdict(cfg.hidden.measurement)), "hidden.measurement")
+        if hidden.changes_shape:
             raise ConfigError(
                 f"hidden.measurement.name={cfg.hidden.measurement.name} changes the feature map's shape, but the "
                 "generator's next block needs the shape it was built for; use block_pixel, block_patch, "
                 "keep_patch or convolve_noise at a hidden layer"
             )
         feature_shape = _checked(lambda: generator.feature_shape(cfg.hidden.inject_point), "hidden.inject_at")
-        _checked(lambda: build_measurement(hidden_spec).validate(feature_shape), "hidden.measurement")
+        _checked(lambda: hidden.validate(feature_shape), "hidden.measurement")
     per_worker = cfg.train.batch_size // cfg.train.workers
     if len(training_set.images) // cfg.train.workers < per_worker:
         raise ConfigError(
