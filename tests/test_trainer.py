@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from conftest import needs_fashion
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
@@ -15,9 +16,13 @@ SCALARS = {"loss/d", "loss/g", "d/real", "d/fake", "perf/images_per_s", "perf/da
 IMAGES = {"images/measured_real", "images/measured_fake", "images/hidden_measured", "images/samples"}
 
 
-def _train(output: Path, *overrides: str, cache: Path) -> subprocess.CompletedProcess:
+# Runs that test other things skip the evaluation (it needs the domain classifier in their fresh cache).
+NO_EVAL = ("eval.every=0", "eval.n_samples=0")
+
+
+def _train(output: Path, *overrides: str, cache: Path, evaluate: bool = False) -> subprocess.CompletedProcess:
     args = [sys.executable, "-m", "gansweep.cli", "train", "--output", str(output)]
-    for item in overrides:
+    for item in (() if evaluate else NO_EVAL) + overrides:
         args += ["--set", item]
     env = {**os.environ, "GANSWEEP_CACHE": str(cache)}
     result = subprocess.run(args, capture_output=True, text=True, timeout=600, env=env)
@@ -101,7 +106,7 @@ def test_killed_run_resumes_from_its_last_checkpoint(tmp_path):
     common = ["data.limit=200", "train.batch_size=16", "train.log_every=5", "train.checkpoint_every=25",
               "model.g_width=16", "model.d_width=16"]
     args = [sys.executable, "-m", "gansweep.cli", "train", "--output", str(run)]
-    for item in [*common, "train.steps=100000"]:
+    for item in [*NO_EVAL, *common, "train.steps=100000"]:
         args += ["--set", item]
     env = {**os.environ, "GANSWEEP_CACHE": str(tmp_path / "cache")}
     process = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
@@ -120,3 +125,41 @@ def test_killed_run_resumes_from_its_last_checkpoint(tmp_path):
     assert "resuming at step 25/50" in resumed.stdout + resumed.stderr
     result = json.loads((run / "result.json").read_text())
     assert result["step"] == 50 and result["metrics"]["resumed_from_step"] == 25
+
+
+def test_training_evaluates_periodically_and_at_the_end(tmp_path):
+    """Two DDP workers; rank 0 evaluates alone. The classifier comes from the user's cache (trained there
+    once, ~90 s, when absent), so this test does not train it again."""
+    from gansweep.sources import cache_dir
+
+    run = tmp_path / "run"
+    _train(
+        run,
+        "data.limit=512",
+        "train.workers=2",
+        "train.batch_size=32",
+        "train.steps=8",
+        "train.log_every=2",
+        "eval.every=3",
+        "eval.cheap_samples=64",
+        "eval.n_samples=300",
+        cache=cache_dir(),
+        evaluate=True,
+    )
+    result = json.loads((run / "result.json").read_text())
+    # fid leads the reported metrics (the one a sweep optimises); the last cheap evaluation is at the end.
+    assert next(iter(result["metrics"])) == "fid"
+    assert result["metrics"]["fid_step"] == 8 and result["metrics"]["fid"] > 0
+    assert result["metrics"]["eval_s_total"] > 0
+    assert result["cheap_evaluation"]["n_fake"] == 64 and result["cheap_evaluation"]["reference_split"] == "test"
+
+    full = result["evaluation"]
+    assert full["n_fake"] == 300 and full["n_real"] == 10_000 and full["step"] == 8
+    assert full["fid"] > 0 and 1 <= full["classifier_score"] <= 10
+    assert full["classifier_fingerprint"] == result["cheap_evaluation"]["classifier_fingerprint"]
+    assert json.loads((run / "evaluation.json").read_text())["fid"] == full["fid"]
+
+    events = _events(run)
+    assert [e.step for e in events.Scalars("eval/fid")] == [3, 6, 8]
+    assert [e.step for e in events.Scalars("eval_full/fid")] == [8]
+    assert events.Scalars("eval_full/fid")[0].value == pytest.approx(full["fid"], rel=1e-5)

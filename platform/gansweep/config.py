@@ -16,7 +16,8 @@ from typing import Any
 
 import yaml
 
-MODES = ("ambient", "ignore", "clean")
+MODES = ("ambient", "ignore", "unmeasure", "clean")
+INPAINT_METHODS = ("telea", "navier_stokes")
 MEASUREMENTS = (
     "none",
     "block_pixel",
@@ -94,6 +95,22 @@ class TrainConfig:
 
 
 @dataclass
+class UnmeasureConfig:
+    """The `unmeasure` baseline: the lossy set is restored, then a plain GAN is trained on it."""
+
+    inpaint: str = "telea"  # OpenCV inpainting of the blocked pixels: telea or navier_stokes
+    inpaint_radius: int = 3  # pixels around a lost one that the inpainting looks at
+
+
+@dataclass
+class EvalConfig:
+    every: int = 500  # a cheap evaluation (fid, classifier_score) every N generator steps and at the end; 0: never
+    cheap_samples: int = 1000  # samples of each cheap evaluation
+    n_samples: int = 10_000  # samples of the full evaluation after training, into result.json; 0: skip it
+    inception_weights: str | None = None  # a local torchvision Inception-V3 state dict: adds fid_inception
+
+
+@dataclass
 class Config:
     mode: str = "ambient"
     data: DataConfig = field(default_factory=DataConfig)
@@ -101,14 +118,16 @@ class Config:
     hidden: HiddenConfig = field(default_factory=HiddenConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    unmeasure: UnmeasureConfig = field(default_factory=UnmeasureConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
     @property
     def measures_reals(self) -> bool:
-        """Whether the training set is the lossy y = f_theta(x) rather than the clean x."""
-        return self.mode in ("ambient", "ignore") and self.measurement.name != "none"
+        """Whether the training set comes from the lossy y = f_theta(x) (restored in mode unmeasure), not the clean x."""
+        return self.mode in ("ambient", "ignore", "unmeasure") and self.measurement.name != "none"
 
 
 def all_keys(cls: type = Config, prefix: str = "") -> list[str]:
@@ -270,8 +289,21 @@ def validate(cfg: Config) -> None:
             cfg.measurement.name != "none" or cfg.hidden.inject_at is not None,
             "mode=ambient needs a measurement: set measurement.name, or hidden.inject_at with hidden.measurement.name",
         )
-    if cfg.mode == "ignore":
-        _check(cfg.measurement.name != "none", "mode=ignore trains on lossy data: it needs measurement.name")
+    for mode in ("ignore", "unmeasure"):
+        _check(
+            cfg.mode != mode or cfg.measurement.name != "none",
+            f"mode={mode} trains on lossy data: it needs measurement.name",
+        )
+    _check(
+        cfg.unmeasure.inpaint in INPAINT_METHODS,
+        f"unmeasure.inpaint='{cfg.unmeasure.inpaint}' is not one of {', '.join(INPAINT_METHODS)}",
+    )
+    _check(cfg.unmeasure.inpaint_radius >= 1, f"unmeasure.inpaint_radius={cfg.unmeasure.inpaint_radius} must be >= 1")
+    e = cfg.eval
+    for key in ("every", "n_samples"):
+        _check(getattr(e, key) >= 0, f"eval.{key}={getattr(e, key)} must be >= 0 (0 turns it off)")
+    _check(e.cheap_samples >= 2, f"eval.cheap_samples={e.cheap_samples} must be >= 2 (FID needs a covariance)")
+    _check(e.n_samples == 0 or e.n_samples >= 2, f"eval.n_samples={e.n_samples} must be 0 (skip) or >= 2")
     hidden_on = cfg.hidden.inject_at is not None
     hidden_named = cfg.hidden.measurement.name != "none"
     _check(

@@ -55,24 +55,38 @@ def _psd_sqrt(matrix: np.ndarray) -> np.ndarray:
     return (vectors * np.sqrt(np.clip(values, 0.0, None))) @ vectors.T
 
 
-def frechet_distance(feats_a, feats_b) -> float:
-    """FID: ||mu_a - mu_b||² + Tr(Sa + Sb - 2 sqrtm(Sa Sb)) between Gaussians fitted to two feature sets.
+def feature_statistics(feats) -> tuple[np.ndarray, np.ndarray]:
+    """(mean, covariance) in float64 of a feature set: all that FID needs of it."""
+    a = _as_float64(feats, "feats")
+    if len(a) < 2:
+        raise ValueError(f"need at least 2 samples for a covariance, got {len(a)}")
+    return a.mean(0), np.atleast_2d(np.cov(a, rowvar=False))
+
+
+def frechet_distance_from_statistics(mu_a, sigma_a, mu_b, sigma_b) -> float:
+    """||mu_a - mu_b||² + Tr(Sa + Sb - 2 sqrtm(Sa Sb)) between two Gaussians.
 
     In float64. Tr sqrtm(Sa Sb) is the sum of the square roots of the eigenvalues of the symmetric PSD
     matrix sqrt(Sa) Sb sqrt(Sa) (similar to Sa Sb), so no complex parts or non-symmetric solvers are
     involved and singular covariances (fewer samples than features) are fine.
     """
-    a, b = _as_float64(feats_a, "feats_a"), _as_float64(feats_b, "feats_b")
-    _check_pair(a, b, 2)
-    mu_a, mu_b = a.mean(0), b.mean(0)
-    sigma_a, sigma_b = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
-    sigma_a, sigma_b = np.atleast_2d(sigma_a), np.atleast_2d(sigma_b)
+    mu_a, mu_b = np.asarray(mu_a, np.float64), np.asarray(mu_b, np.float64)
+    sigma_a, sigma_b = np.asarray(sigma_a, np.float64), np.asarray(sigma_b, np.float64)
+    if mu_a.shape != mu_b.shape:
+        raise ValueError(f"feature dimensions differ: {mu_a.shape[0]} and {mu_b.shape[0]}")
     root_a = _psd_sqrt(sigma_a)
     middle = root_a @ sigma_b @ root_a
     eigenvalues = np.linalg.eigvalsh((middle + middle.T) / 2)
     trace_sqrt = np.sqrt(np.clip(eigenvalues, 0.0, None)).sum()
     value = float(np.sum((mu_a - mu_b) ** 2) + np.trace(sigma_a) + np.trace(sigma_b) - 2.0 * trace_sqrt)
     return max(value, 0.0)  # a distance: rounding can leave -1e-12 when the sets coincide
+
+
+def frechet_distance(feats_a, feats_b) -> float:
+    """FID between Gaussians fitted to two feature sets (N, F)."""
+    a, b = _as_float64(feats_a, "feats_a"), _as_float64(feats_b, "feats_b")
+    _check_pair(a, b, 2)
+    return frechet_distance_from_statistics(*feature_statistics(a), *feature_statistics(b))
 
 
 def _polynomial_kernel(x: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -207,7 +221,7 @@ def classifier_outputs(model: torch.nn.Module, images, batch: int = FEATURE_BATC
             logits.append(out.double())
     finally:
         model.train(was_training)
-    return torch.cat(feats).numpy(), torch.cat(logits).numpy()
+    return torch.cat(feats).cpu().numpy(), torch.cat(logits).cpu().numpy()
 
 
 def evaluate_samples(

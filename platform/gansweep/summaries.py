@@ -19,7 +19,9 @@ SCALAR_TAGS = {
     "d_fake": "d/fake",
     "images_per_s": "perf/images_per_s",
     "data_wait_frac": "perf/data_wait_frac",
+    "eval_s": "perf/eval_s",
 }
+EVAL_KEYS = ("fid", "kid", "classifier_score", "nn_pixel_distance")  # written as PREFIX/KEY
 
 
 def _image_grid(images: torch.Tensor) -> torch.Tensor | None:
@@ -47,6 +49,12 @@ class RunSummaries:
         for key, tag in SCALAR_TAGS.items():
             if key in metrics:
                 self.writer.add_scalar(tag, metrics[key], step)
+
+    def evaluation(self, step: int, figures: dict[str, float], prefix: str = "eval") -> None:
+        """The cheap evaluation's figures (eval/fid, ...), or with prefix eval_full the full one's."""
+        for key in EVAL_KEYS:
+            if key in figures:
+                self.writer.add_scalar(f"{prefix}/{key}", figures[key], step)
 
     def images(self, step: int, last: dict[str, torch.Tensor], samples: torch.Tensor) -> None:
         """Measured reals, measured fakes, hidden measured feature maps, and samples from a fixed z."""

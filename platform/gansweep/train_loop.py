@@ -16,6 +16,7 @@ import torch.distributed as dist
 
 from gansweep.config import from_dict
 from gansweep.checkpoints import STATE_FILE, save_checkpoint
+from gansweep.fid_monitor import FidMonitor
 from gansweep.gan import AmbientGAN
 from gansweep.summaries import RunSummaries
 
@@ -86,6 +87,12 @@ def train_loop_per_worker(loop_config: dict) -> None:
         return
 
     summaries = RunSummaries(output / "tensorboard", start_step) if rank == 0 else None
+    monitor_payload = loop_config.get("monitor")
+    monitor = None
+    if rank == 0 and monitor_payload is not None:
+        monitor = FidMonitor(monitor_payload, gan.z_dim, cfg.eval.cheap_samples, t.seed, device)
+    last_eval: dict[str, float] = {}  # the newest cheap figures, carried in every later report
+    eval_seconds = 0.0  # spent in cheap evaluations by this run (rank 0), reported as eval_s_total
     fixed_z = torch.randn(SAMPLE_GRID, gan.z_dim, generator=torch.Generator().manual_seed(t.seed))
     batches = _endless_batches(
         ray.train.get_dataset_shard("train"), t.batch_size // world, device, t.seed * 7919 + start_step
@@ -104,7 +111,8 @@ def train_loop_per_worker(loop_config: dict) -> None:
 
         log_now = step % t.log_every == 0 or step == t.steps
         checkpoint_now = step % t.checkpoint_every == 0 or step == t.steps
-        if not (log_now or checkpoint_now):
+        eval_now = cfg.eval.every > 0 and (step % cfg.eval.every == 0 or step == t.steps)
+        if not (log_now or checkpoint_now or eval_now):
             continue
 
         elapsed = time.perf_counter() - window_start
@@ -118,6 +126,19 @@ def train_loop_per_worker(loop_config: dict) -> None:
             first_step_unix=first_step_unix,
             resumed_from_step=start_step,
         )
+        if monitor is not None and eval_now:
+            eval_start = time.perf_counter()
+            last_eval = {**monitor(gan), "fid_step": step}
+            metrics["eval_s"] = time.perf_counter() - eval_start
+            eval_seconds += metrics["eval_s"]
+            if summaries is not None:
+                summaries.evaluation(step, last_eval)
+            _progress(f"step {step}: fid={last_eval['fid']:.2f} classifier_score={last_eval['classifier_score']:.2f} "
+                      f"({cfg.eval.cheap_samples} samples, {metrics['eval_s']:.1f} s)")
+        if monitor is not None:
+            metrics["eval_s_total"] = eval_seconds
+        # fid first: the metric a sweep optimises and stops on.
+        metrics = {**last_eval, **metrics}
         window_start, window_data, window_steps = time.perf_counter(), 0.0, 0
 
         if summaries is not None:

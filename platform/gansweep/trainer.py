@@ -10,6 +10,7 @@ from pathlib import Path
 
 from gansweep.config import Config, ConfigError
 from gansweep.data import TrainingSet, load_training_set, to_ray_dataset
+from gansweep.fid_monitor import monitor_provenance, prepare_monitor
 from gansweep.measurements import MeasurementError, build_measurement
 from gansweep.models import Generator, ModelError
 from gansweep.sources import DataSourceError
@@ -111,6 +112,8 @@ def run_training(cfg: Config, output: str | Path, training_set: TrainingSet | No
     (output / "run.json").write_text(
         json.dumps({"config": cfg.to_dict(), "clean_shape": list(training_set.clean_shape)}, indent=2)
     )
+    # Before Ray: the classifier is trained (once, cached) here, not inside a worker holding its CPUs.
+    monitor = prepare_monitor(cfg) if cfg.eval.every > 0 else None
     started_ray = init_ray()
     try:
         cluster_cpus = ray.cluster_resources().get("CPU", 0)
@@ -124,6 +127,7 @@ def run_training(cfg: Config, output: str | Path, training_set: TrainingSet | No
                 # Used only when Ray Train's own run snapshot names no checkpoint: a run killed between
                 # a checkpoint's upload and its registration resumes from it all the same.
                 "fallback_checkpoint": str(latest) if (latest := latest_checkpoint(output / "checkpoints")) else None,
+                "monitor": monitor,
             },
             scaling_config=ScalingConfig(
                 num_workers=cfg.train.workers, use_gpu=cfg.train.use_gpu, resources_per_worker={"CPU": cpus}
@@ -161,5 +165,34 @@ def run_training(cfg: Config, output: str | Path, training_set: TrainingSet | No
         "checkpoint": result.checkpoint.path if result.checkpoint else None,
         "config": cfg.to_dict(),
     }
+    if monitor is not None:
+        summary["cheap_evaluation"] = monitor_provenance(monitor, cfg.eval.cheap_samples)
+    if cfg.eval.n_samples > 0:
+        summary["evaluation"] = _full_evaluation(cfg, output)
     (output / "result.json").write_text(json.dumps(summary, indent=2))
     return summary
+
+
+def _full_evaluation(cfg: Config, output: Path) -> dict:
+    """The protocol on eval.n_samples samples of the final generator: evaluation.json, TensorBoard's
+    eval_full/*, and the figures for result.json. A finished run rerun keeps its evaluation."""
+    from gansweep.evaluate import evaluate_run
+    from gansweep.summaries import RunSummaries
+
+    previous = output / "evaluation.json"
+    if previous.is_file():
+        figures = json.loads(previous.read_text())
+        if figures.get("step") == cfg.train.steps and figures.get("n_fake") == cfg.eval.n_samples:
+            return figures
+    start = time.time()
+    print(f"[gansweep] full evaluation on {cfg.eval.n_samples} samples ...", flush=True)
+    figures = evaluate_run(output, cfg.eval.n_samples)
+    print(
+        f"[gansweep] fid={figures['fid']:.2f} kid={figures['kid']:.4f} classifier_score={figures['classifier_score']:.2f} "
+        f"nn_pixel_distance={figures['nn_pixel_distance']:.3f} ({time.time() - start:.0f} s)",
+        flush=True,
+    )
+    summaries = RunSummaries(output / "tensorboard")
+    summaries.evaluation(figures["step"], figures, prefix="eval_full")
+    summaries.close()
+    return figures
