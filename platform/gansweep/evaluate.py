@@ -61,7 +61,7 @@ def sample(generator: Generator, n: int, seed: int) -> torch.Tensor:
     return torch.cat(batches)
 
 
-def _reference(cfg: Config) -> tuple[np.ndarray, str]:
+def reference_images(cfg: Config) -> tuple[np.ndarray, str]:
     """The clean test split, or for sources without one the clean training split (named as such)."""
     data = cfg.data
     try:
@@ -80,7 +80,7 @@ def evaluate_run(path: str | Path, n_samples: int = 10_000, seed: int = 0) -> di
     generator, cfg, step = load_generator(run_dir, checkpoint)
     data = cfg.data
     classifier = load_or_train_classifier(data.name, data.root, image_size=data.image_size)
-    reference, split = _reference(cfg)
+    reference, split = reference_images(cfg)
     train = load_source(data.name, data.root, split="train", limit=data.limit, image_size=data.image_size)
     figures = evaluate_samples(sample(generator, n_samples, seed), reference, train.images, classifier, split)
     figures.update(step=step, checkpoint=str(checkpoint), sample_seed=seed)
