@@ -370,12 +370,28 @@ def test_build_from_config_dict():
     assert (m.p, m.unit) == (0.25, "channel")
 
 
-def test_changes_shape_and_unmeasure():
+def test_changes_shape():
     assert ExtractPatch.changes_shape and GaussianProjection.changes_shape
     assert not any(c.changes_shape for c in (BlockPixel, BlockPatch, KeepPatch, ConvolveNoise))
-    with pytest.raises(NotImplementedError):
-        BlockPixel().unmeasure(torch.ones(1, 1, 2, 2), {})
     assert isinstance(BlockPixel(), Measurement)
+
+
+@pytest.mark.parametrize(
+    "measurement", [BlockPixel(0.5), BlockPixel(0.5, unit="channel"), BlockPatch(5), KeepPatch(5)], ids=repr
+)
+def test_lost_mask_marks_exactly_the_destroyed_elements(measurement):
+    x = torch.rand(16, 3, 12, 12) + 0.1  # no element is zero before the measurement
+    theta = measurement.sample_theta(x, torch.Generator().manual_seed(0))
+    y = measurement.measure(x, theta)
+    lost = measurement.lost_mask(y, theta).expand_as(y).bool()
+    assert lost.any() and (~lost).any()
+    assert torch.all(y[lost] == 0) and torch.equal(y[~lost], x[~lost])
+
+
+def test_lost_mask_is_none_when_no_element_is_lost():
+    x = torch.rand(2, 1, 8, 8)
+    measurement = ConvolveNoise(1.0, 0.1)
+    assert measurement.lost_mask(x, measurement.sample_theta(x, torch.Generator())) is None
 
 
 @pytest.mark.parametrize(

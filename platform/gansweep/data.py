@@ -6,6 +6,7 @@ lossy set and the discriminator's inputs live in [0, 1]; the generator outputs [
 
 The lossy set is made once, with ``data.seed``, and cached under a fingerprint of (source, root,
 limit, image size, measurement spec, seed): every trial of a sweep trains on the same lossy data.
+In mode ``unmeasure`` the cached set is the restoration of that same lossy set (restoration.py).
 """
 
 from __future__ import annotations
@@ -13,14 +14,17 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
+from tqdm import tqdm
 
 from gansweep.config import Config, DataConfig
 from gansweep.measurements import build_measurement
+from gansweep.restoration import restore
 from gansweep.sources import cache_dir, load_source, resolved_root
 
 CACHE_VERSION = 1  # bump when the way the lossy set is made changes
@@ -62,18 +66,26 @@ def fingerprint(cfg: Config) -> str:
         "measurement": asdict(cfg.measurement) if cfg.measures_reals else None,
         "seed": data.seed if cfg.measures_reals else None,
     }
+    if cfg.measures_reals and cfg.mode == "unmeasure":  # added only here, so the other modes' caches stay valid
+        key["restoration"] = {"inpaint": cfg.unmeasure.inpaint, "radius": cfg.unmeasure.inpaint_radius}
     return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def measure_dataset(clean: np.ndarray, spec: dict, seed: int) -> np.ndarray:
-    """y = f_theta(x) over the whole set, in batches, theta drawn from one generator seeded with `seed`."""
+def measure_dataset(clean: np.ndarray, spec: dict, seed: int, restoration: dict | None = None) -> np.ndarray:
+    """y = f_theta(x) over the whole set, in batches, theta drawn from one generator seeded with `seed`;
+    with `restoration` ({"inpaint": ..., "radius": ...}) each batch is restored from y and its theta."""
     measurement = build_measurement(spec)
     generator = torch.Generator().manual_seed(seed)
+    starts = range(0, len(clean), MEASURE_BATCH)
+    if restoration is not None:
+        starts = tqdm(starts, desc=f"restoring {spec['name']} ({len(clean)} images)", unit="batch", file=sys.stderr)
     out = []
     with torch.no_grad():
-        for start in range(0, len(clean), MEASURE_BATCH):
+        for start in starts:
             batch = torch.from_numpy(clean[start : start + MEASURE_BATCH])
-            out.append(measurement(batch, generator).numpy())
+            theta = measurement.sample_theta(batch, generator)
+            y = measurement.measure(batch, theta)
+            out.append(y.numpy() if restoration is None else restore(measurement, y, theta, **restoration))
     return np.concatenate(out).astype(np.float32)
 
 
@@ -91,7 +103,10 @@ def load_training_set(cfg: Config) -> TrainingSet:
     if path.is_file():
         images = np.load(path)
     else:
-        images = measure_dataset(clean, asdict(cfg.measurement), data.seed)
+        restoration = None
+        if cfg.mode == "unmeasure":
+            restoration = {"inpaint": cfg.unmeasure.inpaint, "radius": cfg.unmeasure.inpaint_radius}
+        images = measure_dataset(clean, asdict(cfg.measurement), data.seed, restoration)
         path.parent.mkdir(parents=True, exist_ok=True)
         # Write then rename, so concurrent trials never read a half-written cache.
         tmp = path.with_suffix(f".{os.getpid()}.tmp.npy")

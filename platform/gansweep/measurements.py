@@ -53,9 +53,10 @@ class Measurement:
     def measure(self, x: torch.Tensor, theta: dict) -> torch.Tensor:
         raise NotImplementedError
 
-    def unmeasure(self, y: torch.Tensor, theta: dict) -> torch.Tensor:
-        """Restoration of lossy data (the `unmeasure` baseline); added by a later issue."""
-        raise NotImplementedError(f"measurement.{self.name} has no restoration yet")
+    def lost_mask(self, y: torch.Tensor, theta: dict) -> torch.Tensor | None:
+        """Ones where the measurement destroyed an element of y (what inpainting must fill), broadcastable
+        to y; None for measurements that lose no element positions (blur, projections)."""
+        return None
 
     def __call__(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         return self.measure(x, self.sample_theta(x, generator))
@@ -93,6 +94,9 @@ class BlockPixel(Measurement):
 
     def measure(self, x, theta):
         return x * theta["mask"]
+
+    def lost_mask(self, y, theta):
+        return 1 - theta["mask"]
 
 
 def _patch_mask(x: torch.Tensor, corners: torch.Tensor, k: int) -> torch.Tensor:
@@ -136,6 +140,9 @@ class BlockPatch(_Patch):
     def measure(self, x, theta):
         return x * (1 - _patch_mask(x, theta["corners"], self.patch))
 
+    def lost_mask(self, y, theta):
+        return _patch_mask(y, theta["corners"], self.patch)
+
 
 class KeepPatch(_Patch):
     """Everything outside one random k x k patch per sample zeroed."""
@@ -144,6 +151,9 @@ class KeepPatch(_Patch):
 
     def measure(self, x, theta):
         return x * _patch_mask(x, theta["corners"], self.patch)
+
+    def lost_mask(self, y, theta):
+        return 1 - _patch_mask(y, theta["corners"], self.patch)
 
 
 class ExtractPatch(_Patch):

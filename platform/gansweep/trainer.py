@@ -13,6 +13,7 @@ from gansweep.data import TrainingSet, load_training_set, to_ray_dataset
 from gansweep.fid_monitor import monitor_provenance, prepare_monitor
 from gansweep.measurements import MeasurementError, build_measurement
 from gansweep.models import Generator, ModelError
+from gansweep.restoration import check_restorable
 from gansweep.sources import DataSourceError
 
 def _checked(check, section: str):
@@ -33,6 +34,8 @@ def _checked(check, section: str):
 def check_config(cfg: Config) -> TrainingSet:
     """Everything that can be checked before Ray starts: the data, and the measurements against the
     shapes they will meet. Returns the training set; raises ConfigError with one clear message."""
+    if cfg.mode == "unmeasure":  # before the data: restoring a set that cannot be restored is wasted work
+        _checked(lambda: check_restorable(cfg.measurement.name), "measurement")
     try:
         training_set = load_training_set(cfg)
     except (MeasurementError, DataSourceError) as exc:
