@@ -44,7 +44,7 @@ def test_evaluate_run_writes_the_protocol(tmp_path, monkeypatch):
     gan = _fake_run(run_dir, step=40)
     # A small classifier stands in for the full one (3 epochs on 60k images), to keep the test fast.
     small = partial(load_or_train_classifier, limit=2000, epochs=1, cache_dir=tmp_path / "cache", progress=False)
-    monkeypatch.setattr(evaluate, "load_or_train_classifier", lambda source, root, image_size: small(source, root))
+    monkeypatch.setattr(evaluate, "load_or_train_classifier", lambda source, root, **kwargs: small(source, root))
 
     figures = evaluate.evaluate_run(run_dir, n_samples=300)
     assert set(PROTOCOL_FIELDS) <= set(figures)

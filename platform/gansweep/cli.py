@@ -31,7 +31,7 @@ def _train(args: argparse.Namespace) -> int:
 def _evaluate(args: argparse.Namespace) -> int:
     from gansweep.evaluate import evaluate_run
 
-    figures = evaluate_run(args.run, n_samples=args.n_samples, seed=args.seed)
+    figures = evaluate_run(args.run, n_samples=args.n_samples, seed=args.seed, inception_weights=args.inception_weights)
     width = max(len(key) for key in figures)
     for key, value in figures.items():
         print(f"{key:<{width}}  {value:.4f}" if isinstance(value, float) else f"{key:<{width}}  {value}")
@@ -61,6 +61,10 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("run", metavar="RUN_DIR_OR_CHECKPOINT")
     evaluate.add_argument("--n-samples", type=int, default=10_000, help="generated samples (default 10000)")
     evaluate.add_argument("--seed", type=int, default=0, help="seed of the sampled z")
+    evaluate.add_argument(
+        "--inception-weights", metavar="PATH", default=None,
+        help="a local torchvision inception_v3 state dict: adds an Inception FID (nothing is downloaded)",
+    )
     evaluate.set_defaults(func=_evaluate)
 
     data = commands.add_parser("data", help="dataset commands")

@@ -14,7 +14,8 @@ import torch
 
 from gansweep.classifier import load_or_train_classifier
 from gansweep.config import Config, ConfigError, from_dict
-from gansweep.data import to_unit
+from gansweep.data import cache_root, to_unit
+from gansweep.inception import inception_fid, load_inception
 from gansweep.metrics import evaluate_samples
 from gansweep.models import Generator
 from gansweep.sources import DataSourceError, load_source
@@ -72,17 +73,26 @@ def reference_images(cfg: Config) -> tuple[np.ndarray, str]:
         return load_source(data.name, data.root, split="train", image_size=data.image_size).images, "train"
 
 
-def evaluate_run(path: str | Path, n_samples: int = 10_000, seed: int = 0) -> dict:
-    """Evaluate a run (or one checkpoint) and write RUN_DIR/evaluation.json; returns the figures."""
+def evaluate_run(
+    path: str | Path, n_samples: int = 10_000, seed: int = 0, inception_weights: str | Path | None = None
+) -> dict:
+    """Evaluate a run (or one checkpoint) and write RUN_DIR/evaluation.json; returns the figures.
+
+    With `inception_weights` (default: the run's eval.inception_weights) an Inception-V3 FID is added."""
     if n_samples < 2:
         raise ConfigError(f"--n-samples={n_samples} must be >= 2")
     run_dir, checkpoint = resolve_checkpoint(path)
     generator, cfg, step = load_generator(run_dir, checkpoint)
     data = cfg.data
-    classifier = load_or_train_classifier(data.name, data.root, image_size=data.image_size)
+    inception_weights = inception_weights or cfg.eval.inception_weights
+    inception = load_inception(inception_weights) if inception_weights else None  # a bad path fails first
+    classifier = load_or_train_classifier(data.name, data.root, image_size=data.image_size, cache_dir=cache_root(data))
     reference, split = reference_images(cfg)
     train = load_source(data.name, data.root, split="train", limit=data.limit, image_size=data.image_size)
-    figures = evaluate_samples(sample(generator, n_samples, seed), reference, train.images, classifier, split)
+    samples = sample(generator, n_samples, seed)
+    figures = evaluate_samples(samples, reference, train.images, classifier, split)
+    if inception is not None:
+        figures.update(fid_inception=inception_fid(samples, reference, inception), inception_weights=str(inception_weights))
     figures.update(step=step, checkpoint=str(checkpoint), sample_seed=seed)
     (run_dir / "evaluation.json").write_text(json.dumps(figures, indent=2))
     return figures
