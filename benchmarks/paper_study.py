@@ -151,6 +151,34 @@ def train(run: Run, fixed: dict, output: Path, address: str) -> dict:
     return summary
 
 
+def train_all(pilot: list[Run], others: list[Run], context: dict, fixed: dict, output: Path, concurrency: int) -> None:
+    """Every run not finished yet, `concurrency` at a time on one Ray head started (and stopped) here."""
+    head, address = start_head(os.cpu_count() or 2, output / "ray_head.log")
+
+    def submit(pool, runs):
+        return {run.name: pool.submit(train, run, fixed, output, address) for run in runs}
+
+    try:
+        with ThreadPoolExecutor(concurrency) as pool:
+            # The queue is first in, first out: the pilot starts first; the hidden runs are queued once the
+            # pilot has chosen the injection point, behind everything else.
+            futures = submit(pool, pilot)
+            futures.update(submit(pool, [run for run in others if run.arm != "hidden_ambient"]))
+            pilot_fids = {run.point: futures[run.name].result()["evaluation"]["fid"] for run in pilot}
+            point = min(pilot_fids, key=pilot_fids.get)
+            print(f"[study] injection points: {pilot_fids} -> {point}", flush=True)
+            hidden = [run for run in others if run.arm == "hidden_ambient"]
+            for run in hidden:
+                run.point = point
+                run.overrides.update(_hidden_overrides(context["rows"][run.row]["hidden"], point,
+                                                       cfg_model=context["model"]))
+            futures.update(submit(pool, hidden))
+            for future in futures.values():
+                future.result()
+    finally:
+        stop_head(head)
+
+
 def _mean_std(values: list[float]) -> str:
     if len(values) == 1:
         return f"{values[0]:.2f}"
@@ -176,10 +204,10 @@ def table(study: dict, results: dict[str, dict], point: str) -> str:
         return f"{fid} ({score:.2f})" + (f" n={len(figures)}" if len(figures) > 1 else "")
 
     arms = [arm for arm in study["arms"] if arm != "clean"]
-    lines = [f"| measurement | {' | '.join(arms)} |", "|---" * (len(arms) + 1) + "|"]
+    clean = cell("clean", "clean")  # trained once per seed; the same reference on every line
+    lines = [f"| measurement | clean (shared) | {' | '.join(arms)} |", "|---" * (len(arms) + 2) + "|"]
     for row in study["rows"]:
-        lines.append(f"| {row} | " + " | ".join(cell(row, arm) for arm in arms) + " |")
-    lines.append(f"| clean data (no measurement) | {cell('clean', 'clean')} |" + " |" * (len(arms) - 1))
+        lines.append(f"| {row} | {clean} | " + " | ".join(cell(row, arm) for arm in arms) + " |")
     return "\n".join(lines)
 
 
@@ -207,18 +235,21 @@ def sample_grids(study: dict, output: Path, figures_dir: Path, point: str) -> li
         dirs = {arm: output / row / f"{arm}-s{seed}" for arm in study["arms"]}
         dirs["clean"] = output / "clean" / f"clean-s{seed}"
         dirs["hidden_ambient"] = output / row / f"hidden_ambient@{point}-s{seed}"
+        dirs = {arm: path for arm, path in dirs.items() if finished(path) is not None}
         panels = []
         for arm, data_title in (("ignore", "lossy data"), ("unmeasure", "restored data")):
             if arm not in dirs:
                 continue
             cfg = from_dict(json.loads((dirs[arm] / "run.json").read_text())["config"])
             panels.append((data_title, grid(load_training_set(cfg).images)))
-        for arm in study["arms"]:
+        for arm in [arm for arm in study["arms"] if arm in dirs]:
             generator, _, _ = load_generator(*resolve_checkpoint(dirs[arm]))
             title = f"{arm} @{point}" if arm == "hidden_ambient" else arm
             panels.append((title, grid(sample(generator, 36, seed=0).numpy())))
-        fig, axes = plt.subplots(1, len(panels), figsize=(2.2 * len(panels), 2.6))
-        for ax, (title, image) in zip(axes, panels):
+        if not panels:
+            continue
+        fig, axes = plt.subplots(1, len(panels), figsize=(2.2 * len(panels), 2.6), squeeze=False)
+        for ax, (title, image) in zip(axes[0], panels):
             ax.imshow(image, cmap="gray", vmin=0, vmax=1)
             ax.set_title(title, fontsize=9)
             ax.axis("off")
@@ -239,6 +270,7 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=2)
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="override a fixed key (e.g. train.steps=50 for a smoke run)")
+    parser.add_argument("--report-only", action="store_true", help="train nothing: report the finished runs")
     args = parser.parse_args()
 
     study = yaml.safe_load(args.study.read_text())
@@ -249,39 +281,31 @@ def main() -> None:
     output = args.output.resolve()
     output.mkdir(parents=True, exist_ok=True)
     pilot, others, context = plan(study)
-    print(f"[study] {len(pilot) + len(others)} runs, {args.concurrency} at a time -> {output}", flush=True)
+    if not args.report_only:
+        print(f"[study] {len(pilot) + len(others)} runs, {args.concurrency} at a time -> {output}", flush=True)
 
-    start = time.time()
-    head, address = start_head(os.cpu_count() or 2, output / "ray_head.log")
+    wall = None
+    if not args.report_only:
+        start = time.time()
+        train_all(pilot, others, context, fixed, output, args.concurrency)
+        wall = time.time() - start
 
-    def submit(pool, runs):
-        return {run.name: pool.submit(train, run, fixed, output, address) for run in runs}
-
-    try:
-        with ThreadPoolExecutor(args.concurrency) as pool:
-            # The queue is first in, first out: the pilot starts first; the hidden runs are queued once the
-            # pilot has chosen the injection point, behind everything else.
-            futures = submit(pool, pilot)
-            futures.update(submit(pool, [run for run in others if run.arm != "hidden_ambient"]))
-            pilot_fids = {run.point: futures[run.name].result()["evaluation"]["fid"] for run in pilot}
-            point = min(pilot_fids, key=pilot_fids.get)
-            print(f"[study] injection points: {pilot_fids} -> {point}", flush=True)
-            hidden = [run for run in others if run.arm == "hidden_ambient"]
-            for run in hidden:
-                run.point = point
-                run.overrides.update(_hidden_overrides(context["rows"][run.row]["hidden"], point,
-                                                       cfg_model=context["model"]))
-            futures.update(submit(pool, hidden))
-            results = {name: future.result() for name, future in futures.items()}
-    finally:
-        stop_head(head)
-    wall = time.time() - start
-
+    # The report reads every finished run from disk: a study stopped part-way reports what it has.
+    pilot_fids = {run.point: s["evaluation"]["fid"] for run in pilot if (s := finished(output / run.name))}
+    if not pilot_fids:
+        sys.exit(f"no pilot run has finished in {output}: nothing to report")
+    point = min(pilot_fids, key=pilot_fids.get)
+    for run in others:
+        if run.arm == "hidden_ambient":
+            run.point = point
+    results = {run.name: s for run in pilot + others if (s := finished(output / run.name))}
+    missing = [run.name for run in pilot + others if run.name not in results]
     markdown = table(study, results, point)
     grids = sample_grids(study, output, args.figures, point)
     report = {
         "wall_time_s": wall,
         "runs": len(results),
+        "missing_runs": missing,
         "concurrency": args.concurrency,
         "fixed": fixed,
         "injection_point_fids": pilot_fids,
@@ -292,7 +316,8 @@ def main() -> None:
     (output / "study.json").write_text(json.dumps(report, indent=2))
     (output / "table.md").write_text(markdown + "\n")
     print(markdown)
-    print(f"[study] {len(results)} runs in {wall / 60:.1f} min; grids: {', '.join(map(str, grids))}")
+    took = f" in {wall / 60:.1f} min" if wall is not None else ""
+    print(f"[study] {len(results)} runs{took}, {len(missing)} missing; grids: {', '.join(map(str, grids))}")
 
 
 if __name__ == "__main__":
