@@ -37,6 +37,16 @@ def test_features_of_grey_images_are_2048_d(model):
     assert feats.shape == (3, 2048) and feats.dtype == np.float64 and np.isfinite(feats).all()
     uint8 = (images * 255).round().to(torch.uint8)
     assert np.allclose(inception_features(model, uint8), feats, atol=1e-3 * np.abs(feats).max())
+    # The convention of torchvision's IMAGENET1K_V1: the network sees (x - 0.5) / 0.5, as after
+    # inception_v3(weights=IMAGENET1K_V1) (transform_input=True) on ImageNet-normalised input.
+    x = torch.nn.functional.interpolate(images.expand(-1, 3, -1, -1), size=(299, 299), mode="bilinear")
+    model.transform_input = False
+    try:
+        with torch.no_grad():
+            expected = model((x - 0.5) / 0.5).double().numpy()
+    finally:
+        model.transform_input = True
+    assert np.allclose(feats, expected, atol=1e-4 * np.abs(expected).max())
 
 
 def test_fid_is_zero_against_itself_and_large_against_noise(model):

@@ -26,7 +26,10 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 def load_inception(weights_path: str | Path) -> torch.nn.Module:
     """Inception-V3 from a local state dict, its classifier replaced so it outputs pool features; eval mode."""
     path = Path(weights_path).expanduser()
-    expected = "a torchvision inception_v3 state_dict (torch.save(model.state_dict(), path)), copied there by hand"
+    expected = (
+        "a torchvision inception_v3 state_dict (torch.save(model.state_dict(), path)), e.g. the file "
+        "torchvision's Inception_V3_Weights.IMAGENET1K_V1 downloads, copied there by hand"
+    )
     if not path.is_file():
         raise ConfigError(f"Inception weights {path} do not exist: expected {expected}; nothing is downloaded")
     try:
@@ -36,7 +39,9 @@ def load_inception(weights_path: str | Path) -> torch.nn.Module:
     if not isinstance(state, dict) or "Mixed_7c.branch_pool.conv.weight" not in state:
         raise ConfigError(f"{path} is not an Inception-V3 state dict: expected {expected}")
     has_aux = any(key.startswith("AuxLogits.") for key in state)
-    model = inception_v3(weights=None, aux_logits=has_aux, init_weights=False)
+    # transform_input=True, as torchvision sets it when it loads IMAGENET1K_V1: those (Google-ported)
+    # weights were trained on inputs in [-1, 1], and the flag maps ImageNet-normalised input to that.
+    model = inception_v3(weights=None, aux_logits=has_aux, init_weights=False, transform_input=True)
     try:
         model.load_state_dict(state)
     except RuntimeError as exc:
@@ -53,8 +58,8 @@ def inception_features(model: torch.nn.Module, images, batch: int = 50) -> np.nd
     if x.ndim != 4 or x.shape[1] not in (1, 3):
         raise ValueError(f"images: expected (N, 1 or 3, H, W), got shape {tuple(x.shape)}")
     device = next(model.parameters()).device
-    # torchvision's ImageNet weights expect ImageNet-normalised input (transform_input=False when built
-    # without weights), so normalise here rather than rely on the model's own transform.
+    # ImageNet mean/std, torchvision's own preprocessing for these weights: load_inception's model has
+    # transform_input=True, which turns it into the (x - 0.5) / 0.5 the weights were trained on.
     mean = torch.tensor(IMAGENET_MEAN, device=device).view(1, 3, 1, 1)
     std = torch.tensor(IMAGENET_STD, device=device).view(1, 3, 1, 1)
     feats = []
