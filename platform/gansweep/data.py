@@ -54,6 +54,13 @@ def cache_root(data: DataConfig) -> Path:
     return Path(data.cache_dir).expanduser() if data.cache_dir else cache_dir()
 
 
+def _restoration(cfg: Config) -> dict | None:
+    """How mode unmeasure restores the lossy set (measure_dataset's `restoration`); None in other modes."""
+    if not (cfg.measures_reals and cfg.mode == "unmeasure"):
+        return None
+    return {"inpaint": cfg.unmeasure.inpaint, "radius": cfg.unmeasure.inpaint_radius}
+
+
 def fingerprint(cfg: Config) -> str:
     """Identifies the training set: the source and, when the reals are measured, the measurement and its seed."""
     data = cfg.data
@@ -66,8 +73,8 @@ def fingerprint(cfg: Config) -> str:
         "measurement": asdict(cfg.measurement) if cfg.measures_reals else None,
         "seed": data.seed if cfg.measures_reals else None,
     }
-    if cfg.measures_reals and cfg.mode == "unmeasure":  # added only here, so the other modes' caches stay valid
-        key["restoration"] = {"inpaint": cfg.unmeasure.inpaint, "radius": cfg.unmeasure.inpaint_radius}
+    if (restoration := _restoration(cfg)) is not None:  # added only here, so the other modes' caches stay valid
+        key["restoration"] = restoration
     return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -103,10 +110,7 @@ def load_training_set(cfg: Config) -> TrainingSet:
     if path.is_file():
         images = np.load(path)
     else:
-        restoration = None
-        if cfg.mode == "unmeasure":
-            restoration = {"inpaint": cfg.unmeasure.inpaint, "radius": cfg.unmeasure.inpaint_radius}
-        images = measure_dataset(clean, asdict(cfg.measurement), data.seed, restoration)
+        images = measure_dataset(clean, asdict(cfg.measurement), data.seed, _restoration(cfg))
         path.parent.mkdir(parents=True, exist_ok=True)
         # Write then rename, so concurrent trials never read a half-written cache.
         tmp = path.with_suffix(f".{os.getpid()}.tmp.npy")

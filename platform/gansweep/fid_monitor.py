@@ -16,6 +16,7 @@ import torch
 from gansweep.classifier import DomainClassifier, load_or_train_classifier
 from gansweep.config import Config
 from gansweep.data import cache_root
+from gansweep.evaluate import reference_images
 from gansweep.metrics import (
     classifier_outputs,
     classifier_score,
@@ -29,8 +30,6 @@ SAMPLE_BATCH = 500
 def prepare_monitor(cfg: Config) -> dict:
     """What rank 0 needs to evaluate: classifier weights and shape, reference statistics, provenance.
     Trains and caches the classifier on first use (with progress)."""
-    from gansweep.evaluate import reference_images
-
     data = cfg.data
     record = load_or_train_classifier(data.name, data.root, image_size=data.image_size, cache_dir=cache_root(data))
     reference, split = reference_images(cfg)
