@@ -1,4 +1,5 @@
-"""The checkpoint format of a run: G, D, optimisers, step and every rank's random streams."""
+"""The checkpoint format of a run: G, D, optimisers, step, every rank's random streams and the best cheap
+evaluation figures so far."""
 
 from __future__ import annotations
 
@@ -11,8 +12,9 @@ STATE_FILE = "state.pt"
 STEP_FILE = "step.json"  # written after STATE_FILE: its presence marks a complete checkpoint
 
 
-def save_checkpoint(gan, step: int, rng_states: list, directory: str) -> None:
-    torch.save({**gan.state_dict(), "step": step, "rng": rng_states}, Path(directory) / STATE_FILE)
+def save_checkpoint(gan, step: int, rng_states: list, directory: str, best_eval: dict | None = None) -> None:
+    state = {**gan.state_dict(), "step": step, "rng": rng_states, "best_eval": best_eval or {}}
+    torch.save(state, Path(directory) / STATE_FILE)
     (Path(directory) / STEP_FILE).write_text(json.dumps({"step": step}))
 
 

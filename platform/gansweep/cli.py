@@ -7,13 +7,14 @@ import json
 import sys
 
 from gansweep.config import ConfigError, load_config
+from gansweep.report import ReportError
 from gansweep.sources import DataSourceError
 
 EXIT_BAD_INPUT = 2
 
 
 def _train(args: argparse.Namespace) -> int:
-    from gansweep.trainer import check_config, run_training
+    from gansweep.trainer import TrainingDiverged, check_config, run_training
 
     cfg = load_config(args.config, args.set)
     training_set = check_config(cfg)  # before Ray starts
@@ -22,7 +23,11 @@ def _train(args: argparse.Namespace) -> int:
         f"{training_set.sample_shape} as D sees them) -> {args.output}",
         flush=True,
     )
-    summary = run_training(cfg, args.output, training_set)
+    try:
+        summary = run_training(cfg, args.output, training_set)
+    except TrainingDiverged as exc:
+        print(f"gansweep: training stopped: {exc}", file=sys.stderr)
+        return 1
     print(json.dumps({"step": summary["step"], **summary["metrics"]}, indent=2))
     print(f"[gansweep] wrote {args.output}/result.json; compare runs with: tensorboard --logdir {args.output}")
     return 0
@@ -35,6 +40,25 @@ def _evaluate(args: argparse.Namespace) -> int:
     width = max(len(key) for key in figures)
     for key, value in figures.items():
         print(f"{key:<{width}}  {value:.4f}" if isinstance(value, float) else f"{key:<{width}}  {value}")
+    return 0
+
+
+def _sweep(args: argparse.Namespace) -> int:
+    from gansweep.config import parse_override
+    from gansweep.sweep import run_sweep
+    from gansweep.sweep_space import load_space
+
+    space = load_space(args.space, [parse_override(text) for text in args.set])  # validated before Ray starts
+    best = run_sweep(space, args.output or f"runs/sweeps/{space.name}", resume=args.resume)
+    return 0 if best is not None else 1  # no trial reported the metric: every one failed
+
+
+def _report(args: argparse.Namespace) -> int:
+    from gansweep.report import write_report
+
+    summary = write_report(args.sweep_dir, storage=args.storage)
+    print(summary.read_text())
+    print(f"[gansweep] wrote {summary.parent}/")
     return 0
 
 
@@ -67,6 +91,23 @@ def build_parser() -> argparse.ArgumentParser:
     )
     evaluate.set_defaults(func=_evaluate)
 
+    sweep = commands.add_parser(
+        "sweep", help="a Ray Tune + Optuna sweep over a search space (see search_spaces/); one TorchTrainer per trial"
+    )
+    sweep.add_argument("space", metavar="SPACE.yaml")
+    sweep.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                       help="fix one dotted config key for every trial (overrides the space's fixed:)")
+    sweep.add_argument("--output", default=None, help="sweep directory (default: runs/sweeps/NAME)")
+    sweep.add_argument("--resume", action="store_true",
+                       help="continue an interrupted sweep in --output: finished trials stay, unfinished ones resume")
+    sweep.set_defaults(func=_sweep)
+
+    report = commands.add_parser("report", help="trial table, best trial, importances and plots of a sweep")
+    report.add_argument("sweep_dir", metavar="SWEEP_DIR")
+    report.add_argument("--storage", default=None,
+                        help="the Optuna storage URL, when sweep.json's has a masked password")
+    report.set_defaults(func=_report)
+
     data = commands.add_parser("data", help="dataset commands")
     data_commands = data.add_subparsers(dest="data_command", required=True)
     prepare = data_commands.add_parser("prepare", help="ready a data source (e.g. fashion_mnist for torchvision)")
@@ -80,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (ConfigError, DataSourceError) as exc:
+    except (ConfigError, DataSourceError, ReportError) as exc:
         print(f"gansweep: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
 

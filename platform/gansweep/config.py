@@ -83,6 +83,7 @@ class TrainConfig:
     workers: int = 1
     use_gpu: bool = False
     cpus_per_worker: float | None = None  # None: computed from the cluster's CPUs
+    gpus_per_worker: float = 1.0  # with use_gpu; a fraction packs several small trials on one GPU
     seed: int = 0
     d_steps: int = 1  # discriminator steps per generator step
     lr_g: float = 2e-4
@@ -327,5 +328,6 @@ def validate(cfg: Config) -> None:
         f"train.batch_size={t.batch_size} must be divisible by train.workers={t.workers} (it is the global batch)",
     )
     _check(t.cpus_per_worker is None or t.cpus_per_worker > 0, "train.cpus_per_worker must be > 0")
+    _check(t.gpus_per_worker > 0, "train.gpus_per_worker must be > 0")
     for key in ("z_dim", "g_width", "d_width"):
         _check(getattr(cfg.model, key) >= 1, f"model.{key} must be >= 1")

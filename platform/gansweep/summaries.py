@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import torch
+from tensorboard.plugins.hparams import summary_v2 as hp  # summary_v2: the protos, without TensorFlow
 from torch.utils.tensorboard import SummaryWriter
 from torchvision.utils import make_grid
 
@@ -21,7 +23,7 @@ SCALAR_TAGS = {
     "data_wait_frac": "perf/data_wait_frac",
     "eval_s": "perf/eval_s",
 }
-EVAL_KEYS = ("fid", "kid", "classifier_score", "nn_pixel_distance")  # written as PREFIX/KEY
+EVAL_KEYS = ("fid", "fid_best", "kid", "classifier_score", "classifier_score_best", "nn_pixel_distance")  # PREFIX/KEY
 
 
 def _image_grid(images: torch.Tensor) -> torch.Tensor | None:
@@ -74,3 +76,39 @@ class RunSummaries:
 
     def close(self) -> None:
         self.writer.close()
+
+
+# The HParams plugin compares trials on these scalars (their newest value in each trial's run).
+HPARAMS_METRICS = (
+    "eval/fid", "eval/fid_best", "eval/classifier_score", "eval/classifier_score_best",
+    "eval_full/fid", "eval_full/kid", "eval_full/classifier_score", "loss/d", "loss/g",
+)
+
+
+def _domain(param):
+    """The HParams domain of a search-space parameter (its kind, bounds or choices)."""
+    if param.kind == "int":
+        return hp.IntInterval(int(param.low), int(param.high))
+    if param.kind in ("uniform", "loguniform"):
+        return hp.RealInterval(float(param.low), float(param.high))
+    if len({type(c) for c in param.choices}) == 1 and isinstance(param.choices[0], (str, int, float, bool)):
+        return hp.Discrete(param.choices)
+    return None  # mixed types: the plugin shows the values without a domain
+
+
+def write_hparams_config(log_dir: str | Path, params: list, metric: str) -> None:
+    """The sweep's HParams experiment at the root of its TensorBoard directory: the swept keys and the metrics."""
+    metrics = sorted(HPARAMS_METRICS, key=lambda tag: tag != f"eval/{metric}")  # the sweep's metric first
+    config = hp.hparams_config_pb(
+        hparams=[hp.HParam(param.key, _domain(param)) for param in params],
+        metrics=[hp.Metric(tag, display_name=tag) for tag in metrics],
+        time_created_secs=time.time(),
+    )
+    with SummaryWriter(str(log_dir)) as writer:
+        writer.file_writer.add_summary(config)
+
+
+def write_trial_hparams(log_dir: str | Path, trial_name: str, values: dict) -> None:
+    """One trial's sampled values, as the HParams session of its TensorBoard run."""
+    with SummaryWriter(str(log_dir)) as writer:
+        writer.file_writer.add_summary(hp.hparams_pb(values, trial_id=trial_name, start_time_secs=time.time()))

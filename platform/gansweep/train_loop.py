@@ -54,19 +54,28 @@ def _gather_rng_states(gan: AmbientGAN) -> list:
     return states
 
 
-def _restore(gan: AmbientGAN, rank: int, device: torch.device, fallback: str | None) -> int:
-    """Load Ray Train's latest checkpoint of this run, else the fallback; returns its step (0 if none)."""
+def _all_finite(metrics: dict[str, float], device: torch.device) -> bool:
+    """Whether every rank's losses are finite: all ranks decide together, so none waits in a collective."""
+    finite = torch.tensor(float(all(math.isfinite(v) for v in metrics.values())), device=device)
+    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+        dist.all_reduce(finite, op=dist.ReduceOp.MIN)
+    return bool(finite.item())
+
+
+def _restore(gan: AmbientGAN, rank: int, device: torch.device, fallback: str | None) -> tuple[int, dict]:
+    """Load Ray Train's latest checkpoint of this run, else the fallback; returns its step (0 if none) and the
+    best cheap figures so far."""
     checkpoint = ray.train.get_checkpoint()
     if checkpoint is None and fallback is not None:
         checkpoint = ray.train.Checkpoint.from_directory(fallback)
     if checkpoint is None:
-        return 0
+        return 0, {}
     with checkpoint.as_directory() as directory:
         state = torch.load(Path(directory) / STATE_FILE, map_location=device, weights_only=True)
     gan.load_state_dict(state)
     if rank < len(state["rng"]):
         gan.set_rng_state(state["rng"][rank])
-    return int(state["step"])
+    return int(state["step"]), dict(state.get("best_eval", {}))
 
 
 def train_loop_per_worker(loop_config: dict) -> None:
@@ -79,14 +88,14 @@ def train_loop_per_worker(loop_config: dict) -> None:
     rank, world = context.get_world_rank(), context.get_world_size()
     device = ray.train.torch.get_device()
     gan = AmbientGAN(cfg, clean_shape, device, wrap=ray.train.torch.prepare_model, rank=rank)
-    start_step = _restore(gan, rank, device, loop_config.get("fallback_checkpoint"))
+    start_step, best_eval = _restore(gan, rank, device, loop_config.get("fallback_checkpoint"))
     if rank == 0:
         _progress(f"{'resuming at' if start_step else 'starting'} step {start_step}/{t.steps}")
     if start_step >= t.steps:  # a finished run rerun as it was: nothing to train, say where it stands
         ray.train.report({"step": start_step, "resumed_from_step": start_step})
         return
 
-    summaries = RunSummaries(output / "tensorboard", start_step) if rank == 0 else None
+    summaries = RunSummaries(loop_config.get("log_dir") or output / "tensorboard", start_step) if rank == 0 else None
     monitor_payload = loop_config.get("monitor")
     monitor = None
     if rank == 0 and monitor_payload is not None:
@@ -117,8 +126,13 @@ def train_loop_per_worker(loop_config: dict) -> None:
 
         elapsed = time.perf_counter() - window_start
         metrics = {key: float(value) for key, value in losses.items()}
-        if not all(math.isfinite(v) for v in metrics.values()):
-            raise FloatingPointError(f"losses turned non-finite at step {step}: {metrics}")
+        if not _all_finite(metrics, device):
+            # Stop cleanly instead of raising: Ray Train would retry a crash from the last checkpoint, and
+            # the same run would diverge again. The driver turns this report into TrainingDiverged.
+            if rank == 0:
+                _progress(f"step {step}: the losses turned non-finite ({metrics}); stopping")
+            ray.train.report({"step": step, "diverged": 1.0, "losses": str(metrics)})
+            break
         metrics.update(
             step=step,
             images_per_s=window_steps * t.batch_size * t.d_steps / elapsed,
@@ -128,7 +142,14 @@ def train_loop_per_worker(loop_config: dict) -> None:
         )
         if monitor is not None and eval_now:
             eval_start = time.perf_counter()
-            last_eval = {**monitor(gan), "fid_step": step}
+            figures = monitor(gan)
+            # The best figures so far (lower FID, higher classifier score): a trial stopped early or
+            # past its best is compared on them in TensorBoard's HParams table.
+            best_eval = {
+                "fid_best": min(figures["fid"], best_eval.get("fid_best", math.inf)),
+                "classifier_score_best": max(figures["classifier_score"], best_eval.get("classifier_score_best", 0.0)),
+            }
+            last_eval = {**figures, "fid_step": step, **best_eval}
             metrics["eval_s"] = time.perf_counter() - eval_start
             eval_seconds += metrics["eval_s"]
             if summaries is not None:
@@ -156,7 +177,7 @@ def train_loop_per_worker(loop_config: dict) -> None:
             with tempfile.TemporaryDirectory() as directory:
                 checkpoint = None
                 if rank == 0:
-                    save_checkpoint(gan, step, rng_states, directory)
+                    save_checkpoint(gan, step, rng_states, directory, best_eval)
                     summaries.flush()  # the checkpoint's step is on disk in TensorBoard too
                     checkpoint = ray.train.Checkpoint.from_directory(directory)
                 ray.train.report(metrics, checkpoint=checkpoint)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -15,6 +16,11 @@ from gansweep.measurements import MeasurementError, build_measurement
 from gansweep.models import Generator, ModelError
 from gansweep.restoration import check_restorable
 from gansweep.sources import DataSourceError
+
+
+class TrainingDiverged(RuntimeError):
+    """The losses turned NaN or infinite: the run stopped (not retried: it would diverge again)."""
+
 
 def _checked(check, section: str):
     """Run a check of the measurement or model modules; their errors become ConfigErrors naming the config key."""
@@ -82,8 +88,21 @@ def init_ray() -> bool:
     if os.environ.get("RAY_ADDRESS"):
         ray.init(address=os.environ["RAY_ADDRESS"])
         return False
-    ray.init(address="local", dashboard_host="127.0.0.1", log_to_driver=True)
+    port = _free_port()
+    # Ray Train's placement-group cleaner finds the State API from the newest `ray start` session's address
+    # file, which names a dead cluster once that head is gone: then a trial stopped early leaves its
+    # placement group behind and the next trial waits forever. Naming this Ray's dashboard avoids the file.
+    ray.init(
+        address="local", dashboard_host="127.0.0.1", dashboard_port=port, log_to_driver=True,
+        runtime_env={"env_vars": {"RAY_API_SERVER_ADDRESS": f"http://127.0.0.1:{port}"}},
+    )
     return True
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
 
 
 def plan_cpus_per_worker(cfg: Config, cluster_cpus: float) -> float:
@@ -99,8 +118,18 @@ def plan_cpus_per_worker(cfg: Config, cluster_cpus: float) -> float:
     return cpus
 
 
-def run_training(cfg: Config, output: str | Path, training_set: TrainingSet | None = None) -> dict:
-    """Train one run into OUTPUT (tensorboard/, checkpoints/, result.json); a rerun resumes it."""
+def run_training(
+    cfg: Config,
+    output: str | Path,
+    training_set: TrainingSet | None = None,
+    *,
+    monitor: dict | None = None,
+    log_dir: str | Path | None = None,
+    callbacks: list = (),
+) -> dict:
+    """Train one run into OUTPUT (checkpoints/, result.json; TensorBoard in LOG_DIR, default OUTPUT/tensorboard);
+    a rerun resumes it. A sweep passes the monitor it readied once, and Ray Train callbacks (Tune's reporting).
+    Raises TrainingDiverged when the losses turn non-finite."""
     import ray
     from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
@@ -109,6 +138,7 @@ def run_training(cfg: Config, output: str | Path, training_set: TrainingSet | No
     from gansweep.train_loop import train_loop_per_worker
 
     output = Path(output).expanduser().resolve()
+    log_dir = Path(log_dir).expanduser().resolve() if log_dir else output / "tensorboard"
     training_set = training_set or check_config(cfg)
     output.mkdir(parents=True, exist_ok=True)
     # What `gansweep evaluate` needs to rebuild the generator, there from the first checkpoint on.
@@ -116,7 +146,8 @@ def run_training(cfg: Config, output: str | Path, training_set: TrainingSet | No
         json.dumps({"config": cfg.to_dict(), "clean_shape": list(training_set.clean_shape)}, indent=2)
     )
     # Before Ray: the classifier is trained (once, cached) here, not inside a worker holding its CPUs.
-    monitor = prepare_monitor(cfg) if cfg.eval.every > 0 else None
+    if monitor is None and cfg.eval.every > 0:
+        monitor = prepare_monitor(cfg)
     started_ray = init_ray()
     try:
         cluster_cpus = ray.cluster_resources().get("CPU", 0)
@@ -126,6 +157,7 @@ def run_training(cfg: Config, output: str | Path, training_set: TrainingSet | No
             train_loop_config={
                 "config": cfg.to_dict(),
                 "output": str(output),
+                "log_dir": str(log_dir),
                 "clean_shape": list(training_set.clean_shape),
                 # Used only when Ray Train's own run snapshot names no checkpoint: a run killed between
                 # a checkpoint's upload and its registration resumes from it all the same.
@@ -133,14 +165,17 @@ def run_training(cfg: Config, output: str | Path, training_set: TrainingSet | No
                 "monitor": monitor,
             },
             scaling_config=ScalingConfig(
-                num_workers=cfg.train.workers, use_gpu=cfg.train.use_gpu, resources_per_worker={"CPU": cpus}
+                num_workers=cfg.train.workers,
+                use_gpu=cfg.train.use_gpu,
+                resources_per_worker={"CPU": cpus, **({"GPU": cfg.train.gpus_per_worker} if cfg.train.use_gpu else {})},
             ),
             datasets={"train": to_ray_dataset(training_set)},
             run_config=RunConfig(
                 name="checkpoints",
                 storage_path=str(output),
                 checkpoint_config=CheckpointConfig(num_to_keep=2),
-                failure_config=FailureConfig(max_failures=2),
+                failure_config=FailureConfig(max_failures=2),  # a lost worker restarts from the last checkpoint
+                callbacks=list(callbacks),
             ),
         )
         fit_start = time.time()
@@ -151,6 +186,9 @@ def run_training(cfg: Config, output: str | Path, training_set: TrainingSet | No
             ray.shutdown()
 
     metrics = dict(result.metrics or {})
+    if metrics.get("diverged"):
+        raise TrainingDiverged(f"the losses turned non-finite at step {metrics['step']}: {metrics.get('losses')}; "
+                               "lower the learning rates or change the G/D balance")
     first_step = metrics.pop("first_step_unix", None)
     summary = {
         "metrics": metrics,
@@ -171,12 +209,12 @@ def run_training(cfg: Config, output: str | Path, training_set: TrainingSet | No
     if monitor is not None:
         summary["cheap_evaluation"] = monitor_provenance(monitor, cfg.eval.cheap_samples)
     if cfg.eval.n_samples > 0:
-        summary["evaluation"] = _full_evaluation(cfg, output)
+        summary["evaluation"] = _full_evaluation(cfg, output, log_dir)
     (output / "result.json").write_text(json.dumps(summary, indent=2))
     return summary
 
 
-def _full_evaluation(cfg: Config, output: Path) -> dict:
+def _full_evaluation(cfg: Config, output: Path, log_dir: Path) -> dict:
     """The protocol on eval.n_samples samples of the final generator: evaluation.json, TensorBoard's
     eval_full/*, and the figures for result.json. A finished run rerun keeps its evaluation."""
     from gansweep.evaluate import evaluate_run
@@ -195,7 +233,7 @@ def _full_evaluation(cfg: Config, output: Path) -> dict:
         f"nn_pixel_distance={figures['nn_pixel_distance']:.3f} ({time.time() - start:.0f} s)",
         flush=True,
     )
-    summaries = RunSummaries(output / "tensorboard")
+    summaries = RunSummaries(log_dir)
     summaries.evaluation(figures["step"], figures, prefix="eval_full")
     summaries.close()
     return figures

@@ -1,0 +1,489 @@
+"""`gansweep report`: one table and plots for a finished (or partly finished) sweep directory.
+
+Reads SWEEP_DIR/sweep.json, SWEEP_DIR/trials.json and the sweep's Optuna study, and writes
+SWEEP_DIR/report/: summary.md, trials.csv, metric_vs_<param>.png per swept parameter and, when
+Optuna can rank the parameters, importances.png. Nothing outside report/ is written.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import re
+import warnings
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import numpy as np
+from matplotlib.figure import Figure
+
+SWEEP_FILE = "sweep.json"
+TRIALS_FILE = "trials.json"
+REPORT_DIR = "report"
+ERROR_CHARS = 100  # an error is shortened to its last line, cut to this many characters
+JITTER = 0.15  # half-width of the horizontal jitter of categorical strip points
+
+# Status -> (colour, marker): failed/stopped trials must stand out from finished ones.
+STATUS_STYLE = {
+    "finished": ("tab:blue", "o"),
+    "stopped": ("tab:orange", "s"),
+    "running": ("tab:green", "^"),
+    "pending": ("tab:gray", "v"),
+    "failed": ("tab:red", "X"),
+}
+
+
+class ReportError(ValueError):
+    """The directory is not a readable sweep directory; the message says what is wrong."""
+
+
+def write_report(sweep_dir: str | Path, storage: str | None = None) -> Path:
+    """Write SWEEP_DIR/report/ and return the path of its summary.md.
+
+    storage overrides the Optuna storage URL in sweep.json (whose RDB password is masked as ***).
+    """
+    sweep_dir = Path(sweep_dir).expanduser()
+    sweep = _read_sweep(sweep_dir)
+    trials, trials_note = _read_trials(sweep_dir)
+    metric, mode = sweep["metric"], sweep["mode"]
+    params = _swept_params(sweep.get("space") or {}, trials)
+
+    out = sweep_dir / REPORT_DIR
+    out.mkdir(exist_ok=True)
+    ranked = sorted(trials, key=lambda t: _rank_key(t, mode))
+    columns = _columns(params, metric)
+    rows = [_table_row(t, params, metric) for t in ranked]
+    _write_csv(out / "trials.csv", columns, rows)
+
+    plots = {}
+    for param in params:
+        plots[param] = f"metric_vs_{_safe_name(param)}.png"
+        _plot_metric_vs_param(out / plots[param], param, (sweep.get("space") or {}).get(param), trials, metric, mode)
+
+    importances, importance_note = _importances(sweep, trials, storage, out / "importances.png")
+    summary = _summary(sweep, ranked, columns, rows, params, plots, importances, importance_note, trials_note, storage)
+    path = out / "summary.md"
+    path.write_text(summary)
+    return path
+
+
+# ---------------------------------------------------------------- reading
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ReportError(f"cannot read {path}: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ReportError(f"{path} does not hold a JSON object")
+    return data
+
+
+def _read_sweep(sweep_dir: Path) -> dict:
+    if not (sweep_dir / SWEEP_FILE).is_file():
+        what = "does not exist" if not sweep_dir.exists() else f"has no {SWEEP_FILE}"
+        raise ReportError(f"{sweep_dir} is not a sweep directory: it {what} (give the output directory of `gansweep sweep`)")
+    sweep = _read_json(sweep_dir / SWEEP_FILE)
+    missing = [key for key in ("name", "metric", "mode") if key not in sweep]
+    if missing:
+        raise ReportError(f"{sweep_dir / SWEEP_FILE} lacks {', '.join(missing)}")
+    if sweep["mode"] not in ("min", "max"):
+        raise ReportError(f"{sweep_dir / SWEEP_FILE}: mode must be 'min' or 'max', not {sweep['mode']!r}")
+    return sweep
+
+
+def _read_trials(sweep_dir: Path) -> tuple[list[dict], str]:
+    """The trials, and a note when there are none to read yet (a sweep that has just started)."""
+    path = sweep_dir / TRIALS_FILE
+    if not path.is_file():
+        return [], f"{TRIALS_FILE} is not written yet: no trial has started."
+    trials = _read_json(path).get("trials")
+    if not isinstance(trials, list):
+        raise ReportError(f"{path} has no list under 'trials'")
+    for index, trial in enumerate(trials):
+        trial.setdefault("number", index)
+        trial.setdefault("name", f"trial_{trial['number']}")
+        trial["params"] = trial.get("params") or {}
+    return trials, ""
+
+
+def _swept_params(space: dict, trials: list[dict]) -> list[str]:
+    """The space's keys in its order, then any other param a trial reports (sorted)."""
+    extra = sorted({key for t in trials for key in t["params"]} - set(space))
+    return list(space) + extra
+
+
+# ---------------------------------------------------------------- the table
+
+
+def _best_value(trial: dict) -> float | None:
+    best = trial.get("best") or {}
+    value = best.get("value")
+    if value is None or not math.isfinite(float(value)):
+        return None
+    return float(value)
+
+
+def _rank_key(trial: dict, mode: str) -> tuple:
+    # Best first per mode; trials without a value (failed, pending, no report yet) last, by number.
+    value = _best_value(trial)
+    if value is None:
+        return (1, 0.0, trial["number"])
+    return (0, value if mode == "min" else -value, trial["number"])
+
+
+def _short_error(error: str | None) -> str:
+    # A traceback ends with the exception's own line, the informative one.
+    if not error:
+        return ""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    last = lines[-1] if lines else ""
+    return last if len(last) <= ERROR_CHARS else last[: ERROR_CHARS - 1] + "…"
+
+
+def _columns(params: list[str], metric: str) -> list[str]:
+    extra = [f"full_{metric}"] if metric != "fid" else []
+    return ["name", "status", *params, f"{metric}_last", f"{metric}_best", "best_step", "full_fid", *extra, "wall_min", "error"]
+
+
+def _table_row(trial: dict, params: list[str], metric: str) -> dict:
+    best = trial.get("best") or {}
+    full = trial.get("full_evaluation") or {}
+    wall = trial.get("wall_s")
+    row = {"name": trial["name"], "status": trial.get("status", "")}
+    for param in params:
+        row[param] = trial["params"].get(param)  # None: inactive conditional param
+    row[f"{metric}_last"] = (trial.get("metrics") or {}).get(metric)
+    row[f"{metric}_best"] = _best_value(trial)
+    row["best_step"] = best.get("step") if _best_value(trial) is not None else None
+    row["full_fid"] = full.get("fid")
+    if metric != "fid":
+        row[f"full_{metric}"] = full.get(metric)
+    row["wall_min"] = None if wall is None else float(wall) / 60
+    row["error"] = _short_error(trial.get("error"))
+    return row
+
+
+def _write_csv(path: Path, columns: list[str], rows: list[dict]) -> None:
+    with path.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=columns)
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({key: "" if value is None else value for key, value in row.items()})
+
+
+def _fmt(value, digits: int = 4) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return f"{value:.{digits}g}"
+    return str(value)
+
+
+def _md_cell(value) -> str:
+    # A pipe would split the cell, a newline the row.
+    return _fmt(value).replace("|", "\\|").replace("\n", " ")
+
+
+def _md_table(header: list[str], rows: list[list]) -> str:
+    lines = ["| " + " | ".join(_md_cell(h) for h in header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(_md_cell(cell) for cell in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------- plots
+
+
+def _safe_name(param: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]", "_", param)
+
+
+def _spec_kind(spec: dict | None, values: list) -> str:
+    """'log', 'linear' or 'categorical' for the x-axis of a parameter's plot."""
+    if isinstance(spec, dict):
+        if "loguniform" in spec:
+            return "log"
+        if "uniform" in spec or "int" in spec:
+            return "linear"
+        if "choice" in spec:
+            return "categorical"
+    numeric = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
+    return "linear" if numeric else "categorical"
+
+
+def _plot_metric_vs_param(path: Path, param: str, spec: dict | None, trials: list[dict], metric: str, mode: str) -> None:
+    """Best metric per trial against the parameter's value, coloured by status.
+
+    Trials without a value (failed, pending) go in a thin strip under the plot, at their parameter value.
+    """
+    having = [t for t in trials if param in t["params"]]
+    kind = _spec_kind(spec, [t["params"][param] for t in having])
+    valued = [t for t in having if _best_value(t) is not None]
+    missing = [t for t in having if _best_value(t) is None]
+    # Constrained layout keeps a multi-line title inside the figure.
+    fig = Figure(figsize=(6.4, 4.8 if missing else 4.4), layout="constrained")
+    if missing:
+        ax, strip = fig.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": [7, 1]})
+    else:
+        ax, strip = fig.add_subplot(), None
+    bottom = strip if strip is not None else ax  # the axes that carries the x labels
+
+    if kind == "categorical":
+        categories = list(spec["choice"]) if isinstance(spec, dict) and "choice" in spec else []
+        for t in having:
+            if t["params"][param] not in categories:
+                categories.append(t["params"][param])
+        # Seeded jitter: the same sweep gives the same picture.
+        jitter = np.random.default_rng(0).uniform(-JITTER, JITTER, size=len(having))
+        x_of = {id(t): categories.index(t["params"][param]) + j for t, j in zip(having, jitter)}
+        bottom.set_xticks(range(len(categories)), [str(c) for c in categories])
+        bottom.set_xlim(-0.5, len(categories) - 0.5)
+    else:
+        x_of = {id(t): float(t["params"][param]) for t in having}
+        if kind == "log":
+            bottom.set_xscale("log")
+        bounds = next((spec[k] for k in ("loguniform", "uniform", "int") if isinstance(spec, dict) and k in spec), None)
+        if bounds is not None and len(bounds) == 2:
+            # The whole search range, so one sees where in it the trials landed.
+            lo, hi = min([float(bounds[0]), *x_of.values()]), max([float(bounds[1]), *x_of.values()])
+            if kind == "log" and lo > 0:
+                pad = (hi / lo) ** 0.04
+                bottom.set_xlim(lo / pad, hi * pad)
+            elif hi > lo:
+                pad = 0.04 * (hi - lo)
+                bottom.set_xlim(lo - pad, hi + pad)
+
+    statuses = list(STATUS_STYLE) + sorted({t.get("status", "") for t in having} - set(STATUS_STYLE))
+    for status in statuses:
+        colour, marker = STATUS_STYLE.get(status, ("black", "d"))
+        points = [(x_of[id(t)], _best_value(t)) for t in valued if t.get("status", "") == status]
+        if points:
+            ax.scatter(*zip(*points), c=colour, marker=marker, s=36, label=f"{status} ({len(points)})", zorder=3)
+        xs = [x_of[id(t)] for t in missing if t.get("status", "") == status]
+        if xs:
+            strip.scatter(xs, [0] * len(xs), c=colour, marker=marker, s=48, zorder=3)
+            ax.scatter([], [], c=colour, marker=marker, s=36, label=f"{status}, no {metric} ({len(xs)}): below")
+    best = min((t for t in trials if _best_value(t) is not None), key=lambda t: _rank_key(t, mode), default=None)
+    if best is not None and best in valued:  # the sweep's best trial, when it has this parameter
+        ax.scatter([x_of[id(best)]], [_best_value(best)], s=220, facecolors="none",
+                   edgecolors="black", linewidths=1.5, label="best", zorder=4)
+    if strip is not None:
+        strip.set_yticks([])
+        strip.set_ylabel(f"no {metric}", rotation=0, ha="right", va="center", fontsize=8)
+        strip.grid(True, axis="x", alpha=0.3)
+        ax.tick_params(labelbottom=False)
+
+    notes = [f"{metric} vs {param}"]
+    if missing:
+        notes.append(f"{len(missing)} trial(s) without {metric} ({_status_counts(missing)}) shown below the plot")
+    if len(having) < len(trials):
+        notes.append(f"{len(trials) - len(having)} trial(s) without this parameter are left out")
+    if isinstance(spec, dict) and spec.get("when"):
+        notes.append("active when " + ", ".join(f"{k} in {v}" for k, v in spec["when"].items()))
+    if not having:
+        ax.text(0.5, 0.5, "no trial has a value for this parameter yet", ha="center", va="center", transform=ax.transAxes)
+    ax.set_title("\n".join(notes), fontsize=9)
+    bottom.set_xlabel(param + (" (log scale)" if kind == "log" else ""))
+    ax.set_ylabel(f"best {metric} ({'lower' if mode == 'min' else 'higher'} is better)")
+    ax.grid(True, alpha=0.3)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=8, loc="best")
+    fig.savefig(path, dpi=100)
+
+
+# ---------------------------------------------------------------- importances
+
+
+def _redact(text: str, storage: str | None) -> str:
+    """text with the storage URL's password replaced by ***: no secret goes into the report."""
+    password = urlsplit(storage).password if storage and "://" in storage else None
+    return text.replace(password, "***") if password else text
+
+
+def _load_study(sweep: dict, storage: str | None):
+    """(Optuna study, None) or (None, why it could not be opened)."""
+    import optuna
+
+    url = storage or sweep.get("storage")
+    if not url or not sweep.get("study_name"):
+        return None, "sweep.json names no Optuna storage and study"
+    if "***" in url:
+        return None, "the storage URL in sweep.json has its password masked; pass the unmasked storage URL"
+    if url.startswith("sqlite:///"):
+        # load_study would create an empty database file where there is none.
+        db = Path(url[len("sqlite:///"):])
+        if not db.is_file():
+            return None, f"the Optuna database {db} does not exist (was the sweep directory moved?)"
+    try:
+        return optuna.load_study(study_name=sweep["study_name"], storage=url), None
+    except Exception as exc:  # noqa: BLE001 - a bad URL, an unreachable server, a missing study: say so, go on
+        return None, _redact(f"Optuna could not open study {sweep['study_name']!r}: {exc}", url)
+
+
+def _distribution(spec: dict):
+    from optuna.distributions import (
+        CategoricalDistribution,
+        FloatDistribution,
+        IntDistribution,
+    )
+
+    if "uniform" in spec:
+        return FloatDistribution(*map(float, spec["uniform"]))
+    if "loguniform" in spec:
+        return FloatDistribution(*map(float, spec["loguniform"]), log=True)
+    if "int" in spec:
+        return IntDistribution(*map(int, spec["int"]))
+    if "choice" in spec:
+        return CategoricalDistribution(spec["choice"])
+    return None
+
+
+def _study_from_trials(sweep: dict, trials: list[dict]):
+    """An in-memory study rebuilt from trials.json (best value per trial) when the real one cannot be opened."""
+    import optuna
+
+    distributions = {}
+    for key, spec in (sweep.get("space") or {}).items():
+        dist = _distribution(spec) if isinstance(spec, dict) else None
+        if dist is not None:
+            distributions[key] = dist
+    verbosity = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # no "new study created" line in the CLI's output
+    try:
+        study = optuna.create_study(direction="minimize" if sweep["mode"] == "min" else "maximize")
+    finally:
+        optuna.logging.set_verbosity(verbosity)
+    for t in trials:
+        value = _best_value(t)
+        if value is None or t.get("status") not in ("finished", "stopped"):
+            continue
+        params = {k: v for k, v in t["params"].items() if k in distributions}
+        try:
+            study.add_trial(optuna.trial.create_trial(
+                value=value, params=params, distributions={k: distributions[k] for k in params}))
+        except ValueError:
+            continue  # a value outside its declared range: leave that trial out
+    return study
+
+
+def _importances(sweep: dict, trials: list[dict], storage: str | None, png: Path) -> tuple[dict | None, str]:
+    """(param -> importance, note on where they came from) or (None, why there are none); draws png."""
+    import optuna
+    from optuna.trial import TrialState
+
+    png.unlink(missing_ok=True)  # a stale plot from an earlier report would contradict this one
+    study, why_not = _load_study(sweep, storage)
+    note = f"the Optuna study `{sweep.get('study_name')}`"
+    if study is None:
+        if not trials:
+            return None, f"No importances: no trials yet, and {why_not}."
+        study = _study_from_trials(sweep, trials)
+        note = f"trials.json (each trial's best {sweep['metric']}), because {why_not}"
+
+    complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    if len(complete) < 2:
+        return None, f"No importances: they need at least 2 complete trials, and there are {len(complete)}. Source: {note}."
+    # A parameter with one value in every complete trial explains nothing, yet Optuna would rank it.
+    values = {}
+    for t in complete:
+        for key, value in t.params.items():
+            values.setdefault(key, set()).add(value)
+    varying = sorted(key for key, seen in values.items() if len(seen) >= 2)
+    if not varying:
+        return None, f"No importances: no parameter takes two different values across the {len(complete)} complete trials. Source: {note}."
+
+    evaluator = optuna.importance.PedAnovaImportanceEvaluator()  # Optuna's default; needs no scikit-learn
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # experimental-API and small-sample warnings
+            importances = optuna.importance.get_param_importances(study, evaluator=evaluator, params=varying)
+    except Exception as exc:  # noqa: BLE001 - Optuna raises various errors on odd studies: report, not crash
+        return None, f"No importances: Optuna could not compute them: {exc}. Source: {note}."
+    if not importances:
+        return None, f"No importances: Optuna returned none for these trials. Source: {note}."
+
+    import matplotlib.pyplot as plt
+    from optuna.visualization.matplotlib import plot_param_importances
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ax = plot_param_importances(study, evaluator=evaluator, params=list(importances), target_name=sweep["metric"])
+    ax.figure.set_size_inches(6.4, 0.5 * len(importances) + 1.8)
+    ax.figure.tight_layout()
+    ax.figure.savefig(png, dpi=100)
+    plt.close(ax.figure)
+    return importances, f"Computed by Optuna's PED-ANOVA over {len(complete)} complete trials. Source: {note}."
+
+
+# ---------------------------------------------------------------- summary.md
+
+
+def _status_counts(trials: list[dict]) -> str:
+    counts = {}
+    for t in trials:
+        counts[t.get("status", "unknown")] = counts.get(t.get("status", "unknown"), 0) + 1
+    return ", ".join(f"{n} {status}" for status, n in counts.items())
+
+
+def _masked(url: str | None) -> str | None:
+    if not url or "://" not in url:
+        return url
+    parts = urlsplit(url)
+    if parts.password and parts.password != "***":
+        return url.replace(f":{parts.password}@", ":***@", 1)
+    return url
+
+
+def _summary(sweep, ranked, columns, rows, params, plots, importances, importance_note, trials_note, storage) -> str:
+    metric, mode = sweep["metric"], sweep["mode"]
+    better = "lower" if mode == "min" else "higher"
+    lines = [f"# Sweep report: {sweep['name']}", ""]
+    lines.append(f"- Metric: `{metric}`, mode `{mode}` ({better} is better)")
+    if sweep.get("search"):
+        lines.append(f"- Search: `{sweep['search']}`")
+    if sweep.get("study_name"):
+        lines.append(f"- Optuna study: `{sweep['study_name']}` in `{_masked(storage or sweep.get('storage'))}`")
+    lines.append(f"- Trials: {len(ranked)}" + (f" ({_status_counts(ranked)})" if ranked else ""))
+    if trials_note:
+        lines.append(f"- {trials_note}")
+    lines.append("")
+
+    lines += ["## Best trial", ""]
+    best = ranked[0] if ranked and _best_value(ranked[0]) is not None else None
+    if best is None:
+        lines += [f"No trial has reported `{metric}` yet.", ""]
+    else:
+        step = (best.get("best") or {}).get("step")
+        lines += [(f"**{best['name']}** (trial {best['number']}, {best.get('status', '')}): "
+                  f"best {metric} {_fmt(_best_value(best))} at step {_fmt(step)}."), ""]
+        if best["params"]:
+            lines += [_md_table(["param", "value"], [[k, v] for k, v in best["params"].items()]), ""]
+        if best.get("metrics"):
+            lines += ["Last reported metrics:", "", _md_table(["metric", "value"], list(best["metrics"].items())), ""]
+        if best.get("full_evaluation"):
+            lines += ["Full evaluation:", "", _md_table(["figure", "value"], list(best["full_evaluation"].items())), ""]
+        else:
+            lines += ["No full evaluation recorded for this trial.", ""]
+
+    lines += ["## Trials (best first)", ""]
+    if rows:
+        lines += [_md_table(columns, [[r[c] for c in columns] for r in rows]), ""]
+        lines += [(f"`{metric}_last` is the last reported value, `{metric}_best` the best over the trial's reports "
+                  f"(at `best_step`); an empty parameter cell is a conditional parameter that is inactive, or one not sampled yet. "
+                  "The same table with full precision: [trials.csv](trials.csv)."), ""]
+    else:
+        lines += ["No trials yet.", ""]
+
+    lines += ["## Parameter importances", ""]
+    if importances:
+        lines += [_md_table(["param", "importance"], [[k, v] for k, v in importances.items()]), ""]
+        lines += [importance_note, "", "![parameter importances](importances.png)", ""]
+    else:
+        lines += [importance_note, ""]
+
+    lines += [f"## {metric} against each parameter", ""]
+    for param in params:
+        lines += [f"### {param}", "", f"![{metric} vs {param}]({plots[param]})", ""]
+    return "\n".join(lines)
