@@ -1,7 +1,7 @@
 """The AmbientGAN table (search_spaces/paper_table.yaml): every row x arm x seed trained and evaluated.
 
-Until `gansweep sweep` exists this script loops over the grid: it starts one Ray head with the
-machine's CPUs, runs `gansweep train` for each run (two at a time by default, each connecting to that
+A grid over arms and seeds with shared rows, so this script loops over it rather than `gansweep sweep`:
+it starts one Ray head with the machine's CPUs, runs `gansweep train` for each run (two at a time by default, each connecting to that
 head), and writes the table (FID mean ± std over seeds, classifier score) and one sample grid per row.
 A run whose result.json already holds its evaluation is not trained again, so an interrupted study
 resumes where it stopped.
@@ -14,9 +14,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
-import signal
-import socket
 import subprocess
 import sys
 import time
@@ -27,10 +24,8 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-
-
-# Token authentication stays on; drivers joining an existing cluster send the token only in token mode.
-RAY_ENV = {**os.environ, "RAY_AUTH_MODE": "token"}
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from local_head import RAY_ENV, start_head, stop_head  # noqa: E402
 
 
 @dataclass
@@ -87,41 +82,6 @@ def plan(study: dict) -> tuple[list[Run], list[Run], dict]:
     return pilot, others, {"model": model, "rows": rows}
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start_head(cpus: int, log: Path) -> tuple[subprocess.Popen, str]:
-    """A Ray head on 127.0.0.1 with `cpus` CPUs, in its own process group (stopped with it)."""
-    head = subprocess.Popen(
-        ["ray", "start", "--head", "--block", f"--num-cpus={cpus}", f"--port={_free_port()}",
-         "--dashboard-host=127.0.0.1", f"--dashboard-port={_free_port()}"],
-        stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True, env=RAY_ENV,
-    )
-    # The head prints the address workers join with (the node's IP, not 127.0.0.1).
-    deadline = time.time() + 120
-    while time.time() < deadline and head.poll() is None:
-        found = re.search(r"ray start --address='([^']+)'", log.read_text())
-        if found:
-            return head, found.group(1)
-        time.sleep(1)
-    stop_head(head)
-    raise RuntimeError(f"the Ray head did not start; see {log}")
-
-
-def stop_head(head: subprocess.Popen) -> None:
-    try:
-        os.killpg(head.pid, signal.SIGTERM)
-        head.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        os.killpg(head.pid, signal.SIGKILL)
-        head.wait()
-    except ProcessLookupError:
-        pass
-
-
 def finished(run_dir: Path) -> dict | None:
     result = run_dir / "result.json"
     if result.is_file():
@@ -153,7 +113,8 @@ def train(run: Run, fixed: dict, output: Path, address: str) -> dict:
 
 def train_all(pilot: list[Run], others: list[Run], context: dict, fixed: dict, output: Path, concurrency: int) -> None:
     """Every run not finished yet, `concurrency` at a time on one Ray head started (and stopped) here."""
-    head, address = start_head(os.cpu_count() or 2, output / "ray_head.log")
+    head = start_head(os.cpu_count() or 2, output / "ray_head.log")
+    address = head.address
 
     def submit(pool, runs):
         return {run.name: pool.submit(train, run, fixed, output, address) for run in runs}

@@ -10,6 +10,7 @@ import torch
 
 STATE_FILE = "state.pt"
 STEP_FILE = "step.json"  # written after STATE_FILE: its presence marks a complete checkpoint
+DIVERGED_FILE = "diverged.json"  # in the run directory: the step and losses at which training stopped
 
 
 def save_checkpoint(gan, step: int, rng_states: list, directory: str, best_eval: dict | None = None) -> None:

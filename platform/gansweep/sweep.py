@@ -30,6 +30,7 @@ from gansweep.sweep_space import SweepSpace
 
 SWEEP_FILE = "sweep.json"
 TRIALS_FILE = "trials.json"
+ERROR_FILE = "error.txt"  # in a failed trial's run directory
 OPTUNA_NUMBER = "optuna_number"  # the Optuna trial number, added to each Tune trial's config
 NAME_LENGTH = 100
 
@@ -106,10 +107,14 @@ def run_trial(config: dict, space: SweepSpace, sweep_dir: str, monitor: dict | N
     log_dir = Path(sweep_dir) / "tensorboard" / name
     # At the start: ASHA may stop the trial before its end.
     write_trial_hparams(log_dir, name, point)
-    run_training(
-        cfg, Path(sweep_dir) / "trials" / name, monitor=monitor, log_dir=log_dir,
-        callbacks=[_metric_report_callback(space.metric)],
-    )
+    run_dir = Path(sweep_dir) / "trials" / name
+    try:
+        run_training(cfg, run_dir, monitor=monitor, log_dir=log_dir, callbacks=[_metric_report_callback(space.metric)])
+    except Exception as exc:
+        # The error in one line for trials.json and the report; Tune keeps the traceback in its error file.
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / ERROR_FILE).write_text(f"{type(exc).__name__}: {exc}")
+        raise
 
 
 def _metric_report_callback(metric: str):
@@ -186,8 +191,13 @@ class TrialsRecord(Callback):
     def __init__(self, sweep_dir: Path, metric: str, mode: str):
         self.path = sweep_dir / TRIALS_FILE
         self.sweep_dir, self.metric, self.mode = sweep_dir, metric, mode
+        self.trials: dict[str, dict] = {}
+
+    def setup(self, **info):
+        # Here, not in __init__: a resumed sweep runs the callback pickled when the sweep began, and must
+        # start from the trials recorded since.
         previous = json.loads(self.path.read_text())["trials"] if self.path.is_file() else []
-        self.trials: dict[str, dict] = {entry["name"]: entry for entry in previous}
+        self.trials = {entry["name"]: entry for entry in previous}
 
     def _entry(self, trial) -> dict:
         name = _trial_name_of(trial)
@@ -234,8 +244,8 @@ class TrialsRecord(Callback):
     def on_trial_error(self, iteration, trials, trial, **info):
         entry = self._entry(trial)
         entry["status"] = "failed"
-        error = trial.get_error() if hasattr(trial, "get_error") else None
-        entry["error"] = _last_line(str(error)) if error else "failed (see the trial's log)"
+        error = self.sweep_dir / "trials" / entry["name"] / ERROR_FILE
+        entry["error"] = error.read_text() if error.is_file() else f"failed; see Tune's error file {trial.error_file}"
         self._write()
 
 
@@ -243,12 +253,6 @@ _REPORTED = (
     "step", "fid", "fid_best", "fid_step", "classifier_score", "classifier_score_best", "loss_d", "loss_g",
     "d_real", "d_fake", "images_per_s", "data_wait_frac", "time_total_s",
 )
-
-
-def _last_line(text: str) -> str:
-    """The message of an exception chain as Ray prints it: its last non-empty line."""
-    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
-    return lines[-1] if lines else text
 
 
 def _prepare_output(space: SweepSpace, sweep_dir: Path, resume: bool) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import sys
 import tempfile
@@ -15,7 +16,7 @@ import torch
 import torch.distributed as dist
 
 from gansweep.config import from_dict
-from gansweep.checkpoints import STATE_FILE, save_checkpoint
+from gansweep.checkpoints import DIVERGED_FILE, STATE_FILE, save_checkpoint
 from gansweep.fid_monitor import FidMonitor
 from gansweep.gan import AmbientGAN
 from gansweep.summaries import RunSummaries
@@ -128,10 +129,10 @@ def train_loop_per_worker(loop_config: dict) -> None:
         metrics = {key: float(value) for key, value in losses.items()}
         if not _all_finite(metrics, device):
             # Stop cleanly instead of raising: Ray Train would retry a crash from the last checkpoint, and
-            # the same run would diverge again. The driver turns this report into TrainingDiverged.
+            # the same run would diverge again. The driver reads the marker and raises TrainingDiverged.
             if rank == 0:
                 _progress(f"step {step}: the losses turned non-finite ({metrics}); stopping")
-            ray.train.report({"step": step, "diverged": 1.0, "losses": str(metrics)})
+                (output / DIVERGED_FILE).write_text(json.dumps({"step": step, "losses": metrics}))
             break
         metrics.update(
             step=step,

@@ -134,13 +134,14 @@ def run_training(
     from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
 
-    from gansweep.checkpoints import latest_checkpoint
+    from gansweep.checkpoints import DIVERGED_FILE, latest_checkpoint
     from gansweep.train_loop import train_loop_per_worker
 
     output = Path(output).expanduser().resolve()
     log_dir = Path(log_dir).expanduser().resolve() if log_dir else output / "tensorboard"
     training_set = training_set or check_config(cfg)
     output.mkdir(parents=True, exist_ok=True)
+    (output / DIVERGED_FILE).unlink(missing_ok=True)  # a rerun tries again (from the last checkpoint)
     # What `gansweep evaluate` needs to rebuild the generator, there from the first checkpoint on.
     (output / "run.json").write_text(
         json.dumps({"config": cfg.to_dict(), "clean_shape": list(training_set.clean_shape)}, indent=2)
@@ -185,10 +186,12 @@ def run_training(
         if started_ray:
             ray.shutdown()
 
-    metrics = dict(result.metrics or {})
-    if metrics.get("diverged"):
-        raise TrainingDiverged(f"the losses turned non-finite at step {metrics['step']}: {metrics.get('losses')}; "
+    diverged = output / DIVERGED_FILE
+    if diverged.is_file():
+        record = json.loads(diverged.read_text())
+        raise TrainingDiverged(f"the losses turned non-finite at step {record['step']}: {record['losses']}; "
                                "lower the learning rates or change the G/D balance")
+    metrics = dict(result.metrics or {})
     first_step = metrics.pop("first_step_unix", None)
     summary = {
         "metrics": metrics,

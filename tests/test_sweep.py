@@ -1,0 +1,253 @@
+"""Real sweeps through the CLI: Ray Tune + Optuna + Ray Train on a local Ray, TensorBoard, the report,
+and the reliability a researcher leaves a sweep running on: a diverging trial, a killed Train worker,
+an interrupted sweep resumed."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+import yaml
+from conftest import needs_fashion
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from tensorboard.plugins.hparams import plugin_data_pb2
+
+pytestmark = needs_fashion
+
+# A tiny schedule: a cheap FID at steps 20 and 40, checkpoints at the same steps.
+TINY = {
+    "data.limit": 512,
+    "model.g_width": 16,
+    "model.d_width": 16,
+    "train.steps": 40,
+    "train.batch_size": 32,
+    "train.log_every": 10,
+    "train.checkpoint_every": 20,
+    "train.image_every": 20,
+    "eval.every": 20,
+    "eval.cheap_samples": 100,
+    "eval.n_samples": 200,
+    "measurement.name": "block_pixel",
+}
+
+
+def _space(path: Path, **settings) -> Path:
+    path.write_text(yaml.safe_dump({"name": path.stem, **settings}, sort_keys=False))
+    return path
+
+
+def _sweep(*args, timeout=600, **popen) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "gansweep.cli", "sweep", *map(str, args)],
+                          capture_output=True, text=True, timeout=timeout, **popen)
+
+
+def _trials(sweep_dir: Path) -> dict[str, dict]:
+    return {entry["name"]: entry for entry in json.loads((sweep_dir / "trials.json").read_text())["trials"]}
+
+
+def _study(sweep_dir: Path) -> optuna.Study:
+    record = json.loads((sweep_dir / "sweep.json").read_text())
+    return optuna.load_study(study_name=record["study_name"], storage=record["storage"])
+
+
+@pytest.fixture(scope="module")
+def grid_sweep(tmp_path_factory):
+    """A grid of three trials, two at a time: ambient and ignore at a sane learning rate, and one whose
+    discriminator learning rate makes the losses non-finite (the grid's conditional key leaves it one)."""
+    root = tmp_path_factory.mktemp("grid")
+    space = _space(
+        root / "grid.yaml",
+        max_concurrent_trials=2,
+        fixed=TINY,
+        space={
+            "train.lr_d": {"choice": [0.0002, 1.0e30]},
+            "mode": {"choice": ["ambient", "ignore"], "when": {"train.lr_d": [0.0002]}},
+        },
+        scheduler={"name": "fifo"},
+        search={"algorithm": "grid"},
+    )
+    out = root / "out"
+    result = _sweep(space, "--output", out)
+    return space, out, result
+
+
+def test_grid_sweep_runs_every_point_and_survives_a_diverging_trial(grid_sweep):
+    _, out, result = grid_sweep
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    trials = _trials(out)
+    assert len(trials) == 3
+    by_status = {}
+    for entry in trials.values():
+        by_status.setdefault(entry["status"], []).append(entry)
+    assert len(by_status.get("finished", [])) == 2, trials
+    (failed,) = by_status["failed"]
+    assert failed["params"] == {"train.lr_d": 1.0e30}
+    assert "non-finite" in failed["error"]
+    for entry in by_status["finished"]:
+        assert entry["metrics"]["step"] == TINY["train.steps"]
+        assert entry["full_evaluation"]["n_fake"] == TINY["eval.n_samples"]
+        assert entry["best"]["value"] <= entry["metrics"]["fid"]
+    assert {e["params"]["mode"] for e in by_status["finished"]} == {"ambient", "ignore"}
+    assert "best trial" in result.stdout and f"tensorboard --logdir {out / 'tensorboard'}" in result.stdout
+
+
+def test_optuna_study_is_persisted_with_each_trial_state(grid_sweep):
+    _, out, _ = grid_sweep
+    study = _study(out)
+    states = sorted(t.state.name for t in study.trials)
+    assert states == ["COMPLETE", "COMPLETE", "FAIL"]
+    trials = _trials(out)
+    for ot_trial in study.trials:
+        entry = next(e for e in trials.values() if e["number"] == ot_trial.number)
+        assert ot_trial.params == entry["params"]
+        if ot_trial.state.name == "COMPLETE":
+            assert ot_trial.value == pytest.approx(entry["metrics"]["fid"])
+
+
+def _hparams(run_dir: Path) -> plugin_data_pb2.HParamsPluginData:
+    events = EventAccumulator(str(run_dir), size_guidance={"tensors": 0})
+    events.Reload()
+    content = events.PluginTagToContent("hparams")
+    (data,) = [plugin_data_pb2.HParamsPluginData.FromString(raw) for raw in content.values()]
+    return data
+
+
+def test_tensorboard_has_one_readable_run_per_trial_with_hparams(grid_sweep):
+    _, out, _ = grid_sweep
+    board = out / "tensorboard"
+    experiment = _hparams(board).experiment
+    assert {info.name for info in experiment.hparam_infos} == {"train.lr_d", "mode"}
+    assert experiment.metric_infos[0].name.tag == "eval/fid"  # the sweep's metric first
+    for name, entry in _trials(out).items():
+        run = board / name
+        assert name.startswith(f"{entry['number']:04d}_") and "lr_d=" in name
+        session = _hparams(run).session_start_info
+        assert {key: (value.string_value or value.number_value) for key, value in session.hparams.items()} == \
+            entry["params"]
+        if entry["status"] == "finished":
+            events = EventAccumulator(str(run), size_guidance={"scalars": 0, "images": 0})
+            events.Reload()
+            tags = events.Tags()
+            assert {"eval/fid", "eval/fid_best", "loss/d", "eval_full/fid"} <= set(tags["scalars"])
+            assert "images/samples" in tags["images"]  # the sample grids beside the scalars
+
+
+def test_report_names_the_best_trial(grid_sweep):
+    _, out, _ = grid_sweep
+    result = subprocess.run([sys.executable, "-m", "gansweep.cli", "report", str(out)],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-3000:]
+    finished = [e for e in _trials(out).values() if e["best"]]
+    best = min(finished, key=lambda e: e["best"]["value"])
+    summary = (out / "report" / "summary.md").read_text()
+    assert best["name"] in summary.split("## Best trial", 1)[1].split("##", 1)[0]
+    assert (out / "report" / "metric_vs_mode.png").is_file()
+
+
+def test_a_finished_sweep_is_neither_overwritten_nor_rerun(grid_sweep):
+    space, out, _ = grid_sweep
+    again = _sweep(space, "--output", out, timeout=120)
+    assert again.returncode == 2 and "already holds a sweep" in again.stderr
+    results = {p: p.stat().st_mtime for p in out.glob("trials/*/result.json")}
+    resumed = _sweep(space, "--output", out, "--resume")
+    assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
+    assert {p: p.stat().st_mtime for p in out.glob("trials/*/result.json")} == results
+    assert len(_study(out).trials) == 3
+
+
+def test_resume_refuses_another_space(grid_sweep, tmp_path):
+    space, out, _ = grid_sweep
+    other = _space(tmp_path / "grid.yaml", **{**yaml.safe_load(space.read_text()), "fixed": {**TINY, "train.steps": 60}})
+    result = _sweep(other, "--output", out, "--resume", timeout=120)
+    assert result.returncode == 2 and "not the space" in result.stderr
+
+
+def _wait_for(condition, timeout: float, what: str, process: subprocess.Popen) -> None:
+    deadline = time.time() + timeout
+    while not condition():
+        if process.poll() is not None:
+            raise AssertionError(f"the sweep ended (exit {process.returncode}) before {what}")
+        if time.time() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.5)
+
+
+def _checkpoint_steps(trial_dir: Path) -> list[int]:
+    return [json.loads(p.read_text())["step"] for p in trial_dir.glob("checkpoints/checkpoint_*/step.json")]
+
+
+def _reported_step(sweep_dir: Path, number: int) -> int:
+    try:
+        trials = _trials(sweep_dir).values()
+    except (OSError, ValueError):
+        return 0
+    return max((e["metrics"].get("step", 0) for e in trials if e["number"] == number), default=0)
+
+
+def _train_worker_pids() -> list[int]:
+    listing = subprocess.run(["ps", "-eo", "pid=,args="], capture_output=True, text=True).stdout
+    return [int(line.split()[0]) for line in listing.splitlines() if "ray::RayTrainWorker" in line]
+
+
+@pytest.fixture(scope="module")
+def interrupted_sweep(tmp_path_factory):
+    """Two trials one after the other. The first trial's Train worker is killed after its first checkpoint;
+    once that trial has finished and the second has a checkpoint, the whole sweep (driver and its local Ray)
+    is killed, then resumed with --resume."""
+    root = tmp_path_factory.mktemp("interrupted")
+    space = _space(
+        root / "interrupted.yaml",
+        num_samples=2,
+        max_concurrent_trials=1,
+        fixed={**TINY, "train.steps": 60, "eval.n_samples": 0},
+        space={"measurement.p": {"uniform": [0.3, 0.7]}},
+        scheduler={"name": "fifo"},
+        search={"algorithm": "random", "seed": 1},
+    )
+    out = root / "out"
+    log = (root / "first.log").open("w")
+    sweep = subprocess.Popen([sys.executable, "-m", "gansweep.cli", "sweep", str(space), "--output", str(out)],
+                             stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    observed = {}
+    try:
+        first = lambda: next(out.glob("trials/0000_*"), None)  # noqa: E731
+        # Reported to Tune: Ray Train has registered the checkpoint of that report (written is not enough).
+        _wait_for(lambda: _reported_step(out, 0) >= 20, 300, "trial 0's first checkpoint", sweep)
+        pids = _train_worker_pids()
+        assert len(pids) == 1, pids
+        os.kill(pids[0], signal.SIGKILL)
+        second = lambda: next(out.glob("trials/0001_*"), None)  # noqa: E731
+        _wait_for(lambda: _reported_step(out, 1) >= 20, 300, "trial 1's first checkpoint", sweep)
+        observed["first_result_mtime"] = (first() / "result.json").stat().st_mtime
+        observed["second_steps_at_kill"] = max(_checkpoint_steps(second()))
+    finally:
+        os.killpg(sweep.pid, signal.SIGKILL)  # a crash: the driver and the Ray it started
+        sweep.wait()
+        log.close()
+    resumed = _sweep(space, "--output", out, "--resume")
+    return out, observed, resumed
+
+
+def test_a_killed_train_worker_resumes_its_trial_from_the_last_checkpoint(interrupted_sweep):
+    out, _, _ = interrupted_sweep
+    first = json.loads(next(out.glob("trials/0000_*/result.json")).read_text())
+    assert first["step"] == 60
+    assert first["metrics"]["resumed_from_step"] >= 20  # restarted from a checkpoint, not from step 0
+
+
+def test_an_interrupted_sweep_resumes_with_every_trial_finished_once(interrupted_sweep):
+    out, observed, resumed = interrupted_sweep
+    assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
+    trials = _trials(out)
+    assert [e["status"] for e in trials.values()] == ["finished", "finished"], trials
+    first, second = (json.loads(p.read_text()) for p in sorted(out.glob("trials/*/result.json")))
+    # The finished trial was not rerun; the unfinished one went on from its checkpoint.
+    assert next(out.glob("trials/0000_*/result.json")).stat().st_mtime == observed["first_result_mtime"]
+    assert second["step"] == 60 and second["metrics"]["resumed_from_step"] >= observed["second_steps_at_kill"]
+    study = _study(out)
+    assert [t.state.name for t in study.trials] == ["COMPLETE", "COMPLETE"]
