@@ -7,12 +7,17 @@ import re
 import signal
 import socket
 import subprocess
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 # Token auth stays on, as on a real cluster: every client of this head (drivers, `ray job`) needs the mode.
-RAY_ENV = {**os.environ, "RAY_AUTH_MODE": "token"}
+# This Python's bin first on PATH: a job's `python` and the head's workers are this environment's.
+RAY_ENV = {
+    **os.environ, "RAY_AUTH_MODE": "token",
+    "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]),
+}
 ADDRESS_FILE = Path("/tmp/ray/ray_current_cluster")  # what `ray start` writes and `ray stop` removes
 
 

@@ -204,7 +204,14 @@ class TrialsRecord(Callback):
         return self.trials.setdefault(name, {
             "name": name, "number": int(trial.config.get(OPTUNA_NUMBER, 0)), "params": _point(trial.config),
             "status": "pending", "metrics": {}, "best": None, "full_evaluation": None, "wall_s": None, "error": None,
+            "started_unix": None,
         })
+
+    @staticmethod
+    def _ended(entry: dict) -> None:
+        """The trial's wall time, start to end as the sweep's driver saw it (from its last start, if resumed)."""
+        if entry.get("started_unix"):
+            entry["wall_s"] = time.time() - entry["started_unix"]
 
     def _write(self) -> None:
         ordered = sorted(self.trials.values(), key=lambda entry: entry["number"])
@@ -214,7 +221,7 @@ class TrialsRecord(Callback):
 
     def on_trial_start(self, iteration, trials, trial, **info):
         entry = self._entry(trial)
-        entry.update(status="running", error=None)
+        entry.update(status="running", error=None, started_unix=time.time())
         self._write()
 
     def on_trial_result(self, iteration, trials, trial, result, **info):
@@ -222,7 +229,6 @@ class TrialsRecord(Callback):
         metrics = {k: v for k, v in result.items() if isinstance(v, (int, float)) and not isinstance(v, bool)
                    and k in _REPORTED}
         entry["metrics"] = metrics
-        entry["wall_s"] = result.get("time_total_s")
         value = metrics.get(self.metric)
         best = entry["best"]
         if value is not None and math.isfinite(value) and (
@@ -237,6 +243,7 @@ class TrialsRecord(Callback):
         # without one was stopped early by the scheduler.
         result = self.sweep_dir / "trials" / entry["name"] / "result.json"
         entry["status"] = "finished" if result.is_file() else "stopped"
+        self._ended(entry)
         if result.is_file():
             entry["full_evaluation"] = json.loads(result.read_text()).get("evaluation")
         self._write()
@@ -244,6 +251,7 @@ class TrialsRecord(Callback):
     def on_trial_error(self, iteration, trials, trial, **info):
         entry = self._entry(trial)
         entry["status"] = "failed"
+        self._ended(entry)
         error = self.sweep_dir / "trials" / entry["name"] / ERROR_FILE
         entry["error"] = error.read_text() if error.is_file() else f"failed; see Tune's error file {trial.error_file}"
         self._write()
@@ -251,7 +259,7 @@ class TrialsRecord(Callback):
 
 _REPORTED = (
     "step", "fid", "fid_best", "fid_step", "classifier_score", "classifier_score_best", "loss_d", "loss_g",
-    "d_real", "d_fake", "images_per_s", "data_wait_frac", "time_total_s",
+    "d_real", "d_fake", "images_per_s", "data_wait_frac", "train_loop_s",
 )
 
 

@@ -337,7 +337,8 @@ def _order(params: dict[str, Param], where: str) -> list[Param]:
 
 
 def load_space(path: str | Path, overrides: list[tuple[str, Any]] = ()) -> SweepSpace:
-    """Read and validate a space file; OVERRIDES (from --set) replace or add fixed keys."""
+    """Read and validate a space file. OVERRIDES (from --set) replace the sweep's own settings when they name
+    one (num_samples, scheduler.grace_period, resources.gpus_per_worker, ...), else fixed config keys."""
     path = Path(path)
     where = str(path)
     if not path.is_file():
@@ -357,7 +358,14 @@ def load_space(path: str | Path, overrides: list[tuple[str, Any]] = ()) -> Sweep
         raise SpaceError(f"{where}: fixed: must be a mapping of config keys")
     fixed = _flatten(fixed_raw)
     for key, value in overrides:
-        fixed[key] = value
+        head, _, rest = key.partition(".")
+        if head in ("scheduler", "search", "resources") and rest:
+            section = raw.get(head) or {}
+            raw[head] = {**(section if isinstance(section, dict) else {}), rest: value}
+        elif key in TOP_KEYS and key not in ("fixed", "space"):
+            raw[key] = value
+        else:
+            fixed[key] = value
     try:
         _apply(Config(), _nest(copy.deepcopy(fixed)), "")
     except ConfigError as exc:

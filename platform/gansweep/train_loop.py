@@ -108,7 +108,8 @@ def train_loop_per_worker(loop_config: dict) -> None:
         ray.train.get_dataset_shard("train"), t.batch_size // world, device, t.seed * 7919 + start_step
     )
 
-    window_start, window_data, window_steps = time.perf_counter(), 0.0, 0
+    loop_start = window_start = time.perf_counter()
+    window_data, window_steps = 0.0, 0
     first_step_unix = None
     for step in range(start_step + 1, t.steps + 1):
         t0 = time.perf_counter()
@@ -139,6 +140,7 @@ def train_loop_per_worker(loop_config: dict) -> None:
             images_per_s=window_steps * t.batch_size * t.d_steps / elapsed,
             data_wait_frac=window_data / elapsed,
             first_step_unix=first_step_unix,
+            train_loop_s=time.perf_counter() - loop_start,  # since this (re)start; against a trial's wall time
             resumed_from_step=start_step,
         )
         if monitor is not None and eval_now:

@@ -1,0 +1,86 @@
+"""Sweep overhead and throughput on this machine's CPUs, through the real `gansweep sweep`.
+
+1. Per-trial overhead: one ~2-minute trial alone; its wall time (trial start to end, as the sweep's driver
+   sees it) against the time spent inside its train loop (train_loop_s, measured by rank 0). Goal <= 15%.
+   The full evaluation is off (eval.n_samples=0; its cost is in BENCHMARKS.md); the cheap FID stays on.
+2. Throughput: the same sweep of short trials run with 1 and with 2 trials at a time (trials per hour).
+
+    .venv/bin/python benchmarks/bench_sweep.py [--output runs/bench_sweep]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import yaml
+
+FIXED = {
+    "data.limit": 6000,
+    "measurement.name": "block_pixel",
+    "model.g_width": 32,
+    "model.d_width": 32,
+    "train.log_every": 25,
+    "train.checkpoint_every": 200,
+    "train.image_every": 200,
+    "eval.every": 200,
+    "eval.cheap_samples": 500,
+    "eval.n_samples": 0,
+}
+
+
+def sweep(output: Path, name: str, steps: int, num_samples: int, concurrent: int) -> tuple[float, list[dict]]:
+    """Run one sweep; returns its wall time and trials.json's entries."""
+    space = output / f"{name}.yaml"
+    space.write_text(yaml.safe_dump({
+        "name": name, "num_samples": num_samples, "max_concurrent_trials": concurrent,
+        "fixed": {**FIXED, "train.steps": steps},
+        "space": {"measurement.p": {"uniform": [0.3, 0.7]}},
+        "scheduler": {"name": "fifo"}, "search": {"algorithm": "random", "seed": 0},
+    }))
+    target = output / name
+    shutil.rmtree(target, ignore_errors=True)
+    start = time.time()
+    with (output / f"{name}.log").open("w") as log:
+        code = subprocess.run([sys.executable, "-m", "gansweep.cli", "sweep", str(space), "--output", str(target)],
+                              stdout=log, stderr=subprocess.STDOUT).returncode
+    wall = time.time() - start
+    if code != 0:
+        raise SystemExit(f"sweep {name} failed (exit {code}); see {output / (name + '.log')}")
+    return wall, json.loads((target / "trials.json").read_text())["trials"]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--output", type=Path, default=Path("runs/bench_sweep"))
+    parser.add_argument("--overhead-steps", type=int, default=1400, help="steps of the ~2-minute trial")
+    parser.add_argument("--throughput-steps", type=int, default=400)
+    parser.add_argument("--throughput-trials", type=int, default=4)
+    args = parser.parse_args()
+    args.output.mkdir(parents=True, exist_ok=True)
+
+    wall, (trial,) = sweep(args.output, "overhead", args.overhead_steps, 1, 1)
+    loop = trial["metrics"]["train_loop_s"]
+    overhead = (trial["wall_s"] - loop) / trial["wall_s"]
+    print(f"overhead: trial wall {trial['wall_s']:.1f} s, inside the train loop {loop:.1f} s -> overhead "
+          f"{100 * overhead:.1f}% of the trial (goal <= 15%); whole sweep command {wall:.1f} s", flush=True)
+
+    rates = {}
+    for concurrent in (1, 2):
+        wall, trials = sweep(args.output, f"throughput_{concurrent}", args.throughput_steps,
+                             args.throughput_trials, concurrent)
+        assert all(t["status"] == "finished" for t in trials), trials
+        rates[concurrent] = len(trials) / wall * 3600
+        mean_wall = sum(t["wall_s"] for t in trials) / len(trials)
+        print(f"throughput, {concurrent} at a time: {len(trials)} trials of {args.throughput_steps} steps in "
+              f"{wall:.1f} s -> {rates[concurrent]:.0f} trials/hour (mean trial wall {mean_wall:.1f} s)", flush=True)
+    print(f"throughput ratio 2 vs 1 at a time: {rates[2] / rates[1]:.2f}", flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,67 @@
+"""The cluster workflow on a real local head: `ray start --head`, the quickstart sweep submitted with the real
+`ray job submit` CLI and jobs/runtime_env.yaml, waited for until SUCCEEDED, its results checked, the head stopped."""
+
+import json
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from conftest import needs_fashion
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "benchmarks"))
+from local_head import RAY_ENV, start_head, stop_head  # noqa: E402
+
+pytestmark = needs_fashion
+
+# The quickstart, shrunk to two tiny trials.
+SMALL = [
+    "num_samples=2", "scheduler.grace_period=20", "data.limit=512", "model.g_width=16", "model.d_width=16",
+    "train.steps=40", "train.batch_size=32", "train.log_every=10", "train.checkpoint_every=20",
+    "train.image_every=20", "eval.every=20", "eval.cheap_samples=100", "eval.n_samples=200",
+]
+RAY = [sys.executable, "-m", "ray.scripts.scripts"]  # the `ray` command of this environment
+
+
+def _job_status(dashboard: str, job_id: str) -> str:
+    result = subprocess.run([*RAY, "job", "status", "--address", dashboard, job_id],
+                            capture_output=True, text=True, env=RAY_ENV, timeout=60)
+    text = result.stdout + result.stderr
+    # Running jobs print "Status for job 'ID': RUNNING"; ended ones "Job 'ID' succeeded" (or failed, stopped).
+    found = re.search(r"Status for job '[^']+': (\w+)", text) or re.search(r"Job '[^']+' (succeeded|failed|stopped)", text)
+    return found.group(1).upper() if found else "UNKNOWN: " + text[-500:]
+
+
+def test_quickstart_sweep_submitted_as_a_ray_job(tmp_path):
+    head = start_head(2, tmp_path / "head.log")
+    out = tmp_path / "sweep"
+    job_id = "gansweep-quickstart-test"
+    try:
+        sets = [arg for item in SMALL for arg in ("--set", item)]
+        submit = subprocess.run(
+            [*RAY, "job", "submit", "--address", head.dashboard, "--submission-id", job_id, "--no-wait",
+             "--working-dir", ".", "--runtime-env", "jobs/runtime_env.yaml", "--",
+             "python", "jobs/sweep.py", "search_spaces/quickstart.yaml", "--output", str(out), *sets],
+            cwd=REPO, capture_output=True, text=True, env=RAY_ENV, timeout=120,
+        )
+        assert submit.returncode == 0, submit.stdout[-2000:] + submit.stderr[-2000:]
+        deadline = time.time() + 600
+        while (status := _job_status(head.dashboard, job_id)) in ("RUNNING", "PENDING") and time.time() < deadline:
+            time.sleep(3)
+        logs = subprocess.run([*RAY, "job", "logs", "--address", head.dashboard, job_id],
+                              capture_output=True, text=True, env=RAY_ENV, timeout=60).stdout
+        assert status == "SUCCEEDED", f"{status}\n{logs[-4000:]}"
+    finally:
+        # A job's driver runs in its own session: stop it through the head before the head goes.
+        subprocess.run([*RAY, "job", "stop", "--address", head.dashboard, job_id],
+                       capture_output=True, env=RAY_ENV, timeout=60)
+        stop_head(head)
+    assert "[gansweep] best trial" in logs and "tensorboard --logdir" in logs
+    trials = json.loads((out / "trials.json").read_text())["trials"]
+    assert len(trials) == 2 and all(t["status"] in ("finished", "stopped") for t in trials)
+    assert all(t["best"] is not None for t in trials)
+    assert sorted(p.name for p in (out / "tensorboard").iterdir() if p.is_dir()) == sorted(t["name"] for t in trials)
+    # The job ran the submitted working tree's package (py_modules), not only an installed copy.
+    assert json.loads((out / "sweep.json").read_text())["space_file"] == "search_spaces/quickstart.yaml"
