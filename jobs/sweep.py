@@ -13,7 +13,7 @@ from pathlib import Path
 # The submitted working tree's package first, ahead of any copy installed on the cluster's nodes.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "platform"))
 
-from gansweep.cli import main  # noqa: E402
+from gansweep.cli import main
 
 if __name__ == "__main__":
     sys.exit(main(["sweep", *sys.argv[1:]]))

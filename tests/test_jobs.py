@@ -12,7 +12,7 @@ from conftest import needs_fashion
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "benchmarks"))
-from local_head import RAY_ENV, start_head, stop_head  # noqa: E402
+from local_head import RAY_ENV, start_head, stop_head
 
 pytestmark = needs_fashion
 

@@ -427,13 +427,13 @@ def _status_counts(trials: list[dict]) -> str:
     return ", ".join(f"{n} {status}" for status, n in counts.items())
 
 
-def _masked(url: str | None) -> str | None:
+def masked_url(url: str | None) -> str | None:
+    """A storage URL with its password hidden: nothing secret goes into files, logs or the report."""
     if not url or "://" not in url:
         return url
-    parts = urlsplit(url)
-    if parts.password and parts.password != "***":
-        return url.replace(f":{parts.password}@", ":***@", 1)
-    return url
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
 
 
 def _summary(sweep, ranked, columns, rows, params, plots, importances, importance_note, trials_note, storage) -> str:
@@ -444,7 +444,7 @@ def _summary(sweep, ranked, columns, rows, params, plots, importances, importanc
     if sweep.get("search"):
         lines.append(f"- Search: `{sweep['search']}`")
     if sweep.get("study_name"):
-        lines.append(f"- Optuna study: `{sweep['study_name']}` in `{_masked(storage or sweep.get('storage'))}`")
+        lines.append(f"- Optuna study: `{sweep['study_name']}` in `{masked_url(storage or sweep.get('storage'))}`")
     lines.append(f"- Trials: {len(ranked)}" + (f" ({_status_counts(ranked)})" if ranked else ""))
     if trials_note:
         lines.append(f"- {trials_note}")

@@ -6,7 +6,9 @@ import time
 from pathlib import Path
 
 import torch
-from tensorboard.plugins.hparams import summary_v2 as hp  # summary_v2: the protos, without TensorFlow
+from tensorboard.plugins.hparams import (
+    summary_v2 as hp,  # summary_v2: the protos, without TensorFlow
+)
 from torch.utils.tensorboard import SummaryWriter
 from torchvision.utils import make_grid
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 import functools
 import json
 import math
-import os
 import time
 from pathlib import Path
 from typing import Any
@@ -25,6 +24,7 @@ from typing import Any
 from ray.tune import Callback
 
 from gansweep.config import ConfigError
+from gansweep.report import masked_url
 from gansweep.summaries import write_hparams_config, write_trial_hparams
 from gansweep.sweep_space import SweepSpace
 
@@ -57,14 +57,14 @@ def plan_resources(space: SweepSpace, cluster: dict[str, float]) -> tuple[float,
                 "resources.cluster: {CPU: ..., GPU: ...} to what it scales to)"
             )
         cpus_per_worker = r.cpus_per_worker or 1.0
-        fit = min(int(gpus // (r.workers * r.gpus_per_worker)), int(cpus // (r.workers * cpus_per_worker)))
+        fit = min(int(gpus / (r.workers * r.gpus_per_worker) + 1e-9), int(cpus / (r.workers * cpus_per_worker) + 1e-9))
     elif r.cpus_per_worker:
         cpus_per_worker = r.cpus_per_worker
-        fit = int(cpus // (r.workers * cpus_per_worker) + 1e-9)
+        fit = int(cpus / (r.workers * cpus_per_worker) + 1e-9)
     else:
         fit = max(1, min(limit, int(cpus // r.workers)))
         cpus_per_worker = cpus / (fit * r.workers)
-    if fit < 1 or r.workers * cpus_per_worker > cpus + 1e-9:
+    if fit < 1 or cpus_per_worker <= 0 or r.workers * cpus_per_worker > cpus + 1e-9:
         raise SweepError(
             f"a trial needs resources.workers={r.workers} x {cpus_per_worker:g} CPUs; the cluster has {cpus:g} "
             "(lower resources.workers or resources.cpus_per_worker)"
@@ -132,13 +132,6 @@ def _metric_report_callback(metric: str):
 
 def _storage_url(space: SweepSpace, sweep_dir: Path) -> str:
     return space.search.storage or f"sqlite:///{sweep_dir / 'optuna.db'}"
-
-
-def masked_url(url: str) -> str:
-    """The storage URL with its password hidden: nothing secret goes into files or logs."""
-    from sqlalchemy.engine import make_url
-
-    return make_url(url).render_as_string(hide_password=True)
 
 
 def _define_by_run(space: SweepSpace, trial) -> dict:
@@ -286,11 +279,13 @@ def run_sweep(space: SweepSpace, output: str | Path, resume: bool = False) -> di
     """Run (or resume) the sweep into OUTPUT; returns the best trial's entry of trials.json."""
     import ray
     from ray import tune
-    from ray.tune import CLIReporter
 
     from gansweep.fid_monitor import prepare_monitor
     from gansweep.trainer import init_ray
 
+    if "://" in str(output):
+        raise SweepError(f"--output {output}: cloud URIs are not supported yet; on a cluster, use a path on a "
+                         "filesystem every node mounts at the same place (cluster.yaml mounts one at /mnt/gansweep)")
     sweep_dir = Path(output).expanduser().resolve()
     _prepare_output(space, sweep_dir, resume)
     base = space.base_config()
@@ -325,12 +320,7 @@ def run_sweep(space: SweepSpace, output: str | Path, resume: bool = False) -> di
             storage_path=str(sweep_dir),
             callbacks=[TrialsRecord(sweep_dir, space.metric, space.mode)],
             failure_config=tune.FailureConfig(max_failures=0),  # Train retries lost workers; a trial's own error is final
-            progress_reporter=CLIReporter(
-                metric_columns=["step", space.metric, "loss_d", "loss_g"],
-                parameter_columns=[p.key for p in space.params],
-                max_report_frequency=30,
-            ),
-            verbose=1,
+            verbose=1,  # Tune's trial table (status, params, the metric) every 30 s, and each trial's end
         )
         if resume:
             tuner = tune.Tuner.restore(str(sweep_dir / "tune"), trainable, resume_unfinished=True,

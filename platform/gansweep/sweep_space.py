@@ -35,7 +35,14 @@ from typing import Any
 
 import yaml
 
-from gansweep.config import Config, ConfigError, _apply, _unknown_key, all_keys, validate
+from gansweep.config import (
+    Config,
+    ConfigError,
+    _apply,
+    _unknown_key,
+    all_keys,
+    validate,
+)
 
 DISTRIBUTIONS = ("uniform", "loguniform", "int", "choice")
 SCHEDULERS = ("asha", "fifo")
@@ -53,6 +60,7 @@ NOT_SWEEPABLE = {
     "data.image_size": "one data set per sweep",
     "data.cache_dir": "one cache per sweep",
     "train.steps": "it is the scheduler's max_t; set it in fixed:",
+    "eval.every": "the metric's cadence, which scheduler.grace_period is checked against; set it in fixed:",
     "train.workers": "set resources.workers",
     "train.use_gpu": "set resources.gpus_per_worker",
     "train.gpus_per_worker": "set resources.gpus_per_worker",
@@ -293,8 +301,10 @@ def _parse_param(key: str, spec: Any, where: str) -> Param:
         if kind == "loguniform" and low <= 0:
             raise SpaceError(f"{place}.loguniform: low must be > 0, got {low}")
         if param.step is not None:
-            if kind == "loguniform" or not isinstance(param.step, (int, float)) or param.step <= 0:
-                raise SpaceError(f"{place}.step: a positive number, for int and uniform only")
+            number_types = int if kind == "int" else (int, float)
+            if (kind == "loguniform" or isinstance(param.step, bool) or not isinstance(param.step, number_types)
+                    or param.step <= 0):
+                raise SpaceError(f"{place}.step: a positive number (an integer for int), for int and uniform only")
         param.low, param.high = low, high
     when = spec.get("when") or {}
     if not isinstance(when, dict):
@@ -366,6 +376,9 @@ def load_space(path: str | Path, overrides: list[tuple[str, Any]] = ()) -> Sweep
             raw[key] = value
         else:
             fixed[key] = value
+    for key in fixed:
+        if NOT_SWEEPABLE.get(key, "").startswith("set resources."):  # base_config() would overwrite it
+            raise SpaceError(f"{where}: fixed: {key}: {NOT_SWEEPABLE[key]} instead")
     try:
         _apply(Config(), _nest(copy.deepcopy(fixed)), "")
     except ConfigError as exc:
@@ -439,11 +452,12 @@ def _check_counts(space: SweepSpace, raw: dict, where: str) -> None:
 def _check_trials(space: SweepSpace, where: str) -> None:
     """Every combination of choices (numbers at both ends of their ranges) must make a valid config, and
     the scheduler must see the metric before it first compares trials."""
+    base = space.base_config()
     try:
-        base = space.base_config()
         validate(base)
-    except ConfigError as exc:
-        raise SpaceError(f"{where}: fixed: {exc}") from None
+        base_error = None
+    except ConfigError as exc:  # perhaps only for lack of a sampled key (hidden.inject_at fixed, its measurement sampled)
+        base_error = str(exc)
     choice_points = itertools.islice(grid_points([p for p in space.params if p.kind == "choice"]),
                                      MAX_CHECKED_COMBINATIONS)
     for point in choice_points:
@@ -455,6 +469,8 @@ def _check_trials(space: SweepSpace, where: str) -> None:
             try:
                 space.trial_config(trial)
             except ConfigError as exc:
+                if str(exc) == base_error:
+                    raise SpaceError(f"{where}: fixed: {exc}") from None
                 shown = ", ".join(f"{k}={v}" for k, v in trial.items())
                 raise SpaceError(f"{where}: space: the trial {{{shown}}} is invalid: {exc}") from None
     every = base.eval.every
