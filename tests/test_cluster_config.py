@@ -10,6 +10,7 @@ import copy
 import re
 import shlex
 import socket
+import subprocess
 from pathlib import Path
 
 import jsonschema
@@ -29,6 +30,9 @@ REPO = Path(__file__).resolve().parents[1]
 CLUSTER_YAML = REPO / "cluster.yaml"
 # rayproject/ray:<ray version>-py<python>-<gpu | cuXYZ>, e.g. rayproject/ray:2.60.0-py311-gpu
 IMAGE_RE = re.compile(r"^rayproject/ray:(?P<ray>\d+\.\d+\.\d+)-py(?P<py>3\d+)-(?P<accel>gpu|cu\d+)$")
+# The shared file system (EFS over NFS) that every node mounts, on the host and in the container.
+SHARE = "/mnt/gansweep"
+EFS_PLACEHOLDER = "fs-XXXXXXXX"
 
 
 @pytest.fixture(autouse=True)
@@ -188,3 +192,105 @@ def test_validation_alone_needs_the_prepared_config(raw):
     that only prepare_config fills in), so the two must be used together, as `ray up` does."""
     with pytest.raises(RuntimeError, match="cluster_synced_files"):
         validate_config(copy.deepcopy(raw))
+
+
+# --- The shared results file system (gansweep's --output must be a local path on every node) ---
+
+
+def _node_run_options(config, name):
+    """The `docker run` options Ray uses for a node type: the global docker section updated with
+    the node type's own, then run_options + head_/worker_run_options (as Ray's updater does)."""
+    docker = {**config["docker"], **config["available_node_types"][name].get("docker", {})}
+    role = "head" if name == config["head_node_type"] else "worker"
+    return docker.get("run_options", []) + docker.get(f"{role}_run_options", [])
+
+
+def _node_init_commands(config, name):
+    """A node type's initialization_commands (its own list replaces the global one)."""
+    node_type = config["available_node_types"][name]
+    return node_type.get("initialization_commands", config.get("initialization_commands", []))
+
+
+def _docker_args(run_options):
+    args = []
+    for option in run_options:
+        args += shlex.split(option)
+    return args
+
+
+def _flag_values(args, flags):
+    return [args[i + 1] for i, a in enumerate(args[:-1]) if a in flags]
+
+
+def test_no_cloud_uri_in_the_cluster_config():
+    # --output does not take cloud URIs yet: the config must not suggest one.
+    assert "s3://" not in CLUSTER_YAML.read_text()
+
+
+@pytest.mark.parametrize("name", ["ray.head.default", "ray.worker.gpu"])
+def test_every_node_binds_the_share_into_its_container(prepared, name):
+    assert set(prepared["available_node_types"]) == {"ray.head.default", "ray.worker.gpu"}
+    volumes = _flag_values(_docker_args(_node_run_options(prepared, name)), {"-v", "--volume"})
+    assert f"{SHARE}:{SHARE}" in volumes, (name, volumes)
+
+
+@pytest.mark.parametrize("name", ["ray.head.default", "ray.worker.gpu"])
+def test_gansweep_cache_lives_on_the_share(prepared, name):
+    env = _flag_values(_docker_args(_node_run_options(prepared, name)), {"-e", "--env"})
+    caches = [e.split("=", 1)[1] for e in env if e.startswith("GANSWEEP_CACHE=")]
+    assert len(caches) == 1, env
+    assert caches[0].startswith(SHARE + "/"), caches
+
+
+@pytest.mark.parametrize("name", ["ray.head.default", "ray.worker.gpu"])
+def test_every_node_mounts_the_efs_before_docker(prepared, name):
+    script = "\n".join(_node_init_commands(prepared, name))
+    mounts = [line for line in script.splitlines() if "mount -t nfs4" in line]
+    assert len(mounts) == 1, script
+    mount = mounts[0]
+    assert "mountpoint -q " + SHARE in mount  # no second mount over a mounted share
+    argv = shlex.split(mount[mount.index("sudo mount") :].split("||")[0])
+    assert argv[-1] == SHARE, argv
+    assert argv[-2].endswith(":/"), argv
+    options = _flag_values(argv, {"-o"})[0].split(",")
+    for option in ("nfsvers=4.1", "hard", "noresvport", "rsize=1048576", "wsize=1048576"):
+        assert option in options, options
+    assert f"sudo mkdir -p {SHARE}" in script
+    assert f"sudo chmod 1777 {SHARE}" in script
+    assert "nfs-common" in script
+
+
+def _run_init(script, stubs):
+    """Run the init script in bash as Ray does (in a subshell), with sudo & co. stubbed out."""
+    return subprocess.run(
+        ["bash", "-c", f"{stubs}\n({script})"], capture_output=True, text=True, timeout=30
+    )
+
+
+def test_init_fails_loudly_while_the_efs_placeholder_is_left_in(prepared):
+    script = "\n".join(prepared["initialization_commands"])
+    assert EFS_PLACEHOLDER in script  # the repository ships the placeholder
+    # sudo must never be reached: a stub that would succeed proves the check comes first.
+    result = _run_init(script, 'sudo() { echo "SUDO $*"; }; dpkg() { return 0; }; mountpoint() { return 1; }')
+    assert result.returncode != 0
+    assert "SUDO" not in result.stdout
+    assert "placeholder" in result.stderr and EFS_PLACEHOLDER in result.stderr, result.stderr
+
+
+def test_init_with_a_real_efs_name_installs_nfs_mounts_and_opens_the_share(prepared):
+    script = "\n".join(prepared["initialization_commands"]).replace(EFS_PLACEHOLDER, "fs-0123abcd")
+    stubs = 'sudo() { echo "SUDO $*"; }; dpkg() { return 1; }; mountpoint() { return 1; }'
+    result = _run_init(script, stubs)
+    assert result.returncode == 0, result.stderr
+    calls = [line[len("SUDO ") :] for line in result.stdout.splitlines() if line.startswith("SUDO ")]
+    assert any("install -y nfs-common" in c for c in calls), calls
+    mount = [c for c in calls if c.startswith("mount ")]
+    assert len(mount) == 1 and "fs-0123abcd.efs." in mount[0] and mount[0].endswith(f":/ {SHARE}"), calls
+    assert calls[-1] == f"chmod 1777 {SHARE}", calls
+    # Already mounted (a re-run of `ray up`): no second mount.
+    again = _run_init(script, stubs.replace("mountpoint() { return 1; }", "mountpoint() { return 0; }"))
+    assert again.returncode == 0 and "SUDO mount" not in again.stdout, again
+    # A failing mount stops `ray up` instead of letting Docker bind an empty local folder.
+    failing = stubs.replace('echo "SUDO $*";', 'echo "SUDO $*"; [ "$1" != mount ];')
+    failed = _run_init(script, failing)
+    assert failed.returncode != 0 and "SUDO chmod" not in failed.stdout, failed

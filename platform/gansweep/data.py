@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import socket
 import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -113,7 +114,7 @@ def load_training_set(cfg: Config) -> TrainingSet:
         images = measure_dataset(clean, asdict(cfg.measurement), data.seed, _restoration(cfg))
         path.parent.mkdir(parents=True, exist_ok=True)
         # Write then rename, so concurrent trials never read a half-written cache.
-        tmp = path.with_suffix(f".{os.getpid()}.tmp.npy")
+        tmp = path.with_suffix(f".{socket.gethostname()}.{os.getpid()}.tmp.npy")  # unique on a shared cache too
         np.save(tmp, images)
         tmp.replace(path)
     return TrainingSet(images, arrays.labels, clean_shape, arrays.num_classes, fp, str(path))

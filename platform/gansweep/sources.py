@@ -13,6 +13,7 @@ import gzip
 import io
 import math
 import os
+import socket
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -361,7 +362,7 @@ def _prepare_torchvision(name: str, path: Path) -> str:
             array, _ = _read_idx(name, _find_idx(name, path, stem), magic, None)
             header = np.array([magic, *array.shape], dtype=">u4").tobytes()
             # Write then rename, so an interrupted or concurrent prepare never leaves a half file.
-            tmp = raw / f"{stem}.{os.getpid()}.tmp"
+            tmp = raw / f"{stem}.{socket.gethostname()}.{os.getpid()}.tmp"  # unique on a shared cache too
             tmp.write_bytes(header + array.tobytes())
             tmp.replace(raw / stem)
     dataset = getattr(torchvision.datasets, TORCHVISION_DIRS[name])
