@@ -42,7 +42,8 @@ class SweepError(ConfigError):
 def plan_resources(space: SweepSpace, cluster: dict[str, float]) -> tuple[float, int]:
     """CPUs per Train worker and trials run at once, from the cluster's resources.
 
-    CPU training splits the CPUs evenly between the concurrent trials' workers (at least one each); GPU
+    CPU training splits the CPUs evenly between the concurrent trials' workers (a whole CPU each where there are
+    enough, else a fraction); GPU
     training gives each worker its GPUs and 1 CPU. The trial drivers hold no CPU, so they never starve their
     own workers; the Ray Data sets are materialised, so no read task waits for a CPU. Refused with a clear
     message when one trial cannot fit."""
@@ -57,7 +58,9 @@ def plan_resources(space: SweepSpace, cluster: dict[str, float]) -> tuple[float,
                 "resources.cluster: {CPU: ..., GPU: ...} to what it scales to)"
             )
         cpus_per_worker = r.cpus_per_worker or 1.0
-        fit = min(int(gpus / (r.workers * r.gpus_per_worker) + 1e-9), int(cpus / (r.workers * cpus_per_worker) + 1e-9))
+        # not //: 1 // 0.1 == 9.0
+        fit = min(int(gpus / (r.workers * r.gpus_per_worker) + 1e-9),
+                  int(cpus / (r.workers * cpus_per_worker) + 1e-9))
     elif r.cpus_per_worker:
         cpus_per_worker = r.cpus_per_worker
         fit = int(cpus / (r.workers * cpus_per_worker) + 1e-9)

@@ -61,6 +61,8 @@ NOT_SWEEPABLE = {
     "data.cache_dir": "one cache per sweep",
     "train.steps": "it is the scheduler's max_t; set it in fixed:",
     "eval.every": "the metric's cadence, which scheduler.grace_period is checked against; set it in fixed:",
+    "eval.cheap_samples": "FIDs of different sample counts do not compare",
+    "eval.n_samples": "FIDs of different sample counts do not compare",
     "train.workers": "set resources.workers",
     "train.use_gpu": "set resources.gpus_per_worker",
     "train.gpus_per_worker": "set resources.gpus_per_worker",
@@ -269,14 +271,7 @@ def _parse_param(key: str, spec: Any, where: str) -> Param:
     if kind == "choice":
         if not isinstance(values, list) or not values:
             raise SpaceError(f"{place}.choice: needs a non-empty list of values")
-        probe = Config()
-        coerced = []
-        for value in values:
-            try:
-                _apply(probe, _nest({key: value}), "")
-            except ConfigError as exc:
-                raise SpaceError(f"{place}.choice: {exc}") from None
-            coerced.append(_get(probe, key))
+        coerced = [_coerced(key, value, f"{place}.choice") for value in values]
         if len(set(map(repr, coerced))) != len(coerced):
             raise SpaceError(f"{place}.choice: lists a value twice")
         if param.step is not None:
@@ -313,6 +308,16 @@ def _parse_param(key: str, spec: Any, where: str) -> Param:
     return param
 
 
+def _coerced(key: str, value: Any, place: str) -> Any:
+    """VALUE as config KEY's type (as the trial's config will hold it), or an error naming PLACE."""
+    probe = Config()
+    try:
+        _apply(probe, _nest({key: value}), "")
+    except ConfigError as exc:
+        raise SpaceError(f"{place}: {exc}") from None
+    return _get(probe, key)
+
+
 def _get(cfg: Config, key: str) -> Any:
     obj: Any = cfg
     for part in key.split("."):
@@ -330,6 +335,7 @@ def _order(params: dict[str, Param], where: str) -> list[Param]:
                                  "its parent sampled as a choice)")
             if params[parent].kind != "choice":
                 raise SpaceError(f"{place}: its parent '{parent}' must be a choice key")
+            values[:] = [_coerced(parent, v, place) for v in values]  # `when: {hidden.inject_at: [1]}` means "1"
             missing = [v for v in values if v not in params[parent].choices]
             if missing:
                 raise SpaceError(f"{place}: {missing!r} is not among {parent}'s choices {params[parent].choices!r}")
@@ -456,8 +462,8 @@ def _check_trials(space: SweepSpace, where: str) -> None:
     try:
         validate(base)
         base_error = None
-    except ConfigError as exc:  # perhaps only for lack of a sampled key (hidden.inject_at fixed, its measurement sampled)
-        base_error = str(exc)
+    except ConfigError as exc:  # perhaps only for lack of a sampled key (hidden.inject_at fixed,
+        base_error = str(exc)  # hidden.measurement.name sampled): the trials below tell
     choice_points = itertools.islice(grid_points([p for p in space.params if p.kind == "choice"]),
                                      MAX_CHECKED_COMBINATIONS)
     for point in choice_points:
