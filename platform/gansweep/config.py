@@ -234,19 +234,24 @@ def parse_override(text: str) -> tuple[str, Any]:
     return key.strip(), value
 
 
+def read_yaml_mapping(path: Path, what: str, error: type[ConfigError] = ConfigError) -> dict:
+    """A YAML file that must hold a mapping (read with yaml.safe_load), or ERROR naming WHAT and the file."""
+    if not path.is_file():
+        raise error(f"{what} {path} does not exist")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise error(f"{what} {path} is not valid YAML: {exc}") from None
+    if not isinstance(data, dict):
+        raise error(f"{what} {path} must hold a mapping of keys")
+    return data
+
+
 def load_config(path: str | Path | None = None, overrides: list[str] = ()) -> Config:
     """Defaults, then the YAML file, then ``KEY=VALUE`` overrides; validated."""
     cfg = Config()
     if path is not None:
-        path = Path(path)
-        if not path.is_file():
-            raise ConfigError(f"config file {path} does not exist")
-        try:
-            data = yaml.safe_load(path.read_text()) or {}
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"config file {path} is not valid YAML: {exc}") from None
-        if not isinstance(data, dict):
-            raise ConfigError(f"config file {path} must hold a mapping of keys")
+        data = read_yaml_mapping(Path(path), "config file")
         _apply(cfg, data, "")
     for text in overrides:
         set_key(cfg, *parse_override(text))

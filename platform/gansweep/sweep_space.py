@@ -33,14 +33,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from gansweep.config import (
     Config,
     ConfigError,
     _apply,
     _unknown_key,
     all_keys,
+    read_yaml_mapping,
     validate,
 )
 
@@ -357,14 +356,7 @@ def load_space(path: str | Path, overrides: list[tuple[str, Any]] = ()) -> Sweep
     one (num_samples, scheduler.grace_period, resources.gpus_per_worker, ...), else fixed config keys."""
     path = Path(path)
     where = str(path)
-    if not path.is_file():
-        raise SpaceError(f"search space {path} does not exist")
-    try:
-        raw = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as exc:
-        raise SpaceError(f"{where}: not valid YAML: {exc}") from None
-    if not isinstance(raw, dict):
-        raise SpaceError(f"{where}: must hold a mapping with fixed:, space: and the sweep's settings")
+    raw = read_yaml_mapping(path, "search space", SpaceError)
     for key in raw:
         if key not in TOP_KEYS:
             raise SpaceError(f"{where}: {key}: unknown key; known: {', '.join(TOP_KEYS)}")
