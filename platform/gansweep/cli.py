@@ -43,6 +43,18 @@ def _evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _invert(args: argparse.Namespace) -> int:
+    from gansweep.invert import invert
+
+    output = args.output or f"{args.run.rstrip('/')}/invert"
+    summary = invert(args.run, args.images, output, steps=args.steps, lr=args.lr, init_std=args.init_std,
+                     seed=args.seed, limit=args.limit)
+    print(f"[gansweep] reversed {summary['images']} images in {summary['steps']} steps: mean squared error "
+          f"{summary['error_first']:.4f} -> {summary['error_last']:.4f}")
+    print(f"[gansweep] wrote {output}/ (codes.npy, reconstructions.png, traversal.png, tensorboard/)")
+    return 0
+
+
 def _sweep(args: argparse.Namespace) -> int:
     from gansweep.config import parse_override
     from gansweep.sweep import run_sweep
@@ -90,6 +102,19 @@ def build_parser() -> argparse.ArgumentParser:
         help="a local torchvision inception_v3 state dict: adds an Inception FID (nothing is downloaded)",
     )
     evaluate.set_defaults(func=_evaluate)
+
+    invert = commands.add_parser(
+        "invert", help="codes and reconstructions of given images under a run's generator (generator reversal)"
+    )
+    invert.add_argument("run", metavar="RUN_DIR_OR_CHECKPOINT")
+    invert.add_argument("images", metavar="IMAGES", help="a .npy array of images, or a folder of image files")
+    invert.add_argument("--output", default=None, help="default: RUN_DIR/invert")
+    invert.add_argument("--steps", type=int, default=200, help="gradient steps on ||G(z) - x||^2 (default 200)")
+    invert.add_argument("--lr", type=float, default=0.003, help="gradient-descent step size (default 0.003)")
+    invert.add_argument("--init-std", type=float, default=1.0, help="std of the initial codes (default 1)")
+    invert.add_argument("--seed", type=int, default=0, help="seed of the initial codes")
+    invert.add_argument("--limit", type=int, default=64, help="reverse the first LIMIT images (default 64)")
+    invert.set_defaults(func=_invert)
 
     sweep = commands.add_parser(
         "sweep", help="a Ray Tune + Optuna sweep over a search space (see search_spaces/); one TorchTrainer per trial"
