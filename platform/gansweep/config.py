@@ -29,6 +29,8 @@ MEASUREMENTS = (
     "cascade",
 )
 SOURCES = ("fashion_mnist", "mnist", "image_folder", "parquet")
+LOSSES = ("non_saturating", "minimax", "wgan_gp", "hinge")  # see losses.py
+D_NORMS = ("batch", "layer", "none")
 
 
 class ConfigError(ValueError):
@@ -74,6 +76,7 @@ class ModelConfig:
     z_dim: int = 64
     g_width: int = 64
     d_width: int = 64
+    d_norm: str = "batch"  # normalisation in D: batch, layer (one group per sample: WGAN-GP's choice) or none
 
 
 @dataclass
@@ -85,7 +88,9 @@ class TrainConfig:
     cpus_per_worker: float | None = None  # None: computed from the cluster's CPUs
     gpus_per_worker: float = 1.0  # with use_gpu; a fraction packs several small trials on one GPU
     seed: int = 0
-    d_steps: int = 1  # discriminator steps per generator step
+    d_steps: int = 1  # discriminator steps per generator step (WGAN-GP's n_critic)
+    loss: str = "non_saturating"  # non_saturating | minimax | wgan_gp | hinge (see losses.py)
+    gp_weight: float = 10.0  # WGAN-GP's lambda
     lr_g: float = 2e-4
     lr_d: float = 2e-4
     beta1: float = 0.5
@@ -336,3 +341,11 @@ def validate(cfg: Config) -> None:
     _check(t.gpus_per_worker > 0, "train.gpus_per_worker must be > 0")
     for key in ("z_dim", "g_width", "d_width"):
         _check(getattr(cfg.model, key) >= 1, f"model.{key} must be >= 1")
+    _check(t.loss in LOSSES, f"train.loss='{t.loss}' is not one of {', '.join(LOSSES)}")
+    _check(t.gp_weight >= 0, f"train.gp_weight={t.gp_weight} must be >= 0")
+    _check(cfg.model.d_norm in D_NORMS, f"model.d_norm='{cfg.model.d_norm}' is not one of {', '.join(D_NORMS)}")
+    _check(
+        t.loss != "wgan_gp" or cfg.model.d_norm != "batch",
+        "train.loss=wgan_gp penalises each sample's gradient, which BatchNorm mixes across the batch: "
+        "set model.d_norm=layer (or none)",
+    )

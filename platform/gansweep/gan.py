@@ -16,7 +16,7 @@ from torch import nn
 
 from gansweep.config import Config
 from gansweep.data import to_unit
-from gansweep.losses import nonsaturating_d_loss, nonsaturating_g_loss
+from gansweep.losses import PROBABILISTIC, d_loss, g_loss, gradient_penalty
 from gansweep.measurements import build_measurement
 from gansweep.models import Discriminator, Generator
 
@@ -46,7 +46,7 @@ class AmbientGAN:
         torch.manual_seed(cfg.train.seed)
         generator = Generator(clean_shape, z_dim=cfg.model.z_dim, width=cfg.model.g_width)
         d_shape = self.measurement.output_shape(clean_shape) if self.measurement else clean_shape
-        discriminator = Discriminator(d_shape, width=cfg.model.d_width)
+        discriminator = Discriminator(d_shape, width=cfg.model.d_width, norm=cfg.model.d_norm)
         self.G = wrap(generator.to(self.device))
         self.D = wrap(discriminator.to(self.device))
         t = cfg.train
@@ -94,7 +94,11 @@ class AmbientGAN:
                 # as it does in the generator step (a mixed batch would normalise fakes differently there).
                 real_logits = self.D(real).float()
                 fake_logits = self.D(fake).float()
-            loss_d = nonsaturating_d_loss(real_logits, fake_logits)
+            loss_d = d_loss(self.cfg.train.loss, real_logits, fake_logits)
+            if self.cfg.train.loss == "wgan_gp":
+                with self.autocast:
+                    loss_d = loss_d + self.cfg.train.gp_weight * gradient_penalty(
+                        self.D, real, fake, self.theta_generator).float()
             self.opt_d.zero_grad(set_to_none=True)
             loss_d.backward()
             self.opt_d.step()
@@ -102,7 +106,7 @@ class AmbientGAN:
         fake, hidden_map = self.fake(len(reals[-1]))
         with self.autocast:
             fake_logits_g = self.D(fake).float()
-        loss_g = nonsaturating_g_loss(fake_logits_g)
+        loss_g = g_loss(self.cfg.train.loss, fake_logits_g)
         self.opt_g.zero_grad(set_to_none=True)
         loss_g.backward()
         self.opt_g.step()
@@ -110,11 +114,13 @@ class AmbientGAN:
         self.last = {"real": reals[-1], "fake": fake.detach()}
         if hidden_map is not None:
             self.last["hidden"] = hidden_map.detach()
+        # D(real), D(fake): probabilities for the probabilistic losses, mean critic values otherwise.
+        squash = torch.sigmoid if self.cfg.train.loss in PROBABILISTIC else (lambda v: v)
         return {
             "loss_d": loss_d.detach(),
             "loss_g": loss_g.detach(),
-            "d_real": torch.sigmoid(real_logits.detach()).mean(),
-            "d_fake": torch.sigmoid(fake_logits.detach()).mean(),
+            "d_real": squash(real_logits.detach()).mean(),
+            "d_fake": squash(fake_logits.detach()).mean(),
         }
 
     @torch.no_grad()

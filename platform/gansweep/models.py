@@ -137,13 +137,13 @@ class Generator(nn.Module):
 
 
 class Discriminator(nn.Module):
-    def __init__(self, input_shape: tuple[int, ...], width: int = 64):
+    def __init__(self, input_shape: tuple[int, ...], width: int = 64, norm: str = "batch"):
         super().__init__()
         input_shape = _as_shape(input_shape)
         if width < 1:
             raise ModelError(f"width must be positive, got {width}")
         if len(input_shape) == 3:
-            self.body, n_features = self._conv_body(input_shape, width)
+            self.body, n_features = self._conv_body(input_shape, width, norm)
         elif len(input_shape) == 1:
             self.body, n_features = self._mlp_body(input_shape, width)
         else:
@@ -155,19 +155,21 @@ class Discriminator(nn.Module):
         init_weights(self)
 
     @staticmethod
-    def _conv_body(shape: tuple[int, int, int], width: int) -> tuple[nn.Module, int]:
+    def _conv_body(shape: tuple[int, int, int], width: int, norm: str) -> tuple[nn.Module, int]:
         c, h, w = shape
         if c < 1 or h < 2 or w < 2:
             raise ModelError(f"Discriminator needs images of at least 1 channel and 2x2 pixels, got {shape}")
         layers: list[nn.Module] = []
         c_out = width
         first = True
-        # Halve the spatial size while it is >= 8, doubling channels; BatchNorm on all but the first layer
-        # (and a conv bias only where no BatchNorm follows).
+        # Halve the spatial size while it is >= 8, doubling channels; a normalisation on all but the first
+        # layer (and a conv bias only where none follows). "layer" normalises each sample on its own
+        # (GroupNorm with one group), as a per-sample gradient penalty needs.
         while min(h, w) >= 8:
-            layers.append(nn.Conv2d(c, c_out, 4, stride=2, padding=1, bias=first))
-            if not first:
-                layers.append(nn.BatchNorm2d(c_out))
+            normalised = not first and norm != "none"
+            layers.append(nn.Conv2d(c, c_out, 4, stride=2, padding=1, bias=not normalised))
+            if normalised:
+                layers.append(nn.BatchNorm2d(c_out) if norm == "batch" else nn.GroupNorm(1, c_out))
             layers.append(nn.LeakyReLU(0.2))
             c, h, w, c_out, first = c_out, h // 2, w // 2, c_out * 2, False
         if not layers:
