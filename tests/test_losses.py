@@ -4,11 +4,10 @@ import math
 
 import pytest
 import torch
-from torch import nn
-
 from gansweep.config import ConfigError, load_config
 from gansweep.gan import AmbientGAN
 from gansweep.losses import d_loss, g_loss, gradient_penalty
+from torch import nn
 
 
 def test_probabilistic_losses_match_their_formulas():

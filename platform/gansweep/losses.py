@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from gansweep.config import LOSSES
+
 PROBABILISTIC = ("non_saturating", "minimax")  # D's outputs are logits of a probability
 
 
