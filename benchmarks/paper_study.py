@@ -204,7 +204,7 @@ def sample_grids(study: dict, output: Path, figures_dir: Path, point: str) -> li
             cfg = from_dict(json.loads((dirs[arm] / "run.json").read_text())["config"])
             panels.append((data_title, grid(load_training_set(cfg).images)))
         for arm in [arm for arm in study["arms"] if arm in dirs]:
-            generator, _, _ = load_generator(*resolve_checkpoint(dirs[arm]))
+            generator, _, _, _ = load_generator(*resolve_checkpoint(dirs[arm]))
             title = f"{arm} @{point}" if arm == "hidden_ambient" else arm
             panels.append((title, grid(sample(generator, 36, seed=0).numpy())))
         if not panels:

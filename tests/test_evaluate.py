@@ -53,6 +53,6 @@ def test_evaluate_run_writes_the_protocol(tmp_path, monkeypatch):
     assert json.loads((run_dir / "evaluation.json").read_text())["fid"] == figures["fid"]
 
     # The samples are the checkpoint's generator, unmeasured: the same z gives the same images.
-    generator, _, _ = evaluate.load_generator(run_dir, run_dir / "checkpoints" / "checkpoint_000")
+    generator, _, _, _ = evaluate.load_generator(run_dir, run_dir / "checkpoints" / "checkpoint_000")
     z = torch.randn(4, generator.z_dim)
     assert torch.allclose(evaluate.to_unit(generator(z)), gan.sample(z))

@@ -31,6 +31,7 @@ MEASUREMENTS = (
 SOURCES = ("fashion_mnist", "mnist", "image_folder", "parquet")
 LOSSES = ("non_saturating", "minimax", "wgan_gp", "hinge")  # see losses.py
 D_NORMS = ("batch", "layer", "none")
+PRIORS = ("normal", "kde")
 
 
 class ConfigError(ValueError):
@@ -117,6 +118,27 @@ class EvalConfig:
 
 
 @dataclass
+class ReversalConfig:
+    """Generator reversal (Kilcher et al.): codes z of real images by gradient descent on ||G(z) - x||^2."""
+
+    lr: float = 0.003  # gradient-descent step size
+    max_steps: int = 20  # steps per reversal, unless the MMD rule stops it earlier
+    init_std: float = 1.0  # std of the initial codes: the paper's 1e-4 leaves a BatchNorm G's ReLUs dead at z ~ 0 (no gradient)
+    mmd_bandwidth: float | None = None  # RBF bandwidth of the MMD^2 of the codes; None: their median distance
+    mmd_threshold: float = 0.0  # stop once that MMD^2 exceeds it (the paper's Claim 4); 0: always max_steps
+
+
+@dataclass
+class PriorConfig:
+    """The code distribution G is fed: the standard normal, or a KDE over reversed codes (KDE-GAN)."""
+
+    name: str = "normal"  # normal | kde
+    bandwidth: float = 0.1  # KDE: the RBF kernel's bandwidth
+    background_weight: float = 0.0  # KDE: weight of N(0, I) in the mixture, against memorisation
+    refresh_every: int = 1  # KDE: re-estimate the prior from a reversed real batch every N steps (1: Algorithm 2)
+
+
+@dataclass
 class Config:
     mode: str = "ambient"
     data: DataConfig = field(default_factory=DataConfig)
@@ -126,6 +148,8 @@ class Config:
     train: TrainConfig = field(default_factory=TrainConfig)
     unmeasure: UnmeasureConfig = field(default_factory=UnmeasureConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
+    prior: PriorConfig = field(default_factory=PriorConfig)
+    reversal: ReversalConfig = field(default_factory=ReversalConfig)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -286,6 +310,24 @@ def _validate_measurement(m: MeasurementConfig, key: str) -> None:
     _check(m.name != "cascade" or len(m.steps) > 0, f"{key}.name=cascade needs a non-empty {key}.steps list")
 
 
+def _validate_prior(cfg: Config) -> None:
+    prior, r = cfg.prior, cfg.reversal
+    _check(prior.name in PRIORS, f"prior.name='{prior.name}' is not one of {', '.join(PRIORS)}")
+    _check(prior.bandwidth > 0, f"prior.bandwidth={prior.bandwidth} must be > 0")
+    _check(0 <= prior.background_weight <= 1, f"prior.background_weight={prior.background_weight} must be in [0, 1]")
+    _check(prior.refresh_every >= 1, f"prior.refresh_every={prior.refresh_every} must be >= 1")
+    _check(r.lr > 0, f"reversal.lr={r.lr} must be > 0")
+    _check(r.max_steps >= 1, f"reversal.max_steps={r.max_steps} must be >= 1")
+    _check(r.init_std >= 0, f"reversal.init_std={r.init_std} must be >= 0")
+    _check(r.mmd_bandwidth is None or r.mmd_bandwidth > 0, f"reversal.mmd_bandwidth={r.mmd_bandwidth} must be > 0")
+    _check(r.mmd_threshold >= 0, f"reversal.mmd_threshold={r.mmd_threshold} must be >= 0 (0: no MMD rule)")
+    _check(
+        prior.name != "kde" or cfg.mode != "ambient",
+        "prior.name=kde with mode=ambient: reversing a measured real needs the theta that measured it, which the "
+        "lossy data set does not keep yet; use mode clean, ignore or unmeasure (G models the images D sees)",
+    )
+
+
 def validate(cfg: Config) -> None:
     """Checks that need neither data nor Ray; the rest (shapes) happen in ``trainer.check_config``."""
     _check(cfg.mode in MODES, f"mode='{cfg.mode}' is not one of {', '.join(MODES)}")
@@ -341,6 +383,7 @@ def validate(cfg: Config) -> None:
     _check(t.gpus_per_worker > 0, "train.gpus_per_worker must be > 0")
     for key in ("z_dim", "g_width", "d_width"):
         _check(getattr(cfg.model, key) >= 1, f"model.{key} must be >= 1")
+    _validate_prior(cfg)
     _check(t.loss in LOSSES, f"train.loss='{t.loss}' is not one of {', '.join(LOSSES)}")
     _check(t.gp_weight >= 0, f"train.gp_weight={t.gp_weight} must be >= 0")
     _check(cfg.model.d_norm in D_NORMS, f"model.d_norm='{cfg.model.d_norm}' is not one of {', '.join(D_NORMS)}")

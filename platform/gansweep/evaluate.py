@@ -12,14 +12,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from gansweep.checkpoints import STATE_FILE, latest_checkpoint
 from gansweep.classifier import load_or_train_classifier
 from gansweep.config import Config, ConfigError, from_dict
 from gansweep.data import cache_root, to_unit
 from gansweep.inception import inception_fid, load_inception
 from gansweep.metrics import evaluate_samples
 from gansweep.models import Generator
+from gansweep.priors import KDEPrior
 from gansweep.sources import DataSourceError, load_source
-from gansweep.checkpoints import STATE_FILE, latest_checkpoint
 
 RUN_FILE = "run.json"  # written by the trainer when a run starts: the config and the image shape
 SAMPLE_BATCH = 500
@@ -38,8 +39,9 @@ def resolve_checkpoint(path: str | Path) -> tuple[Path, Path]:
     return path, checkpoint
 
 
-def load_generator(run_dir: Path, checkpoint: Path) -> tuple[Generator, Config, int]:
-    """The run's generator with the checkpoint's weights, its config and the checkpoint's step."""
+def load_generator(run_dir: Path, checkpoint: Path) -> tuple[Generator, Config, int, KDEPrior | None]:
+    """The run's generator with the checkpoint's weights, its config, the checkpoint's step and its prior
+    (a KDE-GAN's KDE over reversed codes; None for N(0, I))."""
     run_file = run_dir / RUN_FILE
     if not run_file.is_file():
         raise ConfigError(f"{run_file} is missing: {run_dir} is not a gansweep run directory")
@@ -48,16 +50,19 @@ def load_generator(run_dir: Path, checkpoint: Path) -> tuple[Generator, Config, 
     generator = Generator(tuple(run["clean_shape"]), z_dim=cfg.model.z_dim, width=cfg.model.g_width)
     state = torch.load(checkpoint / STATE_FILE, map_location="cpu", weights_only=True)
     generator.load_state_dict(state["G"])
-    return generator.eval(), cfg, int(state["step"])
+    codes = state.get("prior_codes")
+    prior = KDEPrior(codes, cfg.prior.bandwidth, cfg.prior.background_weight) if codes is not None and len(codes) else None
+    return generator.eval(), cfg, int(state["step"]), prior
 
 
 @torch.no_grad()
-def sample(generator: Generator, n: int, seed: int) -> torch.Tensor:
-    """n clean samples in [0, 1] from a seeded z: no measurement, BatchNorm in eval mode."""
+def sample(generator: Generator, n: int, seed: int, prior: KDEPrior | None = None) -> torch.Tensor:
+    """n clean samples in [0, 1] from a seeded z (from PRIOR, else N(0, I)): no measurement, BatchNorm in eval mode."""
     z_generator = torch.Generator().manual_seed(seed)
     batches = []
     for start in range(0, n, SAMPLE_BATCH):
-        z = torch.randn(min(SAMPLE_BATCH, n - start), generator.z_dim, generator=z_generator)
+        size = min(SAMPLE_BATCH, n - start)
+        z = prior.sample(size, z_generator) if prior else torch.randn(size, generator.z_dim, generator=z_generator)
         batches.append(to_unit(generator(z)))
     return torch.cat(batches)
 
@@ -82,14 +87,14 @@ def evaluate_run(
     if n_samples < 2:
         raise ConfigError(f"--n-samples={n_samples} must be >= 2")
     run_dir, checkpoint = resolve_checkpoint(path)
-    generator, cfg, step = load_generator(run_dir, checkpoint)
+    generator, cfg, step, prior = load_generator(run_dir, checkpoint)
     data = cfg.data
     inception_weights = inception_weights or cfg.eval.inception_weights
     inception = load_inception(inception_weights) if inception_weights else None  # a bad path fails first
     classifier = load_or_train_classifier(data.name, data.root, image_size=data.image_size, cache_dir=cache_root(data))
     reference, split = reference_images(cfg)
     train = load_source(data.name, data.root, split="train", limit=data.limit, image_size=data.image_size)
-    samples = sample(generator, n_samples, seed)
+    samples = sample(generator, n_samples, seed, prior)
     figures = evaluate_samples(samples, reference, train.images, classifier, split)
     if inception is not None:
         figures.update(fid_inception=inception_fid(samples, reference, inception), inception_weights=str(inception_weights))

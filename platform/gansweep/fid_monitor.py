@@ -10,7 +10,6 @@ come from the full evaluation at the end.
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 
 from gansweep.classifier import DomainClassifier, load_or_train_classifier
@@ -58,12 +57,16 @@ class FidMonitor:
         self.model.to(device).eval()
         self.mu, self.sigma = payload["mu"], payload["sigma"]
         # Its own seed stream: the training z and theta streams (and so the resume) are untouched.
-        self.z = torch.randn(n_samples, z_dim, generator=torch.Generator().manual_seed(seed + 104729))
+        self.seed = seed + 104729
+        self.z = torch.randn(n_samples, z_dim, generator=torch.Generator().manual_seed(self.seed))
 
     @torch.no_grad()
     def __call__(self, gan) -> dict[str, float]:
         """{"fid", "classifier_score"} of the generator's clean samples (BatchNorm in eval mode)."""
-        samples = torch.cat([gan.sample(z) for z in self.z.split(SAMPLE_BATCH)])
+        z = self.z
+        if gan.prior is not None:  # KDE-GAN: samples come from its prior, drawn with the same seed each time
+            z = gan.prior.sample(len(self.z), torch.Generator(gan.device).manual_seed(self.seed))
+        samples = torch.cat([gan.sample(batch) for batch in z.split(SAMPLE_BATCH)])
         feats, logits = classifier_outputs(self.model, samples.clamp(0, 1))
         mu, sigma = feature_statistics(feats)
         return {

@@ -8,8 +8,8 @@ plain GAN (on the lossy, resp. clean, data). Sampling never applies a measuremen
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
 from dataclasses import asdict
-from typing import Callable
 
 import torch
 from torch import nn
@@ -19,6 +19,8 @@ from gansweep.data import to_unit
 from gansweep.losses import PROBABILISTIC, d_loss, g_loss, gradient_penalty
 from gansweep.measurements import build_measurement
 from gansweep.models import Discriminator, Generator
+from gansweep.priors import KDEPrior
+from gansweep.reversal import reverse
 
 
 def unwrap(module: nn.Module) -> nn.Module:
@@ -60,13 +62,41 @@ class AmbientGAN:
             torch.autocast("cuda", dtype=torch.bfloat16) if self.device.type == "cuda" else contextlib.nullcontext()
         )
         self.last: dict[str, torch.Tensor] = {}  # tensors of the last step, for image summaries
+        self.prior: KDEPrior | None = None  # KDE-GAN: set by refresh_prior; None: z ~ N(0, I)
 
     @property
     def z_dim(self) -> int:
         return unwrap(self.G).z_dim
 
     def noise(self, n: int) -> torch.Tensor:
+        """Codes from the prior: the KDE over reversed codes once estimated (KDE-GAN), else N(0, I)."""
+        if self.prior is not None:
+            return self.prior.sample(n, self.z_generator)
         return torch.randn(n, self.z_dim, device=self.device, generator=self.z_generator)
+
+    def refresh_prior(self, reals: torch.Tensor) -> dict[str, float]:
+        """KDE-GAN (Kilcher et al., Algorithm 2): reverse a real batch through G (eval mode: BatchNorm's
+        running statistics keep the images independent) and make the KDE over its codes the new prior. With
+        reversal.mmd_threshold, a generated batch is reversed alongside and the MMD rule stops the reversal."""
+        r, p = self.cfg.reversal, self.cfg.prior
+        generator = unwrap(self.G)
+        generator.eval()
+        try:
+            targets = reals * 2 - 1  # G's images are in [-1, 1]
+            fakes = None
+            if r.mmd_threshold > 0:
+                with torch.no_grad():
+                    fakes = generator(self.noise(len(reals)))
+            result = reverse(generator, targets, lr=r.lr, max_steps=r.max_steps, init_std=r.init_std, fakes=fakes,
+                             mmd_bandwidth=r.mmd_bandwidth, mmd_threshold=r.mmd_threshold or None,
+                             rng=self.z_generator)
+        finally:
+            generator.train()
+        self.prior = KDEPrior(result.codes, p.bandwidth, p.background_weight)
+        figures = {"reversal_steps": float(result.steps), "reversal_error": result.errors[-1]}
+        if result.mmd2:
+            figures["reversal_mmd2"] = result.mmd2[-1]
+        return figures
 
     def fake(self, n: int) -> tuple[torch.Tensor, torch.Tensor | None]:
         """What D sees of the generator: f_theta(G1(f_hidden(G2(z)))) in ambient mode, G(z) otherwise, in [0, 1]."""
@@ -139,6 +169,8 @@ class AmbientGAN:
             "D": unwrap(self.D).state_dict(),
             "opt_g": self.opt_g.state_dict(),
             "opt_d": self.opt_d.state_dict(),
+            # The prior is part of the model: the codes of its KDE (empty for N(0, I)).
+            "prior_codes": self.prior.codes.cpu() if self.prior is not None else torch.empty(0),
         }
 
     def load_state_dict(self, state: dict) -> None:
@@ -146,6 +178,9 @@ class AmbientGAN:
         unwrap(self.D).load_state_dict(state["D"])
         self.opt_g.load_state_dict(state["opt_g"])
         self.opt_d.load_state_dict(state["opt_d"])
+        codes = state.get("prior_codes")
+        if codes is not None and len(codes):
+            self.prior = KDEPrior(codes.to(self.device), self.cfg.prior.bandwidth, self.cfg.prior.background_weight)
 
     def rng_state(self) -> dict[str, torch.Tensor]:
         """This rank's random streams (z and theta); each rank has its own, so a checkpoint keeps all of them."""

@@ -51,7 +51,7 @@ def invert(run: str | Path, images_path: str | Path, output: str | Path, *, step
     if steps < 1 or lr <= 0 or init_std < 0:
         raise ConfigError(f"invert needs --steps >= 1, --lr > 0 and --init-std >= 0; got {steps}, {lr}, {init_std}")
     run_dir, checkpoint = resolve_checkpoint(run)
-    generator, _, step = load_generator(run_dir, checkpoint)
+    generator, _, step, _ = load_generator(run_dir, checkpoint)
     images = read_images(images_path, generator.image_shape, limit)
     result = reverse(generator, images, lr=lr, max_steps=steps, init_std=init_std,
                      rng=torch.Generator().manual_seed(seed))

@@ -30,13 +30,12 @@ class KDEPrior:
 
     def sample(self, n: int, rng: torch.Generator | None = None) -> torch.Tensor:
         """N codes: a stored code plus N(0, h^2 I) noise, or (with probability w) a background draw."""
-        device = self.codes.device
-        pick = torch.randint(len(self.codes), (n,), generator=rng)
-        noise = torch.randn(n, self.z_dim, generator=rng)
-        z = self.codes[pick.to(device)] + self.bandwidth * noise.to(device)
+        device = self.codes.device  # RNG, if given, must live there too
+        pick = torch.randint(len(self.codes), (n,), generator=rng, device=device)
+        z = self.codes[pick] + self.bandwidth * torch.randn(n, self.z_dim, generator=rng, device=device)
         if self.background_weight > 0:
-            background = torch.rand(n, generator=rng) < self.background_weight
-            z[background.to(device)] = torch.randn(int(background.sum()), self.z_dim, generator=rng).to(device)
+            background = torch.rand(n, generator=rng, device=device) < self.background_weight
+            z[background] = torch.randn(int(background.sum()), self.z_dim, generator=rng, device=device)
         return z
 
     def log_prob(self, z: torch.Tensor) -> torch.Tensor:

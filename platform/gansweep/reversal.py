@@ -55,7 +55,7 @@ def reverse(
     measure: Callable[[torch.Tensor], torch.Tensor] | None = None,
     init: torch.Tensor | None = None,
     fakes: torch.Tensor | None = None,
-    mmd_bandwidth: float | None = None,
+    mmd_bandwidth: float | None = None,  # None: the median distance between the initial codes
     mmd_threshold: float | None = None,
     rng: torch.Generator | None = None,
 ) -> Reversed:
@@ -68,15 +68,17 @@ def reverse(
     if lr <= 0 or max_steps < 1 or init_std < 0:
         raise ValueError(f"reverse needs lr > 0, max_steps >= 1 and init_std >= 0; got {lr}, {max_steps}, {init_std}")
     use_mmd = fakes is not None and mmd_threshold is not None
-    if use_mmd and (mmd_bandwidth is None or len(fakes) != len(targets)):
-        raise ValueError("the MMD stopping rule needs mmd_bandwidth and as many fakes as targets")
+    if use_mmd and len(fakes) != len(targets):
+        raise ValueError("the MMD stopping rule needs as many fakes as targets")
     n = len(targets)
     device = targets.device
     batch = torch.cat([targets, fakes]) if use_mmd else targets
     z_dim = generator.z_dim
-    codes = torch.randn(len(batch), z_dim, generator=rng, device="cpu").to(device) * init_std
+    codes = torch.randn(len(batch), z_dim, generator=rng, device=device) * init_std  # RNG on that device
     if init is not None:
         codes[:n] = init.to(device)
+    if use_mmd and mmd_bandwidth is None:  # the median heuristic, fixed for this reversal
+        mmd_bandwidth = float(torch.cdist(codes, codes).median())
     codes.requires_grad_(True)
     measure = measure or (lambda images: images)
 

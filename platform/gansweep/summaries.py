@@ -24,6 +24,9 @@ SCALAR_TAGS = {
     "images_per_s": "perf/images_per_s",
     "data_wait_frac": "perf/data_wait_frac",
     "eval_s": "perf/eval_s",
+    "reversal_steps": "prior/reversal_steps",  # KDE-GAN: the paper's Fig. 5, bottom row
+    "reversal_error": "prior/reversal_error",
+    "reversal_mmd2": "prior/reversal_mmd2",
 }
 EVAL_KEYS = ("fid", "fid_best", "kid", "classifier_score", "classifier_score_best", "nn_pixel_distance")  # PREFIX/KEY
 

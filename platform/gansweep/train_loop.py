@@ -7,16 +7,16 @@ import math
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import ray.train
 import ray.train.torch
 import torch
 import torch.distributed as dist
 
-from gansweep.config import from_dict
 from gansweep.checkpoints import DIVERGED_FILE, STATE_FILE, save_checkpoint
+from gansweep.config import from_dict
 from gansweep.fid_monitor import FidMonitor
 from gansweep.gan import AmbientGAN
 from gansweep.summaries import RunSummaries
@@ -102,6 +102,7 @@ def train_loop_per_worker(loop_config: dict) -> None:
     if rank == 0 and monitor_payload is not None:
         monitor = FidMonitor(monitor_payload, gan.z_dim, cfg.eval.cheap_samples, t.seed, device)
     last_eval: dict[str, float] = {}  # the newest cheap figures, carried in every later report
+    last_reversal: dict[str, float] = {}  # KDE-GAN: the newest prior refresh (steps taken, error, MMD^2)
     eval_seconds = 0.0  # spent in cheap evaluations by this run (rank 0), reported as eval_s_total
     fixed_z = torch.randn(SAMPLE_GRID, gan.z_dim, generator=torch.Generator().manual_seed(t.seed))
     batches = _endless_batches(
@@ -115,6 +116,8 @@ def train_loop_per_worker(loop_config: dict) -> None:
         t0 = time.perf_counter()
         reals = [next(batches) for _ in range(t.d_steps)]
         window_data += time.perf_counter() - t0
+        if cfg.prior.name == "kde" and (gan.prior is None or (step - 1) % cfg.prior.refresh_every == 0):
+            last_reversal = gan.refresh_prior(reals[0])  # KDE-GAN: this step's z come from the new prior
         losses = gan.step(reals)
         window_steps += 1
         if first_step_unix is None:
@@ -127,7 +130,7 @@ def train_loop_per_worker(loop_config: dict) -> None:
             continue
 
         elapsed = time.perf_counter() - window_start
-        metrics = {key: float(value) for key, value in losses.items()}
+        metrics = {key: float(value) for key, value in losses.items()} | last_reversal
         if not _all_finite(metrics, device):
             # Stop cleanly instead of raising: Ray Train would retry a crash from the last checkpoint, and
             # the same run would diverge again. The driver reads the marker and raises TrainingDiverged.
