@@ -22,6 +22,8 @@ def main() -> None:
     parser.add_argument("--iterations", type=int, default=10, help="timed iterations per arm and round")
     parser.add_argument("--rounds", type=int, default=3, help="rounds over the arms, interleaved (noise)")
     parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--cycle", type=int, default=8,
+                        help="distinct real batches, revisited in turn (as epochs revisit images): the warm start's case")
     parser.add_argument("--pretrain", type=int, default=300,
                         help="plain GAN steps first, shared by every arm: reversing an untrained G reconstructs nothing")
     args = parser.parse_args()
@@ -29,12 +31,12 @@ def main() -> None:
     images = load_source("fashion_mnist", None, limit=6000).images
     batches = [torch.as_tensor(images[i * args.batch_size:(i + 1) * args.batch_size], dtype=torch.float32) / 255
                for i in range(len(images) // args.batch_size)]
-    arms = {"plain": None, "kde 5": 5, "kde 20": 20, "kde 50": 50}
+    arms = {"plain": None, "kde 5": 5, "kde 5 warm": 5, "kde 20": 20, "kde 50": 50}
     gans = {}
     for name, steps in arms.items():
         overrides = ["mode=clean", "measurement.name=none", f"train.batch_size={args.batch_size}"]
         if steps:
-            overrides += ["prior.name=kde", f"reversal.max_steps={steps}"]
+            overrides += ["prior.name=kde", f"reversal.max_steps={steps}", f"reversal.warm_start={'warm' in name}"]
         gans[name] = AmbientGAN(load_config(None, overrides), (1, 28, 28))
     for i in range(args.pretrain):
         gans["plain"].step([batches[i % len(batches)]])
@@ -44,9 +46,10 @@ def main() -> None:
     errors = {name: [] for name in arms}
 
     def iteration(name: str, i: int) -> None:
-        gan, real = gans[name], batches[i % len(batches)]
+        gan, real = gans[name], batches[i % args.cycle]
         if arms[name]:
-            errors[name].append(gan.refresh_prior(real)["reversal_error"])
+            indices = torch.arange(i % args.cycle * args.batch_size, (i % args.cycle + 1) * args.batch_size)
+            errors[name].append(gan.refresh_prior(real, indices)["reversal_error"])
         gan.step([real])
 
     for name in arms:  # warm-up
@@ -59,8 +62,8 @@ def main() -> None:
             seconds[name].append((time.perf_counter() - start) / args.iterations)
     plain = np.median(seconds["plain"])
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, batch {args.batch_size}, DCGAN width 64, "
-          f"after {args.pretrain} plain steps; median of {args.rounds} interleaved rounds of {args.iterations} "
-          "iterations")
+          f"after {args.pretrain} plain steps; {args.cycle} real batches in turn; median of {args.rounds} interleaved "
+          f"rounds of {args.iterations} iterations")
     for name in arms:
         median = np.median(seconds[name])
         error = f", reconstruction error reached {np.mean(errors[name]):.4f} (mean squared, [-1, 1] pixels)" \

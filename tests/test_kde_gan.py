@@ -8,6 +8,7 @@ from gansweep.config import ConfigError, load_config
 from gansweep.evaluate import load_generator, sample
 from gansweep.gan import AmbientGAN
 from gansweep.priors import KDEPrior
+from test_reversal import _generator
 
 KDE = ["mode=clean", "measurement.name=none", "prior.name=kde", "prior.bandwidth=0.05", "model.g_width=8",
        "model.d_width=8", "reversal.max_steps=5"]
@@ -63,6 +64,23 @@ def test_the_prior_is_checkpointed_and_used_by_the_evaluation(tmp_path):
     with torch.no_grad():
         expected = (generator(prior.sample(5, torch.Generator().manual_seed(0))) + 1) / 2
     assert torch.allclose(sample(generator, 5, seed=0, prior=prior), expected)
+
+
+def test_warm_start_continues_each_image_from_its_last_code():
+    reals, indices = torch.rand(16, 1, 28, 28), torch.arange(100, 116)
+
+    def two_refreshes(warm: bool) -> tuple[dict, dict]:
+        cfg = load_config(None, KDE + [f"reversal.warm_start={warm}", "reversal.max_steps=10", "model.g_width=16",
+                                       "reversal.lr=0.03"])
+        gan = AmbientGAN(cfg, (1, 28, 28))
+        gan.G.load_state_dict(_generator(3).state_dict())  # random weights whose images respond to z
+        return gan.refresh_prior(reals, indices), gan.refresh_prior(reals, indices)
+
+    (cold_first, cold_second), (warm_first, warm_second) = two_refreshes(False), two_refreshes(True)
+    assert warm_first == pytest.approx(cold_first)  # nothing to start from yet
+    # The second reversal of the same images goes on from where the first stopped: a lower error.
+    assert warm_second["reversal_error"] < warm_first["reversal_error"]
+    assert warm_second["reversal_error"] < cold_second["reversal_error"]
 
 
 @pytest.mark.parametrize("override,message", [

@@ -126,6 +126,7 @@ class ReversalConfig:
     init_std: float = 1.0  # std of the initial codes: the paper's 1e-4 leaves a BatchNorm G's ReLUs dead at z ~ 0 (no gradient)
     mmd_bandwidth: float | None = None  # RBF bandwidth of the MMD^2 of the codes; None: their median distance
     mmd_threshold: float = 0.0  # stop once that MMD^2 exceeds it (the paper's Claim 4); 0: always max_steps
+    warm_start: bool = False  # start each image's code from the last time it was reversed (this run, this rank)
 
 
 @dataclass

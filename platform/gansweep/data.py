@@ -121,7 +121,8 @@ def load_training_set(cfg: Config) -> TrainingSet:
 
 
 def to_ray_dataset(training_set: TrainingSet, num_blocks: int = 8):
-    """The training set as a Ray Dataset with columns `image` (tensor) and `label`.
+    """The training set as a Ray Dataset with columns `image` (tensor), `label` and `index` (the image's
+    position in the set: KDE-GAN's warm start keeps each image's last reversed code under it).
 
     Built from in-memory Arrow blocks: no read tasks, so Train workers holding every CPU cannot
     starve the stream.
@@ -139,6 +140,7 @@ def to_ray_dataset(training_set: TrainingSet, num_blocks: int = 8):
             {
                 "image": ArrowTensorArray.from_numpy(training_set.images[lo:hi]),
                 "label": pa.array(training_set.labels[lo:hi]),
+                "index": pa.array(np.arange(lo, hi, dtype=np.int64)),
             }
         )
         for lo, hi in zip(bounds[:-1], bounds[1:])

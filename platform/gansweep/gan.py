@@ -63,6 +63,8 @@ class AmbientGAN:
         )
         self.last: dict[str, torch.Tensor] = {}  # tensors of the last step, for image summaries
         self.prior: KDEPrior | None = None  # KDE-GAN: set by refresh_prior; None: z ~ N(0, I)
+        # reversal.warm_start: each image's last reversed code, by its index in the training set (not checkpointed).
+        self.code_bank: dict[int, torch.Tensor] = {}
 
     @property
     def z_dim(self) -> int:
@@ -74,7 +76,7 @@ class AmbientGAN:
             return self.prior.sample(n, self.z_generator)
         return torch.randn(n, self.z_dim, device=self.device, generator=self.z_generator)
 
-    def refresh_prior(self, reals: torch.Tensor) -> dict[str, float]:
+    def refresh_prior(self, reals: torch.Tensor, indices: torch.Tensor | None = None) -> dict[str, float]:
         """KDE-GAN (Kilcher et al., Algorithm 2): reverse a real batch through G (eval mode: BatchNorm's
         running statistics keep the images independent) and make the KDE over its codes the new prior. With
         reversal.mmd_threshold, a generated batch is reversed alongside and the MMD rule stops the reversal."""
@@ -87,12 +89,15 @@ class AmbientGAN:
             if r.mmd_threshold > 0:
                 with torch.no_grad():
                     fakes = generator(self.noise(len(reals)))
+            init = self._warm_codes(indices, len(reals)) if r.warm_start and indices is not None else None
             result = reverse(generator, targets, lr=r.lr, max_steps=r.max_steps, init_std=r.init_std, fakes=fakes,
                              mmd_bandwidth=r.mmd_bandwidth, mmd_threshold=r.mmd_threshold or None,
-                             rng=self.z_generator)
+                             init=init, rng=self.z_generator)
         finally:
             generator.train()
         self.prior = KDEPrior(result.codes, p.bandwidth, p.background_weight)
+        if r.warm_start and indices is not None:
+            self.code_bank.update(zip(indices.tolist(), result.codes))
         figures = {"reversal_steps": float(result.steps), "reversal_error": result.errors[-1]}
         if result.mmd2:
             figures["reversal_mmd2"] = result.mmd2[-1]
@@ -152,6 +157,14 @@ class AmbientGAN:
             "d_real": squash(real_logits.detach()).mean(),
             "d_fake": squash(fake_logits.detach()).mean(),
         }
+
+    def _warm_codes(self, indices: torch.Tensor, n: int) -> torch.Tensor:
+        """Initial codes: each image's last reversed code where it has one, else N(0, init_std^2)."""
+        init = torch.randn(n, self.z_dim, device=self.device, generator=self.z_generator) * self.cfg.reversal.init_std
+        for row, index in enumerate(indices.tolist()):
+            if index in self.code_bank:
+                init[row] = self.code_bank[index]
+        return init
 
     @torch.no_grad()
     def sample(self, z: torch.Tensor) -> torch.Tensor:

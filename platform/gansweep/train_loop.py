@@ -31,8 +31,10 @@ def _progress(line: str) -> None:
     sys.stdout.flush()
 
 
-def _endless_batches(shard, batch_size: int, device: torch.device, seed: int) -> Iterator[torch.Tensor]:
-    """Real batches forever: the shard is re-iterated every epoch."""
+def _endless_batches(
+    shard, batch_size: int, device: torch.device, seed: int
+) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """(images, their indices in the training set) forever: the shard is re-iterated every epoch."""
     epoch = 0
     while True:
         for batch in shard.iter_torch_batches(
@@ -42,7 +44,7 @@ def _endless_batches(shard, batch_size: int, device: torch.device, seed: int) ->
             local_shuffle_seed=seed + epoch,
             device=device,
         ):
-            yield batch["image"]
+            yield batch["image"], batch["index"]
         epoch += 1
 
 
@@ -114,11 +116,12 @@ def train_loop_per_worker(loop_config: dict) -> None:
     first_step_unix = None
     for step in range(start_step + 1, t.steps + 1):
         t0 = time.perf_counter()
-        reals = [next(batches) for _ in range(t.d_steps)]
+        reals, indices = zip(*(next(batches) for _ in range(t.d_steps)))
         window_data += time.perf_counter() - t0
         if cfg.prior.name == "kde" and (gan.prior is None or (step - 1) % cfg.prior.refresh_every == 0):
-            last_reversal = gan.refresh_prior(reals[0])  # KDE-GAN: this step's z come from the new prior
-        losses = gan.step(reals)
+            # KDE-GAN: this step's z come from the new prior.
+            last_reversal = gan.refresh_prior(reals[0], indices[0])
+        losses = gan.step(list(reals))
         window_steps += 1
         if first_step_unix is None:
             first_step_unix = time.time()
