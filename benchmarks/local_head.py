@@ -5,12 +5,13 @@ from __future__ import annotations
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+
+from gansweep.trainer import free_port
 
 # Token auth stays on, as on a real cluster: every client of this head (drivers, `ray job`) needs the mode.
 # This Python's bin first on PATH: a job's `python` and the head's workers are this environment's.
@@ -26,12 +27,6 @@ class Head:
     process: subprocess.Popen
     address: str  # host:port that drivers join with RAY_ADDRESS
     dashboard: str  # http://127.0.0.1:PORT, for `ray job submit --address`
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def start_head(cpus: int, log: Path) -> Head:

@@ -123,7 +123,8 @@ class ReversalConfig:
 
     lr: float = 0.003  # gradient-descent step size
     max_steps: int = 20  # steps per reversal, unless the MMD rule stops it earlier
-    init_std: float = 1.0  # std of the initial codes: the paper's 1e-4 leaves a BatchNorm G's ReLUs dead at z ~ 0 (no gradient)
+    # Std of the initial codes: the paper's 1e-4 leaves a BatchNorm G's ReLUs dead at z ~ 0 (no gradient).
+    init_std: float = 1.0
     mmd_bandwidth: float | None = None  # RBF bandwidth of the MMD^2 of the codes; None: their median distance
     mmd_threshold: float = 0.0  # stop once that MMD^2 exceeds it (the paper's Claim 4); 0: always max_steps
     warm_start: bool = False  # start each image's code from the last time it was reversed (this run, this rank)

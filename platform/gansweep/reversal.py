@@ -2,8 +2,8 @@
 
 Reversal finds codes z with G(z) ~ x by plain gradient descent on ||G(z) - x||^2, for a whole batch at
 once on the generator's device; each code's gradient is that of its own image's error (G in eval mode
-keeps the images independent). The errors reported are means over elements, comparable across shapes. In the ambient modes the error compares
-measurements, ||f_theta(G(z)) - y||^2, through the same theta that measured y.
+keeps the images independent). The errors reported are means over elements, comparable across shapes.
+Through a measurement the error compares ||f_theta(G(z)) - y||^2, with the theta that measured y.
 
 The stopping rule: a batch of generated images is reversed alongside the real one; after every step the
 unbiased MMD^2 (RBF kernel) between the codes of the reals and the codes of the fakes is computed, and the

@@ -98,7 +98,7 @@ def train_loop_per_worker(loop_config: dict) -> None:
         ray.train.report({"step": start_step, "resumed_from_step": start_step})
         return
 
-    summaries = RunSummaries(loop_config.get("log_dir") or output / "tensorboard", start_step) if rank == 0 else None
+    summaries = RunSummaries(loop_config["log_dir"], start_step) if rank == 0 else None
     monitor_payload = loop_config.get("monitor")
     monitor = None
     if rank == 0 and monitor_payload is not None:

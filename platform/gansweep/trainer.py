@@ -88,7 +88,7 @@ def init_ray() -> bool:
     if os.environ.get("RAY_ADDRESS"):
         ray.init(address=os.environ["RAY_ADDRESS"])
         return False
-    port = _free_port()
+    port = free_port()
     # Ray Train's placement-group cleaner finds the State API from the newest `ray start` session's address
     # file, which names a dead cluster once that head is gone: then a trial stopped early leaves its
     # placement group behind and the next trial waits forever. Naming this Ray's dashboard avoids the file.
@@ -99,7 +99,8 @@ def init_ray() -> bool:
     return True
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 now (for a dashboard or a head started next)."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
