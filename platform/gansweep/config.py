@@ -32,6 +32,7 @@ SOURCES = ("fashion_mnist", "mnist", "image_folder", "parquet")
 LOSSES = ("non_saturating", "minimax", "wgan_gp", "hinge")  # see losses.py
 D_NORMS = ("batch", "layer", "none")
 PRIORS = ("normal", "kde")
+ACL_VARIANTS = ("none", "gan", "ae")  # see acl.py
 
 
 class ConfigError(ValueError):
@@ -141,6 +142,17 @@ class PriorConfig:
 
 
 @dataclass
+class ACLConfig:
+    """Adversarial code learning (Yuan et al.): G is fed codes C(z) trained to match an encoder's codes E(x)."""
+
+    variant: str = "none"  # none | gan (ACL-GAN, Eq. 6; ACL-GAN-GP with train.loss=wgan_gp) | ae (ACL-AE, Eq. 3)
+    rec_weight: float = 1.0  # lambda_2: reconstruction, ||Phi(x) - Phi(G(E(x)))||^2 (gan) or ||x - G(E(x))||^2 (ae)
+    gan_weight: float = 1.0  # lambda_3: the image GAN loss of G on G(C(z)) (gan only)
+    code_weight: float = 1.0  # lambda_4 (lambda_1 of ACL-AE): the code GAN of C and D_c, Eq. 1
+    code_width: int = 256  # hidden units of the two-layer MLPs C and D_c
+
+
+@dataclass
 class Config:
     mode: str = "ambient"
     data: DataConfig = field(default_factory=DataConfig)
@@ -152,6 +164,7 @@ class Config:
     eval: EvalConfig = field(default_factory=EvalConfig)
     prior: PriorConfig = field(default_factory=PriorConfig)
     reversal: ReversalConfig = field(default_factory=ReversalConfig)
+    acl: ACLConfig = field(default_factory=ACLConfig)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -330,6 +343,26 @@ def _validate_prior(cfg: Config) -> None:
     )
 
 
+def _validate_acl(cfg: Config) -> None:
+    a = cfg.acl
+    _check(a.variant in ACL_VARIANTS, f"acl.variant='{a.variant}' is not one of {', '.join(ACL_VARIANTS)}")
+    for key in ("rec_weight", "gan_weight", "code_weight"):
+        _check(getattr(a, key) >= 0, f"acl.{key}={getattr(a, key)} must be >= 0")
+    _check(a.code_width >= 1, f"acl.code_width={a.code_width} must be >= 1")
+    if a.variant == "none":
+        return
+    _check(
+        cfg.mode != "ambient",
+        f"acl.variant={a.variant} with mode=ambient: ACL's encoder codes the images D sees and G is trained to "
+        "reconstruct them, which measured reals do not allow; use mode clean, ignore or unmeasure",
+    )
+    _check(
+        cfg.prior.name == "normal",
+        f"acl.variant={a.variant} with prior.name={cfg.prior.name}: ACL learns G's input distribution itself "
+        "(G(C(z)), z ~ N(0, I)); use one or the other",
+    )
+
+
 def validate(cfg: Config) -> None:
     """Checks that need neither data nor Ray; the rest (shapes) happen in ``trainer.check_config``."""
     _check(cfg.mode in MODES, f"mode='{cfg.mode}' is not one of {', '.join(MODES)}")
@@ -386,6 +419,7 @@ def validate(cfg: Config) -> None:
     for key in ("z_dim", "g_width", "d_width"):
         _check(getattr(cfg.model, key) >= 1, f"model.{key} must be >= 1")
     _validate_prior(cfg)
+    _validate_acl(cfg)
     _check(t.loss in LOSSES, f"train.loss='{t.loss}' is not one of {', '.join(LOSSES)}")
     _check(t.gp_weight >= 0, f"train.gp_weight={t.gp_weight} must be >= 0")
     _check(cfg.model.d_norm in D_NORMS, f"model.d_norm='{cfg.model.d_norm}' is not one of {', '.join(D_NORMS)}")

@@ -11,7 +11,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from torch import nn
 
+from gansweep.acl import CodeToImage, load_code_generator
 from gansweep.checkpoints import STATE_FILE, latest_checkpoint
 from gansweep.classifier import load_or_train_classifier
 from gansweep.config import Config, ConfigError, from_dict
@@ -39,9 +41,9 @@ def resolve_checkpoint(path: str | Path) -> tuple[Path, Path]:
     return path, checkpoint
 
 
-def load_generator(run_dir: Path, checkpoint: Path) -> tuple[Generator, Config, int, KDEPrior | None]:
+def load_generator(run_dir: Path, checkpoint: Path) -> tuple[nn.Module, Config, int, KDEPrior | None]:
     """The run's generator with the checkpoint's weights, its config, the checkpoint's step and its prior
-    (a KDE-GAN's KDE over reversed codes; None for N(0, I))."""
+    (a KDE-GAN's KDE over reversed codes; None for N(0, I)). For an ACL run the generator is G(C(z))."""
     run_file = run_dir / RUN_FILE
     if not run_file.is_file():
         raise ConfigError(f"{run_file} is missing: {run_dir} is not a gansweep run directory")
@@ -50,13 +52,15 @@ def load_generator(run_dir: Path, checkpoint: Path) -> tuple[Generator, Config, 
     generator = Generator(tuple(run["clean_shape"]), z_dim=cfg.model.z_dim, width=cfg.model.g_width)
     state = torch.load(checkpoint / STATE_FILE, map_location="cpu", weights_only=True)
     generator.load_state_dict(state["G"])
+    if cfg.acl.variant != "none":
+        generator = CodeToImage(load_code_generator(cfg, state), generator)
     codes = state.get("prior_codes")
     prior = KDEPrior(codes, cfg.prior.bandwidth, cfg.prior.background_weight) if codes is not None and len(codes) else None
     return generator.eval(), cfg, int(state["step"]), prior
 
 
 @torch.no_grad()
-def sample(generator: Generator, n: int, seed: int, prior: KDEPrior | None = None) -> torch.Tensor:
+def sample(generator: nn.Module, n: int, seed: int, prior: KDEPrior | None = None) -> torch.Tensor:
     """n clean samples in [0, 1] from a seeded z (from PRIOR, else N(0, I)): no measurement, BatchNorm in eval mode."""
     z_generator = torch.Generator().manual_seed(seed)
     batches = []

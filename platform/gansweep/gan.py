@@ -47,13 +47,15 @@ class AmbientGAN:
         # Same initial weights on every rank (DDP also broadcasts rank 0's).
         torch.manual_seed(cfg.train.seed)
         generator = Generator(clean_shape, z_dim=cfg.model.z_dim, width=cfg.model.g_width)
-        d_shape = self.measurement.output_shape(clean_shape) if self.measurement else clean_shape
-        discriminator = Discriminator(d_shape, width=cfg.model.d_width, norm=cfg.model.d_norm)
         self.G = wrap(generator.to(self.device))
-        self.D = wrap(discriminator.to(self.device))
+        self.opt_g = self.adam(self.G, cfg.train.lr_g)
+        self.D = self.opt_d = None
+        if self.trains_discriminator:
+            d_shape = self.measurement.output_shape(clean_shape) if self.measurement else clean_shape
+            discriminator = Discriminator(d_shape, width=cfg.model.d_width, norm=cfg.model.d_norm)
+            self.D = wrap(discriminator.to(self.device))
+            self.opt_d = self.adam(self.D, cfg.train.lr_d)
         t = cfg.train
-        self.opt_g = torch.optim.Adam(self.G.parameters(), lr=t.lr_g, betas=(t.beta1, t.beta2))
-        self.opt_d = torch.optim.Adam(self.D.parameters(), lr=t.lr_d, betas=(t.beta1, t.beta2))
 
         # Dedicated generators: z and the fakes' theta are reproducible per rank and resume exactly.
         self.z_generator = torch.Generator(self.device).manual_seed(t.seed * 1000 + 2 * rank)
@@ -65,6 +67,15 @@ class AmbientGAN:
         self.prior: KDEPrior | None = None  # KDE-GAN: set by refresh_prior; None: z ~ N(0, I)
         # reversal.warm_start: each image's last reversed code, by its index in the training set (not checkpointed).
         self.code_bank: dict[int, torch.Tensor] = {}
+
+    @property
+    def trains_discriminator(self) -> bool:
+        """Whether there is an image discriminator D (ACL-AE has none)."""
+        return True
+
+    def adam(self, module: nn.Module, lr: float) -> torch.optim.Adam:
+        t = self.cfg.train
+        return torch.optim.Adam(module.parameters(), lr=lr, betas=(t.beta1, t.beta2))
 
     @property
     def z_dim(self) -> int:
@@ -121,6 +132,26 @@ class AmbientGAN:
         Returns detached scalar tensors; converting them to floats is left to the caller, so an
         unlogged step never waits for the device.
         """
+        figures = self.discriminator_steps(reals)
+        fake, hidden_map = self.fake(len(reals[-1]))
+        loss_g = self.adversarial_loss(fake)
+        self.opt_g.zero_grad(set_to_none=True)
+        loss_g.backward()
+        self.opt_g.step()
+
+        self.last = {"real": reals[-1], "fake": fake.detach()}
+        if hidden_map is not None:
+            self.last["hidden"] = hidden_map.detach()
+        return {**figures, "loss_g": loss_g.detach()}
+
+    def adversarial_loss(self, fake: torch.Tensor) -> torch.Tensor:
+        """G's loss on D's outputs for FAKE (what D sees of the generator)."""
+        with self.autocast:
+            fake_logits = self.D(fake).float()
+        return g_loss(self.cfg.train.loss, fake_logits)
+
+    def discriminator_steps(self, reals: list[torch.Tensor]) -> dict[str, torch.Tensor]:
+        """One D step per real batch against fresh fakes; D's loss and mean outputs on the last, detached."""
         for real in reals:
             with torch.no_grad():
                 fake, _ = self.fake(len(real))
@@ -137,23 +168,10 @@ class AmbientGAN:
             self.opt_d.zero_grad(set_to_none=True)
             loss_d.backward()
             self.opt_d.step()
-
-        fake, hidden_map = self.fake(len(reals[-1]))
-        with self.autocast:
-            fake_logits_g = self.D(fake).float()
-        loss_g = g_loss(self.cfg.train.loss, fake_logits_g)
-        self.opt_g.zero_grad(set_to_none=True)
-        loss_g.backward()
-        self.opt_g.step()
-
-        self.last = {"real": reals[-1], "fake": fake.detach()}
-        if hidden_map is not None:
-            self.last["hidden"] = hidden_map.detach()
         # D(real), D(fake): probabilities for the probabilistic losses, mean critic values otherwise.
         squash = torch.sigmoid if self.cfg.train.loss in PROBABILISTIC else (lambda v: v)
         return {
             "loss_d": loss_d.detach(),
-            "loss_g": loss_g.detach(),
             "d_real": squash(real_logits.detach()).mean(),
             "d_fake": squash(fake_logits.detach()).mean(),
         }
@@ -179,18 +197,19 @@ class AmbientGAN:
     def state_dict(self) -> dict:
         return {
             "G": unwrap(self.G).state_dict(),
-            "D": unwrap(self.D).state_dict(),
+            "D": unwrap(self.D).state_dict() if self.D is not None else {},
             "opt_g": self.opt_g.state_dict(),
-            "opt_d": self.opt_d.state_dict(),
+            "opt_d": self.opt_d.state_dict() if self.D is not None else {},
             # The prior is part of the model: the codes of its KDE (empty for N(0, I)).
             "prior_codes": self.prior.codes.cpu() if self.prior is not None else torch.empty(0),
         }
 
     def load_state_dict(self, state: dict) -> None:
         unwrap(self.G).load_state_dict(state["G"])
-        unwrap(self.D).load_state_dict(state["D"])
         self.opt_g.load_state_dict(state["opt_g"])
-        self.opt_d.load_state_dict(state["opt_d"])
+        if self.D is not None:
+            unwrap(self.D).load_state_dict(state["D"])
+            self.opt_d.load_state_dict(state["opt_d"])
         codes = state.get("prior_codes")
         if codes is not None and len(codes):
             self.prior = KDEPrior(codes.to(self.device), self.cfg.prior.bandwidth, self.cfg.prior.background_weight)

@@ -136,6 +136,33 @@ class Generator(nn.Module):
         return (h, measured) if return_hidden else h
 
 
+def conv_body(shape: tuple[int, int, int], width: int, norm: str) -> tuple[nn.Module, int]:
+    """Strided convolutions down to a map smaller than 8x8, flattened: (body, number of features). Shared by
+    the discriminator and ACL's encoder."""
+    c, h, w = shape
+    if c < 1 or h < 2 or w < 2:
+        raise ModelError(f"a convolutional body needs images of at least 1 channel and 2x2 pixels, got {shape}")
+    layers: list[nn.Module] = []
+    c_out = width
+    first = True
+    # Halve the spatial size while it is >= 8, doubling channels; a normalisation on all but the first
+    # layer (and a conv bias only where none follows). "layer" normalises each sample on its own
+    # (GroupNorm with one group), as a per-sample gradient penalty needs.
+    while min(h, w) >= 8:
+        normalised = not first and norm != "none"
+        layers.append(nn.Conv2d(c, c_out, 4, stride=2, padding=1, bias=not normalised))
+        if normalised:
+            layers.append(nn.BatchNorm2d(c_out) if norm == "batch" else nn.GroupNorm(1, c_out))
+        layers.append(nn.LeakyReLU(0.2))
+        c, h, w, c_out, first = c_out, h // 2, w // 2, c_out * 2, False
+    if not layers:
+        # Patches smaller than 8x8: one size-preserving conv so D still learns local features.
+        layers += [nn.Conv2d(c, c_out, 3, stride=1, padding=1), nn.LeakyReLU(0.2)]
+        c = c_out
+    layers.append(nn.Flatten())
+    return nn.Sequential(*layers), c * h * w
+
+
 class Discriminator(nn.Module):
     def __init__(self, input_shape: tuple[int, ...], width: int = 64, norm: str = "batch"):
         super().__init__()
@@ -143,7 +170,7 @@ class Discriminator(nn.Module):
         if width < 1:
             raise ModelError(f"width must be positive, got {width}")
         if len(input_shape) == 3:
-            self.body, n_features = self._conv_body(input_shape, width, norm)
+            self.body, n_features = conv_body(input_shape, width, norm)
         elif len(input_shape) == 1:
             self.body, n_features = self._mlp_body(input_shape, width)
         else:
@@ -153,31 +180,6 @@ class Discriminator(nn.Module):
         self.input_shape = input_shape
         self.head = nn.Linear(n_features, 1)
         init_weights(self)
-
-    @staticmethod
-    def _conv_body(shape: tuple[int, int, int], width: int, norm: str) -> tuple[nn.Module, int]:
-        c, h, w = shape
-        if c < 1 or h < 2 or w < 2:
-            raise ModelError(f"Discriminator needs images of at least 1 channel and 2x2 pixels, got {shape}")
-        layers: list[nn.Module] = []
-        c_out = width
-        first = True
-        # Halve the spatial size while it is >= 8, doubling channels; a normalisation on all but the first
-        # layer (and a conv bias only where none follows). "layer" normalises each sample on its own
-        # (GroupNorm with one group), as a per-sample gradient penalty needs.
-        while min(h, w) >= 8:
-            normalised = not first and norm != "none"
-            layers.append(nn.Conv2d(c, c_out, 4, stride=2, padding=1, bias=not normalised))
-            if normalised:
-                layers.append(nn.BatchNorm2d(c_out) if norm == "batch" else nn.GroupNorm(1, c_out))
-            layers.append(nn.LeakyReLU(0.2))
-            c, h, w, c_out, first = c_out, h // 2, w // 2, c_out * 2, False
-        if not layers:
-            # Patches smaller than 8x8: one size-preserving conv so D still learns local features.
-            layers += [nn.Conv2d(c, c_out, 3, stride=1, padding=1), nn.LeakyReLU(0.2)]
-            c = c_out
-        layers.append(nn.Flatten())
-        return nn.Sequential(*layers), c * h * w
 
     @staticmethod
     def _mlp_body(shape: tuple[int], width: int) -> tuple[nn.Module, int]:

@@ -21,6 +21,9 @@ SCALAR_TAGS = {
     "loss_g": "loss/g",
     "d_real": "d/real",
     "d_fake": "d/fake",
+    "loss_rec": "loss/reconstruction",  # ACL
+    "loss_code_d": "loss/code_d",
+    "loss_code_g": "loss/code_g",
     "images_per_s": "perf/images_per_s",
     "data_wait_frac": "perf/data_wait_frac",
     "eval_s": "perf/eval_s",
@@ -72,6 +75,8 @@ class RunSummaries:
         }
         if "hidden" in last:
             panels["images/hidden_measured"] = _feature_map_grid(last["hidden"])
+        if "reconstruction" in last:  # ACL: G(E(x)) of the real batch shown above
+            panels["images/reconstructions"] = _image_grid(last["reconstruction"])
         for tag, grid in panels.items():
             if grid is not None:
                 self.writer.add_image(tag, grid, step)
@@ -86,7 +91,7 @@ class RunSummaries:
 # The HParams plugin compares trials on these scalars (their newest value in each trial's run).
 HPARAMS_METRICS = (
     "eval/fid", "eval/fid_best", "eval/classifier_score", "eval/classifier_score_best",
-    "eval_full/fid", "eval_full/kid", "eval_full/classifier_score", "loss/d", "loss/g",
+    "eval_full/fid", "eval_full/kid", "eval_full/classifier_score", "loss/d", "loss/g", "loss/reconstruction",
 )
 
 

@@ -15,6 +15,7 @@ import ray.train.torch
 import torch
 import torch.distributed as dist
 
+from gansweep.acl import build_gan
 from gansweep.checkpoints import DIVERGED_FILE, STATE_FILE, save_checkpoint
 from gansweep.config import from_dict
 from gansweep.fid_monitor import FidMonitor
@@ -90,7 +91,7 @@ def train_loop_per_worker(loop_config: dict) -> None:
     context = ray.train.get_context()
     rank, world = context.get_world_rank(), context.get_world_size()
     device = ray.train.torch.get_device()
-    gan = AmbientGAN(cfg, clean_shape, device, wrap=ray.train.torch.prepare_model, rank=rank)
+    gan = build_gan(cfg, clean_shape, device, wrap=ray.train.torch.prepare_model, rank=rank)
     start_step, best_eval = _restore(gan, rank, device, loop_config.get("fallback_checkpoint"))
     if rank == 0:
         _progress(f"{'resuming at' if start_step else 'starting'} step {start_step}/{t.steps}")
@@ -176,9 +177,9 @@ def train_loop_per_worker(loop_config: dict) -> None:
             if step % t.image_every == 0 or step == t.steps:
                 summaries.images(step, gan.last, gan.sample(fixed_z))
             _progress(
-                f"step {step}/{t.steps} ({100 * step / t.steps:.0f}%) loss_d={metrics['loss_d']:.3f} "
-                f"loss_g={metrics['loss_g']:.3f} D(real)={metrics['d_real']:.2f} D(fake)={metrics['d_fake']:.2f} "
-                f"{metrics['images_per_s']:.0f} img/s, data wait {100 * metrics['data_wait_frac']:.1f}%"
+                f"step {step}/{t.steps} ({100 * step / t.steps:.0f}%) "
+                + "".join(f"{key}={metrics[key]:.3f} " for key in losses)
+                + f"{metrics['images_per_s']:.0f} img/s, data wait {100 * metrics['data_wait_frac']:.1f}%"
             )
 
         if checkpoint_now:
