@@ -53,10 +53,10 @@ class CodeToImage(nn.Module):
     def __init__(self, code_generator: nn.Module, generator: Generator):
         super().__init__()
         self.code_generator, self.generator = code_generator, generator
-        self.z_dim = generator.z_dim
+        self.z_dim, self.image_shape, self.num_classes = generator.z_dim, generator.image_shape, 0
 
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
-        return self.generator(self.code_generator(z))
+    def forward(self, z: torch.Tensor, labels: None = None) -> torch.Tensor:
+        return self.generator(self.code_generator(z), labels=labels)
 
 
 def code_gan_step(code_generator: nn.Module, code_discriminator: nn.Module, opt_c, opt_dc,
@@ -78,8 +78,8 @@ def code_gan_step(code_generator: nn.Module, code_discriminator: nn.Module, opt_
 class ACLGAN(AmbientGAN):
     """ACL-GAN (-GP) or ACL-AE on clean (or restored / lossy-as-is) images: mode ambient is refused by the config."""
 
-    def __init__(self, cfg, clean_shape, device="cpu", wrap=lambda m: m, rank: int = 0):
-        super().__init__(cfg, clean_shape, device, wrap, rank)
+    def __init__(self, cfg, clean_shape, device="cpu", wrap=lambda m: m, rank: int = 0, num_classes: int = 0):
+        super().__init__(cfg, clean_shape, device, wrap, rank, num_classes)
         a, z_dim = cfg.acl, cfg.model.z_dim
         torch.manual_seed(cfg.train.seed + 1)  # same initial weights on every rank
         code_generator, code_discriminator = two_layer_mlp(z_dim, a.code_width, z_dim), two_layer_mlp(z_dim, a.code_width, 1)
@@ -99,8 +99,9 @@ class ACLGAN(AmbientGAN):
         with torch.no_grad():
             return unwrap(self.C)(super().noise(n))
 
-    def step(self, reals: list[torch.Tensor]) -> dict[str, torch.Tensor]:
-        """The code GAN, then (ACL-GAN) D's steps, then one step of G and E on reconstruction (+ G's GAN loss)."""
+    def step(self, reals: list[torch.Tensor], labels: list | None = None) -> dict[str, torch.Tensor]:
+        """The code GAN, then (ACL-GAN) D's steps, then one step of G and E on reconstruction (+ G's GAN loss).
+        LABELS are ignored: ACL is unconditional (the config refuses model.conditional with it)."""
         a, real = self.cfg.acl, reals[-1]
         with self.autocast:
             codes = self.E(real)
@@ -135,9 +136,9 @@ class ACLGAN(AmbientGAN):
         return {**figures, "loss_rec": loss_rec.detach()}
 
     @torch.no_grad()
-    def sample(self, z: torch.Tensor) -> torch.Tensor:
-        """Clean samples G(C(z)) in [0, 1] of noise z ~ N(0, I)."""
-        return super().sample(unwrap(self.C)(z.to(self.device)))
+    def sample(self, z: torch.Tensor, labels: None = None) -> torch.Tensor:
+        """Clean samples G(C(z)) in [0, 1] of noise z ~ N(0, I) (ACL is unconditional: LABELS must be None)."""
+        return super().sample(unwrap(self.C)(z.to(self.device)), labels)
 
     def _nets(self) -> dict[str, nn.Module]:
         return {"E": unwrap(self.E), "C": unwrap(self.C), "D_code": unwrap(self.D_code)}
@@ -155,10 +156,11 @@ class ACLGAN(AmbientGAN):
             part.load_state_dict(state[key])
 
 
-def build_gan(cfg, clean_shape, device="cpu", wrap=lambda m: m, rank: int = 0) -> AmbientGAN:
-    """The trainer for CFG: ACLGAN when acl.variant is set, else AmbientGAN (plain, ambient, hidden, KDE-GAN)."""
+def build_gan(cfg, clean_shape, device="cpu", wrap=lambda m: m, rank: int = 0, num_classes: int = 0) -> AmbientGAN:
+    """The trainer for CFG: ACLGAN when acl.variant is set, else AmbientGAN (plain, ambient, hidden, KDE-GAN,
+    conditional)."""
     cls = ACLGAN if cfg.acl.variant != "none" else AmbientGAN
-    return cls(cfg, clean_shape, device, wrap, rank)
+    return cls(cfg, clean_shape, device, wrap, rank, num_classes)
 
 
 def load_code_generator(cfg, state: dict) -> nn.Module:

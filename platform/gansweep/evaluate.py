@@ -20,7 +20,7 @@ from gansweep.config import Config, ConfigError, from_dict
 from gansweep.data import cache_root, to_unit
 from gansweep.inception import inception_fid, load_inception
 from gansweep.metrics import evaluate_samples
-from gansweep.models import Generator
+from gansweep.models import Generator, class_cycle
 from gansweep.priors import KDEPrior
 from gansweep.sources import DataSourceError, load_source
 
@@ -49,7 +49,9 @@ def load_generator(run_dir: Path, checkpoint: Path) -> tuple[nn.Module, Config, 
         raise ConfigError(f"{run_file} is missing: {run_dir} is not a gansweep run directory")
     run = json.loads(run_file.read_text())
     cfg = from_dict(run["config"])
-    generator = Generator(tuple(run["clean_shape"]), z_dim=cfg.model.z_dim, width=cfg.model.g_width)
+    num_classes = run.get("num_classes", 0) if cfg.model.conditional else 0
+    generator = Generator(tuple(run["clean_shape"]), z_dim=cfg.model.z_dim, width=cfg.model.g_width,
+                          num_classes=num_classes)
     state = torch.load(checkpoint / STATE_FILE, map_location="cpu", weights_only=True)
     generator.load_state_dict(state["G"])
     if cfg.acl.variant != "none":
@@ -61,13 +63,16 @@ def load_generator(run_dir: Path, checkpoint: Path) -> tuple[nn.Module, Config, 
 
 @torch.no_grad()
 def sample(generator: nn.Module, n: int, seed: int, prior: KDEPrior | None = None) -> torch.Tensor:
-    """n clean samples in [0, 1] from a seeded z (from PRIOR, else N(0, I)): no measurement, BatchNorm in eval mode."""
+    """n clean samples in [0, 1] from a seeded z (from PRIOR, else N(0, I)), of every class equally often for a
+    conditional generator: no measurement, BatchNorm in eval mode."""
     z_generator = torch.Generator().manual_seed(seed)
+    labels = class_cycle(n, generator.num_classes)
     batches = []
     for start in range(0, n, SAMPLE_BATCH):
         size = min(SAMPLE_BATCH, n - start)
         z = prior.sample(size, z_generator) if prior else torch.randn(size, generator.z_dim, generator=z_generator)
-        batches.append(to_unit(generator(z)))
+        batch_labels = None if labels is None else labels[start:start + size]
+        batches.append(to_unit(generator(z, labels=batch_labels)))
     return torch.cat(batches)
 
 

@@ -22,6 +22,7 @@ from gansweep.metrics import (
     feature_statistics,
     frechet_distance_from_statistics,
 )
+from gansweep.models import class_cycle
 
 SAMPLE_BATCH = 500
 
@@ -66,7 +67,10 @@ class FidMonitor:
         z = self.z
         if gan.prior is not None:  # KDE-GAN: samples come from its prior, drawn with the same seed each time
             z = gan.prior.sample(len(self.z), torch.Generator(gan.device).manual_seed(self.seed))
-        samples = torch.cat([gan.sample(batch) for batch in z.split(SAMPLE_BATCH)])
+        batches = z.split(SAMPLE_BATCH)
+        labels = class_cycle(len(z), gan.num_classes)  # a conditional GAN: every class equally often
+        label_batches = labels.split(SAMPLE_BATCH) if labels is not None else [None] * len(batches)
+        samples = torch.cat([gan.sample(batch, label) for batch, label in zip(batches, label_batches)])
         feats, logits = classifier_outputs(self.model, samples.clamp(0, 1))
         mu, sigma = feature_statistics(feats)
         return {

@@ -8,6 +8,7 @@ plain GAN (on the lossy, resp. clean, data). Sampling never applies a measuremen
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections.abc import Callable
 from dataclasses import asdict
 
@@ -36,8 +37,12 @@ class AmbientGAN:
         device: torch.device | str = "cpu",
         wrap: Callable[[nn.Module], nn.Module] = lambda m: m,
         rank: int = 0,
+        num_classes: int = 0,  # classes of the training set: G and D are conditioned on them with model.conditional
     ):
         self.cfg = cfg
+        self.num_classes = num_classes if cfg.model.conditional else 0
+        if cfg.model.conditional and num_classes < 2:
+            raise ValueError(f"model.conditional needs labelled data with >= 2 classes, got num_classes={num_classes}")
         self.device = torch.device(device)
         ambient = cfg.mode == "ambient"
         self.measurement = build_measurement(asdict(cfg.measurement)) if ambient else None
@@ -46,13 +51,14 @@ class AmbientGAN:
 
         # Same initial weights on every rank (DDP also broadcasts rank 0's).
         torch.manual_seed(cfg.train.seed)
-        generator = Generator(clean_shape, z_dim=cfg.model.z_dim, width=cfg.model.g_width)
+        generator = Generator(clean_shape, z_dim=cfg.model.z_dim, width=cfg.model.g_width, num_classes=self.num_classes)
         self.G = wrap(generator.to(self.device))
         self.opt_g = self.adam(self.G, cfg.train.lr_g)
         self.D = self.opt_d = None
         if self.trains_discriminator:
             d_shape = self.measurement.output_shape(clean_shape) if self.measurement else clean_shape
-            discriminator = Discriminator(d_shape, width=cfg.model.d_width, norm=cfg.model.d_norm)
+            discriminator = Discriminator(d_shape, width=cfg.model.d_width, norm=cfg.model.d_norm,
+                                          num_classes=self.num_classes)
             self.D = wrap(discriminator.to(self.device))
             self.opt_d = self.adam(self.D, cfg.train.lr_d)
         t = cfg.train
@@ -114,27 +120,30 @@ class AmbientGAN:
             figures["reversal_mmd2"] = result.mmd2[-1]
         return figures
 
-    def fake(self, n: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def fake(self, n: int, labels: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
         """What D sees of the generator: f_theta(G1(f_hidden(G2(z)))) in ambient mode, G(z) otherwise, in [0, 1]."""
         hidden = None
         if self.hidden_measurement is not None:
             hidden = (self.inject_at, lambda h: self.hidden_measurement(h, self.theta_generator))
         with self.autocast:
-            images, hidden_map = self.G(self.noise(n), hidden=hidden, return_hidden=True)
+            images, hidden_map = self.G(self.noise(n), hidden=hidden, return_hidden=True, labels=labels)
         images = to_unit(images.float())
         if self.measurement is not None:
             images = self.measurement(images, self.theta_generator)
         return images, hidden_map
 
-    def step(self, reals: list[torch.Tensor]) -> dict[str, torch.Tensor]:
-        """One generator step after len(reals) discriminator steps (one real batch each).
+    def step(self, reals: list[torch.Tensor], labels: list[torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
+        """One generator step after len(reals) discriminator steps (one real batch each). A conditional GAN gets
+        each batch's class labels, and its fakes are drawn for the same labels (the data's class frequencies).
 
         Returns detached scalar tensors; converting them to floats is left to the caller, so an
         unlogged step never waits for the device.
         """
-        figures = self.discriminator_steps(reals)
-        fake, hidden_map = self.fake(len(reals[-1]))
-        loss_g = self.adversarial_loss(fake)
+        labels = labels if self.num_classes else None
+        figures = self.discriminator_steps(reals, labels)
+        last_labels = labels[-1] if labels else None
+        fake, hidden_map = self.fake(len(reals[-1]), last_labels)
+        loss_g = self.adversarial_loss(fake, last_labels)
         self.opt_g.zero_grad(set_to_none=True)
         loss_g.backward()
         self.opt_g.step()
@@ -144,27 +153,28 @@ class AmbientGAN:
             self.last["hidden"] = hidden_map.detach()
         return {**figures, "loss_g": loss_g.detach()}
 
-    def adversarial_loss(self, fake: torch.Tensor) -> torch.Tensor:
+    def adversarial_loss(self, fake: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         """G's loss on D's outputs for FAKE (what D sees of the generator)."""
         with self.autocast:
-            fake_logits = self.D(fake).float()
+            fake_logits = self.D(fake, labels=labels).float()
         return g_loss(self.cfg.train.loss, fake_logits)
 
-    def discriminator_steps(self, reals: list[torch.Tensor]) -> dict[str, torch.Tensor]:
-        """One D step per real batch against fresh fakes; D's loss and mean outputs on the last, detached."""
-        for real in reals:
+    def discriminator_steps(self, reals: list[torch.Tensor], labels: list | None = None) -> dict[str, torch.Tensor]:
+        """One D step per real batch against fresh fakes (of the batch's labels, for a conditional GAN); D's loss
+        and mean outputs on the last, detached."""
+        for real, label in zip(reals, labels or [None] * len(reals)):
             with torch.no_grad():
-                fake, _ = self.fake(len(real))
+                fake, _ = self.fake(len(real), label)
             with self.autocast:
                 # Separate passes, as in DCGAN: D's BatchNorm must see pure real and pure fake batches,
                 # as it does in the generator step (a mixed batch would normalise fakes differently there).
-                real_logits = self.D(real).float()
-                fake_logits = self.D(fake).float()
+                real_logits = self.D(real, labels=label).float()
+                fake_logits = self.D(fake, labels=label).float()
             loss_d = d_loss(self.cfg.train.loss, real_logits, fake_logits)
             if self.cfg.train.loss == "wgan_gp":
                 with self.autocast:
                     loss_d = loss_d + self.cfg.train.gp_weight * gradient_penalty(
-                        self.D, real, fake, self.theta_generator).float()
+                        functools.partial(self.D, labels=label), real, fake, self.theta_generator).float()
             self.opt_d.zero_grad(set_to_none=True)
             loss_d.backward()
             self.opt_d.step()
@@ -185,12 +195,14 @@ class AmbientGAN:
         return init
 
     @torch.no_grad()
-    def sample(self, z: torch.Tensor) -> torch.Tensor:
-        """Clean samples in [0, 1]: no measurement, BatchNorm in eval mode, bypassing DDP."""
+    def sample(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        """Clean samples in [0, 1] (of the given classes, for a conditional GAN): no measurement, BatchNorm in
+        eval mode, bypassing DDP."""
         generator = unwrap(self.G)
         generator.eval()
         try:
-            return to_unit(generator(z.to(self.device)).float())
+            labels = labels.to(self.device) if labels is not None else None
+            return to_unit(generator(z.to(self.device), labels=labels).float())
         finally:
             generator.train()
 

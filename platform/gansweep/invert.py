@@ -52,6 +52,9 @@ def invert(run: str | Path, images_path: str | Path, output: str | Path, *, step
         raise ConfigError(f"invert needs --steps >= 1, --lr > 0 and --init-std >= 0; got {steps}, {lr}, {init_std}")
     run_dir, checkpoint = resolve_checkpoint(run)
     generator, _, step, _ = load_generator(run_dir, checkpoint)
+    if generator.num_classes:
+        raise ConfigError(f"{run_dir} is a conditional GAN (model.conditional): reversing an image would need its "
+                          "class as well; invert supports unconditional runs only")
     images = read_images(images_path, generator.image_shape, limit)
     result = reverse(generator, images, lr=lr, max_steps=steps, init_std=init_std,
                      rng=torch.Generator().manual_seed(seed))

@@ -9,9 +9,10 @@ hinge: D minimises E[relu(1 - D(x))] + E[relu(1 + D(G(z)))], G minimises -E[D(G(
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 from gansweep.config import LOSSES
 
@@ -40,7 +41,7 @@ def g_loss(kind: str, fake: torch.Tensor) -> torch.Tensor:
     raise ValueError(f"unknown loss {kind!r}; one of {', '.join(LOSSES)}")
 
 
-def gradient_penalty(critic: nn.Module, real: torch.Tensor, fake: torch.Tensor,
+def gradient_penalty(critic: Callable[[torch.Tensor], torch.Tensor], real: torch.Tensor, fake: torch.Tensor,
                      rng: torch.Generator | None = None) -> torch.Tensor:
     """E[(||grad_x C(x_hat)||_2 - 1)^2], x_hat = eps x + (1 - eps) G(z), eps ~ U[0, 1] per sample. The graph is
     kept, so the penalty trains the critic."""

@@ -47,8 +47,28 @@ def _as_shape(shape) -> tuple[int, ...]:
         raise ModelError(f"a shape must be a sequence of ints, got {shape!r}") from None
 
 
+def with_labels(x: torch.Tensor, labels: torch.Tensor | None, num_classes: int) -> torch.Tensor:
+    """A conditional GAN's input (Mirza & Osindero, as in the lecture notes): the one-hot label concatenated to a
+    vector, or to an image as K constant channels. X unchanged for an unconditional net (num_classes 0)."""
+    if num_classes == 0:
+        return x
+    if labels is None or labels.shape != (len(x),):
+        got = "none" if labels is None else tuple(labels.shape)
+        raise ModelError(f"a conditional net needs one class label per sample: {len(x)} samples, labels {got}")
+    one_hot = nn.functional.one_hot(labels.long(), num_classes).to(x.dtype)
+    if x.dim() == 4:
+        one_hot = one_hot[:, :, None, None].expand(-1, -1, *x.shape[2:])
+    return torch.cat([x, one_hot], dim=1)
+
+
+def class_cycle(n: int, num_classes: int) -> torch.Tensor | None:
+    """Labels 0, 1, ..., K-1, 0, 1, ... for n samples of a conditional generator (every class equally often);
+    None for an unconditional one."""
+    return torch.arange(n) % num_classes if num_classes else None
+
+
 class Generator(nn.Module):
-    def __init__(self, image_shape: tuple[int, int, int], z_dim: int = 64, width: int = 64):
+    def __init__(self, image_shape: tuple[int, int, int], z_dim: int = 64, width: int = 64, num_classes: int = 0):
         super().__init__()
         image_shape = _as_shape(image_shape)
         if image_shape not in SUPPORTED_IMAGE_SHAPES:
@@ -59,6 +79,7 @@ class Generator(nn.Module):
             raise ModelError(f"z_dim and width must be positive, got z_dim={z_dim}, width={width}")
         self.image_shape = image_shape
         self.z_dim = z_dim
+        self.num_classes = num_classes  # > 0: conditional, G(z | y) with y one-hot next to z
         channels, size, _ = image_shape
         start, mults = _PLANS[size]
 
@@ -67,7 +88,7 @@ class Generator(nn.Module):
         c = mults[0] * width
         # No bias before BatchNorm: its shift makes a bias redundant.
         blocks["project"] = nn.Sequential(
-            nn.Linear(z_dim, c * start * start, bias=False),
+            nn.Linear(z_dim + num_classes, c * start * start, bias=False),
             nn.Unflatten(1, (c, start, start)),
             nn.BatchNorm2d(c),
             nn.ReLU(),
@@ -115,12 +136,14 @@ class Generator(nn.Module):
         z: torch.Tensor,
         hidden: tuple[str | int, Callable[[torch.Tensor], torch.Tensor]] | None = None,
         return_hidden: bool = False,
+        *,
+        labels: torch.Tensor | None = None,
     ):
         if z.dim() != 2 or z.shape[1] != self.z_dim:
             raise ModelError(f"Generator expects z of shape (N, {self.z_dim}), got {tuple(z.shape)}")
         inject_at, fn = (self.resolve_inject_point(hidden[0]), hidden[1]) if hidden is not None else (None, None)
         measured = None
-        h = z
+        h = with_labels(z, labels, self.num_classes)
         for name, block in self.blocks.items():
             h = block(h)
             if name == inject_at:
@@ -164,15 +187,17 @@ def conv_body(shape: tuple[int, int, int], width: int, norm: str) -> tuple[nn.Mo
 
 
 class Discriminator(nn.Module):
-    def __init__(self, input_shape: tuple[int, ...], width: int = 64, norm: str = "batch"):
+    def __init__(self, input_shape: tuple[int, ...], width: int = 64, norm: str = "batch", num_classes: int = 0):
         super().__init__()
         input_shape = _as_shape(input_shape)
         if width < 1:
             raise ModelError(f"width must be positive, got {width}")
+        self.num_classes = num_classes  # > 0: conditional, D(x | y) with y one-hot next to x
         if len(input_shape) == 3:
-            self.body, n_features = conv_body(input_shape, width, norm)
+            c, h, w = input_shape
+            self.body, n_features = conv_body((c + num_classes, h, w), width, norm)
         elif len(input_shape) == 1:
-            self.body, n_features = self._mlp_body(input_shape, width)
+            self.body, n_features = self._mlp_body((input_shape[0] + num_classes,), width)
         else:
             raise ModelError(
                 f"Discriminator takes images (C, H, W) or vectors (m,), got input shape {input_shape}"
@@ -192,14 +217,14 @@ class Discriminator(nn.Module):
         )
         return body, hidden
 
-    def features(self, x: torch.Tensor) -> torch.Tensor:
+    def features(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         """Penultimate features (N, F), for evaluation and feature matching."""
         if tuple(x.shape[1:]) != self.input_shape:
             raise ModelError(
                 f"Discriminator built for inputs {self.input_shape} got a batch of shape {tuple(x.shape)}"
             )
-        return self.body(x)
+        return self.body(with_labels(x, labels, self.num_classes))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         """Logits of shape (N,)."""
-        return self.head(self.features(x)).squeeze(1)
+        return self.head(self.features(x, labels)).squeeze(1)

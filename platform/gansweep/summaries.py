@@ -81,6 +81,11 @@ class RunSummaries:
             if grid is not None:
                 self.writer.add_image(tag, grid, step)
 
+    def samples_per_class(self, step: int, samples: torch.Tensor, columns: int) -> None:
+        """A conditional GAN's samples, one row per class (the same codes in each row)."""
+        self.writer.add_image("images/samples_per_class", make_grid(samples.float().clamp(0, 1).cpu(), nrow=columns,
+                                                                    pad_value=0.5), step)
+
     def flush(self) -> None:
         self.writer.flush()
 

@@ -20,9 +20,11 @@ from gansweep.checkpoints import DIVERGED_FILE, STATE_FILE, save_checkpoint
 from gansweep.config import from_dict
 from gansweep.fid_monitor import FidMonitor
 from gansweep.gan import AmbientGAN
+from gansweep.models import class_cycle
 from gansweep.summaries import RunSummaries
 
 SAMPLE_GRID = 64
+PER_CLASS_COLUMNS = 8
 
 
 def _progress(line: str) -> None:
@@ -35,7 +37,8 @@ def _progress(line: str) -> None:
 def _endless_batches(
     shard, batch_size: int, device: torch.device, seed: int
 ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-    """(images, their indices in the training set) forever: the shard is re-iterated every epoch."""
+    """(images, their class labels, their indices in the training set) forever: the shard is re-iterated every
+    epoch."""
     epoch = 0
     while True:
         for batch in shard.iter_torch_batches(
@@ -45,8 +48,14 @@ def _endless_batches(
             local_shuffle_seed=seed + epoch,
             device=device,
         ):
-            yield batch["image"], batch["index"]
+            yield batch["image"], batch["label"], batch["index"]
         epoch += 1
+
+
+def _per_class_codes(fixed_z: torch.Tensor, num_classes: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """A conditional GAN's per-class panel: the same few codes in every row, one row per class."""
+    z = fixed_z[:PER_CLASS_COLUMNS]
+    return z.repeat(num_classes, 1), torch.arange(num_classes).repeat_interleave(len(z))
 
 
 def _gather_rng_states(gan: AmbientGAN) -> list:
@@ -91,7 +100,8 @@ def train_loop_per_worker(loop_config: dict) -> None:
     context = ray.train.get_context()
     rank, world = context.get_world_rank(), context.get_world_size()
     device = ray.train.torch.get_device()
-    gan = build_gan(cfg, clean_shape, device, wrap=ray.train.torch.prepare_model, rank=rank)
+    gan = build_gan(cfg, clean_shape, device, wrap=ray.train.torch.prepare_model, rank=rank,
+                    num_classes=loop_config["num_classes"])
     start_step, best_eval = _restore(gan, rank, device, loop_config.get("fallback_checkpoint"))
     if rank == 0:
         _progress(f"{'resuming at' if start_step else 'starting'} step {start_step}/{t.steps}")
@@ -108,6 +118,7 @@ def train_loop_per_worker(loop_config: dict) -> None:
     last_reversal: dict[str, float] = {}  # KDE-GAN: the newest prior refresh (steps taken, error, MMD^2)
     eval_seconds = 0.0  # spent in cheap evaluations by this run (rank 0), reported as eval_s_total
     fixed_z = torch.randn(SAMPLE_GRID, gan.z_dim, generator=torch.Generator().manual_seed(t.seed))
+    fixed_labels = class_cycle(SAMPLE_GRID, gan.num_classes)
     batches = _endless_batches(
         ray.train.get_dataset_shard("train"), t.batch_size // world, device, t.seed * 7919 + start_step
     )
@@ -117,12 +128,12 @@ def train_loop_per_worker(loop_config: dict) -> None:
     first_step_unix = None
     for step in range(start_step + 1, t.steps + 1):
         t0 = time.perf_counter()
-        reals, indices = zip(*(next(batches) for _ in range(t.d_steps)))
+        reals, labels, indices = zip(*(next(batches) for _ in range(t.d_steps)))
         window_data += time.perf_counter() - t0
         if cfg.prior.name == "kde" and (gan.prior is None or (step - 1) % cfg.prior.refresh_every == 0):
             # KDE-GAN: this step's z come from the new prior.
             last_reversal = gan.refresh_prior(reals[0], indices[0])
-        losses = gan.step(list(reals))
+        losses = gan.step(list(reals), list(labels))
         window_steps += 1
         if first_step_unix is None:
             first_step_unix = time.time()
@@ -175,7 +186,10 @@ def train_loop_per_worker(loop_config: dict) -> None:
         if summaries is not None:
             summaries.scalars(step, metrics)
             if step % t.image_every == 0 or step == t.steps:
-                summaries.images(step, gan.last, gan.sample(fixed_z))
+                summaries.images(step, gan.last, gan.sample(fixed_z, fixed_labels))
+                if gan.num_classes:
+                    summaries.samples_per_class(step, gan.sample(*_per_class_codes(fixed_z, gan.num_classes)),
+                                                PER_CLASS_COLUMNS)
             _progress(
                 f"step {step}/{t.steps} ({100 * step / t.steps:.0f}%) "
                 + "".join(f"{key}={metrics[key]:.3f} " for key in losses)

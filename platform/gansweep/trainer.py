@@ -66,6 +66,12 @@ def check_config(cfg: Config) -> TrainingSet:
             )
         feature_shape = _checked(lambda: generator.feature_shape(cfg.hidden.inject_point), "hidden.inject_at")
         _checked(lambda: hidden.validate(feature_shape), "hidden.measurement")
+    if cfg.model.conditional and (training_set.num_classes < 2 or (training_set.labels < 0).any()):
+        raise ConfigError(
+            f"model.conditional needs every training image labelled with one of >= 2 classes; data.name="
+            f"{cfg.data.name} has {training_set.num_classes} classes"
+            + (" and unlabelled images" if (training_set.labels < 0).any() else "")
+        )
     per_worker = cfg.train.batch_size // cfg.train.workers
     if len(training_set.images) // cfg.train.workers < per_worker:
         raise ConfigError(
@@ -145,7 +151,8 @@ def run_training(
     (output / DIVERGED_FILE).unlink(missing_ok=True)  # a rerun tries again (from the last checkpoint)
     # What `gansweep evaluate` needs to rebuild the generator, there from the first checkpoint on.
     (output / "run.json").write_text(
-        json.dumps({"config": cfg.to_dict(), "clean_shape": list(training_set.clean_shape)}, indent=2)
+        json.dumps({"config": cfg.to_dict(), "clean_shape": list(training_set.clean_shape),
+                    "num_classes": training_set.num_classes}, indent=2)
     )
     # Before Ray: the classifier is trained (once, cached) here, not inside a worker holding its CPUs.
     if monitor is None and cfg.eval.every > 0:
@@ -161,6 +168,7 @@ def run_training(
                 "output": str(output),
                 "log_dir": str(log_dir),
                 "clean_shape": list(training_set.clean_shape),
+                "num_classes": training_set.num_classes,
                 # Used only when Ray Train's own run snapshot names no checkpoint: a run killed between
                 # a checkpoint's upload and its registration resumes from it all the same.
                 "fallback_checkpoint": str(latest) if (latest := latest_checkpoint(output / "checkpoints")) else None,
