@@ -330,10 +330,17 @@ def _validate_prior(cfg: Config) -> None:
     _check(r.mmd_bandwidth is None or r.mmd_bandwidth > 0, f"reversal.mmd_bandwidth={r.mmd_bandwidth} must be > 0")
     _check(r.mmd_threshold >= 0, f"reversal.mmd_threshold={r.mmd_threshold} must be >= 0 (0: no MMD rule)")
     _check(
-        prior.name != "kde" or cfg.mode != "ambient",
-        "prior.name=kde with mode=ambient: reversing a measured real needs the theta that measured it, which the "
-        "lossy data set does not keep yet; use mode clean, ignore or unmeasure (G models the images D sees)",
+        not cfg.needs_theta or "gaussian_projection" not in _measurement_names(dataclasses.asdict(cfg.measurement)),
+        "prior.name=kde with mode=ambient reverses each measured real through the theta that measured it, kept for "
+        "the whole lossy set; gaussian_projection's theta is an m x D matrix per image (300 KB for a 28x28 image "
+        "and m=100: 19 GB for Fashion-MNIST), too big to keep; use another measurement, or prior.name=normal",
     )
+
+
+def _measurement_names(spec: dict) -> list[str]:
+    """A measurement's name and, for a cascade, its steps' names (nested cascades too)."""
+    steps = (spec.get("steps") or []) if spec.get("name") == "cascade" else []
+    return [spec.get("name", "none"), *(name for step in steps for name in _measurement_names(step))]
 
 
 def validate(cfg: Config) -> None:

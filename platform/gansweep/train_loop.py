@@ -20,6 +20,7 @@ from gansweep.config import from_dict
 from gansweep.fid_monitor import FidMonitor
 from gansweep.gan import AmbientGAN
 from gansweep.summaries import RunSummaries
+from gansweep.thetas import ThetaStore
 
 SAMPLE_GRID = 64
 
@@ -90,7 +91,8 @@ def train_loop_per_worker(loop_config: dict) -> None:
     context = ray.train.get_context()
     rank, world = context.get_world_rank(), context.get_world_size()
     device = ray.train.torch.get_device()
-    gan = AmbientGAN(cfg, clean_shape, device, wrap=ray.train.torch.prepare_model, rank=rank)
+    thetas = ThetaStore(loop_config["theta_path"]) if loop_config["theta_path"] else None
+    gan = AmbientGAN(cfg, clean_shape, device, wrap=ray.train.torch.prepare_model, rank=rank, thetas=thetas)
     start_step, best_eval = _restore(gan, rank, device, loop_config.get("fallback_checkpoint"))
     if rank == 0:
         _progress(f"{'resuming at' if start_step else 'starting'} step {start_step}/{t.steps}")
