@@ -92,8 +92,3 @@ def test_warm_start_continues_each_image_from_its_last_code():
 def test_bad_prior_values_are_refused(override, message):
     with pytest.raises(ConfigError, match=message.replace(".", r"\.").replace("(", r"\(")):
         load_config(None, KDE + [override])
-
-
-def test_kde_is_refused_in_mode_ambient_until_the_data_keep_theta():
-    with pytest.raises(ConfigError, match="theta"):
-        load_config(None, ["prior.name=kde"])

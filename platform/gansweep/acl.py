@@ -78,8 +78,9 @@ def code_gan_step(code_generator: nn.Module, code_discriminator: nn.Module, opt_
 class ACLGAN(AmbientGAN):
     """ACL-GAN (-GP) or ACL-AE on clean (or restored / lossy-as-is) images: mode ambient is refused by the config."""
 
-    def __init__(self, cfg, clean_shape, device="cpu", wrap=lambda m: m, rank: int = 0, num_classes: int = 0):
-        super().__init__(cfg, clean_shape, device, wrap, rank, num_classes)
+    def __init__(self, cfg, clean_shape, device="cpu", wrap=lambda m: m, rank: int = 0, num_classes: int = 0,
+                 thetas=None):
+        super().__init__(cfg, clean_shape, device, wrap, rank, num_classes, thetas)
         a, z_dim = cfg.acl, cfg.model.z_dim
         torch.manual_seed(cfg.train.seed + 1)  # same initial weights on every rank
         code_generator, code_discriminator = two_layer_mlp(z_dim, a.code_width, z_dim), two_layer_mlp(z_dim, a.code_width, 1)
@@ -156,11 +157,12 @@ class ACLGAN(AmbientGAN):
             part.load_state_dict(state[key])
 
 
-def build_gan(cfg, clean_shape, device="cpu", wrap=lambda m: m, rank: int = 0, num_classes: int = 0) -> AmbientGAN:
+def build_gan(cfg, clean_shape, device="cpu", wrap=lambda m: m, rank: int = 0, num_classes: int = 0,
+              thetas=None) -> AmbientGAN:
     """The trainer for CFG: ACLGAN when acl.variant is set, else AmbientGAN (plain, ambient, hidden, KDE-GAN,
     conditional)."""
     cls = ACLGAN if cfg.acl.variant != "none" else AmbientGAN
-    return cls(cfg, clean_shape, device, wrap, rank, num_classes)
+    return cls(cfg, clean_shape, device, wrap, rank, num_classes, thetas)
 
 
 def load_code_generator(cfg, state: dict) -> nn.Module:

@@ -6,7 +6,8 @@ lossy set and the discriminator's inputs live in [0, 1]; the generator outputs [
 
 The lossy set is made once, with ``data.seed``, and cached under a fingerprint of (source, root,
 limit, image size, measurement spec, seed): every trial of a sweep trains on the same lossy data.
-In mode ``unmeasure`` the cached set is the restoration of that same lossy set (restoration.py).
+In mode ``unmeasure`` the cached set is the restoration of that same lossy set (restoration.py). KDE-GAN in
+mode ambient also needs each image's theta: it is kept beside the cache, in a theta store (thetas.py).
 """
 
 from __future__ import annotations
@@ -26,7 +27,8 @@ from tqdm import tqdm
 from gansweep.config import Config, DataConfig
 from gansweep.measurements import build_measurement
 from gansweep.restoration import restore
-from gansweep.sources import cache_dir, load_source, resolved_root
+from gansweep.sources import DataSourceError, cache_dir, load_source, resolved_root
+from gansweep.thetas import concat_thetas, save_store
 
 CACHE_VERSION = 1  # bump when the way the lossy set is made changes
 MEASURE_BATCH = 1024
@@ -40,6 +42,7 @@ class TrainingSet:
     num_classes: int
     fingerprint: str  # identifies the data and its measurement; recorded with every run
     cache_path: str | None  # where the lossy set is cached (None for clean data)
+    theta_path: str | None = None  # the theta store of the lossy set, when the run needs it (Config.needs_theta)
 
     @property
     def sample_shape(self) -> tuple[int, ...]:
@@ -79,26 +82,32 @@ def fingerprint(cfg: Config) -> str:
     return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def measure_dataset(clean: np.ndarray, spec: dict, seed: int, restoration: dict | None = None) -> np.ndarray:
+def measure_dataset(
+    clean: np.ndarray, spec: dict, seed: int, restoration: dict | None = None, keep_theta: bool = False
+) -> tuple[np.ndarray, dict | None]:
     """y = f_theta(x) over the whole set, in batches, theta drawn from one generator seeded with `seed`;
-    with `restoration` ({"inpaint": ..., "radius": ...}) each batch is restored from y and its theta."""
+    with `restoration` ({"inpaint": ..., "radius": ...}) each batch is restored from y and its theta.
+    Returns the set and, with `keep_theta`, every image's theta (rows in order, on the CPU), else None."""
     measurement = build_measurement(spec)
     generator = torch.Generator().manual_seed(seed)
     starts = range(0, len(clean), MEASURE_BATCH)
     if restoration is not None:
         starts = tqdm(starts, desc=f"restoring {spec['name']} ({len(clean)} images)", unit="batch", file=sys.stderr)
-    out = []
+    out, thetas = [], []
     with torch.no_grad():
         for start in starts:
             batch = torch.from_numpy(clean[start : start + MEASURE_BATCH])
             theta = measurement.sample_theta(batch, generator)
             y = measurement.measure(batch, theta)
             out.append(y.numpy() if restoration is None else restore(measurement, y, theta, **restoration))
-    return np.concatenate(out).astype(np.float32)
+            if keep_theta:
+                thetas.append(theta)
+    return np.concatenate(out).astype(np.float32), concat_thetas(thetas) if keep_theta else None
 
 
 def load_training_set(cfg: Config) -> TrainingSet:
-    """The clean or lossy training set of a run; the lossy one comes from the cache when it is there."""
+    """The clean or lossy training set of a run; the lossy one comes from the cache when it is there, with its
+    theta store when the run needs one."""
     data = cfg.data
     arrays = load_source(data.name, data.root, split="train", limit=data.limit, image_size=data.image_size)
     clean = arrays.images.astype(np.float32) / 255.0
@@ -108,16 +117,35 @@ def load_training_set(cfg: Config) -> TrainingSet:
         return TrainingSet(clean, arrays.labels, clean_shape, arrays.num_classes, fp, None)
 
     path = cache_root(data) / "lossy" / f"{data.name}-{fp}.npy"
+    theta_path = path.with_suffix(".theta") if cfg.needs_theta else None
+    spec = asdict(cfg.measurement)
     if path.is_file():
         images = np.load(path)
+        if theta_path is not None and not theta_path.is_dir():  # a cache made before its run needed theta
+            _remake_theta(clean, spec, data.seed, images, path, theta_path)
     else:
-        images = measure_dataset(clean, asdict(cfg.measurement), data.seed, _restoration(cfg))
+        images, theta = measure_dataset(clean, spec, data.seed, _restoration(cfg), keep_theta=theta_path is not None)
         path.parent.mkdir(parents=True, exist_ok=True)
+        if theta is not None:  # first: a crash before y is written leaves no y, and the next run makes both
+            save_store(theta_path, theta)
         # Write then rename, so concurrent trials never read a half-written cache.
         tmp = path.with_suffix(f".{socket.gethostname()}.{os.getpid()}.tmp.npy")  # unique on a shared cache too
         np.save(tmp, images)
         tmp.replace(path)
-    return TrainingSet(images, arrays.labels, clean_shape, arrays.num_classes, fp, str(path))
+    return TrainingSet(images, arrays.labels, clean_shape, arrays.num_classes, fp, str(path),
+                       str(theta_path) if theta_path is not None else None)
+
+
+def _remake_theta(clean: np.ndarray, spec: dict, seed: int, cached: np.ndarray, path: Path, theta_path: Path) -> None:
+    """The theta store of an existing lossy cache, from the seed that made it: measure_dataset is deterministic,
+    so the y it makes again must be the cached y, else the theta would not be the one that measured it."""
+    images, theta = measure_dataset(clean, spec, seed, keep_theta=True)
+    if not np.array_equal(images, cached):
+        raise DataSourceError(
+            f"the lossy cache {path} is not what data.seed={seed} makes now, so the theta that measured it cannot "
+            f"be recovered (prior.name=kde in mode ambient needs it); delete {path} to remake it with its theta"
+        )
+    save_store(theta_path, theta)
 
 
 def to_ray_dataset(training_set: TrainingSet, num_blocks: int = 8):

@@ -22,6 +22,7 @@ from gansweep.measurements import build_measurement
 from gansweep.models import Discriminator, Generator
 from gansweep.priors import KDEPrior
 from gansweep.reversal import reverse
+from gansweep.thetas import ThetaStore, concat_thetas
 
 
 def unwrap(module: nn.Module) -> nn.Module:
@@ -38,11 +39,14 @@ class AmbientGAN:
         wrap: Callable[[nn.Module], nn.Module] = lambda m: m,
         rank: int = 0,
         num_classes: int = 0,  # classes of the training set: G and D are conditioned on them with model.conditional
+        thetas: ThetaStore | None = None,
     ):
+        """THETAS: the lossy set's theta store, which KDE-GAN needs in mode ambient (Config.needs_theta)."""
         self.cfg = cfg
         self.num_classes = num_classes if cfg.model.conditional else 0
         if cfg.model.conditional and num_classes < 2:
             raise ValueError(f"model.conditional needs labelled data with >= 2 classes, got num_classes={num_classes}")
+        self.thetas = thetas
         self.device = torch.device(device)
         ambient = cfg.mode == "ambient"
         self.measurement = build_measurement(asdict(cfg.measurement)) if ambient else None
@@ -96,19 +100,24 @@ class AmbientGAN:
     def refresh_prior(self, reals: torch.Tensor, indices: torch.Tensor | None = None) -> dict[str, float]:
         """KDE-GAN (Kilcher et al., Algorithm 2): reverse a real batch through G (eval mode: BatchNorm's
         running statistics keep the images independent) and make the KDE over its codes the new prior. With
-        reversal.mmd_threshold, a generated batch is reversed alongside and the MMD rule stops the reversal."""
+        reversal.mmd_threshold, a generated batch is reversed alongside and the MMD rule stops the reversal.
+        In mode ambient the reals are measurements y, each reversed through f_theta with its own theta
+        (looked up by INDICES, the images' positions in the training set)."""
         r, p = self.cfg.reversal, self.cfg.prior
         generator = unwrap(self.G)
         generator.eval()
         try:
-            targets = reals * 2 - 1  # G's images are in [-1, 1]
             fakes = None
             if r.mmd_threshold > 0:
                 with torch.no_grad():
                     fakes = generator(self.noise(len(reals)))
+            if self.measurement is None:
+                targets, measure = reals * 2 - 1, None  # G's images are in [-1, 1]
+            else:
+                targets, fakes, measure = self._measured_targets(reals, indices, fakes)
             init = self._warm_codes(indices, len(reals)) if r.warm_start and indices is not None else None
             result = reverse(generator, targets, lr=r.lr, max_steps=r.max_steps, init_std=r.init_std, fakes=fakes,
-                             mmd_bandwidth=r.mmd_bandwidth, mmd_threshold=r.mmd_threshold or None,
+                             measure=measure, mmd_bandwidth=r.mmd_bandwidth, mmd_threshold=r.mmd_threshold or None,
                              init=init, rng=self.z_generator)
         finally:
             generator.train()
@@ -119,6 +128,25 @@ class AmbientGAN:
         if result.mmd2:
             figures["reversal_mmd2"] = result.mmd2[-1]
         return figures
+
+    def _measured_targets(
+        self, reals: torch.Tensor, indices: torch.Tensor | None, fakes: torch.Tensor | None
+    ) -> tuple[torch.Tensor, torch.Tensor | None, Callable[[torch.Tensor], torch.Tensor]]:
+        """An ambient reversal's targets (the measured reals y, in their own [0, 1]), its fakes measured with
+        freshly drawn theta, and the measurement that maps G's images to what each target is: f_theta with
+        the reals' stored theta followed by the fakes' (reverse() stacks the fakes after the reals)."""
+        if self.thetas is None or indices is None:
+            raise ValueError("a KDE-GAN reversal in mode ambient needs the lossy set's theta store and the batch's "
+                             "indices in the training set")
+        theta = self.thetas.rows(indices, self.device)
+        if fakes is not None:
+            fakes = to_unit(fakes)
+            fake_theta = self.measurement.sample_theta(fakes, self.theta_generator)
+            fakes = self.measurement.measure(fakes, fake_theta)
+            theta = concat_thetas([theta, fake_theta])
+        # G's clean forward, then the image-space measurement: with hidden.inject_at too, for y was measured
+        # from a clean image; the hidden measurement only shapes G's training.
+        return reals, fakes, lambda images: self.measurement.measure(to_unit(images), theta)
 
     def fake(self, n: int, labels: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
         """What D sees of the generator: f_theta(G1(f_hidden(G2(z)))) in ambient mode, G(z) otherwise, in [0, 1]."""

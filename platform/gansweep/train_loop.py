@@ -22,6 +22,7 @@ from gansweep.fid_monitor import FidMonitor
 from gansweep.gan import AmbientGAN
 from gansweep.models import class_cycle
 from gansweep.summaries import RunSummaries
+from gansweep.thetas import ThetaStore
 
 SAMPLE_GRID = 64
 PER_CLASS_COLUMNS = 8
@@ -100,8 +101,9 @@ def train_loop_per_worker(loop_config: dict) -> None:
     context = ray.train.get_context()
     rank, world = context.get_world_rank(), context.get_world_size()
     device = ray.train.torch.get_device()
+    thetas = ThetaStore(loop_config["theta_path"]) if loop_config["theta_path"] else None
     gan = build_gan(cfg, clean_shape, device, wrap=ray.train.torch.prepare_model, rank=rank,
-                    num_classes=loop_config["num_classes"])
+                    num_classes=loop_config["num_classes"], thetas=thetas)
     start_step, best_eval = _restore(gan, rank, device, loop_config.get("fallback_checkpoint"))
     if rank == 0:
         _progress(f"{'resuming at' if start_step else 'starting'} step {start_step}/{t.steps}")

@@ -169,6 +169,8 @@ def run_training(
                 "log_dir": str(log_dir),
                 "clean_shape": list(training_set.clean_shape),
                 "num_classes": training_set.num_classes,
+                # Each worker opens it memory-mapped (on a cluster the cache lies on the shared file system).
+                "theta_path": training_set.theta_path,
                 # Used only when Ray Train's own run snapshot names no checkpoint: a run killed between
                 # a checkpoint's upload and its registration resumes from it all the same.
                 "fallback_checkpoint": str(latest) if (latest := latest_checkpoint(output / "checkpoints")) else None,
@@ -213,6 +215,7 @@ def run_training(
             "clean_shape": list(training_set.clean_shape),
             "sample_shape": list(training_set.sample_shape),
             "lossy_cache": training_set.cache_path,
+            "theta_store": training_set.theta_path,
         },
         "resources": {"workers": cfg.train.workers, "cpus_per_worker": cpus, "use_gpu": cfg.train.use_gpu},
         "checkpoint": result.checkpoint.path if result.checkpoint else None,
