@@ -12,9 +12,9 @@ from gansweep.invert import invert
 from test_reversal import Z_DIM, _generator
 
 
-def _run_of(generator, run_dir, step: int = 7):
-    """A run directory holding GENERATOR's weights, as load_generator reads it."""
-    cfg = load_config(None, [f"model.z_dim={Z_DIM}", "model.g_width=16"])
+def _run_of(generator, run_dir, step: int = 7, overrides: tuple[str, ...] = ()):
+    """A run directory holding GENERATOR's weights, as load_generator reads it (config OVERRIDES: KEY=VALUE)."""
+    cfg = load_config(None, [f"model.z_dim={Z_DIM}", "model.g_width=16", *overrides])
     checkpoint = run_dir / "checkpoints" / "checkpoint_000"
     checkpoint.mkdir(parents=True)
     torch.save({"G": generator.state_dict(), "step": step}, checkpoint / STATE_FILE)

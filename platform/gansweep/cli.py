@@ -55,6 +55,29 @@ def _invert(args: argparse.Namespace) -> int:
     return 0
 
 
+def _holdout(args: argparse.Namespace) -> int:
+    from gansweep.evaluate import resolve_checkpoint
+    from gansweep.holdout import BANDWIDTHS, holdout_likelihood
+
+    output = args.output or resolve_checkpoint(args.run)[0] / "holdout"  # beside the checkpoints, not in one
+    bandwidths = BANDWIDTHS if args.bandwidths is None else args.bandwidths  # an empty list is refused, not defaulted
+    summary = holdout_likelihood(args.run, output, n=args.n, bandwidths=bandwidths, steps=args.steps, lr=args.lr,
+                                 init_std=args.init_std, seed=args.seed)
+    print(f"{'bandwidth':>10}  {'test LL':>14}  {'train LL':>14}")
+    for row in zip(summary["bandwidths"], summary["test_log_likelihood"], summary["train_log_likelihood"]):
+        print("{:>10.4g}  {:>14.2f}  {:>14.2f}".format(*row))
+    print(f"[gansweep] wrote {output}/ (holdout.json, holdout_likelihood.png, tensorboard/)")
+    return 0
+
+
+def _bandwidths(text: str) -> list[float]:
+    """A comma-separated list of floats (their signs are checked with the other arguments)."""
+    try:
+        return [float(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of numbers") from None
+
+
 def _sweep(args: argparse.Namespace) -> int:
     from gansweep.config import parse_override
     from gansweep.sweep import run_sweep
@@ -115,6 +138,20 @@ def build_parser() -> argparse.ArgumentParser:
     invert.add_argument("--seed", type=int, default=0, help="seed of the initial codes")
     invert.add_argument("--limit", type=int, default=64, help="reverse the first LIMIT images (default 64)")
     invert.set_defaults(func=_invert)
+
+    holdout = commands.add_parser(
+        "holdout", help="hold-out likelihood vs KDE bandwidth of reversed test codes (Kilcher et al., Fig. 10)"
+    )
+    holdout.add_argument("run", metavar="RUN_DIR_OR_CHECKPOINT")
+    holdout.add_argument("--output", default=None, help="default: RUN_DIR/holdout")
+    holdout.add_argument("--n", type=int, default=500, help="training and test images reversed, each (default 500)")
+    holdout.add_argument("--bandwidths", type=_bandwidths, default=None, metavar="H,H,...",
+                         help="KDE bandwidths (default: 3 per decade from 0.01 to 10)")
+    holdout.add_argument("--steps", type=int, default=200, help="gradient steps on ||G(z) - x||^2 (default 200)")
+    holdout.add_argument("--lr", type=float, default=0.003, help="gradient-descent step size (default 0.003)")
+    holdout.add_argument("--init-std", type=float, default=1.0, help="std of the initial codes (default 1)")
+    holdout.add_argument("--seed", type=int, default=0, help="seed of the picked images and the initial codes")
+    holdout.set_defaults(func=_holdout)
 
     sweep = commands.add_parser(
         "sweep", help="a Ray Tune + Optuna sweep over a search space (see search_spaces/); one TorchTrainer per trial"
