@@ -38,7 +38,7 @@ def holdout_likelihood(run: str | Path, output: str | Path, *, n: int = 500, ban
                           f"--lr > 0 and --init-std >= 0; got {n}, {bandwidths}, {steps}, {lr}, {init_std}")
     run_dir, checkpoint = resolve_checkpoint(run)
     generator, cfg, step, _ = load_generator(run_dir, checkpoint)
-    if getattr(generator, "num_classes", 0):  # the attribute comes with model.conditional
+    if generator.num_classes:
         raise ConfigError(f"{run_dir} is a conditional GAN (model.conditional): reversing an image would need its "
                           "class as well; holdout supports unconditional runs only")
     data = cfg.data
