@@ -85,6 +85,10 @@ def _cli(*args, cwd):
     "args, message",
     [
         (["train", "--set", "trian.steps=5"], "unknown config key 'trian.steps'; did you mean 'train.steps'?"),
+        (["train", "--set", "prior.name=kde", "--set", "prior.bandwidth=-0.1"], "prior.bandwidth=-0.1 must be > 0"),
+        (["train", "--set", "reversal.mmd_threshold=-1"], "reversal.mmd_threshold=-1.0 must be >= 0"),
+        (["train", "--set", "prior.name=flow"], "prior.name='flow' is not one of normal, kde"),
+        (["train", "--set", "acl.variant=vae"], "acl.variant='vae' is not one of none, gan, ae"),
         (["train", "--set", "measurement.p=1.5", "--set", "data.limit=128"], "measurement.block_pixel: p=1.5"),
         (
             ["train", "--set", "measurement.name=block_patch", "--set", "measurement.patch=40", "--set", "data.limit=128"],
