@@ -92,3 +92,20 @@ def test_warm_start_continues_each_image_from_its_last_code():
 def test_bad_prior_values_are_refused(override, message):
     with pytest.raises(ConfigError, match=message.replace(".", r"\.").replace("(", r"\(")):
         load_config(None, KDE + [override])
+
+
+def test_the_prior_pools_the_codes_of_the_last_refreshes():
+    def prior_sizes(pool: int) -> tuple[list[int], AmbientGAN]:
+        gan = AmbientGAN(load_config(None, KDE + [f"prior.pool={pool}", "reversal.max_steps=1"]), (1, 28, 28))
+        sizes = []
+        for _ in range(4):
+            gan.refresh_prior(torch.rand(16, 1, 28, 28))
+            sizes.append(len(gan.prior.codes))
+        return sizes, gan
+
+    (single, _), (pooled, gan) = prior_sizes(1), prior_sizes(3)
+    assert single == [16, 16, 16, 16]  # Algorithm 2 as written: this batch's codes only
+    assert pooled == [16, 32, 48, 48]
+    before = gan.prior.codes
+    gan.refresh_prior(torch.rand(16, 1, 28, 28))
+    assert torch.equal(gan.prior.codes[16:], before[:32])  # the newest batch first, the oldest dropped

@@ -140,6 +140,9 @@ class PriorConfig:
     bandwidth: float = 0.1  # KDE: the RBF kernel's bandwidth
     background_weight: float = 0.0  # KDE: weight of N(0, I) in the mixture, against memorisation
     refresh_every: int = 1  # KDE: re-estimate the prior from a reversed real batch every N steps (1: Algorithm 2)
+    # KDE: pool the codes of the last N refreshes (1: this batch's codes only, Algorithm 2 as written). One batch
+    # makes a KDE of batch_size modes, which caps the diversity of every sample drawn from it.
+    pool: int = 1
 
 
 @dataclass
@@ -338,6 +341,7 @@ def _validate_prior(cfg: Config) -> None:
     _check(prior.bandwidth > 0, f"prior.bandwidth={prior.bandwidth} must be > 0")
     _check(0 <= prior.background_weight <= 1, f"prior.background_weight={prior.background_weight} must be in [0, 1]")
     _check(prior.refresh_every >= 1, f"prior.refresh_every={prior.refresh_every} must be >= 1")
+    _check(prior.pool >= 1, f"prior.pool={prior.pool} must be >= 1")
     _check(r.lr > 0, f"reversal.lr={r.lr} must be > 0")
     _check(r.max_steps >= 1, f"reversal.max_steps={r.max_steps} must be >= 1")
     _check(r.init_std >= 0, f"reversal.init_std={r.init_std} must be >= 0")

@@ -121,7 +121,10 @@ class AmbientGAN:
                              init=init, rng=self.z_generator)
         finally:
             generator.train()
-        self.prior = KDEPrior(result.codes, p.bandwidth, p.background_weight)
+        codes = result.codes
+        if self.prior is not None and p.pool > 1:  # the newest codes first, then the last refreshes' (older G)
+            codes = torch.cat([codes, self.prior.codes])[: p.pool * len(result.codes)]
+        self.prior = KDEPrior(codes, p.bandwidth, p.background_weight)
         if r.warm_start and indices is not None:
             self.code_bank.update(zip(indices.tolist(), result.codes))
         figures = {"reversal_steps": float(result.steps), "reversal_error": result.errors[-1]}
