@@ -82,8 +82,7 @@ def run_arm(name: str, overrides: list[str], args: argparse.Namespace, payload: 
         indices = next(order)
         real = images[indices]
         step += 1
-        # Same rule as the train loop: with refresh_every=1, Algorithm 2's new prior before every step.
-        if cfg.prior.name == "kde" and (step - 1) % cfg.prior.refresh_every == 0:
+        if gan.prior_due(step):  # the train loop's rule: with refresh_every=1, a new prior before every step
             reversal = gan.refresh_prior(real, indices)
         gan.step([real])
         trained += time.perf_counter() - start

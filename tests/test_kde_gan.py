@@ -109,3 +109,11 @@ def test_the_prior_pools_the_codes_of_the_last_refreshes():
     before = gan.prior.codes
     gan.refresh_prior(torch.rand(16, 1, 28, 28))
     assert torch.equal(gan.prior.codes[16:], before[:32])  # the newest batch first, the oldest dropped
+
+
+def test_the_prior_is_due_every_refresh_every_steps_and_whenever_missing():
+    gan = AmbientGAN(load_config(None, KDE + ["prior.refresh_every=3"]), (1, 28, 28))
+    assert gan.prior_due(5)  # none yet (a resumed run): due at once
+    gan.refresh_prior(torch.rand(8, 1, 28, 28))
+    assert [step for step in range(1, 9) if gan.prior_due(step)] == [1, 4, 7]
+    assert not AmbientGAN(load_config(None, ["mode=clean", "measurement.name=none"]), (1, 28, 28)).prior_due(1)

@@ -97,6 +97,11 @@ class AmbientGAN:
             return self.prior.sample(n, self.z_generator)
         return torch.randn(n, self.z_dim, device=self.device, generator=self.z_generator)
 
+    def prior_due(self, step: int) -> bool:
+        """Whether KDE-GAN re-estimates its prior before generator step STEP (counted from 1): when it has none
+        yet (a start, or a resume) and every prior.refresh_every steps (every step: Algorithm 2)."""
+        return self.cfg.prior.name == "kde" and (self.prior is None or (step - 1) % self.cfg.prior.refresh_every == 0)
+
     def refresh_prior(self, reals: torch.Tensor, indices: torch.Tensor | None = None) -> dict[str, float]:
         """KDE-GAN (Kilcher et al., Algorithm 2): reverse a real batch through G (eval mode: BatchNorm's
         running statistics keep the images independent) and make the KDE over its codes the new prior. With

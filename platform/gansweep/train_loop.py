@@ -132,7 +132,7 @@ def train_loop_per_worker(loop_config: dict) -> None:
         t0 = time.perf_counter()
         reals, labels, indices = zip(*(next(batches) for _ in range(t.d_steps)))
         window_data += time.perf_counter() - t0
-        if cfg.prior.name == "kde" and (gan.prior is None or (step - 1) % cfg.prior.refresh_every == 0):
+        if gan.prior_due(step):
             # KDE-GAN: this step's z come from the new prior.
             last_reversal = gan.refresh_prior(reals[0], indices[0])
         losses = gan.step(list(reals), list(labels))
