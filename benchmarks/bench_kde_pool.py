@@ -1,0 +1,65 @@
+"""Does a KDE prior over one batch of reversed codes cap the variety of the samples drawn from it (prior.pool)?
+
+One trained generator (RUN, e.g. a clean run of the paper study), its samples from N(0, I) and from KDEs over the
+reversed codes of 64, 256 and 1024 training images at two bandwidths; FID and classifier score of each set on the
+training monitor's classifier and test-split statistics. Same G throughout: only the prior changes.
+
+    .venv/bin/python benchmarks/bench_kde_pool.py runs/paper_table/clean/clean-s0 [--samples 2000]
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import torch
+from gansweep.data import to_unit
+from gansweep.evaluate import load_generator, resolve_checkpoint
+from gansweep.fid_monitor import FidMonitor, prepare_monitor
+from gansweep.metrics import (
+    classifier_outputs,
+    classifier_score,
+    feature_statistics,
+    frechet_distance_from_statistics,
+)
+from gansweep.priors import KDEPrior
+from gansweep.reversal import reverse
+from gansweep.sources import load_source
+
+POOLS = (64, 256, 1024)  # one batch, 4 and 16 batches of codes
+BANDWIDTHS = (0.1, 0.5)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("run", metavar="RUN_DIR_OR_CHECKPOINT")
+    parser.add_argument("--samples", type=int, default=2000)
+    parser.add_argument("--reversal-steps", type=int, default=20, help="the project's reversal.max_steps default")
+    args = parser.parse_args()
+
+    generator, cfg, step, _ = load_generator(*resolve_checkpoint(args.run))
+    monitor = FidMonitor(prepare_monitor(cfg), generator.z_dim, args.samples, 0, torch.device("cpu"))
+    train = load_source(cfg.data.name, cfg.data.root, split="train", limit=max(POOLS)).images
+    targets = torch.as_tensor(train, dtype=torch.float32) / 255 * 2 - 1
+    codes = reverse(generator, targets, lr=cfg.reversal.lr, max_steps=args.reversal_steps,
+                    init_std=cfg.reversal.init_std, rng=torch.Generator().manual_seed(0)).codes
+
+    @torch.no_grad()
+    def figures(z: torch.Tensor) -> tuple[float, float]:
+        samples = torch.cat([to_unit(generator(batch)) for batch in z.split(500)]).clamp(0, 1)
+        features, logits = classifier_outputs(monitor.model, samples)
+        mu, sigma = feature_statistics(features)
+        return frechet_distance_from_statistics(mu, sigma, monitor.mu, monitor.sigma), float(classifier_score(logits, probs=False))
+
+    print(f"{args.run} (step {step}), {args.samples} samples per prior, codes from {args.reversal_steps} reversal steps")
+    print(f"{'prior':>26}  {'FID':>6}  {'score':>5}")
+    fid, score = figures(torch.randn(args.samples, generator.z_dim, generator=torch.Generator().manual_seed(1)))
+    print(f"{'N(0, I)':>26}  {fid:6.2f}  {score:5.2f}")
+    for n in POOLS:
+        for h in BANDWIDTHS:
+            z = KDEPrior(codes[:n], h).sample(args.samples, torch.Generator().manual_seed(1))
+            fid, score = figures(z)
+            print(f"{f'KDE, {n} codes, h={h}':>26}  {fid:6.2f}  {score:5.2f}")
+
+
+if __name__ == "__main__":
+    main()
