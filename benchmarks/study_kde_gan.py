@@ -2,7 +2,8 @@
 
 Arms: the plain GAN (z ~ N(0, I)); KDE-GAN with a new prior before every step (reverse this step's real
 batch, KDE over its codes, then one GAN step: Algorithm 2, the project's reversal and bandwidth defaults);
-KDE-GAN refreshing its prior every 10 steps (one reversal amortised over ten steps: the cheaper variant).
+KDE-GAN refreshing its prior every 10 steps (one reversal amortised over ten steps: the cheaper variant), and
+the same with the KDE over the last 16 refreshes' codes (prior.pool=16) rather than one batch's. --arms picks.
 Same data order, batch, seed, initial weights and architecture in every arm (mode clean).
 
 The arms run side by side as concurrent processes with one torch thread each, released together by a
@@ -35,6 +36,8 @@ ARMS = {
     "plain": ["prior.name=normal"],
     "kde": ["prior.name=kde", "prior.refresh_every=1"],
     "kde_every10": ["prior.name=kde", "prior.refresh_every=10"],
+    # The KDE over the last 16 refreshes' codes (1,024) rather than one batch's 64 (bench_kde_pool.py).
+    "kde_every10_pool16": ["prior.name=kde", "prior.refresh_every=10", "prior.pool=16"],
 }
 FIRST_STEP_MARK = 25
 NAME = "kde_gan_equal_time"
@@ -180,6 +183,7 @@ def main() -> None:
     parser.add_argument("--arms", nargs="+", choices=list(ARMS), default=list(ARMS),
                         help="the first is the reference of the cost ratios")
     parser.add_argument("--output", type=Path, default=Path(__file__).parent / "study")
+    parser.add_argument("--name", default=NAME, help=f"file name of the JSON and PNG (default {NAME})")
     args = parser.parse_args()
     if (60 * args.minutes) % args.every:
         parser.error("--every must divide the budget, so the last evaluation falls at its end")
@@ -208,9 +212,9 @@ def main() -> None:
         "evaluation": monitor_provenance(payload, args.samples),
         "arms": results,
     }
-    (args.output / f"{NAME}.json").write_text(json.dumps(report, indent=2))
-    plot(results, args.output / f"{NAME}.png", args.samples)
-    print(f"[study] {report['wall_time_s'] / 60:.1f} min; wrote {args.output / NAME}.json and .png", flush=True)
+    (args.output / f"{args.name}.json").write_text(json.dumps(report, indent=2))
+    plot(results, args.output / f"{args.name}.png", args.samples)
+    print(f"[study] {report['wall_time_s'] / 60:.1f} min; wrote {args.output / args.name}.json and .png", flush=True)
 
 
 if __name__ == "__main__":
