@@ -132,8 +132,10 @@ class ACLGAN(AmbientGAN):
         self.opt_g.step()
         self.opt_e.step()
 
-        fake = self.sample(super().noise(len(real))) if self.D is None else fake.detach()
-        self.last = {"real": real, "fake": fake, "reconstruction": reconstruction.detach()}
+        # ACL-AE draws no fake in its step; its samples are the fixed-z panel.
+        self.last = {"real": real, "reconstruction": reconstruction.detach()}
+        if self.D is not None:
+            self.last["fake"] = fake.detach()
         return {**figures, "loss_rec": loss_rec.detach()}
 
     @torch.no_grad()

@@ -68,11 +68,9 @@ class RunSummaries:
 
     def images(self, step: int, last: dict[str, torch.Tensor], samples: torch.Tensor) -> None:
         """Measured reals, measured fakes, hidden measured feature maps, and samples from a fixed z."""
-        panels = {
-            "images/measured_real": _image_grid(last["real"]),
-            "images/measured_fake": _image_grid(last["fake"]),
-            "images/samples": _image_grid(samples),
-        }
+        panels = {"images/measured_real": _image_grid(last["real"]), "images/samples": _image_grid(samples)}
+        if "fake" in last:  # ACL-AE has no fakes in its step
+            panels["images/measured_fake"] = _image_grid(last["fake"])
         if "hidden" in last:
             panels["images/hidden_measured"] = _feature_map_grid(last["hidden"])
         if "reconstruction" in last:  # ACL: G(E(x)) of the real batch shown above
