@@ -56,9 +56,7 @@ def load_generator(run_dir: Path, checkpoint: Path) -> tuple[nn.Module, Config, 
     generator.load_state_dict(state["G"])
     if cfg.acl.variant != "none":
         generator = CodeToImage(load_code_generator(cfg, state), generator)
-    codes = state.get("prior_codes")
-    prior = KDEPrior(codes, cfg.prior.bandwidth, cfg.prior.background_weight) if codes is not None and len(codes) else None
-    return generator.eval(), cfg, int(state["step"]), prior
+    return generator.eval(), cfg, int(state["step"]), KDEPrior.from_checkpoint(state.get("prior_codes"), cfg.prior)
 
 
 @torch.no_grad()

@@ -259,8 +259,7 @@ class AmbientGAN:
             unwrap(self.D).load_state_dict(state["D"])
             self.opt_d.load_state_dict(state["opt_d"])
         codes = state.get("prior_codes")
-        if codes is not None and len(codes):
-            self.prior = KDEPrior(codes.to(self.device), self.cfg.prior.bandwidth, self.cfg.prior.background_weight)
+        self.prior = KDEPrior.from_checkpoint(None if codes is None else codes.to(self.device), self.cfg.prior)
 
     def rng_state(self) -> dict[str, torch.Tensor]:
         """This rank's random streams (z and theta); each rank has its own, so a checkpoint keeps all of them."""

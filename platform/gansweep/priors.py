@@ -51,6 +51,14 @@ class KDEPrior:
             return background
         return torch.logaddexp(kde + math.log1p(-self.background_weight), background + math.log(self.background_weight))
 
+    @classmethod
+    def from_checkpoint(cls, codes: torch.Tensor | None, prior_config) -> KDEPrior | None:
+        """The prior a checkpoint's `prior_codes` describe under the run's prior.* settings (PRIOR_CONFIG);
+        None for N(0, I), which a checkpoint records as no codes."""
+        if codes is None or not len(codes):
+            return None
+        return cls(codes, prior_config.bandwidth, prior_config.background_weight)
+
     def holdout_log_likelihood(self, codes: torch.Tensor) -> float:
         """Mean log-density of held-out codes (e.g. reversed test images): the paper's Fig. 10."""
         return float(self.log_prob(codes).mean())
