@@ -1,9 +1,11 @@
-"""KDE-GAN (Kilcher et al., Algorithm 2) against the plain GAN on real Fashion-MNIST, at equal wall time.
+"""Better latent priors against the plain GAN on real Fashion-MNIST, at equal wall time.
 
-Arms: the plain GAN (z ~ N(0, I)); KDE-GAN with a new prior before every step (reverse this step's real
-batch, KDE over its codes, then one GAN step: Algorithm 2, the project's reversal and bandwidth defaults);
-KDE-GAN refreshing its prior every 10 steps (one reversal amortised over ten steps: the cheaper variant), and
-the same with the KDE over the last 16 refreshes' codes (prior.pool=16) rather than one batch's. --arms picks.
+Arms (--arms picks; default: the first KDE-GAN study's three): the plain GAN (z ~ N(0, I)); KDE-GAN
+(Kilcher et al.) with a new prior before every step (reverse this step's real batch, KDE over its codes, then
+one GAN step: Algorithm 2, the project's reversal and bandwidth defaults); KDE-GAN refreshing its prior every
+10 steps (one reversal amortised over ten steps), and the same with the KDE over the last 16 refreshes' codes
+(prior.pool=16) rather than one batch's; adversarial code learning (Yuan et al.): ACL-GAN and ACL-AE, with
+samples G(C(z)).
 Same data order, batch, seed, initial weights and architecture in every arm (mode clean).
 
 The arms run side by side as concurrent processes with one torch thread each, released together by a
@@ -13,7 +15,7 @@ the clean test split's statistics, on the cached domain classifier) every --ever
 at doubling step counts (25, 50, 100, ...: the per-iteration view); evaluations are off the training clock.
 Prints the curves and the comparison, writes them (JSON) and a plot (PNG) under --output.
 
-    PYTHONPATH=platform .venv/bin/python benchmarks/study_kde_gan.py [--minutes 15] [--every 60] [--samples 2000]
+    .venv/bin/python benchmarks/study_priors.py [--arms plain acl_gan] [--minutes 15] [--every 60] [--samples 2000]
 """
 
 from __future__ import annotations
@@ -26,10 +28,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import torch
+from gansweep.acl import build_gan
 from gansweep.config import load_config
 from gansweep.data import load_training_set
 from gansweep.fid_monitor import FidMonitor, monitor_provenance, prepare_monitor
-from gansweep.gan import AmbientGAN
 
 COMMON = ["mode=clean", "measurement.name=none"]
 ARMS = {
@@ -38,7 +40,10 @@ ARMS = {
     "kde_every10": ["prior.name=kde", "prior.refresh_every=10"],
     # The KDE over the last 16 refreshes' codes (1,024) rather than one batch's 64 (bench_kde_pool.py).
     "kde_every10_pool16": ["prior.name=kde", "prior.refresh_every=10", "prior.pool=16"],
+    "acl_gan": ["acl.variant=gan"],
+    "acl_ae": ["acl.variant=ae"],
 }
+DEFAULT_ARMS = ["plain", "kde", "kde_every10"]
 FIRST_STEP_MARK = 25
 NAME = "kde_gan_equal_time"
 
@@ -58,7 +63,7 @@ def run_arm(name: str, overrides: list[str], args: argparse.Namespace, payload: 
     cfg = load_config(None, [*COMMON, *overrides, f"train.batch_size={args.batch_size}", f"train.seed={args.seed}"])
     data = load_training_set(cfg)
     images = torch.from_numpy(data.images)
-    gan = AmbientGAN(cfg, data.clean_shape)  # seeded by train.seed: the same initial G and D in every arm
+    gan = build_gan(cfg, data.clean_shape)  # seeded by train.seed: the same initial G (and D) in every arm
     monitor = FidMonitor(payload, gan.z_dim, args.samples, cfg.train.seed, gan.device)
     order = batches(len(images), cfg.train.batch_size, cfg.train.seed)
     budget = 60 * args.minutes
@@ -167,7 +172,7 @@ def plot(results: dict[str, dict], path: Path, samples: int) -> None:
     for col, x in enumerate(("training seconds (evaluations excluded)", "generator steps")):
         axes[1, col].set_xlabel(x)
     axes[0, 0].legend()
-    fig.suptitle("KDE-GAN vs plain GAN, Fashion-MNIST, side by side on CPU (1 thread each)")
+    fig.suptitle("Latent priors vs the plain GAN, Fashion-MNIST, side by side on CPU (1 thread each)")
     fig.tight_layout()
     fig.savefig(path, dpi=80)
     plt.close(fig)
@@ -180,7 +185,7 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=2000, help="samples per evaluation")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--arms", nargs="+", choices=list(ARMS), default=list(ARMS),
+    parser.add_argument("--arms", nargs="+", choices=list(ARMS), default=DEFAULT_ARMS,
                         help="the first is the reference of the cost ratios")
     parser.add_argument("--output", type=Path, default=Path(__file__).parent / "study")
     parser.add_argument("--name", default=NAME, help=f"file name of the JSON and PNG (default {NAME})")
