@@ -6,7 +6,7 @@ import json
 import pytest
 import torch
 from conftest import needs_fashion
-from gansweep.acl import ACLGAN, CodeToImage, build_gan, code_gan_step, two_layer_mlp
+from gansweep.acl import ACLGAN, CodeGenerator, CodeToImage, build_gan, code_gan_step, two_layer_mlp
 from gansweep.checkpoints import save_checkpoint
 from gansweep.config import ConfigError, load_config
 from gansweep.evaluate import load_generator, resolve_checkpoint, sample
@@ -28,7 +28,7 @@ def _weights(net: torch.nn.Module) -> torch.Tensor:
 def test_the_code_gan_moves_c_onto_the_target_code_distribution():
     torch.manual_seed(0)
     d = 8
-    code_generator, code_discriminator = two_layer_mlp(d, 64, d), two_layer_mlp(d, 64, 1)
+    code_generator, code_discriminator = CodeGenerator(d, 64), two_layer_mlp(d, 64, 1)
     opt_c = torch.optim.Adam(code_generator.parameters(), lr=2e-3, betas=(0.5, 0.999))
     opt_dc = torch.optim.Adam(code_discriminator.parameters(), lr=2e-3, betas=(0.5, 0.999))
     mean = torch.tensor([3.0, -2.0] + [0.0] * (d - 2))
@@ -38,7 +38,7 @@ def test_the_code_gan_moves_c_onto_the_target_code_distribution():
                       torch.randn(128, d))
     with torch.no_grad():
         codes = code_generator(torch.randn(4000, d))
-    # From codes near 0 with equal spreads to the target's mean, and a wider spread where the target's is wider.
+    # From C(z) ~ z to the target's mean, and a wider spread where the target's is wider.
     assert torch.allclose(codes.mean(0)[:2], mean[:2], atol=0.6)
     assert codes.std(0)[1] > 1.5 * codes.std(0)[0]
 
@@ -57,6 +57,17 @@ def test_acl_trains_a_few_steps_with_the_right_shapes(variant, extra):
     assert {key: tuple(v.shape) for key, v in gan.last.items()} == {key: (16, 1, 28, 28) for key in shown}
     samples = gan.sample(torch.randn(7, gan.z_dim))
     assert samples.shape == (7, 1, 28, 28) and 0 <= samples.min() and samples.max() <= 1
+
+
+def test_encoder_codes_and_c_start_on_the_scale_of_n01():
+    # Standardised codes and a residual C: the code GAN starts matched in mean and scale (a free encoder drifted
+    # to ~3x that scale and C chased it for hundreds of steps).
+    gan = _acl("gan")
+    codes = gan.E(torch.rand(64, 1, 28, 28) * torch.linspace(0.2, 1, 64)[:, None, None, None])
+    assert codes.mean(0).abs().max() < 1e-4 and torch.allclose(codes.std(0, unbiased=False), torch.ones(gan.z_dim), atol=1e-3)
+    with torch.no_grad():
+        spread = gan.C(torch.randn(4096, gan.z_dim)).std(0)
+    assert 0.8 < float(spread.min()) and float(spread.max()) < 1.3
 
 
 def test_each_loss_trains_only_its_nets():
