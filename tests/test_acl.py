@@ -6,7 +6,14 @@ import json
 import pytest
 import torch
 from conftest import needs_fashion
-from gansweep.acl import ACLGAN, CodeGenerator, CodeToImage, build_gan, code_gan_step, two_layer_mlp
+from gansweep.acl import (
+    ACLGAN,
+    CodeGenerator,
+    CodeToImage,
+    build_gan,
+    code_gan_step,
+    two_layer_mlp,
+)
 from gansweep.checkpoints import save_checkpoint
 from gansweep.config import ConfigError, load_config
 from gansweep.evaluate import load_generator, resolve_checkpoint, sample

@@ -10,7 +10,13 @@ from gansweep.acl import build_gan
 from gansweep.config import ConfigError, load_config
 from gansweep.evaluate import load_generator, resolve_checkpoint, sample
 from gansweep.invert import invert
-from gansweep.models import Discriminator, Generator, ModelError, class_cycle, with_labels
+from gansweep.models import (
+    Discriminator,
+    Generator,
+    ModelError,
+    class_cycle,
+    with_labels,
+)
 from test_config import _cli
 from test_trainer import _events, _train
 
