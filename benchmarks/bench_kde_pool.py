@@ -15,12 +15,6 @@ import torch
 from gansweep.data import to_unit
 from gansweep.evaluate import load_generator, resolve_checkpoint
 from gansweep.fid_monitor import FidMonitor, prepare_monitor
-from gansweep.metrics import (
-    classifier_outputs,
-    classifier_score,
-    feature_statistics,
-    frechet_distance_from_statistics,
-)
 from gansweep.priors import KDEPrior
 from gansweep.reversal import reverse
 from gansweep.sources import load_source
@@ -45,10 +39,8 @@ def main() -> None:
 
     @torch.no_grad()
     def figures(z: torch.Tensor) -> tuple[float, float]:
-        samples = torch.cat([to_unit(generator(batch)) for batch in z.split(500)]).clamp(0, 1)
-        features, logits = classifier_outputs(monitor.model, samples)
-        mu, sigma = feature_statistics(features)
-        return frechet_distance_from_statistics(mu, sigma, monitor.mu, monitor.sigma), float(classifier_score(logits, probs=False))
+        result = monitor.score(torch.cat([to_unit(generator(batch)) for batch in z.split(500)]))
+        return result["fid"], result["classifier_score"]
 
     print(f"{args.run} (step {step}), {args.samples} samples per prior, codes from {args.reversal_steps} reversal steps")
     print(f"{'prior':>26}  {'FID':>6}  {'score':>5}")

@@ -438,12 +438,11 @@ def validate(cfg: Config) -> None:
         _check(getattr(cfg.model, key) >= 1, f"model.{key} must be >= 1")
     _validate_prior(cfg)
     _validate_acl(cfg)
-    for other, on in (("prior.name=kde", cfg.prior.name == "kde"), (f"acl.variant={cfg.acl.variant}", cfg.acl.variant != "none")):
-        _check(
-            not (cfg.model.conditional and on),
-            f"model.conditional with {other}: reversing or encoding an image would need its class as well; "
-            "not supported",
-        )
+    if cfg.model.conditional:  # reversing or encoding an image would need its class as well
+        _check(cfg.prior.name != "kde", "model.conditional with prior.name=kde: reversing an image would need its "
+                                        "class as well; not supported")
+        _check(cfg.acl.variant == "none", f"model.conditional with acl.variant={cfg.acl.variant}: encoding an image "
+                                          "would need its class as well; not supported")
     _check(t.loss in LOSSES, f"train.loss='{t.loss}' is not one of {', '.join(LOSSES)}")
     _check(t.gp_weight >= 0, f"train.gp_weight={t.gp_weight} must be >= 0")
     _check(cfg.model.d_norm in D_NORMS, f"model.d_norm='{cfg.model.d_norm}' is not one of {', '.join(D_NORMS)}")

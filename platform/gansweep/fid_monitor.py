@@ -70,7 +70,11 @@ class FidMonitor:
         batches = z.split(SAMPLE_BATCH)
         labels = class_cycle(len(z), gan.num_classes)  # a conditional GAN: every class equally often
         label_batches = labels.split(SAMPLE_BATCH) if labels is not None else [None] * len(batches)
-        samples = torch.cat([gan.sample(batch, label) for batch, label in zip(batches, label_batches)])
+        return self.score(torch.cat([gan.sample(batch, label) for batch, label in zip(batches, label_batches)]))
+
+    @torch.no_grad()
+    def score(self, samples: torch.Tensor) -> dict[str, float]:
+        """{"fid", "classifier_score"} of SAMPLES (intensities in [0, 1]) against the reference statistics."""
         feats, logits = classifier_outputs(self.model, samples.clamp(0, 1))
         mu, sigma = feature_statistics(feats)
         return {

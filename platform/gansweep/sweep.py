@@ -43,9 +43,9 @@ def plan_resources(space: SweepSpace, cluster: dict[str, float]) -> tuple[float,
     """CPUs per Train worker and trials run at once, from the cluster's resources.
 
     CPU training splits the CPUs evenly between the concurrent trials' workers (a whole CPU each where there are
-    enough, else a fraction); GPU training gives each worker its GPUs and 1 CPU. The trial drivers hold no CPU, so they never starve their
-    own workers; the Ray Data sets are materialised, so no read task waits for a CPU. Refused with a clear
-    message when one trial cannot fit."""
+    enough, else a fraction); GPU training gives each worker its GPUs and 1 CPU. The trial drivers hold no CPU,
+    so they never starve their own workers; the Ray Data sets are materialised, so no read task waits for a CPU.
+    Refused with a clear message when one trial cannot fit."""
     r = space.resources
     cpus, gpus = float(cluster.get("CPU", 0)), float(cluster.get("GPU", 0))
     limit = min(space.max_concurrent_trials or space.num_samples, space.num_samples)

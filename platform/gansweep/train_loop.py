@@ -37,7 +37,7 @@ def _progress(line: str) -> None:
 
 def _endless_batches(
     shard, batch_size: int, device: torch.device, seed: int
-) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
     """(images, their class labels, their indices in the training set) forever: the shard is re-iterated every
     epoch."""
     epoch = 0

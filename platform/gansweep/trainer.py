@@ -66,11 +66,11 @@ def check_config(cfg: Config) -> TrainingSet:
             )
         feature_shape = _checked(lambda: generator.feature_shape(cfg.hidden.inject_point), "hidden.inject_at")
         _checked(lambda: hidden.validate(feature_shape), "hidden.measurement")
-    if cfg.model.conditional and (training_set.num_classes < 2 or (training_set.labels < 0).any()):
+    unlabelled = bool((training_set.labels < 0).any())
+    if cfg.model.conditional and (training_set.num_classes < 2 or unlabelled):
         raise ConfigError(
             f"model.conditional needs every training image labelled with one of >= 2 classes; data.name="
-            f"{cfg.data.name} has {training_set.num_classes} classes"
-            + (" and unlabelled images" if (training_set.labels < 0).any() else "")
+            f"{cfg.data.name} has {training_set.num_classes} classes" + (" and unlabelled images" if unlabelled else "")
         )
     per_worker = cfg.train.batch_size // cfg.train.workers
     if len(training_set.images) // cfg.train.workers < per_worker:
