@@ -16,7 +16,7 @@ import json
 import tempfile
 
 from gansweep.config import load_config
-from gansweep.trainer import check_config, init_ray, run_training
+from gansweep.run.trainer import check_config, init_ray, run_training
 
 
 def loop_seconds(summary: dict) -> float:

@@ -16,11 +16,11 @@ import time
 
 import torch
 
-from gansweep.classifier import load_or_train_classifier
-from gansweep.evaluate import sample
-from gansweep.metrics import evaluate_samples
-from gansweep.models import Generator
-from gansweep.sources import load_source
+from gansweep.evaluation.classifier import load_or_train_classifier
+from gansweep.tools.evaluate import sample
+from gansweep.evaluation.metrics import evaluate_samples
+from gansweep.nets.models import Generator
+from gansweep.data.sources import load_source
 
 
 def main() -> None:

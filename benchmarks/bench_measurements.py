@@ -18,7 +18,7 @@ from typing import Callable
 
 import torch
 
-from gansweep.measurements import BlockPatch, build_measurement
+from gansweep.nets.measurements import BlockPatch, build_measurement
 
 IMAGE = (1, 28, 28)
 FEATURE_MAP = (128, 7, 7)
@@ -96,7 +96,7 @@ def gan_step_call(batch_size: int) -> tuple[Callable[[], object], str]:
     """One training step of the platform's AmbientGAN (one D step, one G step, Block-Pixel) on a
     batch of 1x28x28 images in [0, 1], and the device it runs on."""
     from gansweep.config import Config
-    from gansweep.gan import AmbientGAN
+    from gansweep.gan.ambient import AmbientGAN
 
     cfg = Config()
     cfg.measurement.name = "block_pixel"

@@ -17,7 +17,7 @@ import torch
 
 from bench_train_step import images_per_s, plain_loop
 from gansweep.config import load_config
-from gansweep.trainer import check_config, run_training
+from gansweep.run.trainer import check_config, run_training
 
 
 def main() -> None:

@@ -16,8 +16,8 @@ import torch
 import torch.nn.functional as F
 
 from gansweep.config import Config
-from gansweep.gan import AmbientGAN
-from gansweep.models import Discriminator, Generator
+from gansweep.gan.ambient import AmbientGAN
+from gansweep.nets.models import Discriminator, Generator
 
 SHAPE = (1, 28, 28)
 

@@ -11,7 +11,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from gansweep.trainer import free_port
+from gansweep.run.trainer import free_port
 
 # Token auth stays on, as on a real cluster: every client of this head (drivers, `ray job`) needs the mode.
 # This Python's bin first on PATH: a job's `python` and the head's workers are this environment's.

@@ -44,7 +44,7 @@ class Run:
 
 def _hidden_overrides(hidden: dict, point: str, clean_shape=(1, 28, 28), cfg_model=None) -> dict:
     """The row's hidden measurement as config keys; patch_fraction becomes a patch size for this point's map."""
-    from gansweep.models import Generator
+    from gansweep.nets.models import Generator
 
     spec = dict(hidden)
     if "patch_fraction" in spec:
@@ -182,8 +182,8 @@ def sample_grids(study: dict, output: Path, figures_dir: Path, point: str) -> li
     from torchvision.utils import make_grid
 
     from gansweep.config import from_dict
-    from gansweep.data import load_training_set
-    from gansweep.evaluate import load_generator, resolve_checkpoint, sample
+    from gansweep.data.training_set import load_training_set
+    from gansweep.tools.evaluate import load_generator, resolve_checkpoint, sample
 
     def grid(images) -> np.ndarray:
         images = torch.as_tensor(np.asarray(images[:36], dtype=np.float32)).clamp(0, 1)

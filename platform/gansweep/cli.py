@@ -7,14 +7,14 @@ import json
 import sys
 
 from gansweep.config import ConfigError, load_config
-from gansweep.report import ReportError
-from gansweep.sources import DataSourceError
+from gansweep.sweep.report import ReportError
+from gansweep.data.sources import DataSourceError
 
 EXIT_BAD_INPUT = 2
 
 
 def _train(args: argparse.Namespace) -> int:
-    from gansweep.trainer import TrainingDiverged, check_config, run_training
+    from gansweep.run.trainer import TrainingDiverged, check_config, run_training
 
     cfg = load_config(args.config, args.set)
     training_set = check_config(cfg)  # before Ray starts
@@ -34,7 +34,7 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    from gansweep.evaluate import evaluate_run
+    from gansweep.tools.evaluate import evaluate_run
 
     figures = evaluate_run(args.run, n_samples=args.n_samples, seed=args.seed, inception_weights=args.inception_weights)
     width = max(len(key) for key in figures)
@@ -44,7 +44,7 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 
 def _invert(args: argparse.Namespace) -> int:
-    from gansweep.invert import invert
+    from gansweep.tools.invert import invert
 
     output = args.output or f"{args.run.rstrip('/')}/invert"
     summary = invert(args.run, args.images, output, steps=args.steps, lr=args.lr, init_std=args.init_std,
@@ -56,8 +56,8 @@ def _invert(args: argparse.Namespace) -> int:
 
 
 def _holdout(args: argparse.Namespace) -> int:
-    from gansweep.evaluate import resolve_checkpoint
-    from gansweep.holdout import BANDWIDTHS, holdout_likelihood
+    from gansweep.tools.evaluate import resolve_checkpoint
+    from gansweep.tools.holdout import BANDWIDTHS, holdout_likelihood
 
     output = args.output or resolve_checkpoint(args.run)[0] / "holdout"  # beside the checkpoints, not in one
     bandwidths = BANDWIDTHS if args.bandwidths is None else args.bandwidths  # an empty list is refused, not defaulted
@@ -80,8 +80,8 @@ def _bandwidths(text: str) -> list[float]:
 
 def _sweep(args: argparse.Namespace) -> int:
     from gansweep.config import parse_override
-    from gansweep.sweep import run_sweep
-    from gansweep.sweep_space import load_space
+    from gansweep.sweep.runner import run_sweep
+    from gansweep.sweep.space import load_space
 
     space = load_space(args.space, [parse_override(text) for text in args.set])  # validated before Ray starts
     best = run_sweep(space, args.output or f"runs/sweeps/{space.name}", resume=args.resume)
@@ -89,7 +89,7 @@ def _sweep(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
-    from gansweep.report import write_report
+    from gansweep.sweep.report import write_report
 
     summary = write_report(args.sweep_dir, storage=args.storage)
     print(summary.read_text())
@@ -98,7 +98,7 @@ def _report(args: argparse.Namespace) -> int:
 
 
 def _data_prepare(args: argparse.Namespace) -> int:
-    from gansweep.sources import prepare_source
+    from gansweep.data.sources import prepare_source
 
     print(prepare_source(args.name, args.root))
     return 0

@@ -1,0 +1,257 @@
+"""The evaluation protocol's metrics, on the domain classifier's penultimate features.
+
+FID, KID (unbiased polynomial-kernel MMD²), the classifier score (the Inception-score formula on the
+classifier's softmax) and the nearest-neighbour pixel distance to the training set. Generated samples
+are compared with the clean test split, and every figure ``evaluate_samples`` reports carries n_real,
+n_fake, the reference split and the classifier's fingerprint and test accuracy.
+
+The formulas are written out here rather than taken from torchmetrics' FrechetInceptionDistance and
+KernelInceptionDistance (the tests check them against both): the features of a set are computed once
+and shared by FID, KID and the classifier score, where each torchmetrics metric would run the network
+again; torchmetrics' FID casts its result back to the features' float32 and takes the square root of
+the non-symmetric Sa·Sb through a general eigen-decomposition, where here everything is float64 and the
+trace comes from the symmetric PSD sqrt(Sa)·Sb·sqrt(Sa); and its KID draws subsets from the global
+torch RNG, where here they come from an explicit seed, so a figure is reproducible on its own.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+import torch
+from scipy.special import xlogy
+
+if TYPE_CHECKING:
+    from gansweep.evaluation.classifier import ClassifierRecord
+
+FEATURE_BATCH = 500
+PROTOCOL_FIELDS = (
+    "fid", "kid", "kid_std", "classifier_score", "nn_pixel_distance", "n_fake", "n_real",
+    "reference_split", "classifier_fingerprint", "classifier_test_accuracy",
+)
+
+
+def _as_float64(x, name: str) -> np.ndarray:
+    array = x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
+    array = array.astype(np.float64, copy=False)
+    if array.ndim != 2:
+        raise ValueError(f"{name}: expected a 2-D (N, F) array, got shape {array.shape}")
+    if not np.isfinite(array).all():
+        raise ValueError(f"{name}: features contain NaN or inf")
+    return array
+
+
+def _check_pair(a: np.ndarray, b: np.ndarray, minimum: int) -> None:
+    if a.shape[1] != b.shape[1]:
+        raise ValueError(f"feature dimensions differ: {a.shape[1]} and {b.shape[1]}")
+    if len(a) < minimum or len(b) < minimum:
+        raise ValueError(f"need at least {minimum} samples per set, got {len(a)} and {len(b)}")
+
+
+def _psd_sqrt(matrix: np.ndarray) -> np.ndarray:
+    """The square root of a symmetric positive semi-definite matrix (eigenvalues below zero, from rounding, clipped)."""
+    values, vectors = np.linalg.eigh(matrix)
+    return (vectors * np.sqrt(np.clip(values, 0.0, None))) @ vectors.T
+
+
+def feature_statistics(feats) -> tuple[np.ndarray, np.ndarray]:
+    """(mean, covariance) in float64 of a feature set: all that FID needs of it."""
+    a = _as_float64(feats, "feats")
+    if len(a) < 2:
+        raise ValueError(f"need at least 2 samples for a covariance, got {len(a)}")
+    return a.mean(0), np.atleast_2d(np.cov(a, rowvar=False))
+
+
+def frechet_distance_from_statistics(mu_a, sigma_a, mu_b, sigma_b) -> float:
+    """||mu_a - mu_b||² + Tr(Sa + Sb - 2 sqrtm(Sa Sb)) between two Gaussians.
+
+    In float64. Tr sqrtm(Sa Sb) is the sum of the square roots of the eigenvalues of the symmetric PSD
+    matrix sqrt(Sa) Sb sqrt(Sa) (similar to Sa Sb), so no complex parts or non-symmetric solvers are
+    involved and singular covariances (fewer samples than features) are fine.
+    """
+    mu_a, mu_b = np.asarray(mu_a, np.float64), np.asarray(mu_b, np.float64)
+    sigma_a, sigma_b = np.asarray(sigma_a, np.float64), np.asarray(sigma_b, np.float64)
+    if mu_a.shape != mu_b.shape:
+        raise ValueError(f"feature dimensions differ: {mu_a.shape[0]} and {mu_b.shape[0]}")
+    root_a = _psd_sqrt(sigma_a)
+    middle = root_a @ sigma_b @ root_a
+    eigenvalues = np.linalg.eigvalsh((middle + middle.T) / 2)
+    trace_sqrt = np.sqrt(np.clip(eigenvalues, 0.0, None)).sum()
+    value = float(np.sum((mu_a - mu_b) ** 2) + np.trace(sigma_a) + np.trace(sigma_b) - 2.0 * trace_sqrt)
+    return max(value, 0.0)  # a distance: rounding can leave -1e-12 when the sets coincide
+
+
+def frechet_distance(feats_a, feats_b) -> float:
+    """FID between Gaussians fitted to two feature sets (N, F)."""
+    a, b = _as_float64(feats_a, "feats_a"), _as_float64(feats_b, "feats_b")
+    _check_pair(a, b, 2)
+    return frechet_distance_from_statistics(*feature_statistics(a), *feature_statistics(b))
+
+
+def _polynomial_kernel(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    return (x @ y.T / x.shape[1] + 1.0) ** 3
+
+
+def _unbiased_mmd2(x: np.ndarray, y: np.ndarray) -> float:
+    m, n = len(x), len(y)
+    k_xx, k_yy, k_xy = _polynomial_kernel(x, x), _polynomial_kernel(y, y), _polynomial_kernel(x, y)
+    xx = (k_xx.sum() - np.trace(k_xx)) / (m * (m - 1))
+    yy = (k_yy.sum() - np.trace(k_yy)) / (n * (n - 1))
+    return float(xx + yy - 2.0 * k_xy.mean())
+
+
+def kernel_inception_distance(
+    feats_a, feats_b, subsets: int = 10, subset_size: int = 1000, seed: int = 0
+) -> tuple[float, float]:
+    """KID: the unbiased MMD² with k(x, y) = (x·y/d + 1)³, mean and (population) std over `subsets`
+    random subsets of min(subset_size, len(a), len(b)) samples of each set, drawn without replacement
+    from numpy's generator seeded with `seed`. Can be slightly negative when the sets match."""
+    if subsets < 1:
+        raise ValueError(f"subsets={subsets} must be >= 1")
+    a, b = _as_float64(feats_a, "feats_a"), _as_float64(feats_b, "feats_b")
+    _check_pair(a, b, 2)
+    m = min(subset_size, len(a), len(b))
+    if m < 2:
+        raise ValueError(f"subset_size={subset_size} must be >= 2")
+    rng = np.random.default_rng(seed)
+    scores = np.array([
+        _unbiased_mmd2(a[rng.choice(len(a), m, replace=False)], b[rng.choice(len(b), m, replace=False)])
+        for _ in range(subsets)
+    ])
+    return float(scores.mean()), float(scores.std())
+
+
+def classifier_score(outputs, splits: int = 1, probs: bool | None = None) -> float | tuple[float, float]:
+    """exp(E_x KL(p(y|x) || p(y))), the Inception-score formula, over all the samples given.
+
+    `outputs` are (N, K) logits or probabilities; `probs=None` takes them as probabilities when every
+    row is non-negative and sums to 1, as logits otherwise. With `splits` > 1 the samples are cut, in
+    the order given, into that many disjoint chunks (p(y) estimated per chunk) and (mean, std) of the
+    chunk scores is returned; with splits=1 a float. Between 1 (one class for everything, or the same
+    prediction for every sample) and K.
+    """
+    if isinstance(outputs, torch.Tensor):
+        x = outputs.detach().cpu().double()
+    else:
+        x = torch.as_tensor(np.asarray(outputs, dtype=np.float64))
+    if x.ndim != 2 or len(x) < 1:
+        raise ValueError(f"expected (N, K) logits or probabilities, got shape {tuple(x.shape)}")
+    if probs is None:
+        probs = bool((x >= 0).all() and torch.allclose(x.sum(1), torch.ones(len(x), dtype=x.dtype), atol=1e-4))
+    if probs:
+        p = (x / x.sum(1, keepdim=True)).numpy()
+    else:
+        p = torch.softmax(x, dim=1).numpy()
+    if not 1 <= splits <= len(p):
+        raise ValueError(f"splits={splits} must be between 1 and the number of samples ({len(p)})")
+
+    def score(chunk: np.ndarray) -> float:
+        marginal = chunk.mean(0, keepdims=True)
+        kl = (xlogy(chunk, chunk) - xlogy(chunk, marginal)).sum(1)  # 0·log 0 = 0
+        return float(np.exp(kl.mean()))
+
+    if splits == 1:
+        return score(p)
+    scores = np.array([score(chunk) for chunk in np.array_split(p, splits)])
+    return float(scores.mean()), float(scores.std())
+
+
+def _flat_unit(x, name: str) -> torch.Tensor:
+    return _unit_images(x, name).reshape(len(x), -1).double()
+
+
+def nearest_neighbour_distance(samples, train_images, batch: int = 256, train_batch: int = 8192) -> float:
+    """Mean over samples of the smallest L2 pixel distance ([0, 1] intensities) to any training image.
+
+    Candidates are found with torch.cdist (matrix-product form, float64) over blocks of samples x
+    training images; the winner's distance is then recomputed from the pixel differences, so a sample
+    that is a training image scores exactly 0.
+    """
+    x, y = _flat_unit(samples, "samples"), _flat_unit(train_images, "train_images")
+    if x.shape[1] != y.shape[1]:
+        raise ValueError(f"samples have {x.shape[1]} pixels, training images {y.shape[1]}")
+    if len(x) == 0 or len(y) == 0:
+        raise ValueError("need at least one sample and one training image")
+    total = 0.0
+    for start in range(0, len(x), batch):
+        xb = x[start : start + batch]
+        best = torch.full((len(xb),), float("inf"), dtype=torch.float64)
+        best_index = torch.zeros(len(xb), dtype=torch.long)
+        for t_start in range(0, len(y), train_batch):
+            d = torch.cdist(xb, y[t_start : t_start + train_batch], compute_mode="use_mm_for_euclid_dist")
+            value, index = d.min(1)
+            better = value < best
+            best = torch.where(better, value, best)
+            best_index = torch.where(better, index + t_start, best_index)
+        total += float((xb - y[best_index]).norm(dim=1).sum())
+    return total / len(x)
+
+
+def _unit_images(x, name: str) -> torch.Tensor:
+    """(N, C, H, W) images as float32 in [0, 1]; uint8 is scaled by 1/255."""
+    t = torch.from_numpy(np.asarray(x)) if not isinstance(x, torch.Tensor) else x.detach().cpu()
+    if t.dtype == torch.uint8:
+        return t.float() / 255.0
+    t = t.float()
+    if t.numel() and (float(t.min()) < -1e-3 or float(t.max()) > 1 + 1e-3):
+        raise ValueError(
+            f"{name}: intensities must lie in [0, 1] (got [{float(t.min()):.3f}, {float(t.max()):.3f}]); "
+            "map generator outputs in [-1, 1] with gansweep.data.to_unit"
+        )
+    return t.clamp(0.0, 1.0)
+
+
+@torch.no_grad()
+def classifier_outputs(model: torch.nn.Module, images, batch: int = FEATURE_BATCH) -> tuple[np.ndarray, np.ndarray]:
+    """(features (N, F), logits (N, K)) of the classifier in eval mode, as float64 arrays."""
+    x = _unit_images(images, "images")
+    if x.ndim != 4:
+        raise ValueError(f"images: expected (N, C, H, W), got shape {tuple(x.shape)}")
+    in_channels = getattr(model, "in_channels", x.shape[1])
+    if x.shape[1] != in_channels:
+        raise ValueError(f"images have {x.shape[1]} channels, the classifier takes {in_channels}")
+    was_training = model.training
+    model.eval()
+    feats, logits = [], []
+    try:
+        for start in range(0, len(x), batch):
+            f, out = model.features_and_logits(x[start : start + batch])
+            feats.append(f.double())
+            logits.append(out.double())
+    finally:
+        model.train(was_training)
+    return torch.cat(feats).cpu().numpy(), torch.cat(logits).cpu().numpy()
+
+
+def evaluate_samples(
+    samples,
+    reference,
+    train_images,
+    classifier: ClassifierRecord,
+    reference_split: str = "test",
+    kid_subsets: int = 10,
+    kid_subset_size: int = 1000,
+    seed: int = 0,
+) -> dict:
+    """The evaluation protocol on generated `samples` (N, C, H, W) in [0, 1] against `reference`
+    (the clean test split, in [0, 1]): FID, KID and its std on the classifier's penultimate features,
+    the classifier score of the samples, and their mean nearest-neighbour pixel distance to
+    `train_images`. Every figure comes with n_fake, n_real, the reference split and the classifier's
+    fingerprint and test accuracy."""
+    model = classifier.model
+    fake_feats, fake_logits = classifier_outputs(model, samples)
+    real_feats, _ = classifier_outputs(model, reference)
+    kid, kid_std = kernel_inception_distance(fake_feats, real_feats, kid_subsets, kid_subset_size, seed)
+    return {
+        "fid": frechet_distance(fake_feats, real_feats),
+        "kid": kid,
+        "kid_std": kid_std,
+        "classifier_score": classifier_score(fake_logits, probs=False),
+        "nn_pixel_distance": nearest_neighbour_distance(samples, train_images),
+        "n_fake": len(fake_feats),
+        "n_real": len(real_feats),
+        "reference_split": reference_split,
+        "classifier_fingerprint": classifier.fingerprint,
+        "classifier_test_accuracy": classifier.test_accuracy,
+    }

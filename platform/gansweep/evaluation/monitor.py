@@ -1,0 +1,93 @@
+"""The cheap evaluation a run makes while it trains: FID and classifier score of a few samples.
+
+The driver prepares it once, before Ray starts (the cached domain classifier and the feature
+statistics of the clean reference split), and ships it to rank 0 inside the train loop's config, so
+a worker on another node needs neither the classifier cache nor the test data. The figures use the
+protocol's classifier and reference split but few samples: FID on 1,000 samples is biased upwards
+against the full evaluation's, so it ranks trials and drives early stopping; the table's numbers
+come from the full evaluation at the end.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from gansweep.evaluation.classifier import DomainClassifier, load_or_train_classifier
+from gansweep.config import Config
+from gansweep.data.training_set import cache_root
+from gansweep.tools.evaluate import reference_images
+from gansweep.evaluation.metrics import (
+    classifier_outputs,
+    classifier_score,
+    feature_statistics,
+    frechet_distance_from_statistics,
+)
+from gansweep.nets.models import class_cycle
+
+SAMPLE_BATCH = 500
+
+
+def prepare_monitor(cfg: Config) -> dict:
+    """What rank 0 needs to evaluate: classifier weights and shape, reference statistics, provenance.
+    Trains and caches the classifier on first use (with progress)."""
+    data = cfg.data
+    record = load_or_train_classifier(data.name, data.root, image_size=data.image_size, cache_dir=cache_root(data))
+    reference, split = reference_images(cfg)
+    feats, _ = classifier_outputs(record.model, reference)
+    mu, sigma = feature_statistics(feats)
+    model = record.model
+    return {
+        "state_dict": {k: v.cpu() for k, v in model.state_dict().items()},
+        "in_channels": model.in_channels,
+        "num_classes": model.num_classes,
+        "feature_dim": model.feature_dim,
+        "mu": mu,
+        "sigma": sigma,
+        "n_real": len(reference),
+        "reference_split": split,
+        "classifier_fingerprint": record.fingerprint,
+    }
+
+
+class FidMonitor:
+    """Evaluates a GAN's generator on a fixed set of latent codes, so successive figures are comparable."""
+
+    def __init__(self, payload: dict, z_dim: int, n_samples: int, seed: int, device: torch.device):
+        self.model = DomainClassifier(payload["in_channels"], payload["num_classes"], payload["feature_dim"])
+        self.model.load_state_dict(payload["state_dict"])
+        self.model.to(device).eval()
+        self.mu, self.sigma = payload["mu"], payload["sigma"]
+        # Its own seed stream: the training z and theta streams (and so the resume) are untouched.
+        self.seed = seed + 104729
+        self.z = torch.randn(n_samples, z_dim, generator=torch.Generator().manual_seed(self.seed))
+
+    @torch.no_grad()
+    def __call__(self, gan) -> dict[str, float]:
+        """{"fid", "classifier_score"} of the generator's clean samples (BatchNorm in eval mode)."""
+        z = self.z
+        if gan.prior is not None:  # KDE-GAN: samples come from its prior, drawn with the same seed each time
+            z = gan.prior.sample(len(self.z), torch.Generator(gan.device).manual_seed(self.seed))
+        batches = z.split(SAMPLE_BATCH)
+        labels = class_cycle(len(z), gan.num_classes)  # a conditional GAN: every class equally often
+        label_batches = labels.split(SAMPLE_BATCH) if labels is not None else [None] * len(batches)
+        return self.score(torch.cat([gan.sample(batch, label) for batch, label in zip(batches, label_batches)]))
+
+    @torch.no_grad()
+    def score(self, samples: torch.Tensor) -> dict[str, float]:
+        """{"fid", "classifier_score"} of SAMPLES (intensities in [0, 1]) against the reference statistics."""
+        feats, logits = classifier_outputs(self.model, samples.clamp(0, 1))
+        mu, sigma = feature_statistics(feats)
+        return {
+            "fid": frechet_distance_from_statistics(mu, sigma, self.mu, self.sigma),
+            "classifier_score": float(classifier_score(logits, probs=False)),
+        }
+
+
+def monitor_provenance(payload: dict, n_samples: int) -> dict:
+    """The protocol fields recorded with the cheap figures."""
+    return {
+        "n_fake": n_samples,
+        "n_real": payload["n_real"],
+        "reference_split": payload["reference_split"],
+        "classifier_fingerprint": payload["classifier_fingerprint"],
+    }

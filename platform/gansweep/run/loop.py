@@ -1,0 +1,214 @@
+"""The per-worker training loop that Ray Train runs on each DDP worker. It knows nothing of Tune."""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import ray.train
+import ray.train.torch
+import torch
+import torch.distributed as dist
+
+from gansweep.gan.acl import build_gan
+from gansweep.run.run_dir import DIVERGED_FILE, STATE_FILE, save_checkpoint
+from gansweep.config import from_dict
+from gansweep.evaluation.monitor import FidMonitor
+from gansweep.gan.ambient import AmbientGAN
+from gansweep.nets.models import class_cycle
+from gansweep.run.summaries import RunSummaries
+from gansweep.data.thetas import ThetaStore
+
+SAMPLE_GRID = 64
+PER_CLASS_COLUMNS = 8
+
+
+def _progress(line: str) -> None:
+    """One progress line. Written to stdout directly: Ray Train V2 patches print() to both print and
+    log, which shows every line twice in the driver's console."""
+    sys.stdout.write(f"[gansweep] {line}\n")
+    sys.stdout.flush()
+
+
+def _endless_batches(
+    shard, batch_size: int, device: torch.device, seed: int
+) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+    """(images, their class labels, their indices in the training set) forever: the shard is re-iterated every
+    epoch."""
+    epoch = 0
+    while True:
+        for batch in shard.iter_torch_batches(
+            batch_size=batch_size,
+            drop_last=True,
+            local_shuffle_buffer_size=4 * batch_size,
+            local_shuffle_seed=seed + epoch,
+            device=device,
+        ):
+            yield batch["image"], batch["label"], batch["index"]
+        epoch += 1
+
+
+def _per_class_codes(fixed_z: torch.Tensor, num_classes: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """A conditional GAN's per-class panel: the same few codes in every row, one row per class."""
+    z = fixed_z[:PER_CLASS_COLUMNS]
+    return z.repeat(num_classes, 1), torch.arange(num_classes).repeat_interleave(len(z))
+
+
+def _gather_rng_states(gan: AmbientGAN) -> list:
+    """Every rank's random streams, so a resumed run continues each rank's own z and theta."""
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return [gan.rng_state()]
+    states = [None] * dist.get_world_size()
+    dist.all_gather_object(states, {k: v.cpu() for k, v in gan.rng_state().items()})
+    return states
+
+
+def _all_finite(metrics: dict[str, float], device: torch.device) -> bool:
+    """Whether every rank's losses are finite: all ranks decide together, so none waits in a collective."""
+    finite = torch.tensor(float(all(math.isfinite(v) for v in metrics.values())), device=device)
+    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+        dist.all_reduce(finite, op=dist.ReduceOp.MIN)
+    return bool(finite.item())
+
+
+def _restore(gan: AmbientGAN, rank: int, device: torch.device, fallback: str | None) -> tuple[int, dict]:
+    """Load Ray Train's latest checkpoint of this run, else the fallback; returns its step (0 if none) and the
+    best cheap figures so far."""
+    checkpoint = ray.train.get_checkpoint()
+    if checkpoint is None and fallback is not None:
+        checkpoint = ray.train.Checkpoint.from_directory(fallback)
+    if checkpoint is None:
+        return 0, {}
+    with checkpoint.as_directory() as directory:
+        state = torch.load(Path(directory) / STATE_FILE, map_location=device, weights_only=True)
+    gan.load_state_dict(state)
+    if rank < len(state["rng"]):
+        gan.set_rng_state(state["rng"][rank])
+    return int(state["step"]), dict(state.get("best_eval", {}))
+
+
+def train_loop_per_worker(loop_config: dict) -> None:
+    cfg = from_dict(loop_config["config"])
+    output = Path(loop_config["output"])
+    clean_shape = tuple(loop_config["clean_shape"])
+    t = cfg.train
+
+    context = ray.train.get_context()
+    rank, world = context.get_world_rank(), context.get_world_size()
+    device = ray.train.torch.get_device()
+    thetas = ThetaStore(loop_config["theta_path"]) if loop_config["theta_path"] else None
+    gan = build_gan(cfg, clean_shape, device, wrap=ray.train.torch.prepare_model, rank=rank,
+                    num_classes=loop_config["num_classes"], thetas=thetas)
+    start_step, best_eval = _restore(gan, rank, device, loop_config.get("fallback_checkpoint"))
+    if rank == 0:
+        _progress(f"{'resuming at' if start_step else 'starting'} step {start_step}/{t.steps}")
+    if start_step >= t.steps:  # a finished run rerun as it was: nothing to train, say where it stands
+        ray.train.report({"step": start_step, "resumed_from_step": start_step})
+        return
+
+    summaries = RunSummaries(loop_config["log_dir"], start_step) if rank == 0 else None
+    monitor_payload = loop_config.get("monitor")
+    monitor = None
+    if rank == 0 and monitor_payload is not None:
+        monitor = FidMonitor(monitor_payload, gan.z_dim, cfg.eval.cheap_samples, t.seed, device)
+    last_eval: dict[str, float] = {}  # the newest cheap figures, carried in every later report
+    last_reversal: dict[str, float] = {}  # KDE-GAN: the newest prior refresh (steps taken, error, MMD^2)
+    eval_seconds = 0.0  # spent in cheap evaluations by this run (rank 0), reported as eval_s_total
+    fixed_z = torch.randn(SAMPLE_GRID, gan.z_dim, generator=torch.Generator().manual_seed(t.seed))
+    fixed_labels = class_cycle(SAMPLE_GRID, gan.num_classes)
+    batches = _endless_batches(
+        ray.train.get_dataset_shard("train"), t.batch_size // world, device, t.seed * 7919 + start_step
+    )
+
+    loop_start = window_start = time.perf_counter()
+    window_data, window_steps = 0.0, 0
+    first_step_unix = None
+    for step in range(start_step + 1, t.steps + 1):
+        t0 = time.perf_counter()
+        reals, labels, indices = zip(*(next(batches) for _ in range(t.d_steps)))
+        window_data += time.perf_counter() - t0
+        if gan.prior_due(step):
+            # KDE-GAN: this step's z come from the new prior.
+            last_reversal = gan.refresh_prior(reals[0], indices[0])
+        losses = gan.step(list(reals), list(labels))
+        window_steps += 1
+        if first_step_unix is None:
+            first_step_unix = time.time()
+
+        log_now = step % t.log_every == 0 or step == t.steps
+        checkpoint_now = step % t.checkpoint_every == 0 or step == t.steps
+        eval_now = cfg.eval.every > 0 and (step % cfg.eval.every == 0 or step == t.steps)
+        if not (log_now or checkpoint_now or eval_now):
+            continue
+
+        elapsed = time.perf_counter() - window_start
+        metrics = {key: float(value) for key, value in losses.items()} | last_reversal
+        if not _all_finite(metrics, device):
+            # Stop cleanly instead of raising: Ray Train would retry a crash from the last checkpoint, and
+            # the same run would diverge again. The driver reads the marker and raises TrainingDiverged.
+            if rank == 0:
+                _progress(f"step {step}: the losses turned non-finite ({metrics}); stopping")
+                (output / DIVERGED_FILE).write_text(json.dumps({"step": step, "losses": metrics}))
+            break
+        metrics.update(
+            step=step,
+            images_per_s=window_steps * t.batch_size * t.d_steps / elapsed,
+            data_wait_frac=window_data / elapsed,
+            first_step_unix=first_step_unix,
+            train_loop_s=time.perf_counter() - loop_start,  # since this (re)start; against a trial's wall time
+            resumed_from_step=start_step,
+        )
+        if monitor is not None and eval_now:
+            eval_start = time.perf_counter()
+            figures = monitor(gan)
+            # The best figures so far (lower FID, higher classifier score): a trial stopped early or
+            # past its best is compared on them in TensorBoard's HParams table.
+            best_eval = {
+                "fid_best": min(figures["fid"], best_eval.get("fid_best", math.inf)),
+                "classifier_score_best": max(figures["classifier_score"], best_eval.get("classifier_score_best", 0.0)),
+            }
+            last_eval = {**figures, "fid_step": step, **best_eval}
+            metrics["eval_s"] = time.perf_counter() - eval_start
+            eval_seconds += metrics["eval_s"]
+            if summaries is not None:
+                summaries.evaluation(step, last_eval)
+            _progress(f"step {step}: fid={last_eval['fid']:.2f} classifier_score={last_eval['classifier_score']:.2f} "
+                      f"({cfg.eval.cheap_samples} samples, {metrics['eval_s']:.1f} s)")
+        if monitor is not None:
+            metrics["eval_s_total"] = eval_seconds
+        # fid first: the metric a sweep optimises and stops on.
+        metrics = {**last_eval, **metrics}
+        window_start, window_data, window_steps = time.perf_counter(), 0.0, 0
+
+        if summaries is not None:
+            summaries.scalars(step, metrics)
+            if step % t.image_every == 0 or step == t.steps:
+                summaries.images(step, gan.last, gan.sample(fixed_z, fixed_labels))
+                if gan.num_classes:
+                    summaries.samples_per_class(step, gan.sample(*_per_class_codes(fixed_z, gan.num_classes)),
+                                                PER_CLASS_COLUMNS)
+            _progress(
+                f"step {step}/{t.steps} ({100 * step / t.steps:.0f}%) "
+                + "".join(f"{key}={metrics[key]:.3f} " for key in losses)
+                + f"{metrics['images_per_s']:.0f} img/s, data wait {100 * metrics['data_wait_frac']:.1f}%"
+            )
+
+        if checkpoint_now:
+            rng_states = _gather_rng_states(gan)  # collective: every rank takes part
+            with tempfile.TemporaryDirectory() as directory:
+                checkpoint = None
+                if rank == 0:
+                    save_checkpoint(gan, step, rng_states, directory, best_eval)
+                    summaries.flush()  # the checkpoint's step is on disk in TensorBoard too
+                    checkpoint = ray.train.Checkpoint.from_directory(directory)
+                ray.train.report(metrics, checkpoint=checkpoint)
+        else:
+            ray.train.report(metrics)
+
+    if summaries is not None:
+        summaries.close()

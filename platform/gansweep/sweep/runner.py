@@ -1,0 +1,371 @@
+"""A sweep: Ray Tune with Optuna over a search space, one Ray Train TorchTrainer per trial.
+
+The sweep directory holds everything a researcher compares afterwards::
+
+    sweep.json      the space, metric and the Optuna study's name and storage (password masked)
+    trials.json     one entry per trial: params, status, last and best metric, full evaluation, wall time
+    optuna.db       the Optuna study (SQLite by default), for `optuna-dashboard` and the report
+    tensorboard/    one TensorBoard run per trial (scalars, sample grids, HParams)
+    trials/NAME/    each trial's run directory (run.json, checkpoints/, result.json)
+    tune/           Ray Tune's experiment state, what --resume continues
+
+This module knows the config keys it samples, not GANs: a trial is `trainer.run_training` of one config.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+from ray.tune import Callback
+
+from gansweep.config import ConfigError
+from gansweep.sweep.report import masked_url
+from gansweep.run.summaries import write_hparams_config, write_trial_hparams
+from gansweep.sweep.space import SweepSpace
+
+SWEEP_FILE = "sweep.json"
+TRIALS_FILE = "trials.json"
+ERROR_FILE = "error.txt"  # in a failed trial's run directory
+OPTUNA_NUMBER = "optuna_number"  # the Optuna trial number, added to each Tune trial's config
+NAME_LENGTH = 100
+
+
+class SweepError(ConfigError):
+    """A sweep that cannot start or resume as asked (bad output directory, resources that cannot fit)."""
+
+
+def plan_resources(space: SweepSpace, cluster: dict[str, float]) -> tuple[float, int]:
+    """CPUs per Train worker and trials run at once, from the cluster's resources.
+
+    CPU training splits the CPUs evenly between the concurrent trials' workers (a whole CPU each where there are
+    enough, else a fraction); GPU training gives each worker its GPUs and 1 CPU. The trial drivers hold no CPU,
+    so they never starve their own workers; the Ray Data sets are materialised, so no read task waits for a CPU.
+    Refused with a clear message when one trial cannot fit."""
+    r = space.resources
+    cpus, gpus = float(cluster.get("CPU", 0)), float(cluster.get("GPU", 0))
+    limit = min(space.max_concurrent_trials or space.num_samples, space.num_samples)
+    if r.gpus_per_worker > 0:
+        if r.workers * r.gpus_per_worker > gpus + 1e-9:
+            raise SweepError(
+                f"a trial needs resources.workers={r.workers} x gpus_per_worker={r.gpus_per_worker:g} GPUs; the "
+                f"cluster has {gpus:g} (for an autoscaling cluster whose GPU workers are not up yet, set "
+                "resources.cluster: {CPU: ..., GPU: ...} to what it scales to)"
+            )
+        cpus_per_worker = r.cpus_per_worker or 1.0
+        # not //: 1 // 0.1 == 9.0
+        fit = min(int(gpus / (r.workers * r.gpus_per_worker) + 1e-9),
+                  int(cpus / (r.workers * cpus_per_worker) + 1e-9))
+    elif r.cpus_per_worker:
+        cpus_per_worker = r.cpus_per_worker
+        fit = int(cpus / (r.workers * cpus_per_worker) + 1e-9)
+    else:
+        fit = max(1, min(limit, int(cpus // r.workers)))
+        cpus_per_worker = cpus / (fit * r.workers)
+    if fit < 1 or cpus_per_worker <= 0 or r.workers * cpus_per_worker > cpus + 1e-9:
+        raise SweepError(
+            f"a trial needs resources.workers={r.workers} x {cpus_per_worker:g} CPUs; the cluster has {cpus:g} "
+            "(lower resources.workers or resources.cpus_per_worker)"
+        )
+    return cpus_per_worker, max(1, min(fit, limit))
+
+
+def trial_name(number: int, point: dict[str, Any]) -> str:
+    """A readable, deterministic trial name: the Optuna trial number and the sampled values."""
+    parts = []
+    for key, value in point.items():
+        short = key.split(".")[-1]
+        if key.startswith("hidden."):
+            short = "hidden_" + short
+        text = f"{value:.3g}" if isinstance(value, float) else str(value)
+        parts.append(f"{short}={text}")
+    name = f"{number:04d}_" + "_".join(parts)
+    return name[:NAME_LENGTH].rstrip("_")
+
+
+def _point(config: dict) -> dict[str, Any]:
+    """The sampled keys of a Tune trial's config (Optuna's names are the dotted config keys)."""
+    return {key: value for key, value in config.items() if key != OPTUNA_NUMBER}
+
+
+def _trial_name_of(trial) -> str:
+    return trial_name(int(trial.config.get(OPTUNA_NUMBER, 0)), _point(trial.config))
+
+
+def run_trial(config: dict, space: SweepSpace, sweep_dir: str, monitor: dict | None, cpus_per_worker: float) -> None:
+    """One trial, inside its Tune trial actor: a TorchTrainer whose reports reach Tune."""
+    from ray import tune
+
+    from gansweep.run.trainer import run_training
+
+    point = _point(config)
+    cfg = space.trial_config(point)
+    cfg.train.cpus_per_worker = cpus_per_worker
+    name = tune.get_context().get_trial_name()
+    log_dir = Path(sweep_dir) / "tensorboard" / name
+    # At the start: ASHA may stop the trial before its end.
+    write_trial_hparams(log_dir, name, point)
+    run_dir = Path(sweep_dir) / "trials" / name
+    try:
+        run_training(cfg, run_dir, monitor=monitor, log_dir=log_dir, callbacks=[_metric_report_callback(space.metric)])
+    except Exception as exc:
+        # The error in one line for trials.json and the report; Tune keeps the traceback in its error file.
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / ERROR_FILE).write_text(f"{type(exc).__name__}: {exc}")
+        raise
+
+
+def _metric_report_callback(metric: str):
+    """Tune's TuneReportCallback, forwarding only the reports that carry the sweep's metric: the scheduler and
+    Optuna read it from every result, and a trial has it only from its first cheap evaluation on."""
+    from ray.tune.integration.ray_train import TuneReportCallback
+
+    class MetricReportCallback(TuneReportCallback):
+        def after_report(self, run_context, metrics, checkpoint):
+            if metrics and metric in metrics[0]:
+                super().after_report(run_context, metrics, checkpoint)
+
+    return MetricReportCallback()
+
+
+def _storage_url(space: SweepSpace, sweep_dir: Path) -> str:
+    return space.search.storage or f"sqlite:///{sweep_dir / 'optuna.db'}"
+
+
+def _define_by_run(space: SweepSpace, trial) -> dict:
+    space.define_by_run(trial)
+    return {OPTUNA_NUMBER: trial.number}
+
+
+def _searcher(space: SweepSpace, sweep_dir: Path):
+    import optuna
+    from ray.tune.search.optuna import OptunaSearch
+
+    algorithm, seed = space.search.algorithm, space.search.seed
+    if algorithm == "tpe":
+        # multivariate + group: TPE models the conditional keys within the branch that has them.
+        sampler = optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True)
+    else:
+        sampler = optuna.samplers.RandomSampler(seed=seed)  # grid: every point is enqueued below
+
+    return OptunaSearch(
+        # A partial, not a closure: Tune pickles the searcher (and its space) into the experiment state.
+        space=functools.partial(_define_by_run, space),
+        metric=space.metric,
+        mode=space.mode,
+        sampler=sampler,
+        storage=optuna.storages.RDBStorage(_storage_url(space, sweep_dir)),
+        study_name=space.search.study_name or space.name,
+        points_to_evaluate=space.grid() if algorithm == "grid" else None,
+    )
+
+
+def _scheduler(space: SweepSpace):
+    from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
+
+    if space.scheduler.name == "fifo":
+        return FIFOScheduler()
+    return ASHAScheduler(
+        time_attr="step",
+        # One below the last step: ASHA puts no rung at train.steps, so it never stops a trial at its very end,
+        # between the last report and the full evaluation.
+        max_t=space.base_config().train.steps - 1,
+        grace_period=space.scheduler.grace_period,
+        reduction_factor=space.scheduler.reduction_factor,
+        stop_last_trials=False,  # a trial past max_t ends by itself
+    )
+
+
+class TrialsRecord(Callback):
+    """A Tune callback, in the sweep's driver: keeps trials.json current as trials start, report and end."""
+
+    def __init__(self, sweep_dir: Path, metric: str, mode: str):
+        self.path = sweep_dir / TRIALS_FILE
+        self.sweep_dir, self.metric, self.mode = sweep_dir, metric, mode
+        self.trials: dict[str, dict] = {}
+
+    def setup(self, **info):
+        # Here, not in __init__: a resumed sweep runs the callback pickled when the sweep began, and must
+        # start from the trials recorded since.
+        previous = json.loads(self.path.read_text())["trials"] if self.path.is_file() else []
+        self.trials = {entry["name"]: entry for entry in previous}
+
+    def _entry(self, trial) -> dict:
+        name = _trial_name_of(trial)
+        return self.trials.setdefault(name, {
+            "name": name, "number": int(trial.config.get(OPTUNA_NUMBER, 0)), "params": _point(trial.config),
+            "status": "pending", "metrics": {}, "best": None, "full_evaluation": None, "wall_s": None, "error": None,
+            "started_unix": None,
+        })
+
+    @staticmethod
+    def _ended(entry: dict) -> None:
+        """The trial's wall time, start to end as the sweep's driver saw it (from its last start, if resumed)."""
+        if entry.get("started_unix"):
+            entry["wall_s"] = time.time() - entry["started_unix"]
+
+    def _write(self) -> None:
+        ordered = sorted(self.trials.values(), key=lambda entry: entry["number"])
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text(json.dumps({"trials": ordered}, indent=2, default=float))
+        tmp.replace(self.path)
+
+    def on_trial_start(self, iteration, trials, trial, **info):
+        entry = self._entry(trial)
+        entry.update(status="running", error=None, started_unix=time.time())
+        self._write()
+
+    def on_trial_result(self, iteration, trials, trial, result, **info):
+        entry = self._entry(trial)
+        metrics = {k: v for k, v in result.items() if isinstance(v, (int, float)) and not isinstance(v, bool)
+                   and k in _REPORTED}
+        entry["metrics"] = metrics
+        value = metrics.get(self.metric)
+        best = entry["best"]
+        if value is not None and math.isfinite(value) and (
+            best is None or (value < best["value"] if self.mode == "min" else value > best["value"])
+        ):
+            entry["best"] = {"value": value, "step": metrics.get("step")}
+        self._write()
+
+    def on_trial_complete(self, iteration, trials, trial, **info):
+        entry = self._entry(trial)
+        # run_training writes result.json once the run has trained all its steps (and evaluated): a trial
+        # without one was stopped early by the scheduler.
+        result = self.sweep_dir / "trials" / entry["name"] / "result.json"
+        entry["status"] = "finished" if result.is_file() else "stopped"
+        self._ended(entry)
+        if result.is_file():
+            entry["full_evaluation"] = json.loads(result.read_text()).get("evaluation")
+        self._write()
+
+    def on_trial_error(self, iteration, trials, trial, **info):
+        entry = self._entry(trial)
+        entry["status"] = "failed"
+        self._ended(entry)
+        error = self.sweep_dir / "trials" / entry["name"] / ERROR_FILE
+        entry["error"] = error.read_text() if error.is_file() else f"failed; see Tune's error file {trial.error_file}"
+        self._write()
+
+
+_REPORTED = (
+    "step", "fid", "fid_best", "fid_step", "classifier_score", "classifier_score_best", "loss_d", "loss_g",
+    "d_real", "d_fake", "images_per_s", "data_wait_frac", "train_loop_s",
+)
+
+
+def _prepare_output(space: SweepSpace, sweep_dir: Path, resume: bool) -> None:
+    """A new sweep needs a fresh directory; --resume needs the one a sweep started, with the same space."""
+    record = sweep_dir / SWEEP_FILE
+    if resume:
+        if not record.is_file() or not (sweep_dir / "tune").is_dir():
+            raise SweepError(f"--resume: {sweep_dir} holds no sweep to resume (no {SWEEP_FILE} or tune/)")
+        previous = json.loads(record.read_text())
+        if previous["space"] != space.describe() or previous["fixed"] != _jsonable(space.fixed):
+            raise SweepError(f"--resume: {space.path} is not the space {sweep_dir} was started with "
+                             f"(compare with {record}); start a new sweep with another --output")
+        return
+    if record.is_file():
+        raise SweepError(f"{sweep_dir} already holds a sweep: add --resume to continue it, or choose another --output")
+
+
+def _jsonable(value: Any) -> Any:
+    return json.loads(json.dumps(value, default=str))
+
+
+def run_sweep(space: SweepSpace, output: str | Path, resume: bool = False) -> dict:
+    """Run (or resume) the sweep into OUTPUT; returns the best trial's entry of trials.json."""
+    import ray
+    from ray import tune
+
+    from gansweep.evaluation.monitor import prepare_monitor
+    from gansweep.run.trainer import init_ray
+
+    if "://" in str(output):
+        raise SweepError(f"--output {output}: cloud URIs are not supported yet; on a cluster, use a path on a "
+                         "filesystem every node mounts at the same place (cluster.yaml mounts one at /mnt/gansweep)")
+    sweep_dir = Path(output).expanduser().resolve()
+    _prepare_output(space, sweep_dir, resume)
+    base = space.base_config()
+    # Before Ray: the classifier (trained once, cached) and the reference statistics, shared by every trial.
+    monitor = prepare_monitor(base)
+    sweep_dir.mkdir(parents=True, exist_ok=True)
+    study_name = space.search.study_name or space.name
+    (sweep_dir / SWEEP_FILE).write_text(json.dumps({
+        "name": space.name, "metric": space.metric, "mode": space.mode, "space": space.describe(),
+        "fixed": _jsonable(space.fixed), "search": space.search.algorithm, "study_name": study_name,
+        "storage": masked_url(_storage_url(space, sweep_dir)), "num_samples": space.num_samples,
+        "space_file": str(space.path),
+    }, indent=2))
+    write_hparams_config(sweep_dir / "tensorboard", space.params, space.metric)
+
+    started_ray = init_ray()
+    try:
+        cluster = space.resources.cluster or ray.cluster_resources()
+        cpus_per_worker, concurrent = plan_resources(space, cluster)
+        print(f"[gansweep] sweep {space.name}: {space.num_samples} trials, {concurrent} at a time, "
+              f"{space.resources.workers} worker(s) x {cpus_per_worker:g} CPU"
+              + (f" + {space.resources.gpus_per_worker:g} GPU" if space.resources.gpus_per_worker else "")
+              + f" each -> {sweep_dir}", flush=True)
+        # The trial driver holds no CPU (Tune rejects a plain cpu: 0): its workers get the cluster's CPUs.
+        trainable = tune.with_resources(
+            tune.with_parameters(run_trial, space=space, sweep_dir=str(sweep_dir), monitor=monitor,
+                                 cpus_per_worker=cpus_per_worker),
+            {"cpu": 0, "memory": 1},
+        )
+        run_config = tune.RunConfig(
+            name="tune",
+            storage_path=str(sweep_dir),
+            callbacks=[TrialsRecord(sweep_dir, space.metric, space.mode)],
+            failure_config=tune.FailureConfig(max_failures=0),  # Train retries lost workers; a trial's own error is final
+            verbose=1,  # Tune's trial table (status, params, the metric) every 30 s, and each trial's end
+        )
+        if resume:
+            tuner = tune.Tuner.restore(str(sweep_dir / "tune"), trainable, resume_unfinished=True,
+                                       resume_errored=False, restart_errored=False)
+        else:
+            tuner = tune.Tuner(
+                trainable,
+                tune_config=tune.TuneConfig(
+                    search_alg=_searcher(space, sweep_dir),
+                    scheduler=_scheduler(space),
+                    metric=space.metric,
+                    mode=space.mode,
+                    num_samples=space.num_samples,
+                    max_concurrent_trials=concurrent,
+                    trial_name_creator=_trial_name_of,
+                    trial_dirname_creator=_trial_name_of,
+                ),
+                run_config=run_config,
+            )
+        start = time.time()
+        tuner.fit()
+        wall = time.time() - start
+    finally:
+        if started_ray:
+            ray.shutdown()
+
+    trials = json.loads((sweep_dir / TRIALS_FILE).read_text())["trials"]
+    best = best_trial(trials, space.mode)
+    counts = {status: sum(t["status"] == status for t in trials) for status in ("finished", "stopped", "failed")}
+    print(f"[gansweep] sweep done in {wall / 60:.1f} min: {counts['finished']} finished, {counts['stopped']} stopped "
+          f"early, {counts['failed']} failed", flush=True)
+    if best is not None:
+        print(f"[gansweep] best trial {best['name']}: {space.metric}={best['best']['value']:.3f} at step "
+              f"{best['best']['step']}; params {json.dumps(best['params'])}", flush=True)
+    print(f"[gansweep] compare the trials: tensorboard --logdir {sweep_dir / 'tensorboard'}", flush=True)
+    print(f"[gansweep] table and plots: gansweep report {sweep_dir}", flush=True)
+    return best
+
+
+def best_trial(trials: list[dict], mode: str) -> dict | None:
+    """The trial with the best value of the metric over its reports (None when no trial reported it)."""
+    scored = [t for t in trials if t.get("best")]
+    if not scored:
+        return None
+    pick = min if mode == "min" else max
+    return pick(scored, key=lambda t: t["best"]["value"])

@@ -1,0 +1,91 @@
+"""The GAN step without Ray: what D sees in each mode, hidden measurement in training only, state round trip."""
+
+import pytest
+import torch
+from gansweep.config import Config
+from gansweep.gan.ambient import AmbientGAN
+
+SHAPE = (1, 28, 28)
+
+
+def _gan(mode="ambient", seed=0, **measurement) -> AmbientGAN:
+    cfg = Config(mode=mode)
+    cfg.train.seed = seed
+    cfg.model.g_width = cfg.model.d_width = 8
+    for key, value in measurement.items():
+        setattr(cfg.measurement, key, value)
+    return AmbientGAN(cfg, SHAPE)
+
+
+def test_ambient_fakes_are_measured_like_the_reals():
+    gan = _gan(name="block_pixel", p=0.9)
+    fake, hidden = gan.fake(128)
+    assert hidden is None
+    assert fake.shape == (128, *SHAPE)
+    # p=0.9 zeroes about 90% of the pixels: far more zeros than a tanh generator ever outputs.
+    assert (fake == 0).float().mean() == pytest.approx(0.9, abs=0.02)
+    assert fake.min() >= 0 and fake.max() <= 1  # measured in [0, 1] intensity space
+
+
+def test_ignore_and_clean_show_d_the_unmeasured_generator():
+    for mode in ("ignore", "clean"):
+        gan = _gan(mode, name="block_pixel", p=0.9)
+        fake, _ = gan.fake(64)
+        assert (fake == 0).float().mean() < 0.05
+
+
+def test_extract_patch_discriminator_takes_patches():
+    gan = _gan(name="extract_patch", patch=8)
+    fake, _ = gan.fake(16)
+    assert fake.shape == (16, 1, 8, 8)
+    metrics = gan.step([torch.rand(16, 1, 8, 8)])
+    assert set(metrics) == {"loss_d", "loss_g", "d_real", "d_fake"}
+    assert all(torch.isfinite(v) for v in metrics.values())
+
+
+def test_hidden_measurement_in_training_only():
+    cfg = Config()
+    cfg.model.g_width = cfg.model.d_width = 8
+    cfg.hidden.inject_at = "up1"
+    cfg.hidden.measurement.name = "block_pixel"
+    cfg.hidden.measurement.unit = "channel"
+    cfg.hidden.measurement.p = 1.0  # every feature map zeroed: G1 sees nothing of z
+    gan = AmbientGAN(cfg, SHAPE)
+    gan.measurement = None  # look at G1(f_hidden(G2(z))) itself
+    fake_a, hidden = gan.fake(8)
+    fake_b, _ = gan.fake(8)
+    assert hidden.shape == (8, 16, 14, 14) and (hidden == 0).all()
+    assert torch.allclose(fake_a, fake_b)  # with the hidden map all zero, z no longer matters
+    z = torch.randn(8, gan.z_dim)
+    samples = gan.sample(z)
+    assert not torch.allclose(samples[0], samples[1])  # sampling applies no measurement
+
+
+def test_training_steps_change_both_networks():
+    gan = _gan(name="block_patch", patch=10)
+    g_before = [p.clone() for p in gan.G.parameters()]
+    d_before = [p.clone() for p in gan.D.parameters()]
+    gan.cfg.train.d_steps = 2
+    gan.step([torch.rand(16, *SHAPE), torch.rand(16, *SHAPE)])
+    assert any(not torch.equal(a, b) for a, b in zip(g_before, gan.G.parameters()))
+    assert any(not torch.equal(a, b) for a, b in zip(d_before, gan.D.parameters()))
+
+
+def test_checkpoint_state_resumes_the_same_run(tmp_path):
+    """Weights, optimiser moments and the z / theta streams restored: the next step is the very same step."""
+    torch.manual_seed(1)
+    first, second = torch.rand(16, *SHAPE), torch.rand(16, *SHAPE)
+    gan = _gan(name="block_pixel", p=0.5)
+    gan.step([first])
+    torch.save({**gan.state_dict(), "rng": [gan.rng_state()]}, tmp_path / "state.pt")
+    expected = gan.step([second])
+
+    restored = _gan(seed=123, name="block_pixel", p=0.5)  # other initial weights and streams: the checkpoint's win
+    state = torch.load(tmp_path / "state.pt", weights_only=True)
+    restored.load_state_dict(state)
+    restored.set_rng_state(state["rng"][0])
+    resumed = restored.step([second])
+    for key in expected:
+        assert torch.equal(expected[key], resumed[key]), key
+    for a, b in zip(gan.G.parameters(), restored.G.parameters()):
+        assert torch.equal(a, b)

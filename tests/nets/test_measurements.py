@@ -1,0 +1,449 @@
+"""Behaviour of the lossy measurements f_theta on images and on generator feature maps."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict
+
+import pytest
+import torch
+from gansweep.config import MeasurementConfig
+from gansweep.nets.measurements import (
+    BlockPatch,
+    BlockPixel,
+    ConvolveNoise,
+    ExtractPatch,
+    GaussianProjection,
+    KeepPatch,
+    Measurement,
+    MeasurementError,
+    build_measurement,
+)
+
+# patch=5 fits both 28x28 images and 7x7 feature maps.
+SPECS = {
+    "block_pixel": {"name": "block_pixel", "p": 0.5},
+    "block_pixel_channel": {"name": "block_pixel", "p": 0.5, "unit": "channel"},
+    "block_patch": {"name": "block_patch", "patch": 5},
+    "keep_patch": {"name": "keep_patch", "patch": 5},
+    "extract_patch": {"name": "extract_patch", "patch": 5},
+    "gaussian_projection": {"name": "gaussian_projection", "projections": 20},
+    "convolve_noise": {"name": "convolve_noise", "blur_radius": 1.0, "noise_std": 0.1},
+    "cascade": {"name": "cascade", "steps": [{"name": "block_pixel", "p": 0.3}, {"name": "block_patch", "patch": 5}]},
+}
+
+
+def gen(seed: int = 0) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
+
+
+def positive(*shape: int, seed: int = 0) -> torch.Tensor:
+    """Random values in [0.1, 1.1): never zero, so zeros in the output come from the measurement."""
+    return torch.rand(*shape, generator=gen(seed)) + 0.1
+
+
+def patch_region(h: int, w: int, corner: torch.Tensor, k: int) -> torch.Tensor:
+    """(H, W) bool mask of the k x k patch at `corner`, built by slicing (the obvious way)."""
+    region = torch.zeros(h, w, dtype=torch.bool)
+    r, c = corner.tolist()
+    region[r : r + k, c : c + k] = True
+    return region
+
+
+# ---- Block-Pixel ----
+
+
+@pytest.mark.parametrize("p", [0.0, 0.3, 0.8, 1.0])
+def test_block_pixel_element_drops_with_probability_p(p):
+    y = BlockPixel(p=p)(torch.ones(256, 1, 28, 28), gen())
+    dropped = (y == 0).float().mean().item()
+    assert abs(dropped - p) < 0.01  # 200k elements: the std of the fraction is ~0.001
+    assert torch.all((y == 0) | (y == 1))
+
+
+@pytest.mark.parametrize("p", [0.0, 0.3, 0.7, 1.0])
+def test_block_pixel_channel_drops_whole_maps(p):
+    x = positive(64, 32, 7, 7)
+    y = BlockPixel(p=p, unit="channel")(x, gen())
+    zeroed = (y == 0).flatten(2).all(dim=2)
+    unchanged = (y == x).flatten(2).all(dim=2)
+    assert torch.all(zeroed ^ unchanged)  # each (n, c) map: all zero or untouched, never partly
+    assert abs(zeroed.float().mean().item() - p) < 0.035  # 2048 maps: std of the fraction <= 0.011
+    if 0 < p < 1:
+        assert len({tuple(row) for row in zeroed.tolist()}) > 50  # each sample draws its own channels
+
+
+# ---- patches ----
+
+
+@pytest.mark.parametrize("k", [1, 5, 14, 27, 28])
+def test_block_patch_zeroes_exactly_one_square(k):
+    m = BlockPatch(patch=k)
+    x = torch.ones(16, 3, 28, 28)
+    theta = m.sample_theta(x, gen())
+    y = m.measure(x, theta)
+    zeros = y == 0
+    assert torch.equal(zeros, zeros[:, :1].expand_as(zeros))  # the same place in every channel
+    for n in range(len(x)):
+        z = zeros[n, 0]
+        assert z.sum().item() == k * k
+        rows, cols = z.any(dim=1).nonzero().flatten(), z.any(dim=0).nonzero().flatten()
+        # k*k zeros within a k-row, k-column bounding box: a contiguous k x k square.
+        assert len(rows) == k and len(cols) == k and rows[-1] - rows[0] == k - 1 and cols[-1] - cols[0] == k - 1
+        assert torch.equal(z, patch_region(28, 28, theta["corners"][n], k))
+
+
+@pytest.mark.parametrize("k", [1, 6, 14, 28])
+def test_keep_patch_keeps_only_the_patch(k):
+    m = KeepPatch(patch=k)
+    x = positive(16, 3, 28, 28)
+    theta = m.sample_theta(x, gen())
+    y = m.measure(x, theta)
+    assert y.shape == x.shape
+    for n in range(len(x)):
+        inside = patch_region(28, 28, theta["corners"][n], k).expand(3, 28, 28)
+        assert torch.all(y[n][~inside] == 0)
+        assert torch.equal(y[n][inside], x[n][inside])
+
+
+def test_extract_patch_returns_the_slice_at_the_corner():
+    k = 7
+    m = ExtractPatch(patch=k)
+    x = positive(64, 3, 28, 20)  # not square, to catch swapped rows and columns
+    theta = m.sample_theta(x, gen())
+    y = m.measure(x, theta)
+    assert y.shape == (64, 3, k, k)
+    for n, (r, c) in enumerate(theta["corners"].tolist()):
+        assert 0 <= r <= 28 - k and 0 <= c <= 20 - k
+        assert torch.equal(y[n], x[n, :, r : r + k, c : c + k])
+    assert len({tuple(c) for c in theta["corners"].tolist()}) > 10  # corners vary across samples
+
+
+def test_patch_corners_cover_all_valid_positions():
+    corners = BlockPatch(patch=3).sample_theta(torch.ones(2000, 1, 5, 5), gen())["corners"]
+    assert corners.dtype == torch.int64 and corners.shape == (2000, 2)
+    assert set(corners[:, 0].tolist()) == {0, 1, 2} and set(corners[:, 1].tolist()) == {0, 1, 2}
+
+
+# ---- Gaussian projection ----
+
+
+def test_gaussian_projection_is_linear_per_sample():
+    m = GaussianProjection(projections=30)
+    x1, x2 = positive(8, 3, 10, 10, seed=1), positive(8, 3, 10, 10, seed=2)
+    theta = m.sample_theta(x1, gen())
+    assert theta["matrix"].shape == (8, 30, 300)
+    y = m.measure(2.0 * x1 - 3.0 * x2, theta)
+    assert y.shape == (8, 30)
+    assert torch.allclose(y, 2.0 * m.measure(x1, theta) - 3.0 * m.measure(x2, theta), atol=1e-4)
+    assert not torch.allclose(theta["matrix"][0], theta["matrix"][1])  # a new matrix per sample
+
+
+def test_gaussian_projection_keeps_the_input_magnitude():
+    # Entries N(0, 1/D): E[y_i^2] = mean(x^2), whatever D is.
+    for shape in [(1, 28, 28), (64, 7, 7), (10,)]:
+        x = positive(64, *shape)
+        y = GaussianProjection(projections=200)(x, gen())
+        ratio = (y.pow(2).mean() / x.pow(2).mean()).item()
+        assert 0.9 < ratio < 1.1, (shape, ratio)
+
+
+# ---- Convolve + noise ----
+
+
+def test_convolve_noise_without_blur_adds_noise_of_noise_std():
+    x = positive(64, 1, 28, 28)
+    y = ConvolveNoise(blur_radius=0.0, noise_std=0.2)(x, gen())
+    assert abs((y - x).std().item() - 0.2) < 0.005
+    assert abs((y - x).mean().item()) < 0.005
+
+
+def test_convolve_noise_blur_keeps_constants_and_smooths():
+    m = ConvolveNoise(blur_radius=1.5, noise_std=0.0)
+    constant = torch.full((4, 2, 28, 28), 0.7)
+    assert torch.allclose(m(constant, gen())[..., 3:-3, 3:-3], constant[..., 3:-3, 3:-3], atol=1e-6)
+    assert torch.allclose(m(constant, gen()), constant, atol=1e-6)  # replicate padding: borders too
+    noise = torch.randn(4, 2, 28, 28, generator=gen(3))
+    blurred = m(noise, gen())
+    assert blurred.shape == noise.shape
+    assert blurred.var().item() < 0.3 * noise.var().item()
+    assert m.kernel_1d.numel() == 2 * math.ceil(2 * 1.5) + 1
+    assert abs(m.kernel_1d.sum().item() - 1) < 1e-6
+
+
+def test_convolve_noise_has_nothing_trainable():
+    m = ConvolveNoise(blur_radius=1.0, noise_std=0.1)
+    assert not isinstance(m, torch.nn.Module)
+    x = positive(2, 3, 8, 8).requires_grad_()
+    m(x, gen()).sum().backward()
+    tensors = [v for v in vars(m).values() if isinstance(v, torch.Tensor)]
+    tensors += list(m._kernels.values())
+    assert tensors and all(not t.requires_grad and t.grad is None for t in tensors)
+
+
+def _tensors_in(value, seen=None):
+    """Every tensor reachable from value's attributes, dicts, lists and tuples."""
+    seen = set() if seen is None else seen
+    if id(value) in seen:
+        return []
+    seen.add(id(value))
+    if isinstance(value, torch.Tensor):
+        return [value]
+    if isinstance(value, dict):
+        children = list(value.values())
+    elif isinstance(value, (list, tuple)):
+        children = list(value)
+    elif hasattr(value, "__dict__") and not isinstance(value, type):
+        children = list(vars(value).values())
+    else:
+        children = []
+    return [t for child in children for t in _tensors_in(child, seen)]
+
+
+@pytest.mark.parametrize("key", SPECS)
+def test_no_trainable_parameter_anywhere(key):
+    m = build_measurement(SPECS[key])
+    x = positive(2, 3, 16, 16).requires_grad_()
+    m(x, gen()).sum().backward()  # builds ConvolveNoise's per-device kernel cache too
+    assert not isinstance(m, torch.nn.Module)
+    tensors = _tensors_in(m)
+    assert not any(isinstance(t, torch.nn.Parameter) or t.requires_grad for t in tensors)
+    if key == "convolve_noise":
+        assert tensors  # the kernel is there, as a plain tensor
+
+
+@pytest.mark.parametrize("blur_radius", [1.0, 3.0])  # 3.0: a 13-wide kernel on a 7x7 map
+def test_convolve_noise_on_feature_maps_keeps_the_shape(blur_radius):
+    m = ConvolveNoise(blur_radius=blur_radius, noise_std=0.0)
+    constant = torch.full((4, 64, 7, 7), -0.4)
+    assert m(constant, gen()).shape == (4, 64, 7, 7)
+    assert torch.allclose(m(constant, gen()), constant, atol=1e-6)
+    h = torch.randn(4, 64, 7, 7, generator=gen(2))
+    assert m(h, gen()).var().item() < 0.5 * h.var().item()
+    assert ConvolveNoise(blur_radius=blur_radius, noise_std=0.1).output_shape((64, 7, 7)) == (64, 7, 7)
+
+
+# ---- Cascade ----
+
+
+def test_cascade_half_the_pixels_then_a_10x10_patch():
+    m = build_measurement(
+        {"name": "cascade", "steps": [{"name": "block_pixel", "p": 0.5}, {"name": "block_patch", "patch": 10}]}
+    )
+    x = positive(64, 1, 28, 28)
+    theta = m.sample_theta(x, gen())
+    y = m.measure(x, theta)
+    assert y.shape == (64, 1, 28, 28) and m.output_shape((1, 28, 28)) == (1, 28, 28)
+    rest_zeros = []
+    for n, corner in enumerate(theta["steps"][1]["corners"]):
+        region = patch_region(28, 28, corner, 10)
+        assert torch.all(y[n, 0][region] == 0)
+        rest_zeros.append((y[n, 0][~region] == 0).float())
+    assert abs(torch.cat(rest_zeros).mean().item() - 0.5) < 0.02  # 64 * 684 pixels outside the patches
+    assert torch.equal(m.measure(x, m.sample_theta(x, gen(3))), m(x, gen(3)))
+
+
+def test_cascade_block_pixel_then_block_patch():
+    m = build_measurement(SPECS["cascade"])
+    x = positive(32, 1, 28, 28)
+    theta = m.sample_theta(x, gen())
+    y = m.measure(x, theta)
+    assert y.shape == x.shape and m.output_shape((1, 28, 28)) == (1, 28, 28)
+    pixel_mask, corners = theta["steps"][0]["mask"], theta["steps"][1]["corners"]
+    for n in range(len(x)):
+        region = patch_region(28, 28, corners[n], 5)
+        assert torch.all(y[n, 0][region] == 0)
+        assert torch.equal(y[n, 0][~region] == 0, pixel_mask[n, 0][~region] == 0)
+    assert (y == 0).float().mean().item() > 0.3  # about 0.3 + 0.7 * 25/784
+
+
+def test_cascade_chains_shapes():
+    m = build_measurement(
+        {"name": "cascade", "steps": [{"name": "extract_patch", "patch": 10}, {"name": "gaussian_projection", "projections": 7}]}
+    )
+    assert m.changes_shape and m.output_shape((3, 28, 28)) == (7,)
+    x = positive(4, 3, 28, 28)
+    assert m(x, gen()).shape == (4, 7)
+    theta = m.sample_theta(x, gen())  # each step's theta fits that step's input: A is 7 x (3*10*10)
+    assert theta["steps"][1]["matrix"].shape == (4, 7, 300)
+    assert torch.equal(m.measure(x, theta), m(x, gen()))
+
+
+# ---- properties shared by all measurements ----
+
+
+@pytest.mark.parametrize("key", SPECS)
+def test_gradients_flow_to_x(key):
+    m = build_measurement(SPECS[key])
+    x = positive(4, 3, 16, 16).requires_grad_()
+    theta = m.sample_theta(x, gen())
+    y = m.measure(x, theta)
+    y.sum().backward()
+    assert x.grad is not None and x.grad.abs().sum() > 0
+    if key in ("block_pixel", "block_pixel_channel", "block_patch", "keep_patch", "cascade"):
+        # A mask: gradient one exactly where x was kept, zero where it was dropped.
+        assert torch.equal(x.grad, (y != 0).float())
+    if key == "extract_patch":
+        for n, corner in enumerate(theta["corners"]):
+            assert torch.equal(x.grad[n], patch_region(16, 16, corner, 5).float().expand(3, 16, 16))
+
+
+@pytest.mark.parametrize("key", SPECS)
+def test_same_seed_same_draws_other_seed_other_draws(key):
+    m = build_measurement(SPECS[key])
+    x = positive(16, 3, 16, 16)
+
+    def flat(theta):
+        return [t for s in theta.get("steps", [theta]) for t in s.values()]
+
+    a, b, c = (flat(m.sample_theta(x, gen(seed))) for seed in (0, 0, 1))
+    assert all(torch.equal(u, v) for u, v in zip(a, b))
+    assert not all(torch.equal(u, v) for u, v in zip(a, c))
+    assert torch.equal(m(x, gen(0)), m(x, gen(0)))
+    assert not torch.equal(m(x, gen(0)), m(x, gen(1)))
+    # __call__ is measure(x, sample_theta(x, g)), draw for draw.
+    assert torch.equal(m(x, gen(5)), m.measure(x, m.sample_theta(x, gen(5))))
+
+
+DEVICES = ["cpu", "meta"] + (["cuda"] if torch.cuda.is_available() else [])
+
+
+@pytest.mark.parametrize("key", SPECS)
+@pytest.mark.parametrize("device", DEVICES)
+def test_theta_lives_on_x_device(key, device):
+    # "meta" tensors have a device but no data: a theta created without device=x.device lands on the CPU.
+    m = build_measurement(SPECS[key])
+    x = torch.ones(4, 3, 16, 16, device=device)
+    generator = torch.Generator(device if device == "cuda" else "cpu").manual_seed(0)
+    theta = m.sample_theta(x, generator)
+    tensors = [t for step in theta.get("steps", [theta]) for t in step.values()]
+    assert tensors and all(t.device == x.device for t in tensors)
+    assert m.measure(x, theta).device == x.device
+
+
+@pytest.mark.parametrize("key", SPECS)
+def test_draws_come_from_the_given_generator_only(key):
+    m = build_measurement(SPECS[key])
+    x = positive(8, 3, 16, 16)
+    with torch.random.fork_rng():  # the global seed is put back afterwards
+        torch.manual_seed(123)
+        a = m(x, gen(0))
+        torch.manual_seed(456)
+        b = m(x, gen(0))
+        assert torch.equal(a, b)  # the global seed changes nothing
+        untouched = torch.get_rng_state()
+        m(x, gen(0))
+        assert torch.equal(torch.get_rng_state(), untouched)  # nor is the global generator advanced
+
+
+@pytest.mark.parametrize("key", SPECS)
+@pytest.mark.parametrize("shape", [(1, 28, 28), (64, 7, 7)])
+def test_output_shape_matches_output(key, shape):
+    m = build_measurement(SPECS[key])
+    y = m(positive(3, *shape), gen())
+    assert tuple(y.shape[1:]) == m.output_shape(shape)
+    assert m.changes_shape == (tuple(y.shape[1:]) != shape)
+
+
+@pytest.mark.parametrize("key", [k for k in SPECS if k != "gaussian_projection"])
+def test_feature_maps(key):
+    m = build_measurement(SPECS[key])
+    h = positive(8, 64, 7, 7).requires_grad_()
+    y = m(h, gen())
+    expected = (8, 64, 5, 5) if key == "extract_patch" else (8, 64, 7, 7)
+    assert y.shape == expected and torch.isfinite(y).all()
+    y.sum().backward()
+    assert h.grad.abs().sum() > 0
+
+
+# ---- building and validation ----
+
+
+def test_build_from_config_dict():
+    assert build_measurement(None) is None
+    assert build_measurement({"name": "none"}) is None
+    assert build_measurement({"name": "none", "p": 5.0}) is None  # unused keys of "none" are not checked
+    assert build_measurement(asdict(MeasurementConfig())) is None  # name "none"
+    m = build_measurement(asdict(MeasurementConfig(name="block_patch", patch=9)))  # unused keys ignored
+    assert isinstance(m, BlockPatch) and m.patch == 9
+    m = build_measurement(asdict(MeasurementConfig(name="block_pixel", p=0.25, unit="channel")))
+    assert (m.p, m.unit) == (0.25, "channel")
+
+
+def test_changes_shape():
+    assert ExtractPatch.changes_shape and GaussianProjection.changes_shape
+    assert not any(c.changes_shape for c in (BlockPixel, BlockPatch, KeepPatch, ConvolveNoise))
+    assert isinstance(BlockPixel(), Measurement)
+
+
+@pytest.mark.parametrize(
+    "measurement", [BlockPixel(0.5), BlockPixel(0.5, unit="channel"), BlockPatch(5), KeepPatch(5)], ids=repr
+)
+def test_lost_mask_marks_exactly_the_destroyed_elements(measurement):
+    x = torch.rand(16, 3, 12, 12) + 0.1  # no element is zero before the measurement
+    theta = measurement.sample_theta(x, torch.Generator().manual_seed(0))
+    y = measurement.measure(x, theta)
+    lost = measurement.lost_mask(y, theta).expand_as(y).bool()
+    assert lost.any() and (~lost).any()
+    assert torch.all(y[lost] == 0) and torch.equal(y[~lost], x[~lost])
+
+
+def test_lost_mask_is_none_when_no_element_is_lost():
+    x = torch.rand(2, 1, 8, 8)
+    measurement = ConvolveNoise(1.0, 0.1)
+    assert measurement.lost_mask(x, measurement.sample_theta(x, torch.Generator())) is None
+
+
+@pytest.mark.parametrize(
+    "spec, expected",
+    [
+        ({"name": "block_pixel", "p": 1.5}, ["block_pixel", "p=1.5", "[0, 1]"]),
+        ({"name": "block_pixel", "p": -0.1}, ["p=-0.1", "[0, 1]"]),
+        ({"name": "block_pixel", "p": float("nan")}, ["p=nan"]),
+        ({"name": "block_pixel", "unit": "pixel"}, ["unit='pixel'", "element", "channel"]),
+        ({"name": "block_patch", "patch": 0}, ["block_patch", "patch=0", ">= 1"]),
+        ({"name": "extract_patch", "patch": -2}, ["patch=-2"]),
+        ({"name": "gaussian_projection", "projections": 0}, ["projections=0", ">= 1"]),
+        ({"name": "convolve_noise", "blur_radius": -1}, ["blur_radius=-1", ">= 0"]),
+        ({"name": "convolve_noise", "noise_std": -1}, ["noise_std=-1", ">= 0"]),
+        ({"name": "blur"}, ["name='blur'", "block_pixel", "cascade"]),
+        ({"name": "cascade", "steps": []}, ["cascade", "steps"]),
+        ({"name": "cascade", "steps": [{"name": "none"}]}, ["steps", "none"]),
+        ({"name": "cascade", "steps": [{"name": "block_pixel"}, {"name": "none"}]}, ["steps", "none"]),
+        ({"name": "cascade", "steps": [{"name": "block_pixel", "p": 2}]}, ["p=2"]),
+    ],
+)
+def test_constructor_errors_name_the_parameter(spec, expected):
+    with pytest.raises(MeasurementError) as err:
+        build_measurement(spec)
+    for text in expected:
+        assert text in str(err.value)
+
+
+@pytest.mark.parametrize("name", ["block_patch", "keep_patch", "extract_patch"])
+def test_patch_larger_than_the_map(name):
+    m = build_measurement({"name": name, "patch": 40})
+    for check in (lambda: m.output_shape((1, 28, 28)), lambda: m(torch.ones(2, 1, 28, 28), gen())):
+        with pytest.raises(MeasurementError) as err:
+            check()
+        assert all(text in str(err.value) for text in ("patch=40", "28x28", "[1, 28]"))
+    m = build_measurement({"name": name, "patch": 5})  # fits the image, not a 4x4 feature map
+    with pytest.raises(MeasurementError, match="patch=5.*4x4"):
+        m(torch.ones(2, 8, 4, 4), gen())
+
+
+@pytest.mark.parametrize("key", ["block_pixel_channel", "block_patch", "keep_patch", "extract_patch", "convolve_noise"])
+def test_spatial_measurements_need_4d(key):
+    m = build_measurement(SPECS[key])
+    with pytest.raises(MeasurementError, match=r"\(N, C, H, W\).*\(784,\)"):
+        m(torch.ones(2, 784), gen())
+    with pytest.raises(MeasurementError):
+        m.output_shape((28, 28))
+
+
+def test_flat_inputs_where_they_make_sense():
+    x = torch.ones(4, 784)
+    assert GaussianProjection(projections=5)(x, gen()).shape == (4, 5)
+    assert BlockPixel(p=0.5)(x, gen()).shape == (4, 784)
+    with pytest.raises(MeasurementError, match="gaussian_projection"):
+        GaussianProjection().output_shape(())

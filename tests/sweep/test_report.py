@@ -1,0 +1,174 @@
+"""gansweep.sweep.report on a synthetic sweep directory with a real Optuna SQLite study."""
+
+import csv
+import json
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import optuna
+import pytest
+from gansweep.sweep.report import ReportError, write_report
+from optuna.distributions import (
+    CategoricalDistribution,
+    FloatDistribution,
+    IntDistribution,
+)
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+SPACE = {
+    "measurement.p": {"uniform": [0.1, 0.9]},
+    "optim.lr_g": {"loguniform": [1e-4, 1e-2]},
+    "prior.name": {"choice": ["gaussian", "kde"]},
+    "prior.reversal_steps": {"int": [4, 14], "when": {"prior.name": ["kde"]}},
+}
+DISTRIBUTIONS = {
+    "measurement.p": FloatDistribution(0.1, 0.9),
+    "optim.lr_g": FloatDistribution(1e-4, 1e-2, log=True),
+    "prior.name": CategoricalDistribution(["gaussian", "kde"]),
+    "prior.reversal_steps": IntDistribution(4, 14),
+}
+# (status, params, best fid or None, error)
+TRIALS = [
+    ("finished", {"measurement.p": 0.2, "optim.lr_g": 2e-4, "prior.name": "gaussian"}, 40.0, None),
+    ("finished", {"measurement.p": 0.5, "optim.lr_g": 1e-3, "prior.name": "kde", "prior.reversal_steps": 8}, 25.0, None),
+    ("stopped", {"measurement.p": 0.8, "optim.lr_g": 5e-3, "prior.name": "gaussian"}, 90.0, None),
+    ("failed", {"measurement.p": 0.6, "optim.lr_g": 3e-4, "prior.name": "kde", "prior.reversal_steps": 12}, None,
+     "Traceback (most recent call last):\n  File \"x.py\", line 1\nValueError: measurement.p must be in [0, 1]"),
+    ("finished", {"measurement.p": 0.3, "optim.lr_g": 8e-3, "prior.name": "kde", "prior.reversal_steps": 5}, 60.0, None),
+    ("finished", {"measurement.p": 0.7, "optim.lr_g": 1e-4, "prior.name": "gaussian"}, 33.0, None),
+]
+
+
+def make_sweep(root, mode="min", trials=TRIALS, storage_in_json=None):
+    """sweep.json, trials.json and a matching Optuna study in root/optuna.db; returns the storage URL."""
+    root.mkdir(parents=True, exist_ok=True)
+    storage = f"sqlite:///{root}/optuna.db"
+    study = optuna.create_study(storage=storage, study_name="demo", direction="minimize" if mode == "min" else "maximize")
+    records = []
+    for number, (status, params, best, error) in enumerate(trials):
+        distributions = {k: DISTRIBUTIONS[k] for k in params}
+        if best is None:
+            study.add_trial(optuna.trial.create_trial(state=optuna.trial.TrialState.FAIL, params=params,
+                                                      distributions=distributions))
+        else:
+            study.add_trial(optuna.trial.create_trial(value=best, params=params, distributions=distributions))
+        records.append({
+            "name": f"{number:05d}_p={params['measurement.p']}", "number": number, "params": params, "status": status,
+            "metrics": {"step": 300, "fid": None if best is None else best + 1.0, "loss_d": 0.7},
+            "best": None if best is None else {"value": best, "step": 200},
+            "full_evaluation": None if best is None else {"fid": best + 0.5, "kid": 0.01},
+            "wall_s": 120.0, "error": error,
+        })
+    (root / "sweep.json").write_text(json.dumps({
+        "name": "demo_sweep", "metric": "fid", "mode": mode, "space": SPACE, "study_name": "demo",
+        "storage": storage_in_json or storage, "search": "optuna_tpe",
+    }))
+    (root / "trials.json").write_text(json.dumps({"trials": records}))
+    return storage
+
+
+def table_names(summary: str) -> list[str]:
+    """The first column of the trial table in summary.md."""
+    section = summary.split("## Trials (best first)")[1].split("\n## ")[0]
+    rows = [line for line in section.splitlines() if line.startswith("| ")][1:]  # drop the header
+    return [row.split("|")[1].strip() for row in rows]
+
+
+@pytest.fixture(scope="module")
+def min_report(tmp_path_factory):
+    root = tmp_path_factory.mktemp("sweep_min")
+    make_sweep(root)
+    return root, write_report(root)
+
+
+def test_best_trial_and_sorted_table(min_report):
+    root, summary_path = min_report
+    assert summary_path == root / "report" / "summary.md"
+    summary = summary_path.read_text()
+    assert "demo_sweep" in summary and "`fid`" in summary and "`min`" in summary
+    best = summary.split("## Best trial")[1].split("\n## ")[0]
+    assert "00001_p=0.5" in best and "25" in best and "prior.reversal_steps" in best
+    # Best first by best fid; the failed trial (no value) last.
+    assert table_names(summary) == ["00001_p=0.5", "00005_p=0.7", "00000_p=0.2", "00004_p=0.3", "00002_p=0.8",
+                                    "00003_p=0.6"]
+
+
+def test_failed_trial_shows_status_and_error(min_report):
+    summary = min_report[1].read_text()
+    failed_row = next(line for line in summary.splitlines() if line.startswith("| 00003_p=0.6"))
+    assert "| failed |" in failed_row
+    assert "ValueError: measurement.p must be in [0, 1]" in failed_row
+    assert "Traceback" not in failed_row  # shortened to the exception's line
+    assert "| stopped |" in next(line for line in summary.splitlines() if line.startswith("| 00002_p=0.8"))
+
+
+def test_trials_csv_one_row_per_trial(min_report):
+    with (min_report[0] / "report" / "trials.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == len(TRIALS)
+    assert set(SPACE) <= set(rows[0])
+    assert {"name", "status", "fid_last", "fid_best", "best_step", "full_fid", "wall_min", "error"} <= set(rows[0])
+    by_name = {row["name"]: row for row in rows}
+    assert by_name["00000_p=0.2"]["prior.reversal_steps"] == ""  # inactive conditional param
+    assert by_name["00001_p=0.5"]["prior.reversal_steps"] == "8"
+    assert float(by_name["00001_p=0.5"]["wall_min"]) == pytest.approx(2.0)
+
+
+def test_plots_are_pngs(min_report):
+    root, summary_path = min_report
+    summary = summary_path.read_text()
+    for param in SPACE:
+        png = root / "report" / f"metric_vs_{param}.png"
+        assert png.read_bytes()[:8] == PNG_MAGIC, param
+        assert f"(metric_vs_{param}.png)" in summary
+    assert (root / "report" / "importances.png").read_bytes()[:8] == PNG_MAGIC
+    assert "(importances.png)" in summary
+    importances = summary.split("## Parameter importances")[1].split("\n## ")[0]
+    assert "measurement.p" in importances and "PED-ANOVA" in importances
+
+
+def test_mode_max_picks_the_maximum(tmp_path):
+    make_sweep(tmp_path, mode="max")
+    summary = write_report(tmp_path).read_text()
+    best = summary.split("## Best trial")[1].split("\n## ")[0]
+    assert "00002_p=0.8" in best
+    assert table_names(summary)[:2] == ["00002_p=0.8", "00004_p=0.3"]
+    assert table_names(summary)[-1] == "00003_p=0.6"
+
+
+def test_no_importances_says_why(tmp_path):
+    make_sweep(tmp_path, trials=TRIALS[2:4])  # one stopped (complete) trial and one failed
+    summary = write_report(tmp_path).read_text()
+    assert "at least 2 complete trials" in summary
+    assert not (tmp_path / "report" / "importances.png").exists()
+    assert "00000_p=0.8" in summary.split("## Best trial")[1].split("\n## ")[0]
+    for param in SPACE:  # still one plot per swept param, even one no trial has
+        assert (tmp_path / "report" / f"metric_vs_{param}.png").read_bytes()[:8] == PNG_MAGIC
+
+
+def test_storage_argument_overrides_masked_url(tmp_path):
+    storage = make_sweep(tmp_path, storage_in_json="postgresql://user:***@db.example/optuna")
+    summary = write_report(tmp_path, storage=storage).read_text()
+    assert "Source: the Optuna study `demo`" in summary
+    assert (tmp_path / "report" / "importances.png").exists()
+    # Without it the report still ranks parameters, from trials.json, and says why.
+    summary = write_report(tmp_path).read_text()
+    assert "password masked" in summary and "Source: trials.json" in summary
+
+
+def test_not_a_sweep_directory(tmp_path):
+    with pytest.raises(ReportError, match="not a sweep directory.*sweep.json"):
+        write_report(tmp_path)
+    with pytest.raises(ValueError, match="does not exist"):
+        write_report(tmp_path / "missing")
+    assert not (tmp_path / "report").exists()  # nothing written for a directory that is not a sweep
+
+
+def test_storage_password_stays_out_of_the_report(tmp_path):
+    make_sweep(tmp_path)
+    # Unreachable (or its driver absent): the report falls back to trials.json and names no password.
+    summary = write_report(tmp_path, storage="postgresql://user:s3cret@127.0.0.1:1/optuna").read_text()
+    assert "s3cret" not in summary and "user:***@127.0.0.1" in summary
+    assert "Source: trials.json" in summary

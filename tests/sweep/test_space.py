@@ -1,0 +1,469 @@
+"""The search-space file of a sweep, checked before Ray starts: what loads, how it samples (define-by-run
+and grid), the errors that name the place in the file, and the resources and trial names it plans."""
+
+import textwrap
+from pathlib import Path
+
+import optuna
+import pytest
+from gansweep.config import Config, ConfigError, parse_override
+from gansweep.sweep.runner import SweepError, plan_resources, trial_name
+from gansweep.sweep.space import SpaceError, load_space
+
+SPACES = Path(__file__).resolve().parents[1] / "search_spaces"
+NOT_TUNE_SPACES = {"paper_table.yaml"}  # the grid-study format of benchmarks/paper_study.py
+
+
+def _write(tmp_path: Path, text: str, name: str = "space.yaml") -> Path:
+    path = tmp_path / name
+    path.write_text(textwrap.dedent(text))
+    return path
+
+
+def _load(tmp_path: Path, text: str, overrides=(), name: str = "space.yaml"):
+    return load_space(_write(tmp_path, text, name), list(overrides))
+
+
+def _error(tmp_path: Path, text: str, *fragments: str, overrides=()) -> str:
+    """Load TEXT, expect a SpaceError naming the file and every fragment; return the message."""
+    path = _write(tmp_path, text)
+    with pytest.raises(SpaceError) as info:
+        load_space(path, list(overrides))
+    message = str(info.value)
+    assert isinstance(info.value, ConfigError)
+    assert str(path) in message, message
+    for fragment in fragments:
+        assert fragment in message, f"{fragment!r} not in {message!r}"
+    return message
+
+
+# Conditional keys written before their parents, and a three-level chain (mode -> name -> patch).
+CONDITIONAL = textwrap.dedent("""\
+    num_samples: 30
+    fixed:
+      train.steps: 2000
+      eval.every: 250
+    space:
+      measurement.patch: {int: [4, 14], when: {measurement.name: [block_patch]}}
+      measurement.p: {uniform: [0.1, 0.9], when: {measurement.name: [block_pixel]}}
+      train.lr_d: {loguniform: [1.0e-5, 1.0e-2]}
+      train.d_steps: {int: [1, 3]}
+      measurement.name: {choice: [block_pixel, block_patch], when: {mode: [ambient]}}
+      mode: {choice: [ambient, ignore]}
+""")
+
+
+# --- a valid space ----------------------------------------------------------------------------------------
+
+
+def test_parents_come_before_the_keys_they_condition(tmp_path):
+    space = _load(tmp_path, CONDITIONAL)
+    order = [p.key for p in space.params]
+    assert sorted(order) == sorted(["measurement.patch", "measurement.p", "train.lr_d", "train.d_steps",
+                                    "measurement.name", "mode"])
+    assert order.index("mode") < order.index("measurement.name")
+    assert order.index("measurement.name") < order.index("measurement.patch")
+    assert order.index("measurement.name") < order.index("measurement.p")
+    patch = next(p for p in space.params if p.key == "measurement.patch")
+    assert (patch.kind, patch.low, patch.high, patch.when) == ("int", 4, 14, {"measurement.name": ["block_patch"]})
+
+
+def test_defaults(tmp_path):
+    space = _load(tmp_path, CONDITIONAL, name="my_study.yaml")
+    assert space.name == "my_study"  # the file's stem
+    assert (space.metric, space.mode) == ("fid", "min")
+    assert space.num_samples == 30 and space.max_concurrent_trials is None
+    assert space.scheduler.name == "asha"
+    assert space.scheduler.grace_period == 250  # eval.every: the first cheap FID
+    assert space.scheduler.reduction_factor == 2.0
+    assert (space.search.algorithm, space.search.seed, space.search.storage) == ("tpe", 0, None)
+    assert (space.resources.workers, space.resources.gpus_per_worker, space.resources.cpus_per_worker) == (1, 0, None)
+    # grace_period follows eval.every's default when it is not fixed either
+    default_every = _load(tmp_path, "num_samples: 2\nspace: {measurement.p: {uniform: [0.1, 0.9]}}\n")
+    assert default_every.scheduler.grace_period == Config().eval.every
+
+
+def test_classifier_score_defaults_to_max(tmp_path):
+    space = _load(tmp_path, "metric: classifier_score\nnum_samples: 2\nspace: {measurement.p: {uniform: [0.1, 0.9]}}\n")
+    assert (space.metric, space.mode) == ("classifier_score", "max")
+
+
+def test_set_overrides_replace_fixed_keys_and_settings(tmp_path):
+    overrides = [parse_override(text) for text in (
+        "train.steps=3000", "model.g_width=32", "num_samples=7", "resources.workers=2", "scheduler.grace_period=500",
+        "search.algorithm=random",
+    )]
+    space = _load(tmp_path, CONDITIONAL, overrides)
+    assert space.fixed["train.steps"] == 3000 and space.fixed["model.g_width"] == 32
+    assert space.num_samples == 7
+    assert space.scheduler.grace_period == 500 and space.search.algorithm == "random"
+    cfg = space.base_config()
+    assert cfg.train.steps == 3000 and cfg.model.g_width == 32 and cfg.train.workers == 2
+    assert cfg.eval.every == 250  # the file's other fixed keys stay
+
+
+def test_set_of_a_sampled_key_or_an_unknown_key_is_an_error(tmp_path):
+    def set_(*texts):
+        return [parse_override(text) for text in texts]
+
+    _error(tmp_path, CONDITIONAL, "space.train.lr_d", "also set in fixed", overrides=set_("train.lr_d=0.001"))
+    _error(tmp_path, CONDITIONAL, "did you mean 'train.steps'", overrides=set_("trian.steps=5"))
+    _error(tmp_path, CONDITIONAL, "train.workers", "resources.workers", overrides=set_("train.workers=2"))
+    _error(tmp_path, CONDITIONAL, "num_samples", overrides=set_("num_samples=0"))
+
+
+def test_base_config_carries_fixed_keys_and_resources(tmp_path):
+    space = _load(tmp_path, """\
+        num_samples: 2
+        fixed:
+          train: {steps: 3000, batch_size: 32}   # nested keys work as dotted ones
+          measurement.name: block_patch
+          eval.every: 300
+        space:
+          measurement.patch: {int: [4, 14]}
+        resources: {workers: 2, gpus_per_worker: 0.5, cpus_per_worker: 2}
+    """)
+    assert space.fixed == {"train.steps": 3000, "train.batch_size": 32, "measurement.name": "block_patch",
+                           "eval.every": 300}
+    cfg = space.base_config()
+    assert cfg.train.steps == 3000 and cfg.train.batch_size == 32 and cfg.measurement.name == "block_patch"
+    assert cfg.eval.every == 300 and cfg.model.g_width == Config().model.g_width
+    assert cfg.train.workers == 2
+    assert cfg.train.use_gpu is True and cfg.train.gpus_per_worker == 0.5
+    assert cfg.train.cpus_per_worker == 2.0
+
+    cpu = _load(tmp_path, "num_samples: 2\nspace: {measurement.p: {uniform: [0.1, 0.9]}}\n").base_config()
+    assert cpu.train.use_gpu is False and cpu.train.workers == 1 and cpu.train.cpus_per_worker is None
+
+
+def test_trial_config_sets_the_sampled_keys_with_their_types(tmp_path):
+    space = _load(tmp_path, CONDITIONAL)
+    cfg = space.trial_config({"mode": "ambient", "measurement.name": "block_patch", "measurement.patch": 9,
+                              "train.lr_d": 0.001, "train.d_steps": 2})
+    assert cfg.mode == "ambient" and cfg.measurement.name == "block_patch"
+    assert cfg.measurement.patch == 9 and type(cfg.measurement.patch) is int
+    assert cfg.train.lr_d == 0.001 and type(cfg.train.lr_d) is float
+    assert cfg.train.d_steps == 2 and type(cfg.train.d_steps) is int
+    assert cfg.train.steps == 2000 and cfg.eval.every == 250  # fixed keys
+    # an integer for a float key arrives as a float; the base config is not changed by a trial
+    assert type(space.trial_config({"mode": "ignore", "train.lr_d": 1}).train.lr_d) is float
+    assert space.base_config().measurement.name == Config().measurement.name
+    with pytest.raises(ConfigError, match="train.d_steps must be an integer"):
+        space.trial_config({"mode": "ignore", "train.d_steps": "two"})
+
+
+# --- define-by-run with a real Optuna study -----------------------------------------------------------------
+
+
+def test_define_by_run_samples_conditional_keys_only_when_active(tmp_path):
+    space = _load(tmp_path, CONDITIONAL)
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    trials = []
+    for _ in range(30):
+        trial = study.ask()
+        space.define_by_run(trial)
+        trials.append(trial)
+    names = []
+    for trial in trials:
+        params = trial.params
+        assert "mode" in params and "train.lr_d" in params and "train.d_steps" in params
+        assert ("measurement.name" in params) == (params["mode"] == "ambient")
+        name = params.get("measurement.name")
+        names.append(name)
+        assert ("measurement.patch" in params) == (name == "block_patch")
+        assert ("measurement.p" in params) == (name == "block_pixel")
+        if "measurement.patch" in params:
+            assert type(params["measurement.patch"]) is int and 4 <= params["measurement.patch"] <= 14
+        if "measurement.p" in params:
+            assert 0.1 <= params["measurement.p"] <= 0.9
+        assert 1.0e-5 <= params["train.lr_d"] <= 1.0e-2
+        assert type(params["train.d_steps"]) is int and 1 <= params["train.d_steps"] <= 3
+        assert trial.distributions["train.lr_d"].log is True
+        space.trial_config(params)  # every sampled point is a valid config
+    # every branch was taken, so the assertions above mean something
+    assert {None, "block_pixel", "block_patch"} <= set(names)
+    # log-uniform: half the samples lie below the geometric middle 3.2e-4 (uniform would put ~3% there)
+    below = sum(t.params["train.lr_d"] < 3.2e-4 for t in trials)
+    assert 8 <= below <= 22, below
+
+
+# --- grid -----------------------------------------------------------------------------------------------
+
+
+GRID = textwrap.dedent("""\
+    search: {algorithm: grid}
+    fixed: {train.steps: 2000}
+    space:
+      measurement.patch: {choice: [7, 14], when: {measurement.name: [block_patch]}}
+      measurement.name: {choice: [block_pixel, block_patch]}
+      mode: {choice: [ambient, ignore]}
+""")
+
+
+def test_grid_is_conditional_aware(tmp_path):
+    space = _load(tmp_path, GRID)
+    points = space.grid()
+    assert len(points) == 6  # (block_pixel + block_patch x {7, 14}) x {ambient, ignore}
+    assert space.num_samples == 6  # defaults to the grid's size
+    assert len({tuple(sorted(p.items())) for p in points}) == 6
+    for point in points:
+        assert set(point) >= {"measurement.name", "mode"}
+        assert ("measurement.patch" in point) == (point["measurement.name"] == "block_patch")
+        space.trial_config(point)
+    assert sorted((p["measurement.name"], p.get("measurement.patch"), p["mode"]) for p in points) == sorted(
+        [(n, k, m) for n, k in [("block_pixel", None), ("block_patch", 7), ("block_patch", 14)]
+         for m in ("ambient", "ignore")])
+    assert _load(tmp_path, GRID + "num_samples: 6\n").num_samples == 6
+
+
+def test_grid_errors(tmp_path):
+    _error(tmp_path, GRID + "num_samples: 5\n", "num_samples", "the grid has 6 points")
+    _error(tmp_path, GRID + "  measurement.p: {uniform: [0.1, 0.9]}\n", "space.measurement.p", "choice keys only")
+
+
+# --- errors name the place in the file ---------------------------------------------------------------------
+
+
+OK = "num_samples: 4\nfixed: {train.steps: 2000}\n"
+
+
+@pytest.mark.parametrize("text, fragments", [
+    # the file's shape
+    (OK + "schedular: {name: fifo}\nspace: {measurement.p: {uniform: [0.1, 0.9]}}\n", ["schedular", "unknown key"]),
+    ("- a\n- b\n", ["must hold a mapping"]),
+    (OK, ["space:", "at least one key"]),
+    # parameters
+    (OK + "space: {measurment.p: {uniform: [0.1, 0.9]}}\n", ["space.measurment.p", "did you mean 'measurement.p'"]),
+    (OK + "space: {measurement.p: {uniform: [0.9, 0.1]}}\n", ["space.measurement.p.uniform", "empty range"]),
+    (OK + "space: {measurement.p: {uniform: [0.5, 0.5]}}\n", ["space.measurement.p.uniform", "empty range"]),
+    (OK + "space: {measurement.patch: {int: [14, 4]}}\n", ["space.measurement.patch.int", "empty range"]),
+    (OK + "space: {train.lr_d: {loguniform: [0.0, 1.0e-3]}}\n", ["space.train.lr_d.loguniform", "low must be > 0"]),
+    (OK + "space: {train.lr_d: {loguniform: [-1.0, 1.0e-3]}}\n", ["space.train.lr_d.loguniform", "low must be > 0"]),
+    (OK + "space: {measurement.p: {int: [0, 1]}}\n", ["space.measurement.p.int", "not an integer key"]),
+    (OK + "space: {measurement.patch: {uniform: [4, 14]}}\n", ["space.measurement.patch.uniform", "use int"]),
+    (OK + "space: {measurement.patch: {int: [4.5, 14]}}\n", ["space.measurement.patch.int", "bounds must be ints"]),
+    (OK + "space: {mode: {uniform: [0, 1]}}\n", ["space.mode.uniform", "not a number key"]),
+    (OK + "space: {train.d_steps: {choice: [a]}}\n", ["space.train.d_steps.choice", "must be an integer"]),
+    (OK + "space: {train.d_steps: {choice: []}}\n", ["space.train.d_steps.choice", "non-empty"]),
+    (OK + "space: {train.d_steps: {choice: [1, 1]}}\n", ["space.train.d_steps.choice", "twice"]),
+    (OK + "space: {train.d_steps: {choices: [1, 2]}}\n", ["space.train.d_steps", "unknown key 'choices'"]),
+    (OK + "space: {train.d_steps: 2}\n", ["space.train.d_steps", "expected a mapping"]),
+    (OK + "space: {measurement.patch: {int: [4, 14], step: 0.5}}\n", ["space.measurement.patch.step"]),
+    # conditions
+    (OK.replace("{", "{measurement.name: block_patch, ")
+     + "space: {measurement.patch: {int: [4, 14], when: {measurement.name: [block_patch]}}}\n",
+     ["space.measurement.patch.when", "measurement.name", "not a key of space"]),
+    (OK + "space:\n  measurement.p: {uniform: [0.1, 0.9]}\n"
+          "  measurement.patch: {int: [4, 14], when: {measurement.p: [0.5]}}\n",
+     ["space.measurement.patch.when", "must be a choice key"]),
+    (OK + "space:\n  measurement.name: {choice: [block_pixel, block_patch]}\n"
+          "  measurement.patch: {int: [4, 14], when: {measurement.name: [keep_patch]}}\n",
+     ["space.measurement.patch.when", "keep_patch", "not among"]),
+    (OK + "space:\n  mode: {choice: [ambient, ignore], when: {measurement.name: [block_pixel]}}\n"
+          "  measurement.name: {choice: [block_pixel, block_patch], when: {mode: [ambient]}}\n",
+     ["space.", "cycle", "mode", "measurement.name"]),
+    # fixed and sampled, and keys a trial may not sample
+    (OK.replace("{", "{measurement.p: 0.5, ") + "space: {measurement.p: {uniform: [0.1, 0.9]}}\n",
+     ["space.measurement.p", "also set in fixed"]),
+    (OK + "space: {data.name: {choice: [fashion_mnist, mnist]}}\n", ["space.data.name", "cannot be swept"]),
+    ("num_samples: 4\nspace: {train.steps: {int: [100, 1000]}}\n", ["space.train.steps", "cannot be swept"]),
+    (OK + "space: {train.workers: {choice: [1, 2]}}\n", ["space.train.workers", "resources.workers"]),
+    (OK + "space: {eval.every: {choice: [0, 500]}}\n", ["space.eval.every", "cannot be swept"]),
+    (OK.replace("{", "{train.workers: 2, ") + "space: {measurement.p: {uniform: [0.1, 0.9]}}\n",
+     ["fixed", "train.workers", "resources.workers"]),
+    (OK.replace("{", "{train.use_gpu: true, ") + "space: {measurement.p: {uniform: [0.1, 0.9]}}\n",
+     ["fixed", "train.use_gpu", "resources.gpus_per_worker"]),
+    # combinations that make an invalid config
+    (OK.replace("{", "{hidden.inject_at: project, hidden.measurement.name: block_pixel, ")
+     + "space: {mode: {choice: [ambient, ignore]}}\n",
+     ["space:", "mode=ignore", "hidden.inject_at applies only in mode=ambient"]),
+    (OK.replace("{", "{measurement.name: none, ") + "space: {mode: {choice: [clean, ignore]}}\n",
+     ["space:", "mode=ignore", "needs measurement.name"]),
+    (OK + "space: {eval.cheap_samples: {int: [2, 100]}}\n", ["space.eval.cheap_samples", "cannot be swept"]),
+    (OK + "space: {train.d_steps: {int: [0, 3]}}\n", ["space:", "train.d_steps=0"]),
+    (OK + "space: {train.beta1: {uniform: [0.5, 1.0]}}\n",
+     ["space:", "train.beta1"]),
+    (OK.replace("{", "{train.batch_size: 33, ") + "space: {measurement.p: {uniform: [0.1, 0.9]}}\n"
+     "resources: {workers: 2}\n", ["fixed", "divisible"]),
+    # the scheduler and the metric
+    (OK + "scheduler: {name: asha, grace_period: 100}\nspace: {measurement.p: {uniform: [0.1, 0.9]}}\n",
+     ["scheduler.grace_period", "eval.every=500"]),
+    (OK + "scheduler: {name: asha, grace_period: 2000}\nspace: {measurement.p: {uniform: [0.1, 0.9]}}\n",
+     ["scheduler.grace_period", "train.steps=2000"]),
+    ("num_samples: 4\nfixed: {train.steps: 500}\nspace: {measurement.p: {uniform: [0.1, 0.9]}}\n",
+     ["scheduler.grace_period", "train.steps=500"]),  # the default grace period, eval.every, is the end
+    (OK + "scheduler: {name: asha, reduction_factor: 1}\nspace: {measurement.p: {uniform: [0.1, 0.9]}}\n",
+     ["scheduler.reduction_factor"]),
+    (OK + "scheduler: {name: hyperband}\nspace: {measurement.p: {uniform: [0.1, 0.9]}}\n", ["scheduler.name"]),
+    (OK.replace("{", "{eval.every: 0, ") + "space: {measurement.p: {uniform: [0.1, 0.9]}}\n", ["eval.every"]),
+    (OK.replace("{", "{eval.every: 0, ") + "scheduler: {name: fifo}\nspace: {measurement.p: {uniform: [0.1, 0.9]}}\n",
+     ["eval.every"]),
+    (OK + "metric: loss\nspace: {measurement.p: {uniform: [0.1, 0.9]}}\n", ["metric", "'loss'", "fid"]),
+    (OK + "mode: max\nspace: {measurement.p: {uniform: [0.1, 0.9]}}\n", ["mode", "worst"]),
+    (OK + "metric: classifier_score\nmode: min\nspace: {measurement.p: {uniform: [0.1, 0.9]}}\n", ["mode"]),
+    (OK + "search: {algorithm: bayes}\nspace: {measurement.p: {uniform: [0.1, 0.9]}}\n", ["search.algorithm"]),
+    # counts
+    ("fixed: {train.steps: 2000}\nspace: {measurement.p: {uniform: [0.1, 0.9]}}\n", ["num_samples", "required"]),
+    ("num_samples: 0\nspace: {measurement.p: {uniform: [0.1, 0.9]}}\n", ["num_samples", ">= 1"]),
+    ("num_samples: '4'\nspace: {measurement.p: {uniform: [0.1, 0.9]}}\n", ["num_samples"]),
+    (OK + "max_concurrent_trials: 0\nspace: {measurement.p: {uniform: [0.1, 0.9]}}\n", ["max_concurrent_trials"]),
+    # resources
+    (OK + "resources: {workers: 0}\nspace: {measurement.p: {uniform: [0.1, 0.9]}}\n", ["resources.workers"]),
+    (OK + "resources: {workers: 1.5}\nspace: {measurement.p: {uniform: [0.1, 0.9]}}\n", ["resources.workers"]),
+    (OK + "resources: {gpus_per_worker: -1}\nspace: {measurement.p: {uniform: [0.1, 0.9]}}\n",
+     ["resources.gpus_per_worker"]),
+    (OK + "resources: {cpus_per_worker: 0}\nspace: {measurement.p: {uniform: [0.1, 0.9]}}\n",
+     ["resources.cpus_per_worker"]),
+    (OK + "resources: {cluster: {CPU: many}}\nspace: {measurement.p: {uniform: [0.1, 0.9]}}\n",
+     ["resources.cluster"]),
+    (OK + "resources: {cluster: 8}\nspace: {measurement.p: {uniform: [0.1, 0.9]}}\n", ["resources.cluster"]),
+    (OK + "resources: {gpus: 1}\nspace: {measurement.p: {uniform: [0.1, 0.9]}}\n", ["resources.gpus", "unknown key"]),
+    (OK + "resources: 2\nspace: {measurement.p: {uniform: [0.1, 0.9]}}\n", ["resources", "must be a mapping"]),
+])
+def test_errors_name_the_place_in_the_file(tmp_path, text, fragments):
+    _error(tmp_path, text, *fragments)
+
+
+def test_a_valid_combination_of_choices_loads(tmp_path):
+    # ambient and clean are both valid with the default Block-Pixel measurement
+    space = _load(tmp_path, OK + "space: {mode: {choice: [ambient, clean]}}\n")
+    assert [p.choices for p in space.params] == [["ambient", "clean"]]
+    # and the hidden measurement is fine while every trial stays ambient
+    _load(tmp_path, OK.replace("{", "{hidden.inject_at: project, hidden.measurement.name: block_pixel, ")
+          + "space: {hidden.measurement.p: {uniform: [0.1, 0.9]}}\n")
+
+
+@pytest.mark.parametrize("fixed, space", [
+    ("hidden.inject_at: up1", "hidden.measurement.name: {choice: [block_pixel, block_patch]}"),  # where fixed: how?
+    ("hidden.measurement.name: block_pixel", "hidden.inject_at: {choice: [project, up1, up2]}"),  # how fixed: where?
+    ("measurement.name: none", "mode: {choice: [clean]}"),
+])
+def test_fixed_keys_that_need_a_sampled_one_load(tmp_path, fixed, space):
+    """The defaults and fixed: alone are no trial: only the trials, with their sampled keys, must be valid."""
+    loaded = _load(tmp_path, f"num_samples: 4\nfixed: {{{fixed}}}\nspace: {{{space}}}\n")
+    point = {p.key: p.choices[-1] for p in loaded.params}
+    loaded.trial_config(point)
+
+
+def test_a_missing_file_and_bad_yaml_are_errors(tmp_path):
+    with pytest.raises(SpaceError, match="does not exist"):
+        load_space(tmp_path / "absent.yaml")
+    _error(tmp_path, "space: {measurement.p: [\n", "not valid YAML")
+
+
+# --- plan_resources -------------------------------------------------------------------------------------
+
+
+def _space(tmp_path, num_samples=4, max_concurrent=None, batch_size=64, **resources):
+    text = (f"num_samples: {num_samples}\nfixed: {{train.steps: 2000, train.batch_size: {batch_size}}}\n"
+            "space: {measurement.p: {uniform: [0.1, 0.9]}}\n")
+    if max_concurrent is not None:
+        text += f"max_concurrent_trials: {max_concurrent}\n"
+    if resources:
+        text += "resources: {" + ", ".join(f"{k}: {v}" for k, v in resources.items()) + "}\n"
+    return _load(tmp_path, text)
+
+
+def test_plan_resources_on_cpus(tmp_path):
+    # 2 CPUs, 4 trials, 1 worker each: 1 CPU per worker, 2 trials at a time
+    assert plan_resources(_space(tmp_path), {"CPU": 2}) == (1.0, 2)
+    # one trial at a time gets both CPUs
+    assert plan_resources(_space(tmp_path, max_concurrent=1), {"CPU": 2}) == (2.0, 1)
+    # more concurrency than trials is capped by num_samples
+    assert plan_resources(_space(tmp_path, num_samples=3, max_concurrent=8), {"CPU": 16}) == (16 / 3, 3)
+    # 2 workers per trial on 2 CPUs: 1 CPU each, one trial at a time
+    assert plan_resources(_space(tmp_path, workers=2), {"CPU": 2}) == (1.0, 1)
+    # an explicit cpus_per_worker packs as many trials as fit
+    assert plan_resources(_space(tmp_path, num_samples=8, cpus_per_worker=2), {"CPU": 7}) == (2.0, 3)
+    assert plan_resources(_space(tmp_path, num_samples=20, cpus_per_worker=0.1), {"CPU": 1}) == (0.1, 10)
+
+
+@pytest.mark.parametrize("resources, cluster, fragment", [
+    ({"cpus_per_worker": 3}, {"CPU": 2}, "resources."),
+    ({"workers": 2, "cpus_per_worker": 1.5}, {"CPU": 2}, "resources."),
+    ({}, {"GPU": 4}, "resources."),  # no CPUs at all (or a misspelt 'cpu' in resources.cluster)
+    ({"gpus_per_worker": 1}, {"CPU": 8, "GPU": 0}, "resources.cluster"),
+    ({"gpus_per_worker": 1}, {"CPU": 8}, "resources.cluster"),
+    ({"workers": 2, "gpus_per_worker": 1}, {"CPU": 8, "GPU": 1}, "resources.cluster"),
+    ({"gpus_per_worker": 1}, {"CPU": 0, "GPU": 4}, "resources."),
+])
+def test_plan_resources_refuses_what_cannot_fit(tmp_path, resources, cluster, fragment):
+    with pytest.raises(SweepError, match=fragment.replace(".", r"\.")):
+        plan_resources(_space(tmp_path, **resources), cluster)
+
+
+def test_plan_resources_on_gpus(tmp_path):
+    # 4 GPUs at half a GPU per worker: 8 slots, 1 CPU per worker (the default on GPUs)
+    assert plan_resources(_space(tmp_path, num_samples=12, gpus_per_worker=0.5), {"CPU": 8, "GPU": 4}) == (1.0, 8)
+    # capped by num_samples, by max_concurrent_trials and by the CPUs
+    assert plan_resources(_space(tmp_path, num_samples=3, gpus_per_worker=0.5), {"CPU": 8, "GPU": 4}) == (1.0, 3)
+    assert plan_resources(_space(tmp_path, num_samples=12, max_concurrent=5, gpus_per_worker=0.5),
+                          {"CPU": 8, "GPU": 4}) == (1.0, 5)
+    assert plan_resources(_space(tmp_path, num_samples=12, gpus_per_worker=0.5), {"CPU": 4, "GPU": 4}) == (1.0, 4)
+    assert plan_resources(_space(tmp_path, num_samples=12, gpus_per_worker=0.5, cpus_per_worker=2),
+                          {"CPU": 8, "GPU": 4}) == (2.0, 4)
+    # 2 workers x 1 GPU: 2 trials on 4 GPUs
+    assert plan_resources(_space(tmp_path, num_samples=12, workers=2, gpus_per_worker=1),
+                          {"CPU": 8, "GPU": 4}) == (1.0, 2)
+    # a tenth of a GPU each: ten trials on one GPU (not nine, as 1 // 0.1 would say)
+    assert plan_resources(_space(tmp_path, num_samples=20, gpus_per_worker=0.1), {"CPU": 16, "GPU": 1}) == (1.0, 10)
+
+
+# --- trial names ------------------------------------------------------------------------------------------
+
+
+def test_trial_name_is_readable_and_deterministic():
+    point = {"measurement.name": "block_patch", "measurement.patch": 7, "train.lr_d": 0.000123456,
+             "hidden.measurement.p": 0.123456, "mode": "ambient"}
+    name = trial_name(3, point)
+    assert name == "0003_name=block_patch_patch=7_lr_d=0.000123_hidden_p=0.123_mode=ambient"
+    assert trial_name(3, dict(point)) == name
+    assert trial_name(12, point).startswith("0012_") and trial_name(12, point) != name
+    assert trial_name(5, {"train.lr_g": 1234.5678}) == "0005_lr_g=1.23e+03"
+
+
+def test_trial_name_is_at_most_100_characters():
+    point = {f"model.key{i}": f"value_number_{i}" for i in range(20)}
+    point["model.last"] = "x" * 300
+    name = trial_name(42, point)
+    assert len(name) <= 100 and name.startswith("0042_key0=value_number_0") and not name.endswith("_")
+    assert trial_name(42, point) == name
+    long = trial_name(7, {"mode": "x" * 300})
+    assert long.startswith("0007_mode=x") and len(long) == 100
+
+
+# --- the project's own spaces -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("path", sorted(p for p in SPACES.glob("*.yaml") if p.name not in NOT_TUNE_SPACES),
+                         ids=lambda p: p.name)
+def test_shipped_spaces_load_and_sample_valid_configs(path):
+    space = load_space(path)
+    assert space.num_samples >= 1 and space.params
+    if space.search.algorithm == "grid":
+        points = space.grid()
+    else:
+        study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+        points = []
+        for _ in range(10):
+            trial = study.ask()
+            space.define_by_run(trial)
+            points.append(trial.params)
+    for point in points:
+        space.trial_config(point)
+    assert plan_resources(space, {"CPU": 64, "GPU": 8})[1] >= 1
+
+
+def test_condition_values_take_the_parent_key_type(tmp_path):
+    """`when: {hidden.inject_at: [1]}` names the block index "1" that the choice holds as a string."""
+    space = _load(tmp_path, """
+num_samples: 2
+fixed: {train.steps: 2000}
+space:
+  hidden.inject_at: {choice: [1, -1]}
+  hidden.measurement.name: {choice: [block_pixel]}
+  hidden.measurement.p: {uniform: [0.1, 0.5], when: {hidden.inject_at: [1]}}
+""")
+    (conditional,) = [p for p in space.params if p.when]
+    assert conditional.when == {"hidden.inject_at": ["1"]}
+    assert conditional.active({"hidden.inject_at": "1"}) and not conditional.active({"hidden.inject_at": "-1"})
