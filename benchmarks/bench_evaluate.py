@@ -15,12 +15,11 @@ import json
 import time
 
 import torch
-
+from gansweep.data.sources import load_source
 from gansweep.evaluation.classifier import load_or_train_classifier
-from gansweep.tools.evaluate import sample
 from gansweep.evaluation.metrics import evaluate_samples
 from gansweep.nets.models import Generator
-from gansweep.data.sources import load_source
+from gansweep.run.evaluate import sample
 
 
 def main() -> None:

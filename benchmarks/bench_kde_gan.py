@@ -15,8 +15,8 @@ import time
 import numpy as np
 import torch
 from gansweep.config import load_config
-from gansweep.gan.ambient import AmbientGAN
 from gansweep.data.sources import load_source
+from gansweep.gan.ambient import AmbientGAN
 
 
 def main() -> None:

@@ -12,12 +12,12 @@ from __future__ import annotations
 import argparse
 
 import torch
+from gansweep.data.sources import load_source
 from gansweep.data.training_set import to_unit
-from gansweep.tools.evaluate import load_generator, resolve_checkpoint
 from gansweep.evaluation.monitor import FidMonitor, prepare_monitor
 from gansweep.gan.priors import KDEPrior
 from gansweep.gan.reversal import reverse
-from gansweep.data.sources import load_source
+from gansweep.run.run_dir import load_generator, resolve_checkpoint
 
 POOLS = (64, 256, 1024)  # one batch, 4 and 16 batches of codes
 BANDWIDTHS = (0.1, 0.5)

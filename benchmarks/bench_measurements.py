@@ -17,7 +17,6 @@ from functools import partial
 from typing import Callable
 
 import torch
-
 from gansweep.nets.measurements import BlockPatch, build_measurement
 
 IMAGE = (1, 28, 28)

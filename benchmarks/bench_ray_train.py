@@ -14,7 +14,6 @@ import tempfile
 import time
 
 import torch
-
 from bench_train_step import images_per_s, plain_loop
 from gansweep.config import load_config
 from gansweep.run.trainer import check_config, run_training

@@ -14,7 +14,6 @@ import time
 
 import torch
 import torch.nn.functional as F
-
 from gansweep.config import Config
 from gansweep.gan.ambient import AmbientGAN
 from gansweep.nets.models import Discriminator, Generator

@@ -179,11 +179,11 @@ def sample_grids(study: dict, output: Path, figures_dir: Path, point: str) -> li
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     import torch
-    from torchvision.utils import make_grid
-
     from gansweep.config import from_dict
     from gansweep.data.training_set import load_training_set
-    from gansweep.tools.evaluate import load_generator, resolve_checkpoint, sample
+    from gansweep.run.evaluate import sample
+    from gansweep.run.run_dir import load_generator, resolve_checkpoint
+    from torchvision.utils import make_grid
 
     def grid(images) -> np.ndarray:
         images = torch.as_tensor(np.asarray(images[:36], dtype=np.float32)).clamp(0, 1)

@@ -28,10 +28,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import torch
-from gansweep.gan.acl import build_gan
 from gansweep.config import load_config
 from gansweep.data.training_set import load_training_set
 from gansweep.evaluation.monitor import FidMonitor, monitor_provenance, prepare_monitor
+from gansweep.gan.acl import build_gan
 
 COMMON = ["mode=clean", "measurement.name=none"]
 ARMS = {

@@ -1,10 +1,83 @@
-"""Shared test helpers: the Debian Fashion-MNIST that many tests read."""
+"""Shared test helpers: the Debian Fashion-MNIST that many tests read, a small random generator, a run directory
+written as the trainer leaves it, and the CLI run in a subprocess."""
 
+import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
+import torch
+from gansweep.config import load_config
+from gansweep.gan.ambient import AmbientGAN
+from gansweep.nets.models import Generator
+from gansweep.run.run_dir import STATE_FILE, STEP_FILE, save_checkpoint
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 FASHION = Path("/usr/share/datasets/fashion-mnist")
 needs_fashion = pytest.mark.skipif(
     not FASHION.is_dir(), reason=f"{FASHION} absent: needs apt-get install -y dataset-fashion-mnist"
 )
+
+Z_DIM = 64
+NO_EVAL = ("eval.every=0", "eval.n_samples=0")
+
+
+def _generator(seed: int = 0) -> Generator:
+    """Random weights (the paper's section 2.2): PyTorch's default initialisation (DCGAN's N(0, 0.02) leaves
+    a constant image), BatchNorm's running statistics those of its own activations, as training leaves them."""
+    torch.manual_seed(seed)
+    generator = Generator((1, 28, 28), z_dim=Z_DIM, width=16)
+    for module in generator.modules():
+        if isinstance(module, (torch.nn.Conv2d, torch.nn.ConvTranspose2d, torch.nn.Linear)):
+            module.reset_parameters()
+        if isinstance(module, torch.nn.BatchNorm2d):
+            module.momentum = None  # a cumulative average
+    with torch.no_grad():
+        for _ in range(10):
+            generator(torch.randn(256, Z_DIM))
+    return generator.eval()
+
+
+def _fake_run(run_dir, step: int):
+    """A run directory as the trainer leaves it: run.json and one checkpoint."""
+    cfg = load_config(None, ["data.limit=500", "model.g_width=8", "model.d_width=8"])
+    gan = AmbientGAN(cfg, (1, 28, 28))
+    checkpoint = run_dir / "checkpoints" / "checkpoint_000"
+    checkpoint.mkdir(parents=True)
+    save_checkpoint(gan, step, [gan.rng_state()], str(checkpoint))
+    (run_dir / "run.json").write_text(json.dumps({"config": cfg.to_dict(), "clean_shape": [1, 28, 28]}))
+    return gan
+
+
+def _train(output: Path, *overrides: str, cache: Path, evaluate: bool = False) -> subprocess.CompletedProcess:
+    args = [sys.executable, "-m", "gansweep.cli", "train", "--output", str(output)]
+    for item in (() if evaluate else NO_EVAL) + overrides:
+        args += ["--set", item]
+    env = {**os.environ, "GANSWEEP_CACHE": str(cache)}
+    result = subprocess.run(args, capture_output=True, text=True, timeout=600, env=env)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
+    return result
+
+
+def _events(run: Path) -> EventAccumulator:
+    accumulator = EventAccumulator(str(run / "tensorboard"), size_guidance={"images": 0, "scalars": 0})
+    accumulator.Reload()
+    return accumulator
+
+
+def _cli(*args, cwd):
+    return subprocess.run(
+        [sys.executable, "-m", "gansweep.cli", *args], capture_output=True, text=True, cwd=cwd, timeout=120
+    )
+
+
+def _run_of(generator, run_dir, step: int = 7, overrides: tuple[str, ...] = ()):
+    """A run directory holding GENERATOR's weights, as load_generator reads it (config OVERRIDES: KEY=VALUE)."""
+    cfg = load_config(None, [f"model.z_dim={Z_DIM}", "model.g_width=16", *overrides])
+    checkpoint = run_dir / "checkpoints" / "checkpoint_000"
+    checkpoint.mkdir(parents=True)
+    torch.save({"G": generator.state_dict(), "step": step}, checkpoint / STATE_FILE)
+    (checkpoint / STEP_FILE).write_text(json.dumps({"step": step}))
+    (run_dir / "run.json").write_text(json.dumps({"config": cfg.to_dict(), "clean_shape": [1, 28, 28]}))

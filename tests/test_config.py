@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import _cli
 from gansweep.config import Config, ConfigError, all_keys, load_config
 
 
@@ -73,12 +74,6 @@ def test_missing_and_malformed_files(tmp_path):
     listy.write_text("- 1\n- 2\n")
     with pytest.raises(ConfigError, match="mapping"):
         load_config(listy)
-
-
-def _cli(*args, cwd):
-    return subprocess.run(
-        [sys.executable, "-m", "gansweep.cli", *args], capture_output=True, text=True, cwd=cwd, timeout=120
-    )
 
 
 @pytest.mark.parametrize(

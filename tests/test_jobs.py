@@ -8,10 +8,9 @@ import sys
 import time
 from pathlib import Path
 
-from conftest import needs_fashion
-
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "benchmarks"))
+from conftest import needs_fashion
 from local_head import RAY_ENV, start_head, stop_head
 
 pytestmark = needs_fashion

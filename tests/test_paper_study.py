@@ -5,7 +5,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from gansweep.config import load_config
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -7,8 +7,8 @@ import json
 import sys
 
 from gansweep.config import ConfigError, load_config
-from gansweep.sweep.report import ReportError
 from gansweep.data.sources import DataSourceError
+from gansweep.sweep.report import ReportError
 
 EXIT_BAD_INPUT = 2
 
@@ -34,7 +34,7 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    from gansweep.tools.evaluate import evaluate_run
+    from gansweep.run.evaluate import evaluate_run
 
     figures = evaluate_run(args.run, n_samples=args.n_samples, seed=args.seed, inception_weights=args.inception_weights)
     width = max(len(key) for key in figures)
@@ -56,7 +56,7 @@ def _invert(args: argparse.Namespace) -> int:
 
 
 def _holdout(args: argparse.Namespace) -> int:
-    from gansweep.tools.evaluate import resolve_checkpoint
+    from gansweep.run.run_dir import resolve_checkpoint
     from gansweep.tools.holdout import BANDWIDTHS, holdout_likelihood
 
     output = args.output or resolve_checkpoint(args.run)[0] / "holdout"  # beside the checkpoints, not in one

@@ -5,10 +5,17 @@ import pytest
 import torch
 from conftest import needs_fashion
 from gansweep.config import ConfigError, load_config
-from gansweep.data.training_set import load_training_set
-from gansweep.nets.measurements import BlockPatch, BlockPixel, ConvolveNoise, ExtractPatch, KeepPatch, MeasurementError
 from gansweep.data.restoration import restore
 from gansweep.data.sources import load_source
+from gansweep.data.training_set import load_training_set
+from gansweep.nets.measurements import (
+    BlockPatch,
+    BlockPixel,
+    ConvolveNoise,
+    ExtractPatch,
+    KeepPatch,
+    MeasurementError,
+)
 from gansweep.run.trainer import check_config
 
 pytestmark = needs_fashion

@@ -9,13 +9,15 @@ import sys
 import numpy as np
 import pytest
 import torch
-from conftest import needs_fashion
-from torchvision.models import inception_v3
-
-from gansweep import evaluate
+from conftest import _fake_run, needs_fashion
 from gansweep.config import ConfigError
-from gansweep.evaluation.inception import inception_features, inception_fid, load_inception
-from test_evaluate import _fake_run
+from gansweep.evaluation.inception import (
+    inception_features,
+    inception_fid,
+    load_inception,
+)
+from gansweep.run import evaluate
+from torchvision.models import inception_v3
 
 
 @pytest.fixture(scope="module")

@@ -6,6 +6,7 @@ import pytest
 import scipy.linalg
 import torch
 from conftest import needs_fashion
+from gansweep.data.sources import load_source
 from gansweep.evaluation.classifier import load_or_train_classifier
 from gansweep.evaluation.metrics import (
     PROTOCOL_FIELDS,
@@ -16,7 +17,6 @@ from gansweep.evaluation.metrics import (
     kernel_inception_distance,
     nearest_neighbour_distance,
 )
-from gansweep.data.sources import load_source
 from torch import nn
 
 

@@ -5,7 +5,8 @@ import json
 
 import pytest
 import torch
-from conftest import needs_fashion
+from conftest import _events, _train, needs_fashion
+from gansweep.config import ConfigError, load_config
 from gansweep.gan.acl import (
     ACLGAN,
     CodeGenerator,
@@ -14,11 +15,9 @@ from gansweep.gan.acl import (
     code_gan_step,
     two_layer_mlp,
 )
-from gansweep.run.run_dir import save_checkpoint
-from gansweep.config import ConfigError, load_config
-from gansweep.tools.evaluate import load_generator, resolve_checkpoint, sample
 from gansweep.gan.ambient import AmbientGAN
-from test_trainer import _events, _train
+from gansweep.run.evaluate import sample
+from gansweep.run.run_dir import load_generator, resolve_checkpoint, save_checkpoint
 
 SMALL = ["mode=clean", "measurement.name=none", "model.g_width=8", "model.d_width=8", "acl.code_width=32"]
 GP = ["train.loss=wgan_gp", "model.d_norm=layer", "train.d_steps=2"]

@@ -5,11 +5,9 @@ import json
 
 import pytest
 import torch
-from conftest import needs_fashion
-from gansweep.gan.acl import build_gan
+from conftest import _cli, _events, _train, needs_fashion
 from gansweep.config import ConfigError, load_config
-from gansweep.tools.evaluate import load_generator, resolve_checkpoint, sample
-from gansweep.tools.invert import invert
+from gansweep.gan.acl import build_gan
 from gansweep.nets.models import (
     Discriminator,
     Generator,
@@ -17,8 +15,9 @@ from gansweep.nets.models import (
     class_cycle,
     with_labels,
 )
-from test_config import _cli
-from test_trainer import _events, _train
+from gansweep.run.evaluate import sample
+from gansweep.run.run_dir import load_generator, resolve_checkpoint
+from gansweep.tools.invert import invert
 
 CONDITIONAL = ["mode=clean", "measurement.name=none", "model.conditional=true", "model.g_width=8", "model.d_width=8"]
 

@@ -11,19 +11,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import needs_fashion
-from gansweep.run.run_dir import STATE_FILE, latest_checkpoint
+from conftest import Z_DIM, _generator, needs_fashion
 from gansweep.cli import main
 from gansweep.config import ConfigError, load_config
-from gansweep.data.training_set import load_training_set, to_unit
-from gansweep.gan.ambient import AmbientGAN
-from gansweep.nets.measurements import BlockPixel, build_measurement
-from gansweep.nets.models import Generator
-from gansweep.gan.reversal import reverse
 from gansweep.data.sources import DataSourceError
 from gansweep.data.thetas import ThetaStore, save_store
+from gansweep.data.training_set import load_training_set, to_unit
+from gansweep.gan.ambient import AmbientGAN
+from gansweep.gan.reversal import reverse
+from gansweep.nets.measurements import BlockPixel, build_measurement
+from gansweep.nets.models import Generator
+from gansweep.run.run_dir import STATE_FILE, latest_checkpoint
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-from test_reversal import Z_DIM, _generator
 
 KDE = ["prior.name=kde", "model.g_width=16", "model.d_width=8", "reversal.max_steps=10", "reversal.lr=0.03"]
 CASCADE = "measurement.steps=[{name: block_pixel, p: 0.3}, {name: block_patch, patch: 8}]"

@@ -3,12 +3,12 @@ and used by the evaluation."""
 
 import pytest
 import torch
-from gansweep.run.run_dir import save_checkpoint
+from conftest import _generator
 from gansweep.config import ConfigError, load_config
-from gansweep.tools.evaluate import load_generator, sample
 from gansweep.gan.ambient import AmbientGAN
 from gansweep.gan.priors import KDEPrior
-from test_reversal import _generator
+from gansweep.run.evaluate import sample
+from gansweep.run.run_dir import load_generator, save_checkpoint
 
 KDE = ["mode=clean", "measurement.name=none", "prior.name=kde", "prior.bandwidth=0.05", "model.g_width=8",
        "model.d_width=8", "reversal.max_steps=5"]

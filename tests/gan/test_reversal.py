@@ -5,27 +5,10 @@ import math
 import numpy as np
 import pytest
 import torch
-from gansweep.nets.models import Generator
+from conftest import FASHION, Z_DIM, _generator
 from gansweep.gan.priors import KDEPrior
 from gansweep.gan.reversal import mmd2_unbiased, reverse
-
-Z_DIM = 64
-
-
-def _generator(seed: int = 0) -> Generator:
-    """Random weights (the paper's section 2.2): PyTorch's default initialisation (DCGAN's N(0, 0.02) leaves
-    a constant image), BatchNorm's running statistics those of its own activations, as training leaves them."""
-    torch.manual_seed(seed)
-    generator = Generator((1, 28, 28), z_dim=Z_DIM, width=16)
-    for module in generator.modules():
-        if isinstance(module, (torch.nn.Conv2d, torch.nn.ConvTranspose2d, torch.nn.Linear)):
-            module.reset_parameters()
-        if isinstance(module, torch.nn.BatchNorm2d):
-            module.momentum = None  # a cumulative average
-    with torch.no_grad():
-        for _ in range(10):
-            generator(torch.randn(256, Z_DIM))
-    return generator.eval()
+from gansweep.nets.models import Generator
 
 
 def _mmd2_numpy(x: np.ndarray, y: np.ndarray, h: float) -> float:
@@ -65,7 +48,6 @@ def test_mmd2_needs_two_samples_of_one_size():
 
 
 def test_reversal_lowers_the_reconstruction_error_of_real_images_step_by_step():
-    from conftest import FASHION
 
     if not FASHION.is_dir():
         pytest.skip("needs Fashion-MNIST")

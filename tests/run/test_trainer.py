@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import needs_fashion
+from conftest import NO_EVAL, _events, _train, needs_fashion
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 pytestmark = needs_fashion
@@ -17,23 +17,6 @@ IMAGES = {"images/measured_real", "images/measured_fake", "images/hidden_measure
 
 
 # Runs that test other things skip the evaluation (it needs the domain classifier in their fresh cache).
-NO_EVAL = ("eval.every=0", "eval.n_samples=0")
-
-
-def _train(output: Path, *overrides: str, cache: Path, evaluate: bool = False) -> subprocess.CompletedProcess:
-    args = [sys.executable, "-m", "gansweep.cli", "train", "--output", str(output)]
-    for item in (() if evaluate else NO_EVAL) + overrides:
-        args += ["--set", item]
-    env = {**os.environ, "GANSWEEP_CACHE": str(cache)}
-    result = subprocess.run(args, capture_output=True, text=True, timeout=600, env=env)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
-    return result
-
-
-def _events(run: Path) -> EventAccumulator:
-    accumulator = EventAccumulator(str(run / "tensorboard"), size_guidance={"images": 0, "scalars": 0})
-    accumulator.Reload()
-    return accumulator
 
 
 def test_two_worker_hidden_ambient_run(tmp_path):

@@ -5,10 +5,9 @@ import math
 
 import pytest
 import torch
+from conftest import Z_DIM, _generator, _run_of
 from gansweep.cli import main
 from PIL import Image
-from test_invert import _run_of
-from test_reversal import Z_DIM, _generator
 
 
 def _holdout_run(tmp_path, test_images: int = 6):

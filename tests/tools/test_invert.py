@@ -6,20 +6,10 @@ import sys
 
 import numpy as np
 import torch
-from gansweep.run.run_dir import STATE_FILE, STEP_FILE
+from conftest import Z_DIM, _generator, _run_of
 from gansweep.config import load_config
+from gansweep.run.run_dir import STATE_FILE, STEP_FILE
 from gansweep.tools.invert import invert
-from test_reversal import Z_DIM, _generator
-
-
-def _run_of(generator, run_dir, step: int = 7, overrides: tuple[str, ...] = ()):
-    """A run directory holding GENERATOR's weights, as load_generator reads it (config OVERRIDES: KEY=VALUE)."""
-    cfg = load_config(None, [f"model.z_dim={Z_DIM}", "model.g_width=16", *overrides])
-    checkpoint = run_dir / "checkpoints" / "checkpoint_000"
-    checkpoint.mkdir(parents=True)
-    torch.save({"G": generator.state_dict(), "step": step}, checkpoint / STATE_FILE)
-    (checkpoint / STEP_FILE).write_text(json.dumps({"step": step}))
-    (run_dir / "run.json").write_text(json.dumps({"config": cfg.to_dict(), "clean_shape": [1, 28, 28]}))
 
 
 def test_invert_writes_codes_reconstructions_and_a_traversal(tmp_path):

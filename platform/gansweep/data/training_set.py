@@ -25,10 +25,10 @@ import torch
 from tqdm import tqdm
 
 from gansweep.config import Config, DataConfig
-from gansweep.nets.measurements import build_measurement
 from gansweep.data.restoration import restore
 from gansweep.data.sources import DataSourceError, cache_dir, load_source, resolved_root
 from gansweep.data.thetas import concat_thetas, save_store
+from gansweep.nets.measurements import build_measurement
 
 CACHE_VERSION = 1  # bump when the way the lossy set is made changes
 MEASURE_BATCH = 1024

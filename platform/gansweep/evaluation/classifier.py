@@ -26,7 +26,8 @@ from torch import nn
 from torch.nn import functional as F
 from tqdm.auto import tqdm
 
-from gansweep.data.sources import DataSourceError, cache_dir as default_cache_dir, load_source, resolved_root
+from gansweep.data.sources import DataSourceError, load_source, resolved_root
+from gansweep.data.sources import cache_dir as default_cache_dir
 
 ARCHITECTURE = "domain-cnn"
 ARCHITECTURE_VERSION = 1  # bump when DomainClassifier or the training recipe changes

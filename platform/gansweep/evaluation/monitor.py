@@ -12,16 +12,16 @@ from __future__ import annotations
 
 import torch
 
-from gansweep.evaluation.classifier import DomainClassifier, load_or_train_classifier
 from gansweep.config import Config
 from gansweep.data.training_set import cache_root
-from gansweep.tools.evaluate import reference_images
+from gansweep.evaluation.classifier import DomainClassifier, load_or_train_classifier
 from gansweep.evaluation.metrics import (
     classifier_outputs,
     classifier_score,
     feature_statistics,
     frechet_distance_from_statistics,
 )
+from gansweep.evaluation.reference import reference_images
 from gansweep.nets.models import class_cycle
 
 SAMPLE_BATCH = 500

@@ -16,13 +16,13 @@ import torch
 from torch import nn
 
 from gansweep.config import Config
+from gansweep.data.thetas import ThetaStore, concat_thetas
 from gansweep.data.training_set import to_unit
+from gansweep.gan.priors import KDEPrior
+from gansweep.gan.reversal import reverse
 from gansweep.nets.losses import PROBABILISTIC, d_loss, g_loss, gradient_penalty
 from gansweep.nets.measurements import build_measurement
 from gansweep.nets.models import Discriminator, Generator
-from gansweep.gan.priors import KDEPrior
-from gansweep.gan.reversal import reverse
-from gansweep.data.thetas import ThetaStore, concat_thetas
 
 
 def unwrap(module: nn.Module) -> nn.Module:

@@ -15,14 +15,14 @@ import ray.train.torch
 import torch
 import torch.distributed as dist
 
-from gansweep.gan.acl import build_gan
-from gansweep.run.run_dir import DIVERGED_FILE, STATE_FILE, save_checkpoint
 from gansweep.config import from_dict
+from gansweep.data.thetas import ThetaStore
 from gansweep.evaluation.monitor import FidMonitor
+from gansweep.gan.acl import build_gan
 from gansweep.gan.ambient import AmbientGAN
 from gansweep.nets.models import class_cycle
+from gansweep.run.run_dir import DIVERGED_FILE, STATE_FILE, save_checkpoint
 from gansweep.run.summaries import RunSummaries
-from gansweep.data.thetas import ThetaStore
 
 SAMPLE_GRID = 64
 PER_CLASS_COLUMNS = 8

@@ -10,12 +10,12 @@ from dataclasses import asdict
 from pathlib import Path
 
 from gansweep.config import Config, ConfigError
+from gansweep.data.restoration import check_restorable
+from gansweep.data.sources import DataSourceError
 from gansweep.data.training_set import TrainingSet, load_training_set, to_ray_dataset
 from gansweep.evaluation.monitor import monitor_provenance, prepare_monitor
 from gansweep.nets.measurements import MeasurementError, build_measurement
 from gansweep.nets.models import Generator, ModelError
-from gansweep.data.restoration import check_restorable
-from gansweep.data.sources import DataSourceError
 
 
 class TrainingDiverged(RuntimeError):
@@ -141,8 +141,8 @@ def run_training(
     from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
 
-    from gansweep.run.run_dir import DIVERGED_FILE, latest_checkpoint
     from gansweep.run.loop import train_loop_per_worker
+    from gansweep.run.run_dir import DIVERGED_FILE, latest_checkpoint
 
     output = Path(output).expanduser().resolve()
     log_dir = Path(log_dir).expanduser().resolve() if log_dir else output / "tensorboard"
@@ -232,7 +232,7 @@ def run_training(
 def _full_evaluation(cfg: Config, output: Path, log_dir: Path) -> dict:
     """The protocol on eval.n_samples samples of the final generator: evaluation.json, TensorBoard's
     eval_full/*, and the figures for result.json. A finished run rerun keeps its evaluation."""
-    from gansweep.tools.evaluate import evaluate_run
+    from gansweep.run.evaluate import evaluate_run
     from gansweep.run.summaries import RunSummaries
 
     previous = output / "evaluation.json"

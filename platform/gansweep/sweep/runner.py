@@ -24,8 +24,8 @@ from typing import Any
 from ray.tune import Callback
 
 from gansweep.config import ConfigError
-from gansweep.sweep.report import masked_url
 from gansweep.run.summaries import write_hparams_config, write_trial_hparams
+from gansweep.sweep.report import masked_url
 from gansweep.sweep.space import SweepSpace
 
 SWEEP_FILE = "sweep.json"

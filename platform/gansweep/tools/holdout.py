@@ -17,10 +17,11 @@ from torch import nn
 from torch.utils.tensorboard import SummaryWriter
 
 from gansweep.config import ConfigError
-from gansweep.tools.evaluate import load_generator, reference_images, resolve_checkpoint
+from gansweep.data.sources import load_source
+from gansweep.evaluation.reference import reference_images
 from gansweep.gan.priors import KDEPrior
 from gansweep.gan.reversal import Reversed, reverse
-from gansweep.data.sources import load_source
+from gansweep.run.run_dir import load_generator, resolve_checkpoint
 
 # Log-spaced, three per decade from 0.01 to 10 (rounded for the table): from memorising every training
 # code to a kernel wider than the N(0, I) codes themselves.

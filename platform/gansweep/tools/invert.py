@@ -13,10 +13,10 @@ from torch.utils.tensorboard import SummaryWriter
 from torchvision.utils import make_grid, save_image
 
 from gansweep.config import ConfigError
-from gansweep.data.training_set import to_unit
-from gansweep.tools.evaluate import load_generator, resolve_checkpoint
-from gansweep.gan.reversal import reverse
 from gansweep.data.sources import load_source
+from gansweep.data.training_set import to_unit
+from gansweep.gan.reversal import reverse
+from gansweep.run.run_dir import load_generator, resolve_checkpoint
 
 TRAVERSAL_STEPS = 10  # images from the first code to the second, both ends included
 

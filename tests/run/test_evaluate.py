@@ -6,14 +6,13 @@ import sys
 from functools import partial
 
 import torch
-from conftest import needs_fashion
-
-from gansweep import evaluate
-from gansweep.run.run_dir import save_checkpoint
-from gansweep.evaluation.classifier import load_or_train_classifier
+from conftest import _fake_run, needs_fashion
 from gansweep.config import load_config
-from gansweep.gan.ambient import AmbientGAN
+from gansweep.evaluation.classifier import load_or_train_classifier
 from gansweep.evaluation.metrics import PROTOCOL_FIELDS
+from gansweep.gan.ambient import AmbientGAN
+from gansweep.run import evaluate
+from gansweep.run.run_dir import save_checkpoint
 
 
 def _cli(*args):
@@ -25,17 +24,6 @@ def test_missing_run_exits_2(tmp_path):
     assert result.returncode == 2 and "nope does not exist" in result.stderr
     empty = _cli("evaluate", str(tmp_path))
     assert empty.returncode == 2 and "holds no checkpoint" in empty.stderr
-
-
-def _fake_run(run_dir, step: int):
-    """A run directory as the trainer leaves it: run.json and one checkpoint."""
-    cfg = load_config(None, ["data.limit=500", "model.g_width=8", "model.d_width=8"])
-    gan = AmbientGAN(cfg, (1, 28, 28))
-    checkpoint = run_dir / "checkpoints" / "checkpoint_000"
-    checkpoint.mkdir(parents=True)
-    save_checkpoint(gan, step, [gan.rng_state()], str(checkpoint))
-    (run_dir / "run.json").write_text(json.dumps({"config": cfg.to_dict(), "clean_shape": [1, 28, 28]}))
-    return gan
 
 
 @needs_fashion
