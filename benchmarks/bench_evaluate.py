@@ -18,8 +18,9 @@ import torch
 from gansweep.data.sources import load_source
 from gansweep.evaluation.classifier import load_or_train_classifier
 from gansweep.evaluation.metrics import evaluate_samples
+from gansweep.gan.priors import NormalPrior
+from gansweep.gan.sampler import Sampler
 from gansweep.nets.models import Generator
-from gansweep.run.evaluate import sample
 
 
 def main() -> None:
@@ -36,7 +37,7 @@ def main() -> None:
     torch.manual_seed(0)
     generator = Generator((1, 28, 28)).eval()
     start = time.perf_counter()
-    samples = sample(generator, args.n_samples, seed=0)
+    samples = Sampler(generator, NormalPrior(generator.z_dim)).draw(args.n_samples, seed=0)
     sampling_s = time.perf_counter() - start
     start = time.perf_counter()
     figures = evaluate_samples(samples, reference, train, classifier)

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from gansweep.config import load_config
 from gansweep.data.sources import load_source
-from gansweep.gan.ambient import AmbientGAN
+from gansweep.gan.build import build_gan
 
 
 def main() -> None:
@@ -44,7 +44,7 @@ def main() -> None:
             steps, warm, every = arm
             overrides += ["prior.name=kde", f"reversal.max_steps={steps}", f"reversal.warm_start={warm}",
                           f"prior.refresh_every={every}"]
-        gans[name] = AmbientGAN(load_config(None, overrides), (1, 28, 28))
+        gans[name] = build_gan(load_config(None, overrides), (1, 28, 28))
     for i in range(args.pretrain):
         gans["plain"].step([batches[i % len(batches)]])
     for name in arms:
@@ -54,9 +54,9 @@ def main() -> None:
 
     def iteration(name: str, i: int) -> None:
         gan, real = gans[name], batches[i % args.cycle]
-        if gan.prior_due(i + 1):  # the train loop's rule
+        if gan.prior.due(i + 1):  # the train loop's rule
             indices = torch.arange(i % args.cycle * args.batch_size, (i % args.cycle + 1) * args.batch_size)
-            errors[name].append(gan.refresh_prior(real, indices)["reversal_error"])
+            errors[name].append(gan.prior.refresh(real, indices)["reversal_error"])
         gan.step([real])
 
     for name in arms:  # warm-up

@@ -12,12 +12,14 @@ from __future__ import annotations
 import argparse
 
 import torch
+from gansweep.config import ReversalConfig
 from gansweep.data.sources import load_source
-from gansweep.data.training_set import to_unit
 from gansweep.evaluation.monitor import FidMonitor, prepare_monitor
-from gansweep.gan.priors import KDEPrior
+from gansweep.gan.priors import KDEPrior, NormalPrior
 from gansweep.gan.reversal import reverse
-from gansweep.run.run_dir import load_generator, resolve_checkpoint
+from gansweep.gan.sampler import Sampler
+from gansweep.nets.pixels import from_unit
+from gansweep.run.run_dir import load_sampler, resolve_checkpoint
 
 POOLS = (64, 256, 1024)  # one batch, 4 and 16 batches of codes
 BANDWIDTHS = (0.1, 0.5)
@@ -27,29 +29,30 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("run", metavar="RUN_DIR_OR_CHECKPOINT")
     parser.add_argument("--samples", type=int, default=2000)
-    parser.add_argument("--reversal-steps", type=int, default=20, help="the project's reversal.max_steps default")
+    parser.add_argument("--reversal-steps", type=int, default=ReversalConfig.max_steps,
+                        help="the project's reversal.max_steps default")
     args = parser.parse_args()
 
-    generator, cfg, step, _ = load_generator(*resolve_checkpoint(args.run))
-    monitor = FidMonitor(prepare_monitor(cfg), generator.z_dim, args.samples, 0, torch.device("cpu"))
+    sampler, cfg, step = load_sampler(*resolve_checkpoint(args.run))
+    generator = sampler.generator
+    monitor = FidMonitor(prepare_monitor(cfg), args.samples, 0, torch.device("cpu"))
     train = load_source(cfg.data.name, cfg.data.root, split="train", limit=max(POOLS)).images
-    targets = torch.as_tensor(train, dtype=torch.float32) / 255 * 2 - 1
+    targets = from_unit(torch.as_tensor(train, dtype=torch.float32) / 255)
     codes = reverse(generator, targets, lr=cfg.reversal.lr, max_steps=args.reversal_steps,
                     init_std=cfg.reversal.init_std, rng=torch.Generator().manual_seed(0)).codes
 
-    @torch.no_grad()
-    def figures(z: torch.Tensor) -> tuple[float, float]:
-        result = monitor.score(torch.cat([to_unit(generator(batch)) for batch in z.split(500)]))
+    def figures(prior) -> tuple[float, float]:
+        """The figures of the run's G under PRIOR, its samples drawn with seed 1."""
+        result = monitor.score(Sampler(generator, prior).draw(args.samples, seed=1))
         return result["fid"], result["classifier_score"]
 
     print(f"{args.run} (step {step}), {args.samples} samples per prior, codes from {args.reversal_steps} reversal steps")
     print(f"{'prior':>26}  {'FID':>6}  {'score':>5}")
-    fid, score = figures(torch.randn(args.samples, generator.z_dim, generator=torch.Generator().manual_seed(1)))
+    fid, score = figures(NormalPrior(generator.z_dim))
     print(f"{'N(0, I)':>26}  {fid:6.2f}  {score:5.2f}")
     for n in POOLS:
         for h in BANDWIDTHS:
-            z = KDEPrior(codes[:n], h).sample(args.samples, torch.Generator().manual_seed(1))
-            fid, score = figures(z)
+            fid, score = figures(KDEPrior(codes[:n], h))
             print(f"{f'KDE, {n} codes, h={h}':>26}  {fid:6.2f}  {score:5.2f}")
 
 

@@ -95,13 +95,13 @@ def gan_step_call(batch_size: int) -> tuple[Callable[[], object], str]:
     """One training step of the platform's AmbientGAN (one D step, one G step, Block-Pixel) on a
     batch of 1x28x28 images in [0, 1], and the device it runs on."""
     from gansweep.config import Config
-    from gansweep.gan.ambient import AmbientGAN
+    from gansweep.gan.build import build_gan
 
     cfg = Config()
     cfg.measurement.name = "block_pixel"
-    gan = AmbientGAN(cfg, IMAGE)
+    gan = build_gan(cfg, IMAGE)
     real = torch.rand(batch_size, *IMAGE)
-    return partial(gan.step, [real]), str(getattr(gan, "device", "cpu"))
+    return partial(gan.step, [real]), str(gan.sampler.device)
 
 
 def time_gan_step(batch_size: int) -> float:

@@ -11,7 +11,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
 import subprocess
 import sys
@@ -19,6 +18,7 @@ import time
 from pathlib import Path
 
 import yaml
+from gansweep.sweep.sweep_dir import read_trials
 
 FIXED = {
     "data.limit": 6000,
@@ -52,7 +52,7 @@ def sweep(output: Path, name: str, steps: int, num_samples: int, concurrent: int
     wall = time.time() - start
     if code != 0:
         raise SystemExit(f"sweep {name} failed (exit {code}); see {output / (name + '.log')}")
-    return wall, json.loads((target / "trials.json").read_text())["trials"]
+    return wall, read_trials(target)
 
 
 def main() -> None:

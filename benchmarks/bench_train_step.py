@@ -15,14 +15,15 @@ import time
 import torch
 import torch.nn.functional as F
 from gansweep.config import Config
-from gansweep.gan.ambient import AmbientGAN
+from gansweep.gan.build import build_gan
 from gansweep.nets.models import Discriminator, Generator
+from gansweep.nets.pixels import to_unit
 
 SHAPE = (1, 28, 28)
 
 
 def plain_loop(batch_size: int, p: float):
-    """A hand-written AmbientGAN step (Block-Pixel) with no platform code but the model classes."""
+    """A hand-written AmbientGAN step (Block-Pixel) with no platform code but the nets (models, pixel range)."""
     torch.manual_seed(0)
     G, D = Generator(SHAPE), Discriminator(SHAPE)
     opt_g = torch.optim.Adam(G.parameters(), lr=2e-4, betas=(0.5, 0.999))
@@ -33,12 +34,12 @@ def plain_loop(batch_size: int, p: float):
 
     def step(real):
         with torch.no_grad():
-            fake = measure((G(torch.randn(batch_size, G.z_dim)) + 1) / 2)
+            fake = measure(to_unit(G(torch.randn(batch_size, G.z_dim))))
         loss_d = F.softplus(-D(real)).mean() + F.softplus(D(fake)).mean()
         opt_d.zero_grad(set_to_none=True)
         loss_d.backward()
         opt_d.step()
-        fake = measure((G(torch.randn(batch_size, G.z_dim)) + 1) / 2)
+        fake = measure(to_unit(G(torch.randn(batch_size, G.z_dim))))
         loss_g = F.softplus(-D(fake)).mean()
         opt_g.zero_grad(set_to_none=True)
         loss_g.backward()
@@ -50,7 +51,7 @@ def plain_loop(batch_size: int, p: float):
 def platform_loop(p: float):
     cfg = Config()
     cfg.measurement.name, cfg.measurement.p = "block_pixel", p
-    gan = AmbientGAN(cfg, SHAPE)
+    gan = build_gan(cfg, SHAPE)
     return lambda real: gan.step([real])
 
 

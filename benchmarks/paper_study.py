@@ -83,12 +83,10 @@ def plan(study: dict) -> tuple[list[Run], list[Run], dict]:
 
 
 def finished(run_dir: Path) -> dict | None:
-    result = run_dir / "result.json"
-    if result.is_file():
-        summary = json.loads(result.read_text())
-        if "evaluation" in summary:
-            return summary
-    return None
+    from gansweep.run.run_dir import read_result
+
+    summary = read_result(run_dir)
+    return summary if summary is not None and "evaluation" in summary else None
 
 
 def train(run: Run, fixed: dict, output: Path, address: str) -> dict:
@@ -179,10 +177,8 @@ def sample_grids(study: dict, output: Path, figures_dir: Path, point: str) -> li
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     import torch
-    from gansweep.config import from_dict
     from gansweep.data.training_set import load_training_set
-    from gansweep.run.evaluate import sample
-    from gansweep.run.run_dir import load_generator, resolve_checkpoint
+    from gansweep.run.run_dir import load_sampler, read_run_record, resolve_checkpoint
     from torchvision.utils import make_grid
 
     def grid(images) -> np.ndarray:
@@ -201,12 +197,12 @@ def sample_grids(study: dict, output: Path, figures_dir: Path, point: str) -> li
         for arm, data_title in (("ignore", "lossy data"), ("unmeasure", "restored data")):
             if arm not in dirs:
                 continue
-            cfg = from_dict(json.loads((dirs[arm] / "run.json").read_text())["config"])
+            cfg = read_run_record(dirs[arm]).config
             panels.append((data_title, grid(load_training_set(cfg).images)))
         for arm in [arm for arm in study["arms"] if arm in dirs]:
-            generator, _, _, _ = load_generator(*resolve_checkpoint(dirs[arm]))
+            sampler, _, _ = load_sampler(*resolve_checkpoint(dirs[arm]))
             title = f"{arm} @{point}" if arm == "hidden_ambient" else arm
-            panels.append((title, grid(sample(generator, 36, seed=0).numpy())))
+            panels.append((title, grid(sampler.draw(36, seed=0).numpy())))
         if not panels:
             continue
         fig, axes = plt.subplots(1, len(panels), figsize=(2.2 * len(panels), 2.6), squeeze=False)

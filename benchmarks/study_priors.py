@@ -31,7 +31,7 @@ import torch
 from gansweep.config import load_config
 from gansweep.data.training_set import load_training_set
 from gansweep.evaluation.monitor import FidMonitor, monitor_provenance, prepare_monitor
-from gansweep.gan.acl import build_gan
+from gansweep.gan.build import build_gan
 
 COMMON = ["mode=clean", "measurement.name=none"]
 ARMS = {
@@ -64,7 +64,7 @@ def run_arm(name: str, overrides: list[str], args: argparse.Namespace, payload: 
     data = load_training_set(cfg)
     images = torch.from_numpy(data.images)
     gan = build_gan(cfg, data.clean_shape)  # seeded by train.seed: the same initial G (and D) in every arm
-    monitor = FidMonitor(payload, gan.z_dim, args.samples, cfg.train.seed, gan.device)
+    monitor = FidMonitor(payload, args.samples, cfg.train.seed, gan.sampler.device)
     order = batches(len(images), cfg.train.batch_size, cfg.train.seed)
     budget = 60 * args.minutes
     curve: list[dict] = []
@@ -72,7 +72,7 @@ def run_arm(name: str, overrides: list[str], args: argparse.Namespace, payload: 
 
     def evaluate(marks: list[str]) -> None:
         start = time.perf_counter()
-        figures = monitor(gan)
+        figures = monitor(gan.sampler)
         curve.append({"marks": marks, "train_s": trained, "step": step, **figures, **reversal,
                       "train_cpu_s": cpu, "eval_s": time.perf_counter() - start, "wall_s": start - wall_start})
         print(f"[{name}] {trained:6.1f} s trained, step {step:5d}: FID {figures['fid']:7.2f}, "
@@ -90,8 +90,8 @@ def run_arm(name: str, overrides: list[str], args: argparse.Namespace, payload: 
         indices = next(order)
         real = images[indices]
         step += 1
-        if gan.prior_due(step):  # the train loop's rule: with refresh_every=1, a new prior before every step
-            reversal = gan.refresh_prior(real, indices)
+        if gan.prior.due(step):  # the train loop's rule: with refresh_every=1, a new prior before every step
+            reversal = gan.prior.refresh(real, indices)
         gan.step([real])
         trained += time.perf_counter() - start
         cpu += time.process_time() - cpu_start

@@ -1,7 +1,6 @@
 """Shared test helpers: the Debian Fashion-MNIST that many tests read, a small random generator, a run directory
 written as the trainer leaves it, and the CLI run in a subprocess."""
 
-import json
 import os
 import subprocess
 import sys
@@ -10,9 +9,14 @@ from pathlib import Path
 import pytest
 import torch
 from gansweep.config import load_config
-from gansweep.gan.ambient import AmbientGAN
+from gansweep.gan.build import build_gan
 from gansweep.nets.models import Generator
-from gansweep.run.run_dir import STATE_FILE, STEP_FILE, save_checkpoint
+from gansweep.run.run_dir import (
+    CHECKPOINTS_DIR,
+    RunRecord,
+    save_checkpoint,
+    write_run_record,
+)
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 FASHION = Path("/usr/share/datasets/fashion-mnist")
@@ -40,14 +44,20 @@ def _generator(seed: int = 0) -> Generator:
     return generator.eval()
 
 
-def _fake_run(run_dir, step: int):
-    """A run directory as the trainer leaves it: run.json and one checkpoint."""
-    cfg = load_config(None, ["data.limit=500", "model.g_width=8", "model.d_width=8"])
-    gan = AmbientGAN(cfg, (1, 28, 28))
-    checkpoint = run_dir / "checkpoints" / "checkpoint_000"
+def _save_run(gan, cfg, run_dir: Path, step: int, clean_shape=(1, 28, 28)) -> Path:
+    """GAN saved as the trainer leaves a run directory: run.json and one checkpoint; returns the checkpoint."""
+    checkpoint = run_dir / CHECKPOINTS_DIR / "checkpoint_000"
     checkpoint.mkdir(parents=True)
-    save_checkpoint(gan, step, [gan.rng_state()], str(checkpoint))
-    (run_dir / "run.json").write_text(json.dumps({"config": cfg.to_dict(), "clean_shape": [1, 28, 28]}))
+    save_checkpoint(gan, step, [gan.rng_state()], checkpoint)
+    write_run_record(run_dir, RunRecord(cfg, clean_shape))
+    return checkpoint
+
+
+def _fake_run(run_dir, step: int):
+    """A small untrained run directory."""
+    cfg = load_config(None, ["data.limit=500", "model.g_width=8", "model.d_width=8"])
+    gan = build_gan(cfg, (1, 28, 28))
+    _save_run(gan, cfg, run_dir, step)
     return gan
 
 
@@ -74,10 +84,8 @@ def _cli(*args, cwd):
 
 
 def _run_of(generator, run_dir, step: int = 7, overrides: tuple[str, ...] = ()):
-    """A run directory holding GENERATOR's weights, as load_generator reads it (config OVERRIDES: KEY=VALUE)."""
+    """A run directory holding GENERATOR's weights, as load_sampler reads it (config OVERRIDES: KEY=VALUE)."""
     cfg = load_config(None, [f"model.z_dim={Z_DIM}", "model.g_width=16", *overrides])
-    checkpoint = run_dir / "checkpoints" / "checkpoint_000"
-    checkpoint.mkdir(parents=True)
-    torch.save({"G": generator.state_dict(), "step": step}, checkpoint / STATE_FILE)
-    (checkpoint / STEP_FILE).write_text(json.dumps({"step": step}))
-    (run_dir / "run.json").write_text(json.dumps({"config": cfg.to_dict(), "clean_shape": [1, 28, 28]}))
+    gan = build_gan(cfg, (1, 28, 28))
+    gan.players.G.load_state_dict(generator.state_dict())
+    _save_run(gan, cfg, run_dir, step)

@@ -12,8 +12,9 @@ import pytest
 PACKAGE = Path(__file__).resolve().parents[1] / "platform" / "gansweep"
 MAX_CHAIN = 9  # modules, the CLI and the leaf included
 MAX_LINES = 120
-# Lower layers first; a module may import its own layer and those before it (config and cli sit at the ends).
-LAYERS = ("nets", "data.sources", "config", "data", "gan", "evaluation", "run", "sweep", "tools", "cli")
+# Lower layers first; a module may import its own layer and those before it. config checks names and values
+# against the modules that implement them, so the plain ones it reads (nets, sources, restoration) sit below it.
+LAYERS = ("nets", "data.sources", "data.restoration", "config", "data", "gan", "evaluation", "run", "sweep", "tools", "cli")
 
 
 def _module_name(path: Path) -> str:

@@ -1,13 +1,11 @@
 """The config: typed keys, YAML and --set overrides, and clear errors before any Ray work."""
 
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from conftest import _cli
-from gansweep.config import Config, ConfigError, all_keys, load_config
+from gansweep.config import Config, ConfigError, all_keys, check_shapes, load_config
 
 
 def test_defaults_and_overrides_are_typed(tmp_path):
@@ -56,11 +54,68 @@ def test_every_issue_key_exists():
         (["measurement.name=cascade"], "needs a non-empty measurement.steps"),
         (["train.use_gpu=maybe"], "train.use_gpu must be true or false"),
         (["train"], "--set expects KEY=VALUE"),
+        # measurement parameters, as each measurement declares them
+        (["measurement.p=1.5"], "measurement.p=1.5 is outside [0, 1]"),
+        (["measurement.unit=pixel"], "measurement.unit='pixel' is not one of element, channel"),
+        (["measurement.name=block_patch", "measurement.patch=0"], "measurement.patch=0 must be >= 1"),
+        (["hidden.inject_at=up1", "hidden.measurement.name=block_pixel", "hidden.measurement.p=-1"],
+         "hidden.measurement.p=-1.0 is outside [0, 1]"),
+        (["measurement.name=cascade", "measurement.steps=[{name: block_pixel}, {name: keep_patch, patch: 0}]"],
+         "measurement.steps[1].patch=0 must be >= 1"),
+        (["measurement.name=cascade", "measurement.steps=[{name: block_pixel, pp: 0.5}]"],
+         "unknown config key 'measurement.steps[0].pp'"),
+        (["measurement.name=cascade", "measurement.steps=[block_pixel]"], "measurement.steps[0] must be a mapping"),
+        (["mode=unmeasure", "measurement.name=extract_patch"], "measurement.name=extract_patch has no restoration"),
+        # names listed by the modules that implement them
+        (["train.loss=wgan"], "train.loss='wgan' is not one of non_saturating, minimax, wgan_gp, hinge"),
+        (["model.d_norm=group"], "model.d_norm='group' is not one of batch, layer, none"),
+        (["mode=unmeasure", "unmeasure.inpaint=fast"], "unmeasure.inpaint='fast' is not one of telea, navier_stokes"),
     ],
 )
 def test_bad_values_are_named(overrides, message):
     with pytest.raises(ConfigError, match=re.escape(message)):
         load_config(None, overrides)
+
+
+# --- check_shapes: the rules that need the images' shape and classes, not the images ---------------------
+
+
+@pytest.mark.parametrize("overrides, shape, classes, n_images, message", [
+    ([], (3, 40, 40), 10, None, "data: Generator supports image shapes (1, 28, 28)"),
+    ([], (3, 40, 40), 10, None, "got (3, 40, 40); resize the images with data.image_size (28, 32 or 64)"),
+    (["measurement.name=block_patch", "measurement.patch=40"], (1, 28, 28), 10, None,
+     "measurement.patch=40 is larger than the 28x28 map; allowed [1, 28]"),
+    (["mode=ignore", "measurement.name=keep_patch", "measurement.patch=29"], (1, 28, 28), 10, None,
+     "measurement.patch=29 is larger than the 28x28 map"),  # the lossy set is measured in mode ignore too
+    (["mode=ignore", "measurement.name=extract_patch"], (1, 28, 28), 10, None,
+     "mode=ignore with measurement.name=extract_patch: the lossy data are not images of shape (1, 28, 28)"),
+    (["hidden.inject_at=nowhere", "hidden.measurement.name=block_pixel"], (1, 28, 28), 10, None,
+     "hidden.inject_at: unknown injection point 'nowhere': use one of ['project', 'up1', 'up2']"),
+    (["hidden.inject_at=up3", "hidden.measurement.name=block_pixel"], (1, 28, 28), 10, None,
+     "hidden.inject_at: unknown injection point 'up3'"),  # 28x28 images: G has no up3 (32x32 ones have)
+    (["hidden.inject_at=up1", "hidden.measurement.name=gaussian_projection"], (1, 28, 28), 10, None,
+     "hidden.measurement.name=gaussian_projection changes the feature map's shape"),
+    (["hidden.inject_at=0", "hidden.measurement.name=block_patch", "hidden.measurement.patch=8"], (1, 28, 28), 10,
+     None, "hidden.measurement.patch=8 is larger than the 7x7 map"),
+    (["model.conditional=true"], (1, 28, 28), 0, None, "model.conditional needs every training image labelled"),
+    (["model.conditional=true"], (1, 28, 28), 1, None, "has 1 classes"),
+    (["train.batch_size=64", "train.workers=2"], (1, 28, 28), 10, 63, "fewer than one batch of 32 per worker"),
+])
+def test_check_shapes_refuses_what_cannot_run_on_that_data(overrides, shape, classes, n_images, message):
+    cfg = load_config(None, overrides)
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        check_shapes(cfg, shape, classes, n_images)
+
+
+def test_check_shapes_passes_what_can_run():
+    check_shapes(load_config(None, []), (1, 28, 28), 10, 64)
+    check_shapes(load_config(None, ["measurement.name=extract_patch", "measurement.patch=32"]), (3, 32, 32), 0)
+    # mode clean measures nothing, so the patch does not meet the images
+    check_shapes(load_config(None, ["mode=clean", "measurement.name=block_patch", "measurement.patch=40"]),
+                 (1, 28, 28), 10)
+    check_shapes(load_config(None, ["hidden.inject_at=up3", "hidden.measurement.name=block_patch"]), (3, 32, 32), 0)
+    with pytest.raises(ConfigError, match="and unlabelled images"):
+        check_shapes(load_config(None, ["model.conditional=true"]), (1, 28, 28), 10, unlabelled=True)
 
 
 def test_missing_and_malformed_files(tmp_path):
@@ -84,10 +139,10 @@ def test_missing_and_malformed_files(tmp_path):
         (["train", "--set", "reversal.mmd_threshold=-1"], "reversal.mmd_threshold=-1.0 must be >= 0"),
         (["train", "--set", "prior.name=flow"], "prior.name='flow' is not one of normal, kde"),
         (["train", "--set", "acl.variant=vae"], "acl.variant='vae' is not one of none, gan, ae"),
-        (["train", "--set", "measurement.p=1.5", "--set", "data.limit=128"], "measurement.block_pixel: p=1.5"),
+        (["train", "--set", "measurement.p=1.5"], "measurement.p=1.5 is outside [0, 1]"),  # as the config loads
         (
             ["train", "--set", "measurement.name=block_patch", "--set", "measurement.patch=40", "--set", "data.limit=128"],
-            "measurement.block_patch: patch=40 is larger than the 28x28 map",
+            "measurement.patch=40 is larger than the 28x28 map",
         ),
         (
             [
@@ -97,7 +152,7 @@ def test_missing_and_malformed_files(tmp_path):
                 "--set", "hidden.measurement.name=block_patch",
                 "--set", "hidden.measurement.patch=14",
             ],
-            "hidden.measurement.block_patch: patch=14 is larger than the 7x7 map",
+            "hidden.measurement.patch=14 is larger than the 7x7 map",
         ),
         (["train", "--set", "hidden.inject_at=nowhere", "--set", "hidden.measurement.name=block_pixel",
           "--set", "data.limit=128"], "hidden.inject_at: "),

@@ -6,9 +6,14 @@ import argparse
 import json
 import sys
 
-from gansweep.config import ConfigError, load_config
+from gansweep.config import (
+    TOOL_REVERSAL_STEPS,
+    ConfigError,
+    ReversalConfig,
+    load_config,
+)
 from gansweep.data.sources import DataSourceError
-from gansweep.sweep.report import ReportError
+from gansweep.sweep.sweep_dir import SweepDirError
 
 EXIT_BAD_INPUT = 2
 
@@ -68,6 +73,16 @@ def _holdout(args: argparse.Namespace) -> int:
         print("{:>10.4g}  {:>14.2f}  {:>14.2f}".format(*row))
     print(f"[gansweep] wrote {output}/ (holdout.json, holdout_likelihood.png, tensorboard/)")
     return 0
+
+
+def _reversal_arguments(parser: argparse.ArgumentParser) -> None:
+    """invert's and holdout's reversal settings."""
+    parser.add_argument("--steps", type=int, default=TOOL_REVERSAL_STEPS,
+                        help="gradient steps on ||G(z) - x||^2 (default %(default)s)")
+    parser.add_argument("--lr", type=float, default=ReversalConfig.lr,
+                        help="gradient-descent step size (default %(default)s)")
+    parser.add_argument("--init-std", type=float, default=ReversalConfig.init_std,
+                        help="std of the initial codes (default %(default)s)")
 
 
 def _bandwidths(text: str) -> list[float]:
@@ -132,9 +147,7 @@ def build_parser() -> argparse.ArgumentParser:
     invert.add_argument("run", metavar="RUN_DIR_OR_CHECKPOINT")
     invert.add_argument("images", metavar="IMAGES", help="a .npy array of images, or a folder of image files")
     invert.add_argument("--output", default=None, help="default: RUN_DIR/invert")
-    invert.add_argument("--steps", type=int, default=200, help="gradient steps on ||G(z) - x||^2 (default 200)")
-    invert.add_argument("--lr", type=float, default=0.003, help="gradient-descent step size (default 0.003)")
-    invert.add_argument("--init-std", type=float, default=1.0, help="std of the initial codes (default 1)")
+    _reversal_arguments(invert)
     invert.add_argument("--seed", type=int, default=0, help="seed of the initial codes")
     invert.add_argument("--limit", type=int, default=64, help="reverse the first LIMIT images (default 64)")
     invert.set_defaults(func=_invert)
@@ -147,9 +160,7 @@ def build_parser() -> argparse.ArgumentParser:
     holdout.add_argument("--n", type=int, default=500, help="training and test images reversed, each (default 500)")
     holdout.add_argument("--bandwidths", type=_bandwidths, default=None, metavar="H,H,...",
                          help="KDE bandwidths (default: 3 per decade from 0.01 to 10)")
-    holdout.add_argument("--steps", type=int, default=200, help="gradient steps on ||G(z) - x||^2 (default 200)")
-    holdout.add_argument("--lr", type=float, default=0.003, help="gradient-descent step size (default 0.003)")
-    holdout.add_argument("--init-std", type=float, default=1.0, help="std of the initial codes (default 1)")
+    _reversal_arguments(holdout)
     holdout.add_argument("--seed", type=int, default=0, help="seed of the picked images and the initial codes")
     holdout.set_defaults(func=_holdout)
 
@@ -183,7 +194,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (ConfigError, DataSourceError, ReportError) as exc:
+    except (ConfigError, DataSourceError, SweepDirError) as exc:
         print(f"gansweep: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
 

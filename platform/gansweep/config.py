@@ -1,36 +1,32 @@
 """One typed configuration object: defaults live here, YAML and --set override only what differs.
 
 Keys are dotted (``train.batch_size``). Every value is coerced to its field's type, so numbers given on
-the command line arrive as numbers, and every check that needs no data or Ray runs in ``validate``.
+the command line arrive as numbers. Every check that needs no data or Ray runs in ``validate``; those that need
+the images' shape and classes, but not the images, in ``check_shapes``. The names a key may take are listed by
+the module that implements them (measurements, losses, sources, ...), and checked against those lists here.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import difflib
 import types
 import typing
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from gansweep.data.restoration import INPAINT_METHODS, check_restorable
+from gansweep.data.sources import SOURCES
+from gansweep.nets.losses import LOSSES
+from gansweep.nets.measurements import DEFAULTS, MeasurementError, build_measurement
+from gansweep.nets.measurements import REGISTRY as MEASUREMENT_REGISTRY
+from gansweep.nets.models import D_NORMS, ModelError, block_shapes, inject_point
+
 MODES = ("ambient", "ignore", "unmeasure", "clean")
-INPAINT_METHODS = ("telea", "navier_stokes")
-MEASUREMENTS = (
-    "none",
-    "block_pixel",
-    "block_patch",
-    "keep_patch",
-    "extract_patch",
-    "gaussian_projection",
-    "convolve_noise",
-    "cascade",
-)
-SOURCES = ("fashion_mnist", "mnist", "image_folder", "parquet")
-LOSSES = ("non_saturating", "minimax", "wgan_gp", "hinge")  # see losses.py
-D_NORMS = ("batch", "layer", "none")
 PRIORS = ("normal", "kde")
 ACL_VARIANTS = ("none", "gan", "ae")  # see acl.py
 
@@ -41,13 +37,15 @@ class ConfigError(ValueError):
 
 @dataclass
 class MeasurementConfig:
+    """A measurement as build_measurement takes it; each measurement declares its parameters' defaults and ranges."""
+
     name: str = "none"
-    p: float = 0.5  # Block-Pixel: probability that an element (or a channel) is zeroed
-    unit: str = "element"  # Block-Pixel: "element" or "channel" (whole feature maps)
-    patch: int = 14  # k of the k x k patch (Block-, Keep-, Extract-Patch)
-    projections: int = 100  # m of Gaussian-Projection
-    blur_radius: float = 1.0  # sigma of Convolve+Noise's Gaussian blur
-    noise_std: float = 0.1  # std of Convolve+Noise's additive noise
+    p: float = DEFAULTS["p"]  # Block-Pixel: probability that an element (or a channel) is zeroed
+    unit: str = DEFAULTS["unit"]  # Block-Pixel: "element" or "channel" (whole feature maps)
+    patch: int = DEFAULTS["patch"]  # k of the k x k patch (Block-, Keep-, Extract-Patch)
+    projections: int = DEFAULTS["projections"]  # m of Gaussian-Projection
+    blur_radius: float = DEFAULTS["blur_radius"]  # sigma of Convolve+Noise's Gaussian blur
+    noise_std: float = DEFAULTS["noise_std"]  # std of Convolve+Noise's additive noise
     steps: list = field(default_factory=list)  # Cascade: a list of measurement dicts, applied in order
 
 
@@ -130,6 +128,11 @@ class ReversalConfig:
     mmd_bandwidth: float | None = None  # RBF bandwidth of the MMD^2 of the codes; None: their median distance
     mmd_threshold: float = 0.0  # stop once that MMD^2 exceeds it (the paper's Claim 4); 0: always max_steps
     warm_start: bool = False  # start each image's code from the last time it was reversed (this run, this rank)
+
+
+# `gansweep invert` and `holdout` reverse given images once, to convergence, rather than a batch per training step
+# (their lr and init_std are ReversalConfig's defaults).
+TOOL_REVERSAL_STEPS = 200
 
 
 @dataclass
@@ -325,14 +328,22 @@ def _check(ok: bool, message: str) -> None:
         raise ConfigError(message)
 
 
+@contextlib.contextmanager
+def _as_config_error():
+    """MeasurementErrors name the config key already: raised on as ConfigErrors, their message unchanged."""
+    try:
+        yield
+    except MeasurementError as exc:
+        raise ConfigError(str(exc)) from None
+
+
 def _validate_measurement(m: MeasurementConfig, key: str) -> None:
-    _check(m.name in MEASUREMENTS, f"{key}.name='{m.name}' is not one of {', '.join(MEASUREMENTS)}")
+    with _as_config_error():  # the name, the parameters and the cascade steps, as nets.measurements declares them
+        build_measurement(asdict(m), key)
     for i, step in enumerate(m.steps if m.name == "cascade" else []):
-        _check(isinstance(step, dict), f"{key}.steps[{i}] must be a mapping such as {{name: block_pixel, p: 0.5}}")
         nested = MeasurementConfig()
-        _apply(nested, step, f"{key}.steps[{i}].")
+        _apply(nested, step, f"{key}.steps[{i}].")  # a step's keys are config keys too: none unknown, all typed
         _validate_measurement(nested, f"{key}.steps[{i}]")
-    _check(m.name != "cascade" or len(m.steps) > 0, f"{key}.name=cascade needs a non-empty {key}.steps list")
 
 
 def _validate_prior(cfg: Config) -> None:
@@ -382,7 +393,7 @@ def _measurement_names(spec: dict) -> list[str]:
 
 
 def validate(cfg: Config) -> None:
-    """Checks that need neither data nor Ray; the rest (shapes) happen in ``trainer.check_config``."""
+    """Checks that need neither data nor Ray; those that need the images' shape are ``check_shapes``."""
     _check(cfg.mode in MODES, f"mode='{cfg.mode}' is not one of {', '.join(MODES)}")
     _check(cfg.data.name in SOURCES, f"data.name='{cfg.data.name}' is not one of {', '.join(SOURCES)}")
     _check(cfg.data.limit is None or cfg.data.limit >= 1, f"data.limit={cfg.data.limit} must be >= 1")
@@ -400,6 +411,9 @@ def validate(cfg: Config) -> None:
             cfg.mode != mode or cfg.measurement.name != "none",
             f"mode={mode} trains on lossy data: it needs measurement.name",
         )
+    if cfg.mode == "unmeasure":
+        with _as_config_error():
+            check_restorable(cfg.measurement.name)
     _check(
         cfg.unmeasure.inpaint in INPAINT_METHODS,
         f"unmeasure.inpaint='{cfg.unmeasure.inpaint}' is not one of {', '.join(INPAINT_METHODS)}",
@@ -451,3 +465,55 @@ def validate(cfg: Config) -> None:
         "train.loss=wgan_gp penalises each sample's gradient, which BatchNorm mixes across the batch: "
         "set model.d_norm=layer (or none)",
     )
+
+
+def check_shapes(cfg: Config, clean_shape: tuple[int, ...], num_classes: int, n_images: int | None = None, *,
+                 unlabelled: bool = False) -> None:
+    """The checks of a validated CFG that need the training images' shape and classes, not the images: the generator
+    makes images of CLEAN_SHAPE, each measurement fits the shape it meets (the image measurement the images, the
+    hidden one the feature map after hidden.inject_at), a conditional GAN has labels (UNLABELLED: some image has
+    none), and, given N_IMAGES (those the run trains on), every worker gets a batch. Raises ConfigError.
+
+    The trainer calls it on the loaded training set, the sweep on every trial with its described one."""
+    clean_shape = tuple(clean_shape)
+    try:
+        blocks = block_shapes(clean_shape, cfg.model.g_width)
+    except ModelError as exc:
+        raise ConfigError(f"data: {exc}; resize the images with data.image_size (28, 32 or 64)") from None
+    with _as_config_error():
+        _check_measurement_shapes(cfg, clean_shape, blocks)
+    _check(
+        not cfg.model.conditional or (num_classes >= 2 and not unlabelled),
+        f"model.conditional needs every training image labelled with one of >= 2 classes; data.name={cfg.data.name} "
+        f"has {num_classes} classes" + (" and unlabelled images" if unlabelled else ""),
+    )
+    per_worker = cfg.train.batch_size // cfg.train.workers
+    _check(
+        n_images is None or n_images // cfg.train.workers >= per_worker,
+        f"data.limit gives {n_images} images: fewer than one batch of {per_worker} per worker "
+        f"(train.batch_size={cfg.train.batch_size}, train.workers={cfg.train.workers})",
+    )
+
+
+def _check_measurement_shapes(cfg: Config, clean_shape: tuple[int, ...], blocks: dict[str, tuple]) -> None:
+    if cfg.measures_reals:
+        image = build_measurement(asdict(cfg.measurement), "measurement")
+        image.output_shape(clean_shape)
+        _check(
+            cfg.mode != "ignore" or not image.changes_shape,
+            f"mode=ignore with measurement.name={cfg.measurement.name}: the lossy data are not images of "
+            f"shape {clean_shape}, so a plain generator cannot be trained on them; use mode=ambient",
+        )
+    if cfg.hidden.inject_at is not None:
+        hidden = build_measurement(asdict(cfg.hidden.measurement), "hidden.measurement")
+        _check(
+            not hidden.changes_shape,
+            f"hidden.measurement.name={cfg.hidden.measurement.name} changes the feature map's shape, but the "
+            "generator's next block needs the shape it was built for; use one that keeps it at a hidden layer: "
+            + ", ".join(name for name, cls in MEASUREMENT_REGISTRY.items() if not cls.changes_shape),
+        )
+        try:
+            at = inject_point(blocks, cfg.hidden.inject_point)
+        except ModelError as exc:
+            raise ConfigError(f"hidden.inject_at: {exc}") from None
+        hidden.validate(blocks[at])

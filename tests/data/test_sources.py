@@ -2,6 +2,7 @@
 
 import gzip
 import io
+import re
 from pathlib import Path
 
 import numpy as np
@@ -9,7 +10,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from conftest import needs_fashion
-from gansweep.data.sources import DataSourceError, load_source, prepare_source
+from gansweep.data.sources import (
+    DataSourceError,
+    describe_source,
+    load_source,
+    prepare_source,
+)
 from PIL import Image
 
 
@@ -330,3 +336,69 @@ def test_image_folder_does_not_hold_a_file_open_per_image(tmp_path):
     finally:
         resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
     assert arrays.images.shape == (120, 1, 4, 4) and arrays.images[119, 0, 0, 0] == 119
+
+
+# --- describe_source: what load_source would return, without loading it -------------------------
+
+
+def _described_as_loaded(name: str, root, image_size=None, limit=None):
+    """describe_source agrees with load_source on the same arguments; returns the description."""
+    info = describe_source(name, root, image_size=image_size, limit=limit)
+    arrays = load_source(name, root, limit=limit, image_size=image_size)
+    assert info.clean_shape == arrays.images.shape[1:] and isinstance(info.clean_shape, tuple)
+    assert info.num_classes == arrays.num_classes and info.n_images == len(arrays.images)
+    assert info.unlabelled == bool((arrays.labels < 0).any())
+    return info
+
+
+@needs_fashion
+def test_describe_fashion_mnist_reads_the_headers_only(monkeypatch):
+    import gansweep.data.sources as sources
+
+    read = []
+    original = sources._read_idx
+    monkeypatch.setattr(sources, "_read_idx", lambda *args: read.append(args[-1]) or original(*args))
+    info = describe_source("fashion_mnist", None)
+    assert (info.clean_shape, info.num_classes, info.n_images, info.unlabelled) == ((1, 28, 28), 10, 60000, False)
+    assert read == [0, 0]  # no image nor label is read, only the two headers
+    monkeypatch.undo()
+    assert _described_as_loaded("fashion_mnist", None, limit=300).n_images == 300
+
+
+def test_describe_idx_image_folder_and_parquet_as_load_source_reads_them(tmp_path):
+    _fake_mnist(tmp_path / "idx")
+    assert _described_as_loaded("mnist", str(tmp_path / "idx"), limit=5).n_images == 5
+    assert _described_as_loaded("mnist", str(tmp_path / "idx"), limit=50).n_images == 12
+
+    folder = tmp_path / "folder"
+    for name in ("cats", "dogs"):
+        (folder / name).mkdir(parents=True)
+        for i in range(3):
+            _image((i, 0, 0), (20, 30)).save(folder / name / f"{i}.png")
+    _image((9, 0, 0), (20, 30)).save(folder / "zz_unlabelled.png")  # after the classes in sorted order
+    info = _described_as_loaded("image_folder", str(folder))
+    assert (info.clean_shape, info.num_classes, info.n_images, info.unlabelled) == ((3, 30, 20), 2, 7, True)
+    assert not _described_as_loaded("image_folder", str(folder), image_size=16, limit=6).unlabelled
+
+    pq.write_table(pa.table({"image": [_png_bytes(v) for v in (1, 2, 3)], "label": [0, 4, None]}),
+                   tmp_path / "labels.parquet")
+    info = _described_as_loaded("parquet", str(tmp_path / "labels.parquet"))
+    assert (info.clean_shape, info.num_classes, info.n_images, info.unlabelled) == ((1, 8, 8), 5, 3, True)
+    assert not _described_as_loaded("parquet", str(tmp_path / "labels.parquet"), image_size=4, limit=2).unlabelled
+    (tmp_path / "parts").mkdir()
+    for i in range(2):
+        pq.write_table(pa.table({"image": [list(range(16))] * 3}), tmp_path / "parts" / f"{i}.parquet")
+    assert _described_as_loaded("parquet", str(tmp_path / "parts"), limit=4).n_images == 4
+
+
+def test_describe_refuses_what_load_source_refuses(tmp_path):
+    _fake_mnist(tmp_path)
+    for kwargs, message in [
+        ({"name": "mnist", "root": "/no/such/dir"}, "/no/such/dir does not exist"),
+        ({"name": "cifar", "root": None}, "unknown data source 'cifar'"),
+        ({"name": "mnist", "root": str(tmp_path), "image_size": 32}, "data.image_size=32"),
+        ({"name": "mnist", "root": str(tmp_path), "limit": 0}, "data.limit=0 must be >= 1"),
+        ({"name": "image_folder", "root": str(tmp_path)}, "no images"),
+    ]:
+        with pytest.raises(DataSourceError, match=re.escape(message)):
+            describe_source(**kwargs)

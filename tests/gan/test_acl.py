@@ -5,19 +5,13 @@ import json
 
 import pytest
 import torch
-from conftest import _events, _train, needs_fashion
+from conftest import _events, _save_run, _train, needs_fashion
 from gansweep.config import ConfigError, load_config
-from gansweep.gan.acl import (
-    ACLGAN,
-    CodeGenerator,
-    CodeToImage,
-    build_gan,
-    code_gan_step,
-    two_layer_mlp,
-)
+from gansweep.gan.acl import ACLGAN, code_gan_step
 from gansweep.gan.ambient import AmbientGAN
-from gansweep.run.evaluate import sample
-from gansweep.run.run_dir import load_generator, resolve_checkpoint, save_checkpoint
+from gansweep.gan.build import build_gan
+from gansweep.nets.code_nets import CodeGenerator, CodeToImage, two_layer_mlp
+from gansweep.run.run_dir import load_checkpoint, load_sampler, resolve_checkpoint
 
 SMALL = ["mode=clean", "measurement.name=none", "model.g_width=8", "model.d_width=8", "acl.code_width=32"]
 GP = ["train.loss=wgan_gp", "model.d_norm=layer", "train.d_steps=2"]
@@ -57,11 +51,11 @@ def test_acl_trains_a_few_steps_with_the_right_shapes(variant, extra):
         figures = gan.step(reals)
     expected = {"loss_rec", "loss_code_d", "loss_code_g"} | ({"loss_d", "loss_g", "d_real", "d_fake"} if variant == "gan" else set())
     assert set(figures) == expected and all(torch.isfinite(v) for v in figures.values())
-    assert (gan.D is None) == (variant == "ae")
-    assert gan.E(reals[0]).shape == (16, gan.z_dim) and gan.noise(5).shape == (5, gan.z_dim)
+    assert (gan.players.D is None) == (variant == "ae")
+    assert gan.E(reals[0]).shape == (16, gan.z_dim) and gan.prior.sample(5, gan.streams.z).shape == (5, gan.z_dim)
     shown = ("real", "fake", "reconstruction") if variant == "gan" else ("real", "reconstruction")
     assert {key: tuple(v.shape) for key, v in gan.last.items()} == {key: (16, 1, 28, 28) for key in shown}
-    samples = gan.sample(torch.randn(7, gan.z_dim))
+    samples = gan.sampler.images(torch.randn(7, gan.z_dim))
     assert samples.shape == (7, 1, 28, 28) and 0 <= samples.min() and samples.max() <= 1
 
 
@@ -72,7 +66,7 @@ def test_encoder_codes_and_c_start_on_the_scale_of_n01():
     codes = gan.E(torch.rand(64, 1, 28, 28) * torch.linspace(0.2, 1, 64)[:, None, None, None])
     assert codes.mean(0).abs().max() < 1e-4 and torch.allclose(codes.std(0, unbiased=False), torch.ones(gan.z_dim), atol=1e-3)
     with torch.no_grad():
-        spread = gan.C(torch.randn(4096, gan.z_dim)).std(0)
+        spread = gan.prior.C(torch.randn(4096, gan.z_dim)).std(0)
     assert 0.8 < float(spread.min()) and float(spread.max()) < 1.3
 
 
@@ -80,14 +74,14 @@ def test_each_loss_trains_only_its_nets():
     reals = [torch.rand(16, 1, 28, 28)]
     # No reconstruction: the encoder learns nothing (the code GAN's target E(x) is detached).
     gan = _acl("gan", "acl.rec_weight=0")
-    encoder, code_generator = _weights(gan.E), _weights(gan.C)
+    encoder, code_generator = _weights(gan.E), _weights(gan.prior.C)
     gan.step(reals)
-    assert torch.equal(_weights(gan.E), encoder) and not torch.equal(_weights(gan.C), code_generator)
+    assert torch.equal(_weights(gan.E), encoder) and not torch.equal(_weights(gan.prior.C), code_generator)
     # No code GAN: C learns nothing, though G's image GAN loss is on G(C(z)) (Algorithm 1 keeps it off C).
     gan = _acl("gan", "acl.code_weight=0")
-    code_generator, generator = _weights(gan.C), _weights(gan.G)
+    code_generator, generator = _weights(gan.prior.C), _weights(gan.players.G)
     gan.step(reals)
-    assert torch.equal(_weights(gan.C), code_generator) and not torch.equal(_weights(gan.G), generator)
+    assert torch.equal(_weights(gan.prior.C), code_generator) and not torch.equal(_weights(gan.players.G), generator)
 
 
 def test_acl_ae_learns_to_reconstruct():
@@ -105,22 +99,23 @@ def test_a_checkpoint_restores_acl_and_the_evaluation_samples_g_of_c(tmp_path):
     gan = build_gan(cfg, (1, 28, 28))
     gan.step([torch.rand(16, 1, 28, 28)])
     run = tmp_path / "run"
-    checkpoint = run / "checkpoints" / "checkpoint_000"
-    checkpoint.mkdir(parents=True)
-    save_checkpoint(gan, 1, [gan.rng_state()], str(checkpoint))
-    (run / "run.json").write_text(json.dumps({"config": cfg.to_dict(), "clean_shape": [1, 28, 28]}))
+    checkpoint = _save_run(gan, cfg, run, 1)
 
+    state = load_checkpoint(checkpoint)
+    # Each part's keys, as before the trainer was made of parts: older checkpoints still load.
+    assert set(state) == {"G", "D", "opt_g", "opt_d", "C", "E", "D_code", "opt_e", "opt_c", "opt_dc", "step", "rng",
+                          "best_eval"}
     resumed = build_gan(cfg, (1, 28, 28))
-    resumed.load_state_dict(torch.load(checkpoint / "state.pt", weights_only=True))
+    resumed.load_state_dict(state)
     z = torch.randn(6, cfg.model.z_dim)
-    assert torch.equal(resumed.sample(z), gan.sample(z))
-    for net in ("E", "C", "D_code"):
-        assert torch.equal(_weights(getattr(resumed, net)), _weights(getattr(gan, net)))
+    assert torch.equal(resumed.sampler.images(z), gan.sampler.images(z))
+    for a, b in ((resumed.E, gan.E), (resumed.prior.C, gan.prior.C), (resumed.D_code, gan.D_code)):
+        assert torch.equal(_weights(a), _weights(b))
 
-    generator, _, step, prior = load_generator(run, checkpoint)
-    assert isinstance(generator, CodeToImage) and step == 1 and prior is None
+    sampler, _, step = load_sampler(run, checkpoint)
+    assert isinstance(sampler.generator, CodeToImage) and step == 1
     z = torch.randn(5, cfg.model.z_dim, generator=torch.Generator().manual_seed(0))
-    assert torch.allclose(sample(generator, 5, seed=0), gan.sample(z), atol=1e-6)
+    assert torch.allclose(sampler.draw(5, seed=0), gan.sampler.images(z), atol=1e-6)
 
 
 def test_without_acl_the_plain_trainer_is_built():
@@ -156,5 +151,5 @@ def test_a_two_worker_acl_gan_run_logs_its_losses_and_reconstructions(tmp_path):
     events = _events(run)
     assert {"loss/reconstruction", "loss/code_d", "loss/code_g", "loss/d", "loss/g"} <= set(events.Tags()["scalars"])
     assert {"images/reconstructions", "images/samples"} <= set(events.Tags()["images"])
-    generator, _, step, _ = load_generator(*resolve_checkpoint(run))
-    assert isinstance(generator, CodeToImage) and step == 4
+    sampler, _, step = load_sampler(*resolve_checkpoint(run))
+    assert isinstance(sampler.generator, CodeToImage) and step == 4

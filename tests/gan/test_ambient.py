@@ -4,6 +4,8 @@ import pytest
 import torch
 from gansweep.config import Config
 from gansweep.gan.ambient import AmbientGAN
+from gansweep.gan.build import build_gan
+from gansweep.run.run_dir import load_checkpoint, save_checkpoint
 
 SHAPE = (1, 28, 28)
 
@@ -14,7 +16,7 @@ def _gan(mode="ambient", seed=0, **measurement) -> AmbientGAN:
     cfg.model.g_width = cfg.model.d_width = 8
     for key, value in measurement.items():
         setattr(cfg.measurement, key, value)
-    return AmbientGAN(cfg, SHAPE)
+    return build_gan(cfg, SHAPE)
 
 
 def test_ambient_fakes_are_measured_like_the_reals():
@@ -50,25 +52,25 @@ def test_hidden_measurement_in_training_only():
     cfg.hidden.measurement.name = "block_pixel"
     cfg.hidden.measurement.unit = "channel"
     cfg.hidden.measurement.p = 1.0  # every feature map zeroed: G1 sees nothing of z
-    gan = AmbientGAN(cfg, SHAPE)
+    gan = build_gan(cfg, SHAPE)
     gan.measurement = None  # look at G1(f_hidden(G2(z))) itself
     fake_a, hidden = gan.fake(8)
     fake_b, _ = gan.fake(8)
     assert hidden.shape == (8, 16, 14, 14) and (hidden == 0).all()
     assert torch.allclose(fake_a, fake_b)  # with the hidden map all zero, z no longer matters
     z = torch.randn(8, gan.z_dim)
-    samples = gan.sample(z)
+    samples = gan.sampler.images(z)
     assert not torch.allclose(samples[0], samples[1])  # sampling applies no measurement
 
 
 def test_training_steps_change_both_networks():
     gan = _gan(name="block_patch", patch=10)
-    g_before = [p.clone() for p in gan.G.parameters()]
-    d_before = [p.clone() for p in gan.D.parameters()]
+    g_before = [p.clone() for p in gan.players.G.parameters()]
+    d_before = [p.clone() for p in gan.players.D.parameters()]
     gan.cfg.train.d_steps = 2
     gan.step([torch.rand(16, *SHAPE), torch.rand(16, *SHAPE)])
-    assert any(not torch.equal(a, b) for a, b in zip(g_before, gan.G.parameters()))
-    assert any(not torch.equal(a, b) for a, b in zip(d_before, gan.D.parameters()))
+    assert any(not torch.equal(a, b) for a, b in zip(g_before, gan.players.G.parameters()))
+    assert any(not torch.equal(a, b) for a, b in zip(d_before, gan.players.D.parameters()))
 
 
 def test_checkpoint_state_resumes_the_same_run(tmp_path):
@@ -77,15 +79,16 @@ def test_checkpoint_state_resumes_the_same_run(tmp_path):
     first, second = torch.rand(16, *SHAPE), torch.rand(16, *SHAPE)
     gan = _gan(name="block_pixel", p=0.5)
     gan.step([first])
-    torch.save({**gan.state_dict(), "rng": [gan.rng_state()]}, tmp_path / "state.pt")
+    assert set(gan.state_dict()) == {"G", "D", "opt_g", "opt_d"}  # the players' keys; N(0, I) has none
+    save_checkpoint(gan, 1, [gan.rng_state()], tmp_path)
     expected = gan.step([second])
 
     restored = _gan(seed=123, name="block_pixel", p=0.5)  # other initial weights and streams: the checkpoint's win
-    state = torch.load(tmp_path / "state.pt", weights_only=True)
+    state = load_checkpoint(tmp_path)
     restored.load_state_dict(state)
     restored.set_rng_state(state["rng"][0])
     resumed = restored.step([second])
     for key in expected:
         assert torch.equal(expected[key], resumed[key]), key
-    for a, b in zip(gan.G.parameters(), restored.G.parameters()):
+    for a, b in zip(gan.players.G.parameters(), restored.players.G.parameters()):
         assert torch.equal(a, b)

@@ -1,13 +1,12 @@
 """Conditional GANs (the lecture notes: labels one-hot, concatenated to z and to D's input): shapes, that G learns to
 use the label, the per-class samples in TensorBoard, and clear errors."""
 
-import json
 
 import pytest
 import torch
 from conftest import _cli, _events, _train, needs_fashion
 from gansweep.config import ConfigError, load_config
-from gansweep.gan.acl import build_gan
+from gansweep.gan.build import build_gan
 from gansweep.nets.models import (
     Discriminator,
     Generator,
@@ -15,8 +14,7 @@ from gansweep.nets.models import (
     class_cycle,
     with_labels,
 )
-from gansweep.run.evaluate import sample
-from gansweep.run.run_dir import load_generator, resolve_checkpoint
+from gansweep.run.run_dir import load_sampler, read_run_record, resolve_checkpoint
 from gansweep.tools.invert import invert
 
 CONDITIONAL = ["mode=clean", "measurement.name=none", "model.conditional=true", "model.g_width=8", "model.d_width=8"]
@@ -60,7 +58,7 @@ def test_a_conditional_gan_learns_to_draw_the_class_it_is_asked_for():
         figures = gan.step([reals.clamp(0, 1)], [labels])
     assert all(torch.isfinite(v) for v in figures.values())
     z = torch.randn(200, 8)
-    dark, bright = (float(gan.sample(z, torch.full((200,), c)).mean()) for c in (0, 1))
+    dark, bright = (float(gan.sampler.images(z, torch.full((200,), c)).mean()) for c in (0, 1))
     assert bright - dark > 0.4, (dark, bright)
 
 
@@ -94,14 +92,14 @@ def test_a_conditional_run_shows_samples_per_class_and_evaluates_every_class(tmp
     run = tmp_path / "run"
     _train(run, *CONDITIONAL, "data.limit=256", "train.batch_size=32", "train.steps=4", "train.log_every=2",
            "train.image_every=4", "train.checkpoint_every=4", cache=tmp_path / "cache")
-    assert json.loads((run / "run.json").read_text())["num_classes"] == 10
+    assert read_run_record(run).num_classes == 10
     events = _events(run)
     assert {"images/samples_per_class", "images/samples"} <= set(events.Tags()["images"])
     per_class = events.Images("images/samples_per_class")[-1]
     assert per_class.height > 9 * per_class.width / 8  # ten rows of eight
 
-    generator, _, step, _ = load_generator(*resolve_checkpoint(run))
-    assert generator.num_classes == 10 and step == 4
-    assert sample(generator, 20, seed=0).shape == (20, 1, 28, 28)
+    sampler, _, step = load_sampler(*resolve_checkpoint(run))
+    assert sampler.num_classes == 10 and step == 4
+    assert sampler.draw(20, seed=0).shape == (20, 1, 28, 28)
     with pytest.raises(ConfigError, match="conditional GAN"):
         invert(run, tmp_path / "unused.npy", tmp_path / "invert")

@@ -16,12 +16,14 @@ from gansweep.cli import main
 from gansweep.config import ConfigError, load_config
 from gansweep.data.sources import DataSourceError
 from gansweep.data.thetas import ThetaStore, save_store
-from gansweep.data.training_set import load_training_set, to_unit
+from gansweep.data.training_set import load_training_set
 from gansweep.gan.ambient import AmbientGAN
+from gansweep.gan.build import build_gan
 from gansweep.gan.reversal import reverse
 from gansweep.nets.measurements import BlockPixel, build_measurement
 from gansweep.nets.models import Generator
-from gansweep.run.run_dir import STATE_FILE, latest_checkpoint
+from gansweep.nets.pixels import to_unit
+from gansweep.run.run_dir import latest_checkpoint, load_checkpoint
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 KDE = ["prior.name=kde", "model.g_width=16", "model.d_width=8", "reversal.max_steps=10", "reversal.lr=0.03"]
@@ -129,8 +131,8 @@ def _measured_set(tmp_path: Path, cfg, weights: dict, n: int = 32) -> tuple[torc
 
 
 def _gan(cfg, store: Path, weights: dict) -> AmbientGAN:
-    gan = AmbientGAN(cfg, (1, 28, 28), thetas=ThetaStore(store))
-    gan.G.load_state_dict(weights)
+    gan = build_gan(cfg, (1, 28, 28), thetas=ThetaStore(store))
+    gan.players.G.load_state_dict(weights)
     return gan
 
 
@@ -139,11 +141,11 @@ def test_refresh_prior_reverses_each_measured_real_through_its_own_theta(tmp_pat
     y, right, wrong = _measured_set(tmp_path, cfg, weights)
     rows = torch.tensor([3, 17, 9, 30, 4, 22, 11, 0])  # a shuffled batch, as the train loop's
     gan = _gan(cfg, right, weights)
-    figures = gan.refresh_prior(y[rows], rows)
-    assert figures["reversal_steps"] == 10 and gan.prior.codes.shape == (8, Z_DIM)
-    assert figures["reversal_error"] < 0.3 * _gan(cfg, wrong, weights).refresh_prior(y[rows], rows)["reversal_error"]
+    figures = gan.prior.refresh(y[rows], rows)
+    assert figures["reversal_steps"] == 10 and gan.prior.kde.codes.shape == (8, Z_DIM)
+    assert figures["reversal_error"] < 0.3 * _gan(cfg, wrong, weights).prior.refresh(y[rows], rows)["reversal_error"]
     with pytest.raises(ValueError, match="theta store and the batch's indices"):
-        gan.refresh_prior(y[rows])
+        gan.prior.refresh(y[rows])
 
 
 def test_hidden_injection_reverses_through_the_clean_generator(tmp_path, weights):
@@ -153,10 +155,10 @@ def test_hidden_injection_reverses_through_the_clean_generator(tmp_path, weights
     y, right, _ = _measured_set(tmp_path, cfg, weights)
     rows = torch.arange(8)
     plain_gan, hidden_gan = _gan(cfg, right, weights), _gan(hidden, right, weights)
-    plain_gan.refresh_prior(y[rows], rows)
-    hidden_gan.refresh_prior(y[rows], rows)
+    plain_gan.prior.refresh(y[rows], rows)
+    hidden_gan.prior.refresh(y[rows], rows)
     # A hidden measurement dropping every feature map would leave G(z) blind to z: it is not in the reversal.
-    assert torch.equal(hidden_gan.prior.codes, plain_gan.prior.codes)
+    assert torch.equal(hidden_gan.prior.kde.codes, plain_gan.prior.kde.codes)
 
 
 def test_the_mmd_rule_reverses_measured_fakes_alongside_even_when_the_shape_changes(tmp_path, weights):
@@ -166,12 +168,12 @@ def test_the_mmd_rule_reverses_measured_fakes_alongside_even_when_the_shape_chan
     assert y.shape == (32, 1, 12, 12)
     rows = torch.arange(16, 24)
     gan = _gan(cfg, right, weights)
-    theta_stream = gan.theta_generator.get_state()
-    figures = gan.refresh_prior(y[rows], rows)
+    theta_stream = gan.streams.theta.get_state()
+    figures = gan.prior.refresh(y[rows], rows)
     assert figures["reversal_steps"] == 10 and 0 < figures["reversal_mmd2"] < 2
-    assert gan.prior.codes.shape == (8, Z_DIM)
-    assert not torch.equal(gan.theta_generator.get_state(), theta_stream)  # the fakes drew their own theta
-    assert figures["reversal_error"] < _gan(cfg, wrong, weights).refresh_prior(y[rows], rows)["reversal_error"]
+    assert gan.prior.kde.codes.shape == (8, Z_DIM)
+    assert not torch.equal(gan.streams.theta.get_state(), theta_stream)  # the fakes drew their own theta
+    assert figures["reversal_error"] < _gan(cfg, wrong, weights).prior.refresh(y[rows], rows)["reversal_error"]
 
 
 def test_kde_is_accepted_in_mode_ambient_but_not_with_gaussian_projection(capsys):
@@ -206,5 +208,5 @@ def test_ambient_kde_gan_trains_on_ray_with_each_worker_reading_the_theta_store(
     events.Reload()
     for tag in ("prior/reversal_steps", "prior/reversal_error", "prior/reversal_mmd2"):
         assert [e.step for e in events.Scalars(tag)] == [2, 4]
-    state = torch.load(latest_checkpoint(run / "checkpoints") / STATE_FILE, weights_only=True)
+    state = load_checkpoint(latest_checkpoint(run))
     assert state["prior_codes"].shape == (8, 64)  # one worker's real batch (16 / 2 workers), model.z_dim codes

@@ -3,12 +3,13 @@ and used by the evaluation."""
 
 import pytest
 import torch
-from conftest import _generator
+from conftest import _generator, _save_run
 from gansweep.config import ConfigError, load_config
 from gansweep.gan.ambient import AmbientGAN
+from gansweep.gan.build import build_gan
 from gansweep.gan.priors import KDEPrior
-from gansweep.run.evaluate import sample
-from gansweep.run.run_dir import load_generator, save_checkpoint
+from gansweep.nets.pixels import to_unit
+from gansweep.run.run_dir import load_checkpoint, load_sampler
 
 KDE = ["mode=clean", "measurement.name=none", "prior.name=kde", "prior.bandwidth=0.05", "model.g_width=8",
        "model.d_width=8", "reversal.max_steps=5"]
@@ -16,15 +17,15 @@ KDE = ["mode=clean", "measurement.name=none", "prior.name=kde", "prior.bandwidth
 
 def test_refresh_feeds_g_codes_from_the_kde_of_reversed_reals():
     cfg = load_config(None, KDE)
-    gan = AmbientGAN(cfg, (1, 28, 28))
+    gan = build_gan(cfg, (1, 28, 28))
     reals = torch.rand(16, 1, 28, 28)
-    figures = gan.refresh_prior(reals)
+    figures = gan.prior.refresh(reals)
     assert figures["reversal_steps"] == 5 and figures["reversal_error"] > 0
-    assert isinstance(gan.prior, KDEPrior) and gan.prior.codes.shape == (16, cfg.model.z_dim)
-    z = gan.noise(4000)
+    assert isinstance(gan.prior.kde, KDEPrior) and gan.prior.kde.codes.shape == (16, cfg.model.z_dim)
+    z = gan.prior.sample(4000, gan.streams.z)
     # Every code is near one of the reversed ones: the bandwidth's noise, not N(0, I).
-    nearest = torch.cdist(z, gan.prior.codes).min(dim=1).values
-    normal = torch.cdist(torch.randn(4000, cfg.model.z_dim), gan.prior.codes).min(dim=1).values
+    nearest = torch.cdist(z, gan.prior.kde.codes).min(dim=1).values
+    normal = torch.cdist(torch.randn(4000, cfg.model.z_dim), gan.prior.kde.codes).min(dim=1).values
     assert nearest.mean() < 0.05 * 8 * 1.5 < 0.1 * normal.mean()  # bandwidth x sqrt(z_dim), with room
     losses = gan.step([reals])
     assert all(torch.isfinite(v) for v in losses.values())
@@ -34,9 +35,9 @@ def test_the_mmd_rule_decides_the_reversal_steps():
     reals = torch.rand(16, 1, 28, 28)
 
     def refresh(threshold: float) -> dict:
-        gan = AmbientGAN(load_config(None, KDE + ["reversal.max_steps=60", f"reversal.mmd_threshold={threshold}"]),
+        gan = build_gan(load_config(None, KDE + ["reversal.max_steps=60", f"reversal.mmd_threshold={threshold}"]),
                          (1, 28, 28))
-        return gan.refresh_prior(reals)
+        return gan.prior.refresh(reals)
 
     never = refresh(10.0)  # MMD^2 of an RBF kernel is at most 2: the rule never fires
     assert never["reversal_steps"] == 60
@@ -47,23 +48,20 @@ def test_the_mmd_rule_decides_the_reversal_steps():
 
 def test_the_prior_is_checkpointed_and_used_by_the_evaluation(tmp_path):
     cfg = load_config(None, KDE)
-    gan = AmbientGAN(cfg, (1, 28, 28))
-    gan.refresh_prior(torch.rand(8, 1, 28, 28))
+    gan = build_gan(cfg, (1, 28, 28))
+    gan.prior.refresh(torch.rand(8, 1, 28, 28))
     run = tmp_path / "run"
-    checkpoint = run / "checkpoints" / "checkpoint_000"
-    checkpoint.mkdir(parents=True)
-    save_checkpoint(gan, 3, [gan.rng_state()], str(checkpoint))
-    (run / "run.json").write_text(__import__("json").dumps({"config": cfg.to_dict(), "clean_shape": [1, 28, 28]}))
+    checkpoint = _save_run(gan, cfg, run, 3)
 
-    resumed = AmbientGAN(cfg, (1, 28, 28))
-    resumed.load_state_dict(torch.load(checkpoint / "state.pt", weights_only=True))
-    assert torch.equal(resumed.prior.codes, gan.prior.codes)
+    resumed = build_gan(cfg, (1, 28, 28))
+    resumed.load_state_dict(load_checkpoint(checkpoint))
+    assert torch.equal(resumed.prior.kde.codes, gan.prior.kde.codes)
 
-    generator, _, step, prior = load_generator(run, checkpoint)
-    assert step == 3 and torch.equal(prior.codes, gan.prior.codes)
+    sampler, _, step = load_sampler(run, checkpoint)
+    assert step == 3 and torch.equal(sampler.prior.codes, gan.prior.kde.codes)
     with torch.no_grad():
-        expected = (generator(prior.sample(5, torch.Generator().manual_seed(0))) + 1) / 2
-    assert torch.allclose(sample(generator, 5, seed=0, prior=prior), expected)
+        expected = to_unit(sampler.generator(sampler.prior.sample(5, torch.Generator().manual_seed(0))))
+    assert torch.allclose(sampler.draw(5, seed=0), expected)
 
 
 def test_warm_start_continues_each_image_from_its_last_code():
@@ -72,9 +70,9 @@ def test_warm_start_continues_each_image_from_its_last_code():
     def two_refreshes(warm: bool) -> tuple[dict, dict]:
         cfg = load_config(None, KDE + [f"reversal.warm_start={warm}", "reversal.max_steps=10", "model.g_width=16",
                                        "reversal.lr=0.03"])
-        gan = AmbientGAN(cfg, (1, 28, 28))
-        gan.G.load_state_dict(_generator(3).state_dict())  # random weights whose images respond to z
-        return gan.refresh_prior(reals, indices), gan.refresh_prior(reals, indices)
+        gan = build_gan(cfg, (1, 28, 28))
+        gan.players.G.load_state_dict(_generator(3).state_dict())  # random weights whose images respond to z
+        return gan.prior.refresh(reals, indices), gan.prior.refresh(reals, indices)
 
     (cold_first, cold_second), (warm_first, warm_second) = two_refreshes(False), two_refreshes(True)
     assert warm_first == pytest.approx(cold_first)  # nothing to start from yet
@@ -96,24 +94,24 @@ def test_bad_prior_values_are_refused(override, message):
 
 def test_the_prior_pools_the_codes_of_the_last_refreshes():
     def prior_sizes(pool: int) -> tuple[list[int], AmbientGAN]:
-        gan = AmbientGAN(load_config(None, KDE + [f"prior.pool={pool}", "reversal.max_steps=1"]), (1, 28, 28))
+        gan = build_gan(load_config(None, KDE + [f"prior.pool={pool}", "reversal.max_steps=1"]), (1, 28, 28))
         sizes = []
         for _ in range(4):
-            gan.refresh_prior(torch.rand(16, 1, 28, 28))
-            sizes.append(len(gan.prior.codes))
+            gan.prior.refresh(torch.rand(16, 1, 28, 28))
+            sizes.append(len(gan.prior.kde.codes))
         return sizes, gan
 
     (single, _), (pooled, gan) = prior_sizes(1), prior_sizes(3)
     assert single == [16, 16, 16, 16]  # Algorithm 2 as written: this batch's codes only
     assert pooled == [16, 32, 48, 48]
-    before = gan.prior.codes
-    gan.refresh_prior(torch.rand(16, 1, 28, 28))
-    assert torch.equal(gan.prior.codes[16:], before[:32])  # the newest batch first, the oldest dropped
+    before = gan.prior.kde.codes
+    gan.prior.refresh(torch.rand(16, 1, 28, 28))
+    assert torch.equal(gan.prior.kde.codes[16:], before[:32])  # the newest batch first, the oldest dropped
 
 
 def test_the_prior_is_due_every_refresh_every_steps_and_whenever_missing():
-    gan = AmbientGAN(load_config(None, KDE + ["prior.refresh_every=3"]), (1, 28, 28))
-    assert gan.prior_due(5)  # none yet (a resumed run): due at once
-    gan.refresh_prior(torch.rand(8, 1, 28, 28))
-    assert [step for step in range(1, 9) if gan.prior_due(step)] == [1, 4, 7]
-    assert not AmbientGAN(load_config(None, ["mode=clean", "measurement.name=none"]), (1, 28, 28)).prior_due(1)
+    gan = build_gan(load_config(None, KDE + ["prior.refresh_every=3"]), (1, 28, 28))
+    assert gan.prior.due(5)  # none yet (a resumed run): due at once
+    gan.prior.refresh(torch.rand(8, 1, 28, 28))
+    assert [step for step in range(1, 9) if gan.prior.due(step)] == [1, 4, 7]
+    assert not build_gan(load_config(None, ["mode=clean", "measurement.name=none"]), (1, 28, 28)).prior.due(1)

@@ -8,7 +8,6 @@ import torch
 from conftest import FASHION, Z_DIM, _generator
 from gansweep.gan.priors import KDEPrior
 from gansweep.gan.reversal import mmd2_unbiased, reverse
-from gansweep.nets.models import Generator
 
 
 def _mmd2_numpy(x: np.ndarray, y: np.ndarray, h: float) -> float:

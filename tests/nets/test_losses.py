@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 from gansweep.config import ConfigError, load_config
-from gansweep.gan.ambient import AmbientGAN
+from gansweep.gan.build import build_gan
 from gansweep.nets.losses import d_loss, g_loss, gradient_penalty
 from torch import nn
 
@@ -56,13 +56,13 @@ def test_gradient_penalty_of_a_nonlinear_critic_matches_autograd_per_sample():
 def test_each_loss_trains_for_a_few_steps(loss, norm):
     cfg = load_config(None, [f"train.loss={loss}", f"model.d_norm={norm}", "model.g_width=8", "model.d_width=8",
                              "train.d_steps=2", "measurement.name=block_pixel"])
-    gan = AmbientGAN(cfg, (1, 28, 28))
+    gan = build_gan(cfg, (1, 28, 28))
     reals = [torch.rand(16, 1, 28, 28) for _ in range(2)]
     for _ in range(3):
         losses = gan.step(reals)
     assert all(math.isfinite(float(v)) for v in losses.values())
-    assert gan.sample(torch.randn(4, cfg.model.z_dim)).shape == (4, 1, 28, 28)
-    uses_batch_norm = any(isinstance(m, nn.BatchNorm2d) for m in gan.D.modules())
+    assert gan.sampler.images(torch.randn(4, cfg.model.z_dim)).shape == (4, 1, 28, 28)
+    uses_batch_norm = any(isinstance(m, nn.BatchNorm2d) for m in gan.players.D.modules())
     assert uses_batch_norm == (norm == "batch")
 
 

@@ -3,19 +3,21 @@
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import asdict
 
 import pytest
 import torch
 from gansweep.config import MeasurementConfig
 from gansweep.nets.measurements import (
+    DEFAULTS,
+    REGISTRY,
     BlockPatch,
     BlockPixel,
     ConvolveNoise,
     ExtractPatch,
     GaussianProjection,
     KeepPatch,
-    Measurement,
     MeasurementError,
     build_measurement,
 )
@@ -370,12 +372,6 @@ def test_build_from_config_dict():
     assert (m.p, m.unit) == (0.25, "channel")
 
 
-def test_changes_shape():
-    assert ExtractPatch.changes_shape and GaussianProjection.changes_shape
-    assert not any(c.changes_shape for c in (BlockPixel, BlockPatch, KeepPatch, ConvolveNoise))
-    assert isinstance(BlockPixel(), Measurement)
-
-
 @pytest.mark.parametrize(
     "measurement", [BlockPixel(0.5), BlockPixel(0.5, unit="channel"), BlockPatch(5), KeepPatch(5)], ids=repr
 )
@@ -397,20 +393,23 @@ def test_lost_mask_is_none_when_no_element_is_lost():
 @pytest.mark.parametrize(
     "spec, expected",
     [
-        ({"name": "block_pixel", "p": 1.5}, ["block_pixel", "p=1.5", "[0, 1]"]),
-        ({"name": "block_pixel", "p": -0.1}, ["p=-0.1", "[0, 1]"]),
-        ({"name": "block_pixel", "p": float("nan")}, ["p=nan"]),
-        ({"name": "block_pixel", "unit": "pixel"}, ["unit='pixel'", "element", "channel"]),
-        ({"name": "block_patch", "patch": 0}, ["block_patch", "patch=0", ">= 1"]),
-        ({"name": "extract_patch", "patch": -2}, ["patch=-2"]),
-        ({"name": "gaussian_projection", "projections": 0}, ["projections=0", ">= 1"]),
-        ({"name": "convolve_noise", "blur_radius": -1}, ["blur_radius=-1", ">= 0"]),
-        ({"name": "convolve_noise", "noise_std": -1}, ["noise_std=-1", ">= 0"]),
-        ({"name": "blur"}, ["name='blur'", "block_pixel", "cascade"]),
-        ({"name": "cascade", "steps": []}, ["cascade", "steps"]),
-        ({"name": "cascade", "steps": [{"name": "none"}]}, ["steps", "none"]),
-        ({"name": "cascade", "steps": [{"name": "block_pixel"}, {"name": "none"}]}, ["steps", "none"]),
-        ({"name": "cascade", "steps": [{"name": "block_pixel", "p": 2}]}, ["p=2"]),
+        ({"name": "block_pixel", "p": 1.5}, ["measurement.p=1.5 is outside [0, 1]"]),
+        ({"name": "block_pixel", "p": -0.1}, ["measurement.p=-0.1 is outside [0, 1]"]),
+        ({"name": "block_pixel", "p": float("nan")}, ["measurement.p=nan"]),
+        ({"name": "block_pixel", "p": "half"}, ["measurement.p='half' must be a number"]),
+        ({"name": "block_pixel", "unit": "pixel"}, ["measurement.unit='pixel' is not one of element, channel"]),
+        ({"name": "block_patch", "patch": 0}, ["measurement.patch=0 must be >= 1"]),
+        ({"name": "block_patch", "patch": 4.5}, ["measurement.patch=4.5 must be an integer"]),
+        ({"name": "extract_patch", "patch": -2}, ["measurement.patch=-2"]),
+        ({"name": "gaussian_projection", "projections": 0}, ["measurement.projections=0 must be >= 1"]),
+        ({"name": "convolve_noise", "blur_radius": -1}, ["measurement.blur_radius=-1 must be >= 0"]),
+        ({"name": "convolve_noise", "noise_std": -1}, ["measurement.noise_std=-1 must be >= 0"]),
+        ({"name": "blur"}, ["measurement.name='blur' is not one of none, block_pixel", "cascade"]),
+        ({"name": "cascade", "steps": []}, ["measurement.name=cascade needs a non-empty measurement.steps"]),
+        ({"name": "cascade", "steps": [{"name": "none"}]}, ["measurement.steps[0]", "none"]),
+        ({"name": "cascade", "steps": [{"name": "block_pixel"}, {"name": "none"}]}, ["measurement.steps[1]", "none"]),
+        ({"name": "cascade", "steps": [{"name": "block_pixel", "p": 2}]}, ["measurement.steps[0].p=2 is outside"]),
+        ({"name": "cascade", "steps": ["block_pixel"]}, ["measurement.steps[0] must be a mapping"]),
     ],
 )
 def test_constructor_errors_name_the_parameter(spec, expected):
@@ -418,6 +417,37 @@ def test_constructor_errors_name_the_parameter(spec, expected):
         build_measurement(spec)
     for text in expected:
         assert text in str(err.value)
+
+
+def test_errors_name_the_config_key_the_caller_gives():
+    with pytest.raises(MeasurementError, match=re.escape("hidden.measurement.p=1.5 is outside [0, 1]")):
+        build_measurement({"name": "block_pixel", "p": 1.5}, key="hidden.measurement")
+    hidden = build_measurement({"name": "block_patch", "patch": 5}, key="hidden.measurement")
+    with pytest.raises(MeasurementError, match=re.escape("hidden.measurement.patch=5 is larger than the 4x4 map")):
+        hidden.validate((8, 4, 4))
+    cascade = build_measurement({"name": "cascade", "steps": [{"name": "extract_patch", "patch": 14},
+                                                              {"name": "block_patch", "patch": 20}]})
+    with pytest.raises(MeasurementError, match=re.escape("measurement.steps[1].patch=20 is larger than the 14x14")):
+        cascade.output_shape((1, 28, 28))
+    with pytest.raises(MeasurementError, match=re.escape("block_pixel.p=2 is outside [0, 1]")):
+        BlockPixel(p=2)  # built directly: named by the measurement
+
+
+def test_parameters_are_declared_once_with_their_defaults():
+    # Positional in declaration order, or by name; left out: the declared default.
+    assert (BlockPixel(0.25).p, BlockPixel(0.25).unit) == (0.25, BlockPixel.params["unit"].default)
+    assert ConvolveNoise(2.0, noise_std=0.0).blur_radius == 2.0
+    assert BlockPatch().patch == BlockPatch.params["patch"].default
+    assert build_measurement({"name": "keep_patch"}).patch == 14  # a spec's missing keys take the declared defaults
+    with pytest.raises(TypeError, match="radius"):
+        ConvolveNoise(radius=1.0)
+    with pytest.raises(TypeError):
+        BlockPatch(5, 6)
+    # The config's defaults are the declared ones, and it has a key for every declared parameter.
+    assert set(DEFAULTS) == set(asdict(MeasurementConfig())) - {"name", "steps"}
+    assert all(getattr(MeasurementConfig(), param) == default for param, default in DEFAULTS.items())
+    assert set(REGISTRY) == {"block_pixel", "block_patch", "keep_patch", "extract_patch", "gaussian_projection",
+                             "convolve_noise", "cascade"}
 
 
 @pytest.mark.parametrize("name", ["block_patch", "keep_patch", "extract_patch"])

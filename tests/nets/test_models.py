@@ -2,7 +2,14 @@
 
 import pytest
 import torch
-from gansweep.nets.models import Discriminator, Generator, ModelError, init_weights
+from gansweep.nets.models import (
+    Discriminator,
+    Generator,
+    ModelError,
+    block_shapes,
+    init_weights,
+    inject_point,
+)
 from torch import nn
 
 W = 8  # small width keeps the file fast; the layout does not depend on it
@@ -131,6 +138,20 @@ def test_bad_inject_point_lists_the_valid_ones(bad):
         g(torch.randn(2, Z), hidden=(bad, lambda h: h))
 
 
+@pytest.mark.parametrize("shape", SHAPES)
+def test_block_shapes_are_the_generators_without_building_it(shape):
+    blocks = block_shapes(shape, W)
+    g = make_generator(shape)
+    assert list(blocks) == list(g.blocks) and blocks["to_image"] == shape
+    assert {name: blocks[name] for name in g.inject_points()} == EXPECTED_POINTS[shape]
+    for at in (*g.inject_points(), 0, -1):
+        assert inject_point(blocks, at) == g.resolve_inject_point(at)
+    with pytest.raises(ModelError, match="unknown injection point 'to_image'"):
+        inject_point(blocks, "to_image")
+    with pytest.raises(ModelError, match=r"\(1, 28, 28\).*got \(3, 28, 28\)"):
+        block_shapes((3, 28, 28), W)
+
+
 D_SHAPES = [(1, 28, 28), (1, 32, 32), (3, 32, 32), (3, 64, 64), (1, 4, 4), (3, 8, 8), (1, 14, 14), (1, 2, 2), (100,)]
 
 
@@ -163,6 +184,11 @@ def test_discriminator_downsamples_while_at_least_8(shape, n_features):
 def test_discriminator_rejects_bad_input_shapes(shape):
     with pytest.raises(ModelError):
         Discriminator(shape, width=W)
+
+
+def test_discriminator_rejects_an_unknown_normalisation():
+    with pytest.raises(ModelError, match="unknown normalisation 'group': use one of batch, layer, none"):
+        Discriminator((1, 28, 28), width=W, norm="group")
 
 
 def test_discriminator_rejects_batches_of_another_shape():

@@ -7,12 +7,9 @@ from functools import partial
 
 import torch
 from conftest import _fake_run, needs_fashion
-from gansweep.config import load_config
 from gansweep.evaluation.classifier import load_or_train_classifier
 from gansweep.evaluation.metrics import PROTOCOL_FIELDS
-from gansweep.gan.ambient import AmbientGAN
 from gansweep.run import evaluate
-from gansweep.run.run_dir import save_checkpoint
 
 
 def _cli(*args):
@@ -41,6 +38,6 @@ def test_evaluate_run_writes_the_protocol(tmp_path, monkeypatch):
     assert json.loads((run_dir / "evaluation.json").read_text())["fid"] == figures["fid"]
 
     # The samples are the checkpoint's generator, unmeasured: the same z gives the same images.
-    generator, _, _, _ = evaluate.load_generator(run_dir, run_dir / "checkpoints" / "checkpoint_000")
-    z = torch.randn(4, generator.z_dim)
-    assert torch.allclose(evaluate.to_unit(generator(z)), gan.sample(z))
+    sampler, _, _ = evaluate.load_sampler(run_dir, run_dir / "checkpoints" / "checkpoint_000")
+    z = torch.randn(4, sampler.z_dim)
+    assert torch.allclose(sampler.images(z), gan.sampler.images(z))

@@ -1,7 +1,6 @@
 """gansweep.sweep.report on a synthetic sweep directory with a real Optuna SQLite study."""
 
 import csv
-import json
 
 import matplotlib
 
@@ -9,7 +8,9 @@ matplotlib.use("Agg")
 
 import optuna
 import pytest
-from gansweep.sweep.report import ReportError, write_report
+from gansweep.sweep import sweep_dir as layout
+from gansweep.sweep.report import write_report
+from gansweep.sweep.sweep_dir import SweepDirError
 from optuna.distributions import (
     CategoricalDistribution,
     FloatDistribution,
@@ -61,11 +62,11 @@ def make_sweep(root, mode="min", trials=TRIALS, storage_in_json=None):
             "full_evaluation": None if best is None else {"fid": best + 0.5, "kid": 0.01},
             "wall_s": 120.0, "error": error,
         })
-    (root / "sweep.json").write_text(json.dumps({
+    layout.write_sweep_record(root, {
         "name": "demo_sweep", "metric": "fid", "mode": mode, "space": SPACE, "study_name": "demo",
         "storage": storage_in_json or storage, "search": "optuna_tpe",
-    }))
-    (root / "trials.json").write_text(json.dumps({"trials": records}))
+    })
+    layout.write_trials(root, records)
     return storage
 
 
@@ -159,7 +160,7 @@ def test_storage_argument_overrides_masked_url(tmp_path):
 
 
 def test_not_a_sweep_directory(tmp_path):
-    with pytest.raises(ReportError, match="not a sweep directory.*sweep.json"):
+    with pytest.raises(SweepDirError, match="not a sweep directory.*sweep.json"):
         write_report(tmp_path)
     with pytest.raises(ValueError, match="does not exist"):
         write_report(tmp_path / "missing")

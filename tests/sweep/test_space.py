@@ -6,12 +6,16 @@ from pathlib import Path
 
 import optuna
 import pytest
+from conftest import _cli, needs_fashion
 from gansweep.config import Config, ConfigError, parse_override
 from gansweep.sweep.runner import SweepError, plan_resources, trial_name
 from gansweep.sweep.space import SpaceError, load_space
 
-SPACES = Path(__file__).resolve().parents[1] / "search_spaces"
+SPACES = Path(__file__).resolve().parents[2] / "search_spaces"
 NOT_TUNE_SPACES = {"paper_table.yaml"}  # the grid-study format of benchmarks/paper_study.py
+
+# Every space is checked against its data (Fashion-MNIST unless fixed: says otherwise), described as it loads.
+pytestmark = needs_fashion
 
 
 def _write(tmp_path: Path, text: str, name: str = "space.yaml") -> Path:
@@ -285,6 +289,28 @@ OK = "num_samples: 4\nfixed: {train.steps: 2000}\n"
      ["space:", "train.beta1"]),
     (OK.replace("{", "{train.batch_size: 33, ") + "space: {measurement.p: {uniform: [0.1, 0.9]}}\n"
      "resources: {workers: 2}\n", ["fixed", "divisible"]),
+    # combinations that do not fit the data (its shapes, described: not loaded)
+    (OK.replace("{", "{hidden.measurement.name: block_pixel, ")
+     + "space: {hidden.inject_at: {choice: [up1, nowhere]}}\n",
+     ["space: the trial {hidden.inject_at=nowhere}", "hidden.inject_at: unknown injection point 'nowhere'"]),
+    (OK.replace("{", "{measurement.name: block_patch, ") + "space: {measurement.patch: {int: [4, 40]}}\n",
+     ["space: the trial {measurement.patch=40}", "measurement.patch=40 is larger than the 28x28 map"]),
+    (OK + "space: {measurement.p: {uniform: [0.1, 1.5]}}\n",
+     ["space: the trial {measurement.p=1.5}", "measurement.p=1.5 is outside [0, 1]"]),
+    (OK.replace("{", "{hidden.inject_at: up1, ")
+     + "space: {hidden.measurement.name: {choice: [block_pixel, extract_patch]}}\n",
+     ["hidden.measurement.name=extract_patch", "changes the feature map's shape"]),
+    (OK.replace("{", "{hidden.inject_at: project, hidden.measurement.name: block_patch, ")
+     + "space: {hidden.measurement.patch: {int: [2, 8]}}\n",
+     ["the trial {hidden.measurement.patch=8}", "hidden.measurement.patch=8 is larger than the 7x7 map"]),
+    (OK + "space: {data.limit: {choice: [1000, 40]}}\n", ["the trial {data.limit=40}", "fewer than one batch of 64"]),
+    (OK.replace("{", "{model.conditional: true, data.name: image_folder, data.root: IMAGES, data.image_size: 28, ")
+     + "space: {train.lr_d: {loguniform: [1.0e-4, 1.0e-3]}}\n", ["fixed:", "model.conditional needs every"]),
+    (OK.replace("{", "{measurement.name: keep_patch, measurement.patch: 29, ")
+     + "space: {train.lr_d: {loguniform: [1.0e-4, 1.0e-3]}}\n", ["fixed:", "measurement.patch=29 is larger"]),
+    (OK.replace("{", "{data.name: mnist, data.root: /no/such/dir, ")
+     + "space: {measurement.p: {uniform: [0.1, 0.9]}}\n",
+     ["data:", "mnist: /no/such/dir does not exist"]),
     # the scheduler and the metric
     (OK + "scheduler: {name: asha, grace_period: 100}\nspace: {measurement.p: {uniform: [0.1, 0.9]}}\n",
      ["scheduler.grace_period", "eval.every=500"]),
@@ -321,7 +347,44 @@ OK = "num_samples: 4\nfixed: {train.steps: 2000}\n"
     (OK + "resources: 2\nspace: {measurement.p: {uniform: [0.1, 0.9]}}\n", ["resources", "must be a mapping"]),
 ])
 def test_errors_name_the_place_in_the_file(tmp_path, text, fragments):
+    if "IMAGES" in text:  # an unlabelled image folder
+        from PIL import Image
+
+        (tmp_path / "images").mkdir()
+        for i in range(64):
+            Image.new("L", (28, 28), i).save(tmp_path / "images" / f"{i}.png")
+        text = text.replace("IMAGES", str(tmp_path / "images"))
     _error(tmp_path, text, *fragments)
+
+
+def test_each_trials_data_is_described_once(tmp_path, monkeypatch):
+    import gansweep.sweep.space as space_module
+
+    described = []
+    original = space_module.describe_source
+    monkeypatch.setattr(space_module, "describe_source", lambda *args: described.append(args) or original(*args))
+    _load(tmp_path, OK + "space:\n  data.limit: {choice: [1000, 2000]}\n  mode: {choice: [ambient, ignore, clean]}\n"
+                         "  measurement.p: {uniform: [0.1, 0.9]}\n")
+    assert [args[-1] for args in described] == [None, 1000, 2000]  # data.limit: the base config's, then the trials'
+
+
+@pytest.mark.parametrize("fixed, space, message", [
+    ("hidden.measurement.name: block_pixel", "hidden.inject_at: {choice: [up1, nowhere]}",
+     "hidden.inject_at: unknown injection point 'nowhere'"),
+    ("measurement.name: block_patch", "measurement.patch: {int: [4, 40]}",
+     "measurement.patch=40 is larger than the 28x28 map"),
+    ("mode: ambient", "measurement.p: {uniform: [0.1, 1.5]}", "measurement.p=1.5 is outside [0, 1]"),
+    ("hidden.inject_at: up1", "hidden.measurement.name: {choice: [block_pixel, extract_patch]}",
+     "hidden.measurement.name=extract_patch changes the feature map's shape"),
+])
+def test_the_cli_refuses_a_trial_that_cannot_run_before_ray_starts(tmp_path, fixed, space, message):
+    path = _write(tmp_path, f"num_samples: 4\nfixed: {{train.steps: 2000, {fixed}}}\nspace: {{{space}}}\n")
+    out = tmp_path / "out"
+    result = _cli("sweep", str(path), "--output", str(out), cwd=tmp_path)
+    assert result.returncode == 2, result.stderr
+    assert message in result.stderr and "Traceback" not in result.stderr
+    assert "Started a local Ray instance" not in result.stdout + result.stderr
+    assert not out.exists()  # no sweep directory, no trial directory
 
 
 def test_a_valid_combination_of_choices_loads(tmp_path):
@@ -378,35 +441,12 @@ def test_plan_resources_on_cpus(tmp_path):
     assert plan_resources(_space(tmp_path, num_samples=20, cpus_per_worker=0.1), {"CPU": 1}) == (0.1, 10)
 
 
-@pytest.mark.parametrize("resources, cluster, fragment", [
-    ({"cpus_per_worker": 3}, {"CPU": 2}, "resources."),
-    ({"workers": 2, "cpus_per_worker": 1.5}, {"CPU": 2}, "resources."),
-    ({}, {"GPU": 4}, "resources."),  # no CPUs at all (or a misspelt 'cpu' in resources.cluster)
-    ({"gpus_per_worker": 1}, {"CPU": 8, "GPU": 0}, "resources.cluster"),
-    ({"gpus_per_worker": 1}, {"CPU": 8}, "resources.cluster"),
-    ({"workers": 2, "gpus_per_worker": 1}, {"CPU": 8, "GPU": 1}, "resources.cluster"),
-    ({"gpus_per_worker": 1}, {"CPU": 0, "GPU": 4}, "resources."),
-])
-def test_plan_resources_refuses_what_cannot_fit(tmp_path, resources, cluster, fragment):
-    with pytest.raises(SweepError, match=fragment.replace(".", r"\.")):
-        plan_resources(_space(tmp_path, **resources), cluster)
-
-
-def test_plan_resources_on_gpus(tmp_path):
-    # 4 GPUs at half a GPU per worker: 8 slots, 1 CPU per worker (the default on GPUs)
-    assert plan_resources(_space(tmp_path, num_samples=12, gpus_per_worker=0.5), {"CPU": 8, "GPU": 4}) == (1.0, 8)
-    # capped by num_samples, by max_concurrent_trials and by the CPUs
-    assert plan_resources(_space(tmp_path, num_samples=3, gpus_per_worker=0.5), {"CPU": 8, "GPU": 4}) == (1.0, 3)
-    assert plan_resources(_space(tmp_path, num_samples=12, max_concurrent=5, gpus_per_worker=0.5),
-                          {"CPU": 8, "GPU": 4}) == (1.0, 5)
-    assert plan_resources(_space(tmp_path, num_samples=12, gpus_per_worker=0.5), {"CPU": 4, "GPU": 4}) == (1.0, 4)
-    assert plan_resources(_space(tmp_path, num_samples=12, gpus_per_worker=0.5, cpus_per_worker=2),
-                          {"CPU": 8, "GPU": 4}) == (2.0, 4)
-    # 2 workers x 1 GPU: 2 trials on 4 GPUs
-    assert plan_resources(_space(tmp_path, num_samples=12, workers=2, gpus_per_worker=1),
-                          {"CPU": 8, "GPU": 4}) == (1.0, 2)
-    # a tenth of a GPU each: ten trials on one GPU (not nine, as 1 // 0.1 would say)
-    assert plan_resources(_space(tmp_path, num_samples=20, gpus_per_worker=0.1), {"CPU": 16, "GPU": 1}) == (1.0, 10)
+def test_plan_resources_refuses_a_trial_that_cannot_fit_naming_the_space_keys(tmp_path):
+    # The plan itself (GPUs, fractions, every refusal): tests/run/test_plan.py.
+    with pytest.raises(SweepError, match=r"resources\.workers=2 x 1\.5 CPUs"):
+        plan_resources(_space(tmp_path, workers=2, cpus_per_worker=1.5), {"CPU": 2})
+    with pytest.raises(SweepError, match=r"resources\.cluster"):
+        plan_resources(_space(tmp_path, gpus_per_worker=1), {"CPU": 8})
 
 
 # --- trial names ------------------------------------------------------------------------------------------

@@ -1,14 +1,11 @@
 """`gansweep invert`: codes, reconstructions and a traversal of given images under a run's generator."""
 
-import json
 import subprocess
 import sys
 
 import numpy as np
 import torch
 from conftest import Z_DIM, _generator, _run_of
-from gansweep.config import load_config
-from gansweep.run.run_dir import STATE_FILE, STEP_FILE
 from gansweep.tools.invert import invert
 
 

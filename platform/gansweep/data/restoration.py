@@ -4,19 +4,21 @@ The blocking measurements (Block-Pixel, Block-Patch, Keep-Patch) are inpainted w
 Navier-Stokes method over the pixels the measurement destroyed, as the AmbientGAN reproduction did;
 Convolve+Noise is deconvolved with scikit-image's Wiener filter and the known blur kernel. Plain
 numpy/torch: no Ray.
+
+OpenCV and scikit-image are imported by the functions that use them: the config imports this module for its
+lists, and neither the config (the CLI's first import) nor the per-worker training loop should load OpenCV.
 """
 
 from __future__ import annotations
 
-import cv2
 import numpy as np
 import torch
-from skimage.restoration import wiener
 
 from gansweep.nets.measurements import ConvolveNoise, Measurement, MeasurementError
 
-RESTORABLE = ("block_pixel", "block_patch", "keep_patch", "convolve_noise")
-INPAINT_FLAGS = {"telea": cv2.INPAINT_TELEA, "navier_stokes": cv2.INPAINT_NS}
+RESTORABLE = ("block_pixel", "block_patch", "keep_patch", "convolve_noise")  # the measurements mode unmeasure takes
+INPAINT_FLAGS = {"telea": "INPAINT_TELEA", "navier_stokes": "INPAINT_NS"}  # unmeasure.inpaint: OpenCV's flag
+INPAINT_METHODS = tuple(INPAINT_FLAGS)
 
 
 def check_restorable(name: str) -> None:
@@ -33,10 +35,13 @@ def restore(measurement: Measurement, y: torch.Tensor, theta: dict, inpaint: str
     if isinstance(measurement, ConvolveNoise):
         return _deconvolve(measurement, y.numpy())
     lost = measurement.lost_mask(y, theta).expand_as(y)
-    return _inpaint(y.numpy(), lost.numpy(), INPAINT_FLAGS[inpaint], radius)
+    return _inpaint(y.numpy(), lost.numpy(), inpaint, radius)
 
 
-def _inpaint(y: np.ndarray, lost: np.ndarray, flag: int, radius: int) -> np.ndarray:
+def _inpaint(y: np.ndarray, lost: np.ndarray, method: str, radius: int) -> np.ndarray:
+    import cv2  # here, not at the top: see the module's docstring
+
+    flag = getattr(cv2, INPAINT_FLAGS[method])
     # OpenCV inpaints 8-bit images with one mask for all channels: a pixel is filled where any of its
     # channels was lost (its other channels are re-estimated from the neighbourhood too).
     images = np.round(np.clip(y, 0, 1) * 255).astype(np.uint8).transpose(0, 2, 3, 1)  # NHWC
@@ -49,6 +54,10 @@ def _inpaint(y: np.ndarray, lost: np.ndarray, flag: int, radius: int) -> np.ndar
 
 
 def _deconvolve(measurement: ConvolveNoise, y: np.ndarray) -> np.ndarray:
+    from skimage.restoration import (
+        wiener,  # here, not at the top: see the module's docstring
+    )
+
     if measurement.kernel_1d is None:  # no blur: nothing to invert
         return np.clip(y, 0, 1).astype(np.float32)
     k = measurement.kernel_1d.numpy().astype(np.float64)

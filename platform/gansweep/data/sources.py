@@ -96,13 +96,14 @@ def _read_idx(name: str, path: Path, magic: int, limit: int | None) -> tuple[np.
     return np.frombuffer(bytearray(data), dtype=np.uint8).reshape([n, *dims[1:]]), count
 
 
-def _load_idx(name: str, root: Path, split: str, limit: int | None) -> ImageArrays:
+def _load_idx(name: str, root: Path, split: str, limit: int | None) -> tuple[ImageArrays, int]:
+    """The first `limit` images of a split (0: the headers only) and the number of images it holds."""
     image_stem, label_stem = IDX_FILES[split]
     images, image_count = _read_idx(name, _find_idx(name, root, image_stem), IDX_IMAGES_MAGIC, limit)
     labels, label_count = _read_idx(name, _find_idx(name, root, label_stem), IDX_LABELS_MAGIC, limit)
     if image_count != label_count:
         raise DataSourceError(f"{name}: {root}: {image_count} images but {label_count} labels in the {split} split")
-    return ImageArrays(images[:, None], labels.astype(np.int64), IDX_NUM_CLASSES)
+    return ImageArrays(images[:, None], labels.astype(np.int64), IDX_NUM_CLASSES), image_count
 
 
 # --- decoded images to one array -----------------------------------------------------------------
@@ -265,6 +266,18 @@ def _decode_column(column, where: str, first_row: int) -> list:
     )
 
 
+def _parquet_labels(parquet, where: str) -> np.ndarray:
+    """A Parquet file's 'label' column, -1 where missing (every row, without the column)."""
+    import pyarrow as pa
+
+    if "label" not in parquet.schema_arrow.names:
+        return np.full(parquet.metadata.num_rows, -1)
+    label_type = parquet.schema_arrow.field("label").type
+    if not pa.types.is_integer(label_type):
+        raise DataSourceError(f"{where}: the 'label' column holds {label_type}, expected integers")
+    return parquet.read(columns=["label"]).column("label").fill_null(-1).to_numpy()
+
+
 def _load_parquet(root: Path, split: str, limit: int | None, image_size: int | None) -> ImageArrays:
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -279,15 +292,9 @@ def _load_parquet(root: Path, split: str, limit: int | None, image_size: int | N
         schema = parquet.schema_arrow
         if "image" not in schema.names:
             raise DataSourceError(f"{where}: no 'image' column (columns: {', '.join(schema.names)})")
-        if "label" in schema.names:
-            label_type = schema.field("label").type
-            if not pa.types.is_integer(label_type):
-                raise DataSourceError(f"{where}: the 'label' column holds {label_type}, expected integers")
-            # The whole label column (cheap: one int column) so num_classes does not depend on limit.
-            file_labels = parquet.read(columns=["label"]).column("label").fill_null(-1).to_numpy()
-            num_classes = max(num_classes, int(file_labels.max(initial=-1)) + 1)
-        else:
-            file_labels = np.full(parquet.metadata.num_rows, -1)
+        # The whole label column (cheap: one int column) so num_classes does not depend on limit.
+        file_labels = _parquet_labels(parquet, where)
+        num_classes = max(num_classes, int(file_labels.max(initial=-1)) + 1)
         if limit is not None and len(images) >= limit:
             continue
         start = len(images)
@@ -329,24 +336,63 @@ def _resolve_root(name: str, root: str | None) -> Path:
     return path
 
 
+def _checked_root(name: str, root: str | None, split: str, limit: int | None, image_size: int | None) -> Path:
+    """The path a source reads, once the request is one it can serve."""
+    path = _resolve_root(name, root)
+    if limit is not None and limit < 1:
+        raise DataSourceError(f"{name}: {path}: data.limit={limit} must be >= 1")
+    if split not in SPLITS:
+        raise DataSourceError(f"{name}: {path}: split '{split}' must be one of {', '.join(SPLITS)}")
+    if name in TORCHVISION_DIRS and image_size not in (None, 28):
+        raise DataSourceError(f"{name}: {path}: images are 28x28; data.image_size={image_size} is not supported")
+    return path
+
+
 def load_source(
     name: str, root: str | None, split: str = "train", limit: int | None = None, image_size: int | None = None
 ) -> ImageArrays:
     """The first `limit` images of a source's split (in file order, so deterministic), as uint8
     (N, C, H, W) with int64 labels (-1 where unlabelled). `image_size` resizes and center-crops
     image_folder and parquet images to a square; IDX images are 28x28 only."""
-    path = _resolve_root(name, root)
-    if limit is not None and limit < 1:
-        raise DataSourceError(f"{name}: {path}: data.limit={limit} must be >= 1")
-    if split not in SPLITS:
-        raise DataSourceError(f"{name}: {path}: split '{split}' must be one of {', '.join(SPLITS)}")
+    path = _checked_root(name, root, split, limit, image_size)
     if name in TORCHVISION_DIRS:
-        if image_size not in (None, 28):
-            raise DataSourceError(f"{name}: {path}: images are 28x28; data.image_size={image_size} is not supported")
-        return _load_idx(name, path, split, limit)
+        return _load_idx(name, path, split, limit)[0]
     if name == "image_folder":
         return _load_image_folder(path, split, limit, image_size)
     return _load_parquet(path, split, limit, image_size)
+
+
+@dataclass
+class SourceInfo:
+    """A source's training split as the checks before a run need it (config.check_shapes), without loading it."""
+
+    clean_shape: tuple[int, int, int]  # (C, H, W) of the images, as load_source returns them
+    num_classes: int
+    n_images: int  # in the training split, at most `limit`
+    unlabelled: bool  # whether one of those images has no label
+
+
+def describe_source(name: str, root: str | None, image_size: int | None = None, limit: int | None = None) -> SourceInfo:
+    """The training split load_source(name, root, "train", limit, image_size) would return, described from the IDX
+    headers, or the file listing or Parquet metadata and labels, and one decoded image: never the whole split.
+
+    The channels are the first image's: a set that mixes grayscale and colour images loads as RGB, though its first
+    image may be grayscale."""
+    path = _checked_root(name, root, "train", limit, image_size)
+    if name in TORCHVISION_DIRS:
+        headers, count = _load_idx(name, path, "train", 0)
+        n_images = count if limit is None else min(count, limit)
+        return SourceInfo(headers.images.shape[1:], IDX_NUM_CLASSES, n_images, unlabelled=False)
+    first = load_source(name, str(path), limit=1, image_size=image_size)
+    if name == "image_folder":
+        labels = np.array(_image_files(path, "train")[1])
+    else:
+        import pyarrow.parquet as pq
+
+        labels = np.concatenate([_parquet_labels(pq.ParquetFile(file), f"parquet: {file}")
+                                 for file in _parquet_files(path, "train")])
+    labels = labels[:limit]
+    return SourceInfo(first.images.shape[1:], first.num_classes, len(labels), unlabelled=bool((labels < 0).any()))
 
 
 def _prepare_torchvision(name: str, path: Path) -> str:

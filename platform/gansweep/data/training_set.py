@@ -2,7 +2,7 @@
 
 Pixel convention: measurements act on intensities in [0, 1] (zero is black, as in AmbientGAN), so the
 lossy set and the discriminator's inputs live in [0, 1]; the generator outputs [-1, 1] (tanh) and
-``to_unit`` maps it before it is measured or shown to D.
+``nets.pixels.to_unit`` maps it before it is measured or shown to D.
 
 The lossy set is made once, with ``data.seed``, and cached under a fingerprint of (source, root,
 limit, image size, measurement spec, seed): every trial of a sweep trains on the same lossy data.
@@ -47,11 +47,6 @@ class TrainingSet:
     @property
     def sample_shape(self) -> tuple[int, ...]:
         return tuple(self.images.shape[1:])
-
-
-def to_unit(x: torch.Tensor) -> torch.Tensor:
-    """Generator output in [-1, 1] to intensities in [0, 1]."""
-    return (x + 1) * 0.5
 
 
 def cache_root(data: DataConfig) -> Path:

@@ -197,7 +197,7 @@ def _unit_images(x, name: str) -> torch.Tensor:
     if t.numel() and (float(t.min()) < -1e-3 or float(t.max()) > 1 + 1e-3):
         raise ValueError(
             f"{name}: intensities must lie in [0, 1] (got [{float(t.min()):.3f}, {float(t.max()):.3f}]); "
-            "map generator outputs in [-1, 1] with gansweep.data.to_unit"
+            "map generator outputs in [-1, 1] with gansweep.nets.pixels.to_unit"
         )
     return t.clamp(0.0, 1.0)
 

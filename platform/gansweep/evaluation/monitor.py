@@ -10,6 +10,8 @@ come from the full evaluation at the end.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 
 from gansweep.config import Config
@@ -22,9 +24,9 @@ from gansweep.evaluation.metrics import (
     frechet_distance_from_statistics,
 )
 from gansweep.evaluation.reference import reference_images
-from gansweep.nets.models import class_cycle
 
-SAMPLE_BATCH = 500
+if TYPE_CHECKING:
+    from gansweep.gan.sampler import Sampler
 
 
 def prepare_monitor(cfg: Config) -> dict:
@@ -50,27 +52,22 @@ def prepare_monitor(cfg: Config) -> dict:
 
 
 class FidMonitor:
-    """Evaluates a GAN's generator on a fixed set of latent codes, so successive figures are comparable."""
+    """Evaluates a GAN's generator on samples drawn with the same seed each time, so successive figures are
+    comparable."""
 
-    def __init__(self, payload: dict, z_dim: int, n_samples: int, seed: int, device: torch.device):
+    def __init__(self, payload: dict, n_samples: int, seed: int, device: torch.device):
         self.model = DomainClassifier(payload["in_channels"], payload["num_classes"], payload["feature_dim"])
         self.model.load_state_dict(payload["state_dict"])
         self.model.to(device).eval()
         self.mu, self.sigma = payload["mu"], payload["sigma"]
-        # Its own seed stream: the training z and theta streams (and so the resume) are untouched.
+        self.n_samples = n_samples
+        # Its own seed: the training z and theta streams (and so the resume) are untouched.
         self.seed = seed + 104729
-        self.z = torch.randn(n_samples, z_dim, generator=torch.Generator().manual_seed(self.seed))
 
     @torch.no_grad()
-    def __call__(self, gan) -> dict[str, float]:
-        """{"fid", "classifier_score"} of the generator's clean samples (BatchNorm in eval mode)."""
-        z = self.z
-        if gan.prior is not None:  # KDE-GAN: samples come from its prior, drawn with the same seed each time
-            z = gan.prior.sample(len(self.z), torch.Generator(gan.device).manual_seed(self.seed))
-        batches = z.split(SAMPLE_BATCH)
-        labels = class_cycle(len(z), gan.num_classes)  # a conditional GAN: every class equally often
-        label_batches = labels.split(SAMPLE_BATCH) if labels is not None else [None] * len(batches)
-        return self.score(torch.cat([gan.sample(batch, label) for batch, label in zip(batches, label_batches)]))
+    def __call__(self, sampler: Sampler) -> dict[str, float]:
+        """{"fid", "classifier_score"} of the generator's clean samples, their z from its prior (a KDE-GAN's KDE)."""
+        return self.score(sampler.draw(self.n_samples, self.seed))
 
     @torch.no_grad()
     def score(self, samples: torch.Tensor) -> dict[str, float]:

@@ -1,11 +1,29 @@
-"""Latent priors: the kernel density over reversed codes of Kilcher et al. (section 3.2), optionally mixed with
-the background N(0, I) against memorisation. Plain torch: no Ray."""
+"""Latent priors, what G is fed during training: N(0, I); KDE-GAN's kernel density over reversed codes (Kilcher et
+al., section 3.2), refreshed from the training data; and ACL's codes C(z). No Ray here.
+
+Every prior draws G's codes with ``sample(n, rng)`` on the device of RNG (the trainer's z stream), says with
+``due(step)`` whether it is re-estimated before that step, and owns its checkpoint keys (``state_dict``).
+"""
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import torch
+from torch import nn
+
+from gansweep.data.thetas import concat_thetas
+from gansweep.gan.reversal import reverse
+from gansweep.gan.runtime import unwrap
+from gansweep.nets.pixels import from_unit, to_unit
+
+if TYPE_CHECKING:
+    from gansweep.config import Config
+    from gansweep.data.thetas import ThetaStore
+    from gansweep.gan.runtime import RandomStreams
+    from gansweep.nets.measurements import Measurement
 
 
 class KDEPrior:
@@ -62,3 +80,142 @@ class KDEPrior:
     def holdout_log_likelihood(self, codes: torch.Tensor) -> float:
         """Mean log-density of held-out codes (e.g. reversed test images): the paper's Fig. 10."""
         return float(self.log_prob(codes).mean())
+
+
+class NormalPrior:
+    """z ~ N(0, I): the plain GAN's prior, which the other two build on. No checkpoint keys."""
+
+    def __init__(self, z_dim: int):
+        self.z_dim = z_dim
+
+    def noise(self, n: int, rng: torch.Generator) -> torch.Tensor:
+        """N draws of N(0, I) on RNG's device."""
+        return torch.randn(n, self.z_dim, device=rng.device, generator=rng)
+
+    def sample(self, n: int, rng: torch.Generator) -> torch.Tensor:
+        return self.noise(n, rng)
+
+    def due(self, step: int) -> bool:
+        """Whether the prior is re-estimated before generator step STEP: only KDE-GAN's is."""
+        return False
+
+    def state_dict(self) -> dict:
+        return {}
+
+    def load_state_dict(self, state: dict) -> None:
+        pass
+
+
+class CodePrior(NormalPrior):
+    """ACL's prior (Yuan et al.): codes C(z) of noise z ~ N(0, I), C the code generator that the code GAN trains to
+    match the encoder's codes. Owns the checkpoint key C."""
+
+    def __init__(self, code_generator: nn.Module, z_dim: int):
+        super().__init__(z_dim)
+        self.C = code_generator  # DDP-wrapped in training: the code GAN's step goes through the wrapper
+
+    def sample(self, n: int, rng: torch.Generator) -> torch.Tensor:
+        """G's input codes C(z), without C's graph: C learns from D_c alone (Algorithm 1)."""
+        with torch.no_grad():
+            return unwrap(self.C)(self.noise(n, rng))
+
+    def state_dict(self) -> dict:
+        return {"C": unwrap(self.C).state_dict()}
+
+    def load_state_dict(self, state: dict) -> None:
+        unwrap(self.C).load_state_dict(state["C"])
+
+
+class KDEGANPrior(NormalPrior):
+    """KDE-GAN's prior (Kilcher et al., Algorithm 2): N(0, I) until the first refresh, then the KDE over the codes
+    of reversed real batches (the last prior.pool refreshes'). Owns the checkpoint key prior_codes; the warm
+    start's code bank (each image's last reversed code, by its index in the training set) is not checkpointed.
+
+    In mode ambient the reals are measurements y, each reversed through f_theta with the theta that measured it,
+    looked up in the lossy set's theta store (THETAS) by the image's index."""
+
+    def __init__(self, cfg: Config, generator: nn.Module, streams: RandomStreams,
+                 measurement: Measurement | None = None, thetas: ThetaStore | None = None):
+        super().__init__(generator.z_dim)
+        self.reversal, self.prior = cfg.reversal, cfg.prior
+        self.generator = generator  # plain G: reversal is a single-rank pass
+        self.streams, self.measurement, self.thetas = streams, measurement, thetas
+        self.kde: KDEPrior | None = None
+        self.code_bank: dict[int, torch.Tensor] = {}
+
+    def sample(self, n: int, rng: torch.Generator) -> torch.Tensor:
+        return self.kde.sample(n, rng) if self.kde is not None else self.noise(n, rng)
+
+    def due(self, step: int) -> bool:
+        """Due before generator step STEP (counted from 1) when there is no KDE yet (a start, or a resume) and every
+        prior.refresh_every steps (every step: Algorithm 2)."""
+        return self.kde is None or (step - 1) % self.prior.refresh_every == 0
+
+    def refresh(self, reals: torch.Tensor, indices: torch.Tensor | None = None) -> dict[str, float]:
+        """Reverse a real batch through G (eval mode: BatchNorm's running statistics keep the images independent)
+        and make the KDE over its codes the new prior. With reversal.mmd_threshold, a generated batch is reversed
+        alongside and the MMD rule stops the reversal. INDICES: the images' positions in the training set."""
+        r, p, z_stream = self.reversal, self.prior, self.streams.z
+        self.generator.eval()
+        try:
+            fakes = None
+            if r.mmd_threshold > 0:
+                with torch.no_grad():
+                    fakes = self.generator(self.sample(len(reals), z_stream))
+            if self.measurement is None:
+                targets, measure = from_unit(reals), None  # G's images are in [-1, 1]
+            else:
+                targets, fakes, measure = self._measured_targets(reals, indices, fakes)
+            init = self._warm_codes(indices, len(reals)) if r.warm_start and indices is not None else None
+            result = reverse(self.generator, targets, lr=r.lr, max_steps=r.max_steps, init_std=r.init_std,
+                             fakes=fakes, measure=measure, mmd_bandwidth=r.mmd_bandwidth,
+                             mmd_threshold=r.mmd_threshold or None, init=init, rng=z_stream)
+        finally:
+            self.generator.train()
+        codes = result.codes
+        if self.kde is not None and p.pool > 1:  # the newest codes first, then the last refreshes' (older G)
+            codes = torch.cat([codes, self.kde.codes])[: p.pool * len(result.codes)]
+        self.kde = KDEPrior(codes, p.bandwidth, p.background_weight)
+        if r.warm_start and indices is not None:
+            self.code_bank.update(zip(indices.tolist(), result.codes))
+        figures = {"reversal_steps": float(result.steps), "reversal_error": result.errors[-1]}
+        if result.mmd2:
+            figures["reversal_mmd2"] = result.mmd2[-1]
+        return figures
+
+    def _measured_targets(
+        self, reals: torch.Tensor, indices: torch.Tensor | None, fakes: torch.Tensor | None
+    ) -> tuple[torch.Tensor, torch.Tensor | None, Callable[[torch.Tensor], torch.Tensor]]:
+        """An ambient reversal's targets (the measured reals y, in their own [0, 1]), its fakes measured with
+        freshly drawn theta, and the measurement that maps G's images to what each target is: f_theta with
+        the reals' stored theta followed by the fakes' (reverse() stacks the fakes after the reals)."""
+        if self.thetas is None or indices is None:
+            raise ValueError("a KDE-GAN reversal in mode ambient needs the lossy set's theta store and the batch's "
+                             "indices in the training set")
+        theta = self.thetas.rows(indices, reals.device)
+        if fakes is not None:
+            fakes = to_unit(fakes)
+            fake_theta = self.measurement.sample_theta(fakes, self.streams.theta)
+            fakes = self.measurement.measure(fakes, fake_theta)
+            theta = concat_thetas([theta, fake_theta])
+        # G's clean forward, then the image-space measurement: with hidden.inject_at too, for y was measured
+        # from a clean image; the hidden measurement only shapes G's training.
+        return reals, fakes, lambda images: self.measurement.measure(to_unit(images), theta)
+
+    def _warm_codes(self, indices: torch.Tensor, n: int) -> torch.Tensor:
+        """Initial codes: each image's last reversed code where it has one, else N(0, init_std^2)."""
+        init = self.noise(n, self.streams.z) * self.reversal.init_std
+        for row, index in enumerate(indices.tolist()):
+            if index in self.code_bank:
+                init[row] = self.code_bank[index]
+        return init
+
+    def state_dict(self) -> dict:
+        # The prior is part of the model: the codes of its KDE (none before the first refresh).
+        return {"prior_codes": self.kde.codes.cpu() if self.kde is not None else torch.empty(0)}
+
+    def load_state_dict(self, state: dict) -> None:
+        codes = state.get("prior_codes")
+        if codes is not None:
+            codes = codes.to(self.streams.z.device)  # where the z stream samples the KDE
+        self.kde = KDEPrior.from_checkpoint(codes, self.prior)

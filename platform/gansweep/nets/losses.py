@@ -14,8 +14,7 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
-from gansweep.config import LOSSES
-
+LOSSES = ("non_saturating", "minimax", "wgan_gp", "hinge")  # train.loss
 PROBABILISTIC = ("non_saturating", "minimax")  # D's outputs are logits of a probability
 
 

@@ -2,26 +2,63 @@
 
 Each measurement follows the original AmbientGAN code: ``sample_theta`` draws the random parameters
 theta (per sample, batched, on the tensor's device, from the given torch.Generator only) and
-``measure`` applies them, differentiably in x and without a Python loop over samples. Values that
-need no tensor are checked in the constructor, the rest in ``validate`` against the shape that
-arrives; both raise MeasurementError naming the parameter and its allowed range. Plain torch: no Ray.
+``measure`` applies them, differentiably in x and without a Python loop over samples. Each measurement
+declares its parameters, their defaults and allowed values in ``params``, next to its code: the constructor
+checks them, and the config checks a spec by building it (``build_measurement``). The rest is checked in
+``validate`` against the shape that arrives. Both raise MeasurementError naming the config key (``key``) and
+the allowed values. Plain torch: no Ray, nothing else of gansweep.
 Measurements are not nn.Modules and hold no parameters, so no optimiser can ever train them.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import asdict
+import numbers
+from dataclasses import dataclass
 from typing import Mapping
 
 import torch
 import torch.nn.functional as F
 
-from gansweep.config import MeasurementConfig
-
 
 class MeasurementError(ValueError):
     """A measurement parameter outside its range, or one that does not fit the tensor it meets."""
+
+
+@dataclass(frozen=True)
+class Range:
+    """A number parameter: its default and the allowed values low <= value (<= high), whole ones when integer."""
+
+    default: float
+    low: float
+    high: float | None = None
+    integer: bool = False
+
+    def checked(self, key: str, value):
+        """VALUE as the measurement keeps it, or a MeasurementError naming KEY and the allowed values."""
+        if isinstance(value, bool) or not isinstance(value, numbers.Real):
+            raise MeasurementError(f"{key}={value!r} must be a number")
+        # Written as "not inside" so that NaN is rejected too.
+        if not (self.low <= value and (self.high is None or value <= self.high)):
+            if self.high is None:
+                raise MeasurementError(f"{key}={value} must be >= {self.low:g}")
+            raise MeasurementError(f"{key}={value} is outside [{self.low:g}, {self.high:g}]")
+        if self.integer and value != int(value):
+            raise MeasurementError(f"{key}={value} must be an integer")
+        return int(value) if self.integer else float(value)
+
+
+@dataclass(frozen=True)
+class OneOf:
+    """A parameter that names one of a few options."""
+
+    default: str
+    options: tuple[str, ...]
+
+    def checked(self, key: str, value):
+        if value not in self.options:
+            raise MeasurementError(f"{key}='{value}' is not one of {', '.join(self.options)}")
+        return value
 
 
 class Measurement:
@@ -29,12 +66,26 @@ class Measurement:
 
     name = ""
     changes_shape = False  # True when the output is not the input's shape (D must adapt)
+    params: dict[str, Range | OneOf] = {}  # each parameter's default and allowed values, in positional order
+
+    def __init__(self, *values, key: str | None = None, **named):
+        """Parameters by position (in the order of ``params``) or by name, each checked by its declaration;
+        those left out take their default. KEY is the config key errors name (default: the measurement's name)."""
+        self.key = key or self.name
+        if len(values) > len(self.params):
+            raise TypeError(f"{type(self).__name__} takes at most {len(self.params)} parameters, got {len(values)}")
+        given = {**dict(zip(self.params, values)), **named}
+        unknown = sorted(set(given) - set(self.params))
+        if unknown:
+            raise TypeError(f"{type(self).__name__} has no parameter {unknown[0]!r}")
+        for param, declared in self.params.items():
+            setattr(self, param, declared.checked(f"{self.key}.{param}", given.get(param, declared.default)))
 
     def validate(self, shape: tuple[int, ...]) -> None:
         """Check against a per-sample shape; the spatial measurements need (C, H, W)."""
         if len(shape) != 3:
             raise MeasurementError(
-                f"measurement.{self.name}: needs (N, C, H, W) tensors, got per-sample shape {tuple(shape)}"
+                f"{self.key}: {self.name} needs (N, C, H, W) tensors, got per-sample shape {tuple(shape)}"
             )
 
     def output_shape(self, shape: tuple[int, ...]) -> tuple[int, ...]:
@@ -62,24 +113,14 @@ class Measurement:
         return self.measure(x, self.sample_theta(x, generator))
 
 
-def _check_range(name: str, param: str, value: float, low: float, high: float | None = None) -> None:
-    # Written as "not inside" so that NaN is rejected too.
-    inside = low <= value <= high if high is not None else low <= value
-    if not inside:
-        allowed = f"[{low:g}, {high:g}]" if high is not None else f">= {low:g}"
-        raise MeasurementError(f"measurement.{name}: {param}={value} is outside {allowed}")
-
-
 class BlockPixel(Measurement):
     """Each element (unit="element") or whole feature map (unit="channel") zeroed with probability p."""
 
     name = "block_pixel"
-
-    def __init__(self, p: float = 0.5, unit: str = "element"):
-        _check_range(self.name, "p", p, 0.0, 1.0)
-        if unit not in ("element", "channel"):
-            raise MeasurementError(f"measurement.{self.name}: unit='{unit}' is outside {{'element', 'channel'}}")
-        self.p, self.unit = float(p), unit
+    params = {
+        "p": Range(default=0.5, low=0.0, high=1.0),  # probability that an element (or a channel) is zeroed
+        "unit": OneOf(default="element", options=("element", "channel")),  # channel: whole feature maps
+    }
 
     def validate(self, shape):
         # Element-wise dropping fits any shape; a channel needs (C, H, W).
@@ -112,16 +153,14 @@ def _patch_mask(x: torch.Tensor, corners: torch.Tensor, k: int) -> torch.Tensor:
 class _Patch(Measurement):
     """Shared by the patch measurements: one random k x k patch per sample, same place in every channel."""
 
-    def __init__(self, patch: int = 14):
-        _check_range(self.name, "patch", patch, 1)
-        self.patch = int(patch)
+    params = {"patch": Range(default=14, low=1, integer=True)}  # k of the k x k patch
 
     def validate(self, shape):
         super().validate(shape)
         _, h, w = shape
         if self.patch > h or self.patch > w:
             raise MeasurementError(
-                f"measurement.{self.name}: patch={self.patch} is larger than the {h}x{w} map; allowed [1, {min(h, w)}]"
+                f"{self.key}.patch={self.patch} is larger than the {h}x{w} map; allowed [1, {min(h, w)}]"
             )
 
     def _draw(self, x, generator):
@@ -188,16 +227,13 @@ class GaussianProjection(Measurement):
 
     name = "gaussian_projection"
     changes_shape = True
-
-    def __init__(self, projections: int = 100):
-        _check_range(self.name, "projections", projections, 1)
-        self.projections = int(projections)
+    params = {"projections": Range(default=100, low=1, integer=True)}  # m projections
 
     def validate(self, shape):
         # Any per-sample shape works (it is flattened), as long as there is one.
         if len(shape) < 1:
             raise MeasurementError(
-                f"measurement.{self.name}: needs batched input (N, ...), got per-sample shape {tuple(shape)}"
+                f"{self.key}: {self.name} needs batched input (N, ...), got per-sample shape {tuple(shape)}"
             )
 
     def output_shape(self, shape):
@@ -220,11 +256,11 @@ class ConvolveNoise(Measurement):
     """
 
     name = "convolve_noise"
+    # The blur's sigma and the noise's std.
+    params = {"blur_radius": Range(default=1.0, low=0.0), "noise_std": Range(default=0.1, low=0.0)}
 
-    def __init__(self, blur_radius: float = 1.0, noise_std: float = 0.1):
-        _check_range(self.name, "blur_radius", blur_radius, 0.0)
-        _check_range(self.name, "noise_std", noise_std, 0.0)
-        self.blur_radius, self.noise_std = float(blur_radius), float(noise_std)
+    def __init__(self, *values, key: str | None = None, **named):
+        super().__init__(*values, key=key, **named)
         self.half = math.ceil(2 * self.blur_radius)
         self.kernel_1d = None  # blur_radius 0: no blur
         if self.blur_radius > 0:
@@ -262,9 +298,10 @@ class Cascade(Measurement):
 
     name = "cascade"
 
-    def __init__(self, steps: list[Measurement]):
+    def __init__(self, steps: list[Measurement], *, key: str | None = None):
+        self.key = key or self.name
         if not steps:
-            raise MeasurementError("measurement.cascade: steps is empty; it needs at least one measurement")
+            raise MeasurementError(f"{self.key}.name=cascade needs a non-empty {self.key}.steps list")
         self.steps = list(steps)
         self.changes_shape = any(step.changes_shape for step in self.steps)
 
@@ -297,30 +334,39 @@ class Cascade(Measurement):
         return x
 
 
-def _cascade(spec: Mapping) -> Cascade:
-    steps = [build_measurement(step) for step in spec["steps"] or []]
-    if any(step is None for step in steps):
-        raise MeasurementError("measurement.cascade: steps must not contain name='none'")
-    return Cascade(steps)
+def _cascade_steps(steps, key: str) -> list[Measurement]:
+    built = []
+    for i, step in enumerate(steps or []):
+        step_key = f"{key}.steps[{i}]"
+        if not isinstance(step, Mapping):
+            raise MeasurementError(f"{step_key} must be a mapping such as {{name: block_pixel, p: 0.5}}")
+        measurement = build_measurement(step, step_key)
+        if measurement is None:
+            raise MeasurementError(f"{step_key}: a cascade step needs a measurement name, not none")
+        built.append(measurement)
+    return built
 
 
+# The measurement names: "none" and these.
 REGISTRY = {
-    "block_pixel": lambda s: BlockPixel(p=s["p"], unit=s["unit"]),
-    "block_patch": lambda s: BlockPatch(patch=s["patch"]),
-    "keep_patch": lambda s: KeepPatch(patch=s["patch"]),
-    "extract_patch": lambda s: ExtractPatch(patch=s["patch"]),
-    "gaussian_projection": lambda s: GaussianProjection(projections=s["projections"]),
-    "convolve_noise": lambda s: ConvolveNoise(blur_radius=s["blur_radius"], noise_std=s["noise_std"]),
-    "cascade": _cascade,
+    cls.name: cls
+    for cls in (BlockPixel, BlockPatch, KeepPatch, ExtractPatch, GaussianProjection, ConvolveNoise, Cascade)
 }
+# Every parameter's default (the shared "patch" is declared once, by _Patch): the config's defaults too.
+DEFAULTS = {param: declared.default for cls in REGISTRY.values() for param, declared in cls.params.items()}
 
 
-def build_measurement(spec: Mapping | None) -> Measurement | None:
-    """A measurement from a spec dict ({"name": "block_pixel", "p": 0.5, ...}); None for "none" or None."""
+def build_measurement(spec: Mapping | None, key: str = "measurement") -> Measurement | None:
+    """A measurement from a spec ({"name": "block_pixel", "p": 0.5, ...}); None for name "none" (or no spec).
+
+    Parameters the spec leaves out take their declared defaults, and those of other measurements are ignored.
+    KEY is the config key of the spec ("hidden.measurement", "measurement.steps[1]"), which errors name."""
     if spec is None or spec.get("name", "none") == "none":
         return None
     name = spec["name"]
     if name not in REGISTRY:
-        raise MeasurementError(f"measurement.name='{name}' is not one of none, {', '.join(REGISTRY)}")
-    # Keys a spec leaves out (a nested cascade step often gives only its name) take the config's defaults.
-    return REGISTRY[name]({**asdict(MeasurementConfig()), **spec})
+        raise MeasurementError(f"{key}.name='{name}' is not one of none, {', '.join(REGISTRY)}")
+    if name == "cascade":
+        return Cascade(_cascade_steps(spec.get("steps"), key), key=key)
+    cls = REGISTRY[name]
+    return cls(key=key, **{param: spec[param] for param in cls.params if param in spec})

@@ -26,6 +26,7 @@ _PLANS = {
     64: (4, (8, 4, 2, 1, 1)),
 }
 SUPPORTED_IMAGE_SHAPES = ((1, 28, 28), (1, 32, 32), (3, 32, 32), (3, 64, 64))
+D_NORMS = ("batch", "layer", "none")  # model.d_norm: the discriminator's normalisation (conv_body)
 
 
 def init_weights(module: nn.Module) -> None:
@@ -67,25 +68,52 @@ def class_cycle(n: int, num_classes: int) -> torch.Tensor | None:
     return torch.arange(n) % num_classes if num_classes else None
 
 
+def block_shapes(image_shape: tuple[int, int, int], width: int) -> dict[str, tuple[int, int, int]]:
+    """The generator's blocks for images of IMAGE_SHAPE, in order, each with its per-sample output shape:
+    what Generator builds, known without building it (the checks before a run or sweep use it)."""
+    image_shape = _as_shape(image_shape)
+    if image_shape not in SUPPORTED_IMAGE_SHAPES:
+        raise ModelError(
+            f"Generator supports image shapes {', '.join(map(str, SUPPORTED_IMAGE_SHAPES))}; got {image_shape}"
+        )
+    start, mults = _PLANS[image_shape[1]]
+    shapes = {"project": (mults[0] * width, start, start)}
+    for i, mult in enumerate(mults[1:], start=1):
+        shapes[f"up{i}"] = (mult * width, start * 2**i, start * 2**i)
+    shapes["to_image"] = image_shape
+    return shapes
+
+
+def injection_points(blocks) -> list[str]:
+    """The names of BLOCKS (a generator's, in order) after which a hidden measurement may go: all but the last."""
+    return list(blocks)[:-1]
+
+
+def inject_point(blocks, at: str | int) -> str:
+    """The injection point AT (a block name, or an index into the injection points) names among BLOCKS."""
+    points = injection_points(blocks)
+    if isinstance(at, str) and at in points:
+        return at
+    # bool is an int subclass; True is no injection point.
+    if isinstance(at, int) and not isinstance(at, bool) and -len(points) <= at < len(points):
+        return points[at]
+    raise ModelError(
+        f"unknown injection point {at!r}: use one of {points} or an index in [{-len(points)}, {len(points) - 1}]"
+    )
+
+
 class Generator(nn.Module):
     def __init__(self, image_shape: tuple[int, int, int], z_dim: int = 64, width: int = 64, num_classes: int = 0):
         super().__init__()
-        image_shape = _as_shape(image_shape)
-        if image_shape not in SUPPORTED_IMAGE_SHAPES:
-            raise ModelError(
-                f"Generator supports image shapes {', '.join(map(str, SUPPORTED_IMAGE_SHAPES))}; got {image_shape}"
-            )
         if z_dim < 1 or width < 1:
             raise ModelError(f"z_dim and width must be positive, got z_dim={z_dim}, width={width}")
-        self.image_shape = image_shape
+        shapes = block_shapes(image_shape, width)  # per-sample output shape of each block
+        self.image_shape = shapes["to_image"]
         self.z_dim = z_dim
         self.num_classes = num_classes  # > 0: conditional, G(z | y) with y one-hot next to z
-        channels, size, _ = image_shape
-        start, mults = _PLANS[size]
 
         blocks: dict[str, nn.Module] = {}
-        shapes: dict[str, tuple[int, int, int]] = {}  # per-sample output shape of each block
-        c = mults[0] * width
+        c, start, _ = shapes["project"]
         # No bias before BatchNorm: its shift makes a bias redundant.
         blocks["project"] = nn.Sequential(
             nn.Linear(z_dim + num_classes, c * start * start, bias=False),
@@ -93,39 +121,25 @@ class Generator(nn.Module):
             nn.BatchNorm2d(c),
             nn.ReLU(),
         )
-        shapes["project"] = (c, start, start)
-        s = start
-        for i, mult in enumerate(mults[1:], start=1):
-            c_out, s = mult * width, s * 2
-            blocks[f"up{i}"] = nn.Sequential(
+        for name in list(shapes)[1:-1]:  # the upsampling blocks
+            c_out = shapes[name][0]
+            blocks[name] = nn.Sequential(
                 nn.ConvTranspose2d(c, c_out, 4, stride=2, padding=1, bias=False),
                 nn.BatchNorm2d(c_out),
                 nn.ReLU(),
             )
-            shapes[f"up{i}"] = (c_out, s, s)
             c = c_out
-        blocks["to_image"] = nn.Sequential(nn.Conv2d(c, channels, 3, padding=1), nn.Tanh())
-        shapes["to_image"] = image_shape
+        blocks["to_image"] = nn.Sequential(nn.Conv2d(c, self.image_shape[0], 3, padding=1), nn.Tanh())
 
         self.blocks = nn.ModuleDict(blocks)
         self._shapes = shapes
         init_weights(self)
 
     def inject_points(self) -> list[str]:
-        """Block names after which a hidden measurement may go: every block but the last."""
-        return list(self.blocks)[:-1]
+        return injection_points(self.blocks)
 
     def resolve_inject_point(self, at: str | int) -> str:
-        points = self.inject_points()
-        if isinstance(at, str) and at in points:
-            return at
-        # bool is an int subclass; True is no injection point.
-        if isinstance(at, int) and not isinstance(at, bool) and -len(points) <= at < len(points):
-            return points[at]
-        raise ModelError(
-            f"unknown injection point {at!r}: use one of {points} or an index in "
-            f"[{-len(points)}, {len(points) - 1}]"
-        )
+        return inject_point(self.blocks, at)
 
     def feature_shape(self, at: str | int) -> tuple[int, int, int]:
         """Per-sample (C, H, W) of the feature map after block `at`."""
@@ -163,6 +177,8 @@ def conv_body(shape: tuple[int, int, int], width: int, norm: str) -> tuple[nn.Mo
     """Strided convolutions down to a map smaller than 8x8, flattened: (body, number of features). Shared by
     the discriminator and ACL's encoder."""
     c, h, w = shape
+    if norm not in D_NORMS:
+        raise ModelError(f"unknown normalisation {norm!r}: use one of {', '.join(D_NORMS)}")
     if c < 1 or h < 2 or w < 2:
         raise ModelError(f"a convolutional body needs images of at least 1 channel and 2x2 pixels, got {shape}")
     layers: list[nn.Module] = []

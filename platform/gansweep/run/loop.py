@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 import sys
 import tempfile
@@ -15,13 +14,12 @@ import ray.train.torch
 import torch
 import torch.distributed as dist
 
-from gansweep.config import from_dict
 from gansweep.data.thetas import ThetaStore
 from gansweep.evaluation.monitor import FidMonitor
-from gansweep.gan.acl import build_gan
-from gansweep.gan.ambient import AmbientGAN
-from gansweep.nets.models import class_cycle
-from gansweep.run.run_dir import DIVERGED_FILE, STATE_FILE, save_checkpoint
+from gansweep.gan.base import GANTrainer
+from gansweep.gan.build import build_gan
+from gansweep.run.plan import RunPlan
+from gansweep.run.run_dir import load_checkpoint, mark_diverged, save_checkpoint
 from gansweep.run.summaries import RunSummaries
 
 SAMPLE_GRID = 64
@@ -59,7 +57,7 @@ def _per_class_codes(fixed_z: torch.Tensor, num_classes: int) -> tuple[torch.Ten
     return z.repeat(num_classes, 1), torch.arange(num_classes).repeat_interleave(len(z))
 
 
-def _gather_rng_states(gan: AmbientGAN) -> list:
+def _gather_rng_states(gan: GANTrainer) -> list:
     """Every rank's random streams, so a resumed run continues each rank's own z and theta."""
     if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
         return [gan.rng_state()]
@@ -76,7 +74,7 @@ def _all_finite(metrics: dict[str, float], device: torch.device) -> bool:
     return bool(finite.item())
 
 
-def _restore(gan: AmbientGAN, rank: int, device: torch.device, fallback: str | None) -> tuple[int, dict]:
+def _restore(gan: GANTrainer, rank: int, device: torch.device, fallback: str | None) -> tuple[int, dict]:
     """Load Ray Train's latest checkpoint of this run, else the fallback; returns its step (0 if none) and the
     best cheap figures so far."""
     checkpoint = ray.train.get_checkpoint()
@@ -85,7 +83,7 @@ def _restore(gan: AmbientGAN, rank: int, device: torch.device, fallback: str | N
     if checkpoint is None:
         return 0, {}
     with checkpoint.as_directory() as directory:
-        state = torch.load(Path(directory) / STATE_FILE, map_location=device, weights_only=True)
+        state = load_checkpoint(directory, map_location=device)
     gan.load_state_dict(state)
     if rank < len(state["rng"]):
         gan.set_rng_state(state["rng"][rank])
@@ -93,34 +91,30 @@ def _restore(gan: AmbientGAN, rank: int, device: torch.device, fallback: str | N
 
 
 def train_loop_per_worker(loop_config: dict) -> None:
-    cfg = from_dict(loop_config["config"])
-    output = Path(loop_config["output"])
-    clean_shape = tuple(loop_config["clean_shape"])
-    t = cfg.train
+    plan: RunPlan = loop_config["plan"]
+    cfg, output, t = plan.config, Path(plan.output), plan.config.train
 
     context = ray.train.get_context()
     rank, world = context.get_world_rank(), context.get_world_size()
     device = ray.train.torch.get_device()
-    thetas = ThetaStore(loop_config["theta_path"]) if loop_config["theta_path"] else None
-    gan = build_gan(cfg, clean_shape, device, wrap=ray.train.torch.prepare_model, rank=rank,
-                    num_classes=loop_config["num_classes"], thetas=thetas)
-    start_step, best_eval = _restore(gan, rank, device, loop_config.get("fallback_checkpoint"))
+    thetas = ThetaStore(plan.theta_path) if plan.theta_path else None
+    gan = build_gan(cfg, plan.clean_shape, device, wrap=ray.train.torch.prepare_model, rank=rank,
+                    num_classes=plan.num_classes, thetas=thetas)
+    start_step, best_eval = _restore(gan, rank, device, plan.fallback_checkpoint)
     if rank == 0:
         _progress(f"{'resuming at' if start_step else 'starting'} step {start_step}/{t.steps}")
     if start_step >= t.steps:  # a finished run rerun as it was: nothing to train, say where it stands
         ray.train.report({"step": start_step, "resumed_from_step": start_step})
         return
 
-    summaries = RunSummaries(loop_config["log_dir"], start_step) if rank == 0 else None
-    monitor_payload = loop_config.get("monitor")
+    summaries = RunSummaries(plan.log_dir, start_step) if rank == 0 else None
     monitor = None
-    if rank == 0 and monitor_payload is not None:
-        monitor = FidMonitor(monitor_payload, gan.z_dim, cfg.eval.cheap_samples, t.seed, device)
+    if rank == 0 and plan.monitor is not None:
+        monitor = FidMonitor(plan.monitor, cfg.eval.cheap_samples, t.seed, device)
     last_eval: dict[str, float] = {}  # the newest cheap figures, carried in every later report
     last_reversal: dict[str, float] = {}  # KDE-GAN: the newest prior refresh (steps taken, error, MMD^2)
     eval_seconds = 0.0  # spent in cheap evaluations by this run (rank 0), reported as eval_s_total
     fixed_z = torch.randn(SAMPLE_GRID, gan.z_dim, generator=torch.Generator().manual_seed(t.seed))
-    fixed_labels = class_cycle(SAMPLE_GRID, gan.num_classes)
     batches = _endless_batches(
         ray.train.get_dataset_shard("train"), t.batch_size // world, device, t.seed * 7919 + start_step
     )
@@ -132,9 +126,9 @@ def train_loop_per_worker(loop_config: dict) -> None:
         t0 = time.perf_counter()
         reals, labels, indices = zip(*(next(batches) for _ in range(t.d_steps)))
         window_data += time.perf_counter() - t0
-        if gan.prior_due(step):
+        if gan.prior.due(step):
             # KDE-GAN: this step's z come from the new prior.
-            last_reversal = gan.refresh_prior(reals[0], indices[0])
+            last_reversal = gan.prior.refresh(reals[0], indices[0])
         losses = gan.step(list(reals), list(labels))
         window_steps += 1
         if first_step_unix is None:
@@ -153,7 +147,7 @@ def train_loop_per_worker(loop_config: dict) -> None:
             # the same run would diverge again. The driver reads the marker and raises TrainingDiverged.
             if rank == 0:
                 _progress(f"step {step}: the losses turned non-finite ({metrics}); stopping")
-                (output / DIVERGED_FILE).write_text(json.dumps({"step": step, "losses": metrics}))
+                mark_diverged(output, step, metrics)
             break
         metrics.update(
             step=step,
@@ -165,7 +159,7 @@ def train_loop_per_worker(loop_config: dict) -> None:
         )
         if monitor is not None and eval_now:
             eval_start = time.perf_counter()
-            figures = monitor(gan)
+            figures = monitor(gan.sampler)
             # The best figures so far (lower FID, higher classifier score): a trial stopped early or
             # past its best is compared on them in TensorBoard's HParams table.
             best_eval = {
@@ -188,9 +182,9 @@ def train_loop_per_worker(loop_config: dict) -> None:
         if summaries is not None:
             summaries.scalars(step, metrics)
             if step % t.image_every == 0 or step == t.steps:
-                summaries.images(step, gan.last, gan.sample(fixed_z, fixed_labels))
+                summaries.images(step, gan.last, gan.sampler.images(fixed_z))
                 if gan.num_classes:
-                    summaries.samples_per_class(step, gan.sample(*_per_class_codes(fixed_z, gan.num_classes)),
+                    summaries.samples_per_class(step, gan.sampler.images(*_per_class_codes(fixed_z, gan.num_classes)),
                                                 PER_CLASS_COLUMNS)
             _progress(
                 f"step {step}/{t.steps} ({100 * step / t.steps:.0f}%) "

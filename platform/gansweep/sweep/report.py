@@ -8,7 +8,6 @@ Optuna can rank the parameters, importances.png. Nothing outside report/ is writ
 from __future__ import annotations
 
 import csv
-import json
 import math
 import re
 import warnings
@@ -18,9 +17,8 @@ from urllib.parse import urlsplit
 import numpy as np
 from matplotlib.figure import Figure
 
-SWEEP_FILE = "sweep.json"
-TRIALS_FILE = "trials.json"
-REPORT_DIR = "report"
+from gansweep.sweep import sweep_dir as layout
+
 ERROR_CHARS = 100  # an error is shortened to its last line, cut to this many characters
 JITTER = 0.15  # half-width of the horizontal jitter of categorical strip points
 
@@ -34,22 +32,20 @@ STATUS_STYLE = {
 }
 
 
-class ReportError(ValueError):
-    """The directory is not a readable sweep directory; the message says what is wrong."""
-
-
 def write_report(sweep_dir: str | Path, storage: str | None = None) -> Path:
     """Write SWEEP_DIR/report/ and return the path of its summary.md.
 
     storage overrides the Optuna storage URL in sweep.json (whose RDB password is masked as ***).
     """
     sweep_dir = Path(sweep_dir).expanduser()
-    sweep = _read_sweep(sweep_dir)
-    trials, trials_note = _read_trials(sweep_dir)
+    sweep = layout.read_sweep_record(sweep_dir)
+    trials = layout.read_trials(sweep_dir)
+    trials_note = "" if trials is not None else f"{layout.TRIALS_FILE} is not written yet: no trial has started."
+    trials = trials or []
     metric, mode = sweep["metric"], sweep["mode"]
     params = _swept_params(sweep.get("space") or {}, trials)
 
-    out = sweep_dir / REPORT_DIR
+    out = sweep_dir / layout.REPORT_DIR
     out.mkdir(exist_ok=True)
     ranked = sorted(trials, key=lambda t: _rank_key(t, mode))
     columns = _columns(params, metric)
@@ -66,47 +62,6 @@ def write_report(sweep_dir: str | Path, storage: str | None = None) -> Path:
     path = out / "summary.md"
     path.write_text(summary)
     return path
-
-
-# ---------------------------------------------------------------- reading
-
-
-def _read_json(path: Path) -> dict:
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise ReportError(f"cannot read {path}: {exc}") from exc
-    if not isinstance(data, dict):
-        raise ReportError(f"{path} does not hold a JSON object")
-    return data
-
-
-def _read_sweep(sweep_dir: Path) -> dict:
-    if not (sweep_dir / SWEEP_FILE).is_file():
-        what = "does not exist" if not sweep_dir.exists() else f"has no {SWEEP_FILE}"
-        raise ReportError(f"{sweep_dir} is not a sweep directory: it {what} (give the output directory of `gansweep sweep`)")
-    sweep = _read_json(sweep_dir / SWEEP_FILE)
-    missing = [key for key in ("name", "metric", "mode") if key not in sweep]
-    if missing:
-        raise ReportError(f"{sweep_dir / SWEEP_FILE} lacks {', '.join(missing)}")
-    if sweep["mode"] not in ("min", "max"):
-        raise ReportError(f"{sweep_dir / SWEEP_FILE}: mode must be 'min' or 'max', not {sweep['mode']!r}")
-    return sweep
-
-
-def _read_trials(sweep_dir: Path) -> tuple[list[dict], str]:
-    """The trials, and a note when there are none to read yet (a sweep that has just started)."""
-    path = sweep_dir / TRIALS_FILE
-    if not path.is_file():
-        return [], f"{TRIALS_FILE} is not written yet: no trial has started."
-    trials = _read_json(path).get("trials")
-    if not isinstance(trials, list):
-        raise ReportError(f"{path} has no list under 'trials'")
-    for index, trial in enumerate(trials):
-        trial.setdefault("number", index)
-        trial.setdefault("name", f"trial_{trial['number']}")
-        trial["params"] = trial.get("params") or {}
-    return trials, ""
 
 
 def _swept_params(space: dict, trials: list[dict]) -> list[str]:
@@ -427,15 +382,6 @@ def _status_counts(trials: list[dict]) -> str:
     return ", ".join(f"{n} {status}" for status, n in counts.items())
 
 
-def masked_url(url: str | None) -> str | None:
-    """A storage URL with its password hidden: nothing secret goes into files, logs or the report."""
-    if not url or "://" not in url:
-        return url
-    from sqlalchemy.engine import make_url
-
-    return make_url(url).render_as_string(hide_password=True)
-
-
 def _summary(sweep, ranked, columns, rows, params, plots, importances, importance_note, trials_note, storage) -> str:
     metric, mode = sweep["metric"], sweep["mode"]
     better = "lower" if mode == "min" else "higher"
@@ -444,7 +390,7 @@ def _summary(sweep, ranked, columns, rows, params, plots, importances, importanc
     if sweep.get("search"):
         lines.append(f"- Search: `{sweep['search']}`")
     if sweep.get("study_name"):
-        lines.append(f"- Optuna study: `{sweep['study_name']}` in `{masked_url(storage or sweep.get('storage'))}`")
+        lines.append(f"- Optuna study: `{sweep['study_name']}` in `{layout.masked_url(storage or sweep.get('storage'))}`")
     lines.append(f"- Trials: {len(ranked)}" + (f" ({_status_counts(ranked)})" if ranked else ""))
     if trials_note:
         lines.append(f"- {trials_note}")

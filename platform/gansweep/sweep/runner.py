@@ -1,15 +1,7 @@
 """A sweep: Ray Tune with Optuna over a search space, one Ray Train TorchTrainer per trial.
 
-The sweep directory holds everything a researcher compares afterwards::
-
-    sweep.json      the space, metric and the Optuna study's name and storage (password masked)
-    trials.json     one entry per trial: params, status, last and best metric, full evaluation, wall time
-    optuna.db       the Optuna study (SQLite by default), for `optuna-dashboard` and the report
-    tensorboard/    one TensorBoard run per trial (scalars, sample grids, HParams)
-    trials/NAME/    each trial's run directory (run.json, checkpoints/, result.json)
-    tune/           Ray Tune's experiment state, what --resume continues
-
-This module knows the config keys it samples, not GANs: a trial is `trainer.run_training` of one config.
+Everything lands in a sweep directory (its layout and files: sweep/sweep_dir.py). This module knows the config
+keys it samples, not GANs: a trial is `trainer.run_training` of one config.
 """
 
 from __future__ import annotations
@@ -24,13 +16,12 @@ from typing import Any
 from ray.tune import Callback
 
 from gansweep.config import ConfigError
+from gansweep.run import run_dir
+from gansweep.run.plan import plan_resources as plan_run_resources
 from gansweep.run.summaries import write_hparams_config, write_trial_hparams
-from gansweep.sweep.report import masked_url
+from gansweep.sweep import sweep_dir as layout
 from gansweep.sweep.space import SweepSpace
 
-SWEEP_FILE = "sweep.json"
-TRIALS_FILE = "trials.json"
-ERROR_FILE = "error.txt"  # in a failed trial's run directory
 OPTUNA_NUMBER = "optuna_number"  # the Optuna trial number, added to each Tune trial's config
 NAME_LENGTH = 100
 
@@ -40,38 +31,16 @@ class SweepError(ConfigError):
 
 
 def plan_resources(space: SweepSpace, cluster: dict[str, float]) -> tuple[float, int]:
-    """CPUs per Train worker and trials run at once, from the cluster's resources.
-
-    CPU training splits the CPUs evenly between the concurrent trials' workers (a whole CPU each where there are
-    enough, else a fraction); GPU training gives each worker its GPUs and 1 CPU. The trial drivers hold no CPU,
-    so they never starve their own workers; the Ray Data sets are materialised, so no read task waits for a CPU.
-    Refused with a clear message when one trial cannot fit."""
+    """CPUs per Train worker and trials run at once (run.plan.plan_resources for the space's resources:),
+    refused with a clear message when one trial cannot fit. The Ray Data sets are in memory, so no read task waits
+    for a CPU the workers hold."""
     r = space.resources
-    cpus, gpus = float(cluster.get("CPU", 0)), float(cluster.get("GPU", 0))
-    limit = min(space.max_concurrent_trials or space.num_samples, space.num_samples)
-    if r.gpus_per_worker > 0:
-        if r.workers * r.gpus_per_worker > gpus + 1e-9:
-            raise SweepError(
-                f"a trial needs resources.workers={r.workers} x gpus_per_worker={r.gpus_per_worker:g} GPUs; the "
-                f"cluster has {gpus:g} (for an autoscaling cluster whose GPU workers are not up yet, set "
-                "resources.cluster: {CPU: ..., GPU: ...} to what it scales to)"
-            )
-        cpus_per_worker = r.cpus_per_worker or 1.0
-        # not //: 1 // 0.1 == 9.0
-        fit = min(int(gpus / (r.workers * r.gpus_per_worker) + 1e-9),
-                  int(cpus / (r.workers * cpus_per_worker) + 1e-9))
-    elif r.cpus_per_worker:
-        cpus_per_worker = r.cpus_per_worker
-        fit = int(cpus / (r.workers * cpus_per_worker) + 1e-9)
-    else:
-        fit = max(1, min(limit, int(cpus // r.workers)))
-        cpus_per_worker = cpus / (fit * r.workers)
-    if fit < 1 or cpus_per_worker <= 0 or r.workers * cpus_per_worker > cpus + 1e-9:
-        raise SweepError(
-            f"a trial needs resources.workers={r.workers} x {cpus_per_worker:g} CPUs; the cluster has {cpus:g} "
-            "(lower resources.workers or resources.cpus_per_worker)"
-        )
-    return cpus_per_worker, max(1, min(fit, limit))
+    try:
+        return plan_run_resources(r.workers, r.cpus_per_worker, r.gpus_per_worker, cluster,
+                                  runs=min(space.max_concurrent_trials or space.num_samples, space.num_samples),
+                                  keys="resources")
+    except ConfigError as exc:
+        raise SweepError(str(exc)) from None
 
 
 def trial_name(number: int, point: dict[str, Any]) -> str:
@@ -106,16 +75,15 @@ def run_trial(config: dict, space: SweepSpace, sweep_dir: str, monitor: dict | N
     cfg = space.trial_config(point)
     cfg.train.cpus_per_worker = cpus_per_worker
     name = tune.get_context().get_trial_name()
-    log_dir = Path(sweep_dir) / "tensorboard" / name
+    log_dir = layout.trial_log_dir(sweep_dir, name)
     # At the start: ASHA may stop the trial before its end.
     write_trial_hparams(log_dir, name, point)
-    run_dir = Path(sweep_dir) / "trials" / name
+    directory = layout.trial_dir(sweep_dir, name)
     try:
-        run_training(cfg, run_dir, monitor=monitor, log_dir=log_dir, callbacks=[_metric_report_callback(space.metric)])
+        run_training(cfg, directory, monitor=monitor, log_dir=log_dir, callbacks=[_metric_report_callback(space.metric)])
     except Exception as exc:
         # The error in one line for trials.json and the report; Tune keeps the traceback in its error file.
-        run_dir.mkdir(parents=True, exist_ok=True)
-        (run_dir / ERROR_FILE).write_text(f"{type(exc).__name__}: {exc}")
+        run_dir.write_error(directory, exc)
         raise
 
 
@@ -133,7 +101,7 @@ def _metric_report_callback(metric: str):
 
 
 def _storage_url(space: SweepSpace, sweep_dir: Path) -> str:
-    return space.search.storage or f"sqlite:///{sweep_dir / 'optuna.db'}"
+    return space.search.storage or layout.default_storage(sweep_dir)
 
 
 def _define_by_run(space: SweepSpace, trial) -> dict:
@@ -184,15 +152,13 @@ class TrialsRecord(Callback):
     """A Tune callback, in the sweep's driver: keeps trials.json current as trials start, report and end."""
 
     def __init__(self, sweep_dir: Path, metric: str, mode: str):
-        self.path = sweep_dir / TRIALS_FILE
         self.sweep_dir, self.metric, self.mode = sweep_dir, metric, mode
         self.trials: dict[str, dict] = {}
 
     def setup(self, **info):
         # Here, not in __init__: a resumed sweep runs the callback pickled when the sweep began, and must
         # start from the trials recorded since.
-        previous = json.loads(self.path.read_text())["trials"] if self.path.is_file() else []
-        self.trials = {entry["name"]: entry for entry in previous}
+        self.trials = {entry["name"]: entry for entry in layout.read_trials(self.sweep_dir) or []}
 
     def _entry(self, trial) -> dict:
         name = _trial_name_of(trial)
@@ -209,10 +175,7 @@ class TrialsRecord(Callback):
             entry["wall_s"] = time.time() - entry["started_unix"]
 
     def _write(self) -> None:
-        ordered = sorted(self.trials.values(), key=lambda entry: entry["number"])
-        tmp = self.path.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"trials": ordered}, indent=2, default=float))
-        tmp.replace(self.path)
+        layout.write_trials(self.sweep_dir, list(self.trials.values()))
 
     def on_trial_start(self, iteration, trials, trial, **info):
         entry = self._entry(trial)
@@ -236,19 +199,19 @@ class TrialsRecord(Callback):
         entry = self._entry(trial)
         # run_training writes result.json once the run has trained all its steps (and evaluated): a trial
         # without one was stopped early by the scheduler.
-        result = self.sweep_dir / "trials" / entry["name"] / "result.json"
-        entry["status"] = "finished" if result.is_file() else "stopped"
+        result = run_dir.read_result(layout.trial_dir(self.sweep_dir, entry["name"]))
+        entry["status"] = "finished" if result is not None else "stopped"
         self._ended(entry)
-        if result.is_file():
-            entry["full_evaluation"] = json.loads(result.read_text()).get("evaluation")
+        if result is not None:
+            entry["full_evaluation"] = result.get("evaluation")
         self._write()
 
     def on_trial_error(self, iteration, trials, trial, **info):
         entry = self._entry(trial)
         entry["status"] = "failed"
         self._ended(entry)
-        error = self.sweep_dir / "trials" / entry["name"] / ERROR_FILE
-        entry["error"] = error.read_text() if error.is_file() else f"failed; see Tune's error file {trial.error_file}"
+        error = run_dir.read_error(layout.trial_dir(self.sweep_dir, entry["name"]))
+        entry["error"] = error or f"failed; see Tune's error file {trial.error_file}"
         self._write()
 
 
@@ -260,16 +223,16 @@ _REPORTED = (
 
 def _prepare_output(space: SweepSpace, sweep_dir: Path, resume: bool) -> None:
     """A new sweep needs a fresh directory; --resume needs the one a sweep started, with the same space."""
-    record = sweep_dir / SWEEP_FILE
     if resume:
-        if not record.is_file() or not (sweep_dir / "tune").is_dir():
-            raise SweepError(f"--resume: {sweep_dir} holds no sweep to resume (no {SWEEP_FILE} or tune/)")
-        previous = json.loads(record.read_text())
-        if previous["space"] != space.describe() or previous["fixed"] != _jsonable(space.fixed):
+        if not layout.has_sweep_record(sweep_dir) or not (sweep_dir / layout.TUNE_DIR).is_dir():
+            raise SweepError(f"--resume: {sweep_dir} holds no sweep to resume (no {layout.SWEEP_FILE} or "
+                             f"{layout.TUNE_DIR}/)")
+        previous = layout.read_sweep_record(sweep_dir)
+        if previous.get("space") != space.describe() or previous.get("fixed") != _jsonable(space.fixed):
             raise SweepError(f"--resume: {space.path} is not the space {sweep_dir} was started with "
-                             f"(compare with {record}); start a new sweep with another --output")
+                             f"(compare with {sweep_dir / layout.SWEEP_FILE}); start a new sweep with another --output")
         return
-    if record.is_file():
+    if layout.has_sweep_record(sweep_dir):
         raise SweepError(f"{sweep_dir} already holds a sweep: add --resume to continue it, or choose another --output")
 
 
@@ -293,15 +256,13 @@ def run_sweep(space: SweepSpace, output: str | Path, resume: bool = False) -> di
     base = space.base_config()
     # Before Ray: the classifier (trained once, cached) and the reference statistics, shared by every trial.
     monitor = prepare_monitor(base)
-    sweep_dir.mkdir(parents=True, exist_ok=True)
-    study_name = space.search.study_name or space.name
-    (sweep_dir / SWEEP_FILE).write_text(json.dumps({
+    layout.write_sweep_record(sweep_dir, {
         "name": space.name, "metric": space.metric, "mode": space.mode, "space": space.describe(),
-        "fixed": _jsonable(space.fixed), "search": space.search.algorithm, "study_name": study_name,
-        "storage": masked_url(_storage_url(space, sweep_dir)), "num_samples": space.num_samples,
-        "space_file": str(space.path),
-    }, indent=2))
-    write_hparams_config(sweep_dir / "tensorboard", space.params, space.metric)
+        "fixed": _jsonable(space.fixed), "search": space.search.algorithm,
+        "study_name": space.search.study_name or space.name, "storage": _storage_url(space, sweep_dir),
+        "num_samples": space.num_samples, "space_file": str(space.path),
+    })
+    write_hparams_config(sweep_dir / layout.TENSORBOARD_DIR, space.params, space.metric)
 
     started_ray = init_ray()
     try:
@@ -318,14 +279,14 @@ def run_sweep(space: SweepSpace, output: str | Path, resume: bool = False) -> di
             {"cpu": 0, "memory": 1},
         )
         run_config = tune.RunConfig(
-            name="tune",
+            name=layout.TUNE_DIR,
             storage_path=str(sweep_dir),
             callbacks=[TrialsRecord(sweep_dir, space.metric, space.mode)],
             failure_config=tune.FailureConfig(max_failures=0),  # Train retries lost workers; a trial's own error is final
             verbose=1,  # Tune's trial table (status, params, the metric) every 30 s, and each trial's end
         )
         if resume:
-            tuner = tune.Tuner.restore(str(sweep_dir / "tune"), trainable, resume_unfinished=True,
+            tuner = tune.Tuner.restore(str(sweep_dir / layout.TUNE_DIR), trainable, resume_unfinished=True,
                                        resume_errored=False, restart_errored=False)
         else:
             tuner = tune.Tuner(
@@ -349,23 +310,15 @@ def run_sweep(space: SweepSpace, output: str | Path, resume: bool = False) -> di
         if started_ray:
             ray.shutdown()
 
-    trials = json.loads((sweep_dir / TRIALS_FILE).read_text())["trials"]
-    best = best_trial(trials, space.mode)
+    trials = layout.read_trials(sweep_dir) or []
+    best = layout.best_trial(trials, space.mode)
     counts = {status: sum(t["status"] == status for t in trials) for status in ("finished", "stopped", "failed")}
     print(f"[gansweep] sweep done in {wall / 60:.1f} min: {counts['finished']} finished, {counts['stopped']} stopped "
           f"early, {counts['failed']} failed", flush=True)
     if best is not None:
         print(f"[gansweep] best trial {best['name']}: {space.metric}={best['best']['value']:.3f} at step "
               f"{best['best']['step']}; params {json.dumps(best['params'])}", flush=True)
-    print(f"[gansweep] compare the trials: tensorboard --logdir {sweep_dir / 'tensorboard'}", flush=True)
+    print(f"[gansweep] compare the trials: tensorboard --logdir {sweep_dir / layout.TENSORBOARD_DIR}", flush=True)
     print(f"[gansweep] table and plots: gansweep report {sweep_dir}", flush=True)
     return best
 
-
-def best_trial(trials: list[dict], mode: str) -> dict | None:
-    """The trial with the best value of the metric over its reports (None when no trial reported it)."""
-    scored = [t for t in trials if t.get("best")]
-    if not scored:
-        return None
-    pick = min if mode == "min" else max
-    return pick(scored, key=lambda t: t["best"]["value"])

@@ -39,9 +39,11 @@ from gansweep.config import (
     _apply,
     _unknown_key,
     all_keys,
+    check_shapes,
     read_yaml_mapping,
     validate,
 )
+from gansweep.data.sources import DataSourceError, SourceInfo, describe_source
 
 DISTRIBUTIONS = ("uniform", "loguniform", "int", "choice")
 SCHEDULERS = ("asha", "fifo")
@@ -447,30 +449,49 @@ def _check_counts(space: SweepSpace, raw: dict, where: str) -> None:
         raise SpaceError(f"{where}: max_concurrent_trials: must be an integer >= 1, got {limit!r}")
 
 
-def _check_trials(space: SweepSpace, where: str) -> None:
-    """Every combination of choices (numbers at both ends of their ranges) must make a valid config, and
-    the scheduler must see the metric before it first compares trials."""
-    base = space.base_config()
+def _trial_error(space: SweepSpace, point: dict[str, Any], sources: dict[tuple, SourceInfo]) -> str | None:
+    """Why the trial at POINT cannot run (its config is invalid, or does not fit its data), or None. The data are
+    described, not loaded, once per data settings in SOURCES (data.limit may be sampled); a source that cannot be
+    described raises DataSourceError: no trial could run."""
     try:
-        validate(base)
-        base_error = None
-    except ConfigError as exc:  # perhaps only for lack of a sampled key (hidden.inject_at fixed,
-        base_error = str(exc)  # hidden.measurement.name sampled): the trials below tell
-    choice_points = itertools.islice(grid_points([p for p in space.params if p.kind == "choice"]),
-                                     MAX_CHECKED_COMBINATIONS)
-    for point in choice_points:
-        for end in ("low", "high"):
-            trial = dict(point)
-            for param in space.params:
-                if param.kind != "choice" and param.active(trial):
-                    trial[param.key] = getattr(param, end)
-            try:
-                space.trial_config(trial)
-            except ConfigError as exc:
-                if str(exc) == base_error:
-                    raise SpaceError(f"{where}: fixed: {exc}") from None
+        cfg = space.trial_config(point)
+        data = cfg.data
+        settings = (data.name, data.root, data.image_size, data.limit)
+        if settings not in sources:
+            sources[settings] = describe_source(*settings)
+        source = sources[settings]
+        check_shapes(cfg, source.clean_shape, source.num_classes, source.n_images, unlabelled=source.unlabelled)
+    except ConfigError as exc:
+        return str(exc)
+    return None
+
+
+def _check_trials(space: SweepSpace, where: str) -> None:
+    """Every combination of choices (numbers at both ends of their ranges) must make a valid config that fits its
+    data, and the scheduler must see the metric before it first compares trials."""
+    sources: dict[tuple, SourceInfo] = {}
+    try:
+        # The fixed keys alone may be invalid only for lack of a sampled key (hidden.inject_at fixed,
+        # hidden.measurement.name sampled): the trials below tell.
+        base_error = _trial_error(space, {}, sources)
+        choice_points = itertools.islice(grid_points([p for p in space.params if p.kind == "choice"]),
+                                         MAX_CHECKED_COMBINATIONS)
+        for point in choice_points:
+            for end in ("low", "high"):
+                trial = dict(point)
+                for param in space.params:
+                    if param.kind != "choice" and param.active(trial):
+                        trial[param.key] = getattr(param, end)
+                error = _trial_error(space, trial, sources)
+                if error is None:
+                    continue
+                if error == base_error:
+                    raise SpaceError(f"{where}: fixed: {error}")
                 shown = ", ".join(f"{k}={v}" for k, v in trial.items())
-                raise SpaceError(f"{where}: space: the trial {{{shown}}} is invalid: {exc}") from None
+                raise SpaceError(f"{where}: space: the trial {{{shown}}} is invalid: {error}")
+    except DataSourceError as exc:
+        raise SpaceError(f"{where}: data: {exc}") from None
+    base = space.base_config()
     every = base.eval.every
     if every == 0:
         raise SpaceError(f"{where}: fixed: eval.every is 0, but the sweep's metric {space.metric} comes from the "

@@ -16,12 +16,13 @@ from matplotlib.figure import Figure
 from torch import nn
 from torch.utils.tensorboard import SummaryWriter
 
-from gansweep.config import ConfigError
+from gansweep.config import TOOL_REVERSAL_STEPS, ConfigError, ReversalConfig
 from gansweep.data.sources import load_source
 from gansweep.evaluation.reference import reference_images
 from gansweep.gan.priors import KDEPrior
 from gansweep.gan.reversal import Reversed, reverse
-from gansweep.run.run_dir import load_generator, resolve_checkpoint
+from gansweep.nets.pixels import from_unit
+from gansweep.tools.invert import reversible_sampler
 
 # Log-spaced, three per decade from 0.01 to 10 (rounded for the table): from memorising every training
 # code to a kernel wider than the N(0, I) codes themselves.
@@ -29,7 +30,8 @@ BANDWIDTHS = tuple(float(f"{10 ** (k / 3):.3g}") for k in range(-6, 4))
 
 
 def holdout_likelihood(run: str | Path, output: str | Path, *, n: int = 500, bandwidths=BANDWIDTHS,
-                       steps: int = 200, lr: float = 0.003, init_std: float = 1.0, seed: int = 0) -> dict:
+                       steps: int = TOOL_REVERSAL_STEPS, lr: float = ReversalConfig.lr,
+                       init_std: float = ReversalConfig.init_std, seed: int = 0) -> dict:
     """Reverse N training and N test images (picked with SEED) through the run's newest generator and score
     both sets of codes under a pure KDE (no background) over the training codes, for each bandwidth.
     Writes OUTPUT/holdout.json, OUTPUT/holdout_likelihood.png and OUTPUT/tensorboard/; returns the summary."""
@@ -37,12 +39,8 @@ def holdout_likelihood(run: str | Path, output: str | Path, *, n: int = 500, ban
     if n < 2 or not bandwidths or min(bandwidths) <= 0 or steps < 1 or lr <= 0 or init_std < 0:
         raise ConfigError(f"holdout needs --n >= 2, at least one bandwidth, every bandwidth > 0, --steps >= 1, "
                           f"--lr > 0 and --init-std >= 0; got {n}, {bandwidths}, {steps}, {lr}, {init_std}")
-    run_dir, checkpoint = resolve_checkpoint(run)
-    generator, cfg, step, _ = load_generator(run_dir, checkpoint)
-    if generator.num_classes:
-        raise ConfigError(f"{run_dir} is a conditional GAN (model.conditional): reversing an image would need its "
-                          "class as well; holdout supports unconditional runs only")
-    data = cfg.data
+    sampler, run_dir, cfg, step = reversible_sampler(run, "holdout")
+    generator, data = sampler.generator, cfg.data
     test, split = reference_images(cfg)
     if split != "test":
         raise ConfigError(f"{data.name} at {data.root} has no test split: the hold-out likelihood needs images the "
@@ -91,7 +89,7 @@ def _pick(name: str, images: np.ndarray, n: int, rng: np.random.Generator) -> to
     """N of the uint8 IMAGES, drawn without replacement by RNG, in [-1, 1] as the generator makes them."""
     if len(images) < n:
         raise ConfigError(f"--n={n}, but the {name} split holds only {len(images)} images")
-    return torch.as_tensor(images[rng.choice(len(images), n, replace=False)], dtype=torch.float32) / 127.5 - 1
+    return from_unit(torch.as_tensor(images[rng.choice(len(images), n, replace=False)], dtype=torch.float32) / 255)
 
 
 def _reverse(name: str, images: torch.Tensor, generator: nn.Module, steps: int, lr: float, init_std: float,

@@ -12,17 +12,18 @@ import torch
 from torch.utils.tensorboard import SummaryWriter
 from torchvision.utils import make_grid, save_image
 
-from gansweep.config import ConfigError
+from gansweep.config import TOOL_REVERSAL_STEPS, Config, ConfigError, ReversalConfig
 from gansweep.data.sources import load_source
-from gansweep.data.training_set import to_unit
 from gansweep.gan.reversal import reverse
-from gansweep.run.run_dir import load_generator, resolve_checkpoint
+from gansweep.gan.sampler import Sampler
+from gansweep.nets.pixels import from_unit
+from gansweep.run.run_dir import load_sampler, resolve_checkpoint
 
 TRAVERSAL_STEPS = 10  # images from the first code to the second, both ends included
 
 
 def read_images(path: str | Path, shape: tuple[int, int, int], limit: int | None) -> torch.Tensor:
-    """Images in [-1, 1] as the generator makes them, from a .npy array (uint8 0..255, or floats in [0, 1];
+    """Images in [0, 1] from a .npy array (uint8 0..255, or floats in [0, 1];
     (N, H, W) or (N, C, H, W)) or a folder of image files (read as the image_folder source reads them)."""
     path = Path(path).expanduser()
     if path.suffix == ".npy" and path.is_file():
@@ -38,42 +39,49 @@ def read_images(path: str | Path, shape: tuple[int, int, int], limit: int | None
         raise ConfigError(f"{path}: images of shape {tuple(unit.shape[1:])}, but the run's generator makes {shape}")
     if unit.min() < 0 or unit.max() > 1:
         raise ConfigError(f"{path}: float images must lie in [0, 1] (got {unit.min():.3g}..{unit.max():.3g})")
-    images = torch.as_tensor(unit[:limit], dtype=torch.float32) * 2 - 1
+    images = torch.as_tensor(unit[:limit], dtype=torch.float32)
     if len(images) < 1:
         raise ConfigError(f"{path} holds no images")
     return images
 
 
-def invert(run: str | Path, images_path: str | Path, output: str | Path, *, steps: int = 200, lr: float = 0.003,
-           init_std: float = 1.0, seed: int = 0, limit: int | None = 64) -> dict:
+def reversible_sampler(run: str | Path, command: str) -> tuple[Sampler, Path, Config, int]:
+    """The sampler of RUN's newest checkpoint, whose generator COMMAND reverses images through (G, or G(C(z)) for
+    an ACL run), with the run directory, its config and the checkpoint's step. A conditional GAN is refused."""
+    run_dir, checkpoint = resolve_checkpoint(run)
+    sampler, cfg, step = load_sampler(run_dir, checkpoint)
+    if sampler.num_classes:
+        raise ConfigError(f"{run_dir} is a conditional GAN (model.conditional): reversing an image would need its "
+                          f"class as well; {command} supports unconditional runs only")
+    return sampler, run_dir, cfg, step
+
+
+def invert(run: str | Path, images_path: str | Path, output: str | Path, *, steps: int = TOOL_REVERSAL_STEPS,
+           lr: float = ReversalConfig.lr, init_std: float = ReversalConfig.init_std, seed: int = 0,
+           limit: int | None = 64) -> dict:
     """Reverse the images through the run's newest generator into OUTPUT: codes.npy, reconstructions.png
     (originals above their reconstructions), traversal.png, reversal.json and TensorBoard images."""
     if steps < 1 or lr <= 0 or init_std < 0:
         raise ConfigError(f"invert needs --steps >= 1, --lr > 0 and --init-std >= 0; got {steps}, {lr}, {init_std}")
-    run_dir, checkpoint = resolve_checkpoint(run)
-    generator, _, step, _ = load_generator(run_dir, checkpoint)
-    if generator.num_classes:
-        raise ConfigError(f"{run_dir} is a conditional GAN (model.conditional): reversing an image would need its "
-                          "class as well; invert supports unconditional runs only")
-    images = read_images(images_path, generator.image_shape, limit)
-    result = reverse(generator, images, lr=lr, max_steps=steps, init_std=init_std,
+    sampler, run_dir, _, step = reversible_sampler(run, "invert")
+    images = read_images(images_path, sampler.image_shape, limit)
+    result = reverse(sampler.generator, from_unit(images), lr=lr, max_steps=steps, init_std=init_std,
                      rng=torch.Generator().manual_seed(seed))
-    with torch.no_grad():
-        reconstructions = generator(result.codes)
-        traversal = None
-        if len(images) >= 2:
-            weights = torch.linspace(0, 1, TRAVERSAL_STEPS)[:, None]
-            traversal = generator((1 - weights) * result.codes[0] + weights * result.codes[1])
+    reconstructions = sampler.images(result.codes)
+    traversal = None
+    if len(images) >= 2:
+        weights = torch.linspace(0, 1, TRAVERSAL_STEPS)[:, None]
+        traversal = sampler.images((1 - weights) * result.codes[0] + weights * result.codes[1])
 
     output = Path(output).expanduser()
     output.mkdir(parents=True, exist_ok=True)
     np.save(output / "codes.npy", result.codes.numpy())
-    pairs = _pairs_grid(to_unit(images), to_unit(reconstructions))
+    pairs = _pairs_grid(images, reconstructions)
     save_image(pairs, output / "reconstructions.png")
     with SummaryWriter(str(output / "tensorboard")) as writer:
         writer.add_image("invert/reconstructions", pairs, step)
         if traversal is not None:
-            strip = make_grid(to_unit(traversal), nrow=TRAVERSAL_STEPS, pad_value=0.5)
+            strip = make_grid(traversal, nrow=TRAVERSAL_STEPS, pad_value=0.5)
             save_image(strip, output / "traversal.png")
             writer.add_image("invert/traversal", strip, step)
         for i, error in enumerate(result.errors):

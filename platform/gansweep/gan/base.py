@@ -1,0 +1,59 @@
+"""What every GAN trainer is made of (AmbientGAN and ACL's are siblings built on it). No Ray here."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import torch
+
+if TYPE_CHECKING:
+    from gansweep.config import Config
+    from gansweep.gan.players import Players
+    from gansweep.gan.runtime import RandomStreams
+    from gansweep.gan.sampler import Sampler
+
+
+class GANTrainer:
+    """The players, the prior G is fed (PRIOR.sample, PRIOR.due, and KDE-GAN's PRIOR.refresh), this rank's random
+    streams and the sampler of its clean samples; ``step`` is the trainer's own. The checkpoint state is the union
+    of the parts' state dicts, each part owning its keys."""
+
+    def __init__(self, cfg: Config, players: Players, prior, streams: RandomStreams, sampler: Sampler):
+        self.cfg, self.players, self.prior, self.streams, self.sampler = cfg, players, prior, streams, sampler
+        self.last: dict[str, torch.Tensor] = {}  # tensors of the last step, for image summaries
+
+    @property
+    def z_dim(self) -> int:
+        return self.sampler.z_dim
+
+    @property
+    def num_classes(self) -> int:
+        """The classes G and D are conditioned on (0: unconditional)."""
+        return self.sampler.num_classes
+
+    def step(self, reals: list[torch.Tensor], labels: list[torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
+        """One training step on len(REALS) real batches (their class LABELS for a conditional GAN). Returns detached
+        scalar tensors; converting them to floats is left to the caller, so an unlogged step never waits for the
+        device."""
+        raise NotImplementedError
+
+    def parts(self) -> list:
+        """What the checkpoint holds, each part with its own keys (the random streams are saved per rank apart)."""
+        return [self.players, self.prior]
+
+    def state_dict(self) -> dict:
+        state = {}
+        for part in self.parts():
+            state |= part.state_dict()
+        return state
+
+    def load_state_dict(self, state: dict) -> None:
+        for part in self.parts():
+            part.load_state_dict(state)
+
+    def rng_state(self) -> dict[str, torch.Tensor]:
+        """This rank's random streams; each rank has its own, so a checkpoint keeps all of them."""
+        return self.streams.state_dict()
+
+    def set_rng_state(self, state: dict[str, torch.Tensor]) -> None:
+        self.streams.load_state_dict(state)

@@ -1,0 +1,71 @@
+"""A run's trainer composed of its parts: the players, the prior, this rank's random streams and the sampler, with
+the measurements (AmbientGAN) or the code nets (ACL). No Ray here."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict
+from typing import TYPE_CHECKING
+
+import torch
+from torch import nn
+
+from gansweep.gan.acl import ACLGAN
+from gansweep.gan.ambient import AmbientGAN
+from gansweep.gan.base import GANTrainer
+from gansweep.gan.players import Players
+from gansweep.gan.priors import CodePrior, KDEGANPrior, NormalPrior
+from gansweep.gan.runtime import RandomStreams, unwrap
+from gansweep.gan.sampler import Sampler
+from gansweep.nets.code_nets import CodeGenerator, CodeToImage, Encoder, two_layer_mlp
+from gansweep.nets.measurements import build_measurement
+
+if TYPE_CHECKING:
+    from gansweep.config import Config
+    from gansweep.data.thetas import ThetaStore
+
+
+def build_gan(
+    cfg: Config,
+    clean_shape: tuple[int, int, int],
+    device: torch.device | str = "cpu",
+    wrap: Callable[[nn.Module], nn.Module] = lambda m: m,  # DDP's prepare_model on a Ray Train worker
+    rank: int = 0,
+    num_classes: int = 0,  # classes of the training set: G and D are conditioned on them with model.conditional
+    thetas: ThetaStore | None = None,
+) -> GANTrainer:
+    """The trainer for CFG: ACLGAN when acl.variant is set, else AmbientGAN (plain, ambient, hidden, KDE-GAN,
+    conditional). THETAS: the lossy set's theta store, which KDE-GAN needs in mode ambient (Config.needs_theta)."""
+    if cfg.model.conditional and num_classes < 2:
+        raise ValueError(f"model.conditional needs labelled data with >= 2 classes, got num_classes={num_classes}")
+    num_classes = num_classes if cfg.model.conditional else 0
+    device = torch.device(device)
+    streams = RandomStreams(cfg.train.seed, rank, device)
+    if cfg.acl.variant != "none":
+        return _acl_gan(cfg, clean_shape, device, wrap, streams)
+
+    ambient = cfg.mode == "ambient"
+    measurement = build_measurement(asdict(cfg.measurement)) if ambient else None
+    hidden_measurement = build_measurement(asdict(cfg.hidden.measurement)) if ambient else None
+    d_shape = measurement.output_shape(clean_shape) if measurement else clean_shape
+    players = Players(cfg, clean_shape, d_shape, num_classes, device, wrap, streams.theta)
+    generator = unwrap(players.G)
+    if cfg.prior.name == "kde":
+        prior = KDEGANPrior(cfg, generator, streams, measurement, thetas)
+    else:
+        prior = NormalPrior(cfg.model.z_dim)
+    return AmbientGAN(cfg, players, prior, streams, Sampler(generator, prior), measurement, hidden_measurement)
+
+
+def _acl_gan(cfg: Config, clean_shape: tuple[int, int, int], device: torch.device,
+             wrap: Callable[[nn.Module], nn.Module], streams: RandomStreams) -> ACLGAN:
+    """ACL's trainer: its players (no D for ACL-AE), the prior C(z), the encoder and the code discriminator."""
+    a, z_dim = cfg.acl, cfg.model.z_dim
+    players = Players(cfg, clean_shape, clean_shape if a.variant == "gan" else None, 0, device, wrap, streams.theta)
+    torch.manual_seed(cfg.train.seed + 1)  # same initial weights on every rank
+    code_generator, code_discriminator = CodeGenerator(z_dim, a.code_width), two_layer_mlp(z_dim, a.code_width, 1)
+    encoder = wrap(Encoder(clean_shape, z_dim, cfg.model.d_width).to(device))
+    prior = CodePrior(wrap(code_generator.to(device)), z_dim)
+    # Sampled as G(C(z)) of z ~ N(0, I), like a run's checkpoint (gan/sampler.py's checkpoint_sampler).
+    sampler = Sampler(CodeToImage(code_generator, unwrap(players.G)), NormalPrior(z_dim))
+    return ACLGAN(cfg, players, prior, streams, sampler, encoder, wrap(code_discriminator.to(device)))

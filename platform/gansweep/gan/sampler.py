@@ -1,0 +1,83 @@
+"""Clean samples of a generator, the one way every part of the platform draws them: the train loop's image
+panels, the cheap evaluation while training, `gansweep evaluate`, `invert` and `holdout`. No Ray here."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import torch
+from torch import nn
+
+from gansweep.gan.priors import KDEPrior, NormalPrior
+from gansweep.gan.runtime import unwrap
+from gansweep.nets.code_nets import CodeGenerator, CodeToImage
+from gansweep.nets.models import Generator, class_cycle
+from gansweep.nets.pixels import to_unit
+
+if TYPE_CHECKING:
+    from gansweep.config import Config
+
+SAMPLE_BATCH = 500  # images per forward pass
+
+
+class Sampler:
+    """Images in [0, 1] of a generator of noise z and the prior z is drawn from: no measurement, BatchNorm in eval
+    mode, bypassing DDP, in batches; a conditional generator draws every class equally often unless told which.
+
+    The generator is G, or G(C(z)) for an ACL run (CodeToImage), and the prior anything with sample(n, rng): N(0, I),
+    or a KDE-GAN's KDE over reversed codes (N(0, I) before its first refresh)."""
+
+    def __init__(self, generator: nn.Module, prior):
+        self.generator = unwrap(generator)
+        self.prior = prior
+
+    @property
+    def z_dim(self) -> int:
+        return self.generator.z_dim
+
+    @property
+    def num_classes(self) -> int:
+        return self.generator.num_classes
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        return self.generator.image_shape
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.generator.parameters()).device
+
+    @torch.no_grad()
+    def images(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        """The images of the noise Z (of LABELS' classes; by default every class in turn, for a conditional G)."""
+        if labels is None:
+            labels = class_cycle(len(z), self.num_classes)
+        generator, device, batches = self.generator, self.device, []
+        training = generator.training
+        generator.eval()
+        try:
+            for start in range(0, len(z), SAMPLE_BATCH):
+                batch_labels = None if labels is None else labels[start:start + SAMPLE_BATCH].to(device)
+                images = generator(z[start:start + SAMPLE_BATCH].to(device), labels=batch_labels)
+                batches.append(to_unit(images.float()))
+        finally:
+            generator.train(training)  # a training G goes on training
+        return torch.cat(batches)
+
+    def draw(self, n: int, seed: int) -> torch.Tensor:
+        """N images of z drawn from the prior by a random generator seeded SEED: the same images for the same seed."""
+        return self.images(self.prior.sample(n, torch.Generator(self.device).manual_seed(seed)))
+
+
+def checkpoint_sampler(cfg: Config, clean_shape: tuple[int, int, int], num_classes: int, state: dict) -> Sampler:
+    """The sampler a checkpoint's STATE describes (a run's state.pt, of CFG, for a training set of NUM_CLASSES
+    classes): G with its weights, fed C(z) for an ACL run; the prior a KDE-GAN's KDE, else N(0, I)."""
+    m = cfg.model
+    generator = Generator(clean_shape, z_dim=m.z_dim, width=m.g_width, num_classes=num_classes if m.conditional else 0)
+    generator.load_state_dict(state["G"])
+    if cfg.acl.variant != "none":  # ACL's prior is C(z) of z ~ N(0, I): sampled (and reversed) as G(C(z)) of z
+        code_generator = CodeGenerator(m.z_dim, cfg.acl.code_width)
+        code_generator.load_state_dict(state["C"])
+        generator = CodeToImage(code_generator, generator)
+    kde = KDEPrior.from_checkpoint(state.get("prior_codes"), cfg.prior)
+    return Sampler(generator.eval(), kde if kde is not None else NormalPrior(m.z_dim))

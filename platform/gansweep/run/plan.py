@@ -1,0 +1,58 @@
+"""A run's plan, made once in the driver: what every worker needs, typed, and the resources it asks for."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from gansweep.config import Config, ConfigError
+
+
+@dataclass
+class RunPlan:
+    """What the driver hands each Ray Train worker (pickled by Ray, so the config keeps its type)."""
+
+    config: Config  # resolved and validated
+    output: str  # the run directory
+    log_dir: str  # the run's TensorBoard directory
+    clean_shape: tuple[int, int, int]  # (C, H, W) of the images G makes
+    num_classes: int  # of the training set (G and D use them with model.conditional)
+    theta_path: str | None  # the lossy set's theta store (KDE-GAN in mode ambient), opened memory-mapped
+    # Used only when Ray Train's own run snapshot names no checkpoint: a run killed between a checkpoint's
+    # upload and its registration resumes from it all the same.
+    fallback_checkpoint: str | None
+    monitor: dict | None  # the cheap evaluation's payload (evaluation.monitor.prepare_monitor); None: off
+
+
+def plan_resources(
+    workers: int,
+    cpus_per_worker: float | None,
+    gpus_per_worker: float,
+    cluster: dict[str, float],
+    runs: int = 1,
+    keys: str = "train",
+) -> tuple[float, int]:
+    """CPUs per Train worker and runs at once, for up to RUNS runs of WORKERS workers each on CLUSTER.
+
+    CPU training (GPUS_PER_WORKER 0) splits the CPUs evenly between the concurrent runs' workers (a whole CPU
+    each where there are enough, else a fraction); GPU training gives each worker its GPUs and 1 CPU. The run
+    drivers hold no CPU, so they never starve their own workers. Refused, naming the KEYS section (train or
+    resources), when one run cannot fit."""
+    cpus, gpus = float(cluster.get("CPU", 0)), float(cluster.get("GPU", 0))
+    if gpus_per_worker > 0:
+        if workers * gpus_per_worker > gpus + 1e-9:
+            hint = (" (for an autoscaling cluster whose GPU workers are not up yet, set resources.cluster: "
+                    "{CPU: ..., GPU: ...} to what it scales to)") if keys == "resources" else ""
+            raise ConfigError(f"a run needs {keys}.workers={workers} x gpus_per_worker={gpus_per_worker:g} GPUs; "
+                              f"the cluster has {gpus:g}{hint}")
+        cpus_per_worker = cpus_per_worker or 1.0
+        # not //: 1 // 0.1 == 9.0
+        fit = min(int(gpus / (workers * gpus_per_worker) + 1e-9), int(cpus / (workers * cpus_per_worker) + 1e-9))
+    elif cpus_per_worker:
+        fit = int(cpus / (workers * cpus_per_worker) + 1e-9)
+    else:
+        fit = max(1, min(runs, int(cpus // workers)))
+        cpus_per_worker = cpus / (fit * workers)
+    if fit < 1 or cpus_per_worker <= 0 or workers * cpus_per_worker > cpus + 1e-9:
+        raise ConfigError(f"a run needs {keys}.workers={workers} x {cpus_per_worker:g} CPUs; the cluster has "
+                          f"{cpus:g} (set {keys}.cpus_per_worker or fewer {keys}.workers)")
+    return cpus_per_worker, max(1, min(fit, runs))

@@ -1,0 +1,51 @@
+"""The sweep directory's files: written as a reader expects them, no password in them, clear errors for others."""
+
+import json
+
+import pytest
+from gansweep.sweep import sweep_dir as layout
+
+
+def test_the_sweep_record_round_trips_with_its_storage_password_masked(tmp_path):
+    record = {"name": "s", "metric": "fid", "mode": "min", "storage": "postgresql://ann:s3cret@db:5432/optuna"}
+    layout.write_sweep_record(tmp_path, record)
+    assert "s3cret" not in (tmp_path / layout.SWEEP_FILE).read_text()
+    assert layout.read_sweep_record(tmp_path) == {**record, "storage": "postgresql://ann:***@db:5432/optuna"}
+    assert layout.has_sweep_record(tmp_path)
+
+
+@pytest.mark.parametrize("url", [None, "sqlite:////tmp/x/optuna.db", "postgresql://db/optuna"])
+def test_urls_without_a_password_are_kept(url):
+    assert layout.masked_url(url) == url
+
+
+@pytest.mark.parametrize("content, fragment", [
+    (None, "not a sweep directory"),
+    ("{not json", "cannot read"),
+    ('["a list"]', "does not hold a JSON object"),
+    ('{"name": "s", "metric": "fid"}', "lacks mode"),
+    ('{"name": "s", "metric": "fid", "mode": "up"}', "mode must be 'min' or 'max'"),
+])
+def test_an_unreadable_sweep_record_is_a_clear_error(tmp_path, content, fragment):
+    if content is not None:
+        (tmp_path / layout.SWEEP_FILE).write_text(content)
+    with pytest.raises(layout.SweepDirError, match=fragment):
+        layout.read_sweep_record(tmp_path)
+
+
+def test_trials_are_written_in_number_order_and_read_back_named(tmp_path):
+    assert layout.read_trials(tmp_path) is None  # no trial has started
+    layout.write_trials(tmp_path, [{"number": 2, "name": "b", "params": {}}, {"number": 0, "name": "a", "params": {}}])
+    assert [t["name"] for t in layout.read_trials(tmp_path)] == ["a", "b"]
+    (tmp_path / layout.TRIALS_FILE).write_text(json.dumps({"trials": [{"params": None}]}))
+    assert layout.read_trials(tmp_path) == [{"number": 0, "name": "trial_0", "params": {}}]
+    (tmp_path / layout.TRIALS_FILE).write_text(json.dumps({"runs": []}))
+    with pytest.raises(layout.SweepDirError, match="no list under 'trials'"):
+        layout.read_trials(tmp_path)
+
+
+def test_the_best_trial_follows_the_mode_and_skips_trials_without_a_value():
+    trials = [{"name": "a", "best": {"value": 3.0}}, {"name": "b", "best": None}, {"name": "c", "best": {"value": 1.0}}]
+    assert layout.best_trial(trials, "min")["name"] == "c"
+    assert layout.best_trial(trials, "max")["name"] == "a"
+    assert layout.best_trial([{"name": "b", "best": None}], "min") is None
