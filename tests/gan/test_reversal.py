@@ -1,4 +1,4 @@
-"""Generator reversal, its MMD^2 stopping rule, and the KDE prior (Kilcher et al.)."""
+"""Generator reversal and its MMD^2 stopping rule (Kilcher et al.)."""
 
 import math
 
@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 import torch
 from conftest import FASHION, Z_DIM, _generator
-from gansweep.gan.priors import KDEPrior
 from gansweep.gan.reversal import mmd2_unbiased, reverse
 
 
@@ -103,41 +102,3 @@ def test_the_mmd_rule_stops_earlier_with_a_lower_threshold():
 def test_reversal_refuses_bad_arguments():
     with pytest.raises(ValueError, match="lr > 0"):
         reverse(_generator(), torch.zeros(2, 1, 28, 28), lr=-1.0, max_steps=5, init_std=0.1)
-
-
-def test_kde_samples_have_the_codes_mean_and_the_spread_the_bandwidth_implies():
-    gen = torch.Generator().manual_seed(0)
-    codes = torch.randn(500, 3, generator=gen) * torch.tensor([1.0, 2.0, 0.5]) + torch.tensor([3.0, -1.0, 0.0])
-    prior = KDEPrior(codes, bandwidth=0.7)
-    z = prior.sample(200_000, gen)
-    assert torch.allclose(z.mean(0), codes.mean(0), atol=0.02)
-    # A mixture of N(z_i, h^2 I): the codes' variance plus h^2 in every direction.
-    assert torch.allclose(z.var(0), codes.var(0, unbiased=False) + 0.49, rtol=0.02)
-
-
-def test_kde_background_mixture_and_log_prob():
-    codes = torch.full((10, 2), 5.0)
-    prior = KDEPrior(codes, bandwidth=0.1, background_weight=0.25)
-    z = prior.sample(40_000, torch.Generator().manual_seed(1))
-    near_codes = ((z - 5.0).norm(dim=1) < 1.0).float().mean()
-    assert near_codes == pytest.approx(0.75, abs=0.01)
-    # At the codes the density is the kernel's peak (all codes coincide) plus a negligible background.
-    peak = -2 * math.log(0.1) - math.log(2 * math.pi)
-    assert float(prior.log_prob(torch.tensor([[5.0, 5.0]]))) == pytest.approx(peak + math.log(0.75), abs=1e-3)
-    assert float(KDEPrior(codes, 0.1, 1.0).log_prob(torch.zeros(1, 2))) == pytest.approx(-math.log(2 * math.pi))
-
-
-def test_holdout_likelihood_falls_as_the_bandwidth_goes_to_zero():
-    gen = torch.Generator().manual_seed(2)
-    train, test = torch.randn(300, 4, generator=gen), torch.randn(100, 4, generator=gen)
-    likelihoods = [KDEPrior(train, h).holdout_log_likelihood(test) for h in (0.5, 0.2, 0.1, 0.05, 0.02)]
-    assert likelihoods == sorted(likelihoods, reverse=True)
-
-
-@pytest.mark.parametrize("kwargs,match", [
-    ({"bandwidth": -0.1}, "bandwidth must be > 0"),
-    ({"bandwidth": 0.1, "background_weight": 1.5}, "background weight"),
-])
-def test_kde_refuses_bad_values(kwargs, match):
-    with pytest.raises(ValueError, match=match):
-        KDEPrior(torch.zeros(3, 2), **kwargs)

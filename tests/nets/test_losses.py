@@ -1,11 +1,9 @@
-"""The GAN losses: their values on hand-made examples, the WGAN-GP penalty, and a few training steps of each."""
+"""The GAN losses: their values on hand-made examples, the WGAN-GP penalty, and the refusal of bad settings."""
 
-import math
 
 import pytest
 import torch
 from gansweep.config import ConfigError, load_config
-from gansweep.gan.build import build_gan
 from gansweep.nets.losses import d_loss, g_loss, gradient_penalty
 from torch import nn
 
@@ -50,20 +48,6 @@ def test_gradient_penalty_of_a_nonlinear_critic_matches_autograd_per_sample():
         (grad,) = torch.autograd.grad(critic(x).sum(), x)
         by_hand.append((grad.norm() - 1) ** 2)
     assert float(penalty) == pytest.approx(float(torch.stack(by_hand).mean()), rel=1e-5)
-
-
-@pytest.mark.parametrize("loss,norm", [("minimax", "batch"), ("wgan_gp", "layer"), ("hinge", "none")])
-def test_each_loss_trains_for_a_few_steps(loss, norm):
-    cfg = load_config(None, [f"train.loss={loss}", f"model.d_norm={norm}", "model.g_width=8", "model.d_width=8",
-                             "train.d_steps=2", "measurement.name=block_pixel"])
-    gan = build_gan(cfg, (1, 28, 28))
-    reals = [torch.rand(16, 1, 28, 28) for _ in range(2)]
-    for _ in range(3):
-        losses = gan.step(reals)
-    assert all(math.isfinite(float(v)) for v in losses.values())
-    assert gan.sampler.images(torch.randn(4, cfg.model.z_dim)).shape == (4, 1, 28, 28)
-    uses_batch_norm = any(isinstance(m, nn.BatchNorm2d) for m in gan.players.D.modules())
-    assert uses_batch_norm == (norm == "batch")
 
 
 def test_bad_loss_settings_are_refused():

@@ -1,0 +1,76 @@
+"""The run directory's files: what the trainer writes is what evaluate, invert, holdout, a sweep and a rerun read."""
+
+import math
+
+import pytest
+import torch
+from conftest import _save_run
+
+from gansweep.config import ConfigError, load_config
+from gansweep.gan.build import build_gan
+from gansweep.run import run_dir
+
+SMALL = ["model.g_width=8", "model.d_width=8", "model.z_dim=16"]
+
+
+def test_the_run_record_round_trips_the_typed_config(tmp_path):
+    cfg = load_config(None, [*SMALL, "measurement.name=block_patch", "measurement.patch=9"])
+    run_dir.write_run_record(tmp_path, run_dir.RunRecord(cfg, (1, 28, 28), 10))
+    record = run_dir.read_run_record(tmp_path)
+    assert record.config == cfg and record.clean_shape == (1, 28, 28) and record.num_classes == 10
+    with pytest.raises(ConfigError, match="not a gansweep run directory"):
+        run_dir.read_run_record(tmp_path / "elsewhere")
+
+
+def test_the_newest_complete_checkpoint_is_found_and_resolved(tmp_path):
+    cfg = load_config(None, SMALL)
+    gan = build_gan(cfg, (1, 28, 28))
+    for name, step in (("checkpoint_000000", 3), ("checkpoint_000001", 9), ("checkpoint_000002", 6)):
+        directory = tmp_path / run_dir.CHECKPOINTS_DIR / name
+        directory.mkdir(parents=True)
+        run_dir.save_checkpoint(gan, step, [gan.rng_state()], directory)
+    # A checkpoint cut off before its step file (the marker of a complete one) does not count.
+    partial = tmp_path / run_dir.CHECKPOINTS_DIR / "checkpoint_000003"
+    partial.mkdir()
+    torch.save({"step": 12}, partial / run_dir.STATE_FILE)
+    newest = tmp_path / run_dir.CHECKPOINTS_DIR / "checkpoint_000001"
+    assert run_dir.latest_checkpoint(tmp_path) == newest
+    assert run_dir.resolve_checkpoint(tmp_path) == (tmp_path.resolve(), newest.resolve())
+    assert run_dir.resolve_checkpoint(newest) == (tmp_path.resolve(), newest.resolve())
+    assert run_dir.load_checkpoint(newest)["step"] == 9
+
+
+@pytest.mark.parametrize("where, fragment", [("absent", "does not exist"), ("empty", "holds no checkpoint")])
+def test_a_path_without_a_checkpoint_is_a_clear_error(tmp_path, where, fragment):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ConfigError, match=fragment):
+        run_dir.resolve_checkpoint(tmp_path / where)
+
+
+def test_load_sampler_rebuilds_the_generator_the_checkpoint_holds(tmp_path):
+    cfg = load_config(None, SMALL)
+    gan = build_gan(cfg, (1, 28, 28))
+    gan.step([torch.rand(8, 1, 28, 28)])
+    checkpoint = _save_run(gan, cfg, tmp_path, 5)
+    sampler, loaded_cfg, step = run_dir.load_sampler(tmp_path, checkpoint)
+    z = torch.randn(4, 16)
+    assert step == 5 and loaded_cfg == cfg
+    assert torch.equal(sampler.images(z), gan.sampler.images(z))
+
+
+def test_result_evaluation_error_and_divergence_files(tmp_path):
+    assert run_dir.read_result(tmp_path) is None and run_dir.read_evaluation(tmp_path) is None
+    run_dir.write_result(tmp_path, {"step": 4, "metrics": {"fid": 12.5}})
+    run_dir.write_evaluation(tmp_path, {"fid": 11.0})
+    assert run_dir.read_result(tmp_path)["metrics"]["fid"] == 12.5 and run_dir.read_evaluation(tmp_path) == {"fid": 11.0}
+    assert not list(tmp_path.glob("*.tmp"))  # written whole, then renamed
+
+    assert run_dir.read_error(tmp_path / "run") is None
+    run_dir.write_error(tmp_path / "run", ValueError("measurement.p=2 is outside [0, 1]"))
+    assert run_dir.read_error(tmp_path / "run") == "ValueError: measurement.p=2 is outside [0, 1]"
+
+    run_dir.mark_diverged(tmp_path, 17, {"loss_d": float("nan")})
+    diverged = run_dir.read_diverged(tmp_path)
+    assert diverged["step"] == 17 and math.isnan(diverged["losses"]["loss_d"])  # the non-finite loss, as it was
+    run_dir.clear_diverged(tmp_path)
+    assert run_dir.read_diverged(tmp_path) is None
