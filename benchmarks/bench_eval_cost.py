@@ -39,7 +39,7 @@ def main() -> None:
         "eval_on": load_config(None, [*common, f"eval.every={args.every}"]),
         "eval_off": load_config(None, [*common, "eval.every=0"]),
     }
-    training_set = check_config(configs["eval_on"])
+    checked = check_config(configs["eval_on"])
     import ray
 
     started = init_ray()  # one Ray for all four runs: the start-up cost is not what is measured
@@ -48,7 +48,7 @@ def main() -> None:
     try:
         for name in ("eval_on", "eval_off", "eval_off", "eval_on"):
             with tempfile.TemporaryDirectory() as output:
-                summary = run_training(configs[name], output, training_set)
+                summary = run_training(configs[name], output, checked)
             loops[name].append(loop_seconds(summary))
             if name == "eval_on":
                 fractions.append(summary["metrics"]["eval_s_total"] / loop_seconds(summary))

@@ -32,10 +32,10 @@ def main() -> None:
         "data.limit=12800", "measurement.name=block_pixel", "measurement.p=0.5",
     ]
     cfg = load_config(None, overrides)
-    training_set = check_config(cfg)
+    checked = check_config(cfg)
     with tempfile.TemporaryDirectory() as output:
         start = time.time()
-        summary = run_training(cfg, output, training_set)
+        summary = run_training(cfg, output, checked)
         total = time.time() - start
     metrics = summary["metrics"]
 

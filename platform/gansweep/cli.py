@@ -22,14 +22,15 @@ def _train(args: argparse.Namespace) -> int:
     from gansweep.run.trainer import TrainingDiverged, check_config, run_training
 
     cfg = load_config(args.config, args.set)
-    training_set = check_config(cfg)  # before Ray starts
+    checked = check_config(cfg)  # before Ray starts
+    training_set = checked.training_set
     print(
         f"[gansweep] mode={cfg.mode} data={cfg.data.name} ({len(training_set.images)} images, "
         f"{training_set.sample_shape} as D sees them) -> {args.output}",
         flush=True,
     )
     try:
-        summary = run_training(cfg, args.output, training_set)
+        summary = run_training(cfg, args.output, checked)
     except TrainingDiverged as exc:
         print(f"gansweep: training stopped: {exc}", file=sys.stderr)
         return 1

@@ -22,7 +22,12 @@ import yaml
 from gansweep.data.restoration import INPAINT_METHODS, check_restorable
 from gansweep.data.sources import SOURCES
 from gansweep.nets.losses import LOSSES
-from gansweep.nets.measurements import DEFAULTS, MeasurementError, build_measurement
+from gansweep.nets.measurements import (
+    DEFAULTS,
+    Measurement,
+    MeasurementError,
+    build_measurement,
+)
 from gansweep.nets.measurements import REGISTRY as MEASUREMENT_REGISTRY
 from gansweep.nets.models import D_NORMS, ModelError, block_shapes, inject_point
 
@@ -467,21 +472,39 @@ def validate(cfg: Config) -> None:
     )
 
 
+@dataclass
+class Measurements:
+    """A run's measurements, built from its config once per process: the driver builds them, checks them against
+    the data's shapes, measures the training set with them, and ships them to the workers in the run's plan."""
+
+    image: Measurement | None  # f_theta of the images (None: measurement.name none)
+    hidden: Measurement | None  # inside G after hidden.inject_at (None without it)
+
+
+def build_measurements(cfg: Config) -> Measurements:
+    """CFG's measurements (validated: their parameters are the declared ones)."""
+    with _as_config_error():
+        image = build_measurement(asdict(cfg.measurement), "measurement")
+        hidden = build_measurement(asdict(cfg.hidden.measurement), "hidden.measurement")
+    return Measurements(image, hidden if cfg.hidden.inject_at is not None else None)
+
+
 def check_shapes(cfg: Config, clean_shape: tuple[int, ...], num_classes: int, n_images: int | None = None, *,
-                 unlabelled: bool = False) -> None:
+                 unlabelled: bool = False, measurements: Measurements | None = None) -> None:
     """The checks of a validated CFG that need the training images' shape and classes, not the images: the generator
     makes images of CLEAN_SHAPE, each measurement fits the shape it meets (the image measurement the images, the
     hidden one the feature map after hidden.inject_at), a conditional GAN has labels (UNLABELLED: some image has
     none), and, given N_IMAGES (those the run trains on), every worker gets a batch. Raises ConfigError.
 
-    The trainer calls it on the loaded training set, the sweep on every trial with its described one."""
+    The trainer calls it before loading the training set, the sweep on every trial, both with the source's
+    description (data.sources.describe_source); MEASUREMENTS: the run's, when already built."""
     clean_shape = tuple(clean_shape)
     try:
         blocks = block_shapes(clean_shape, cfg.model.g_width)
     except ModelError as exc:
         raise ConfigError(f"data: {exc}; resize the images with data.image_size (28, 32 or 64)") from None
     with _as_config_error():
-        _check_measurement_shapes(cfg, clean_shape, blocks)
+        _check_measurement_shapes(cfg, clean_shape, blocks, measurements or build_measurements(cfg))
     _check(
         not cfg.model.conditional or (num_classes >= 2 and not unlabelled),
         f"model.conditional needs every training image labelled with one of >= 2 classes; data.name={cfg.data.name} "
@@ -495,9 +518,10 @@ def check_shapes(cfg: Config, clean_shape: tuple[int, ...], num_classes: int, n_
     )
 
 
-def _check_measurement_shapes(cfg: Config, clean_shape: tuple[int, ...], blocks: dict[str, tuple]) -> None:
+def _check_measurement_shapes(cfg: Config, clean_shape: tuple[int, ...], blocks: dict[str, tuple],
+                              measurements: Measurements) -> None:
     if cfg.measures_reals:
-        image = build_measurement(asdict(cfg.measurement), "measurement")
+        image = measurements.image
         image.output_shape(clean_shape)
         _check(
             cfg.mode != "ignore" or not image.changes_shape,
@@ -505,7 +529,7 @@ def _check_measurement_shapes(cfg: Config, clean_shape: tuple[int, ...], blocks:
             f"shape {clean_shape}, so a plain generator cannot be trained on them; use mode=ambient",
         )
     if cfg.hidden.inject_at is not None:
-        hidden = build_measurement(asdict(cfg.hidden.measurement), "hidden.measurement")
+        hidden = measurements.hidden
         _check(
             not hidden.changes_shape,
             f"hidden.measurement.name={cfg.hidden.measurement.name} changes the feature map's shape, but the "

@@ -64,7 +64,7 @@ def test_a_conditional_gan_learns_to_draw_the_class_it_is_asked_for():
 
 def test_a_conditional_gan_needs_labelled_classes():
     cfg = load_config(None, CONDITIONAL)
-    with pytest.raises(ValueError, match="num_classes=0"):
+    with pytest.raises(ConfigError, match="model.conditional needs every training image labelled.*has 0 classes"):
         build_gan(cfg, (1, 28, 28))
 
 

@@ -24,11 +24,11 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from gansweep.config import Config, DataConfig
+from gansweep.config import Config, DataConfig, build_measurements
 from gansweep.data.restoration import restore
 from gansweep.data.sources import DataSourceError, cache_dir, load_source, resolved_root
 from gansweep.data.thetas import concat_thetas, save_store
-from gansweep.nets.measurements import build_measurement
+from gansweep.nets.measurements import Measurement
 
 CACHE_VERSION = 1  # bump when the way the lossy set is made changes
 MEASURE_BATCH = 1024
@@ -78,16 +78,15 @@ def fingerprint(cfg: Config) -> str:
 
 
 def measure_dataset(
-    clean: np.ndarray, spec: dict, seed: int, restoration: dict | None = None, keep_theta: bool = False
+    clean: np.ndarray, measurement: Measurement, seed: int, restoration: dict | None = None, keep_theta: bool = False
 ) -> tuple[np.ndarray, dict | None]:
     """y = f_theta(x) over the whole set, in batches, theta drawn from one generator seeded with `seed`;
     with `restoration` ({"inpaint": ..., "radius": ...}) each batch is restored from y and its theta.
     Returns the set and, with `keep_theta`, every image's theta (rows in order, on the CPU), else None."""
-    measurement = build_measurement(spec)
     generator = torch.Generator().manual_seed(seed)
     starts = range(0, len(clean), MEASURE_BATCH)
     if restoration is not None:
-        starts = tqdm(starts, desc=f"restoring {spec['name']} ({len(clean)} images)", unit="batch", file=sys.stderr)
+        starts = tqdm(starts, desc=f"restoring {measurement.name} ({len(clean)} images)", unit="batch", file=sys.stderr)
     out, thetas = [], []
     with torch.no_grad():
         for start in starts:
@@ -100,9 +99,9 @@ def measure_dataset(
     return np.concatenate(out).astype(np.float32), concat_thetas(thetas) if keep_theta else None
 
 
-def load_training_set(cfg: Config) -> TrainingSet:
+def load_training_set(cfg: Config, measurement: Measurement | None = None) -> TrainingSet:
     """The clean or lossy training set of a run; the lossy one comes from the cache when it is there, with its
-    theta store when the run needs one."""
+    theta store when the run needs one. MEASUREMENT: the run's image measurement, when already built."""
     data = cfg.data
     arrays = load_source(data.name, data.root, split="train", limit=data.limit, image_size=data.image_size)
     clean = arrays.images.astype(np.float32) / 255.0
@@ -113,13 +112,14 @@ def load_training_set(cfg: Config) -> TrainingSet:
 
     path = cache_root(data) / "lossy" / f"{data.name}-{fp}.npy"
     theta_path = path.with_suffix(".theta") if cfg.needs_theta else None
-    spec = asdict(cfg.measurement)
+    measurement = measurement or build_measurements(cfg).image
     if path.is_file():
         images = np.load(path)
         if theta_path is not None and not theta_path.is_dir():  # a cache made before its run needed theta
-            _remake_theta(clean, spec, data.seed, images, path, theta_path)
+            _remake_theta(clean, measurement, data.seed, images, path, theta_path)
     else:
-        images, theta = measure_dataset(clean, spec, data.seed, _restoration(cfg), keep_theta=theta_path is not None)
+        images, theta = measure_dataset(clean, measurement, data.seed, _restoration(cfg),
+                                        keep_theta=theta_path is not None)
         path.parent.mkdir(parents=True, exist_ok=True)
         if theta is not None:  # first: a crash before y is written leaves no y, and the next run makes both
             save_store(theta_path, theta)
@@ -131,10 +131,11 @@ def load_training_set(cfg: Config) -> TrainingSet:
                        str(theta_path) if theta_path is not None else None)
 
 
-def _remake_theta(clean: np.ndarray, spec: dict, seed: int, cached: np.ndarray, path: Path, theta_path: Path) -> None:
+def _remake_theta(clean: np.ndarray, measurement: Measurement, seed: int, cached: np.ndarray, path: Path,
+                  theta_path: Path) -> None:
     """The theta store of an existing lossy cache, from the seed that made it: measure_dataset is deterministic,
     so the y it makes again must be the cached y, else the theta would not be the one that measured it."""
-    images, theta = measure_dataset(clean, spec, seed, keep_theta=True)
+    images, theta = measure_dataset(clean, measurement, seed, keep_theta=True)
     if not np.array_equal(images, cached):
         raise DataSourceError(
             f"the lossy cache {path} is not what data.seed={seed} makes now, so the theta that measured it cannot "

@@ -4,12 +4,12 @@ the measurements (AmbientGAN) or the code nets (ACL). No Ray here."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import asdict
 from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
 
+from gansweep.config import Measurements, build_measurements, check_shapes
 from gansweep.gan.acl import ACLGAN
 from gansweep.gan.ambient import AmbientGAN
 from gansweep.gan.base import GANTrainer
@@ -18,7 +18,6 @@ from gansweep.gan.priors import CodePrior, KDEGANPrior, NormalPrior
 from gansweep.gan.runtime import RandomStreams, unwrap
 from gansweep.gan.sampler import Sampler
 from gansweep.nets.code_nets import CodeGenerator, CodeToImage, Encoder, two_layer_mlp
-from gansweep.nets.measurements import build_measurement
 
 if TYPE_CHECKING:
     from gansweep.config import Config
@@ -33,11 +32,14 @@ def build_gan(
     rank: int = 0,
     num_classes: int = 0,  # classes of the training set: G and D are conditioned on them with model.conditional
     thetas: ThetaStore | None = None,
+    measurements: Measurements | None = None,
 ) -> GANTrainer:
     """The trainer for CFG: ACLGAN when acl.variant is set, else AmbientGAN (plain, ambient, hidden, KDE-GAN,
-    conditional). THETAS: the lossy set's theta store, which KDE-GAN needs in mode ambient (Config.needs_theta)."""
-    if cfg.model.conditional and num_classes < 2:
-        raise ValueError(f"model.conditional needs labelled data with >= 2 classes, got num_classes={num_classes}")
+    conditional). THETAS: the lossy set's theta store, which KDE-GAN needs in mode ambient (Config.needs_theta).
+    MEASUREMENTS: the run's, as its plan ships them (else built from CFG). Raises ConfigError for a CFG that
+    cannot run on images of CLEAN_SHAPE from NUM_CLASSES classes (config.check_shapes)."""
+    measurements = measurements or build_measurements(cfg)
+    check_shapes(cfg, clean_shape, num_classes, measurements=measurements)
     num_classes = num_classes if cfg.model.conditional else 0
     device = torch.device(device)
     streams = RandomStreams(cfg.train.seed, rank, device)
@@ -45,8 +47,8 @@ def build_gan(
         return _acl_gan(cfg, clean_shape, device, wrap, streams)
 
     ambient = cfg.mode == "ambient"
-    measurement = build_measurement(asdict(cfg.measurement)) if ambient else None
-    hidden_measurement = build_measurement(asdict(cfg.hidden.measurement)) if ambient else None
+    measurement = measurements.image if ambient else None
+    hidden_measurement = measurements.hidden if ambient else None
     d_shape = measurement.output_shape(clean_shape) if measurement else clean_shape
     players = Players(cfg, clean_shape, d_shape, num_classes, device, wrap, streams.theta)
     generator = unwrap(players.G)

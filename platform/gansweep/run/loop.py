@@ -99,7 +99,7 @@ def train_loop_per_worker(loop_config: dict) -> None:
     device = ray.train.torch.get_device()
     thetas = ThetaStore(plan.theta_path) if plan.theta_path else None
     gan = build_gan(cfg, plan.clean_shape, device, wrap=ray.train.torch.prepare_model, rank=rank,
-                    num_classes=plan.num_classes, thetas=thetas)
+                    num_classes=plan.num_classes, thetas=thetas, measurements=plan.measurements)
     start_step, best_eval = _restore(gan, rank, device, plan.fallback_checkpoint)
     if rank == 0:
         _progress(f"{'resuming at' if start_step else 'starting'} step {start_step}/{t.steps}")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from gansweep.config import Config, ConfigError
+from gansweep.config import Config, ConfigError, Measurements
 
 
 @dataclass
@@ -16,6 +16,7 @@ class RunPlan:
     log_dir: str  # the run's TensorBoard directory
     clean_shape: tuple[int, int, int]  # (C, H, W) of the images G makes
     num_classes: int  # of the training set (G and D use them with model.conditional)
+    measurements: Measurements  # built once in the driver; the workers use these
     theta_path: str | None  # the lossy set's theta store (KDE-GAN in mode ambient), opened memory-mapped
     # Used only when Ray Train's own run snapshot names no checkpoint: a run killed between a checkpoint's
     # upload and its registration resumes from it all the same.

@@ -5,10 +5,17 @@ from __future__ import annotations
 import os
 import socket
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
-from gansweep.config import Config, ConfigError, check_shapes
-from gansweep.data.sources import DataSourceError
+from gansweep.config import (
+    Config,
+    ConfigError,
+    Measurements,
+    build_measurements,
+    check_shapes,
+)
+from gansweep.data.sources import DataSourceError, describe_source
 from gansweep.data.training_set import TrainingSet, load_training_set, to_ray_dataset
 from gansweep.evaluation.monitor import monitor_provenance, prepare_monitor
 from gansweep.nets.measurements import MeasurementError
@@ -20,16 +27,27 @@ class TrainingDiverged(RuntimeError):
     """The losses turned NaN or infinite: the run stopped (not retried: it would diverge again)."""
 
 
-def check_config(cfg: Config) -> TrainingSet:
-    """Everything that can be checked before Ray starts: the data, and the config against the shapes it will
-    meet (config.check_shapes). Returns the training set; raises ConfigError with one clear message."""
+@dataclass
+class CheckedRun:
+    """What the driver readies before Ray starts: the training set and the run's measurements (built once)."""
+
+    training_set: TrainingSet
+    measurements: Measurements
+
+
+def check_config(cfg: Config) -> CheckedRun:
+    """Everything that can be checked before Ray starts, then the training set: the config against the shapes of
+    the source it names (config.check_shapes on its description, before any image is measured), and the source
+    itself as it loads. Raises ConfigError with one clear message."""
+    data = cfg.data
     try:
-        training_set = load_training_set(cfg)
-    except (MeasurementError, DataSourceError) as exc:  # the source, or a measurement that does not fit its images
+        source = describe_source(data.name, data.root, data.image_size, data.limit)
+        measurements = build_measurements(cfg)
+        check_shapes(cfg, source.clean_shape, source.num_classes, source.n_images, unlabelled=source.unlabelled,
+                     measurements=measurements)
+        return CheckedRun(load_training_set(cfg, measurements.image), measurements)
+    except (DataSourceError, MeasurementError) as exc:  # a source that cannot be read, or images not as described
         raise ConfigError(str(exc)) from None
-    check_shapes(cfg, training_set.clean_shape, training_set.num_classes, len(training_set.images),
-                 unlabelled=bool((training_set.labels < 0).any()))
-    return training_set
 
 
 def init_ray() -> bool:
@@ -66,7 +84,7 @@ def free_port() -> int:
 def run_training(
     cfg: Config,
     output: str | Path,
-    training_set: TrainingSet | None = None,
+    checked: CheckedRun | None = None,
     *,
     monitor: dict | None = None,
     log_dir: str | Path | None = None,
@@ -82,7 +100,8 @@ def run_training(
 
     output = Path(output).expanduser().resolve()
     log_dir = Path(log_dir).expanduser().resolve() if log_dir else output / run_dir.TENSORBOARD_DIR
-    training_set = training_set or check_config(cfg)
+    checked = checked or check_config(cfg)
+    training_set = checked.training_set
     run_dir.clear_diverged(output)
     # What `gansweep evaluate` needs to rebuild the generator, there from the first checkpoint on.
     run_dir.write_run_record(output, run_dir.RunRecord(cfg, training_set.clean_shape, training_set.num_classes))
@@ -91,8 +110,9 @@ def run_training(
         monitor = prepare_monitor(cfg)
     latest = run_dir.latest_checkpoint(output)
     plan = RunPlan(config=cfg, output=str(output), log_dir=str(log_dir), clean_shape=training_set.clean_shape,
-                   num_classes=training_set.num_classes, theta_path=training_set.theta_path,
-                   fallback_checkpoint=str(latest) if latest else None, monitor=monitor)
+                   num_classes=training_set.num_classes, measurements=checked.measurements,
+                   theta_path=training_set.theta_path, fallback_checkpoint=str(latest) if latest else None,
+                   monitor=monitor)
     t = cfg.train
     started_ray = init_ray()
     try:
