@@ -30,7 +30,7 @@ from pathlib import Path
 import torch
 from gansweep.config import load_config
 from gansweep.data.training_set import load_training_set
-from gansweep.evaluation.monitor import FidMonitor, monitor_provenance, prepare_monitor
+from gansweep.evaluation.monitor import FidMonitor, prepare_monitor
 from gansweep.gan.build import build_gan
 
 COMMON = ["mode=clean", "measurement.name=none"]
@@ -214,7 +214,7 @@ def main() -> None:
         "threads_per_arm": 1,
         "settings": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
         "common_overrides": COMMON,
-        "evaluation": monitor_provenance(payload, args.samples),
+        "evaluation": payload.provenance(args.samples),
         "arms": results,
     }
     (args.output / f"{args.name}.json").write_text(json.dumps(report, indent=2))

@@ -322,7 +322,7 @@ def load_config(path: str | Path | None = None, overrides: list[str] = ()) -> Co
 
 
 def from_dict(data: dict) -> Config:
-    """Rebuild a Config from ``to_dict()`` output (as the Ray workers receive it)."""
+    """Rebuild a Config from ``to_dict()`` output (as a run directory's run.json keeps it)."""
     cfg = Config()
     _apply(cfg, data, "")
     return cfg

@@ -10,8 +10,10 @@ come from the full evaluation at the end.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+import numpy as np
 import torch
 
 from gansweep.config import Config
@@ -29,37 +31,53 @@ if TYPE_CHECKING:
     from gansweep.gan.sampler import Sampler
 
 
-def prepare_monitor(cfg: Config) -> dict:
-    """What rank 0 needs to evaluate: classifier weights and shape, reference statistics, provenance.
-    Trains and caches the classifier on first use (with progress)."""
+@dataclass
+class MonitorPayload:
+    """What rank 0 needs to evaluate, shipped in the run's plan: the classifier's weights and shape, the reference
+    split's feature statistics, and the provenance recorded with every cheap figure."""
+
+    state_dict: dict[str, torch.Tensor]
+    in_channels: int
+    num_classes: int
+    feature_dim: int
+    mu: np.ndarray
+    sigma: np.ndarray
+    n_real: int
+    reference_split: str
+    classifier_fingerprint: str
+
+    @classmethod
+    def of(cls, model: DomainClassifier, reference: np.ndarray, split: str, fingerprint: str) -> MonitorPayload:
+        """The payload of MODEL scoring against the REFERENCE images (uint8 or [0, 1]) of SPLIT."""
+        feats, _ = classifier_outputs(model, reference)
+        mu, sigma = feature_statistics(feats)
+        return cls({k: v.cpu() for k, v in model.state_dict().items()}, model.in_channels, model.num_classes,
+                   model.feature_dim, mu, sigma, len(reference), split, fingerprint)
+
+    def provenance(self, n_samples: int) -> dict:
+        """The protocol fields recorded with the cheap figures of N_SAMPLES samples."""
+        return {"n_fake": n_samples, "n_real": self.n_real, "reference_split": self.reference_split,
+                "classifier_fingerprint": self.classifier_fingerprint}
+
+
+def prepare_monitor(cfg: Config) -> MonitorPayload:
+    """The payload of the run's cached domain classifier and reference split; trains and caches the classifier on
+    first use (with progress)."""
     data = cfg.data
     record = load_or_train_classifier(data.name, data.root, image_size=data.image_size, cache_dir=cache_root(data))
     reference, split = reference_images(cfg)
-    feats, _ = classifier_outputs(record.model, reference)
-    mu, sigma = feature_statistics(feats)
-    model = record.model
-    return {
-        "state_dict": {k: v.cpu() for k, v in model.state_dict().items()},
-        "in_channels": model.in_channels,
-        "num_classes": model.num_classes,
-        "feature_dim": model.feature_dim,
-        "mu": mu,
-        "sigma": sigma,
-        "n_real": len(reference),
-        "reference_split": split,
-        "classifier_fingerprint": record.fingerprint,
-    }
+    return MonitorPayload.of(record.model, reference, split, record.fingerprint)
 
 
 class FidMonitor:
     """Evaluates a GAN's generator on samples drawn with the same seed each time, so successive figures are
     comparable."""
 
-    def __init__(self, payload: dict, n_samples: int, seed: int, device: torch.device):
-        self.model = DomainClassifier(payload["in_channels"], payload["num_classes"], payload["feature_dim"])
-        self.model.load_state_dict(payload["state_dict"])
+    def __init__(self, payload: MonitorPayload, n_samples: int, seed: int, device: torch.device):
+        self.model = DomainClassifier(payload.in_channels, payload.num_classes, payload.feature_dim)
+        self.model.load_state_dict(payload.state_dict)
         self.model.to(device).eval()
-        self.mu, self.sigma = payload["mu"], payload["sigma"]
+        self.mu, self.sigma = payload.mu, payload.sigma
         self.n_samples = n_samples
         # Its own seed: the training z and theta streams (and so the resume) are untouched.
         self.seed = seed + 104729
@@ -79,12 +97,3 @@ class FidMonitor:
             "classifier_score": float(classifier_score(logits, probs=False)),
         }
 
-
-def monitor_provenance(payload: dict, n_samples: int) -> dict:
-    """The protocol fields recorded with the cheap figures."""
-    return {
-        "n_fake": n_samples,
-        "n_real": payload["n_real"],
-        "reference_split": payload["reference_split"],
-        "classifier_fingerprint": payload["classifier_fingerprint"],
-    }

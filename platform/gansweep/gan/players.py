@@ -17,6 +17,9 @@ if TYPE_CHECKING:
     from gansweep.config import Config, TrainConfig
 
 
+G_KEY = "G"  # G's weights in a checkpoint: what a run's sampler loads (gan/sampler.py)
+
+
 def adam(module: nn.Module, lr: float, train: TrainConfig) -> torch.optim.Adam:
     return torch.optim.Adam(module.parameters(), lr=lr, betas=(train.beta1, train.beta2))
 
@@ -94,4 +97,4 @@ class Players:
         self._keyed().load_state_dict(state)
 
     def _keyed(self) -> Keyed:
-        return Keyed({"G": self.G, "D": self.D, "opt_g": self.opt_g, "opt_d": self.opt_d})
+        return Keyed({G_KEY: self.G, "D": self.D, "opt_g": self.opt_g, "opt_d": self.opt_d})

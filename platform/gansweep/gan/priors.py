@@ -26,6 +26,10 @@ if TYPE_CHECKING:
     from gansweep.nets.measurements import Measurement
 
 
+CODE_GENERATOR_KEY = "C"  # ACL's C in a checkpoint
+PRIOR_CODES_KEY = "prior_codes"  # the codes of KDE-GAN's KDE in a checkpoint (absent or empty: N(0, I))
+
+
 class KDEPrior:
     """p(z) = (1 - w) (1/n) sum_i N(z; z_i, h^2 I) + w N(z; 0, I): an RBF kernel density of bandwidth h over
     the codes z_i, mixed with the background Gaussian with weight w. The bandwidth trades generalisation
@@ -120,10 +124,10 @@ class CodePrior(NormalPrior):
             return unwrap(self.C)(self.noise(n, rng))
 
     def state_dict(self) -> dict:
-        return {"C": unwrap(self.C).state_dict()}
+        return {CODE_GENERATOR_KEY: unwrap(self.C).state_dict()}
 
     def load_state_dict(self, state: dict) -> None:
-        unwrap(self.C).load_state_dict(state["C"])
+        unwrap(self.C).load_state_dict(state[CODE_GENERATOR_KEY])
 
 
 class KDEGANPrior(NormalPrior):
@@ -212,10 +216,10 @@ class KDEGANPrior(NormalPrior):
 
     def state_dict(self) -> dict:
         # The prior is part of the model: the codes of its KDE (none before the first refresh).
-        return {"prior_codes": self.kde.codes.cpu() if self.kde is not None else torch.empty(0)}
+        return {PRIOR_CODES_KEY: self.kde.codes.cpu() if self.kde is not None else torch.empty(0)}
 
     def load_state_dict(self, state: dict) -> None:
-        codes = state.get("prior_codes")
+        codes = state.get(PRIOR_CODES_KEY)
         if codes is not None:
             codes = codes.to(self.streams.z.device)  # where the z stream samples the KDE
         self.kde = KDEPrior.from_checkpoint(codes, self.prior)

@@ -8,7 +8,13 @@ from typing import TYPE_CHECKING
 import torch
 from torch import nn
 
-from gansweep.gan.priors import KDEPrior, NormalPrior
+from gansweep.gan.players import G_KEY
+from gansweep.gan.priors import (
+    CODE_GENERATOR_KEY,
+    PRIOR_CODES_KEY,
+    KDEPrior,
+    NormalPrior,
+)
 from gansweep.gan.runtime import unwrap
 from gansweep.nets.code_nets import CodeGenerator, CodeToImage
 from gansweep.nets.models import Generator, class_cycle
@@ -74,10 +80,10 @@ def checkpoint_sampler(cfg: Config, clean_shape: tuple[int, int, int], num_class
     classes): G with its weights, fed C(z) for an ACL run; the prior a KDE-GAN's KDE, else N(0, I)."""
     m = cfg.model
     generator = Generator(clean_shape, z_dim=m.z_dim, width=m.g_width, num_classes=num_classes if m.conditional else 0)
-    generator.load_state_dict(state["G"])
+    generator.load_state_dict(state[G_KEY])
     if cfg.acl.variant != "none":  # ACL's prior is C(z) of z ~ N(0, I): sampled (and reversed) as G(C(z)) of z
         code_generator = CodeGenerator(m.z_dim, cfg.acl.code_width)
-        code_generator.load_state_dict(state["C"])
+        code_generator.load_state_dict(state[CODE_GENERATOR_KEY])
         generator = CodeToImage(code_generator, generator)
-    kde = KDEPrior.from_checkpoint(state.get("prior_codes"), cfg.prior)
+    kde = KDEPrior.from_checkpoint(state.get(PRIOR_CODES_KEY), cfg.prior)
     return Sampler(generator.eval(), kde if kde is not None else NormalPrior(m.z_dim))

@@ -8,6 +8,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import ray.train
 import ray.train.torch
@@ -18,9 +19,11 @@ from gansweep.data.thetas import ThetaStore
 from gansweep.evaluation.monitor import FidMonitor
 from gansweep.gan.base import GANTrainer
 from gansweep.gan.build import build_gan
-from gansweep.run.plan import RunPlan
 from gansweep.run.run_dir import load_checkpoint, mark_diverged, save_checkpoint
 from gansweep.run.summaries import RunSummaries
+
+if TYPE_CHECKING:  # the plan arrives pickled in the loop's config
+    from gansweep.run.plan import RunPlan
 
 SAMPLE_GRID = 64
 PER_CLASS_COLUMNS = 8
@@ -90,7 +93,53 @@ def _restore(gan: GANTrainer, rank: int, device: torch.device, fallback: str | N
     return int(state["step"]), dict(state.get("best_eval", {}))
 
 
+def _cheap_evaluation(monitor: FidMonitor, gan: GANTrainer, step: int, best_eval: dict) -> tuple[dict, dict, float]:
+    """The cheap figures of this step (with the best so far) for every later report, the best figures, the seconds."""
+    start = time.perf_counter()
+    figures = monitor(gan.sampler)
+    # The best figures so far (lower FID, higher classifier score): a trial stopped early or past its best is
+    # compared on them in TensorBoard's HParams table.
+    best_eval = {
+        "fid_best": min(figures["fid"], best_eval.get("fid_best", math.inf)),
+        "classifier_score_best": max(figures["classifier_score"], best_eval.get("classifier_score_best", 0.0)),
+    }
+    seconds = time.perf_counter() - start
+    _progress(f"step {step}: fid={figures['fid']:.2f} classifier_score={figures['classifier_score']:.2f} "
+              f"({monitor.n_samples} samples, {seconds:.1f} s)")
+    return {**figures, "fid_step": step, **best_eval}, best_eval, seconds
+
+
+def _summarise(summaries: RunSummaries, gan: GANTrainer, step: int, steps: int, metrics: dict, losses: list[str],
+               fixed_z: torch.Tensor | None) -> None:
+    """Rank 0's scalars, the image panels (given the fixed codes) and a progress line."""
+    summaries.scalars(step, metrics)
+    if fixed_z is not None:
+        summaries.images(step, gan.last, gan.sampler.images(fixed_z))
+        if gan.num_classes:
+            summaries.samples_per_class(step, gan.sampler.images(*_per_class_codes(fixed_z, gan.num_classes)),
+                                        PER_CLASS_COLUMNS)
+    _progress(
+        f"step {step}/{steps} ({100 * step / steps:.0f}%) "
+        + "".join(f"{key}={metrics[key]:.3f} " for key in losses)
+        + f"{metrics['images_per_s']:.0f} img/s, data wait {100 * metrics['data_wait_frac']:.1f}%"
+    )
+
+
+def _checkpoint_and_report(gan: GANTrainer, step: int, metrics: dict, best_eval: dict,
+                           summaries: RunSummaries | None) -> None:
+    """Every rank's random streams gathered, rank 0's checkpoint written, and the report that registers it."""
+    rng_states = _gather_rng_states(gan)  # collective: every rank takes part
+    with tempfile.TemporaryDirectory() as directory:
+        checkpoint = None
+        if summaries is not None:  # rank 0
+            save_checkpoint(gan, step, rng_states, directory, best_eval)
+            summaries.flush()  # the checkpoint's step is on disk in TensorBoard too
+            checkpoint = ray.train.Checkpoint.from_directory(directory)
+        ray.train.report(metrics, checkpoint=checkpoint)
+
+
 def train_loop_per_worker(loop_config: dict) -> None:
+    """One Ray Train worker's run of its plan (loop_config["plan"]): restore, train, evaluate, log, checkpoint."""
     plan: RunPlan = loop_config["plan"]
     cfg, output, t = plan.config, Path(plan.output), plan.config.train
 
@@ -158,21 +207,10 @@ def train_loop_per_worker(loop_config: dict) -> None:
             resumed_from_step=start_step,
         )
         if monitor is not None and eval_now:
-            eval_start = time.perf_counter()
-            figures = monitor(gan.sampler)
-            # The best figures so far (lower FID, higher classifier score): a trial stopped early or
-            # past its best is compared on them in TensorBoard's HParams table.
-            best_eval = {
-                "fid_best": min(figures["fid"], best_eval.get("fid_best", math.inf)),
-                "classifier_score_best": max(figures["classifier_score"], best_eval.get("classifier_score_best", 0.0)),
-            }
-            last_eval = {**figures, "fid_step": step, **best_eval}
-            metrics["eval_s"] = time.perf_counter() - eval_start
+            last_eval, best_eval, metrics["eval_s"] = _cheap_evaluation(monitor, gan, step, best_eval)
             eval_seconds += metrics["eval_s"]
             if summaries is not None:
                 summaries.evaluation(step, last_eval)
-            _progress(f"step {step}: fid={last_eval['fid']:.2f} classifier_score={last_eval['classifier_score']:.2f} "
-                      f"({cfg.eval.cheap_samples} samples, {metrics['eval_s']:.1f} s)")
         if monitor is not None:
             metrics["eval_s_total"] = eval_seconds
         # fid first: the metric a sweep optimises and stops on.
@@ -180,27 +218,10 @@ def train_loop_per_worker(loop_config: dict) -> None:
         window_start, window_data, window_steps = time.perf_counter(), 0.0, 0
 
         if summaries is not None:
-            summaries.scalars(step, metrics)
-            if step % t.image_every == 0 or step == t.steps:
-                summaries.images(step, gan.last, gan.sampler.images(fixed_z))
-                if gan.num_classes:
-                    summaries.samples_per_class(step, gan.sampler.images(*_per_class_codes(fixed_z, gan.num_classes)),
-                                                PER_CLASS_COLUMNS)
-            _progress(
-                f"step {step}/{t.steps} ({100 * step / t.steps:.0f}%) "
-                + "".join(f"{key}={metrics[key]:.3f} " for key in losses)
-                + f"{metrics['images_per_s']:.0f} img/s, data wait {100 * metrics['data_wait_frac']:.1f}%"
-            )
-
+            images_now = step % t.image_every == 0 or step == t.steps
+            _summarise(summaries, gan, step, t.steps, metrics, list(losses), fixed_z if images_now else None)
         if checkpoint_now:
-            rng_states = _gather_rng_states(gan)  # collective: every rank takes part
-            with tempfile.TemporaryDirectory() as directory:
-                checkpoint = None
-                if rank == 0:
-                    save_checkpoint(gan, step, rng_states, directory, best_eval)
-                    summaries.flush()  # the checkpoint's step is on disk in TensorBoard too
-                    checkpoint = ray.train.Checkpoint.from_directory(directory)
-                ray.train.report(metrics, checkpoint=checkpoint)
+            _checkpoint_and_report(gan, step, metrics, best_eval, summaries)
         else:
             ray.train.report(metrics)
 

@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from gansweep.config import Config, ConfigError, Measurements
+from gansweep.config import ConfigError
+
+if TYPE_CHECKING:  # the plan only carries them
+    from gansweep.config import Config, Measurements
+    from gansweep.evaluation.monitor import MonitorPayload
 
 
 @dataclass
@@ -21,7 +26,7 @@ class RunPlan:
     # Used only when Ray Train's own run snapshot names no checkpoint: a run killed between a checkpoint's
     # upload and its registration resumes from it all the same.
     fallback_checkpoint: str | None
-    monitor: dict | None  # the cheap evaluation's payload (evaluation.monitor.prepare_monitor); None: off
+    monitor: MonitorPayload | None  # the cheap evaluation's classifier and reference statistics; None: off
 
 
 def plan_resources(

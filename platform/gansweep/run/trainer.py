@@ -17,7 +17,7 @@ from gansweep.config import (
 )
 from gansweep.data.sources import DataSourceError, describe_source
 from gansweep.data.training_set import TrainingSet, load_training_set, to_ray_dataset
-from gansweep.evaluation.monitor import monitor_provenance, prepare_monitor
+from gansweep.evaluation.monitor import MonitorPayload, prepare_monitor
 from gansweep.nets.measurements import MeasurementError
 from gansweep.run import run_dir
 from gansweep.run.plan import RunPlan, plan_resources
@@ -86,7 +86,7 @@ def run_training(
     output: str | Path,
     checked: CheckedRun | None = None,
     *,
-    monitor: dict | None = None,
+    monitor: MonitorPayload | None = None,
     log_dir: str | Path | None = None,
     callbacks: list = (),
 ) -> dict:
@@ -166,7 +166,7 @@ def run_training(
         "config": cfg.to_dict(),
     }
     if monitor is not None:
-        summary["cheap_evaluation"] = monitor_provenance(monitor, cfg.eval.cheap_samples)
+        summary["cheap_evaluation"] = monitor.provenance(cfg.eval.cheap_samples)
     if cfg.eval.n_samples > 0:
         summary["evaluation"] = _full_evaluation(cfg, output, log_dir)
     run_dir.write_result(output, summary)

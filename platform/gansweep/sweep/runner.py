@@ -16,6 +16,7 @@ from typing import Any
 from ray.tune import Callback
 
 from gansweep.config import ConfigError
+from gansweep.evaluation.monitor import MonitorPayload, prepare_monitor
 from gansweep.run import run_dir
 from gansweep.run.plan import plan_resources as plan_run_resources
 from gansweep.run.summaries import write_hparams_config, write_trial_hparams
@@ -65,7 +66,8 @@ def _trial_name_of(trial) -> str:
     return trial_name(int(trial.config.get(OPTUNA_NUMBER, 0)), _point(trial.config))
 
 
-def run_trial(config: dict, space: SweepSpace, sweep_dir: str, monitor: dict | None, cpus_per_worker: float) -> None:
+def run_trial(config: dict, space: SweepSpace, sweep_dir: str, monitor: MonitorPayload | None,
+              cpus_per_worker: float) -> None:
     """One trial, inside its Tune trial actor: a TorchTrainer whose reports reach Tune."""
     from ray import tune
 
@@ -127,7 +129,7 @@ def _searcher(space: SweepSpace, sweep_dir: Path):
         mode=space.mode,
         sampler=sampler,
         storage=optuna.storages.RDBStorage(_storage_url(space, sweep_dir)),
-        study_name=space.search.study_name or space.name,
+        study_name=space.study_name,
         points_to_evaluate=space.grid() if algorithm == "grid" else None,
     )
 
@@ -245,7 +247,6 @@ def run_sweep(space: SweepSpace, output: str | Path, resume: bool = False) -> di
     import ray
     from ray import tune
 
-    from gansweep.evaluation.monitor import prepare_monitor
     from gansweep.run.trainer import init_ray
 
     if "://" in str(output):
@@ -259,7 +260,7 @@ def run_sweep(space: SweepSpace, output: str | Path, resume: bool = False) -> di
     layout.write_sweep_record(sweep_dir, {
         "name": space.name, "metric": space.metric, "mode": space.mode, "space": space.describe(),
         "fixed": _jsonable(space.fixed), "search": space.search.algorithm,
-        "study_name": space.search.study_name or space.name, "storage": _storage_url(space, sweep_dir),
+        "study_name": space.study_name, "storage": _storage_url(space, sweep_dir),
         "num_samples": space.num_samples, "space_file": str(space.path),
     })
     write_hparams_config(sweep_dir / layout.TENSORBOARD_DIR, space.params, space.metric)

@@ -175,6 +175,11 @@ class SweepSpace:
     def describe(self) -> dict:
         return {param.key: param.describe() for param in self.params}
 
+    @property
+    def study_name(self) -> str:
+        """The Optuna study's name: search.study_name, else the space's name."""
+        return self.search.study_name or self.name
+
 
 def grid_points(params: list[Param]) -> list[dict[str, Any]]:
     """Every combination of the choice PARAMS; a conditional key multiplies only the points where it is active."""
