@@ -5,7 +5,6 @@ import math
 import pytest
 import torch
 from conftest import _save_run
-
 from gansweep.config import ConfigError, load_config
 from gansweep.gan.build import build_gan
 from gansweep.run import run_dir

@@ -383,16 +383,19 @@ def describe_source(name: str, root: str | None, image_size: int | None = None, 
         headers, count = _load_idx(name, path, "train", 0)
         n_images = count if limit is None else min(count, limit)
         return SourceInfo(headers.images.shape[1:], IDX_NUM_CLASSES, n_images, unlabelled=False)
-    first = load_source(name, str(path), limit=1, image_size=image_size)
-    if name == "image_folder":
-        labels = np.array(_image_files(path, "train")[1])
+    if name == "image_folder":  # the folder listed once (a large set's listing takes seconds), one image decoded
+        paths, labels, num_classes = _image_files(path, "train")
+        first = _stack_images([_open_image(paths[0], f"image_folder: {paths[0]}")], image_size, f"image_folder: {path}")
+        labels = np.array(labels)
     else:
         import pyarrow.parquet as pq
 
+        loaded = load_source(name, str(path), limit=1, image_size=image_size)
+        first, num_classes = loaded.images, loaded.num_classes
         labels = np.concatenate([_parquet_labels(pq.ParquetFile(file), f"parquet: {file}")
                                  for file in _parquet_files(path, "train")])
     labels = labels[:limit]
-    return SourceInfo(first.images.shape[1:], first.num_classes, len(labels), unlabelled=bool((labels < 0).any()))
+    return SourceInfo(first.shape[1:], num_classes, len(labels), unlabelled=bool((labels < 0).any()))
 
 
 def _prepare_torchvision(name: str, path: Path) -> str:

@@ -34,7 +34,7 @@ class RunRecord:
 
 def write_run_record(run_dir: Path, record: RunRecord) -> None:
     run_dir.mkdir(parents=True, exist_ok=True)
-    _write_json(run_dir / RUN_FILE, {"config": record.config.to_dict(), "clean_shape": list(record.clean_shape),
+    write_json(run_dir / RUN_FILE, {"config": record.config.to_dict(), "clean_shape": list(record.clean_shape),
                                      "num_classes": record.num_classes})
 
 
@@ -46,8 +46,9 @@ def read_run_record(run_dir: Path) -> RunRecord:
     return RunRecord(from_dict(data["config"]), tuple(data["clean_shape"]), int(data.get("num_classes", 0)))
 
 
-def _write_json(path: Path, data: dict) -> None:
-    # Written then renamed: a reader (the sweep's driver, a report) never sees half a file.
+def write_json(path: Path, data: dict) -> None:
+    """DATA as PATH, written then renamed: a reader (a sweep's driver, a report, a rerun) never sees half a file.
+    Non-finite floats are written as JSON's NaN / Infinity; other numbers (numpy's) as floats."""
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(data, indent=2, default=float))
     tmp.replace(path)
@@ -58,7 +59,7 @@ def _read_json(path: Path) -> dict | None:
 
 
 def write_result(run_dir: Path, summary: dict) -> None:
-    _write_json(run_dir / RESULT_FILE, summary)
+    write_json(run_dir / RESULT_FILE, summary)
 
 
 def read_result(run_dir: Path) -> dict | None:
@@ -67,7 +68,7 @@ def read_result(run_dir: Path) -> dict | None:
 
 
 def write_evaluation(run_dir: Path, figures: dict) -> None:
-    _write_json(run_dir / EVALUATION_FILE, figures)
+    write_json(run_dir / EVALUATION_FILE, figures)
 
 
 def read_evaluation(run_dir: Path) -> dict | None:
@@ -85,7 +86,7 @@ def read_error(run_dir: Path) -> str | None:
 
 
 def mark_diverged(run_dir: Path, step: int, losses: dict[str, float]) -> None:
-    _write_json(run_dir / DIVERGED_FILE, {"step": step, "losses": losses})
+    write_json(run_dir / DIVERGED_FILE, {"step": step, "losses": losses})
 
 
 def read_diverged(run_dir: Path) -> dict | None:

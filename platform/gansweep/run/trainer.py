@@ -91,7 +91,9 @@ def run_training(
     callbacks: list = (),
 ) -> dict:
     """Train one run into OUTPUT (checkpoints/, result.json; TensorBoard in LOG_DIR, default OUTPUT/tensorboard);
-    a rerun resumes it. A sweep passes the monitor it readied once, and Ray Train callbacks (Tune's reporting). Raises TrainingDiverged when the losses turn non-finite."""
+    a rerun resumes it. CHECKED: check_config's result, when the caller has it already. A sweep passes the monitor
+    it readied once, and Ray Train callbacks (Tune's reporting). Raises TrainingDiverged when the losses turn
+    non-finite."""
     import ray
     from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer

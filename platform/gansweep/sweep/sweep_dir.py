@@ -14,6 +14,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+# The one atomic JSON write, shared with the run directory.
+from gansweep.run.run_dir import write_json
+
 SWEEP_FILE = "sweep.json"
 TRIALS_FILE = "trials.json"
 OPTUNA_DB = "optuna.db"
@@ -50,13 +53,6 @@ def trial_log_dir(sweep_dir: Path, name: str) -> Path:
     return Path(sweep_dir) / TENSORBOARD_DIR / name
 
 
-def _write_json(path: Path, data: dict) -> None:
-    # Written then renamed: the report, run while the sweep goes on, never reads half a file.
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(data, indent=2, default=float))
-    tmp.replace(path)
-
-
 def _read_json(path: Path) -> dict:
     try:
         data = json.loads(path.read_text())
@@ -73,7 +69,7 @@ def write_sweep_record(sweep_dir: Path, record: dict) -> None:
     if missing:
         raise ValueError(f"a sweep record needs {', '.join(missing)}")
     Path(sweep_dir).mkdir(parents=True, exist_ok=True)
-    _write_json(Path(sweep_dir) / SWEEP_FILE, {**record, "storage": masked_url(record.get("storage"))})
+    write_json(Path(sweep_dir) / SWEEP_FILE, {**record, "storage": masked_url(record.get("storage"))})
 
 
 def has_sweep_record(sweep_dir: Path) -> bool:
@@ -98,7 +94,7 @@ def read_sweep_record(sweep_dir: Path) -> dict:
 
 def write_trials(sweep_dir: Path, trials: list[dict]) -> None:
     """trials.json, its entries in trial-number order."""
-    _write_json(Path(sweep_dir) / TRIALS_FILE, {"trials": sorted(trials, key=lambda entry: entry["number"])})
+    write_json(Path(sweep_dir) / TRIALS_FILE, {"trials": sorted(trials, key=lambda entry: entry["number"])})
 
 
 def read_trials(sweep_dir: Path) -> list[dict] | None:
