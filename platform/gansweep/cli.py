@@ -25,7 +25,7 @@ def _train(args: argparse.Namespace) -> int:
     checked = check_config(cfg)  # before Ray starts
     training_set = checked.training_set
     print(
-        f"[gansweep] mode={cfg.mode} data={cfg.data.name} ({len(training_set.images)} images, "
+        f"[gansweep] mode={cfg.mode} data={cfg.data.name} ({training_set.n_images} images, "
         f"{training_set.sample_shape} as D sees them) -> {args.output}",
         flush=True,
     )

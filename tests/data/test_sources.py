@@ -177,8 +177,12 @@ def test_image_folder_unlabelled_grayscale_resizing_and_errors(tmp_path):
     with pytest.raises(DataSourceError, match="has no test split"):
         load_source("image_folder", str(tmp_path), split="test")
 
-    _image((0, 255, 0), (20, 20)).save(tmp_path / "c.png")  # one colour image: all become RGB
-    assert load_source("image_folder", str(tmp_path), image_size=16).images.shape == (3, 3, 16, 16)
+    # The first image decides the colour (a streamed set cannot look at every image first).
+    _image((0, 255, 0), (20, 20)).save(tmp_path / "c.png")
+    assert load_source("image_folder", str(tmp_path), image_size=16).images.shape == (3, 1, 16, 16)
+    _image((0, 255, 0), (20, 20)).save(tmp_path / "0.png")
+    assert load_source("image_folder", str(tmp_path), image_size=16).images.shape == (4, 3, 16, 16)
+    (tmp_path / "0.png").unlink()
 
     (tmp_path / "empty").mkdir()
     with pytest.raises(DataSourceError, match="no images"):
@@ -218,9 +222,9 @@ def test_parquet_encoded_images(tmp_path):
     arrays = load_source("parquet", str(folder), limit=3)
     assert arrays.images.shape == (3, 1, 8, 8) and [a.max() for a in arrays.images] == [30, 40, 50]
     assert list(arrays.labels) == [-1, -1, -1] and arrays.num_classes == 0
-    assert load_source("parquet", str(folder)).images.shape == (4, 3, 8, 8)  # one RGB image: all RGB
+    assert load_source("parquet", str(folder)).images.shape == (4, 1, 8, 8)  # the first image's colour
     assert load_source("parquet", str(folder), split="test").images.max() == 70
-    assert load_source("parquet", str(folder), image_size=4).images.shape == (4, 3, 4, 4)
+    assert load_source("parquet", str(folder), image_size=4).images.shape == (4, 1, 4, 4)
     assert "4 train and 1 test images" in prepare_source("parquet", str(folder))
 
 

@@ -1,4 +1,7 @@
-"""Image sources read into memory as uint8 arrays: IDX (Fashion-MNIST, MNIST), image folders, Parquet.
+"""Image sources: IDX (Fashion-MNIST, MNIST), image folders, Parquet (local, or on s3:// / gs:// through pyarrow's
+filesystems), as uint8 (N, C, H, W) arrays. A split is read in pieces (`source_pieces`, `read_piece`: a row group's
+rows, or some image files), which the training stream reads task by task (stream.py); `load_source` reads a
+small split whole. IDX sets are converted once into Parquet in the cache for the stream.
 
 Nothing here downloads: Fashion-MNIST comes from Debian's package dataset-fashion-mnist.
 
@@ -9,7 +12,9 @@ never a class name). A single .parquet file has only a training split.
 
 from __future__ import annotations
 
+import functools
 import gzip
+import hashlib
 import io
 import math
 import os
@@ -106,7 +111,7 @@ def _load_idx(name: str, root: Path, split: str, limit: int | None) -> tuple[Ima
     return ImageArrays(images[:, None], labels.astype(np.int64), IDX_NUM_CLASSES), image_count
 
 
-# --- decoded images to one array -----------------------------------------------------------------
+# --- decoded images to (N, C, H, W) --------------------------------------------------------------
 
 
 def _open_image(source: Path | bytes, where: str):
@@ -120,26 +125,41 @@ def _open_image(source: Path | bytes, where: str):
     return image
 
 
-def _stack_images(images: list, image_size: int | None, where: str) -> np.ndarray:
-    """PIL images to uint8 (N, C, H, W): one channel if every image is grayscale, else RGB;
-    resized and center-cropped to image_size x image_size when it is given."""
+def _channels_of(image) -> int:
+    return 1 if image.mode in GRAYSCALE_MODES else 3
+
+
+def _stack_images(images: list, image_size: int | None, where: str, channels: int) -> np.ndarray:
+    """PIL images to uint8 (N, C, H, W) with CHANNELS (1: grayscale, 3: RGB); resized and center-cropped to
+    image_size x image_size when it is given."""
     from PIL import ImageOps
 
-    grayscale = all(image.mode in GRAYSCALE_MODES for image in images)
     arrays = []
     for image in images:
-        image = image.convert("L" if grayscale else "RGB")
+        image = image.convert("L" if channels == 1 else "RGB")
         if image_size is not None:
             image = ImageOps.fit(image, (image_size, image_size))
         array = np.asarray(image, dtype=np.uint8)
-        arrays.append(array[None] if grayscale else array.transpose(2, 0, 1))
+        arrays.append(array[None] if channels == 1 else array.transpose(2, 0, 1))
     shapes = sorted({a.shape for a in arrays})
     if len(shapes) > 1:
         raise DataSourceError(
             f"{where}: images of different sizes ({', '.join(map(str, shapes[:3]))}"
             f"{', ...' if len(shapes) > 3 else ''}); set data.image_size to resize them to one square size"
         )
-    return np.stack(arrays)
+    return np.stack(arrays) if arrays else np.zeros((0, channels, image_size or 0, image_size or 0), np.uint8)
+
+
+def _pixels_to_chw(pixels: np.ndarray, image_size: int | None, where: str, channels: int) -> np.ndarray:
+    """Decoded pixel rows (N, H, W) or (N, H, W, C) to uint8 (N, CHANNELS, H, W): directly when they already
+    have the channels and size, else through PIL like encoded images (the same resizing and colour conversion)."""
+    from PIL import Image
+
+    have = 1 if pixels.ndim == 3 else pixels.shape[3]
+    size_ok = image_size is None or pixels.shape[1] == pixels.shape[2] == image_size
+    if have == channels and size_ok:
+        return pixels[:, None] if channels == 1 else pixels.transpose(0, 3, 1, 2)
+    return _stack_images([Image.fromarray(np.ascontiguousarray(a)) for a in pixels], image_size, where, channels)
 
 
 # --- image folders -------------------------------------------------------------------------------
@@ -173,31 +193,74 @@ def _image_files(root: Path, split: str) -> tuple[list[Path], list[int], int]:
     return paths, labels, len(classes)
 
 
-def _load_image_folder(root: Path, split: str, limit: int | None, image_size: int | None) -> ImageArrays:
-    paths, labels, num_classes = _image_files(root, split)
-    paths, labels = paths[:limit], labels[:limit]  # slice before decoding: only `limit` images are opened
-    images = [_open_image(p, f"image_folder: {p}") for p in paths]
-    stacked = _stack_images(images, image_size, f"image_folder: {root}")
-    return ImageArrays(stacked, np.array(labels, dtype=np.int64), num_classes)
+# --- Parquet, on a local disk or any filesystem pyarrow serves (s3://, gs://) ---------------------
 
 
-# --- Parquet -------------------------------------------------------------------------------------
+def _is_uri(root: str) -> bool:
+    return "://" in root
 
 
-def _parquet_files(root: Path, split: str) -> list[Path]:
-    if root.is_file():
-        if split == "test":
-            raise DataSourceError(
-                f"parquet: {root} is one file, so it has no test split (use DIR/*.parquet and DIR/test/*.parquet)"
-            )
-        return [root]
-    folder = root / "test" if split == "test" else root
-    if not folder.is_dir():
-        raise DataSourceError(f"parquet: {root} has no test split (no {folder} folder)")
-    files = sorted(folder.glob("*.parquet"))
+@functools.lru_cache(maxsize=16)
+def _filesystem(root: str):
+    """The pyarrow filesystem serving ROOT (a local path, or a URI such as s3://bucket/dir) and ROOT's path on it.
+    Cached: a reader task opens many pieces of one root. Credentials and endpoints come from the standard
+    environment (AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, GOOGLE_APPLICATION_CREDENTIALS ...)."""
+    import pyarrow as pa
+    import pyarrow.fs as pafs
+
+    if not _is_uri(root):
+        return pafs.LocalFileSystem(), str(Path(root).expanduser().resolve())
+    try:
+        return pafs.FileSystem.from_uri(root)
+    except (pa.ArrowException, ValueError, OSError) as error:
+        raise DataSourceError(f"parquet: {root}: no filesystem serves this URI ({error})") from error
+
+
+def _display(root: str, path: str) -> str:
+    """PATH on ROOT's filesystem as the user named it: a URI stays a URI."""
+    return f"{root.split('://', 1)[0]}://{path}" if _is_uri(root) else path
+
+
+def _parquet_files(root: str, split: str) -> list[str]:
+    """The split's .parquet files, sorted, as paths on ROOT's filesystem."""
+    import pyarrow as pa
+    import pyarrow.fs as pafs
+
+    fs, path = _filesystem(root)
+    try:
+        info = fs.get_file_info(path)
+        if info.type == pafs.FileType.File:
+            if split == "test":
+                raise DataSourceError(f"parquet: {root} is one file, so it has no test split "
+                                      "(use DIR/*.parquet and DIR/test/*.parquet)")
+            return [path]
+        if info.type != pafs.FileType.Directory:
+            raise DataSourceError(f"parquet: {root} does not exist")
+        folder = f"{path.rstrip('/')}/test" if split == "test" else path
+        if split == "test" and fs.get_file_info(folder).type != pafs.FileType.Directory:
+            raise DataSourceError(f"parquet: {root} has no test split (no {_display(root, folder)} folder)")
+        files = sorted(i.path for i in fs.get_file_info(pafs.FileSelector(folder)) if i.is_file
+                       and i.path.endswith(".parquet"))
+    except (OSError, pa.ArrowException) as error:  # an unreachable endpoint, a missing bucket, denied credentials
+        raise DataSourceError(f"parquet: {root}: cannot list it ({error})") from error
     if not files:
-        raise DataSourceError(f"parquet: no .parquet files in {folder}")
+        raise DataSourceError(f"parquet: no .parquet files in {_display(root, folder)}")
     return files
+
+
+def _open_parquet(root: str, path: str):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    fs, _ = _filesystem(root)
+    where = f"parquet: {_display(root, path)}"
+    try:
+        parquet = pq.ParquetFile(fs.open_input_file(path))
+    except (OSError, pa.ArrowException) as error:
+        raise DataSourceError(f"{where}: not a readable Parquet file ({error})") from error
+    if "image" not in parquet.schema_arrow.names:
+        raise DataSourceError(f"{where}: no 'image' column (columns: {', '.join(parquet.schema_arrow.names)})")
+    return parquet
 
 
 def _is_list(arrow_type) -> bool:
@@ -244,22 +307,22 @@ def _pixel_rows(column, where: str) -> np.ndarray:
     raise DataSourceError(f"{where}: 'image' pixel lists nested {len(shape)} deep, expected at most 3")
 
 
-def _decode_column(column, where: str, first_row: int) -> list:
-    """One batch of the 'image' column, starting at row `first_row` of its file, to PIL images."""
+def _decode_column(column, where: str, first_row: int, image_size: int | None, channels: int | None) -> np.ndarray:
+    """Rows of the 'image' column (row `first_row` of its file first) to uint8 (N, C, H, W); CHANNELS None: the
+    first image's."""
     import pyarrow as pa
     import pyarrow.compute as pc
-    from PIL import Image
 
-    if len(column) == 0:  # an empty file or row group: nothing to decode, nor any list length to read
-        return []
     if pa.types.is_struct(column.type) and column.type.get_field_index("bytes") >= 0:
         column = pc.struct_field(column, "bytes")  # HuggingFace writes {"bytes": ..., "path": ...}
     if pa.types.is_binary(column.type) or pa.types.is_large_binary(column.type):
         if column.null_count:
             raise DataSourceError(f"{where}: the 'image' column has missing values")
-        return [_open_image(value, f"{where} row {first_row + i}") for i, value in enumerate(column.to_pylist())]
+        images = [_open_image(value, f"{where} row {first_row + i}") for i, value in enumerate(column.to_pylist())]
+        return _stack_images(images, image_size, where, channels or _channels_of(images[0]))
     if _is_list(column.type):
-        return [Image.fromarray(np.ascontiguousarray(a)) for a in _pixel_rows(column, where)]
+        pixels = _pixel_rows(column, where)
+        return _pixels_to_chw(pixels, image_size, where, channels or (1 if pixels.ndim == 3 else 3))
     raise DataSourceError(
         f"{where}: the 'image' column holds {column.type}; expected encoded image bytes (PNG/JPEG), "
         "a struct with 'bytes' as HuggingFace writes it, or lists of uint8 pixels"
@@ -278,50 +341,138 @@ def _parquet_labels(parquet, where: str) -> np.ndarray:
     return parquet.read(columns=["label"]).column("label").fill_null(-1).to_numpy()
 
 
-def _load_parquet(root: Path, split: str, limit: int | None, image_size: int | None) -> ImageArrays:
+# --- pieces: what one reader task reads ----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Piece:
+    """A part of a split that one task reads on its own: rows of one Parquet row group, or some image files.
+    INDICES are the images' positions in the split (image i of the set is the same image in every run)."""
+
+    root: str  # the source's root as resolved (a local path or a URI)
+    indices: range
+    path: str = ""  # parquet: the file, as a path on the root's filesystem
+    row_group: int = 0  # parquet
+    first_row: int = 0  # parquet: the piece's first row in its row group
+    files: tuple[str, ...] = ()  # image_folder: the image files
+    labels: tuple[int, ...] = ()  # image_folder: their labels
+
+
+@dataclass
+class SplitPieces:
+    pieces: list[Piece]  # in index order
+    labels: np.ndarray  # int64, every image's label in index order (-1: none)
+    num_classes: int
+
+
+def _parquet_pieces(root: str, split: str, limit: int | None, rows_per_piece: int) -> SplitPieces:
+    """Every row group's rows in pieces of at most ROWS_PER_PIECE rows, the first LIMIT rows of the split."""
+    pieces, labels, num_classes, n = [], [], 0, 0
+    for path in _parquet_files(root, split):
+        parquet = _open_parquet(root, path)
+        # The whole label column (cheap: one int column) so num_classes does not depend on limit.
+        file_labels = _parquet_labels(parquet, f"parquet: {_display(root, path)}")
+        num_classes = max(num_classes, int(file_labels.max(initial=-1)) + 1)
+        file_start = n
+        for group in range(parquet.num_row_groups):
+            group_rows = parquet.metadata.row_group(group).num_rows
+            for first in range(0, group_rows, rows_per_piece):
+                take = min(rows_per_piece, group_rows - first, (limit - n) if limit is not None else group_rows)
+                if take <= 0:
+                    break
+                pieces.append(Piece(root, range(n, n + take), path, group, first))
+                n += take
+        labels.append(file_labels[: n - file_start])
+    if n == 0:
+        raise DataSourceError(f"parquet: {root}: no rows in the {split} split")
+    return SplitPieces(pieces, np.concatenate(labels).astype(np.int64), num_classes)
+
+
+def _image_folder_pieces(root: str, split: str, limit: int | None, rows_per_piece: int) -> SplitPieces:
+    """Pieces of strided files (piece k: files k, k + K, k + 2K ...): a folder lists its files class by class, and
+    a piece then holds images of every class."""
+    paths, labels, num_classes = _image_files(Path(root), split)
+    paths, labels = paths[:limit], labels[:limit]
+    count = math.ceil(len(paths) / rows_per_piece)
+    pieces = [Piece(root, range(k, len(paths), count), files=tuple(str(p) for p in paths[k::count]),
+                    labels=tuple(labels[k::count])) for k in range(count)]
+    return SplitPieces(pieces, np.array(labels, dtype=np.int64), num_classes)
+
+
+def prepared_idx(name: str, root: Path, split: str, cache: Path) -> str:
+    """An IDX split converted once into a Parquet file in CACHE/prepared/ (pixel lists and labels, row groups of
+    1,024 images), which the stream reads in pieces like any Parquet source."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    images, labels, num_classes = [], [], 0
-    for path in _parquet_files(root, split):
-        where = f"parquet: {path}"
-        try:
-            parquet = pq.ParquetFile(path)
-        except (OSError, pa.ArrowException) as error:
-            raise DataSourceError(f"{where}: not a readable Parquet file ({error})") from error
-        schema = parquet.schema_arrow
-        if "image" not in schema.names:
-            raise DataSourceError(f"{where}: no 'image' column (columns: {', '.join(schema.names)})")
-        # The whole label column (cheap: one int column) so num_classes does not depend on limit.
-        file_labels = _parquet_labels(parquet, where)
-        num_classes = max(num_classes, int(file_labels.max(initial=-1)) + 1)
-        if limit is not None and len(images) >= limit:
-            continue
-        start = len(images)
-        # Batch by batch, so a small limit decodes only the rows it keeps.
-        for batch in parquet.iter_batches(batch_size=1024, columns=["image"]):
-            if limit is not None:
-                batch = batch.slice(0, limit - len(images))
-            images += _decode_column(batch.column("image"), where, len(images) - start)
-            if limit is not None and len(images) >= limit:
-                break
-        labels.append(file_labels[: len(images) - start])
-    if not images:
-        raise DataSourceError(f"parquet: {root}: no rows in the {split} split")
-    labels = np.concatenate(labels).astype(np.int64)
-    return ImageArrays(_stack_images(images, image_size, f"parquet: {root}"), labels, num_classes)
+    key = hashlib.sha256(str(root.resolve()).encode()).hexdigest()[:12]
+    path = cache / "prepared" / f"{name}-{key}" / f"{split}.parquet"
+    if path.is_file():
+        return str(path)
+    arrays = _load_idx(name, root, split, None)[0]
+    n, pixels = len(arrays.images), arrays.images.reshape(len(arrays.images), -1)
+    images = pa.FixedSizeListArray.from_arrays(pa.array(pixels.reshape(-1), pa.uint8()), pixels.shape[1])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # Write then rename, so an interrupted or concurrent prepare never leaves a half file.
+    tmp = path.with_name(f"{path.name}.{socket.gethostname()}.{os.getpid()}.tmp")  # unique on a shared cache too
+    pq.write_table(pa.table({"image": images, "label": pa.array(arrays.labels[:n])}), tmp, row_group_size=1024)
+    tmp.replace(path)
+    return str(path)
+
+
+def source_pieces(name: str, root: str | None, split: str = "train", limit: int | None = None,
+                  rows_per_piece: int = 1024, cache: Path | None = None) -> SplitPieces:
+    """The first LIMIT images of a split as pieces of at most ROWS_PER_PIECE images (IDX sources through their
+    Parquet conversion in CACHE, default the cache_dir())."""
+    path = _checked_root(name, root, split, limit, None)
+    if name in TORCHVISION_DIRS:
+        prepared = prepared_idx(name, Path(path), split, cache or cache_dir())
+        split_pieces = _parquet_pieces(prepared, "train", limit, rows_per_piece)
+        split_pieces.num_classes = IDX_NUM_CLASSES
+        return split_pieces
+    if name == "image_folder":
+        return _image_folder_pieces(str(path), split, limit, rows_per_piece)
+    return _parquet_pieces(str(path), split, limit, rows_per_piece)
+
+
+def read_piece(piece: Piece, image_size: int | None, channels: int | None) -> ImageArrays:
+    """A piece's images as uint8 (N, C, H, W) in index order, and their labels; CHANNELS 1 or 3 (None: the first
+    image's). num_classes is not known to a piece: 0."""
+    if piece.files:
+        images = [_open_image(Path(f), f"image_folder: {f}") for f in piece.files]
+        stacked = _stack_images(images, image_size, f"image_folder: {piece.root}", channels or _channels_of(images[0]))
+        return ImageArrays(stacked, np.array(piece.labels, dtype=np.int64), 0)
+    parquet = _open_parquet(piece.root, piece.path)
+    where = f"parquet: {_display(piece.root, piece.path)}"
+    has_labels = "label" in parquet.schema_arrow.names
+    table = parquet.read_row_group(piece.row_group, columns=["image", "label"] if has_labels else ["image"])
+    table = table.slice(piece.first_row, len(piece.indices))
+    images = _decode_column(table.column("image").combine_chunks(), where, piece.first_row, image_size, channels)
+    labels = (_parquet_labels_of(table, where) if has_labels else np.full(len(piece.indices), -1)).astype(np.int64)
+    return ImageArrays(images, labels, 0)
+
+
+def _parquet_labels_of(table, where: str) -> np.ndarray:
+    import pyarrow as pa
+
+    column = table.column("label")
+    if not pa.types.is_integer(column.type):
+        raise DataSourceError(f"{where}: the 'label' column holds {column.type}, expected integers")
+    return column.fill_null(-1).to_numpy()
 
 
 # --- entry points --------------------------------------------------------------------------------
 
 
 def resolved_root(name: str, root: str | None) -> str | None:
-    """The absolute path a source reads (its default location when root is None), for fingerprints."""
+    """The absolute path (or the URI) a source reads (its default location when root is None), for fingerprints."""
     root = root or DEFAULT_ROOTS.get(name)
+    if root and _is_uri(root):
+        return root
     return str(Path(root).expanduser().resolve()) if root else None
 
 
-def _resolve_root(name: str, root: str | None) -> Path:
+def _resolve_root(name: str, root: str | None) -> str:
     if name not in SOURCES:
         raise DataSourceError(f"unknown data source '{name}'; choose one of {', '.join(SOURCES)}")
     root = root or DEFAULT_ROOTS.get(name)
@@ -329,15 +480,20 @@ def _resolve_root(name: str, root: str | None) -> Path:
         raise DataSourceError(
             f"{name}: no root given and the source has no default location; set data.root (or --root)"
         )
+    if _is_uri(root):
+        if name != "parquet":
+            raise DataSourceError(f"{name}: {root}: only data.name=parquet reads from a URI; {name} reads a "
+                                  "local folder")
+        return root  # checked as it is listed: _parquet_files
     path = Path(root).expanduser()
     if not path.exists():
         hint = f" ({DEBIAN_HINT})" if name == "fashion_mnist" else ""
         raise DataSourceError(f"{name}: {path} does not exist{hint}")
-    return path
+    return str(path)
 
 
-def _checked_root(name: str, root: str | None, split: str, limit: int | None, image_size: int | None) -> Path:
-    """The path a source reads, once the request is one it can serve."""
+def _checked_root(name: str, root: str | None, split: str, limit: int | None, image_size: int | None) -> str:
+    """The path or URI a source reads, once the request is one it can serve."""
     path = _resolve_root(name, root)
     if limit is not None and limit < 1:
         raise DataSourceError(f"{name}: {path}: data.limit={limit} must be >= 1")
@@ -351,15 +507,26 @@ def _checked_root(name: str, root: str | None, split: str, limit: int | None, im
 def load_source(
     name: str, root: str | None, split: str = "train", limit: int | None = None, image_size: int | None = None
 ) -> ImageArrays:
-    """The first `limit` images of a source's split (in file order, so deterministic), as uint8
-    (N, C, H, W) with int64 labels (-1 where unlabelled). `image_size` resizes and center-crops
-    image_folder and parquet images to a square; IDX images are 28x28 only."""
+    """The first `limit` images of a source's split (in file order, so deterministic) in memory, as uint8
+    (N, C, H, W) with int64 labels (-1 where unlabelled): for small sets (a test split, a few images). Training
+    streams its set in pieces instead (data/stream.py). `image_size` resizes and center-crops image_folder and
+    parquet images to a square; IDX images are 28x28 only. Colour: the first image's (a grayscale first image
+    makes the set grayscale)."""
     path = _checked_root(name, root, split, limit, image_size)
     if name in TORCHVISION_DIRS:
-        return _load_idx(name, path, split, limit)[0]
-    if name == "image_folder":
-        return _load_image_folder(path, split, limit, image_size)
-    return _load_parquet(path, split, limit, image_size)
+        return _load_idx(name, Path(path), split, limit)[0]
+    pieces = source_pieces(name, path, split, limit)
+    first = read_piece(pieces.pieces[0], image_size, None)
+    rest = [read_piece(piece, image_size, first.images.shape[1]) for piece in pieces.pieces[1:]]
+    shapes = sorted({arrays.images.shape[1:] for arrays in [first, *rest]})
+    if len(shapes) > 1:
+        raise DataSourceError(f"{name}: {path}: images of different sizes ({', '.join(map(str, shapes[:3]))}); "
+                              "set data.image_size to resize them to one square size")
+    images = np.concatenate([first.images, *(arrays.images for arrays in rest)])
+    labels = np.concatenate([first.labels, *(arrays.labels for arrays in rest)])
+    # Rows back in index order (an image folder's pieces are strided).
+    order = np.argsort(np.concatenate([np.array(piece.indices) for piece in pieces.pieces]), kind="stable")
+    return ImageArrays(images[order], labels[order], pieces.num_classes)
 
 
 @dataclass
@@ -374,28 +541,22 @@ class SourceInfo:
 
 def describe_source(name: str, root: str | None, image_size: int | None = None, limit: int | None = None) -> SourceInfo:
     """The training split load_source(name, root, "train", limit, image_size) would return, described from the IDX
-    headers, or the file listing or Parquet metadata and labels, and one decoded image: never the whole split.
-
-    The channels are the first image's: a set that mixes grayscale and colour images loads as RGB, though its first
-    image may be grayscale."""
+    headers, or the file listing or Parquet metadata and labels, and one decoded image: never the whole split."""
     path = _checked_root(name, root, "train", limit, image_size)
     if name in TORCHVISION_DIRS:
-        headers, count = _load_idx(name, path, "train", 0)
+        headers, count = _load_idx(name, Path(path), "train", 0)
         n_images = count if limit is None else min(count, limit)
         return SourceInfo(headers.images.shape[1:], IDX_NUM_CLASSES, n_images, unlabelled=False)
-    if name == "image_folder":  # the folder listed once (a large set's listing takes seconds), one image decoded
-        paths, labels, num_classes = _image_files(path, "train")
-        first = _stack_images([_open_image(paths[0], f"image_folder: {paths[0]}")], image_size, f"image_folder: {path}")
-        labels = np.array(labels)
-    else:
-        import pyarrow.parquet as pq
+    split = source_pieces(name, path, limit=limit)
+    first = read_piece(_first_image(split.pieces[0]), image_size, None)
+    return SourceInfo(first.images.shape[1:], split.num_classes, len(split.labels),
+                      unlabelled=bool((split.labels < 0).any()))
 
-        loaded = load_source(name, str(path), limit=1, image_size=image_size)
-        first, num_classes = loaded.images, loaded.num_classes
-        labels = np.concatenate([_parquet_labels(pq.ParquetFile(file), f"parquet: {file}")
-                                 for file in _parquet_files(path, "train")])
-    labels = labels[:limit]
-    return SourceInfo(first.shape[1:], num_classes, len(labels), unlabelled=bool((labels < 0).any()))
+
+def _first_image(piece: Piece) -> Piece:
+    """The piece of the split's image 0 alone."""
+    return Piece(piece.root, range(0, 1), piece.path, piece.row_group, piece.first_row, piece.files[:1],
+                 piece.labels[:1])
 
 
 def _prepare_torchvision(name: str, path: Path) -> str:
@@ -419,30 +580,29 @@ def _prepare_torchvision(name: str, path: Path) -> str:
         counts = {split: len(dataset(str(tv_root), train=split == "train", download=False)) for split in SPLITS}
     except (RuntimeError, ValueError, OSError) as error:
         raise DataSourceError(f"{name}: torchvision cannot read {raw} ({error})") from error
+    prepared = [prepared_idx(name, path, split, cache_dir()) for split in SPLITS]
     return (
         f"{name}: {counts['train']} train and {counts['test']} test images from {path}\n"
-        f"torchvision: torchvision.datasets.{TORCHVISION_DIRS[name]}(root='{tv_root}', download=False)"
+        f"torchvision: torchvision.datasets.{TORCHVISION_DIRS[name]}(root='{tv_root}', download=False)\n"
+        f"parquet (what training streams): {', '.join(prepared)}"
     )
 
 
 def prepare_source(name: str, root: str | None) -> str:
     """Ready a source and describe it (path, counts). IDX sources are also decompressed into
-    torchvision's layout under CACHE/torchvision so torchvision.datasets can read them offline."""
+    torchvision's layout under CACHE/torchvision so torchvision.datasets can read them offline, and converted
+    to the Parquet that training streams."""
     path = _resolve_root(name, root)
     if name in TORCHVISION_DIRS:
-        return _prepare_torchvision(name, path)
-    # Counting lists files or reads Parquet metadata; only the first image is decoded, as a check.
-    first = load_source(name, str(path), limit=1)
-    splits = ["train", "test"] if path.is_dir() and (path / "test").is_dir() else ["train"]
-    if name == "image_folder":
-        counts = {split: len(_image_files(path, split)[0]) for split in splits}
-    else:
-        import pyarrow.parquet as pq
-
-        counts = {
-            split: sum(pq.ParquetFile(p).metadata.num_rows for p in _parquet_files(path, split)) for split in splits
-        }
+        return _prepare_torchvision(name, Path(path))
+    info = describe_source(name, path)  # lists files or reads Parquet metadata; decodes the first image only
+    splits = ["train", "test"]
+    try:
+        source_pieces(name, path, "test")
+    except DataSourceError:
+        splits = ["train"]
+    counts = {split: len(source_pieces(name, path, split).labels) for split in splits}
     return (
         f"{name}: {' and '.join(f'{n} {split}' for split, n in counts.items())} images in {path}; "
-        f"first image (C, H, W) {first.images.shape[1:]}, {first.num_classes} classes"
+        f"first image (C, H, W) {info.clean_shape}, {info.num_classes} classes"
     )

@@ -1,25 +1,32 @@
-"""Each lossy real's theta, kept beside the lossy cache: KDE-GAN in mode ambient reverses a measured real y
-through f_theta with the very theta that measured it, ||f_theta(G(z)) - y||^2.
+"""Each lossy real's theta as a pure function of (data.seed, the image's index in the set).
 
-A theta store is a directory of .npy arrays, one per theta key, row i being image i's theta; a Cascade's
-thetas nest by step (steps/0/mask.npy, steps/1/corners.npy). Block-Pixel's 0/1 masks are stored as bool,
-exactly, in a quarter of the space; every other array keeps its dtype, so Convolve+Noise's noise stays float32:
-measure(x, stored theta) then gives the cached y bit for bit, the one invariant the store is checked against
-(float16 noise would be off by up to 1e-4, harmless to a reversal but not checkable). Workers open the arrays
-memory-mapped and read only their batches' rows. Plain numpy/torch: no Ray.
+Image i's theta is drawn by its measurement's own `sample_theta` from a CPU generator seeded with a mix of
+(seed, i): a counter-based scheme keyed by the index, so every trial, worker, epoch and node measures image i
+the same way, with nothing to cache or share, and KDE-GAN in mode ambient recomputes the theta that measured a
+real from its index alone. torch's CPU generator (Mersenne Twister) gives the same draws on every machine; the
+cost is one small draw per image (about 30 us; a batched draw is no cheaper for the larger measurements).
+Plain torch: no Ray.
 """
 
 from __future__ import annotations
 
-import os
-import shutil
-import socket
-from pathlib import Path
+from collections.abc import Sequence
 
-import numpy as np
 import torch
 
+from gansweep.nets.measurements import Measurement
+
 STEPS = "steps"  # a Cascade's theta: {"steps": [theta of each step]}
+MASK64 = (1 << 64) - 1
+
+
+def image_seed(seed: int, index: int) -> int:
+    """A 64-bit seed for image INDEX under SEED: SplitMix64's finaliser of (seed, index), so nearby seeds and
+    indices give unrelated generator states."""
+    z = (seed * 0x9E3779B97F4A7C15 + index + 1) & MASK64
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & MASK64
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & MASK64
+    return z ^ (z >> 31)
 
 
 def concat_thetas(thetas: list[dict]) -> dict:
@@ -30,60 +37,27 @@ def concat_thetas(thetas: list[dict]) -> dict:
     return {key: torch.cat([theta[key] for theta in thetas]) for key in first}
 
 
-def save_store(directory: Path, theta: dict) -> None:
-    """Write THETA (one measurement's theta over the whole set, on the CPU) as the store DIRECTORY.
-
-    Written to a temporary directory and renamed into place, so concurrent trials never read a half-written
-    store; a trial that loses the race keeps the winner's (made from the same seed, so the same)."""
-    tmp = directory.with_name(f"{directory.name}.{socket.gethostname()}.{os.getpid()}.tmp")  # unique on a shared cache
-    _write(tmp, theta)
-    try:
-        tmp.rename(directory)
-    except OSError:
-        shutil.rmtree(tmp)
-        if not directory.is_dir():
-            raise
+def thetas_to(theta: dict, device: torch.device | str) -> dict:
+    """THETA with every tensor on DEVICE."""
+    if STEPS in theta:
+        return {STEPS: [thetas_to(step, device) for step in theta[STEPS]]}
+    return {key: value.to(device) for key, value in theta.items()}
 
 
-def _write(directory: Path, theta: dict) -> None:
-    directory.mkdir(parents=True)
-    for key, value in theta.items():
-        if key == STEPS:
-            for i, step in enumerate(value):
-                _write(directory / STEPS / str(i), step)
-            continue
-        array = value.numpy()
-        if array.dtype.kind == "f" and ((array == 0) | (array == 1)).all():
-            array = array.astype(bool)  # a mask: lossless
-        np.save(directory / f"{key}.npy", array)
+def keyed_theta(measurement: Measurement, sample_shape: Sequence[int], indices: Sequence[int], seed: int) -> dict:
+    """The theta of the images at INDICES (positions in the training set) of shape SAMPLE_SHAPE, on the CPU."""
+    # sample_theta reads only x's shape and device: one zero image stands for each.
+    x = torch.zeros(1, *sample_shape)
+    generator = torch.Generator()
+    thetas = []
+    for index in indices:
+        generator.manual_seed(image_seed(seed, int(index)))
+        thetas.append(measurement.sample_theta(x, generator))
+    return concat_thetas(thetas)
 
 
-class ThetaStore:
-    """A theta store opened memory-mapped: ``rows`` reads only the images it is asked for."""
-
-    def __init__(self, directory: str | Path):
-        self.directory = Path(directory)
-        self.arrays = _open(self.directory)
-
-    def rows(self, indices: torch.Tensor, device: torch.device | str = "cpu") -> dict:
-        """The theta of the images at INDICES (their positions in the training set), as measure() takes it."""
-        return _take(self.arrays, indices.cpu().numpy(), torch.device(device))
-
-
-def _open(directory: Path) -> dict:
-    if (directory / STEPS).is_dir():
-        steps = sorted((directory / STEPS).iterdir(), key=lambda path: int(path.name))
-        return {STEPS: [_open(step) for step in steps]}
-    return {path.stem: np.load(path, mmap_mode="r") for path in directory.glob("*.npy")}
-
-
-def _take(arrays: dict, indices: np.ndarray, device: torch.device) -> dict:
-    if STEPS in arrays:
-        return {STEPS: [_take(step, indices, device) for step in arrays[STEPS]]}
-    taken = {}
-    for key, array in arrays.items():
-        rows = array[indices]  # fancy indexing copies just these rows out of the memory map
-        if rows.dtype == bool:
-            rows = rows.astype(np.float32)  # masks as measure() multiplies them: the images' dtype
-        taken[key] = torch.from_numpy(rows).to(device)
-    return taken
+def measure_keyed(measurement: Measurement, x: torch.Tensor, indices: Sequence[int], seed: int) -> tuple[torch.Tensor, dict]:
+    """y = f_theta(x) for clean images X (in [0, 1]) at INDICES, each with its keyed theta; returns y and theta (on
+    x's device)."""
+    theta = thetas_to(keyed_theta(measurement, x.shape[1:], indices, seed), x.device)
+    return measurement.measure(x, theta), theta

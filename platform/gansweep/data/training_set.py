@@ -1,13 +1,14 @@
-"""The training set a run sees: clean images, or the lossy y_real = f_theta(x_real), cached by fingerprint.
+"""The training set a run streams: its source's pieces, measured in the stream, or restored once (mode unmeasure).
 
 Pixel convention: measurements act on intensities in [0, 1] (zero is black, as in AmbientGAN), so the
 lossy set and the discriminator's inputs live in [0, 1]; the generator outputs [-1, 1] (tanh) and
 ``nets.pixels.to_unit`` maps it before it is measured or shown to D.
 
-The lossy set is made once, with ``data.seed``, and cached under a fingerprint of (source, root,
-limit, image size, measurement spec, seed): every trial of a sweep trains on the same lossy data.
-In mode ``unmeasure`` the cached set is the restoration of that same lossy set (restoration.py). KDE-GAN in
-mode ambient also needs each image's theta: it is kept beside the cache, in a theta store (thetas.py).
+Nothing is loaded whole. The lossy y_real = f_theta(x_real) is made in the stream (stream.py) with each image's
+theta a function of (data.seed, its index) (thetas.py): every trial of a sweep trains on the same lossy data with
+nothing cached. Mode ``unmeasure`` restores that same lossy set once, as a Ray Data job across the cluster,
+into Parquet in the cache (keyed by the fingerprint of source, limit, image size, measurement, seed and
+restoration), which the run then streams like any source.
 """
 
 from __future__ import annotations
@@ -15,38 +16,40 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import socket
-import sys
-from dataclasses import asdict, dataclass
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, replace
+from math import prod
 from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
-from gansweep.config import Config, DataConfig, build_measurements
+from gansweep.config import Config, DataConfig, Measurements
 from gansweep.data.restoration import restore
-from gansweep.data.sources import DataSourceError, cache_dir, load_source, resolved_root
-from gansweep.data.thetas import concat_thetas, save_store
+from gansweep.data.sources import SourceInfo, cache_dir, read_piece, resolved_root, source_pieces
+from gansweep.data.stream import StreamSpec, pieces_per_window
+from gansweep.data.thetas import measure_keyed
 from gansweep.nets.measurements import Measurement
 
-CACHE_VERSION = 1  # bump when the way the lossy set is made changes
-MEASURE_BATCH = 1024
+CACHE_VERSION = 2  # bump when the way the lossy set is made changes (2: thetas keyed by index)
+STREAM_TASK_CPUS = 0.25  # each reading task's CPUs; the resource plan reserves this much per Train worker
 
 
 @dataclass
 class TrainingSet:
-    images: np.ndarray  # float32 (N, *sample_shape): clean in [0, 1], or the measured y_real
-    labels: np.ndarray  # int64 (N,), -1 where unlabelled
+    stream: StreamSpec  # what the workers stream
     clean_shape: tuple[int, int, int]  # (C, H, W) of the clean images the generator must produce
+    sample_shape: tuple[int, ...]  # of what D sees: clean, or the measured y_real
     num_classes: int
     fingerprint: str  # identifies the data and its measurement; recorded with every run
-    cache_path: str | None  # where the lossy set is cached (None for clean data)
-    theta_path: str | None = None  # the theta store of the lossy set, when the run needs it (Config.needs_theta)
+    restoration: dict | None = None  # mode unmeasure: how to restore the lossy set, until it is (restore_training_set)
+    restored_path: str | None = None  # mode unmeasure: the restored set's Parquet folder in the cache
 
     @property
-    def sample_shape(self) -> tuple[int, ...]:
-        return tuple(self.images.shape[1:])
+    def n_images(self) -> int:
+        return self.stream.n_images
 
 
 def cache_root(data: DataConfig) -> Path:
@@ -54,7 +57,7 @@ def cache_root(data: DataConfig) -> Path:
 
 
 def _restoration(cfg: Config) -> dict | None:
-    """How mode unmeasure restores the lossy set (measure_dataset's `restoration`); None in other modes."""
+    """How mode unmeasure restores the lossy set (restore's keyword arguments); None in other modes."""
     if not (cfg.measures_reals and cfg.mode == "unmeasure"):
         return None
     return {"inpaint": cfg.unmeasure.inpaint, "radius": cfg.unmeasure.inpaint_radius}
@@ -72,101 +75,95 @@ def fingerprint(cfg: Config) -> str:
         "measurement": asdict(cfg.measurement) if cfg.measures_reals else None,
         "seed": data.seed if cfg.measures_reals else None,
     }
-    if (restoration := _restoration(cfg)) is not None:  # added only here, so the other modes' caches stay valid
+    if (restoration := _restoration(cfg)) is not None:  # added only here, so the other modes' keys stay valid
         key["restoration"] = restoration
     return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def measure_dataset(
-    clean: np.ndarray, measurement: Measurement, seed: int, restoration: dict | None = None, keep_theta: bool = False
-) -> tuple[np.ndarray, dict | None]:
-    """y = f_theta(x) over the whole set, in batches, theta drawn from one generator seeded with `seed`;
-    with `restoration` ({"inpaint": ..., "radius": ...}) each batch is restored from y and its theta.
-    Returns the set and, with `keep_theta`, every image's theta (rows in order, on the CPU), else None."""
-    generator = torch.Generator().manual_seed(seed)
-    starts = range(0, len(clean), MEASURE_BATCH)
-    if restoration is not None:
-        starts = tqdm(starts, desc=f"restoring {measurement.name} ({len(clean)} images)", unit="batch", file=sys.stderr)
-    out, thetas = [], []
-    with torch.no_grad():
-        for start in starts:
-            batch = torch.from_numpy(clean[start : start + MEASURE_BATCH])
-            theta = measurement.sample_theta(batch, generator)
-            y = measurement.measure(batch, theta)
-            out.append(y.numpy() if restoration is None else restore(measurement, y, theta, **restoration))
-            if keep_theta:
-                thetas.append(theta)
-    return np.concatenate(out).astype(np.float32), concat_thetas(thetas) if keep_theta else None
-
-
-def load_training_set(cfg: Config, measurement: Measurement | None = None) -> TrainingSet:
-    """The clean or lossy training set of a run; the lossy one comes from the cache when it is there, with its
-    theta store when the run needs one. MEASUREMENT: the run's image measurement, when already built."""
+def prepare_training_set(cfg: Config, measurements: Measurements, source: SourceInfo) -> TrainingSet:
+    """The training set of a run whose source SOURCE describes: its pieces listed (IDX sets converted to Parquet in
+    the cache once), nothing decoded. No Ray: mode unmeasure's restoration runs later (restore_training_set)."""
     data = cfg.data
-    arrays = load_source(data.name, data.root, split="train", limit=data.limit, image_size=data.image_size)
-    clean = arrays.images.astype(np.float32) / 255.0
-    clean_shape = tuple(clean.shape[1:])
+    pieces = source_pieces(data.name, data.root, "train", data.limit, cache=cache_root(data)).pieces
+    measurement = measurements.image if cfg.measures_reals else None
+    clean_shape = tuple(source.clean_shape)
+    sample_shape = measurement.output_shape(clean_shape) if measurement is not None and cfg.mode != "unmeasure" \
+        else clean_shape
     fp = fingerprint(cfg)
-    if not cfg.measures_reals:
-        return TrainingSet(clean, arrays.labels, clean_shape, arrays.num_classes, fp, None)
-
-    path = cache_root(data) / "lossy" / f"{data.name}-{fp}.npy"
-    theta_path = path.with_suffix(".theta") if cfg.needs_theta else None
-    measurement = measurement or build_measurements(cfg).image
-    if path.is_file():
-        images = np.load(path)
-        if theta_path is not None and not theta_path.is_dir():  # a cache made before its run needed theta
-            _remake_theta(clean, measurement, data.seed, images, path, theta_path)
-    else:
-        images, theta = measure_dataset(clean, measurement, data.seed, _restoration(cfg),
-                                        keep_theta=theta_path is not None)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        if theta is not None:  # first: a crash before y is written leaves no y, and the next run makes both
-            save_store(theta_path, theta)
-        # Write then rename, so concurrent trials never read a half-written cache.
-        tmp = path.with_suffix(f".{socket.gethostname()}.{os.getpid()}.tmp.npy")  # unique on a shared cache too
-        np.save(tmp, images)
-        tmp.replace(path)
-    return TrainingSet(images, arrays.labels, clean_shape, arrays.num_classes, fp, str(path),
-                       str(theta_path) if theta_path is not None else None)
+    stream = _spec(cfg, pieces, clean_shape, measurement)
+    training_set = TrainingSet(stream, clean_shape, sample_shape, source.num_classes, fp)
+    restoration = _restoration(cfg)
+    if restoration is None:
+        return training_set
+    restored = restored_folder(cfg)
+    if restored.is_dir():
+        return _restored(cfg, training_set, restored)
+    return replace(training_set, restoration=restoration)
 
 
-def _remake_theta(clean: np.ndarray, measurement: Measurement, seed: int, cached: np.ndarray, path: Path,
-                  theta_path: Path) -> None:
-    """The theta store of an existing lossy cache, from the seed that made it: measure_dataset is deterministic,
-    so the y it makes again must be the cached y, else the theta would not be the one that measured it."""
-    images, theta = measure_dataset(clean, measurement, seed, keep_theta=True)
-    if not np.array_equal(images, cached):
-        raise DataSourceError(
-            f"the lossy cache {path} is not what data.seed={seed} makes now, so the theta that measured it cannot "
-            f"be recovered (prior.name=kde in mode ambient needs it); delete {path} to remake it with its theta"
-        )
-    save_store(theta_path, theta)
+def _spec(cfg: Config, pieces: list, clean_shape: tuple[int, ...], measurement: Measurement | None) -> StreamSpec:
+    image_bytes = prod(clean_shape) * (4 if measurement is not None else 1)  # uint8, or float32 once measured
+    return StreamSpec(pieces, channels=clean_shape[0], image_size=cfg.data.image_size, measurement=measurement,
+                      data_seed=cfg.data.seed, shuffle_seed=cfg.train.seed,
+                      pieces_per_window=pieces_per_window(pieces, image_bytes), task_cpus=STREAM_TASK_CPUS)
 
 
-def to_ray_dataset(training_set: TrainingSet, num_blocks: int = 8):
-    """The training set as a Ray Dataset with columns `image` (tensor), `label` and `index` (the image's
-    position in the set: KDE-GAN's warm start keeps each image's last reversed code under it).
+def restored_folder(cfg: Config) -> Path:
+    return cache_root(cfg.data) / "restored" / f"{cfg.data.name}-{fingerprint(cfg)}"
 
-    Built from in-memory Arrow blocks: no read tasks, so Train workers holding every CPU cannot
-    starve the stream.
-    """
-    import pyarrow as pa
+
+def _restored(cfg: Config, training_set: TrainingSet, folder: Path) -> TrainingSet:
+    """TRAINING_SET streaming the restored set in FOLDER (clean-like images, nothing measured in the stream)."""
+    pieces = source_pieces("parquet", str(folder)).pieces
+    return replace(training_set, stream=_spec(cfg, pieces, training_set.clean_shape, None), restoration=None,
+                   restored_path=str(folder))
+
+
+def restore_training_set(cfg: Config, training_set: TrainingSet) -> TrainingSet:
+    """Mode unmeasure: the lossy set restored once (a Ray Data job, a task per piece, across the cluster) into
+    Parquet in the cache, then streamed; a set restored already is reused. Needs Ray."""
+    if training_set.restoration is None:
+        return training_set
     import ray.data
-    from ray.data.extensions import ArrowTensorArray
 
-    # Progress bars of a stream that only splits in-memory blocks are noise in the training log.
-    ray.data.DataContext.get_current().enable_progress_bars = False
-    n = len(training_set.images)
-    bounds = np.linspace(0, n, min(num_blocks, n) + 1, dtype=int)
-    tables = [
-        pa.table(
-            {
-                "image": ArrowTensorArray.from_numpy(training_set.images[lo:hi]),
-                "label": pa.array(training_set.labels[lo:hi]),
-                "index": pa.array(np.arange(lo, hi, dtype=np.int64)),
-            }
-        )
-        for lo, hi in zip(bounds[:-1], bounds[1:])
-    ]
-    return ray.data.from_arrow(tables)
+    folder = restored_folder(cfg)
+    if not folder.is_dir():
+        # Written into a folder of its own and renamed into place: concurrent trials never read a half-written set,
+        # and a trial that loses the race keeps the winner's (made from the same seed, so the same).
+        tmp = folder.with_name(f"{folder.name}.{socket.gethostname()}.{os.getpid()}.tmp")
+        tmp.mkdir(parents=True, exist_ok=True)
+        spec = training_set.stream
+        print(f"[gansweep] restoring the lossy set ({spec.n_images} images, {len(spec.pieces)} tasks) into {folder}",
+              flush=True)
+        items = ray.data.from_items([{"piece": k} for k in range(len(spec.pieces))], override_num_blocks=len(spec.pieces))
+        items.map_batches(_restore_pieces, batch_size=1, num_cpus=spec.task_cpus,
+                          fn_kwargs={"spec": spec, "restoration": training_set.restoration, "folder": str(tmp)}
+                          ).materialize()
+        try:
+            tmp.rename(folder)
+        except OSError:
+            shutil.rmtree(tmp)
+            if not folder.is_dir():
+                raise
+    return _restored(cfg, training_set, folder)
+
+
+def _restore_pieces(batch: dict[str, np.ndarray], spec: StreamSpec, restoration: dict,
+                    folder: str) -> Iterator[dict[str, np.ndarray]]:
+    """Ray Data's map_batches function: each piece measured with its keyed theta, restored, and written as
+    FOLDER/part-K.parquet (uint8 pixel lists, rounded: the restored set is a source like any other)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    for k in batch["piece"]:
+        piece = spec.pieces[int(k)]
+        arrays = read_piece(piece, spec.image_size, spec.channels)
+        with torch.no_grad():
+            y, theta = measure_keyed(spec.measurement, torch.from_numpy(arrays.images).float() / 255.0,
+                                     piece.indices, spec.data_seed)
+        restored = restore(spec.measurement, y, theta, **restoration)
+        pixels = np.clip(np.rint(restored * 255), 0, 255).astype(np.uint8).reshape(len(restored), -1)
+        images = pa.FixedSizeListArray.from_arrays(pa.array(pixels.reshape(-1), pa.uint8()), pixels.shape[1])
+        pq.write_table(pa.table({"image": images, "label": pa.array(arrays.labels)}),
+                       Path(folder) / f"part-{int(k):06d}.parquet")
+        yield {"piece": np.array([k]), "rows": np.array([len(pixels)])}

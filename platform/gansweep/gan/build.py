@@ -21,7 +21,6 @@ from gansweep.nets.code_nets import CodeGenerator, CodeToImage, Encoder, two_lay
 
 if TYPE_CHECKING:
     from gansweep.config import Config
-    from gansweep.data.thetas import ThetaStore
 
 
 def build_gan(
@@ -31,12 +30,10 @@ def build_gan(
     wrap: Callable[[nn.Module], nn.Module] = lambda m: m,  # DDP's prepare_model on a Ray Train worker
     rank: int = 0,
     num_classes: int = 0,  # classes of the training set: G and D are conditioned on them with model.conditional
-    thetas: ThetaStore | None = None,
     measurements: Measurements | None = None,
 ) -> GANTrainer:
     """The trainer for CFG: ACLGAN when acl.variant is set, else AmbientGAN (plain, ambient, hidden, KDE-GAN,
-    conditional). THETAS: the lossy set's theta store, which KDE-GAN needs in mode ambient (Config.needs_theta).
-    MEASUREMENTS: the run's, as its plan ships them (else built from CFG). Raises ConfigError for a CFG that
+    conditional). MEASUREMENTS: the run's, as its plan ships them (else built from CFG). Raises ConfigError for a CFG that
     cannot run on images of CLEAN_SHAPE from NUM_CLASSES classes (config.check_shapes)."""
     measurements = measurements or build_measurements(cfg)
     check_shapes(cfg, clean_shape, num_classes, measurements=measurements)
@@ -53,7 +50,7 @@ def build_gan(
     players = Players(cfg, clean_shape, d_shape, num_classes, device, wrap, streams.theta)
     generator = unwrap(players.G)
     if cfg.prior.name == "kde":
-        prior = KDEGANPrior(cfg, generator, streams, measurement, thetas)
+        prior = KDEGANPrior(cfg, generator, streams, measurement, clean_shape)
     else:
         prior = NormalPrior(cfg.model.z_dim)
     return AmbientGAN(cfg, players, prior, streams, Sampler(generator, prior), measurement, hidden_measurement)

@@ -14,14 +14,13 @@ from typing import TYPE_CHECKING
 import torch
 from torch import nn
 
-from gansweep.data.thetas import concat_thetas
+from gansweep.data.thetas import concat_thetas, keyed_theta, thetas_to
 from gansweep.gan.reversal import reverse
 from gansweep.gan.runtime import unwrap
 from gansweep.nets.pixels import from_unit, to_unit
 
 if TYPE_CHECKING:
     from gansweep.config import Config
-    from gansweep.data.thetas import ThetaStore
     from gansweep.gan.runtime import RandomStreams
     from gansweep.nets.measurements import Measurement
 
@@ -136,14 +135,14 @@ class KDEGANPrior(NormalPrior):
     start's code bank (each image's last reversed code, by its index in the training set) is not checkpointed.
 
     In mode ambient the reals are measurements y, each reversed through f_theta with the theta that measured it,
-    looked up in the lossy set's theta store (THETAS) by the image's index."""
+    recomputed from the image's index and data.seed (data/thetas.py)."""
 
     def __init__(self, cfg: Config, generator: nn.Module, streams: RandomStreams,
-                 measurement: Measurement | None = None, thetas: ThetaStore | None = None):
+                 measurement: Measurement | None = None, clean_shape: tuple[int, int, int] | None = None):
         super().__init__(generator.z_dim)
-        self.reversal, self.prior = cfg.reversal, cfg.prior
+        self.reversal, self.prior, self.data_seed = cfg.reversal, cfg.prior, cfg.data.seed
         self.generator = generator  # plain G: reversal is a single-rank pass
-        self.streams, self.measurement, self.thetas = streams, measurement, thetas
+        self.streams, self.measurement, self.clean_shape = streams, measurement, clean_shape
         self.kde: KDEPrior | None = None
         self.code_bank: dict[int, torch.Tensor] = {}
 
@@ -192,11 +191,12 @@ class KDEGANPrior(NormalPrior):
     ) -> tuple[torch.Tensor, torch.Tensor | None, Callable[[torch.Tensor], torch.Tensor]]:
         """An ambient reversal's targets (the measured reals y, in their own [0, 1]), its fakes measured with
         freshly drawn theta, and the measurement that maps G's images to what each target is: f_theta with
-        the reals' stored theta followed by the fakes' (reverse() stacks the fakes after the reals)."""
-        if self.thetas is None or indices is None:
-            raise ValueError("a KDE-GAN reversal in mode ambient needs the lossy set's theta store and the batch's "
+        the reals' keyed theta followed by the fakes' (reverse() stacks the fakes after the reals)."""
+        if self.clean_shape is None or indices is None:
+            raise ValueError("a KDE-GAN reversal in mode ambient needs the clean image shape and the batch's "
                              "indices in the training set")
-        theta = self.thetas.rows(indices, reals.device)
+        theta = thetas_to(keyed_theta(self.measurement, self.clean_shape, indices.tolist(), self.data_seed),
+                          reals.device)
         if fakes is not None:
             fakes = to_unit(fakes)
             fake_theta = self.measurement.sample_theta(fakes, self.streams.theta)

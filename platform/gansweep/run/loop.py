@@ -6,7 +6,6 @@ import math
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -15,7 +14,7 @@ import ray.train.torch
 import torch
 import torch.distributed as dist
 
-from gansweep.data.thetas import ThetaStore
+from gansweep.data.stream import rank_batches, rows_per_rank
 from gansweep.evaluation.monitor import FidMonitor
 from gansweep.gan.base import GANTrainer
 from gansweep.gan.build import build_gan
@@ -34,24 +33,6 @@ def _progress(line: str) -> None:
     log, which shows every line twice in the driver's console."""
     sys.stdout.write(f"[gansweep] {line}\n")
     sys.stdout.flush()
-
-
-def _endless_batches(
-    shard, batch_size: int, device: torch.device, seed: int
-) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
-    """(images, their class labels, their indices in the training set) forever: the shard is re-iterated every
-    epoch."""
-    epoch = 0
-    while True:
-        for batch in shard.iter_torch_batches(
-            batch_size=batch_size,
-            drop_last=True,
-            local_shuffle_buffer_size=4 * batch_size,
-            local_shuffle_seed=seed + epoch,
-            device=device,
-        ):
-            yield batch["image"], batch["label"], batch["index"]
-        epoch += 1
 
 
 def _per_class_codes(fixed_z: torch.Tensor, num_classes: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -146,9 +127,9 @@ def train_loop_per_worker(loop_config: dict) -> None:
     context = ray.train.get_context()
     rank, world = context.get_world_rank(), context.get_world_size()
     device = ray.train.torch.get_device()
-    thetas = ThetaStore(plan.theta_path) if plan.theta_path else None
+    torch.set_num_threads(plan.threads)  # Ray sets one thread for a fractional CPU share (1.75 CPUs: 1 thread)
     gan = build_gan(cfg, plan.clean_shape, device, wrap=ray.train.torch.prepare_model, rank=rank,
-                    num_classes=plan.num_classes, thetas=thetas, measurements=plan.measurements)
+                    num_classes=plan.num_classes, measurements=plan.measurements)
     start_step, best_eval = _restore(gan, rank, device, plan.fallback_checkpoint)
     if rank == 0:
         _progress(f"{'resuming at' if start_step else 'starting'} step {start_step}/{t.steps}")
@@ -164,9 +145,10 @@ def train_loop_per_worker(loop_config: dict) -> None:
     last_reversal: dict[str, float] = {}  # KDE-GAN: the newest prior refresh (steps taken, error, MMD^2)
     eval_seconds = 0.0  # spent in cheap evaluations by this run (rank 0), reported as eval_s_total
     fixed_z = torch.randn(SAMPLE_GRID, gan.z_dim, generator=torch.Generator().manual_seed(t.seed))
-    batches = _endless_batches(
-        ray.train.get_dataset_shard("train"), t.batch_size // world, device, t.seed * 7919 + start_step
-    )
+    # This rank's stream from the row an uninterrupted run would be at: the same data order after a resume.
+    rank_batch = t.batch_size // world
+    batches = rank_batches(plan.stream, rank, world, rank_batch, rows_per_rank(start_step, t.d_steps, rank_batch),
+                           device, rows_per_pass=rows_per_rank(t.steps - start_step, t.d_steps, rank_batch))
 
     loop_start = window_start = time.perf_counter()
     window_data, window_steps = 0.0, 0

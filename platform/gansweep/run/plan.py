@@ -6,10 +6,16 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from gansweep.config import ConfigError
+from gansweep.data.training_set import STREAM_TASK_CPUS
 
 if TYPE_CHECKING:  # the plan only carries them
     from gansweep.config import Config, Measurements
+    from gansweep.data.stream import StreamSpec
     from gansweep.evaluation.monitor import MonitorPayload
+
+# CPUs left free beside each Train worker for its data stream's tasks (read, decode, measure): one task at a time
+# always fits, however many workers hold the rest, and more run where the cluster has CPUs to spare.
+STREAM_CPUS_PER_WORKER = STREAM_TASK_CPUS
 
 
 @dataclass
@@ -22,7 +28,8 @@ class RunPlan:
     clean_shape: tuple[int, int, int]  # (C, H, W) of the images G makes
     num_classes: int  # of the training set (G and D use them with model.conditional)
     measurements: Measurements  # built once in the driver; the workers use these
-    theta_path: str | None  # the lossy set's theta store (KDE-GAN in mode ambient), opened memory-mapped
+    stream: StreamSpec  # the training set each worker streams (data/stream.py)
+    threads: int  # torch's CPU threads per worker: its CPUs and the stream's share, rounded
     # Used only when Ray Train's own run snapshot names no checkpoint: a run killed between a checkpoint's
     # upload and its registration resumes from it all the same.
     fallback_checkpoint: str | None
@@ -40,10 +47,11 @@ def plan_resources(
     """CPUs per Train worker and runs at once, for up to RUNS runs of WORKERS workers each on CLUSTER.
 
     CPU training (GPUS_PER_WORKER 0) splits the CPUs evenly between the concurrent runs' workers (a whole CPU
-    each where there are enough, else a fraction); GPU training gives each worker its GPUs and 1 CPU. The run
-    drivers hold no CPU, so they never starve their own workers. Refused, naming the KEYS section (train or
-    resources), when one run cannot fit."""
+    each where there are enough, else a fraction); GPU training gives each worker its GPUs and 1 CPU. Beside
+    each worker STREAM_CPUS_PER_WORKER stay free for its data stream. The run drivers hold no CPU, so they never
+    starve their own workers. Refused, naming the KEYS section (train or resources), when one run cannot fit."""
     cpus, gpus = float(cluster.get("CPU", 0)), float(cluster.get("GPU", 0))
+    stream = STREAM_CPUS_PER_WORKER
     if gpus_per_worker > 0:
         if workers * gpus_per_worker > gpus + 1e-9:
             hint = (" (for an autoscaling cluster whose GPU workers are not up yet, set resources.cluster: "
@@ -52,13 +60,20 @@ def plan_resources(
                               f"the cluster has {gpus:g}{hint}")
         cpus_per_worker = cpus_per_worker or 1.0
         # not //: 1 // 0.1 == 9.0
-        fit = min(int(gpus / (workers * gpus_per_worker) + 1e-9), int(cpus / (workers * cpus_per_worker) + 1e-9))
+        fit = min(int(gpus / (workers * gpus_per_worker) + 1e-9),
+                  int(cpus / (workers * (cpus_per_worker + stream)) + 1e-9))
     elif cpus_per_worker:
-        fit = int(cpus / (workers * cpus_per_worker) + 1e-9)
+        fit = int(cpus / (workers * (cpus_per_worker + stream)) + 1e-9)
     else:
         fit = max(1, min(runs, int(cpus // workers)))
-        cpus_per_worker = cpus / (fit * workers)
-    if fit < 1 or cpus_per_worker <= 0 or workers * cpus_per_worker > cpus + 1e-9:
-        raise ConfigError(f"a run needs {keys}.workers={workers} x {cpus_per_worker:g} CPUs; the cluster has "
-                          f"{cpus:g} (set {keys}.cpus_per_worker or fewer {keys}.workers)")
+        cpus_per_worker = cpus / (fit * workers) - stream
+    if fit < 1 or cpus_per_worker <= 1e-9 or workers * (cpus_per_worker + stream) > cpus + 1e-9:
+        raise ConfigError(f"a run needs {keys}.workers={workers} x ({max(cpus_per_worker, 0):g} CPUs + {stream:g} for "
+                          f"its data stream); the cluster has {cpus:g} (set {keys}.cpus_per_worker or fewer "
+                          f"{keys}.workers)")
     return cpus_per_worker, max(1, min(fit, runs))
+
+
+def torch_threads(cpus_per_worker: float) -> int:
+    """A worker's torch threads: its CPUs with its stream's share (the stream's tasks are short), at least 1."""
+    return max(1, round(cpus_per_worker + STREAM_CPUS_PER_WORKER))

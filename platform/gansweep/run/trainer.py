@@ -16,11 +16,11 @@ from gansweep.config import (
     check_shapes,
 )
 from gansweep.data.sources import DataSourceError, describe_source
-from gansweep.data.training_set import TrainingSet, load_training_set, to_ray_dataset
+from gansweep.data.training_set import TrainingSet, prepare_training_set, restore_training_set
 from gansweep.evaluation.monitor import MonitorPayload, prepare_monitor
 from gansweep.nets.measurements import MeasurementError
 from gansweep.run import run_dir
-from gansweep.run.plan import RunPlan, plan_resources
+from gansweep.run.plan import RunPlan, plan_resources, torch_threads
 
 
 class TrainingDiverged(RuntimeError):
@@ -29,23 +29,24 @@ class TrainingDiverged(RuntimeError):
 
 @dataclass
 class CheckedRun:
-    """What the driver readies before Ray starts: the training set and the run's measurements (built once)."""
+    """What the driver readies before Ray starts: the training set (described and listed, not loaded) and the run's
+    measurements (built once)."""
 
     training_set: TrainingSet
     measurements: Measurements
 
 
 def check_config(cfg: Config) -> CheckedRun:
-    """Everything that can be checked before Ray starts, then the training set: the config against the shapes of
-    the source it names (config.check_shapes on its description, before any image is measured), and the source
-    itself as it loads. Raises ConfigError with one clear message."""
+    """Everything that can be checked before Ray starts: the config against the shapes of the source it names
+    (config.check_shapes on its description: metadata and one decoded image), and the source's pieces as they are
+    listed. Raises ConfigError with one clear message."""
     data = cfg.data
     try:
         source = describe_source(data.name, data.root, data.image_size, data.limit)
         measurements = build_measurements(cfg)
         check_shapes(cfg, source.clean_shape, source.num_classes, source.n_images, unlabelled=source.unlabelled,
                      measurements=measurements)
-        return CheckedRun(load_training_set(cfg, measurements.image), measurements)
+        return CheckedRun(prepare_training_set(cfg, measurements, source), measurements)
     except (DataSourceError, MeasurementError) as exc:  # a source that cannot be read, or images not as described
         raise ConfigError(str(exc)) from None
 
@@ -111,15 +112,16 @@ def run_training(
     if monitor is None and cfg.eval.every > 0:
         monitor = prepare_monitor(cfg)
     latest = run_dir.latest_checkpoint(output)
-    plan = RunPlan(config=cfg, output=str(output), log_dir=str(log_dir), clean_shape=training_set.clean_shape,
-                   num_classes=training_set.num_classes, measurements=checked.measurements,
-                   theta_path=training_set.theta_path, fallback_checkpoint=str(latest) if latest else None,
-                   monitor=monitor)
     t = cfg.train
     started_ray = init_ray()
     try:
         cpus_per_worker, _ = plan_resources(t.workers, t.cpus_per_worker, t.gpus_per_worker if t.use_gpu else 0,
                                             ray.cluster_resources())
+        training_set = restore_training_set(cfg, training_set)  # mode unmeasure, once per lossy set
+        plan = RunPlan(config=cfg, output=str(output), log_dir=str(log_dir), clean_shape=training_set.clean_shape,
+                       num_classes=training_set.num_classes, measurements=checked.measurements,
+                       stream=training_set.stream, threads=torch_threads(cpus_per_worker),
+                       fallback_checkpoint=str(latest) if latest else None, monitor=monitor)
         trainer = TorchTrainer(
             train_loop_per_worker,
             train_loop_config={"plan": plan},
@@ -128,7 +130,6 @@ def run_training(
                 use_gpu=t.use_gpu,
                 resources_per_worker={"CPU": cpus_per_worker, **({"GPU": t.gpus_per_worker} if t.use_gpu else {})},
             ),
-            datasets={"train": to_ray_dataset(training_set)},
             run_config=RunConfig(
                 name=run_dir.CHECKPOINTS_DIR,
                 storage_path=str(output),
@@ -157,11 +158,12 @@ def run_training(
         "time_to_first_step_s": (first_step - fit_start) if first_step else None,
         "data": {
             "fingerprint": training_set.fingerprint,
-            "n_train": len(training_set.images),
+            "n_train": training_set.n_images,
             "clean_shape": list(training_set.clean_shape),
             "sample_shape": list(training_set.sample_shape),
-            "lossy_cache": training_set.cache_path,
-            "theta_store": training_set.theta_path,
+            "pieces": len(training_set.stream.pieces),
+            "pieces_per_window": training_set.stream.pieces_per_window,
+            "restored_set": training_set.restored_path,
         },
         "resources": {"workers": t.workers, "cpus_per_worker": cpus_per_worker, "use_gpu": t.use_gpu},
         "checkpoint": result.checkpoint.path if result.checkpoint else None,
