@@ -363,12 +363,8 @@ def _validate_prior(cfg: Config) -> None:
     _check(r.init_std >= 0, f"reversal.init_std={r.init_std} must be >= 0")
     _check(r.mmd_bandwidth is None or r.mmd_bandwidth > 0, f"reversal.mmd_bandwidth={r.mmd_bandwidth} must be > 0")
     _check(r.mmd_threshold >= 0, f"reversal.mmd_threshold={r.mmd_threshold} must be >= 0 (0: no MMD rule)")
-    _check(
-        not cfg.needs_theta or "gaussian_projection" not in _measurement_names(dataclasses.asdict(cfg.measurement)),
-        "prior.name=kde with mode=ambient reverses each measured real through the theta that measured it, kept for "
-        "the whole lossy set; gaussian_projection's theta is an m x D matrix per image (300 KB for a 28x28 image "
-        "and m=100: 19 GB for Fashion-MNIST), too big to keep; use another measurement, or prior.name=normal",
-    )
+    # KDE-GAN in mode ambient takes any measurement, gaussian_projection's m x D matrices too: a real's theta is
+    # recomputed from its index (data/thetas.py), not kept.
 
 
 def _validate_acl(cfg: Config) -> None:
@@ -389,12 +385,6 @@ def _validate_acl(cfg: Config) -> None:
         f"acl.variant={a.variant} with prior.name={cfg.prior.name}: ACL learns G's input distribution itself "
         "(G(C(z)), z ~ N(0, I)); use one or the other",
     )
-
-
-def _measurement_names(spec: dict) -> list[str]:
-    """A measurement's name and, for a cascade, its steps' names (nested cascades too)."""
-    steps = (spec.get("steps") or []) if spec.get("name") == "cascade" else []
-    return [spec.get("name", "none"), *(name for step in steps for name in _measurement_names(step))]
 
 
 def validate(cfg: Config) -> None:

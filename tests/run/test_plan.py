@@ -2,34 +2,40 @@
 
 import pytest
 from gansweep.config import ConfigError
-from gansweep.run.plan import plan_resources
+from gansweep.run.plan import plan_resources, torch_threads
 
 
 def test_one_cpu_run_takes_the_cluster_s_cpus():
-    assert plan_resources(1, None, 0, {"CPU": 2}) == (2.0, 1)
-    assert plan_resources(2, None, 0, {"CPU": 2}) == (1.0, 1)
-    assert plan_resources(4, None, 0, {"CPU": 2}) == (0.5, 1)  # more workers than CPUs: a fraction each
+    assert plan_resources(1, None, 0, {"CPU": 2}) == (1.75, 1)  # a quarter CPU left for the stream
+    assert plan_resources(2, None, 0, {"CPU": 2}) == (0.75, 1)
+    assert plan_resources(4, None, 0, {"CPU": 2}) == (0.25, 1)  # more workers than CPUs: a fraction each
     assert plan_resources(2, 0.5, 0, {"CPU": 2}) == (0.5, 1)  # as asked, when it fits
+    with pytest.raises(ConfigError, match="data stream"):  # 8 x 0.25 CPUs: nothing left for the workers
+        plan_resources(8, None, 0, {"CPU": 2})
+
+
+def test_workers_get_torch_threads_for_their_cpus_and_the_stream_s_share():
+    assert [torch_threads(c) for c in (1.75, 0.75, 0.25, 3.75)] == [2, 1, 1, 4]
 
 
 def test_concurrent_runs_share_the_cpus():
-    assert plan_resources(1, None, 0, {"CPU": 2}, runs=4) == (1.0, 2)
-    assert plan_resources(1, None, 0, {"CPU": 16}, runs=3) == (16 / 3, 3)
+    assert plan_resources(1, None, 0, {"CPU": 2}, runs=4) == (0.75, 2)
+    assert plan_resources(1, None, 0, {"CPU": 16}, runs=3) == (16 / 3 - 0.25, 3)
     assert plan_resources(1, 2, 0, {"CPU": 7}, runs=8) == (2.0, 3)
-    assert plan_resources(1, 0.1, 0, {"CPU": 1}, runs=20) == (0.1, 10)
+    assert plan_resources(1, 0.1, 0, {"CPU": 1}, runs=20) == (0.1, 2)  # 0.1 + 0.25 each
 
 
 def test_gpu_runs_get_one_cpu_per_worker_and_pack_fractional_gpus():
-    assert plan_resources(1, None, 0.5, {"CPU": 8, "GPU": 4}, runs=12) == (1.0, 8)
+    assert plan_resources(1, None, 0.5, {"CPU": 8, "GPU": 4}, runs=12) == (1.0, 6)  # 8 GPU halves, but 1.25 CPUs each
     assert plan_resources(2, None, 1, {"CPU": 8, "GPU": 4}, runs=12) == (1.0, 2)
     assert plan_resources(1, None, 0.1, {"CPU": 16, "GPU": 1}, runs=20) == (1.0, 10)  # ten, not 1 // 0.1 == 9
 
 
 @pytest.mark.parametrize("args, keys, fragment", [
-    ((1, 3, 0, {"CPU": 2}), "train", r"train\.workers=1 x 3 CPUs; the cluster has 2 \(set train\.cpus_per_worker"),
+    ((1, 3, 0, {"CPU": 2}), "train", r"train\.workers=1 x \(3 CPUs \+ 0\.25 for its data stream\); the cluster has 2 \(set train\.cpus_per_worker"),
     ((1, None, 1, {"CPU": 8}), "train", r"train\.workers=1 x gpus_per_worker=1 GPUs; the cluster has 0$"),
     ((2, None, 1, {"CPU": 8, "GPU": 1}), "resources", r"the cluster has 1 \(for an autoscaling cluster.*resources\.cluster"),
-    ((1, None, 0, {"GPU": 4}), "resources", r"resources\.workers=1 x 0 CPUs"),
+    ((1, None, 0, {"GPU": 4}), "resources", r"resources\.workers=1 x \(0 CPUs"),
 ])
 def test_what_cannot_fit_is_refused_naming_the_keys(args, keys, fragment):
     with pytest.raises(ConfigError, match=fragment):

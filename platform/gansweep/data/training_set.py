@@ -167,3 +167,24 @@ def _restore_pieces(batch: dict[str, np.ndarray], spec: StreamSpec, restoration:
         pq.write_table(pa.table({"image": images, "label": pa.array(arrays.labels)}),
                        Path(folder) / f"part-{int(k):06d}.parquet")
         yield {"piece": np.array([k]), "rows": np.array([len(pixels)])}
+
+
+def read_training_set(training_set: TrainingSet, limit: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The first LIMIT images of TRAINING_SET in index order, as the stream gives them (float32: clean in [0, 1],
+    or the measured y_real), and their labels: to look at a set, test it and run small studies in memory. Training
+    streams. Mode unmeasure gives the restored set once restore_training_set has made it."""
+    spec = training_set.stream
+    images, labels, indices = [], [], []
+    for piece in sorted(spec.pieces, key=lambda p: p.indices.start):
+        arrays = read_piece(piece, spec.image_size, spec.channels)
+        x = torch.from_numpy(arrays.images).float() / 255.0
+        if spec.measurement is not None:
+            with torch.no_grad():
+                x = measure_keyed(spec.measurement, x, piece.indices, spec.data_seed)[0]
+        images.append(x.numpy())
+        labels.append(arrays.labels)
+        indices.append(np.asarray(piece.indices))
+        if limit is not None and piece.indices.step == 1 and piece.indices.stop >= limit:
+            break  # contiguous pieces in order: images 0 to LIMIT - 1 are read (an image folder's are strided)
+    order = np.argsort(np.concatenate(indices), kind="stable")[:limit]
+    return np.concatenate(images)[order], np.concatenate(labels)[order]
