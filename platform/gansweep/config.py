@@ -186,12 +186,6 @@ class Config:
         """Whether the training set comes from the lossy y = f_theta(x) (restored in mode unmeasure), not the clean x."""
         return self.mode in ("ambient", "ignore", "unmeasure") and self.measurement.name != "none"
 
-    @property
-    def needs_theta(self) -> bool:
-        """Whether the run needs each lossy real's theta: KDE-GAN in mode ambient reverses a measured real
-        through the theta that measured it."""
-        return self.prior.name == "kde" and self.mode == "ambient" and self.measurement.name != "none"
-
 
 def all_keys(cls: type = Config, prefix: str = "") -> list[str]:
     """Every dotted key of the config, for suggestions and documentation."""

@@ -1,13 +1,21 @@
 """The unmeasure baseline: restored lossy data is closer to the clean data than the lossy data is."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
 from conftest import needs_fashion
-from gansweep.config import ConfigError, load_config
+from gansweep.config import ConfigError, build_measurements, load_config
 from gansweep.data.restoration import restore
-from gansweep.data.sources import load_source
-from gansweep.data.training_set import load_training_set
+from gansweep.data.sources import describe_source, load_source
+from gansweep.data.training_set import (
+    fingerprint,
+    prepare_training_set,
+    read_training_set,
+    restore_training_set,
+    restored_folder,
+)
 from gansweep.nets.measurements import (
     BlockPatch,
     BlockPixel,
@@ -67,24 +75,54 @@ def test_measurements_without_restoration_are_refused(clean):
         restore(measurement, measurement.measure(clean, theta), theta)
 
 
-def test_unmeasure_training_set_is_the_restored_lossy_set_cached_apart(tmp_path):
-    common = [f"data.cache_dir={tmp_path}", "data.limit=300", "measurement.name=block_patch", "measurement.patch=10"]
-    ignore = load_training_set(load_config(None, ["mode=ignore", *common]))
-    unmeasure_cfg = load_config(None, ["mode=unmeasure", *common])
-    restored = load_training_set(unmeasure_cfg)
-    clean = load_training_set(load_config(None, ["mode=clean", *common])).images
-    assert restored.fingerprint != ignore.fingerprint and restored.cache_path != ignore.cache_path
-    assert restored.images.shape == clean.shape == ignore.images.shape
-    assert 0 <= restored.images.min() and restored.images.max() <= 1
-    assert _mse(restored.images, clean) < _mse(ignore.images, clean)
-    # The same lossy set underneath: where nothing was lost, restored and lossy images agree.
-    kept = ignore.images > 0
-    assert np.abs(restored.images[kept] - ignore.images[kept]).max() <= 0.5 / 255 + 1e-6
+def _prepared(cfg):
+    source = describe_source(cfg.data.name, cfg.data.root, cfg.data.image_size, cfg.data.limit)
+    return prepare_training_set(cfg, build_measurements(cfg), source)
 
-    again = load_training_set(unmeasure_cfg)
-    assert again.cache_path == restored.cache_path and np.array_equal(again.images, restored.images)
+
+def test_unmeasure_training_set_is_the_restored_lossy_set_cached_apart(tmp_path):
+    import ray
+
+    common = [f"data.cache_dir={tmp_path}", "data.limit=300", "measurement.name=block_patch", "measurement.patch=10"]
+    ignore = _prepared(load_config(None, ["mode=ignore", *common]))
+    unmeasure_cfg = load_config(None, ["mode=unmeasure", *common])
+    pending = _prepared(unmeasure_cfg)
+    assert pending.restoration == {"inpaint": "telea", "radius": 3} and pending.restored_path is None
+    ray.init(address="local", num_cpus=2, include_dashboard=False)
+    try:
+        restored = restore_training_set(unmeasure_cfg, pending)
+        folder = Path(restored.restored_path)
+        parts = sorted(folder.glob("part-*.parquet"))
+        mtimes = [part.stat().st_mtime_ns for part in parts]
+        again = restore_training_set(unmeasure_cfg, _prepared(unmeasure_cfg))  # found restored: no Ray job
+        same = restore_training_set(unmeasure_cfg, restored)
+    finally:
+        ray.shutdown()
+    assert folder == restored_folder(unmeasure_cfg) and folder.is_dir() and parts
+    assert restored.fingerprint != ignore.fingerprint and restored.restoration is None
+    assert restored.n_images == ignore.n_images == 300 and restored.sample_shape == restored.clean_shape
+    assert restored.stream.measurement is None  # streamed as read: measured and restored once, not per step
+
+    images, labels = read_training_set(restored)
+    lossy, lossy_labels = read_training_set(ignore)
+    clean, clean_labels = read_training_set(_prepared(load_config(None, ["mode=clean", *common])))
+    assert images.shape == clean.shape == lossy.shape == (300, 1, 28, 28) and images.dtype == np.float32
+    assert np.array_equal(labels, clean_labels) and np.array_equal(lossy_labels, clean_labels)
+    assert 0 <= images.min() and images.max() <= 1
+    assert _mse(images, clean) < _mse(lossy, clean)
+    # The same lossy set underneath: where nothing was lost, restored and lossy images agree, up to the 8-bit
+    # round trip of inpainting and the restored set's uint8 pixels.
+    kept = lossy > 0
+    assert np.abs(images[kept] - lossy[kept]).max() <= 0.5 / 255 + 1e-6
+
+    # Restored once: found again (the same folder, its files untouched) by a new run's prepare_training_set.
+    for training_set in (again, same, _prepared(unmeasure_cfg)):
+        assert training_set.restored_path == str(folder) and training_set.restoration is None
+    assert [part.stat().st_mtime_ns for part in sorted(folder.glob("part-*.parquet"))] == mtimes
+    assert np.array_equal(read_training_set(again)[0], images)
     other = load_config(None, ["mode=unmeasure", "unmeasure.inpaint=navier_stokes", *common])
-    assert load_training_set(other).fingerprint != restored.fingerprint
+    assert fingerprint(other) != restored.fingerprint and restored_folder(other) != folder
+    assert _prepared(other).restoration is not None  # not restored yet: its own set
 
 
 def test_unmeasure_with_a_measurement_that_has_no_restoration_is_rejected():

@@ -406,3 +406,48 @@ def test_describe_refuses_what_load_source_refuses(tmp_path):
     ]:
         with pytest.raises(DataSourceError, match=re.escape(message)):
             describe_source(**kwargs)
+
+
+# --- bad sources, refused by `gansweep train` before Ray starts ----------------------------------------------
+
+
+def _bad_column(tmp_path):
+    pq.write_table(pa.table({"image": ["not", "images"]}), tmp_path / "strings.parquet")
+    return "parquet", str(tmp_path / "strings.parquet"), r"strings.parquet: the 'image' column holds string", {}
+
+
+def _bad_labels(tmp_path):
+    pq.write_table(pa.table({"image": [_png_bytes(1)], "label": [0.5]}), tmp_path / "floats.parquet")
+    return "parquet", str(tmp_path / "floats.parquet"), r"floats.parquet: the 'label' column holds double", {}
+
+
+def _empty_folder(tmp_path):
+    (tmp_path / "empty").mkdir()
+    return "image_folder", str(tmp_path / "empty"), r"image_folder: no images .* under .*empty", {}
+
+
+def _unreachable_bucket(tmp_path):
+    import socket
+
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {"AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}", "AWS_ACCESS_KEY_ID": "test",
+           "AWS_SECRET_ACCESS_KEY": "secret-never-shown"}
+    return "parquet", "s3://training-data/celeba64", r"parquet: s3://training-data/celeba64: cannot list it", env
+
+
+@pytest.mark.parametrize("make", [_bad_column, _bad_labels, _empty_folder, _unreachable_bucket])
+def test_train_refuses_a_bad_source_naming_it_before_ray_starts(tmp_path, capsys, monkeypatch, make):
+    import ray
+    from gansweep.cli import main
+
+    name, root, message, env = make(tmp_path)
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    code = main(["train", "--set", f"data.name={name}", "--set", f"data.root={root}", "--output",
+                 str(tmp_path / "run")])
+    error = capsys.readouterr().err
+    assert code == 2 and re.search(message, error), error
+    assert "secret-never-shown" not in error
+    assert not ray.is_initialized() and not (tmp_path / "run").exists()

@@ -7,7 +7,13 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 from gansweep.data.sources import load_source, source_pieces
-from gansweep.data.stream import StreamSpec, epoch_windows, rank_batches, rank_items, read_window
+from gansweep.data.stream import (
+    StreamSpec,
+    epoch_windows,
+    rank_batches,
+    rank_items,
+    read_window,
+)
 from gansweep.nets.measurements import BlockPixel
 from PIL import Image
 

@@ -1,12 +1,16 @@
-"""The training set: the lossy y = f_theta(x) made once with a fixed seed, cached by fingerprint."""
-
-from pathlib import Path
+"""The training set: described and listed, never loaded; the lossy y = f_theta(x) made in the stream with each
+image's theta keyed by (data.seed, index)."""
 
 import numpy as np
 import pytest
 from conftest import needs_fashion
-from gansweep.config import load_config
-from gansweep.data.training_set import fingerprint, load_training_set, to_ray_dataset
+from gansweep.config import build_measurements, load_config
+from gansweep.data.sources import describe_source, load_source
+from gansweep.data.training_set import (
+    fingerprint,
+    prepare_training_set,
+    read_training_set,
+)
 
 pytestmark = needs_fashion
 
@@ -15,20 +19,23 @@ def _cfg(tmp_path, *overrides):
     return load_config(None, [f"data.cache_dir={tmp_path}", "data.limit=200", *overrides])
 
 
-def test_lossy_set_is_measured_once_and_reused(tmp_path):
-    cfg = _cfg(tmp_path, "measurement.name=block_pixel", "measurement.p=0.8")
-    first = load_training_set(cfg)
-    assert first.images.shape == (200, 1, 28, 28) and first.images.dtype == np.float32
-    clean = load_training_set(_cfg(tmp_path, "mode=clean")).images
-    dropped = (first.images == 0) & (clean > 0)
-    assert dropped.sum() / (clean > 0).sum() == pytest.approx(0.8, abs=0.02)
-    assert Path(first.cache_path).is_file()
+def _set(cfg):
+    data = cfg.data
+    return prepare_training_set(cfg, build_measurements(cfg), describe_source(data.name, data.root, data.image_size,
+                                                                              data.limit))
 
-    mtime = Path(first.cache_path).stat().st_mtime_ns
-    second = load_training_set(cfg)
-    assert second.cache_path == first.cache_path
-    assert Path(second.cache_path).stat().st_mtime_ns == mtime  # read back, not remade
-    assert np.array_equal(first.images, second.images)
+
+def test_lossy_set_is_the_same_every_time_it_is_read(tmp_path):
+    cfg = _cfg(tmp_path, "measurement.name=block_pixel", "measurement.p=0.8")
+    lossy = _set(cfg)
+    assert lossy.n_images == 200 and lossy.sample_shape == (1, 28, 28)
+    images, labels = read_training_set(lossy)
+    assert images.shape == (200, 1, 28, 28) and images.dtype == np.float32
+    clean, _ = read_training_set(_set(_cfg(tmp_path, "mode=clean")))
+    dropped = (images == 0) & (clean > 0)
+    assert dropped.sum() / (clean > 0).sum() == pytest.approx(0.8, abs=0.02)
+    assert np.array_equal(read_training_set(_set(cfg))[0], images)  # no cache, the same y: theta is keyed
+    assert np.array_equal(read_training_set(lossy, limit=50)[0], images[:50])
 
 
 def test_fingerprint_tracks_what_changes_the_data(tmp_path):
@@ -40,32 +47,33 @@ def test_fingerprint_tracks_what_changes_the_data(tmp_path):
 
 
 def test_different_seed_gives_different_theta(tmp_path):
-    a = load_training_set(_cfg(tmp_path, "measurement.name=block_patch", "measurement.patch=10"))
-    b = load_training_set(_cfg(tmp_path, "measurement.name=block_patch", "measurement.patch=10", "data.seed=5"))
-    assert not np.array_equal(a.images, b.images)
+    a = read_training_set(_set(_cfg(tmp_path, "measurement.name=block_patch", "measurement.patch=10")))[0]
+    b = read_training_set(_set(_cfg(tmp_path, "measurement.name=block_patch", "measurement.patch=10",
+                                    "data.seed=5")))[0]
+    assert not np.array_equal(a, b)
 
 
-def test_clean_mode_uses_the_clean_images_unchanged(tmp_path):
-    clean = load_training_set(_cfg(tmp_path, "mode=clean"))
-    assert clean.cache_path is None
-    assert clean.images.min() == 0 and clean.images.max() == 1
-    assert list(clean.labels[:3]) == [9, 0, 0]
+def test_clean_mode_streams_the_clean_images_unchanged(tmp_path):
+    clean = _set(_cfg(tmp_path, "mode=clean"))
+    assert clean.stream.measurement is None
+    images, labels = read_training_set(clean)
+    assert images.min() == 0 and images.max() == 1
+    assert list(labels[:3]) == [9, 0, 0]
+    source = load_source("fashion_mnist", None, limit=200)
+    assert np.array_equal(images, source.images / np.float32(255)) and np.array_equal(labels, source.labels)
+
+
+def test_idx_sets_are_converted_to_parquet_in_the_cache_once(tmp_path):
+    first = _set(_cfg(tmp_path, "mode=clean"))
+    prepared = list((tmp_path / "prepared").rglob("train.parquet"))
+    assert len(prepared) == 1 and first.stream.pieces[0].path == str(prepared[0])
+    mtime = prepared[0].stat().st_mtime_ns
+    _set(_cfg(tmp_path, "mode=clean", "data.limit=100"))
+    assert prepared[0].stat().st_mtime_ns == mtime  # reused, whatever the limit
+    assert len(first.stream.pieces) == 1  # 200 images: one piece of at most 1,024
 
 
 def test_extract_patch_changes_the_sample_shape(tmp_path):
-    patches = load_training_set(_cfg(tmp_path, "measurement.name=extract_patch", "measurement.patch=12"))
+    patches = _set(_cfg(tmp_path, "measurement.name=extract_patch", "measurement.patch=12"))
     assert patches.sample_shape == (1, 12, 12) and patches.clean_shape == (1, 28, 28)
-
-
-def test_ray_dataset_carries_images_and_labels(tmp_path):
-    import ray
-
-    training_set = load_training_set(_cfg(tmp_path, "mode=clean"))
-    ray.init(address="local", num_cpus=1, include_dashboard=False)
-    try:
-        rows = to_ray_dataset(training_set).take_all()
-    finally:
-        ray.shutdown()
-    assert len(rows) == 200
-    assert np.array_equal(np.stack([r["image"] for r in rows]), training_set.images)
-    assert [r["label"] for r in rows] == list(training_set.labels)
+    assert read_training_set(patches, limit=5)[0].shape == (5, 1, 12, 12)

@@ -85,6 +85,7 @@ def test_evaluate_adds_the_inception_fid(tmp_path, monkeypatch, weights):
     _fake_run(run_dir, step=5)
     small = partial(load_or_train_classifier, limit=2000, epochs=1, cache_dir=tmp_path / "cache", progress=False)
     monkeypatch.setattr(evaluate, "load_or_train_classifier", lambda source, root, **kwargs: small(source, root))
+    monkeypatch.setenv("GANSWEEP_CACHE", str(tmp_path / "cache"))  # the reference features and the prepared IDX set
     # 12 reference images: Inception at 299x299 on a CPU is slow, and this checks the wiring only.
     full = evaluate.reference_images
     monkeypatch.setattr(evaluate, "reference_images", lambda cfg: (full(cfg)[0][:12], "test"))

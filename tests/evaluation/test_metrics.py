@@ -188,6 +188,27 @@ def test_nearest_neighbour_distance_matches_a_brute_force_loop():
     assert nearest_neighbour_distance(as_bytes[:3], as_bytes) == 0.0
 
 
+def test_nearest_neighbour_distance_over_streamed_batches_matches_the_set_in_memory():
+    gen = torch.Generator().manual_seed(2)
+    train = (torch.rand(50, 1, 6, 6, generator=gen) * 255).round().to(torch.uint8)
+    samples = torch.rand(9, 1, 6, 6, generator=gen)
+    whole = nearest_neighbour_distance(samples, train)
+    bounds = [0, 7, 8, 28, 28, 50]  # uneven batches, one of them empty
+
+    def batches(scale):
+        for lo, hi in zip(bounds, bounds[1:]):
+            yield train[lo:hi].numpy() if scale is None else train[lo:hi].float() / scale
+
+    # Each batch is read once (a generator), uint8 or in [0, 1], and every sample keeps its running minimum.
+    assert nearest_neighbour_distance(samples, batches(None), batch=4) == pytest.approx(whole, rel=1e-12)
+    assert nearest_neighbour_distance(samples, batches(255.0)) == pytest.approx(whole, rel=1e-12)
+    assert nearest_neighbour_distance(train[10:13], batches(None)) == 0.0
+    with pytest.raises(ValueError, match="at least one sample and one training image"):
+        nearest_neighbour_distance(samples, iter([]))
+    with pytest.raises(ValueError, match="pixels"):
+        nearest_neighbour_distance(samples, [train[:5, :, :3]])
+
+
 def test_nearest_neighbour_distance_is_zero_on_training_images_and_positive_otherwise():
     gen = torch.Generator().manual_seed(1)
     train = torch.rand(3000, 1, 28, 28, generator=gen)
@@ -282,7 +303,7 @@ def test_classifier_score_on_real_test_images(features, small_classifier):
 @needs_fashion
 def test_evaluate_samples_reports_the_protocol(small_classifier, fashion):
     test, train = fashion
-    real = test[:2000]
+    real = classifier_outputs(small_classifier.model, test[:2000])[0]  # the reference split's features
     fake_from_train = train[:300]
     result = evaluate_samples(fake_from_train, real, train, small_classifier)
     assert set(result) == set(PROTOCOL_FIELDS)
@@ -296,7 +317,8 @@ def test_evaluate_samples_reports_the_protocol(small_classifier, fashion):
     assert result["kid_std"] > 0  # 300 of 300 fakes against 300 of 2000 reals: subsets differ
 
     noise = torch.rand(200, 1, 28, 28, generator=torch.Generator().manual_seed(0))
-    bad = evaluate_samples(noise, real, train, small_classifier, reference_split="test")
+    streamed = (train[start : start + 3000] for start in range(0, len(train), 3000))  # as evaluate_run streams it
+    bad = evaluate_samples(noise, real, streamed, small_classifier, reference_split="test")
     assert bad["n_fake"] == 200 and bad["n_real"] == 2000
     assert bad["fid"] > 10 * result["fid"] and bad["kid"] > 10 * result["kid"]
     assert bad["nn_pixel_distance"] > 1.0

@@ -5,10 +5,13 @@ import subprocess
 import sys
 from functools import partial
 
+import pytest
 import torch
 from conftest import _fake_run, needs_fashion
+from gansweep.data.sources import load_source
+from gansweep.evaluation import reference
 from gansweep.evaluation.classifier import load_or_train_classifier
-from gansweep.evaluation.metrics import PROTOCOL_FIELDS
+from gansweep.evaluation.metrics import PROTOCOL_FIELDS, nearest_neighbour_distance
 from gansweep.run import evaluate
 
 
@@ -30,14 +33,33 @@ def test_evaluate_run_writes_the_protocol(tmp_path, monkeypatch):
     # A small classifier stands in for the full one (3 epochs on 60k images), to keep the test fast.
     small = partial(load_or_train_classifier, limit=2000, epochs=1, cache_dir=tmp_path / "cache", progress=False)
     monkeypatch.setattr(evaluate, "load_or_train_classifier", lambda source, root, **kwargs: small(source, root))
+    monkeypatch.setenv("GANSWEEP_CACHE", str(tmp_path / "cache"))  # the run's data.cache_dir is unset
 
     figures = evaluate.evaluate_run(run_dir, n_samples=300)
     assert set(PROTOCOL_FIELDS) <= set(figures)
     assert figures["n_fake"] == 300 and figures["n_real"] == 10000 and figures["reference_split"] == "test"
     assert figures["step"] == 40 and figures["fid"] > 0
     assert json.loads((run_dir / "evaluation.json").read_text())["fid"] == figures["fid"]
+    cached = list((tmp_path / "cache" / "reference").glob("fashion_mnist-*.npz"))
+    assert len(cached) == 1
 
     # The samples are the checkpoint's generator, unmeasured: the same z gives the same images.
     sampler, _, _ = evaluate.load_sampler(run_dir, run_dir / "checkpoints" / "checkpoint_000")
     z = torch.randn(4, sampler.z_dim)
     assert torch.allclose(sampler.images(z), gan.sampler.images(z))
+    # The nearest-neighbour distance, over the run's 500 training images streamed in batches, is the in-memory one.
+    train = load_source("fashion_mnist", None, split="train", limit=500).images
+    in_memory = nearest_neighbour_distance(sampler.draw(300, 0), train)
+    assert figures["nn_pixel_distance"] == pytest.approx(in_memory, rel=1e-9)
+
+    # Again: the test split's features come from the cache; the classifier does not run over it a second time.
+    written = cached[0].stat().st_mtime_ns
+
+    def no_classifier(*args, **kwargs):
+        raise AssertionError("the classifier ran over the reference split again")
+
+    monkeypatch.setattr(reference, "classifier_outputs", no_classifier)
+    again = evaluate.evaluate_run(run_dir, n_samples=300)
+    assert cached[0].stat().st_mtime_ns == written
+    for key in ("fid", "kid", "kid_std", "classifier_score", "nn_pixel_distance", "n_real"):
+        assert again[key] == pytest.approx(figures[key], rel=1e-12), key

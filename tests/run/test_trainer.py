@@ -3,14 +3,16 @@
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
+import torch
 from conftest import NO_EVAL, _events, _train, needs_fashion
 from gansweep.data.sources import cache_dir
+from gansweep.gan.players import G_KEY
 from gansweep.run.run_dir import (
     CHECKPOINTS_DIR,
     latest_checkpoint,
+    load_checkpoint,
     read_evaluation,
     read_result,
 )
@@ -57,8 +59,9 @@ def test_two_worker_hidden_ambient_run_evaluates_periodically_and_at_the_end(tmp
         assert key in result["metrics"]
     assert 0 < result["metrics"]["d_real"] < 1 and 0 <= result["metrics"]["data_wait_frac"] < 1
     assert result["time_to_first_step_s"] > 0
-    # The lossy training set was cached under its fingerprint, for every later trial to reuse.
-    assert Path(result["data"]["lossy_cache"]).is_file() and result["data"]["fingerprint"] in result["data"]["lossy_cache"]
+    # The set was streamed, measured in the stream: nothing lossy cached, the pieces listed.
+    assert result["data"]["n_train"] == 200 and result["data"]["pieces"] == 1 and result["data"]["restored_set"] is None
+    assert result["data"]["sample_shape"] == [1, 28, 28]
 
     # fid leads the reported metrics (the one a sweep optimises); the last cheap evaluation is at the end.
     assert next(iter(result["metrics"])) == "fid"
@@ -119,3 +122,10 @@ def test_killed_run_resumes_from_its_last_checkpoint(tmp_path):
     # Rerun as it was: nothing to train; it says where it stands and keeps its result.
     again = _train(run, *common, "train.steps=50", cache=tmp_path / "cache")
     assert "resuming at step 50/50" in again.stdout + again.stderr and read_result(run)["step"] == 50
+
+    # The same run as one never interrupted: the same batches in the same order (the stream restarts at the row
+    # it had reached), the same random streams, so the same generator to the last bit.
+    straight = tmp_path / "straight"
+    _train(straight, *common, "train.steps=50", cache=tmp_path / "cache")
+    resumed_g, straight_g = (load_checkpoint(latest_checkpoint(r))[G_KEY] for r in (run, straight))
+    assert all(torch.equal(resumed_g[k], straight_g[k]) for k in straight_g)

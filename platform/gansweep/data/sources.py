@@ -200,11 +200,16 @@ def _is_uri(root: str) -> bool:
     return "://" in root
 
 
-@functools.lru_cache(maxsize=16)
 def _filesystem(root: str):
     """The pyarrow filesystem serving ROOT (a local path, or a URI such as s3://bucket/dir) and ROOT's path on it.
-    Cached: a reader task opens many pieces of one root. Credentials and endpoints come from the standard
-    environment (AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, GOOGLE_APPLICATION_CREDENTIALS ...)."""
+    Credentials and endpoints come from the standard environment (AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID,
+    GOOGLE_APPLICATION_CREDENTIALS ...)."""
+    return _cached_filesystem(root, os.environ.get("AWS_ENDPOINT_URL"))
+
+
+@functools.lru_cache(maxsize=16)
+def _cached_filesystem(root: str, endpoint: str | None):
+    """Cached, as a reader task opens many pieces of one root; a changed endpoint makes a new one."""
     import pyarrow as pa
     import pyarrow.fs as pafs
 

@@ -28,7 +28,13 @@ import torch
 
 from gansweep.config import Config, DataConfig, Measurements
 from gansweep.data.restoration import restore
-from gansweep.data.sources import SourceInfo, cache_dir, read_piece, resolved_root, source_pieces
+from gansweep.data.sources import (
+    SourceInfo,
+    cache_dir,
+    read_piece,
+    resolved_root,
+    source_pieces,
+)
 from gansweep.data.stream import StreamSpec, pieces_per_window
 from gansweep.data.thetas import measure_keyed
 from gansweep.nets.measurements import Measurement

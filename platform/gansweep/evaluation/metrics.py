@@ -16,6 +16,7 @@ torch RNG, where here they come from an explicit seed, so a figure is reproducib
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -164,28 +165,41 @@ def _flat_unit(x, name: str) -> torch.Tensor:
 def nearest_neighbour_distance(samples, train_images, batch: int = 256, train_batch: int = 8192) -> float:
     """Mean over samples of the smallest L2 pixel distance ([0, 1] intensities) to any training image.
 
-    Candidates are found with torch.cdist (matrix-product form, float64) over blocks of samples x
-    training images; the winner's distance is then recomputed from the pixel differences, so a sample
-    that is a training image scores exactly 0.
+    TRAIN_IMAGES are an (N, C, H, W) array or tensor (uint8 or in [0, 1]), taken TRAIN_BATCH images at a time, or
+    an iterable of such batches (the training split streamed: evaluation.reference.training_batches), read once:
+    each sample keeps its running minimum, so the training set is never held whole. In each training batch the
+    candidates are found with torch.cdist (matrix-product form, float64) over blocks of BATCH samples; the
+    candidate's distance is then recomputed from the pixel differences, so a sample that is a training image scores
+    exactly 0.
     """
-    x, y = _flat_unit(samples, "samples"), _flat_unit(train_images, "train_images")
-    if x.shape[1] != y.shape[1]:
-        raise ValueError(f"samples have {x.shape[1]} pixels, training images {y.shape[1]}")
-    if len(x) == 0 or len(y) == 0:
+    x = _flat_unit(samples, "samples")
+    if len(x) == 0:
         raise ValueError("need at least one sample and one training image")
-    total = 0.0
-    for start in range(0, len(x), batch):
-        xb = x[start : start + batch]
-        best = torch.full((len(xb),), float("inf"), dtype=torch.float64)
-        best_index = torch.zeros(len(xb), dtype=torch.long)
-        for t_start in range(0, len(y), train_batch):
-            d = torch.cdist(xb, y[t_start : t_start + train_batch], compute_mode="use_mm_for_euclid_dist")
-            value, index = d.min(1)
-            better = value < best
-            best = torch.where(better, value, best)
-            best_index = torch.where(better, index + t_start, best_index)
-        total += float((xb - y[best_index]).norm(dim=1).sum())
-    return total / len(x)
+    best = torch.full((len(x),), float("inf"), dtype=torch.float64)
+    n_train = 0
+    for chunk in _batches(train_images, train_batch):
+        y = _flat_unit(chunk, "train_images")
+        if y.shape[1] != x.shape[1]:
+            raise ValueError(f"samples have {x.shape[1]} pixels, training images {y.shape[1]}")
+        n_train += len(y)
+        if len(y) == 0:
+            continue
+        for start in range(0, len(x), batch):
+            xb = x[start : start + batch]
+            index = torch.cdist(xb, y, compute_mode="use_mm_for_euclid_dist").argmin(1)
+            best[start : start + batch] = torch.minimum(best[start : start + batch], (xb - y[index]).norm(dim=1))
+    if n_train == 0:
+        raise ValueError("need at least one sample and one training image")
+    return float(best.sum()) / len(x)
+
+
+def _batches(images, size: int) -> Iterator:
+    """An (N, ...) array or tensor in batches of SIZE; any other iterable as it comes (already batches)."""
+    if isinstance(images, (np.ndarray, torch.Tensor)):
+        for start in range(0, len(images), size):
+            yield images[start : start + size]
+    else:
+        yield from images
 
 
 def _unit_images(x, name: str) -> torch.Tensor:
@@ -226,7 +240,7 @@ def classifier_outputs(model: torch.nn.Module, images, batch: int = FEATURE_BATC
 
 def evaluate_samples(
     samples,
-    reference,
+    reference_feats,
     train_images,
     classifier: ClassifierRecord,
     reference_split: str = "test",
@@ -234,14 +248,14 @@ def evaluate_samples(
     kid_subset_size: int = 1000,
     seed: int = 0,
 ) -> dict:
-    """The evaluation protocol on generated `samples` (N, C, H, W) in [0, 1] against `reference`
-    (the clean test split, in [0, 1]): FID, KID and its std on the classifier's penultimate features,
-    the classifier score of the samples, and their mean nearest-neighbour pixel distance to
-    `train_images`. Every figure comes with n_fake, n_real, the reference split and the classifier's
-    fingerprint and test accuracy."""
-    model = classifier.model
-    fake_feats, fake_logits = classifier_outputs(model, samples)
-    real_feats, _ = classifier_outputs(model, reference)
+    """The evaluation protocol on generated `samples` (N, C, H, W) in [0, 1] against `reference_feats` (the
+    classifier's penultimate features (M, F) of the clean test split: evaluation.reference caches them): FID, KID
+    and its std on the classifier's features, the classifier score of the samples, and their mean
+    nearest-neighbour pixel distance to `train_images` (an array, or an iterable of batches: see
+    nearest_neighbour_distance). Every figure comes with n_fake, n_real, the reference split and the
+    classifier's fingerprint and test accuracy."""
+    fake_feats, fake_logits = classifier_outputs(classifier.model, samples)
+    real_feats = _as_float64(reference_feats, "reference_feats")
     kid, kid_std = kernel_inception_distance(fake_feats, real_feats, kid_subsets, kid_subset_size, seed)
     return {
         "fid": frechet_distance(fake_feats, real_feats),

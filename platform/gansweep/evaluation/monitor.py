@@ -18,14 +18,18 @@ import torch
 
 from gansweep.config import Config
 from gansweep.data.training_set import cache_root
-from gansweep.evaluation.classifier import DomainClassifier, load_or_train_classifier
+from gansweep.evaluation.classifier import (
+    ClassifierRecord,
+    DomainClassifier,
+    load_or_train_classifier,
+)
 from gansweep.evaluation.metrics import (
     classifier_outputs,
     classifier_score,
     feature_statistics,
     frechet_distance_from_statistics,
 )
-from gansweep.evaluation.reference import reference_images
+from gansweep.evaluation.reference import ReferenceFeatures, reference_features
 
 if TYPE_CHECKING:
     from gansweep.gan.sampler import Sampler
@@ -47,12 +51,12 @@ class MonitorPayload:
     classifier_fingerprint: str
 
     @classmethod
-    def of(cls, model: DomainClassifier, reference: np.ndarray, split: str, fingerprint: str) -> MonitorPayload:
-        """The payload of MODEL scoring against the REFERENCE images (uint8 or [0, 1]) of SPLIT."""
-        feats, _ = classifier_outputs(model, reference)
-        mu, sigma = feature_statistics(feats)
+    def of(cls, classifier: ClassifierRecord, reference: ReferenceFeatures) -> MonitorPayload:
+        """The payload of CLASSIFIER scoring against REFERENCE, its features of the reference split."""
+        model = classifier.model
+        mu, sigma = feature_statistics(reference.feats)
         return cls({k: v.cpu() for k, v in model.state_dict().items()}, model.in_channels, model.num_classes,
-                   model.feature_dim, mu, sigma, len(reference), split, fingerprint)
+                   model.feature_dim, mu, sigma, len(reference.feats), reference.split, classifier.fingerprint)
 
     def provenance(self, n_samples: int) -> dict:
         """The protocol fields recorded with the cheap figures of N_SAMPLES samples."""
@@ -61,12 +65,12 @@ class MonitorPayload:
 
 
 def prepare_monitor(cfg: Config) -> MonitorPayload:
-    """The payload of the run's cached domain classifier and reference split; trains and caches the classifier on
-    first use (with progress)."""
+    """The payload of the run's cached domain classifier and the cached features of its reference split; trains and
+    caches the classifier, and computes and caches the features, on first use (with progress)."""
     data = cfg.data
-    record = load_or_train_classifier(data.name, data.root, image_size=data.image_size, cache_dir=cache_root(data))
-    reference, split = reference_images(cfg)
-    return MonitorPayload.of(record.model, reference, split, record.fingerprint)
+    cache = cache_root(data)
+    record = load_or_train_classifier(data.name, data.root, image_size=data.image_size, cache_dir=cache)
+    return MonitorPayload.of(record, reference_features(data, record, cache))
 
 
 class FidMonitor:

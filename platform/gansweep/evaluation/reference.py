@@ -1,19 +1,122 @@
-"""The evaluation protocol's reference images: the clean test split of the run's source."""
+"""The evaluation protocol's data: the clean reference split (its images, and its domain-classifier features cached
+once per source and classifier) and the clean training split in batches, for the nearest-neighbour distance.
+
+The features of the reference split are what FID, KID and the cheap FID while training compare samples with. They
+are computed once per (source, its resolved root, image size, split, classifier fingerprint) and cached as
+CACHE/reference/<source>-<key>.npz (``feats``: float64 (N, F); ``key``: the JSON the key hashes), written under a
+temporary name and renamed into place, so concurrent trials never read a half-written file.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
+import sys
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
 import numpy as np
 
-from gansweep.config import Config
-from gansweep.data.sources import DataSourceError, load_source
+from gansweep.config import Config, DataConfig
+from gansweep.data.sources import (
+    DataSourceError,
+    describe_source,
+    load_source,
+    read_piece,
+    resolved_root,
+    source_pieces,
+)
+from gansweep.evaluation.metrics import classifier_outputs
+
+if TYPE_CHECKING:
+    from gansweep.evaluation.classifier import ClassifierRecord
+
+REFERENCE_VERSION = 1  # bump when the way the cached features are computed or stored changes
+TRAIN_BATCH = 2048  # training images per batch of the nearest-neighbour distance
+
+
+def reference_split(data: DataConfig) -> str:
+    """"test", or "train" for an image folder or Parquet set without a test split (listed, not read)."""
+    if data.name in ("image_folder", "parquet"):
+        try:
+            source_pieces(data.name, data.root, split="test")
+        except DataSourceError:
+            return "train"
+    return "test"
 
 
 def reference_images(cfg: Config) -> tuple[np.ndarray, str]:
     """The clean test split, or for sources without one the clean training split (named as such)."""
     data = cfg.data
+    split = reference_split(data)
+    return load_source(data.name, data.root, split=split, image_size=data.image_size).images, split
+
+
+@dataclass
+class ReferenceFeatures:
+    feats: np.ndarray  # float64 (N, F): the classifier's penultimate features of the reference split
+    split: str  # "test", or "train" for sources without a test split
+    path: Path  # the cache file
+    computed_now: bool  # False when read back from the cache
+
+
+def reference_features(data: DataConfig, classifier: ClassifierRecord, cache: Path) -> ReferenceFeatures:
+    """CLASSIFIER's features of the run's reference split, from CACHE/reference/ (CACHE: the data's cache_root);
+    computed and cached first when absent or unreadable."""
+    split = reference_split(data)
+    key = {
+        "version": REFERENCE_VERSION, "source": data.name, "root": resolved_root(data.name, data.root),
+        "image_size": data.image_size, "split": split, "classifier": classifier.fingerprint,
+    }
+    key_json = json.dumps(key, sort_keys=True)
+    path = Path(cache) / "reference" / f"{data.name}-{hashlib.sha256(key_json.encode()).hexdigest()[:16]}.npz"
+    feats = _read(path, key_json, classifier.model.feature_dim)
+    if feats is not None:
+        return ReferenceFeatures(feats, split, path, computed_now=False)
+    images = load_source(data.name, data.root, split=split, image_size=data.image_size).images
+    print(f"[gansweep] reference features: {data.name} {split} split ({len(images)} images), classifier "
+          f"[{classifier.fingerprint}] -> {path}", file=sys.stderr, flush=True)
+    feats, _ = classifier_outputs(classifier.model, images)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")  # unique per writer
     try:
-        return load_source(data.name, data.root, split="test", image_size=data.image_size).images, "test"
-    except DataSourceError:
-        if data.name not in ("image_folder", "parquet"):
-            raise
-        return load_source(data.name, data.root, split="train", image_size=data.image_size).images, "train"
+        with os.fdopen(handle, "wb") as file:
+            np.savez(file, feats=feats, key=np.array(key_json))
+        os.replace(tmp, path)  # atomic: a concurrent writer's file (the same features) is replaced whole
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+    return ReferenceFeatures(feats, split, path, computed_now=True)
+
+
+def _read(path: Path, key_json: str, feature_dim: int) -> np.ndarray | None:
+    """The cached features in PATH, or None when absent, unreadable or made for another key."""
+    try:
+        with np.load(path, allow_pickle=False) as saved:
+            if str(saved["key"]) != key_json:
+                return None
+            feats = saved["feats"]
+    except Exception:  # absent, cut off, not an .npz: recomputed
+        return None
+    ok = feats.dtype == np.float64 and feats.ndim == 2 and feats.shape[1] == feature_dim
+    return feats if ok and np.isfinite(feats).all() else None
+
+
+def training_batches(data: DataConfig, cache: Path, batch: int = TRAIN_BATCH) -> Iterator[np.ndarray]:
+    """The clean training split (its first data.limit images, at data.image_size) as uint8 (n, C, H, W) batches of
+    BATCH to 2 x BATCH images, read piece by piece (IDX sets through their Parquet conversion in CACHE): never held
+    whole. In piece order, which is not index order for an image folder."""
+    channels = describe_source(data.name, data.root, data.image_size, data.limit).clean_shape[0]
+    pieces = source_pieces(data.name, data.root, "train", data.limit, rows_per_piece=batch, cache=cache).pieces
+    held, count = [], 0
+    for piece in pieces:
+        held.append(read_piece(piece, data.image_size, channels).images)
+        count += len(held[-1])
+        if count >= batch:
+            yield np.concatenate(held)
+            held, count = [], 0
+    if held:
+        yield np.concatenate(held)

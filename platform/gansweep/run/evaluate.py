@@ -1,7 +1,9 @@
 """`gansweep evaluate`: the evaluation protocol on a trained run's generator (no Ray).
 
 Samples come from the run's newest checkpoint, without any measurement, and are compared with the
-clean test split on the cached domain classifier's features (metrics.evaluate_samples).
+clean test split on the cached domain classifier's features (metrics.evaluate_samples; the test split's
+features are cached too: evaluation.reference), and with the training split, streamed in batches, for the
+nearest-neighbour distance.
 """
 
 from __future__ import annotations
@@ -9,12 +11,15 @@ from __future__ import annotations
 from pathlib import Path
 
 from gansweep.config import ConfigError
-from gansweep.data.sources import load_source
 from gansweep.data.training_set import cache_root
 from gansweep.evaluation.classifier import load_or_train_classifier
 from gansweep.evaluation.inception import inception_fid, load_inception
 from gansweep.evaluation.metrics import evaluate_samples
-from gansweep.evaluation.reference import reference_images
+from gansweep.evaluation.reference import (
+    reference_features,
+    reference_images,
+    training_batches,
+)
 from gansweep.run.run_dir import load_sampler, resolve_checkpoint, write_evaluation
 
 
@@ -32,13 +37,14 @@ def evaluate_run(
     data = cfg.data
     inception_weights = inception_weights or cfg.eval.inception_weights
     inception = load_inception(inception_weights) if inception_weights else None  # a bad path fails first
-    classifier = load_or_train_classifier(data.name, data.root, image_size=data.image_size, cache_dir=cache_root(data))
-    reference, split = reference_images(cfg)
-    train = load_source(data.name, data.root, split="train", limit=data.limit, image_size=data.image_size)
+    cache = cache_root(data)
+    classifier = load_or_train_classifier(data.name, data.root, image_size=data.image_size, cache_dir=cache)
+    reference = reference_features(data, classifier, cache)
     samples = sampler.draw(n_samples, seed)
-    figures = evaluate_samples(samples, reference, train.images, classifier, split)
+    figures = evaluate_samples(samples, reference.feats, training_batches(data, cache), classifier, reference.split)
     if inception is not None:
-        figures.update(fid_inception=inception_fid(samples, reference, inception), inception_weights=str(inception_weights))
+        figures.update(fid_inception=inception_fid(samples, reference_images(cfg)[0], inception),
+                       inception_weights=str(inception_weights))
     figures.update(step=step, checkpoint=str(checkpoint), sample_seed=seed)
     write_evaluation(run_dir, figures)
     return figures

@@ -16,7 +16,11 @@ from gansweep.config import (
     check_shapes,
 )
 from gansweep.data.sources import DataSourceError, describe_source
-from gansweep.data.training_set import TrainingSet, prepare_training_set, restore_training_set
+from gansweep.data.training_set import (
+    TrainingSet,
+    prepare_training_set,
+    restore_training_set,
+)
 from gansweep.evaluation.monitor import MonitorPayload, prepare_monitor
 from gansweep.nets.measurements import MeasurementError
 from gansweep.run import run_dir

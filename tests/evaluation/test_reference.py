@@ -1,0 +1,117 @@
+"""The evaluation's data: the reference split's classifier features, cached once per (source, classifier), and the
+training split streamed in batches for the nearest-neighbour distance."""
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+from gansweep.config import load_config
+from gansweep.data.sources import load_source
+from gansweep.evaluation import monitor, reference
+from gansweep.evaluation.classifier import ClassifierRecord, DomainClassifier
+from gansweep.evaluation.metrics import (
+    classifier_outputs,
+    feature_statistics,
+    nearest_neighbour_distance,
+)
+from PIL import Image
+
+N_TRAIN, N_TEST, SIZE = 12, 5, 16  # 16x16: the smallest image the domain classifier takes
+
+
+def _data(tmp_path, test_split: bool = True, *overrides: str):
+    """The data config of a tiny labelled grayscale image folder (two classes), its cache in tmp_path/cache."""
+    rng = np.random.default_rng(0)
+    root = tmp_path / "images"
+    for i in range(N_TRAIN + (N_TEST if test_split else 0)):
+        folder = root / ("test" if i >= N_TRAIN else "") / "ab"[i % 2]
+        folder.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(rng.integers(0, 256, (SIZE, SIZE), dtype=np.uint8), mode="L").save(folder / f"{i}.png")
+    cfg = load_config(None, ["mode=clean", "data.name=image_folder", f"data.root={root}",
+                             f"data.cache_dir={tmp_path / 'cache'}", *overrides])
+    return cfg
+
+
+def _record(fingerprint: str = "f" * 16) -> ClassifierRecord:
+    torch.manual_seed(0)
+    return ClassifierRecord(model=DomainClassifier(1, 2).eval(), fingerprint=fingerprint, test_accuracy=0.5,
+                            n_train=N_TRAIN, path=None)
+
+
+def _no_classifier(*args, **kwargs):
+    raise AssertionError("the classifier ran over the reference split again")
+
+
+def test_reference_features_are_computed_once_per_source_and_classifier(tmp_path, monkeypatch):
+    cfg, record = _data(tmp_path), _record()
+    cache = tmp_path / "cache"
+    first = reference.reference_features(cfg.data, record, cache)
+    assert first.computed_now and first.split == "test" and first.feats.shape == (N_TEST, record.model.feature_dim)
+    test_images = load_source("image_folder", cfg.data.root, split="test").images
+    np.testing.assert_array_equal(first.feats, classifier_outputs(record.model, test_images)[0])
+    assert first.path.parent == cache / "reference" and first.path.name.startswith("image_folder-")
+    assert [p.name for p in first.path.parent.iterdir()] == [first.path.name]  # no temporary file left
+    written = first.path.stat().st_mtime_ns
+
+    with monkeypatch.context() as patch:
+        patch.setattr(reference, "classifier_outputs", _no_classifier)
+        second = reference.reference_features(cfg.data, record, cache)
+    assert not second.computed_now and second.path == first.path and second.split == "test"
+    np.testing.assert_array_equal(second.feats, first.feats)
+    assert first.path.stat().st_mtime_ns == written
+
+    # Another classifier, or another image size, has features of its own.
+    other = reference.reference_features(cfg.data, replace(record, fingerprint="0" * 16), cache)
+    resized = reference.reference_features(replace(cfg.data, image_size=SIZE), record, cache)
+    assert other.computed_now and resized.computed_now
+    assert len({first.path, other.path, resized.path}) == 3
+
+
+def test_an_unreadable_or_foreign_cache_file_is_recomputed(tmp_path):
+    cfg, record = _data(tmp_path), _record()
+    first = reference.reference_features(cfg.data, record, tmp_path / "cache")
+    first.path.write_bytes(b"cut off")
+    again = reference.reference_features(cfg.data, record, tmp_path / "cache")
+    assert again.computed_now
+    np.testing.assert_array_equal(again.feats, first.feats)
+    np.savez(first.path, feats=first.feats, key=np.array("{}"))  # made for another key
+    assert reference.reference_features(cfg.data, record, tmp_path / "cache").computed_now
+
+
+def test_a_source_without_a_test_split_is_scored_against_its_training_split(tmp_path):
+    cfg = _data(tmp_path, test_split=False)
+    features = reference.reference_features(cfg.data, _record(), tmp_path / "cache")
+    assert features.split == "train" and len(features.feats) == N_TRAIN
+    images, split = reference.reference_images(cfg)
+    assert split == "train" and len(images) == N_TRAIN
+
+
+def test_prepare_monitor_reads_the_cached_features(tmp_path, monkeypatch):
+    cfg, record = _data(tmp_path), _record()
+    monkeypatch.setattr(monitor, "load_or_train_classifier", lambda *args, **kwargs: record)
+    payload = monitor.prepare_monitor(cfg)
+    cached = reference.reference_features(cfg.data, record, tmp_path / "cache")
+    assert not cached.computed_now  # prepare_monitor cached them under the data's cache root
+    mu, sigma = feature_statistics(cached.feats)
+    np.testing.assert_array_equal(payload.mu, mu)
+    np.testing.assert_array_equal(payload.sigma, sigma)
+    assert payload.n_real == N_TEST and payload.reference_split == "test"
+    assert payload.classifier_fingerprint == record.fingerprint
+
+    monkeypatch.setattr(reference, "classifier_outputs", _no_classifier)
+    np.testing.assert_array_equal(monitor.prepare_monitor(cfg).mu, mu)
+
+
+@pytest.mark.parametrize("limit", [None, 10])
+def test_training_batches_stream_the_split_and_give_the_in_memory_distance(tmp_path, limit):
+    cfg = _data(tmp_path, True, *([f"data.limit={limit}"] if limit else []))
+    batches = list(reference.training_batches(cfg.data, tmp_path / "cache", batch=3))
+    whole = load_source("image_folder", cfg.data.root, split="train", limit=limit).images
+    assert all(b.dtype == np.uint8 and b.shape[1:] == (1, SIZE, SIZE) and 3 <= len(b) < 6 for b in batches[:-1])
+    assert sum(len(b) for b in batches) == len(whole) == (limit or N_TRAIN)
+    assert sorted(i.tobytes() for i in np.concatenate(batches)) == sorted(i.tobytes() for i in whole)
+
+    samples = torch.rand(7, 1, SIZE, SIZE, generator=torch.Generator().manual_seed(3))
+    streamed = nearest_neighbour_distance(samples, reference.training_batches(cfg.data, tmp_path / "cache", batch=3))
+    assert streamed == pytest.approx(nearest_neighbour_distance(samples, whole), rel=1e-12)
