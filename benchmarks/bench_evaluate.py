@@ -17,7 +17,7 @@ import time
 import torch
 from gansweep.data.sources import load_source
 from gansweep.evaluation.classifier import load_or_train_classifier
-from gansweep.evaluation.metrics import evaluate_samples
+from gansweep.evaluation.metrics import classifier_outputs, evaluate_samples
 from gansweep.gan.priors import NormalPrior
 from gansweep.gan.sampler import Sampler
 from gansweep.nets.models import Generator
@@ -31,7 +31,7 @@ def main() -> None:
     start = time.perf_counter()
     classifier = load_or_train_classifier("fashion_mnist", None)
     classifier_s = time.perf_counter() - start
-    reference = load_source("fashion_mnist", None, split="test").images
+    reference = classifier_outputs(classifier.model, load_source("fashion_mnist", None, split="test").images)[0]
     train = load_source("fashion_mnist", None, split="train").images
 
     torch.manual_seed(0)

@@ -10,6 +10,7 @@ from gansweep.data.sources import load_source, source_pieces
 from gansweep.data.stream import (
     StreamSpec,
     epoch_windows,
+    pieces_per_window,
     rank_batches,
     rank_items,
     read_window,
@@ -151,3 +152,26 @@ def test_ray_streams_the_batches_in_order_from_any_row(parquet_set):
     expected = _rows(spec, rank_items(spec, 0, 1, 0, 12 * 16))["index"][: 12 * 16]
     assert torch.equal(torch.cat([b[2] for b in whole]), torch.from_numpy(expected))
     assert all(torch.equal(a[2], b[2]) for a, b in zip(whole[5:], resumed))
+
+
+def test_a_set_larger_than_the_object_store_streams_through_it_twice(tmp_path):
+    """6,400 RGB 64x64 images (79 MB of pixels, as noise: the files are as large) through a 75 MB object store."""
+    import ray
+
+    n, pixels, store = 6400, 3 * 64 * 64, 75 * 2**20
+    rng = np.random.default_rng(0)
+    for part in range(4):
+        values = rng.integers(0, 256, n // 4 * pixels, dtype=np.uint8)
+        pq.write_table(pa.table({"image": pa.FixedSizeListArray.from_arrays(pa.array(values), pixels)}),
+                       tmp_path / f"part-{part}.parquet", row_group_size=800)
+    assert sum(f.stat().st_size for f in tmp_path.iterdir()) > store
+    pieces = source_pieces("parquet", str(tmp_path)).pieces
+    spec = StreamSpec(pieces, channels=3, image_size=None, measurement=None, data_seed=0, shuffle_seed=0,
+                      pieces_per_window=pieces_per_window(pieces, pixels), task_cpus=0.25)
+    ray.init(address="local", num_cpus=2, object_store_memory=store, include_dashboard=False)
+    try:
+        batches = rank_batches(spec, 0, 1, 256, 0, torch.device("cpu"), rows_per_pass=2 * n)
+        seen = torch.cat([next(batches)[2] for _ in range(2 * n // 256)])
+    finally:
+        ray.shutdown()
+    assert torch.equal(torch.bincount(seen, minlength=n), torch.full((n,), 2))  # every image, once an epoch

@@ -129,3 +129,36 @@ def test_killed_run_resumes_from_its_last_checkpoint(tmp_path):
     _train(straight, *common, "train.steps=50", cache=tmp_path / "cache")
     resumed_g, straight_g = (load_checkpoint(latest_checkpoint(r))[G_KEY] for r in (run, straight))
     assert all(torch.equal(resumed_g[k], straight_g[k]) for k in straight_g)
+
+
+@pytest.mark.slow  # 1 to 4 min on 2 cores; tests/data/test_stream.py streams the same through the store in seconds
+def test_a_training_run_on_a_set_larger_than_the_object_store_completes(tmp_path):
+    """6,400 RGB 64x64 images (79 MB of pixels) through a 75 MB object store, more than one epoch."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    import ray
+    from gansweep.config import load_config
+    from gansweep.run.trainer import run_training
+
+    n, pixels = 6400, 3 * 64 * 64
+    data = tmp_path / "data"
+    data.mkdir()
+    rng = np.random.default_rng(0)
+    for part in range(4):  # noise: the Parquet files are as large as the pixels
+        values = rng.integers(0, 256, n // 4 * pixels, dtype=np.uint8)
+        pq.write_table(pa.table({"image": pa.FixedSizeListArray.from_arrays(pa.array(values), pixels)}),
+                       data / f"part-{part}.parquet", row_group_size=800)
+    store = 75 * 2**20
+    assert sum(f.stat().st_size for f in data.iterdir()) > store
+    cfg = load_config(None, ["mode=clean", "data.name=parquet", f"data.root={data}", "model.g_width=8",
+                             "model.d_width=8", "train.batch_size=64", "train.steps=110", "train.log_every=55",
+                             "train.checkpoint_every=110", *NO_EVAL])
+    ray.init(address="local", num_cpus=2, object_store_memory=store, include_dashboard=False)
+    try:
+        assert ray.cluster_resources()["object_store_memory"] <= store
+        result = run_training(cfg, tmp_path / "run")
+    finally:
+        ray.shutdown()
+    assert result["step"] == 110 and result["data"]["n_train"] == n  # 7,040 images: past the end of the set
+    assert result["data"]["clean_shape"] == [3, 64, 64]

@@ -159,7 +159,7 @@ def classifier_score(outputs, splits: int = 1, probs: bool | None = None) -> flo
 
 
 def _flat_unit(x, name: str) -> torch.Tensor:
-    return _unit_images(x, name).reshape(len(x), -1).double()
+    return _unit_images(x, name).flatten(1).double()
 
 
 def nearest_neighbour_distance(samples, train_images, batch: int = 256, train_batch: int = 8192) -> float:
