@@ -29,6 +29,9 @@ from gansweep.nets.measurements import Measurement
 BLOCK_ROWS = 1024  # rows per block a window task emits
 WINDOW_BYTES = 64 * 2**20  # at most this many bytes of images per window (its task's memory)
 MAX_PIECES_PER_WINDOW = 8
+# How far a rank's stream reads ahead of its training (its share of the object store): a few windows. Unbounded,
+# Ray Data reads ahead until its object store budget is full, at full speed, taking CPU from the workers.
+READ_AHEAD_BYTES = 4 * WINDOW_BYTES
 
 
 @dataclass
@@ -116,6 +119,8 @@ def window_dataset(spec: StreamSpec, items: list[dict]):
     context = ray.data.DataContext.get_current()
     context.execution_options.preserve_order = True  # the order is the point: see the module's docstring
     context.enable_progress_bars = False  # a progress bar per window is noise in the training log
+    context.execution_options.resource_limits = context.execution_options.resource_limits.copy(
+        object_store_memory=READ_AHEAD_BYTES)
     items_ds = ray.data.from_items(items, override_num_blocks=len(items))
     return items_ds.map_batches(_read_items, fn_kwargs={"spec": spec}, batch_size=1, num_cpus=spec.task_cpus)
 
