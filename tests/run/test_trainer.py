@@ -60,7 +60,8 @@ def test_two_worker_hidden_ambient_run_evaluates_periodically_and_at_the_end(tmp
     assert 0 < result["metrics"]["d_real"] < 1 and 0 <= result["metrics"]["data_wait_frac"] < 1
     assert result["time_to_first_step_s"] > 0
     # The set was streamed, measured in the stream: nothing lossy cached, the pieces listed.
-    assert result["data"]["n_train"] == result["config"]["data"]["limit"] and result["data"]["pieces"] == 1 and result["data"]["restored_set"] is None
+    data = result["data"]
+    assert data["n_train"] == result["config"]["data"]["limit"] and data["pieces"] == 1 and data["restored_set"] is None
     assert result["data"]["sample_shape"] == [1, 28, 28]
 
     # fid leads the reported metrics (the one a sweep optimises); the last cheap evaluation is at the end.
