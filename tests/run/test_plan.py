@@ -2,7 +2,7 @@
 
 import pytest
 from gansweep.config import ConfigError
-from gansweep.run.plan import plan_resources, torch_threads
+from gansweep.run.plan import plan_resources, stream_tasks, torch_threads
 
 
 def test_one_cpu_run_takes_the_cluster_s_cpus():
@@ -40,3 +40,10 @@ def test_gpu_runs_get_one_cpu_per_worker_and_pack_fractional_gpus():
 def test_what_cannot_fit_is_refused_naming_the_keys(args, keys, fragment):
     with pytest.raises(ConfigError, match=fragment):
         plan_resources(*args, keys=keys)
+
+
+def test_each_stream_reads_with_the_whole_cpus_left_beside_its_worker():
+    assert stream_tasks(1, 1.75, 0, {"CPU": 2}) == 1  # a quarter CPU left: one task
+    assert stream_tasks(1, 0.75, 0, {"CPU": 2}) == 1  # two such trials fill the CPUs: one each
+    assert stream_tasks(1, 1.0, 1, {"CPU": 8, "GPU": 1}) == 7  # a GPU node: the CPUs the worker leaves
+    assert stream_tasks(2, 1.0, 1, {"CPU": 16, "GPU": 4}) == 3  # two runs of two: 12 CPUs free for 4 workers

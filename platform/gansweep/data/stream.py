@@ -46,6 +46,7 @@ class StreamSpec:
     shuffle_seed: int  # keys the order
     pieces_per_window: int
     task_cpus: float  # of each reading task
+    max_tasks: int = 1  # reading tasks at once per rank (run/plan.py's stream_tasks: the CPUs left beside it)
 
     @property
     def n_images(self) -> int:
@@ -119,10 +120,13 @@ def window_dataset(spec: StreamSpec, items: list[dict]):
     context = ray.data.DataContext.get_current()
     context.execution_options.preserve_order = True  # the order is the point: see the module's docstring
     context.enable_progress_bars = False  # a progress bar per window is noise in the training log
+    # Capped at spec.max_tasks tasks too: Ray Data would start a task process (torch imported anew) for every
+    # fraction of a CPU it finds, and a few of those starting at once take the workers' CPUs for a minute.
     context.execution_options.resource_limits = context.execution_options.resource_limits.copy(
         object_store_memory=READ_AHEAD_BYTES)
     items_ds = ray.data.from_items(items, override_num_blocks=len(items))
-    return items_ds.map_batches(_read_items, fn_kwargs={"spec": spec}, batch_size=1, num_cpus=spec.task_cpus)
+    return items_ds.map_batches(_read_items, fn_kwargs={"spec": spec}, batch_size=1, num_cpus=spec.task_cpus,
+                                 concurrency=spec.max_tasks)
 
 
 def rank_batches(

@@ -74,6 +74,14 @@ def plan_resources(
     return cpus_per_worker, max(1, min(fit, runs))
 
 
+def stream_tasks(workers: int, cpus_per_worker: float, gpus_per_worker: float, cluster: dict[str, float]) -> int:
+    """Reading tasks at once for each worker's stream: one per whole CPU left beside it when the cluster is full of
+    such runs (a sweep's concurrent trials), at least one."""
+    fit = plan_resources(workers, cpus_per_worker, gpus_per_worker, cluster, runs=10**6)[1]
+    free = float(cluster.get("CPU", 0)) - fit * workers * cpus_per_worker
+    return max(1, int(free / (fit * workers) + 1e-9))
+
+
 def torch_threads(cpus_per_worker: float) -> int:
     """A worker's torch threads: its CPUs with its stream's share (the stream's tasks are short), at least 1."""
     return max(1, round(cpus_per_worker + STREAM_CPUS_PER_WORKER))

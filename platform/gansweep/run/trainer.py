@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import socket
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from gansweep.config import (
@@ -24,7 +24,7 @@ from gansweep.data.training_set import (
 from gansweep.evaluation.monitor import MonitorPayload, prepare_monitor
 from gansweep.nets.measurements import MeasurementError
 from gansweep.run import run_dir
-from gansweep.run.plan import RunPlan, plan_resources, torch_threads
+from gansweep.run.plan import RunPlan, plan_resources, stream_tasks, torch_threads
 
 
 class TrainingDiverged(RuntimeError):
@@ -119,12 +119,14 @@ def run_training(
     t = cfg.train
     started_ray = init_ray()
     try:
-        cpus_per_worker, _ = plan_resources(t.workers, t.cpus_per_worker, t.gpus_per_worker if t.use_gpu else 0,
-                                            ray.cluster_resources())
+        gpus_per_worker, cluster = t.gpus_per_worker if t.use_gpu else 0, ray.cluster_resources()
+        cpus_per_worker, _ = plan_resources(t.workers, t.cpus_per_worker, gpus_per_worker, cluster)
         training_set = restore_training_set(cfg, training_set)  # mode unmeasure, once per lossy set
+        stream = replace(training_set.stream, max_tasks=stream_tasks(t.workers, cpus_per_worker, gpus_per_worker,
+                                                                     cluster))
         plan = RunPlan(config=cfg, output=str(output), log_dir=str(log_dir), clean_shape=training_set.clean_shape,
                        num_classes=training_set.num_classes, measurements=checked.measurements,
-                       stream=training_set.stream, threads=torch_threads(cpus_per_worker),
+                       stream=stream, threads=torch_threads(cpus_per_worker),
                        fallback_checkpoint=str(latest) if latest else None, monitor=monitor)
         trainer = TorchTrainer(
             train_loop_per_worker,
@@ -166,7 +168,8 @@ def run_training(
             "clean_shape": list(training_set.clean_shape),
             "sample_shape": list(training_set.sample_shape),
             "pieces": len(training_set.stream.pieces),
-            "pieces_per_window": training_set.stream.pieces_per_window,
+            "pieces_per_window": stream.pieces_per_window,
+            "stream_tasks": stream.max_tasks,
             "restored_set": training_set.restored_path,
         },
         "resources": {"workers": t.workers, "cpus_per_worker": cpus_per_worker, "use_gpu": t.use_gpu},
