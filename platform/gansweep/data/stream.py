@@ -126,7 +126,7 @@ def window_dataset(spec: StreamSpec, items: list[dict]):
         object_store_memory=READ_AHEAD_BYTES)
     items_ds = ray.data.from_items(items, override_num_blocks=len(items))
     return items_ds.map_batches(_read_items, fn_kwargs={"spec": spec}, batch_size=1, num_cpus=spec.task_cpus,
-                                 concurrency=spec.max_tasks)
+                                 compute=ray.data.TaskPoolStrategy(size=spec.max_tasks))
 
 
 def rank_batches(
