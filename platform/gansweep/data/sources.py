@@ -542,6 +542,7 @@ class SourceInfo:
     num_classes: int
     n_images: int  # in the training split, at most `limit`
     unlabelled: bool  # whether one of those images has no label
+    pieces: SplitPieces | None = None  # the split's pieces as listed to describe it (None for IDX: headers only)
 
 
 def describe_source(name: str, root: str | None, image_size: int | None = None, limit: int | None = None) -> SourceInfo:
@@ -555,7 +556,7 @@ def describe_source(name: str, root: str | None, image_size: int | None = None, 
     split = source_pieces(name, path, limit=limit)
     first = read_piece(_first_image(split.pieces[0]), image_size, None)
     return SourceInfo(first.images.shape[1:], split.num_classes, len(split.labels),
-                      unlabelled=bool((split.labels < 0).any()))
+                      unlabelled=bool((split.labels < 0).any()), pieces=split)
 
 
 def _first_image(piece: Piece) -> Piece:

@@ -99,12 +99,15 @@ def read_window(spec: StreamSpec, epoch: int, window: int, skip: int = 0) -> Ite
     order = np.random.default_rng([spec.shuffle_seed, epoch, window]).permutation(len(images))[skip:]
     for lo in range(0, len(order), BLOCK_ROWS):
         rows = order[lo : lo + BLOCK_ROWS]
-        block = images[rows]
-        if spec.measurement is not None:
-            with torch.no_grad():
-                clean = torch.from_numpy(block).float() / 255.0
-                block = measure_keyed(spec.measurement, clean, indices[rows], spec.data_seed)[0].numpy()
+        block = images[rows] if spec.measurement is None else measured(spec, images[rows], indices[rows])
         yield {"image": block, "label": labels[rows], "index": indices[rows]}
+
+
+def measured(spec: StreamSpec, images: np.ndarray, indices: np.ndarray) -> np.ndarray:
+    """uint8 clean IMAGES at INDICES measured with their keyed thetas: float32 y in the measurement's space."""
+    with torch.no_grad():
+        clean = torch.from_numpy(images).float() / 255.0
+        return measure_keyed(spec.measurement, clean, indices, spec.data_seed)[0].numpy()
 
 
 def _read_items(batch: dict[str, np.ndarray], spec: StreamSpec) -> Iterator[dict[str, np.ndarray]]:
@@ -120,11 +123,11 @@ def window_dataset(spec: StreamSpec, items: list[dict]):
     context = ray.data.DataContext.get_current()
     context.execution_options.preserve_order = True  # the order is the point: see the module's docstring
     context.enable_progress_bars = False  # a progress bar per window is noise in the training log
-    # Capped at spec.max_tasks tasks too: Ray Data would start a task process (torch imported anew) for every
-    # fraction of a CPU it finds, and a few of those starting at once take the workers' CPUs for a minute.
     context.execution_options.resource_limits = context.execution_options.resource_limits.copy(
         object_store_memory=READ_AHEAD_BYTES)
     items_ds = ray.data.from_items(items, override_num_blocks=len(items))
+    # At most spec.max_tasks tasks at once: Ray Data would start a task process (torch imported anew) for every
+    # fraction of a CPU it finds, and a few of those starting at once take the workers' CPUs for a minute.
     return items_ds.map_batches(_read_items, fn_kwargs={"spec": spec}, batch_size=1, num_cpus=spec.task_cpus,
                                  compute=ray.data.TaskPoolStrategy(size=spec.max_tasks))
 

@@ -35,7 +35,7 @@ from gansweep.data.sources import (
     resolved_root,
     source_pieces,
 )
-from gansweep.data.stream import StreamSpec, pieces_per_window
+from gansweep.data.stream import StreamSpec, measured, pieces_per_window
 from gansweep.data.thetas import measure_keyed
 from gansweep.nets.measurements import Measurement
 
@@ -90,7 +90,8 @@ def prepare_training_set(cfg: Config, measurements: Measurements, source: Source
     """The training set of a run whose source SOURCE describes: its pieces listed (IDX sets converted to Parquet in
     the cache once), nothing decoded. No Ray: mode unmeasure's restoration runs later (restore_training_set)."""
     data = cfg.data
-    pieces = source_pieces(data.name, data.root, "train", data.limit, cache=cache_root(data)).pieces
+    listed = source.pieces or source_pieces(data.name, data.root, "train", data.limit, cache=cache_root(data))
+    pieces = listed.pieces  # listed once: describe_source's listing, or the IDX set's Parquet conversion
     measurement = measurements.image if cfg.measures_reals else None
     clean_shape = tuple(source.clean_shape)
     sample_shape = measurement.output_shape(clean_shape) if measurement is not None and cfg.mode != "unmeasure" \
@@ -183,13 +184,10 @@ def read_training_set(training_set: TrainingSet, limit: int | None = None) -> tu
     images, labels, indices = [], [], []
     for piece in sorted(spec.pieces, key=lambda p: p.indices.start):
         arrays = read_piece(piece, spec.image_size, spec.channels)
-        x = torch.from_numpy(arrays.images).float() / 255.0
-        if spec.measurement is not None:
-            with torch.no_grad():
-                x = measure_keyed(spec.measurement, x, piece.indices, spec.data_seed)[0]
-        images.append(x.numpy())
-        labels.append(arrays.labels)
         indices.append(np.asarray(piece.indices))
+        images.append(arrays.images.astype(np.float32) / 255.0 if spec.measurement is None
+                      else measured(spec, arrays.images, indices[-1]))
+        labels.append(arrays.labels)
         if limit is not None and piece.indices.step == 1 and piece.indices.stop >= limit:
             break  # contiguous pieces in order: images 0 to LIMIT - 1 are read (an image folder's are strided)
     order = np.argsort(np.concatenate(indices), kind="stable")[:limit]

@@ -109,8 +109,11 @@ def training_batches(data: DataConfig, cache: Path, batch: int = TRAIN_BATCH) ->
     """The clean training split (its first data.limit images, at data.image_size) as uint8 (n, C, H, W) batches of
     BATCH to 2 x BATCH images, read piece by piece (IDX sets through their Parquet conversion in CACHE): never held
     whole. In piece order, which is not index order for an image folder."""
-    channels = describe_source(data.name, data.root, data.image_size, data.limit).clean_shape[0]
-    pieces = source_pieces(data.name, data.root, "train", data.limit, rows_per_piece=batch, cache=cache).pieces
+    info = describe_source(data.name, data.root, data.image_size, data.limit)
+    channels = info.clean_shape[0]
+    # The listing describe_source made (image folders, Parquet), not a second one; IDX sets through their Parquet.
+    listed = info.pieces or source_pieces(data.name, data.root, "train", data.limit, rows_per_piece=batch, cache=cache)
+    pieces = listed.pieces
     held, count = [], 0
     for piece in pieces:
         held.append(read_piece(piece, data.image_size, channels).images)
