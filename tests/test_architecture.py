@@ -12,9 +12,9 @@ import pytest
 PACKAGE = Path(__file__).resolve().parents[1] / "platform" / "gansweep"
 MAX_CHAIN = 9  # modules, the CLI and the leaf included
 MAX_LINES = 120
-# Lower layers first; a module may import its own layer and those before it. config checks names and values
+# Lower layers first (storage: locations, the bottom of everything that reads or writes a file); a module may import its own layer and those before it. config checks names and values
 # against the modules that implement them, so the plain ones it reads (nets, sources, restoration) sit below it.
-LAYERS = ("nets", "data.sources", "data.restoration", "config", "data", "gan", "evaluation", "run", "sweep", "tools", "cli")
+LAYERS = ("storage", "nets", "data.sources", "data.restoration", "config", "data", "gan", "evaluation", "run", "sweep", "tools", "cli")
 
 
 def _module_name(path: Path) -> str:

@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 
+from gansweep import storage
 from gansweep.config import (
     TOOL_REVERSAL_STEPS,
     ConfigError,
@@ -13,6 +14,7 @@ from gansweep.config import (
     load_config,
 )
 from gansweep.data.sources import DataSourceError
+from gansweep.storage import StorageError
 from gansweep.sweep.sweep_dir import SweepDirError
 
 EXIT_BAD_INPUT = 2
@@ -22,6 +24,7 @@ def _train(args: argparse.Namespace) -> int:
     from gansweep.run.trainer import TrainingDiverged, check_config, run_training
 
     cfg = load_config(args.config, args.set)
+    storage.check_writable(args.output, "--output")
     checked = check_config(cfg)  # before Ray starts
     training_set = checked.training_set
     print(
@@ -35,7 +38,8 @@ def _train(args: argparse.Namespace) -> int:
         print(f"gansweep: training stopped: {exc}", file=sys.stderr)
         return 1
     print(json.dumps({"step": summary["step"], **summary["metrics"]}, indent=2))
-    print(f"[gansweep] wrote {args.output}/result.json; compare runs with: tensorboard --logdir {args.output}")
+    output = storage.display(storage.normalize(args.output))
+    print(f"[gansweep] wrote {output}/result.json; compare runs with: tensorboard --logdir {output}")
     return 0
 
 
@@ -52,7 +56,7 @@ def _evaluate(args: argparse.Namespace) -> int:
 def _invert(args: argparse.Namespace) -> int:
     from gansweep.tools.invert import invert
 
-    output = args.output or f"{args.run.rstrip('/')}/invert"
+    output = args.output or storage.join(args.run, "invert")
     summary = invert(args.run, args.images, output, steps=args.steps, lr=args.lr, init_std=args.init_std,
                      seed=args.seed, limit=args.limit)
     print(f"[gansweep] reversed {summary['images']} images in {summary['steps']} steps: mean squared error "
@@ -65,7 +69,7 @@ def _holdout(args: argparse.Namespace) -> int:
     from gansweep.run.run_dir import resolve_checkpoint
     from gansweep.tools.holdout import BANDWIDTHS, holdout_likelihood
 
-    output = args.output or resolve_checkpoint(args.run)[0] / "holdout"  # beside the checkpoints, not in one
+    output = args.output or storage.join(resolve_checkpoint(args.run)[0], "holdout")  # beside the checkpoints
     bandwidths = BANDWIDTHS if args.bandwidths is None else args.bandwidths  # an empty list is refused, not defaulted
     summary = holdout_likelihood(args.run, output, n=args.n, bandwidths=bandwidths, steps=args.steps, lr=args.lr,
                                  init_std=args.init_std, seed=args.seed)
@@ -108,8 +112,8 @@ def _report(args: argparse.Namespace) -> int:
     from gansweep.sweep.report import write_report
 
     summary = write_report(args.sweep_dir, storage=args.storage)
-    print(summary.read_text())
-    print(f"[gansweep] wrote {summary.parent}/")
+    print(storage.read_text(summary))
+    print(f"[gansweep] wrote {storage.display(storage.parent_of(summary))}/")
     return 0
 
 
@@ -195,7 +199,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (ConfigError, DataSourceError, SweepDirError) as exc:
+    except (ConfigError, DataSourceError, SweepDirError, StorageError) as exc:
         print(f"gansweep: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
 

@@ -1,6 +1,7 @@
 """gansweep.sweep.report on a synthetic sweep directory with a real Optuna SQLite study."""
 
 import csv
+from pathlib import Path
 
 import matplotlib
 
@@ -81,7 +82,7 @@ def table_names(summary: str) -> list[str]:
 def min_report(tmp_path_factory):
     root = tmp_path_factory.mktemp("sweep_min")
     make_sweep(root)
-    return root, write_report(root)
+    return root, Path(write_report(root))
 
 
 def test_best_trial_and_sorted_table(min_report):
@@ -132,7 +133,7 @@ def test_plots_are_pngs(min_report):
 
 def test_mode_max_picks_the_maximum(tmp_path):
     make_sweep(tmp_path, mode="max")
-    summary = write_report(tmp_path).read_text()
+    summary = Path(write_report(tmp_path)).read_text()
     best = summary.split("## Best trial")[1].split("\n## ")[0]
     assert "00002_p=0.8" in best
     assert table_names(summary)[:2] == ["00002_p=0.8", "00004_p=0.3"]
@@ -141,7 +142,7 @@ def test_mode_max_picks_the_maximum(tmp_path):
 
 def test_no_importances_says_why(tmp_path):
     make_sweep(tmp_path, trials=TRIALS[2:4])  # one stopped (complete) trial and one failed
-    summary = write_report(tmp_path).read_text()
+    summary = Path(write_report(tmp_path)).read_text()
     assert "at least 2 complete trials" in summary
     assert not (tmp_path / "report" / "importances.png").exists()
     assert "00000_p=0.8" in summary.split("## Best trial")[1].split("\n## ")[0]
@@ -151,11 +152,11 @@ def test_no_importances_says_why(tmp_path):
 
 def test_storage_argument_overrides_masked_url(tmp_path):
     storage = make_sweep(tmp_path, storage_in_json="postgresql://user:***@db.example/optuna")
-    summary = write_report(tmp_path, storage=storage).read_text()
+    summary = Path(write_report(tmp_path, storage=storage)).read_text()
     assert "Source: the Optuna study `demo`" in summary
     assert (tmp_path / "report" / "importances.png").exists()
     # Without it the report still ranks parameters, from trials.json, and says why.
-    summary = write_report(tmp_path).read_text()
+    summary = Path(write_report(tmp_path)).read_text()
     assert "password masked" in summary and "Source: trials.json" in summary
 
 

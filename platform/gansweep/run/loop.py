@@ -62,12 +62,13 @@ def _restore(gan: GANTrainer, rank: int, device: torch.device, fallback: str | N
     """Load Ray Train's latest checkpoint of this run, else the fallback; returns its step (0 if none) and the
     best cheap figures so far."""
     checkpoint = ray.train.get_checkpoint()
-    if checkpoint is None and fallback is not None:
-        checkpoint = ray.train.Checkpoint.from_directory(fallback)
-    if checkpoint is None:
+    if checkpoint is not None:
+        with checkpoint.as_directory() as directory:
+            state = load_checkpoint(directory, map_location=device)
+    elif fallback is not None:  # a folder or a URI
+        state = load_checkpoint(fallback, map_location=device)
+    else:
         return 0, {}
-    with checkpoint.as_directory() as directory:
-        state = load_checkpoint(directory, map_location=device)
     gan.load_state_dict(state)
     if rank < len(state["rng"]):
         gan.set_rng_state(state["rng"][rank])

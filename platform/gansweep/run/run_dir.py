@@ -1,14 +1,17 @@
 """A run directory, its one owner: run.json, the checkpoints (G, D, optimisers, step, every rank's random streams and
-the best cheap evaluation figures so far), and opening a run's sampler."""
+the best cheap evaluation figures so far), and opening a run's sampler. A run directory is a local folder or a
+folder on object storage (gansweep.storage); its TensorBoard files are run.summaries'."""
 
 from __future__ import annotations
 
+import io
 import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
+from gansweep import storage
 from gansweep.config import Config, ConfigError, from_dict
 from gansweep.gan.sampler import Sampler, checkpoint_sampler
 
@@ -32,114 +35,121 @@ class RunRecord:
     num_classes: int = 0
 
 
-def write_run_record(run_dir: Path, record: RunRecord) -> None:
-    run_dir.mkdir(parents=True, exist_ok=True)
-    write_json(run_dir / RUN_FILE, {"config": record.config.to_dict(), "clean_shape": list(record.clean_shape),
-                                     "num_classes": record.num_classes})
+def write_run_record(run_dir: str, record: RunRecord) -> None:
+    write_json(storage.join(run_dir, RUN_FILE), {"config": record.config.to_dict(),
+                                                 "clean_shape": list(record.clean_shape),
+                                                 "num_classes": record.num_classes})
 
 
-def read_run_record(run_dir: Path) -> RunRecord:
-    path = run_dir / RUN_FILE
-    if not path.is_file():
-        raise ConfigError(f"{path} is missing: {run_dir} is not a gansweep run directory")
-    data = json.loads(path.read_text())
+def read_run_record(run_dir: str) -> RunRecord:
+    path = storage.join(run_dir, RUN_FILE)
+    data = _read_json(path)
+    if data is None:
+        raise ConfigError(f"{storage.display(path)} is missing: {storage.display(run_dir)} is not a gansweep run "
+                          "directory")
     return RunRecord(from_dict(data["config"]), tuple(data["clean_shape"]), int(data.get("num_classes", 0)))
 
 
-def write_json(path: Path, data: dict) -> None:
-    """DATA as PATH, written then renamed: a reader (a sweep's driver, a report, a rerun) never sees half a file.
-    Non-finite floats are written as JSON's NaN / Infinity; other numbers (numpy's) as floats."""
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(data, indent=2, default=float))
-    tmp.replace(path)
+def write_json(location: str, data: dict) -> None:
+    """DATA as LOCATION, written whole (storage.write_text): a reader (a sweep's driver, a report, a rerun) never
+    sees half a file. Non-finite floats are written as JSON's NaN / Infinity; other numbers (numpy's) as floats."""
+    storage.write_text(location, json.dumps(data, indent=2, default=float))
 
 
-def _read_json(path: Path) -> dict | None:
-    return json.loads(path.read_text()) if path.is_file() else None
+def _read_json(location: str) -> dict | None:
+    return json.loads(storage.read_text(location)) if storage.is_file(location) else None
 
 
-def write_result(run_dir: Path, summary: dict) -> None:
-    write_json(run_dir / RESULT_FILE, summary)
+def write_result(run_dir: str, summary: dict) -> None:
+    write_json(storage.join(run_dir, RESULT_FILE), summary)
 
 
-def read_result(run_dir: Path) -> dict | None:
+def read_result(run_dir: str) -> dict | None:
     """result.json, or None for a run that has not finished (or was stopped early)."""
-    return _read_json(run_dir / RESULT_FILE)
+    return _read_json(storage.join(run_dir, RESULT_FILE))
 
 
-def write_evaluation(run_dir: Path, figures: dict) -> None:
-    write_json(run_dir / EVALUATION_FILE, figures)
+def write_evaluation(run_dir: str, figures: dict) -> None:
+    write_json(storage.join(run_dir, EVALUATION_FILE), figures)
 
 
-def read_evaluation(run_dir: Path) -> dict | None:
-    return _read_json(run_dir / EVALUATION_FILE)
+def read_evaluation(run_dir: str) -> dict | None:
+    return _read_json(storage.join(run_dir, EVALUATION_FILE))
 
 
-def write_error(run_dir: Path, error: BaseException) -> None:
-    run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / ERROR_FILE).write_text(f"{type(error).__name__}: {error}")
+def write_error(run_dir: str, error: BaseException) -> None:
+    storage.write_text(storage.join(run_dir, ERROR_FILE), f"{type(error).__name__}: {error}")
 
 
-def read_error(run_dir: Path) -> str | None:
-    path = run_dir / ERROR_FILE
-    return path.read_text() if path.is_file() else None
+def read_error(run_dir: str) -> str | None:
+    path = storage.join(run_dir, ERROR_FILE)
+    return storage.read_text(path) if storage.is_file(path) else None
 
 
-def mark_diverged(run_dir: Path, step: int, losses: dict[str, float]) -> None:
-    write_json(run_dir / DIVERGED_FILE, {"step": step, "losses": losses})
+def mark_diverged(run_dir: str, step: int, losses: dict[str, float]) -> None:
+    write_json(storage.join(run_dir, DIVERGED_FILE), {"step": step, "losses": losses})
 
 
-def read_diverged(run_dir: Path) -> dict | None:
-    return _read_json(run_dir / DIVERGED_FILE)
+def read_diverged(run_dir: str) -> dict | None:
+    return _read_json(storage.join(run_dir, DIVERGED_FILE))
 
 
-def clear_diverged(run_dir: Path) -> None:
+def clear_diverged(run_dir: str) -> None:
     """A rerun tries again, from the last checkpoint."""
-    (run_dir / DIVERGED_FILE).unlink(missing_ok=True)
+    storage.delete(storage.join(run_dir, DIVERGED_FILE))
 
 
 def save_checkpoint(gan, step: int, rng_states: list, directory: str | Path, best_eval: dict | None = None) -> None:
+    """Into a local DIRECTORY (Ray Train uploads it to the run's storage)."""
     state = {**gan.state_dict(), "step": step, "rng": rng_states, "best_eval": best_eval or {}}
     torch.save(state, Path(directory) / STATE_FILE)
     (Path(directory) / STEP_FILE).write_text(json.dumps({"step": step}))
 
 
-def load_checkpoint(directory: str | Path, map_location: torch.device | str = "cpu") -> dict:
-    """A checkpoint's state (weights_only: no pickle from a file)."""
-    return torch.load(Path(directory) / STATE_FILE, map_location=map_location, weights_only=True)
+def load_checkpoint(directory: str, map_location: torch.device | str = "cpu") -> dict:
+    """A checkpoint's state, from a local folder or object storage (weights_only: no pickle from a file)."""
+    data = storage.read_bytes(storage.join(directory, STATE_FILE))
+    return torch.load(io.BytesIO(data), map_location=map_location, weights_only=True)
 
 
-def latest_checkpoint(run_dir: Path) -> Path | None:
+def latest_checkpoint(run_dir: str) -> str | None:
     """The complete checkpoint with the highest step in RUN_DIR/checkpoints/, if any.
 
     Ray Train restores from its own snapshot of reported checkpoints; this finds a checkpoint that
     was written but not yet recorded there when the run was killed.
     """
     best, best_step = None, -1
-    for directory in (Path(run_dir) / CHECKPOINTS_DIR).glob("checkpoint_*"):
+    checkpoints = storage.join(run_dir, CHECKPOINTS_DIR)
+    for name in storage.list_names(checkpoints):
+        directory = storage.join(checkpoints, name)
+        if not name.startswith("checkpoint_") or not storage.is_file(storage.join(directory, STATE_FILE)):
+            continue
         try:
-            step = json.loads((directory / STEP_FILE).read_text())["step"]
+            step = json.loads(storage.read_text(storage.join(directory, STEP_FILE)))["step"]
         except (OSError, ValueError, KeyError):
             continue
-        if (directory / STATE_FILE).is_file() and step > best_step:
+        if step > best_step:
             best, best_step = directory, step
     return best
 
 
-def resolve_checkpoint(path: str | Path) -> tuple[Path, Path]:
-    """(run directory, checkpoint directory) for a run directory or one of its checkpoints."""
-    path = Path(path).expanduser().resolve()
-    if not path.exists():
-        raise ConfigError(f"{path} does not exist: give a run directory (gansweep train --output) or a checkpoint")
-    if (path / STATE_FILE).is_file():
-        return path.parent.parent, path
+def resolve_checkpoint(path: str | Path) -> tuple[str, str]:
+    """(run directory, checkpoint directory) for a run directory or one of its checkpoints, local or on object
+    storage."""
+    path = storage.normalize(path)
+    if not storage.exists(path):
+        raise ConfigError(f"{storage.display(path)} does not exist: give a run directory (gansweep train --output) "
+                          "or a checkpoint")
+    if storage.is_file(storage.join(path, STATE_FILE)):
+        return storage.parent_of(storage.parent_of(path)), path
     checkpoint = latest_checkpoint(path)
     if checkpoint is None:
-        raise ConfigError(f"{path} holds no checkpoint (expected {path}/{CHECKPOINTS_DIR}/checkpoint_*/{STATE_FILE})")
+        raise ConfigError(f"{storage.display(path)} holds no checkpoint (expected "
+                          f"{storage.display(path)}/{CHECKPOINTS_DIR}/checkpoint_*/{STATE_FILE})")
     return path, checkpoint
 
 
-def load_sampler(run_dir: Path, checkpoint: Path) -> tuple[Sampler, Config, int]:
+def load_sampler(run_dir: str, checkpoint: str) -> tuple[Sampler, Config, int]:
     """The sampler of the run's generator with the checkpoint's weights and prior (gan.sampler.checkpoint_sampler),
     the run's config and the checkpoint's step."""
     record = read_run_record(run_dir)

@@ -1,4 +1,9 @@
-"""TensorBoard summaries of a run, written by rank 0: scalars and the panels of the seed paper's figures."""
+"""TensorBoard summaries of a run, written by rank 0: scalars and the panels of the seed paper's figures.
+
+A log directory may be on object storage: the event files are written to a local folder and published to it
+(storage.Mirror) at every flush (each checkpoint) and at the end, so `tensorboard --logdir s3://...` shows a run
+that is still going. Written locally because TensorBoard's own S3 writer rewrites the whole object at every flush
+and serves no other scheme."""
 
 from __future__ import annotations
 
@@ -11,6 +16,8 @@ from tensorboard.plugins.hparams import (
 )
 from torch.utils.tensorboard import SummaryWriter
 from torchvision.utils import make_grid
+
+from gansweep import storage
 
 GRID_SAMPLES = 64
 HIDDEN_SAMPLES = 8  # feature maps shown: HIDDEN_SAMPLES samples x HIDDEN_CHANNELS channels
@@ -52,8 +59,9 @@ def _feature_map_grid(hidden: torch.Tensor) -> torch.Tensor:
 
 class RunSummaries:
     def __init__(self, log_dir: str | Path, start_step: int = 0):
+        self.mirror = storage.Mirror(log_dir)
         # purge_step drops events past the checkpoint a resumed run restarts from.
-        self.writer = SummaryWriter(str(log_dir), purge_step=start_step + 1 if start_step else None)
+        self.writer = SummaryWriter(str(self.mirror.path), purge_step=start_step + 1 if start_step else None)
 
     def scalars(self, step: int, metrics: dict[str, float]) -> None:
         for key, tag in SCALAR_TAGS.items():
@@ -86,9 +94,11 @@ class RunSummaries:
 
     def flush(self) -> None:
         self.writer.flush()
+        self.mirror.publish()
 
     def close(self) -> None:
         self.writer.close()
+        self.mirror.close()
 
 
 # The HParams plugin compares trials on these scalars (their newest value in each trial's run).
@@ -117,11 +127,11 @@ def write_hparams_config(log_dir: str | Path, params: list, metric: str) -> None
         metrics=[hp.Metric(tag, display_name=tag) for tag in metrics],
         time_created_secs=time.time(),
     )
-    with SummaryWriter(str(log_dir)) as writer:
+    with storage.Mirror(log_dir) as folder, SummaryWriter(str(folder)) as writer:
         writer.file_writer.add_summary(config)
 
 
 def write_trial_hparams(log_dir: str | Path, trial_name: str, values: dict) -> None:
     """One trial's sampled values, as the HParams session of its TensorBoard run."""
-    with SummaryWriter(str(log_dir)) as writer:
+    with storage.Mirror(log_dir) as folder, SummaryWriter(str(folder)) as writer:
         writer.file_writer.add_summary(hp.hparams_pb(values, trial_id=trial_name, start_time_secs=time.time()))

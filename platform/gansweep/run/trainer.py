@@ -6,8 +6,8 @@ import os
 import socket
 import time
 from dataclasses import dataclass, replace
-from pathlib import Path
 
+from gansweep import storage
 from gansweep.config import (
     Config,
     ConfigError,
@@ -88,11 +88,11 @@ def free_port() -> int:
 
 def run_training(
     cfg: Config,
-    output: str | Path,
+    output: str,
     checked: CheckedRun | None = None,
     *,
     monitor: MonitorPayload | None = None,
-    log_dir: str | Path | None = None,
+    log_dir: str | None = None,
     callbacks: list = (),
 ) -> dict:
     """Train one run into OUTPUT (checkpoints/, result.json; TensorBoard in LOG_DIR, default OUTPUT/tensorboard);
@@ -105,8 +105,8 @@ def run_training(
 
     from gansweep.run.loop import train_loop_per_worker
 
-    output = Path(output).expanduser().resolve()
-    log_dir = Path(log_dir).expanduser().resolve() if log_dir else output / run_dir.TENSORBOARD_DIR
+    output = storage.check_writable(output, "--output")  # before any training: a URI is never a local folder
+    log_dir = storage.normalize(log_dir) if log_dir else storage.join(output, run_dir.TENSORBOARD_DIR)
     checked = checked or check_config(cfg)
     training_set = checked.training_set
     run_dir.clear_diverged(output)
@@ -124,10 +124,11 @@ def run_training(
         training_set = restore_training_set(cfg, training_set)  # mode unmeasure, once per lossy set
         stream = replace(training_set.stream, max_tasks=stream_tasks(t.workers, cpus_per_worker, gpus_per_worker,
                                                                      cluster))
-        plan = RunPlan(config=cfg, output=str(output), log_dir=str(log_dir), clean_shape=training_set.clean_shape,
+        plan = RunPlan(config=cfg, output=output, log_dir=log_dir, clean_shape=training_set.clean_shape,
                        num_classes=training_set.num_classes, measurements=checked.measurements,
                        stream=stream, threads=torch_threads(cpus_per_worker),
-                       fallback_checkpoint=str(latest) if latest else None, monitor=monitor)
+                       fallback_checkpoint=latest, monitor=monitor)
+        storage_path, storage_filesystem = storage.ray_storage(output)
         trainer = TorchTrainer(
             train_loop_per_worker,
             train_loop_config={"plan": plan},
@@ -138,7 +139,8 @@ def run_training(
             ),
             run_config=RunConfig(
                 name=run_dir.CHECKPOINTS_DIR,
-                storage_path=str(output),
+                storage_path=storage_path,
+                storage_filesystem=storage_filesystem,
                 checkpoint_config=CheckpointConfig(num_to_keep=2),
                 failure_config=FailureConfig(max_failures=2),  # a lost worker restarts from the last checkpoint
                 callbacks=list(callbacks),
@@ -173,7 +175,7 @@ def run_training(
             "restored_set": training_set.restored_path,
         },
         "resources": {"workers": t.workers, "cpus_per_worker": cpus_per_worker, "use_gpu": t.use_gpu},
-        "checkpoint": result.checkpoint.path if result.checkpoint else None,
+        "checkpoint": _checkpoint_location(output, result.checkpoint),
         "config": cfg.to_dict(),
     }
     if monitor is not None:
@@ -184,7 +186,12 @@ def run_training(
     return summary
 
 
-def _full_evaluation(cfg: Config, output: Path, log_dir: Path) -> dict:
+def _checkpoint_location(output: str, checkpoint) -> str | None:
+    """The final checkpoint as the user names its run: a URI stays a URI (Ray's path is the bucket's key)."""
+    return storage.join(output, run_dir.CHECKPOINTS_DIR, storage.name_of(checkpoint.path)) if checkpoint else None
+
+
+def _full_evaluation(cfg: Config, output: str, log_dir: str) -> dict:
     """The protocol on eval.n_samples samples of the final generator: evaluation.json, TensorBoard's
     eval_full/*, and the figures for result.json. A finished run rerun keeps its evaluation."""
     from gansweep.run.evaluate import evaluate_run

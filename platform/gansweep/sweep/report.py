@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import math
 import re
+import tempfile
 import warnings
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -17,6 +18,7 @@ from urllib.parse import urlsplit
 import numpy as np
 from matplotlib.figure import Figure
 
+from gansweep import storage as locations  # `storage` is the Optuna storage URL here
 from gansweep.sweep import sweep_dir as layout
 
 ERROR_CHARS = 100  # an error is shortened to its last line, cut to this many characters
@@ -32,12 +34,12 @@ STATUS_STYLE = {
 }
 
 
-def write_report(sweep_dir: str | Path, storage: str | None = None) -> Path:
-    """Write SWEEP_DIR/report/ and return the path of its summary.md.
+def write_report(sweep_dir: str | Path, storage: str | None = None) -> str:
+    """Write SWEEP_DIR/report/ (a local folder, or on object storage) and return the location of its summary.md.
 
     storage overrides the Optuna storage URL in sweep.json (whose RDB password is masked as ***).
     """
-    sweep_dir = Path(sweep_dir).expanduser()
+    sweep_dir = locations.normalize(sweep_dir)
     sweep = layout.read_sweep_record(sweep_dir)
     trials = layout.read_trials(sweep_dir)
     trials_note = "" if trials is not None else f"{layout.TRIALS_FILE} is not written yet: no trial has started."
@@ -45,23 +47,26 @@ def write_report(sweep_dir: str | Path, storage: str | None = None) -> Path:
     metric, mode = sweep["metric"], sweep["mode"]
     params = _swept_params(sweep.get("space") or {}, trials)
 
-    out = sweep_dir / layout.REPORT_DIR
-    out.mkdir(exist_ok=True)
-    ranked = sorted(trials, key=lambda t: _rank_key(t, mode))
-    columns = _columns(params, metric)
-    rows = [_table_row(t, params, metric) for t in ranked]
-    _write_csv(out / "trials.csv", columns, rows)
+    report_dir = locations.join(sweep_dir, layout.REPORT_DIR)
+    with locations.Mirror(report_dir) as out, tempfile.TemporaryDirectory() as scratch:
+        ranked = sorted(trials, key=lambda t: _rank_key(t, mode))
+        columns = _columns(params, metric)
+        rows = [_table_row(t, params, metric) for t in ranked]
+        _write_csv(out / "trials.csv", columns, rows)
 
-    plots = {}
-    for param in params:
-        plots[param] = f"metric_vs_{_safe_name(param)}.png"
-        _plot_metric_vs_param(out / plots[param], param, (sweep.get("space") or {}).get(param), trials, metric, mode)
+        plots = {}
+        for param in params:
+            plots[param] = f"metric_vs_{_safe_name(param)}.png"
+            _plot_metric_vs_param(out / plots[param], param, (sweep.get("space") or {}).get(param), trials, metric,
+                                  mode)
 
-    importances, importance_note = _importances(sweep, trials, storage, out / "importances.png")
-    summary = _summary(sweep, ranked, columns, rows, params, plots, importances, importance_note, trials_note, storage)
-    path = out / "summary.md"
-    path.write_text(summary)
-    return path
+        # A sweep on object storage: its published SQLite study, read from a copy (never the driver's own file).
+        study_url = storage or layout.study_copy(sweep_dir, sweep.get("storage"), Path(scratch))
+        importances, importance_note = _importances(sweep, trials, study_url, out / "importances.png")
+        summary = _summary(sweep, ranked, columns, rows, params, plots, importances, importance_note, trials_note,
+                           storage)
+        (out / "summary.md").write_text(summary)
+    return locations.join(report_dir, "summary.md")
 
 
 def _swept_params(space: dict, trials: list[dict]) -> list[str]:

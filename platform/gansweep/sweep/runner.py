@@ -14,7 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from ray.tune import Callback
+from ray.tune.search.optuna import OptunaSearch
 
+from gansweep import storage
 from gansweep.config import ConfigError
 from gansweep.evaluation.monitor import MonitorPayload, prepare_monitor
 from gansweep.run import run_dir
@@ -102,8 +104,21 @@ def _metric_report_callback(metric: str):
     return MetricReportCallback()
 
 
-def _storage_url(space: SweepSpace, sweep_dir: Path) -> str:
+def _storage_url(space: SweepSpace, sweep_dir: str) -> str:
     return space.search.storage or layout.default_storage(sweep_dir)
+
+
+class StudySearch(OptunaSearch):
+    """Ray's OptunaSearch, which also publishes a sweep's local SQLite study to the bucket (sweep_dir.publish_study)
+    whenever Tune saves its own state: Tune then uploads that state, so the two copies a resume reads agree."""
+
+    def __init__(self, *args, sweep_dir: str, storage_url: str, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.sweep_dir, self.storage_url = sweep_dir, storage_url
+
+    def save(self, checkpoint_path: str):
+        super().save(checkpoint_path)
+        layout.publish_study(self.sweep_dir, self.storage_url)
 
 
 def _define_by_run(space: SweepSpace, trial) -> dict:
@@ -111,9 +126,8 @@ def _define_by_run(space: SweepSpace, trial) -> dict:
     return {OPTUNA_NUMBER: trial.number}
 
 
-def _searcher(space: SweepSpace, sweep_dir: Path):
+def _searcher(space: SweepSpace, sweep_dir: str):
     import optuna
-    from ray.tune.search.optuna import OptunaSearch
 
     algorithm, seed = space.search.algorithm, space.search.seed
     if algorithm == "tpe":
@@ -122,15 +136,18 @@ def _searcher(space: SweepSpace, sweep_dir: Path):
     else:
         sampler = optuna.samplers.RandomSampler(seed=seed)  # grid: every point is enqueued below
 
-    return OptunaSearch(
+    url = _storage_url(space, sweep_dir)
+    return StudySearch(
         # A partial, not a closure: Tune pickles the searcher (and its space) into the experiment state.
         space=functools.partial(_define_by_run, space),
         metric=space.metric,
         mode=space.mode,
         sampler=sampler,
-        storage=optuna.storages.RDBStorage(_storage_url(space, sweep_dir)),
+        storage=optuna.storages.RDBStorage(url),
         study_name=space.study_name,
         points_to_evaluate=space.grid() if algorithm == "grid" else None,
+        sweep_dir=sweep_dir,
+        storage_url=url,
     )
 
 
@@ -153,7 +170,7 @@ def _scheduler(space: SweepSpace):
 class TrialsRecord(Callback):
     """A Tune callback, in the sweep's driver: keeps trials.json current as trials start, report and end."""
 
-    def __init__(self, sweep_dir: Path, metric: str, mode: str):
+    def __init__(self, sweep_dir: str, metric: str, mode: str):
         self.sweep_dir, self.metric, self.mode = sweep_dir, metric, mode
         self.trials: dict[str, dict] = {}
 
@@ -223,19 +240,21 @@ _REPORTED = (
 )
 
 
-def _prepare_output(space: SweepSpace, sweep_dir: Path, resume: bool) -> None:
-    """A new sweep needs a fresh directory; --resume needs the one a sweep started, with the same space."""
+def _prepare_output(space: SweepSpace, sweep_dir: str, resume: bool) -> None:
+    """A new sweep needs a fresh directory; --resume needs the one a sweep started, with the same space (and, on
+    object storage, its study fetched to this machine)."""
+    shown = storage.display(sweep_dir)
     if resume:
-        if not layout.has_sweep_record(sweep_dir) or not (sweep_dir / layout.TUNE_DIR).is_dir():
-            raise SweepError(f"--resume: {sweep_dir} holds no sweep to resume (no {layout.SWEEP_FILE} or "
+        if not layout.has_sweep_record(sweep_dir) or not storage.is_dir(storage.join(sweep_dir, layout.TUNE_DIR)):
+            raise SweepError(f"--resume: {shown} holds no sweep to resume (no {layout.SWEEP_FILE} or "
                              f"{layout.TUNE_DIR}/)")
         previous = layout.read_sweep_record(sweep_dir)
         if previous.get("space") != space.describe() or previous.get("fixed") != _jsonable(space.fixed):
-            raise SweepError(f"--resume: {space.path} is not the space {sweep_dir} was started with "
-                             f"(compare with {sweep_dir / layout.SWEEP_FILE}); start a new sweep with another --output")
-        return
-    if layout.has_sweep_record(sweep_dir):
-        raise SweepError(f"{sweep_dir} already holds a sweep: add --resume to continue it, or choose another --output")
+            raise SweepError(f"--resume: {space.path} is not the space {shown} was started with "
+                             f"(compare with {shown}/{layout.SWEEP_FILE}); start a new sweep with another --output")
+    elif layout.has_sweep_record(sweep_dir):
+        raise SweepError(f"{shown} already holds a sweep: add --resume to continue it, or choose another --output")
+    layout.ready_local_study(sweep_dir, _storage_url(space, sweep_dir))
 
 
 def _jsonable(value: Any) -> Any:
@@ -249,10 +268,7 @@ def run_sweep(space: SweepSpace, output: str | Path, resume: bool = False) -> di
 
     from gansweep.run.trainer import init_ray
 
-    if "://" in str(output):
-        raise SweepError(f"--output {output}: cloud URIs are not supported yet; on a cluster, use a path on a "
-                         "filesystem every node mounts at the same place (cluster.yaml mounts one at /mnt/gansweep)")
-    sweep_dir = Path(output).expanduser().resolve()
+    sweep_dir = storage.check_writable(output, "--output")  # a local folder, or one on object storage
     _prepare_output(space, sweep_dir, resume)
     base = space.base_config()
     # Before Ray: the classifier (trained once, cached) and the reference statistics, shared by every trial.
@@ -263,7 +279,7 @@ def run_sweep(space: SweepSpace, output: str | Path, resume: bool = False) -> di
         "study_name": space.study_name, "storage": _storage_url(space, sweep_dir),
         "num_samples": space.num_samples, "space_file": str(space.path),
     })
-    write_hparams_config(sweep_dir / layout.TENSORBOARD_DIR, space.params, space.metric)
+    write_hparams_config(storage.join(sweep_dir, layout.TENSORBOARD_DIR), space.params, space.metric)
 
     started_ray = init_ray()
     try:
@@ -272,23 +288,26 @@ def run_sweep(space: SweepSpace, output: str | Path, resume: bool = False) -> di
         print(f"[gansweep] sweep {space.name}: {space.num_samples} trials, {concurrent} at a time, "
               f"{space.resources.workers} worker(s) x {cpus_per_worker:g} CPU"
               + (f" + {space.resources.gpus_per_worker:g} GPU" if space.resources.gpus_per_worker else "")
-              + f" each -> {sweep_dir}", flush=True)
+              + f" each -> {storage.display(sweep_dir)}", flush=True)
         # The trial driver holds no CPU (Tune rejects a plain cpu: 0): its workers get the cluster's CPUs.
         trainable = tune.with_resources(
-            tune.with_parameters(run_trial, space=space, sweep_dir=str(sweep_dir), monitor=monitor,
+            tune.with_parameters(run_trial, space=space, sweep_dir=sweep_dir, monitor=monitor,
                                  cpus_per_worker=cpus_per_worker),
             {"cpu": 0, "memory": 1},
         )
+        storage_path, storage_filesystem = storage.ray_storage(sweep_dir)
         run_config = tune.RunConfig(
             name=layout.TUNE_DIR,
-            storage_path=str(sweep_dir),
+            storage_path=storage_path,
+            storage_filesystem=storage_filesystem,
             callbacks=[TrialsRecord(sweep_dir, space.metric, space.mode)],
             failure_config=tune.FailureConfig(max_failures=0),  # Train retries lost workers; a trial's own error is final
             verbose=1,  # Tune's trial table (status, params, the metric) every 30 s, and each trial's end
         )
         if resume:
-            tuner = tune.Tuner.restore(str(sweep_dir / layout.TUNE_DIR), trainable, resume_unfinished=True,
-                                       resume_errored=False, restart_errored=False)
+            tuner = tune.Tuner.restore(f"{storage_path}/{layout.TUNE_DIR}", trainable, resume_unfinished=True,
+                                       resume_errored=False, restart_errored=False,
+                                       storage_filesystem=storage_filesystem)
         else:
             tuner = tune.Tuner(
                 trainable,
@@ -319,7 +338,8 @@ def run_sweep(space: SweepSpace, output: str | Path, resume: bool = False) -> di
     if best is not None:
         print(f"[gansweep] best trial {best['name']}: {space.metric}={best['best']['value']:.3f} at step "
               f"{best['best']['step']}; params {json.dumps(best['params'])}", flush=True)
-    print(f"[gansweep] compare the trials: tensorboard --logdir {sweep_dir / layout.TENSORBOARD_DIR}", flush=True)
-    print(f"[gansweep] table and plots: gansweep report {sweep_dir}", flush=True)
+    shown = storage.display(sweep_dir)
+    print(f"[gansweep] compare the trials: tensorboard --logdir {shown}/{layout.TENSORBOARD_DIR}", flush=True)
+    print(f"[gansweep] table and plots: gansweep report {shown}", flush=True)
     return best
 

@@ -2,19 +2,27 @@
 
     sweep.json      the space, the metric, the Optuna study's name and storage URL (password masked)
     trials.json     one entry per trial: params, status, last and best metric, full evaluation, wall time, error
-    optuna.db       the Optuna study (SQLite by default)
+    optuna.db       the Optuna study (SQLite by default; for a sweep on object storage, a copy of the local file
+                    the driver works on, published with each snapshot of Tune's state: see default_storage)
     tensorboard/    one TensorBoard run per trial, with the sweep's HParams experiment at its root
     trials/NAME/    each trial's run directory (run/run_dir.py)
     tune/           Ray Tune's experiment state, what --resume continues
     report/         written by `gansweep report`
+
+A sweep directory is a local folder or a folder on object storage (gansweep.storage).
 """
 
 from __future__ import annotations
 
 import json
+import sqlite3
+import tempfile
+from contextlib import closing
 from pathlib import Path
 
-# The one atomic JSON write, shared with the run directory.
+from gansweep import storage
+
+# The one whole-file JSON write, shared with the run directory.
 from gansweep.run.run_dir import write_json
 
 SWEEP_FILE = "sweep.json"
@@ -40,71 +48,118 @@ def masked_url(url: str | None) -> str | None:
     return make_url(url).render_as_string(hide_password=True)
 
 
-def default_storage(sweep_dir: Path) -> str:
-    """The Optuna storage of a sweep whose space names none: SQLite inside the sweep directory."""
-    return f"sqlite:///{Path(sweep_dir) / OPTUNA_DB}"
+def default_storage(sweep_dir: str) -> str:
+    """The Optuna storage of a sweep whose space names none: SQLite inside the sweep directory. SQLite cannot live
+    in a bucket: a sweep on object storage works on a local file at the same path on every machine
+    (storage.staging_dir, as Tune's saved searcher names it), published to SWEEP_DIR/optuna.db (publish_study) and
+    fetched back by a resume or a report (fetch_study)."""
+    folder = storage.staging_dir(sweep_dir) if storage.is_uri(sweep_dir) else Path(sweep_dir)
+    return f"sqlite:///{folder / OPTUNA_DB}"
 
 
-def trial_dir(sweep_dir: Path, name: str) -> Path:
-    return Path(sweep_dir) / TRIALS_DIR / name
+def _local_study(sweep_dir: str, url: str) -> Path | None:
+    """The local SQLite file of a sweep on object storage that uses the default storage; None otherwise."""
+    if not storage.is_uri(sweep_dir) or url != default_storage(sweep_dir):
+        return None
+    return Path(url.removeprefix("sqlite:///"))
 
 
-def trial_log_dir(sweep_dir: Path, name: str) -> Path:
-    return Path(sweep_dir) / TENSORBOARD_DIR / name
+def publish_study(sweep_dir: str, url: str) -> None:
+    """A consistent copy of the local study (SQLite's backup, never a file half-written) to SWEEP_DIR/optuna.db."""
+    local = _local_study(sweep_dir, url)
+    if local is None or not local.is_file():
+        return
+    with tempfile.TemporaryDirectory() as folder:
+        copy = Path(folder) / OPTUNA_DB
+        with closing(sqlite3.connect(local)) as source, closing(sqlite3.connect(copy)) as target:
+            source.backup(target)
+        storage.write_bytes(storage.join(sweep_dir, OPTUNA_DB), copy.read_bytes())
 
 
-def _read_json(path: Path) -> dict:
+def ready_local_study(sweep_dir: str, url: str) -> None:
+    """The driver's local study as the bucket holds it, before a sweep starts or resumes (on this machine or
+    another): SWEEP_DIR/optuna.db when it was published, else none (an older local file is removed)."""
+    local = _local_study(sweep_dir, url)
+    if local is None:
+        return
+    local.unlink(missing_ok=True)
+    published = storage.join(sweep_dir, OPTUNA_DB)
+    if storage.is_file(published):
+        storage.write_bytes(local, storage.read_bytes(published))
+
+
+def study_copy(sweep_dir: str, url: str | None, folder: Path) -> str | None:
+    """The storage URL a reader (the report) opens: for a sweep on object storage with the default storage, a copy
+    of its published study in FOLDER (never the file a running driver works on); else URL itself."""
+    if url is None or _local_study(sweep_dir, url) is None:
+        return url
+    published = storage.join(sweep_dir, OPTUNA_DB)
+    if not storage.is_file(published):
+        return url
+    copy = Path(folder) / OPTUNA_DB
+    copy.write_bytes(storage.read_bytes(published))
+    return f"sqlite:///{copy}"
+
+
+def trial_dir(sweep_dir: str, name: str) -> str:
+    return storage.join(sweep_dir, TRIALS_DIR, name)
+
+
+def trial_log_dir(sweep_dir: str, name: str) -> str:
+    return storage.join(sweep_dir, TENSORBOARD_DIR, name)
+
+
+def _read_json(location: str) -> dict:
     try:
-        data = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise SweepDirError(f"cannot read {path}: {exc}") from exc
+        data = json.loads(storage.read_text(location))
+    except (OSError, json.JSONDecodeError, storage.StorageError) as exc:
+        raise SweepDirError(f"cannot read {storage.display(location)}: {exc}") from exc
     if not isinstance(data, dict):
-        raise SweepDirError(f"{path} does not hold a JSON object")
+        raise SweepDirError(f"{storage.display(location)} does not hold a JSON object")
     return data
 
 
-def write_sweep_record(sweep_dir: Path, record: dict) -> None:
+def write_sweep_record(sweep_dir: str, record: dict) -> None:
     """sweep.json; a storage URL in it is written masked."""
     missing = [key for key in SWEEP_KEYS if key not in record]
     if missing:
         raise ValueError(f"a sweep record needs {', '.join(missing)}")
-    Path(sweep_dir).mkdir(parents=True, exist_ok=True)
-    write_json(Path(sweep_dir) / SWEEP_FILE, {**record, "storage": masked_url(record.get("storage"))})
+    write_json(storage.join(sweep_dir, SWEEP_FILE), {**record, "storage": masked_url(record.get("storage"))})
 
 
-def has_sweep_record(sweep_dir: Path) -> bool:
-    return (Path(sweep_dir) / SWEEP_FILE).is_file()
+def has_sweep_record(sweep_dir: str) -> bool:
+    return storage.is_file(storage.join(sweep_dir, SWEEP_FILE))
 
 
-def read_sweep_record(sweep_dir: Path) -> dict:
+def read_sweep_record(sweep_dir: str) -> dict:
     """sweep.json, checked for the keys every reader needs."""
-    path = Path(sweep_dir) / SWEEP_FILE
-    if not path.is_file():
-        what = "does not exist" if not Path(sweep_dir).exists() else f"has no {SWEEP_FILE}"
-        raise SweepDirError(f"{sweep_dir} is not a sweep directory: it {what} (give the output directory of "
-                            "`gansweep sweep`)")
+    path = storage.join(sweep_dir, SWEEP_FILE)
+    if not storage.is_file(path):
+        what = "does not exist" if not storage.exists(sweep_dir) else f"has no {SWEEP_FILE}"
+        raise SweepDirError(f"{storage.display(sweep_dir)} is not a sweep directory: it {what} (give the output "
+                            "directory of `gansweep sweep`)")
     sweep = _read_json(path)
     missing = [key for key in SWEEP_KEYS if key not in sweep]
     if missing:
-        raise SweepDirError(f"{path} lacks {', '.join(missing)}")
+        raise SweepDirError(f"{storage.display(path)} lacks {', '.join(missing)}")
     if sweep["mode"] not in ("min", "max"):
-        raise SweepDirError(f"{path}: mode must be 'min' or 'max', not {sweep['mode']!r}")
+        raise SweepDirError(f"{storage.display(path)}: mode must be 'min' or 'max', not {sweep['mode']!r}")
     return sweep
 
 
-def write_trials(sweep_dir: Path, trials: list[dict]) -> None:
+def write_trials(sweep_dir: str, trials: list[dict]) -> None:
     """trials.json, its entries in trial-number order."""
-    write_json(Path(sweep_dir) / TRIALS_FILE, {"trials": sorted(trials, key=lambda entry: entry["number"])})
+    write_json(storage.join(sweep_dir, TRIALS_FILE), {"trials": sorted(trials, key=lambda entry: entry["number"])})
 
 
-def read_trials(sweep_dir: Path) -> list[dict] | None:
+def read_trials(sweep_dir: str) -> list[dict] | None:
     """trials.json's entries (numbered and named where an entry lacks them); None before any trial started."""
-    path = Path(sweep_dir) / TRIALS_FILE
-    if not path.is_file():
+    path = storage.join(sweep_dir, TRIALS_FILE)
+    if not storage.is_file(path):
         return None
     trials = _read_json(path).get("trials")
     if not isinstance(trials, list):
-        raise SweepDirError(f"{path} has no list under 'trials'")
+        raise SweepDirError(f"{storage.display(path)} has no list under 'trials'")
     for index, trial in enumerate(trials):
         trial.setdefault("number", index)
         trial.setdefault("name", f"trial_{trial['number']}")

@@ -16,6 +16,7 @@ from matplotlib.figure import Figure
 from torch import nn
 from torch.utils.tensorboard import SummaryWriter
 
+from gansweep import storage
 from gansweep.config import TOOL_REVERSAL_STEPS, ConfigError, ReversalConfig
 from gansweep.data.sources import load_source
 from gansweep.evaluation.reference import reference_images
@@ -39,6 +40,7 @@ def holdout_likelihood(run: str | Path, output: str | Path, *, n: int = 500, ban
     if n < 2 or not bandwidths or min(bandwidths) <= 0 or steps < 1 or lr <= 0 or init_std < 0:
         raise ConfigError(f"holdout needs --n >= 2, at least one bandwidth, every bandwidth > 0, --steps >= 1, "
                           f"--lr > 0 and --init-std >= 0; got {n}, {bandwidths}, {steps}, {lr}, {init_std}")
+    output = storage.check_writable(output, "--output")
     sampler, run_dir, cfg, step = reversible_sampler(run, "holdout")
     generator, data = sampler.generator, cfg.data
     test, split = reference_images(cfg)
@@ -60,7 +62,7 @@ def holdout_likelihood(run: str | Path, output: str | Path, *, n: int = 500, ban
         train_ll.append(float(kde.log_prob(train_codes.codes).mean()))
 
     summary = {
-        "run": str(run_dir), "checkpoint_step": step, "n": n, "z_dim": generator.z_dim, "steps": steps, "lr": lr,
+        "run": storage.display(run_dir), "checkpoint_step": step, "n": n, "z_dim": generator.z_dim, "steps": steps, "lr": lr,
         "init_std": init_std, "seed": seed,
         "prior_bandwidth": cfg.prior.bandwidth if cfg.prior.name == "kde" else None,
         "bandwidths": bandwidths, "test_log_likelihood": test_ll, "train_log_likelihood": train_ll,
@@ -69,19 +71,18 @@ def holdout_likelihood(run: str | Path, output: str | Path, *, n: int = 500, ban
             for name, result in (("train", train_codes), ("test", test_codes))
         },
     }
-    output = Path(output).expanduser()
-    output.mkdir(parents=True, exist_ok=True)
-    (output / "holdout.json").write_text(json.dumps(summary, indent=2))
     figure = _plot(summary)
-    figure.savefig(output / "holdout_likelihood.png")
-    with SummaryWriter(str(output / "tensorboard")) as writer:
-        for i, (h, test_value, train_value) in enumerate(zip(bandwidths, test_ll, train_ll)):
-            writer.add_scalar("holdout/bandwidth", h, i)  # the step is the bandwidth's index
-            writer.add_scalar("holdout/test_log_likelihood", test_value, i)
-            writer.add_scalar("holdout/train_log_likelihood", train_value, i)
-        figure.canvas.draw()  # the saved picture, as pixels
-        writer.add_image("holdout/likelihood_vs_bandwidth", np.asarray(figure.canvas.buffer_rgba())[..., :3], step,
-                         dataformats="HWC")
+    with storage.Mirror(output) as folder:  # published to OUTPUT when it is a URI
+        (folder / "holdout.json").write_text(json.dumps(summary, indent=2))
+        figure.savefig(folder / "holdout_likelihood.png")
+        with SummaryWriter(str(folder / "tensorboard")) as writer:
+            for i, (h, test_value, train_value) in enumerate(zip(bandwidths, test_ll, train_ll)):
+                writer.add_scalar("holdout/bandwidth", h, i)  # the step is the bandwidth's index
+                writer.add_scalar("holdout/test_log_likelihood", test_value, i)
+                writer.add_scalar("holdout/train_log_likelihood", train_value, i)
+            figure.canvas.draw()  # the saved picture, as pixels
+            writer.add_image("holdout/likelihood_vs_bandwidth", np.asarray(figure.canvas.buffer_rgba())[..., :3],
+                             step, dataformats="HWC")
     return summary
 
 

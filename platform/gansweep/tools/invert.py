@@ -12,6 +12,7 @@ import torch
 from torch.utils.tensorboard import SummaryWriter
 from torchvision.utils import make_grid, save_image
 
+from gansweep import storage
 from gansweep.config import TOOL_REVERSAL_STEPS, Config, ConfigError, ReversalConfig
 from gansweep.data.sources import load_source
 from gansweep.gan.reversal import reverse
@@ -45,13 +46,13 @@ def read_images(path: str | Path, shape: tuple[int, int, int], limit: int | None
     return images
 
 
-def reversible_sampler(run: str | Path, command: str) -> tuple[Sampler, Path, Config, int]:
+def reversible_sampler(run: str | Path, command: str) -> tuple[Sampler, str, Config, int]:
     """The sampler of RUN's newest checkpoint, whose generator COMMAND reverses images through (G, or G(C(z)) for
     an ACL run), with the run directory, its config and the checkpoint's step. A conditional GAN is refused."""
     run_dir, checkpoint = resolve_checkpoint(run)
     sampler, cfg, step = load_sampler(run_dir, checkpoint)
     if sampler.num_classes:
-        raise ConfigError(f"{run_dir} is a conditional GAN (model.conditional): reversing an image would need its "
+        raise ConfigError(f"{storage.display(run_dir)} is a conditional GAN (model.conditional): reversing an image would need its "
                           f"class as well; {command} supports unconditional runs only")
     return sampler, run_dir, cfg, step
 
@@ -63,6 +64,7 @@ def invert(run: str | Path, images_path: str | Path, output: str | Path, *, step
     (originals above their reconstructions), traversal.png, reversal.json and TensorBoard images."""
     if steps < 1 or lr <= 0 or init_std < 0:
         raise ConfigError(f"invert needs --steps >= 1, --lr > 0 and --init-std >= 0; got {steps}, {lr}, {init_std}")
+    output = storage.check_writable(output, "--output")
     sampler, run_dir, _, step = reversible_sampler(run, "invert")
     images = read_images(images_path, sampler.image_shape, limit)
     result = reverse(sampler.generator, from_unit(images), lr=lr, max_steps=steps, init_std=init_std,
@@ -73,25 +75,24 @@ def invert(run: str | Path, images_path: str | Path, output: str | Path, *, step
         weights = torch.linspace(0, 1, TRAVERSAL_STEPS)[:, None]
         traversal = sampler.images((1 - weights) * result.codes[0] + weights * result.codes[1])
 
-    output = Path(output).expanduser()
-    output.mkdir(parents=True, exist_ok=True)
-    np.save(output / "codes.npy", result.codes.numpy())
-    pairs = _pairs_grid(images, reconstructions)
-    save_image(pairs, output / "reconstructions.png")
-    with SummaryWriter(str(output / "tensorboard")) as writer:
-        writer.add_image("invert/reconstructions", pairs, step)
-        if traversal is not None:
-            strip = make_grid(traversal, nrow=TRAVERSAL_STEPS, pad_value=0.5)
-            save_image(strip, output / "traversal.png")
-            writer.add_image("invert/traversal", strip, step)
-        for i, error in enumerate(result.errors):
-            writer.add_scalar("invert/reconstruction_error", error, i)
-    summary = {
-        "run": str(run_dir), "checkpoint_step": step, "images": len(images), "steps": result.steps, "lr": lr,
-        "init_std": init_std, "error_first": result.errors[0], "error_last": result.errors[-1],
-        "errors": result.errors,
-    }
-    (output / "reversal.json").write_text(json.dumps(summary, indent=2))
+    with storage.Mirror(output) as folder:  # published to OUTPUT when it is a URI
+        np.save(folder / "codes.npy", result.codes.numpy())
+        pairs = _pairs_grid(images, reconstructions)
+        save_image(pairs, folder / "reconstructions.png")
+        with SummaryWriter(str(folder / "tensorboard")) as writer:
+            writer.add_image("invert/reconstructions", pairs, step)
+            if traversal is not None:
+                strip = make_grid(traversal, nrow=TRAVERSAL_STEPS, pad_value=0.5)
+                save_image(strip, folder / "traversal.png")
+                writer.add_image("invert/traversal", strip, step)
+            for i, error in enumerate(result.errors):
+                writer.add_scalar("invert/reconstruction_error", error, i)
+        summary = {
+            "run": storage.display(run_dir), "checkpoint_step": step, "images": len(images), "steps": result.steps,
+            "lr": lr, "init_std": init_std, "error_first": result.errors[0], "error_last": result.errors[-1],
+            "errors": result.errors,
+        }
+        (folder / "reversal.json").write_text(json.dumps(summary, indent=2))
     return summary
 
 

@@ -1,0 +1,291 @@
+"""Locations: a local path or an object-storage URI (s3://bucket/key, gs://bucket/key, any scheme pyarrow serves).
+
+The one place that turns a location into a pyarrow filesystem. Endpoint, region and credentials come from the
+standard cloud environment (AWS_ENDPOINT_URL for an S3-compatible server such as MinIO or moto, AWS_ACCESS_KEY_ID
+or AWS_PROFILE or the node's instance profile, GOOGLE_APPLICATION_CREDENTIALS), nothing gansweep-specific.
+
+Files are written whole: an object appears complete when its upload ends, and a local file is written beside its
+place and renamed into it, so a reader never sees half a file. What must be written locally first (TensorBoard's
+event files, a SQLite study) goes through a Mirror, published to the location when the caller says.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import os
+import re
+import shutil
+import tempfile
+from pathlib import Path
+
+LocationLike = str | os.PathLike
+PROBE_NAME = ".gansweep-write-probe"
+
+
+class StorageError(ValueError):
+    """A location that cannot be read or written; the message names it (never its credentials). The CLI exits 2 on
+    it, as on a bad config."""
+
+
+def is_uri(location: LocationLike) -> bool:
+    """True for object storage (any scheme but file://)."""
+    text = str(location)
+    return "://" in text and not text.startswith("file://")
+
+
+def normalize(location: LocationLike) -> str:
+    """A local path made absolute (file:// stripped), or a URI without its trailing slashes."""
+    text = str(location)
+    if is_uri(text):
+        return text.rstrip("/")
+    return str(Path(text.removeprefix("file://")).expanduser().resolve())
+
+
+def join(location: LocationLike, *parts: str) -> str:
+    if is_uri(location):
+        return "/".join([str(location).rstrip("/"), *(part.strip("/") for part in parts)])
+    return str(Path(location, *parts))
+
+
+def name_of(location: LocationLike) -> str:
+    return str(location).rstrip("/").rsplit("/", 1)[-1]
+
+
+def parent_of(location: LocationLike) -> str:
+    if is_uri(location):
+        return str(location).rstrip("/").rsplit("/", 1)[0]
+    return str(Path(location).parent)
+
+
+def display(location: LocationLike) -> str:
+    """LOCATION as messages and files show it: credentials written into a URI (s3://KEY:SECRET@bucket) removed."""
+    return re.sub(r"^([a-z][a-z0-9+.-]*://)[^/@]*@", r"\1", str(location))
+
+
+def filesystem(location: LocationLike):
+    """(pyarrow filesystem, LOCATION's path on it). Raises StorageError for a scheme no filesystem serves."""
+    if not is_uri(location):
+        import pyarrow.fs as pafs
+
+        return pafs.LocalFileSystem(), normalize(location)
+    text = normalize(location)
+    scheme, rest = text.split("://", 1)
+    bucket = rest.split("/", 1)[0]
+    fs = _filesystem_of(f"{scheme}://{rest.split('/', 1)[0]}", os.environ.get("AWS_ENDPOINT_URL"))
+    _, _, key = rest.partition("/")
+    # pyarrow's object-store paths are "bucket/key" (credentials written into the URI are not part of it)
+    return fs, f"{bucket.rsplit('@', 1)[-1]}/{key}".rstrip("/")
+
+
+@functools.lru_cache(maxsize=32)
+def _filesystem_of(root: str, endpoint: str | None):
+    """Cached per bucket (a stream opens many pieces of one root); a changed endpoint makes a new one."""
+    import pyarrow as pa
+    import pyarrow.fs as pafs
+
+    try:
+        return pafs.FileSystem.from_uri(root)[0]
+    except (pa.ArrowException, ValueError, OSError) as error:
+        raise StorageError(f"{display(root)}: no filesystem serves this URI ({error})") from None
+
+
+def ray_storage(location: LocationLike) -> tuple[str, object | None]:
+    """(storage_path, storage_filesystem) for Ray Train's and Tune's RunConfig: ours, so Ray reads and writes the
+    bucket through the same filesystem (and environment) as gansweep."""
+    if not is_uri(location):
+        return normalize(location), None
+    fs, path = filesystem(location)
+    return path, fs
+
+
+def _failed(location: LocationLike, action: str, error: BaseException) -> StorageError:
+    return StorageError(f"{display(location)}: cannot {action} it ({error})")
+
+
+def _info(location: LocationLike):
+    import pyarrow as pa
+
+    fs, path = filesystem(location)
+    try:
+        return fs.get_file_info(path)
+    except (OSError, pa.ArrowException) as error:  # an unreachable endpoint, denied credentials
+        raise _failed(location, "reach", error) from None
+
+
+def is_file(location: LocationLike) -> bool:
+    import pyarrow.fs as pafs
+
+    return _info(location).type == pafs.FileType.File
+
+
+def is_dir(location: LocationLike) -> bool:
+    """On object storage: whether any object lies under LOCATION/."""
+    import pyarrow.fs as pafs
+
+    return _info(location).type == pafs.FileType.Directory
+
+
+def exists(location: LocationLike) -> bool:
+    import pyarrow.fs as pafs
+
+    return _info(location).type != pafs.FileType.NotFound
+
+
+def read_bytes(location: LocationLike) -> bytes:
+    import pyarrow as pa
+
+    fs, path = filesystem(location)
+    try:
+        with fs.open_input_stream(path) as stream:
+            return stream.read()
+    except FileNotFoundError:
+        raise
+    except (OSError, pa.ArrowException) as error:
+        raise _failed(location, "read", error) from None
+
+
+def read_text(location: LocationLike) -> str:
+    return read_bytes(location).decode()
+
+
+def write_bytes(location: LocationLike, data: bytes) -> None:
+    """DATA as LOCATION, whole (see the module's docstring); a local folder is made as needed."""
+    import pyarrow as pa
+
+    if not is_uri(location):
+        path = Path(normalize(location))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        tmp.write_bytes(data)
+        tmp.replace(path)
+        return
+    fs, path = filesystem(location)
+    try:
+        with fs.open_output_stream(path) as stream:
+            stream.write(data)
+    except (OSError, pa.ArrowException) as error:
+        raise _failed(location, "write", error) from None
+
+
+def write_text(location: LocationLike, text: str) -> None:
+    write_bytes(location, text.encode())
+
+
+def delete(location: LocationLike) -> None:
+    """Remove a file; nothing happens when it is not there."""
+    import pyarrow as pa
+
+    if not is_uri(location):
+        Path(normalize(location)).unlink(missing_ok=True)
+        return
+    fs, path = filesystem(location)
+    try:
+        fs.delete_file(path)
+    except FileNotFoundError:
+        pass
+    except (OSError, pa.ArrowException) as error:
+        raise _failed(location, "delete", error) from None
+
+
+def list_names(location: LocationLike) -> list[str]:
+    """The names directly under LOCATION (files and folders), sorted; [] when it does not exist."""
+    import pyarrow as pa
+    import pyarrow.fs as pafs
+
+    fs, path = filesystem(location)
+    try:
+        infos = fs.get_file_info(pafs.FileSelector(path, allow_not_found=True))
+    except (OSError, pa.ArrowException) as error:
+        raise _failed(location, "list", error) from None
+    return sorted(info.base_name for info in infos)
+
+
+def check_writable(location: LocationLike, what: str) -> str:
+    """LOCATION normalised, once it is known to take files: an existing file is refused; on object storage the
+    bucket must exist and a probe object is written and removed. WHAT names the location in messages (--output)."""
+    location = normalize(location)
+    if not is_uri(location):
+        if Path(location).is_file():
+            raise StorageError(f"{what} {location} is a file, not a folder: choose another {what}")
+        return location
+    bucket = location.split("://", 1)[1].split("/", 1)[0]
+    root = f"{location.split('://', 1)[0]}://{bucket}"
+    if not is_dir(root):  # pyarrow shows an existing bucket as a directory
+        raise StorageError(f"{what} {display(location)}: the bucket {display(root)} does not exist (create it first)")
+    if is_file(location):
+        raise StorageError(f"{what} {display(location)} is an object, not a folder: choose another {what}")
+    probe = join(location, PROBE_NAME)
+    write_bytes(probe, b"")
+    delete(probe)
+    return location
+
+
+def upload_folder(folder: Path, location: LocationLike) -> None:
+    """Every file under FOLDER copied to LOCATION (same relative names)."""
+    import pyarrow as pa
+    import pyarrow.fs as pafs
+
+    fs, path = filesystem(location)
+    try:
+        pafs.copy_files(str(folder), path, source_filesystem=pafs.LocalFileSystem(), destination_filesystem=fs)
+    except (OSError, pa.ArrowException) as error:
+        raise _failed(location, "write", error) from None
+
+
+def download_folder(location: LocationLike, folder: Path) -> None:
+    """Every file under LOCATION copied into FOLDER; nothing happens when LOCATION holds nothing."""
+    import pyarrow as pa
+    import pyarrow.fs as pafs
+
+    if not exists(location):
+        return
+    fs, path = filesystem(location)
+    Path(folder).mkdir(parents=True, exist_ok=True)
+    try:
+        pafs.copy_files(path, str(folder), source_filesystem=fs, destination_filesystem=pafs.LocalFileSystem())
+    except (OSError, pa.ArrowException) as error:
+        raise _failed(location, "read", error) from None
+
+
+def staging_dir(location: LocationLike) -> Path:
+    """A local folder for the files of a location on object storage that must live on a disk while in use (a
+    sweep's SQLite study). The same path on every machine for the same location: /tmp is not TMPDIR, which
+    differs between machines, and what Tune saves of a sweep names this path."""
+    digest = hashlib.sha256(normalize(location).encode()).hexdigest()[:16]
+    folder = Path("/tmp/gansweep-staging") / digest
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+class Mirror:
+    """A local folder published to LOCATION: the location itself when it is local; for a URI a private temporary
+    folder whose new or changed files publish() uploads (at a checkpoint, at the end), close() too."""
+
+    def __init__(self, location: LocationLike):
+        self.location = normalize(location)
+        self.remote = is_uri(self.location)
+        self.path = Path(tempfile.mkdtemp(prefix="gansweep-mirror-")) if self.remote else Path(self.location)
+        self.path.mkdir(parents=True, exist_ok=True)
+        self._published: dict[str, tuple[int, int]] = {}
+
+    def publish(self) -> None:
+        if not self.remote:
+            return
+        for file in sorted(p for p in self.path.rglob("*") if p.is_file()):
+            stat = file.stat()
+            relative = file.relative_to(self.path).as_posix()
+            if self._published.get(relative) != (stat.st_size, stat.st_mtime_ns):
+                write_bytes(join(self.location, relative), file.read_bytes())
+                self._published[relative] = (stat.st_size, stat.st_mtime_ns)
+
+    def close(self) -> None:
+        self.publish()
+        if self.remote:
+            shutil.rmtree(self.path, ignore_errors=True)
+
+    def __enter__(self) -> Path:
+        return self.path
+
+    def __exit__(self, *exc) -> None:
+        self.close()
