@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from gansweep import storage
 from gansweep.config import load_config
 from gansweep.gan.build import build_gan
 from gansweep.nets.models import Generator
@@ -76,8 +77,9 @@ def _train(output: Path, *overrides: str, cache: Path, evaluate: bool = False) -
     return result
 
 
-def _events(run: Path) -> EventAccumulator:
-    accumulator = EventAccumulator(str(run / "tensorboard"), size_guidance={"images": 0, "scalars": 0})
+def _events(run: Path | str) -> EventAccumulator:
+    """The run's TensorBoard events, read as TensorBoard reads them (a URI through boto3)."""
+    accumulator = EventAccumulator(storage.join(run, "tensorboard"), size_guidance={"images": 0, "scalars": 0})
     accumulator.Reload()
     return accumulator
 
@@ -136,14 +138,18 @@ def s3_endpoint():
     stop_server(server)
 
 
-@pytest.fixture
-def s3_bucket(s3_endpoint, monkeypatch) -> str:
-    """A new empty bucket on the session's S3 server, as s3://NAME; the standard AWS environment points at the
-    server (a subprocess or a Ray started by the test inherits it)."""
+def new_bucket(endpoint: str, monkeypatch) -> str:
+    """A new empty bucket on ENDPOINT's S3 server, as s3://NAME, with the standard AWS environment pointing at the
+    server (set through MONKEYPATCH: a subprocess or a Ray started afterwards inherits it)."""
     import boto3
 
-    for key, value in {**S3_ENV, "AWS_ENDPOINT_URL": s3_endpoint}.items():
+    for key, value in {**S3_ENV, "AWS_ENDPOINT_URL": endpoint}.items():
         monkeypatch.setenv(key, value)
     name = f"gansweep-test-{os.getpid()}-{next(_buckets)}"
     boto3.client("s3").create_bucket(Bucket=name)
     return f"s3://{name}"
+
+
+@pytest.fixture
+def s3_bucket(s3_endpoint, monkeypatch) -> str:
+    return new_bucket(s3_endpoint, monkeypatch)

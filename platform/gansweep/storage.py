@@ -21,6 +21,7 @@ from pathlib import Path
 
 LocationLike = str | os.PathLike
 PROBE_NAME = ".gansweep-write-probe"
+READ_ATTEMPTS = 20
 
 
 class StorageError(ValueError):
@@ -86,7 +87,9 @@ def _filesystem_of(root: str, endpoint: str | None):
 
     try:
         return pafs.FileSystem.from_uri(root)[0]
-    except (pa.ArrowException, ValueError, OSError) as error:
+    except OSError as error:  # resolving an S3 bucket's region asks the endpoint: unreachable, denied
+        raise _failed(root, "reach", error) from None
+    except (pa.ArrowException, ValueError) as error:
         raise StorageError(f"{display(root)}: no filesystem serves this URI ({error})") from None
 
 
@@ -133,16 +136,28 @@ def exists(location: LocationLike) -> bool:
 
 
 def read_bytes(location: LocationLike) -> bytes:
+    """The whole file. On object storage pyarrow asks for the object's size, then reads that many bytes: an object
+    replaced in between (trials.json, while a sweep runs) would come back cut or mixed, so the read is repeated
+    until the object was the same before and after it."""
     import pyarrow as pa
 
     fs, path = filesystem(location)
     try:
-        with fs.open_input_stream(path) as stream:
-            return stream.read()
+        if not is_uri(location):  # replaced by a rename: always whole
+            with fs.open_input_stream(path) as stream:
+                return stream.read()
+        for _ in range(READ_ATTEMPTS):
+            before = fs.get_file_info(path)
+            with fs.open_input_stream(path) as stream:
+                data = stream.read()
+            after = fs.get_file_info(path)
+            if len(data) == before.size == after.size and before.mtime == after.mtime:
+                return data
     except FileNotFoundError:
         raise
     except (OSError, pa.ArrowException) as error:
         raise _failed(location, "read", error) from None
+    raise StorageError(f"{display(location)}: cannot read it: it kept changing while read")
 
 
 def read_text(location: LocationLike) -> str:
@@ -209,15 +224,18 @@ def check_writable(location: LocationLike, what: str) -> str:
         if Path(location).is_file():
             raise StorageError(f"{what} {location} is a file, not a folder: choose another {what}")
         return location
-    bucket = location.split("://", 1)[1].split("/", 1)[0]
-    root = f"{location.split('://', 1)[0]}://{bucket}"
-    if not is_dir(root):  # pyarrow shows an existing bucket as a directory
-        raise StorageError(f"{what} {display(location)}: the bucket {display(root)} does not exist (create it first)")
-    if is_file(location):
-        raise StorageError(f"{what} {display(location)} is an object, not a folder: choose another {what}")
-    probe = join(location, PROBE_NAME)
-    write_bytes(probe, b"")
-    delete(probe)
+    scheme, rest = location.split("://", 1)
+    bucket = f"{scheme}://{rest.split('/', 1)[0]}"
+    try:
+        if not is_dir(bucket):  # pyarrow shows an existing bucket as a directory
+            raise StorageError(f"the bucket {display(bucket)} does not exist (create it first)")
+        if is_file(location):
+            raise StorageError(f"it is an object, not a folder: choose another {what}")
+        probe = join(location, PROBE_NAME)
+        write_bytes(probe, b"")
+        delete(probe)
+    except StorageError as error:
+        raise StorageError(f"{what} {display(location)}: {error}") from None
     return location
 
 

@@ -10,6 +10,7 @@ from gansweep.config import ConfigError, build_measurements, load_config
 from gansweep.data.restoration import restore
 from gansweep.data.sources import describe_source, load_source
 from gansweep.data.training_set import (
+    RESTORED_MARKER,
     fingerprint,
     prepare_training_set,
     read_training_set,
@@ -98,7 +99,7 @@ def test_unmeasure_training_set_is_the_restored_lossy_set_cached_apart(tmp_path)
         same = restore_training_set(unmeasure_cfg, restored)
     finally:
         ray.shutdown()
-    assert folder == restored_folder(unmeasure_cfg) and folder.is_dir() and parts
+    assert str(folder) == restored_folder(unmeasure_cfg) and parts and (folder / RESTORED_MARKER).is_file()
     assert restored.fingerprint != ignore.fingerprint and restored.restoration is None
     assert restored.n_images == ignore.n_images == 300 and restored.sample_shape == restored.clean_shape
     assert restored.stream.measurement is None  # streamed as read: measured and restored once, not per step
@@ -121,7 +122,7 @@ def test_unmeasure_training_set_is_the_restored_lossy_set_cached_apart(tmp_path)
     assert [part.stat().st_mtime_ns for part in sorted(folder.glob("part-*.parquet"))] == mtimes
     assert np.array_equal(read_training_set(again)[0], images)
     other = load_config(None, ["mode=unmeasure", "unmeasure.inpaint=navier_stokes", *common])
-    assert fingerprint(other) != restored.fingerprint and restored_folder(other) != folder
+    assert fingerprint(other) != restored.fingerprint and restored_folder(other) != str(folder)
     assert _prepared(other).restoration is not None  # not restored yet: its own set
 
 

@@ -2,6 +2,7 @@
 training split streamed in batches for the nearest-neighbour distance."""
 
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -50,16 +51,17 @@ def test_reference_features_are_computed_once_per_source_and_classifier(tmp_path
     assert first.computed_now and first.split == "test" and first.feats.shape == (N_TEST, record.model.feature_dim)
     test_images = load_source("image_folder", cfg.data.root, split="test").images
     np.testing.assert_array_equal(first.feats, classifier_outputs(record.model, test_images)[0])
-    assert first.path.parent == cache / "reference" and first.path.name.startswith("image_folder-")
-    assert [p.name for p in first.path.parent.iterdir()] == [first.path.name]  # no temporary file left
-    written = first.path.stat().st_mtime_ns
+    path = Path(first.path)
+    assert path.parent == cache / "reference" and path.name.startswith("image_folder-")
+    assert [p.name for p in path.parent.iterdir()] == [path.name]  # no temporary file left
+    written = path.stat().st_mtime_ns
 
     with monkeypatch.context() as patch:
         patch.setattr(reference, "classifier_outputs", _no_classifier)
         second = reference.reference_features(cfg.data, record, cache)
     assert not second.computed_now and second.path == first.path and second.split == "test"
     np.testing.assert_array_equal(second.feats, first.feats)
-    assert first.path.stat().st_mtime_ns == written
+    assert path.stat().st_mtime_ns == written
 
     # Another classifier, or another image size, has features of its own.
     other = reference.reference_features(cfg.data, replace(record, fingerprint="0" * 16), cache)
@@ -71,7 +73,7 @@ def test_reference_features_are_computed_once_per_source_and_classifier(tmp_path
 def test_an_unreadable_or_foreign_cache_file_is_recomputed(tmp_path):
     cfg, record = _data(tmp_path), _record()
     first = reference.reference_features(cfg.data, record, tmp_path / "cache")
-    first.path.write_bytes(b"cut off")
+    Path(first.path).write_bytes(b"cut off")
     again = reference.reference_features(cfg.data, record, tmp_path / "cache")
     assert again.computed_now
     np.testing.assert_array_equal(again.feats, first.feats)

@@ -3,6 +3,7 @@
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -89,15 +90,17 @@ def test_two_worker_hidden_ambient_run_evaluates_periodically_and_at_the_end(tmp
     assert len(checkpoints) == 2  # the newest two of steps 3, 6 and 8
 
 
-def test_killed_run_resumes_from_its_last_checkpoint(tmp_path):
-    """A run killed mid-way (the whole process group, Ray included) continues from its checkpoint."""
+def test_killed_run_resumes_from_its_last_checkpoint(tmp_path, s3_bucket):
+    """A run on object storage (a real S3 server on 127.0.0.1), killed mid-way (the whole process group, Ray
+    included), continues from its checkpoint in the bucket, and ends as the same run trained on a local disk
+    without interruption."""
     import signal
     import time
 
-    run = tmp_path / "run"
+    run = s3_bucket + "/runs/killed"
     common = ["data.limit=200", "train.batch_size=16", "train.log_every=5", "train.checkpoint_every=25",
               "model.g_width=16", "model.d_width=16"]
-    args = [sys.executable, "-m", "gansweep.cli", "train", "--output", str(run)]
+    args = [sys.executable, "-m", "gansweep.cli", "train", "--output", run]
     for item in [*NO_EVAL, *common, "train.steps=100000"]:
         args += ["--set", item]
     env = {**os.environ, "GANSWEEP_CACHE": str(tmp_path / "cache")}
@@ -117,8 +120,10 @@ def test_killed_run_resumes_from_its_last_checkpoint(tmp_path):
     assert "resuming at step 25/50" in resumed.stdout + resumed.stderr
     result = read_result(run)
     assert result["step"] == 50 and result["metrics"]["resumed_from_step"] == 25
-    # One curve, not two: the resumed run continues the step count, the killed run's steps past 25 purged.
+    # One curve, not two: the resumed run continues the step count, the killed run's steps past 25 purged. Read
+    # from the bucket as `tensorboard --logdir s3://...` reads it.
     assert [e.step for e in _events(run).Scalars("loss/g")] == list(range(5, 51, 5))
+    assert not Path("s3:").exists()  # the URI was never taken for a local folder
 
     # Rerun as it was: nothing to train; it says where it stands and keeps its result.
     again = _train(run, *common, "train.steps=50", cache=tmp_path / "cache")

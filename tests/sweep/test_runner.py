@@ -4,6 +4,7 @@ an interrupted sweep resumed."""
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -13,7 +14,8 @@ from pathlib import Path
 import optuna
 import pytest
 import yaml
-from conftest import needs_fashion
+from conftest import needs_fashion, new_bucket
+from gansweep import storage
 from gansweep.run.run_dir import read_result
 from gansweep.sweep import sweep_dir as layout
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
@@ -178,11 +180,19 @@ def _wait_for(condition, timeout: float, what: str, process: subprocess.Popen) -
         time.sleep(0.5)
 
 
-def _checkpoint_steps(trial_dir: Path) -> list[int]:
-    return [json.loads(p.read_text())["step"] for p in trial_dir.glob("checkpoints/checkpoint_*/step.json")]
+def _checkpoint_steps(trial_dir: str) -> list[int]:
+    checkpoints = storage.join(trial_dir, "checkpoints")
+    return [json.loads(storage.read_text(storage.join(checkpoints, name, "step.json")))["step"]
+            for name in storage.list_names(checkpoints) if name.startswith("checkpoint_")
+            and storage.is_file(storage.join(checkpoints, name, "step.json"))]
 
 
-def _reported_step(sweep_dir: Path, number: int) -> int:
+def _trial_dir(sweep_dir: str, number: int) -> str | None:
+    names = [n for n in storage.list_names(storage.join(sweep_dir, "trials")) if n.startswith(f"{number:04d}_")]
+    return storage.join(sweep_dir, "trials", names[0]) if names else None
+
+
+def _reported_step(sweep_dir, number: int) -> int:
     trials = _trials(sweep_dir).values()  # trials.json is replaced whole: never read half written
     return max((e["metrics"].get("step", 0) for e in trials if e["number"] == number), default=0)
 
@@ -193,10 +203,11 @@ def _train_worker_pids() -> list[int]:
 
 
 @pytest.fixture(scope="module")
-def interrupted_sweep(tmp_path_factory):
-    """Two trials one after the other. The first trial's Train worker is killed after its first checkpoint;
-    once that trial has finished and the second has a checkpoint, the whole sweep (driver and its local Ray)
-    is killed, then resumed with --resume."""
+def interrupted_sweep(tmp_path_factory, s3_endpoint):
+    """A sweep on object storage (a real S3 server on 127.0.0.1): two trials one after the other. The first
+    trial's Train worker is killed after its first checkpoint; once that trial has finished and the second has a
+    checkpoint, the whole sweep (driver and its local Ray) is killed, then resumed with --resume as from another
+    machine (nothing local kept: the study's local copy is removed first)."""
     root = tmp_path_factory.mktemp("interrupted")
     space = _space(
         root / "interrupted.yaml",
@@ -207,48 +218,67 @@ def interrupted_sweep(tmp_path_factory):
         scheduler={"name": "fifo"},
         search={"algorithm": "random", "seed": 1},
     )
-    out = root / "out"
-    log = (root / "first.log").open("w")
-    sweep = subprocess.Popen([sys.executable, "-m", "gansweep.cli", "sweep", str(space), "--output", str(out)],
-                             stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    observed = {}
-    try:
-        first = lambda: next(out.glob("trials/0000_*"), None)  # noqa: E731
-        # Reported to Tune: Ray Train has registered the checkpoint of that report (written is not enough).
-        _wait_for(lambda: _reported_step(out, 0) >= 20, 300, "trial 0's first checkpoint", sweep)
-        pids = _train_worker_pids()
-        assert len(pids) == 1, pids
-        os.kill(pids[0], signal.SIGKILL)
-        second = lambda: next(out.glob("trials/0001_*"), None)  # noqa: E731
-        _wait_for(lambda: _reported_step(out, 1) >= 20, 300, "trial 1's first checkpoint", sweep)
-        observed["first_result_mtime"] = (first() / "result.json").stat().st_mtime
-        # The newest checkpoint already reported (registered): one written on disk but not yet registered
-        # when the kill lands is not what the resume may start from.
-        reported = _reported_step(out, 1)
-        observed["second_steps_at_kill"] = max(step for step in _checkpoint_steps(second()) if step <= reported)
-    finally:
-        os.killpg(sweep.pid, signal.SIGKILL)  # a crash: the driver and the Ray it started
-        sweep.wait()
-        log.close()
-    resumed = _sweep(space, "--output", out, "--resume")
-    return out, observed, resumed
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        out = new_bucket(s3_endpoint, monkeypatch) + "/sweeps/interrupted"
+        log = (root / "first.log").open("w")
+        sweep = subprocess.Popen([sys.executable, "-m", "gansweep.cli", "sweep", str(space), "--output", out],
+                                 stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        observed = {}
+        try:
+            # Reported to Tune: Ray Train has registered the checkpoint of that report (written is not enough).
+            _wait_for(lambda: _reported_step(out, 0) >= 20, 300, "trial 0's first checkpoint", sweep)
+            pids = _train_worker_pids()
+            assert len(pids) == 1, pids
+            os.kill(pids[0], signal.SIGKILL)
+            _wait_for(lambda: _reported_step(out, 1) >= 20, 300, "trial 1's first checkpoint", sweep)
+            observed["first_result"] = storage.read_bytes(storage.join(_trial_dir(out, 0), "result.json"))
+            # The newest checkpoint already reported (registered): one written but not yet registered when the
+            # kill lands is not what the resume may start from.
+            reported = _reported_step(out, 1)
+            observed["second_steps_at_kill"] = max(step for step in _checkpoint_steps(_trial_dir(out, 1))
+                                                   if step <= reported)
+        finally:
+            os.killpg(sweep.pid, signal.SIGKILL)  # a crash: the driver and the Ray it started
+            sweep.wait()
+            log.close()
+        shutil.rmtree(storage.staging_dir(out))  # another machine: only the bucket holds the sweep
+        resumed = _sweep(space, "--output", out, "--resume")
+        report = subprocess.run([sys.executable, "-m", "gansweep.cli", "report", out], capture_output=True, text=True,
+                                timeout=300)
+        yield out, observed, resumed, report
 
 
 def test_a_killed_train_worker_resumes_its_trial_from_the_last_checkpoint(interrupted_sweep):
-    out, _, _ = interrupted_sweep
-    first = read_result(next(out.glob("trials/0000_*")))
+    out = interrupted_sweep[0]
+    first = read_result(_trial_dir(out, 0))
     assert first["step"] == 60
     assert first["metrics"]["resumed_from_step"] >= 20  # restarted from a checkpoint, not from step 0
 
 
-def test_an_interrupted_sweep_resumes_with_every_trial_finished_once(interrupted_sweep):
-    out, observed, resumed = interrupted_sweep
+def test_an_interrupted_sweep_resumes_from_the_bucket_with_every_trial_finished_once(interrupted_sweep, tmp_path):
+    out, observed, resumed, _ = interrupted_sweep
     assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
     trials = _trials(out)
     assert [e["status"] for e in trials.values()] == ["finished", "finished"], trials
-    first, second = (read_result(p) for p in sorted(out.glob("trials/*")))
     # The finished trial was not rerun; the unfinished one went on from its checkpoint.
-    assert next(out.glob("trials/0000_*/result.json")).stat().st_mtime == observed["first_result_mtime"]
+    assert storage.read_bytes(storage.join(_trial_dir(out, 0), "result.json")) == observed["first_result"]
+    second = read_result(_trial_dir(out, 1))
     assert second["step"] == 60 and second["metrics"]["resumed_from_step"] >= observed["second_steps_at_kill"]
-    study = _study(out)
+    # The study as the bucket holds it (what a report or another resume reads): each trial told once.
+    record = layout.read_sweep_record(out)
+    study = optuna.load_study(study_name=record["study_name"],
+                              storage=layout.study_copy(out, record["storage"], tmp_path))
     assert [t.state.name for t in study.trials] == ["COMPLETE", "COMPLETE"]
+    assert not Path("s3:").exists()
+
+
+def test_the_report_and_tensorboard_read_a_sweep_in_the_bucket(interrupted_sweep):
+    out, _, _, report = interrupted_sweep
+    assert report.returncode == 0, report.stderr[-3000:]
+    assert "Source: the Optuna study" in report.stdout and f"wrote {out}/report/" in report.stdout
+    assert {"summary.md", "trials.csv", "metric_vs_measurement.p.png"} <= set(storage.list_names(out + "/report"))
+    for number in (0, 1):
+        name = storage.name_of(_trial_dir(out, number))
+        events = EventAccumulator(storage.join(out, "tensorboard", name), size_guidance={"scalars": 0})
+        events.Reload()  # through boto3, as `tensorboard --logdir s3://...` reads it
+        assert [e.step for e in events.Scalars("eval/fid")] == [20, 40, 60]

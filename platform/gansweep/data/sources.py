@@ -1,7 +1,7 @@
 """Image sources: IDX (Fashion-MNIST, MNIST), image folders, Parquet (local, or on s3:// / gs:// through pyarrow's
 filesystems), as uint8 (N, C, H, W) arrays. A split is read in pieces (`source_pieces`, `read_piece`: a row group's
 rows, or some image files), which the training stream reads task by task (stream.py); `load_source` reads a
-small split whole. IDX sets are converted once into Parquet in the cache for the stream.
+small split whole. IDX sets are converted once into Parquet in the cache (a local folder or a URI) for the stream.
 
 Nothing here downloads: Fashion-MNIST comes from Debian's package dataset-fashion-mnist.
 
@@ -12,7 +12,6 @@ never a class name). A single .parquet file has only a training split.
 
 from __future__ import annotations
 
-import functools
 import gzip
 import hashlib
 import io
@@ -23,6 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from gansweep import storage
 
 SOURCES = ("fashion_mnist", "mnist", "image_folder", "parquet")
 DEFAULT_ROOTS = {"fashion_mnist": "/usr/share/datasets/fashion-mnist"}
@@ -50,9 +51,10 @@ class ImageArrays:
     num_classes: int  # 0 when unlabelled
 
 
-def cache_dir() -> Path:
-    """gansweep's cache root: $GANSWEEP_CACHE, else ~/.cache/gansweep."""
-    return Path(os.environ.get("GANSWEEP_CACHE") or Path.home() / ".cache" / "gansweep").expanduser()
+def cache_dir() -> str:
+    """gansweep's cache root, a local folder or a URI (s3://bucket/cache: one cache for a cluster):
+    $GANSWEEP_CACHE, else ~/.cache/gansweep."""
+    return storage.normalize(os.environ.get("GANSWEEP_CACHE") or Path.home() / ".cache" / "gansweep")
 
 
 # --- IDX (Fashion-MNIST, MNIST) ------------------------------------------------------------------
@@ -196,69 +198,46 @@ def _image_files(root: Path, split: str) -> tuple[list[Path], list[int], int]:
 # --- Parquet, on a local disk or any filesystem pyarrow serves (s3://, gs://) ---------------------
 
 
-def _is_uri(root: str) -> bool:
-    return "://" in root
-
-
-def _filesystem(root: str):
-    """The pyarrow filesystem serving ROOT (a local path, or a URI such as s3://bucket/dir) and ROOT's path on it.
-    Credentials and endpoints come from the standard environment (AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID,
-    GOOGLE_APPLICATION_CREDENTIALS ...)."""
-    return _cached_filesystem(root, os.environ.get("AWS_ENDPOINT_URL"))
-
-
-@functools.lru_cache(maxsize=16)
-def _cached_filesystem(root: str, endpoint: str | None):
-    """Cached, as a reader task opens many pieces of one root; a changed endpoint makes a new one."""
-    import pyarrow as pa
-    import pyarrow.fs as pafs
-
-    if not _is_uri(root):
-        return pafs.LocalFileSystem(), str(Path(root).expanduser().resolve())
-    try:
-        return pafs.FileSystem.from_uri(root)
-    except (pa.ArrowException, ValueError, OSError) as error:
-        raise DataSourceError(f"parquet: {root}: no filesystem serves this URI ({error})") from error
-
-
-def _display(root: str, path: str) -> str:
-    """PATH on ROOT's filesystem as the user named it: a URI stays a URI."""
-    return f"{root.split('://', 1)[0]}://{path}" if _is_uri(root) else path
-
-
 def _parquet_files(root: str, split: str) -> list[str]:
-    """The split's .parquet files, sorted, as paths on ROOT's filesystem."""
+    """The split's .parquet files, sorted, as locations (local paths or URIs) under ROOT."""
     import pyarrow as pa
     import pyarrow.fs as pafs
 
-    fs, path = _filesystem(root)
+    where = f"parquet: {storage.display(root)}"
+    try:
+        fs, path = storage.filesystem(root)
+    except storage.StorageError as error:  # a scheme no filesystem serves, an endpoint that does not answer
+        raise DataSourceError(f"{where}: cannot list it ({error})") from None
+    folder = storage.join(storage.normalize(root), "test") if split == "test" else storage.normalize(root)
     try:
         info = fs.get_file_info(path)
         if info.type == pafs.FileType.File:
             if split == "test":
-                raise DataSourceError(f"parquet: {root} is one file, so it has no test split "
+                raise DataSourceError(f"{where} is one file, so it has no test split "
                                       "(use DIR/*.parquet and DIR/test/*.parquet)")
-            return [path]
+            return [storage.normalize(root)]
         if info.type != pafs.FileType.Directory:
-            raise DataSourceError(f"parquet: {root} does not exist")
-        folder = f"{path.rstrip('/')}/test" if split == "test" else path
-        if split == "test" and fs.get_file_info(folder).type != pafs.FileType.Directory:
-            raise DataSourceError(f"parquet: {root} has no test split (no {_display(root, folder)} folder)")
-        files = sorted(i.path for i in fs.get_file_info(pafs.FileSelector(folder)) if i.is_file
-                       and i.path.endswith(".parquet"))
+            raise DataSourceError(f"{where} does not exist")
+        folder_path = f"{path}/test" if split == "test" else path
+        if split == "test" and fs.get_file_info(folder_path).type != pafs.FileType.Directory:
+            raise DataSourceError(f"{where} has no test split (no {storage.display(folder)} folder)")
+        names = sorted(i.base_name for i in fs.get_file_info(pafs.FileSelector(folder_path)) if i.is_file
+                       and i.base_name.endswith(".parquet"))
     except (OSError, pa.ArrowException) as error:  # an unreachable endpoint, a missing bucket, denied credentials
-        raise DataSourceError(f"parquet: {root}: cannot list it ({error})") from error
-    if not files:
-        raise DataSourceError(f"parquet: no .parquet files in {_display(root, folder)}")
-    return files
+        raise DataSourceError(f"{where}: cannot list it ({error})") from error
+    if not names:
+        raise DataSourceError(f"parquet: no .parquet files in {storage.display(folder)}")
+    return [storage.join(folder, name) for name in names]
 
 
-def _open_parquet(root: str, path: str):
+def _open_parquet(location: str):
+    """The Parquet file at LOCATION, through storage's filesystem for it (also in a Ray Data task: the cloud
+    environment reaches the task's process)."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    fs, _ = _filesystem(root)
-    where = f"parquet: {_display(root, path)}"
+    fs, path = storage.filesystem(location)
+    where = f"parquet: {storage.display(location)}"
     try:
         parquet = pq.ParquetFile(fs.open_input_file(path))
     except (OSError, pa.ArrowException) as error:
@@ -356,7 +335,7 @@ class Piece:
 
     root: str  # the source's root as resolved (a local path or a URI)
     indices: range
-    path: str = ""  # parquet: the file, as a path on the root's filesystem
+    path: str = ""  # parquet: the file's location (a local path or a URI)
     row_group: int = 0  # parquet
     first_row: int = 0  # parquet: the piece's first row in its row group
     files: tuple[str, ...] = ()  # image_folder: the image files
@@ -374,9 +353,9 @@ def _parquet_pieces(root: str, split: str, limit: int | None, rows_per_piece: in
     """Every row group's rows in pieces of at most ROWS_PER_PIECE rows, the first LIMIT rows of the split."""
     pieces, labels, num_classes, n = [], [], 0, 0
     for path in _parquet_files(root, split):
-        parquet = _open_parquet(root, path)
+        parquet = _open_parquet(path)
         # The whole label column (cheap: one int column) so num_classes does not depend on limit.
-        file_labels = _parquet_labels(parquet, f"parquet: {_display(root, path)}")
+        file_labels = _parquet_labels(parquet, f"parquet: {storage.display(path)}")
         num_classes = max(num_classes, int(file_labels.max(initial=-1)) + 1)
         file_start = n
         for group in range(parquet.num_row_groups):
@@ -389,7 +368,7 @@ def _parquet_pieces(root: str, split: str, limit: int | None, rows_per_piece: in
                 n += take
         labels.append(file_labels[: n - file_start])
     if n == 0:
-        raise DataSourceError(f"parquet: {root}: no rows in the {split} split")
+        raise DataSourceError(f"parquet: {storage.display(root)}: no rows in the {split} split")
     return SplitPieces(pieces, np.concatenate(labels).astype(np.int64), num_classes)
 
 
@@ -404,29 +383,28 @@ def _image_folder_pieces(root: str, split: str, limit: int | None, rows_per_piec
     return SplitPieces(pieces, np.array(labels, dtype=np.int64), num_classes)
 
 
-def prepared_idx(name: str, root: Path, split: str, cache: Path) -> str:
+def prepared_idx(name: str, root: Path, split: str, cache: storage.LocationLike) -> str:
     """An IDX split converted once into a Parquet file in CACHE/prepared/ (pixel lists and labels, row groups of
-    1,024 images), which the stream reads in pieces like any Parquet source."""
+    1,024 images), which the stream reads in pieces like any Parquet source; its location (CACHE may be a URI)."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     key = hashlib.sha256(str(root.resolve()).encode()).hexdigest()[:12]
-    path = cache / "prepared" / f"{name}-{key}" / f"{split}.parquet"
-    if path.is_file():
-        return str(path)
+    location = storage.join(storage.normalize(cache), "prepared", f"{name}-{key}", f"{split}.parquet")
+    if storage.is_file(location):
+        return location
     arrays = _load_idx(name, root, split, None)[0]
     n, pixels = len(arrays.images), arrays.images.reshape(len(arrays.images), -1)
     images = pa.FixedSizeListArray.from_arrays(pa.array(pixels.reshape(-1), pa.uint8()), pixels.shape[1])
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # Write then rename, so an interrupted or concurrent prepare never leaves a half file.
-    tmp = path.with_name(f"{path.name}.{socket.gethostname()}.{os.getpid()}.tmp")  # unique on a shared cache too
-    pq.write_table(pa.table({"image": images, "label": pa.array(arrays.labels[:n])}), tmp, row_group_size=1024)
-    tmp.replace(path)
-    return str(path)
+    buffer = io.BytesIO()
+    pq.write_table(pa.table({"image": images, "label": pa.array(arrays.labels[:n])}), buffer, row_group_size=1024)
+    # Written whole, so an interrupted or concurrent prepare never leaves a half file (concurrent ones write the same).
+    storage.write_bytes(location, buffer.getvalue())
+    return location
 
 
 def source_pieces(name: str, root: str | None, split: str = "train", limit: int | None = None,
-                  rows_per_piece: int = 1024, cache: Path | None = None) -> SplitPieces:
+                  rows_per_piece: int = 1024, cache: storage.LocationLike | None = None) -> SplitPieces:
     """The first LIMIT images of a split as pieces of at most ROWS_PER_PIECE images (IDX sources through their
     Parquet conversion in CACHE, default the cache_dir())."""
     path = _checked_root(name, root, split, limit, None)
@@ -447,8 +425,8 @@ def read_piece(piece: Piece, image_size: int | None, channels: int | None) -> Im
         images = [_open_image(Path(f), f"image_folder: {f}") for f in piece.files]
         stacked = _stack_images(images, image_size, f"image_folder: {piece.root}", channels or _channels_of(images[0]))
         return ImageArrays(stacked, np.array(piece.labels, dtype=np.int64), 0)
-    parquet = _open_parquet(piece.root, piece.path)
-    where = f"parquet: {_display(piece.root, piece.path)}"
+    parquet = _open_parquet(piece.path)
+    where = f"parquet: {storage.display(piece.path)}"
     has_labels = "label" in parquet.schema_arrow.names
     table = parquet.read_row_group(piece.row_group, columns=["image", "label"] if has_labels else ["image"])
     table = table.slice(piece.first_row, len(piece.indices))
@@ -470,11 +448,10 @@ def _parquet_labels_of(table, where: str) -> np.ndarray:
 
 
 def resolved_root(name: str, root: str | None) -> str | None:
-    """The absolute path (or the URI) a source reads (its default location when root is None), for fingerprints."""
+    """The absolute path (or the URI, without credentials) a source reads (its default location when root is None),
+    for fingerprints and records."""
     root = root or DEFAULT_ROOTS.get(name)
-    if root and _is_uri(root):
-        return root
-    return str(Path(root).expanduser().resolve()) if root else None
+    return storage.display(storage.normalize(root)) if root else None
 
 
 def _resolve_root(name: str, root: str | None) -> str:
@@ -485,12 +462,12 @@ def _resolve_root(name: str, root: str | None) -> str:
         raise DataSourceError(
             f"{name}: no root given and the source has no default location; set data.root (or --root)"
         )
-    if _is_uri(root):
+    if storage.is_uri(root):
         if name != "parquet":
-            raise DataSourceError(f"{name}: {root}: only data.name=parquet reads from a URI; {name} reads a "
-                                  "local folder")
+            raise DataSourceError(f"{name}: {storage.display(root)}: only data.name=parquet reads from a URI; {name} "
+                                  "reads a local folder")
         return root  # checked as it is listed: _parquet_files
-    path = Path(root).expanduser()
+    path = Path(storage.normalize(root))  # absolute, file:// stripped
     if not path.exists():
         hint = f" ({DEBIAN_HINT})" if name == "fashion_mnist" else ""
         raise DataSourceError(f"{name}: {path} does not exist{hint}")
@@ -569,7 +546,10 @@ def _prepare_torchvision(name: str, path: Path) -> str:
     """Decompress a source's IDX files into CACHE/torchvision/<Name>/raw/ and check torchvision opens them."""
     import torchvision
 
-    tv_root = cache_dir() / "torchvision"
+    cache = cache_dir()
+    # torchvision reads a local folder: a cache on object storage keeps its torchvision layout in a local staging one.
+    tv_root = storage.staging_dir(storage.join(cache, "torchvision")) if storage.is_uri(cache) \
+        else Path(cache, "torchvision")
     raw = tv_root / TORCHVISION_DIRS[name] / "raw"
     raw.mkdir(parents=True, exist_ok=True)
     for stems in IDX_FILES.values():
@@ -586,7 +566,7 @@ def _prepare_torchvision(name: str, path: Path) -> str:
         counts = {split: len(dataset(str(tv_root), train=split == "train", download=False)) for split in SPLITS}
     except (RuntimeError, ValueError, OSError) as error:
         raise DataSourceError(f"{name}: torchvision cannot read {raw} ({error})") from error
-    prepared = [prepared_idx(name, path, split, cache_dir()) for split in SPLITS]
+    prepared = [storage.display(prepared_idx(name, path, split, cache)) for split in SPLITS]
     return (
         f"{name}: {counts['train']} train and {counts['test']} test images from {path}\n"
         f"torchvision: torchvision.datasets.{TORCHVISION_DIRS[name]}(root='{tv_root}', download=False)\n"

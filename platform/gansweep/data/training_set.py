@@ -8,24 +8,23 @@ Nothing is loaded whole. The lossy y_real = f_theta(x_real) is made in the strea
 theta a function of (data.seed, its index) (thetas.py): every trial of a sweep trains on the same lossy data with
 nothing cached. Mode ``unmeasure`` restores that same lossy set once, as a Ray Data job across the cluster,
 into Parquet in the cache (keyed by the fingerprint of source, limit, image size, measurement, seed and
-restoration), which the run then streams like any source.
+restoration), which the run then streams like any source. The cache may be a URI (s3://bucket/cache: restored once
+for a whole cluster); a restored folder counts once its completion marker, written after every part, is there.
 """
 
 from __future__ import annotations
 
 import hashlib
+import io
 import json
-import os
-import shutil
-import socket
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, replace
 from math import prod
-from pathlib import Path
 
 import numpy as np
 import torch
 
+from gansweep import storage
 from gansweep.config import Config, DataConfig, Measurements
 from gansweep.data.restoration import restore
 from gansweep.data.sources import (
@@ -41,6 +40,7 @@ from gansweep.nets.measurements import Measurement
 
 CACHE_VERSION = 2  # bump when the way the lossy set is made changes (2: thetas keyed by index)
 STREAM_TASK_CPUS = 0.25  # each reading task's CPUs; the resource plan reserves this much per Train worker
+RESTORED_MARKER = "_SUCCESS"  # written last into a restored folder: without it the folder is absent (half-written)
 
 
 @dataclass
@@ -51,15 +51,16 @@ class TrainingSet:
     num_classes: int
     fingerprint: str  # identifies the data and its measurement; recorded with every run
     restoration: dict | None = None  # mode unmeasure: how to restore the lossy set, until it is (restore_training_set)
-    restored_path: str | None = None  # mode unmeasure: the restored set's Parquet folder in the cache
+    restored_path: str | None = None  # mode unmeasure: the restored set's Parquet folder in the cache (a location)
 
     @property
     def n_images(self) -> int:
         return self.stream.n_images
 
 
-def cache_root(data: DataConfig) -> Path:
-    return Path(data.cache_dir).expanduser() if data.cache_dir else cache_dir()
+def cache_root(data: DataConfig) -> str:
+    """The cache's location: data.cache_dir, else $GANSWEEP_CACHE or ~/.cache/gansweep (a local folder or a URI)."""
+    return storage.normalize(data.cache_dir) if data.cache_dir else cache_dir()
 
 
 def _restoration(cfg: Config) -> dict | None:
@@ -103,7 +104,7 @@ def prepare_training_set(cfg: Config, measurements: Measurements, source: Source
     if restoration is None:
         return training_set
     restored = restored_folder(cfg)
-    if restored.is_dir():
+    if _is_restored(restored):
         return _restored(cfg, training_set, restored)
     return replace(training_set, restoration=restoration)
 
@@ -115,15 +116,19 @@ def _spec(cfg: Config, pieces: list, clean_shape: tuple[int, ...], measurement: 
                       pieces_per_window=pieces_per_window(pieces, image_bytes), task_cpus=STREAM_TASK_CPUS)
 
 
-def restored_folder(cfg: Config) -> Path:
-    return cache_root(cfg.data) / "restored" / f"{cfg.data.name}-{fingerprint(cfg)}"
+def restored_folder(cfg: Config) -> str:
+    return storage.join(cache_root(cfg.data), "restored", f"{cfg.data.name}-{fingerprint(cfg)}")
 
 
-def _restored(cfg: Config, training_set: TrainingSet, folder: Path) -> TrainingSet:
+def _is_restored(folder: str) -> bool:
+    return storage.is_file(storage.join(folder, RESTORED_MARKER))
+
+
+def _restored(cfg: Config, training_set: TrainingSet, folder: str) -> TrainingSet:
     """TRAINING_SET streaming the restored set in FOLDER (clean-like images, nothing measured in the stream)."""
-    pieces = source_pieces("parquet", str(folder)).pieces
+    pieces = source_pieces("parquet", folder).pieces
     return replace(training_set, stream=_spec(cfg, pieces, training_set.clean_shape, None), restoration=None,
-                   restored_path=str(folder))
+                   restored_path=folder)
 
 
 def restore_training_set(cfg: Config, training_set: TrainingSet) -> TrainingSet:
@@ -134,24 +139,17 @@ def restore_training_set(cfg: Config, training_set: TrainingSet) -> TrainingSet:
     import ray.data
 
     folder = restored_folder(cfg)
-    if not folder.is_dir():
-        # Written into a folder of its own and renamed into place: concurrent trials never read a half-written set,
-        # and a trial that loses the race keeps the winner's (made from the same seed, so the same).
-        tmp = folder.with_name(f"{folder.name}.{socket.gethostname()}.{os.getpid()}.tmp")
-        tmp.mkdir(parents=True, exist_ok=True)
+    if not _is_restored(folder):
+        # Object storage has no rename, so the parts go into the folder itself, each written whole, and the marker
+        # last: readers never take a half-written set, and concurrent trials write the same parts (the same seed).
         spec = training_set.stream
-        print(f"[gansweep] restoring the lossy set ({spec.n_images} images, {len(spec.pieces)} tasks) into {folder}",
-              flush=True)
+        print(f"[gansweep] restoring the lossy set ({spec.n_images} images, {len(spec.pieces)} tasks) into "
+              f"{storage.display(folder)}", flush=True)
         items = ray.data.from_items([{"piece": k} for k in range(len(spec.pieces))], override_num_blocks=len(spec.pieces))
         items.map_batches(_restore_pieces, batch_size=1, num_cpus=spec.task_cpus,
-                          fn_kwargs={"spec": spec, "restoration": training_set.restoration, "folder": str(tmp)}
+                          fn_kwargs={"spec": spec, "restoration": training_set.restoration, "folder": folder}
                           ).materialize()
-        try:
-            tmp.rename(folder)
-        except OSError:
-            shutil.rmtree(tmp)
-            if not folder.is_dir():
-                raise
+        storage.write_bytes(storage.join(folder, RESTORED_MARKER), b"")
     return _restored(cfg, training_set, folder)
 
 
@@ -171,8 +169,9 @@ def _restore_pieces(batch: dict[str, np.ndarray], spec: StreamSpec, restoration:
         restored = restore(spec.measurement, y, theta, **restoration)
         pixels = np.clip(np.rint(restored * 255), 0, 255).astype(np.uint8).reshape(len(restored), -1)
         images = pa.FixedSizeListArray.from_arrays(pa.array(pixels.reshape(-1), pa.uint8()), pixels.shape[1])
-        pq.write_table(pa.table({"image": images, "label": pa.array(arrays.labels)}),
-                       Path(folder) / f"part-{int(k):06d}.parquet")
+        buffer = io.BytesIO()
+        pq.write_table(pa.table({"image": images, "label": pa.array(arrays.labels)}), buffer)
+        storage.write_bytes(storage.join(folder, f"part-{int(k):06d}.parquet"), buffer.getvalue())
         yield {"piece": np.array([k]), "rows": np.array([len(pixels)])}
 
 

@@ -1,8 +1,9 @@
 """The domain classifier: the feature network of the evaluation protocol (no Inception weights here).
 
 A small CNN trained once on the clean training split of a source, cached under
-CACHE/classifiers/<source>-<fingerprint>/ (model.pt: the state dict, read back with
-torch.load(weights_only=True); record.json: what it was trained on and its test accuracy). The
+CACHE/classifiers/<source>-<fingerprint>/ (CACHE a local folder or a URI; model.pt: the state dict, read back with
+torch.load(weights_only=True); record.json: what it was trained on and its test accuracy, written last, so a folder
+without it is absent). The
 fingerprint covers the source, its resolved root, the limit, the architecture and its version, the
 training recipe, the epochs and the seed, so every metric computed on its features can name the
 network it used. Plain torch, no Ray.
@@ -11,10 +12,9 @@ network it used. Plain torch, no Ray.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import math
-import os
-import shutil
 import sys
 import time
 from dataclasses import dataclass, fields
@@ -26,6 +26,7 @@ from torch import nn
 from torch.nn import functional as F
 from tqdm.auto import tqdm
 
+from gansweep import storage
 from gansweep.data.sources import DataSourceError, load_source, resolved_root
 from gansweep.data.sources import cache_dir as default_cache_dir
 
@@ -274,24 +275,26 @@ def train_classifier(
     )
 
 
-def classifier_dir(source: str, fingerprint: str, cache_dir: Path | str | None = None) -> Path:
-    base = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
-    return base / "classifiers" / f"{source}-{fingerprint}"
+def classifier_dir(source: str, fingerprint: str, cache_dir: Path | str | None = None) -> str:
+    """The classifier's cache folder, a location (a local path or a URI)."""
+    base = storage.normalize(cache_dir) if cache_dir is not None else default_cache_dir()
+    return storage.join(base, "classifiers", f"{source}-{fingerprint}")
 
 
-def _load(folder: Path, fingerprint: str) -> ClassifierRecord | None:
+def _load(folder: str, fingerprint: str) -> ClassifierRecord | None:
     """The cached classifier in `folder`, or None when it is absent or unreadable."""
     try:
-        meta = json.loads((folder / "record.json").read_text())
+        meta = json.loads(storage.read_text(storage.join(folder, "record.json")))
         if meta.get("fingerprint") != fingerprint:
             return None
         model = DomainClassifier(
             in_channels=int(meta["image_shape"][0]), num_classes=int(meta["num_classes"]),
             feature_dim=int(meta["feature_dim"]),
         )
-        model.load_state_dict(torch.load(folder / "model.pt", map_location="cpu", weights_only=True))
+        state = io.BytesIO(storage.read_bytes(storage.join(folder, "model.pt")))
+        model.load_state_dict(torch.load(state, map_location="cpu", weights_only=True))
         record = ClassifierRecord(
-            model=model.eval(), path=str(folder), trained_now=False, **{name: meta[name] for name in _SAVED_FIELDS}
+            model=model.eval(), path=folder, trained_now=False, **{name: meta[name] for name in _SAVED_FIELDS}
         )
     except Exception:  # absent, cut off, of another shape: any unreadable cache is retrained
         return None
@@ -320,7 +323,7 @@ def load_or_train_classifier(
     if cached is not None:
         if progress:
             print(
-                f"classifier {source} [{fingerprint}]: cached in {folder} "
+                f"classifier {source} [{fingerprint}]: cached in {storage.display(folder)} "
                 f"({cached.accuracy_split} accuracy {cached.test_accuracy:.4f})",
                 file=sys.stderr,
                 flush=True,
@@ -329,21 +332,11 @@ def load_or_train_classifier(
     record = train_classifier(
         source, root, seed=seed, epochs=epochs, limit=limit, progress=progress, image_size=image_size
     )
-    # Write into a private folder, then rename it into place: concurrent callers never read a half-written
-    # cache, and if another one got there first its classifier (the same recipe and seed) is kept.
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = folder.parent / f".{folder.name}.{os.getpid()}.{time.monotonic_ns()}.tmp"
-    tmp.mkdir()
-    try:
-        torch.save(record.model.state_dict(), tmp / "model.pt")
-        (tmp / "record.json").write_text(json.dumps(record.to_json(), indent=2) + "\n")
-        if folder.exists() and _load(folder, fingerprint) is None:
-            shutil.rmtree(folder, ignore_errors=True)  # a broken earlier cache
-        try:
-            tmp.rename(folder)
-        except OSError:  # another process cached it meanwhile
-            pass
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    record.path = str(folder)
+    # Each file written whole, record.json last (object storage has no rename): a reader never takes a folder whose
+    # model is missing or cut off, and concurrent callers write the same classifier (the same recipe and seed).
+    state = io.BytesIO()
+    torch.save(record.model.state_dict(), state)
+    storage.write_bytes(storage.join(folder, "model.pt"), state.getvalue())
+    storage.write_text(storage.join(folder, "record.json"), json.dumps(record.to_json(), indent=2) + "\n")
+    record.path = folder
     return record

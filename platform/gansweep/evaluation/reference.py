@@ -3,24 +3,23 @@ once per source and classifier) and the clean training split in batches, for the
 
 The features of the reference split are what FID, KID and the cheap FID while training compare samples with. They
 are computed once per (source, its resolved root, image size, split, classifier fingerprint) and cached as
-CACHE/reference/<source>-<key>.npz (``feats``: float64 (N, F); ``key``: the JSON the key hashes), written under a
-temporary name and renamed into place, so concurrent trials never read a half-written file.
+CACHE/reference/<source>-<key>.npz (``feats``: float64 (N, F); ``key``: the JSON the key hashes), CACHE a local
+folder or a URI; written whole (storage.write_bytes), so concurrent trials never read a half-written file.
 """
 
 from __future__ import annotations
 
 import hashlib
+import io
 import json
-import os
 import sys
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
+from gansweep import storage
 from gansweep.config import Config, DataConfig
 from gansweep.data.sources import (
     DataSourceError,
@@ -60,11 +59,12 @@ def reference_images(cfg: Config) -> tuple[np.ndarray, str]:
 class ReferenceFeatures:
     feats: np.ndarray  # float64 (N, F): the classifier's penultimate features of the reference split
     split: str  # "test", or "train" for sources without a test split
-    path: Path  # the cache file
+    path: str  # the cache file's location (a local path or a URI)
     computed_now: bool  # False when read back from the cache
 
 
-def reference_features(data: DataConfig, classifier: ClassifierRecord, cache: Path) -> ReferenceFeatures:
+def reference_features(data: DataConfig, classifier: ClassifierRecord,
+                       cache: storage.LocationLike) -> ReferenceFeatures:
     """CLASSIFIER's features of the run's reference split, from CACHE/reference/ (CACHE: the data's cache_root);
     computed and cached first when absent or unreadable."""
     split = reference_split(data)
@@ -73,29 +73,25 @@ def reference_features(data: DataConfig, classifier: ClassifierRecord, cache: Pa
         "image_size": data.image_size, "split": split, "classifier": classifier.fingerprint,
     }
     key_json = json.dumps(key, sort_keys=True)
-    path = Path(cache) / "reference" / f"{data.name}-{hashlib.sha256(key_json.encode()).hexdigest()[:16]}.npz"
+    name = f"{data.name}-{hashlib.sha256(key_json.encode()).hexdigest()[:16]}.npz"
+    path = storage.join(storage.normalize(cache), "reference", name)
     feats = _read(path, key_json, classifier.model.feature_dim)
     if feats is not None:
         return ReferenceFeatures(feats, split, path, computed_now=False)
     images = load_source(data.name, data.root, split=split, image_size=data.image_size).images
     print(f"[gansweep] reference features: {data.name} {split} split ({len(images)} images), classifier "
-          f"[{classifier.fingerprint}] -> {path}", file=sys.stderr, flush=True)
+          f"[{classifier.fingerprint}] -> {storage.display(path)}", file=sys.stderr, flush=True)
     feats, _ = classifier_outputs(classifier.model, images)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")  # unique per writer
-    try:
-        with os.fdopen(handle, "wb") as file:
-            np.savez(file, feats=feats, key=np.array(key_json))
-        os.replace(tmp, path)  # atomic: a concurrent writer's file (the same features) is replaced whole
-    finally:
-        Path(tmp).unlink(missing_ok=True)
+    buffer = io.BytesIO()
+    np.savez(buffer, feats=feats, key=np.array(key_json))
+    storage.write_bytes(path, buffer.getvalue())  # whole: a concurrent writer's file (the same features) is replaced
     return ReferenceFeatures(feats, split, path, computed_now=True)
 
 
-def _read(path: Path, key_json: str, feature_dim: int) -> np.ndarray | None:
+def _read(path: str, key_json: str, feature_dim: int) -> np.ndarray | None:
     """The cached features in PATH, or None when absent, unreadable or made for another key."""
     try:
-        with np.load(path, allow_pickle=False) as saved:
+        with np.load(io.BytesIO(storage.read_bytes(path)), allow_pickle=False) as saved:
             if str(saved["key"]) != key_json:
                 return None
             feats = saved["feats"]
@@ -105,7 +101,7 @@ def _read(path: Path, key_json: str, feature_dim: int) -> np.ndarray | None:
     return feats if ok and np.isfinite(feats).all() else None
 
 
-def training_batches(data: DataConfig, cache: Path, batch: int = TRAIN_BATCH) -> Iterator[np.ndarray]:
+def training_batches(data: DataConfig, cache: storage.LocationLike, batch: int = TRAIN_BATCH) -> Iterator[np.ndarray]:
     """The clean training split (its first data.limit images, at data.image_size) as uint8 (n, C, H, W) batches of
     BATCH to 2 x BATCH images, read piece by piece (IDX sets through their Parquet conversion in CACHE): never held
     whole. In piece order, which is not index order for an image folder."""

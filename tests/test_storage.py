@@ -1,0 +1,156 @@
+"""Locations (gansweep.storage) on a local disk and on a real S3 server (moto's, on 127.0.0.1), and the clear errors a
+bad URI gets from the CLI before any training: an unreachable endpoint, a missing bucket, denied credentials, a
+scheme no filesystem serves."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import boto3
+import pytest
+from conftest import S3_ENV, start_s3_server, stop_server
+from gansweep import storage
+
+
+@pytest.fixture(params=["local", "s3"])
+def location(request, tmp_path):
+    """An empty folder: a local one, or a prefix of a new bucket."""
+    if request.param == "local":
+        return str(tmp_path / "place")
+    return request.getfixturevalue("s3_bucket") + "/place"
+
+
+def test_files_are_written_read_listed_and_deleted(location):
+    assert not storage.exists(location) and storage.list_names(location) == []
+    storage.write_text(storage.join(location, "a.json"), '{"x": 1}')
+    storage.write_bytes(storage.join(location, "sub", "b.bin"), b"\x00\x01")
+    assert storage.read_text(storage.join(location, "a.json")) == '{"x": 1}'
+    assert storage.read_bytes(storage.join(location, "sub", "b.bin")) == b"\x00\x01"
+    assert storage.list_names(location) == ["a.json", "sub"]
+    assert storage.is_dir(location) and storage.is_dir(storage.join(location, "sub"))
+    assert storage.is_file(storage.join(location, "a.json")) and not storage.is_file(location)
+    storage.write_text(storage.join(location, "a.json"), "replaced")  # replaced whole
+    assert storage.read_text(storage.join(location, "a.json")) == "replaced"
+    storage.delete(storage.join(location, "a.json"))
+    storage.delete(storage.join(location, "a.json"))  # a second time: nothing to do
+    assert storage.list_names(location) == ["sub"]
+    with pytest.raises(FileNotFoundError):
+        storage.read_bytes(storage.join(location, "a.json"))
+
+
+def test_a_local_write_leaves_no_temporary_file(tmp_path):
+    storage.write_text(tmp_path / "run.json", "{}")
+    assert [p.name for p in tmp_path.iterdir()] == ["run.json"]
+
+
+def test_a_mirror_publishes_new_and_changed_files_and_cleans_up(s3_bucket):
+    target = s3_bucket + "/logs"
+    mirror = storage.Mirror(target)
+    (mirror.path / "events.1").write_bytes(b"first")
+    mirror.publish()
+    assert storage.read_bytes(target + "/events.1") == b"first"
+    storage.delete(target + "/events.1")
+    mirror.publish()  # unchanged since the last publish: not uploaded again
+    assert not storage.exists(target + "/events.1")
+    (mirror.path / "events.1").write_bytes(b"first, then more")
+    (mirror.path / "nested").mkdir()
+    (mirror.path / "nested" / "events.2").write_bytes(b"second")
+    mirror.close()
+    assert storage.read_bytes(target + "/events.1") == b"first, then more"
+    assert storage.read_bytes(target + "/nested/events.2") == b"second"
+    assert not mirror.path.exists()
+
+
+def test_a_local_mirror_is_the_folder_itself(tmp_path):
+    with storage.Mirror(tmp_path / "out") as folder:
+        assert folder == tmp_path / "out" and folder.is_dir()
+
+
+def test_folders_are_uploaded_and_downloaded(s3_bucket, tmp_path):
+    (tmp_path / "up" / "deep").mkdir(parents=True)
+    (tmp_path / "up" / "deep" / "x.txt").write_text("x")
+    storage.upload_folder(tmp_path / "up", s3_bucket + "/copy")
+    storage.download_folder(s3_bucket + "/copy", tmp_path / "down")
+    assert (tmp_path / "down" / "deep" / "x.txt").read_text() == "x"
+
+
+def test_locations_are_normalised_joined_and_shown_without_credentials(tmp_path, monkeypatch, s3_bucket):
+    monkeypatch.chdir(tmp_path)
+    assert storage.normalize("runs/a") == str(tmp_path / "runs" / "a")
+    assert storage.normalize("file://" + str(tmp_path)) == str(tmp_path)
+    assert storage.normalize("s3://bucket/sweeps/x/") == "s3://bucket/sweeps/x"
+    assert storage.join("s3://bucket/x", "trials", "t1") == "s3://bucket/x/trials/t1"
+    assert storage.parent_of("s3://bucket/x/trials") == "s3://bucket/x" and storage.name_of("s3://b/x/t1") == "t1"
+    assert storage.display("s3://AKIA:SECRET@bucket/x") == "s3://bucket/x"
+    assert storage.staging_dir("s3://bucket/x") == storage.staging_dir("s3://bucket/x/")  # one place per location
+    assert storage.ray_storage(s3_bucket + "/x")[0] == s3_bucket.removeprefix("s3://") + "/x"
+    assert storage.ray_storage(tmp_path) == (str(tmp_path), None)
+
+
+def test_check_writable_names_what_is_wrong(s3_bucket, tmp_path, monkeypatch):
+    assert storage.check_writable(s3_bucket + "/new/run/", "--output") == s3_bucket + "/new/run"
+    assert storage.list_names(s3_bucket + "/new/run") == []  # the probe is removed
+    with pytest.raises(storage.StorageError, match="the bucket s3://no-such-bucket does not exist"):
+        storage.check_writable("s3://no-such-bucket/run", "--output")
+    storage.write_text(s3_bucket + "/taken", "x")
+    with pytest.raises(storage.StorageError, match="taken: it is an object, not a folder"):
+        storage.check_writable(s3_bucket + "/taken", "--output")
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(storage.StorageError, match="is a file, not a folder"):
+        storage.check_writable(tmp_path / "file", "--output")
+    with pytest.raises(storage.StorageError, match="no filesystem serves this URI"):
+        storage.check_writable("nosuchscheme://bucket/run", "--output")
+
+
+def _cli(*args, env, cwd):
+    return subprocess.run([sys.executable, "-m", "gansweep.cli", *args], capture_output=True, text=True, timeout=300,
+                          env=env, cwd=cwd)
+
+
+@pytest.fixture(scope="module")
+def denying_endpoint():
+    """A second S3 server that denies every request (no key is known to it)."""
+    server, endpoint = start_s3_server(deny_all=True)
+    yield endpoint
+    stop_server(server)
+
+
+def test_bad_uris_exit_2_before_any_training(s3_endpoint, denying_endpoint, tmp_path):
+    """Each bad URI: exit 2, one message naming it (and never the secret), no Ray started, nothing written
+    locally under a folder named after the URI."""
+    secret = S3_ENV["AWS_SECRET_ACCESS_KEY"]
+    env = {**os.environ, **S3_ENV, "AWS_ENDPOINT_URL": s3_endpoint, "GANSWEEP_CACHE": str(tmp_path / "cache")}
+    boto3.client("s3", endpoint_url=s3_endpoint, region_name="us-east-1", aws_access_key_id="k",
+                 aws_secret_access_key="s").create_bucket(Bucket="exists")
+    with socket_port() as closed:
+        cases = [
+            ({}, "s3://no-such-bucket/run", "the bucket s3://no-such-bucket does not exist"),
+            ({"AWS_ENDPOINT_URL": f"http://127.0.0.1:{closed}"}, "s3://exists/run", "cannot reach it"),
+            ({"AWS_ENDPOINT_URL": denying_endpoint}, "s3://exists/run", "ACCESS_DENIED"),
+            ({}, "nosuchscheme://exists/run", "no filesystem serves this URI"),
+        ]
+        space = str(Path(__file__).resolve().parents[1] / "search_spaces" / "quickstart.yaml")
+        for index, (extra, uri, message) in enumerate(cases):
+            commands = [["train", "--output", uri]] + ([["sweep", space, "--output", uri]] if index % 2 == 0 else [])
+            for command in commands:  # the sweep's check is the same function: two of the cases for it
+                result = _cli(*command, env={**env, **extra}, cwd=tmp_path)
+                assert result.returncode == 2, (command, result.stdout[-2000:], result.stderr[-2000:])
+                assert f"--output {uri}: " in result.stderr and message in result.stderr, (command, result.stderr)
+                assert secret not in result.stdout + result.stderr
+                assert "Started a local Ray instance" not in result.stdout + result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) in ([], ["cache"])  # no folder named s3: or nosuchscheme:
+
+
+class socket_port:
+    """A port on 127.0.0.1 that nothing listens on (bound, not listening, for the test's duration)."""
+
+    def __enter__(self):
+        import socket
+
+        self.socket = socket.socket()
+        self.socket.bind(("127.0.0.1", 0))
+        return self.socket.getsockname()[1]
+
+    def __exit__(self, *exc):
+        self.socket.close()
