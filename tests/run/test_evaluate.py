@@ -8,6 +8,7 @@ from functools import partial
 import pytest
 import torch
 from conftest import _fake_run, needs_fashion
+from gansweep import storage
 from gansweep.data.sources import load_source
 from gansweep.evaluation import reference
 from gansweep.evaluation.classifier import load_or_train_classifier
@@ -63,3 +64,22 @@ def test_evaluate_run_writes_the_protocol(tmp_path, monkeypatch):
     assert cached[0].stat().st_mtime_ns == written
     for key in ("fid", "kid", "kid_std", "classifier_score", "nn_pixel_distance", "n_real"):
         assert again[key] == pytest.approx(figures[key], rel=1e-12), key
+
+
+@needs_fashion
+def test_a_run_in_a_bucket_is_evaluated_and_its_evaluation_written_there(tmp_path, monkeypatch, s3_bucket):
+    """`gansweep evaluate s3://...`: the run read from object storage (a real S3 server on 127.0.0.1), its figures
+    written beside it, nothing written locally under the URI's name."""
+    local = tmp_path / "run"
+    _fake_run(local, step=40)
+    run = s3_bucket + "/runs/fake"
+    storage.upload_folder(local, run)
+    small = partial(load_or_train_classifier, limit=2000, epochs=1, cache_dir=tmp_path / "cache", progress=False)
+    monkeypatch.setattr(evaluate, "load_or_train_classifier", lambda source, root, **kwargs: small(source, root))
+    monkeypatch.setenv("GANSWEEP_CACHE", str(tmp_path / "cache"))
+    monkeypatch.chdir(tmp_path)
+
+    figures = evaluate.evaluate_run(run, n_samples=300)
+    assert figures["step"] == 40 and figures["checkpoint"] == run + "/checkpoints/checkpoint_000"
+    assert json.loads(storage.read_text(run + "/evaluation.json"))["fid"] == figures["fid"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cache", "run"]

@@ -33,9 +33,9 @@ def test_the_newest_complete_checkpoint_is_found_and_resolved(tmp_path):
     partial.mkdir()
     torch.save({"step": 12}, partial / run_dir.STATE_FILE)
     newest = tmp_path / run_dir.CHECKPOINTS_DIR / "checkpoint_000001"
-    assert run_dir.latest_checkpoint(tmp_path) == newest
-    assert run_dir.resolve_checkpoint(tmp_path) == (tmp_path.resolve(), newest.resolve())
-    assert run_dir.resolve_checkpoint(newest) == (tmp_path.resolve(), newest.resolve())
+    assert run_dir.latest_checkpoint(tmp_path) == str(newest)
+    assert run_dir.resolve_checkpoint(tmp_path) == (str(tmp_path.resolve()), str(newest.resolve()))
+    assert run_dir.resolve_checkpoint(newest) == (str(tmp_path.resolve()), str(newest.resolve()))
     assert run_dir.load_checkpoint(newest)["step"] == 9
 
 
