@@ -9,8 +9,9 @@ from pathlib import Path
 
 import boto3
 import pytest
-from conftest import S3_ENV, start_s3_server, stop_server
+from conftest import S3_ENV
 from gansweep import storage
+from s3_server import start_s3_server, stop_server
 
 
 @pytest.fixture(params=["local", "s3"])
@@ -139,6 +140,11 @@ def test_bad_uris_exit_2_before_any_training(s3_endpoint, denying_endpoint, tmp_
                 assert f"--output {uri}: " in result.stderr and message in result.stderr, (command, result.stderr)
                 assert secret not in result.stdout + result.stderr
                 assert "Started a local Ray instance" not in result.stdout + result.stderr
+    # A cache in a missing bucket: refused the same way, before the classifier or Ray.
+    result = _cli("train", "--output", str(tmp_path / "run"), env={**env, "GANSWEEP_CACHE": "s3://no-such-bucket/c"},
+                  cwd=tmp_path)
+    assert result.returncode == 2 and "the cache (GANSWEEP_CACHE or data.cache_dir) s3://no-such-bucket/c: the " \
+        "bucket s3://no-such-bucket does not exist" in result.stderr, result.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) in ([], ["cache"])  # no folder named s3: or nosuchscheme:
 
 

@@ -16,6 +16,7 @@ import hashlib
 import os
 import re
 import shutil
+import socket
 import tempfile
 from pathlib import Path
 
@@ -171,7 +172,8 @@ def write_bytes(location: LocationLike, data: bytes) -> None:
     if not is_uri(location):
         path = Path(normalize(location))
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        # Named by host and process: writers on machines that share a disk (NFS) never share a temporary file.
+        tmp = path.with_name(f".{path.name}.{socket.gethostname()}.{os.getpid()}.tmp")
         tmp.write_bytes(data)
         tmp.replace(path)
         return

@@ -477,12 +477,13 @@ def _resolve_root(name: str, root: str | None) -> str:
 def _checked_root(name: str, root: str | None, split: str, limit: int | None, image_size: int | None) -> str:
     """The path or URI a source reads, once the request is one it can serve."""
     path = _resolve_root(name, root)
+    where = f"{name}: {storage.display(path)}"
     if limit is not None and limit < 1:
-        raise DataSourceError(f"{name}: {path}: data.limit={limit} must be >= 1")
+        raise DataSourceError(f"{where}: data.limit={limit} must be >= 1")
     if split not in SPLITS:
-        raise DataSourceError(f"{name}: {path}: split '{split}' must be one of {', '.join(SPLITS)}")
+        raise DataSourceError(f"{where}: split '{split}' must be one of {', '.join(SPLITS)}")
     if name in TORCHVISION_DIRS and image_size not in (None, 28):
-        raise DataSourceError(f"{name}: {path}: images are 28x28; data.image_size={image_size} is not supported")
+        raise DataSourceError(f"{where}: images are 28x28; data.image_size={image_size} is not supported")
     return path
 
 
@@ -502,7 +503,8 @@ def load_source(
     rest = [read_piece(piece, image_size, first.images.shape[1]) for piece in pieces.pieces[1:]]
     shapes = sorted({arrays.images.shape[1:] for arrays in [first, *rest]})
     if len(shapes) > 1:
-        raise DataSourceError(f"{name}: {path}: images of different sizes ({', '.join(map(str, shapes[:3]))}); "
+        raise DataSourceError(f"{name}: {storage.display(path)}: images of different sizes "
+                              f"({', '.join(map(str, shapes[:3]))}); "
                               "set data.image_size to resize them to one square size")
     images = np.concatenate([first.images, *(arrays.images for arrays in rest)])
     labels = np.concatenate([first.labels, *(arrays.labels for arrays in rest)])
@@ -589,6 +591,6 @@ def prepare_source(name: str, root: str | None) -> str:
         splits = ["train"]
     counts = {split: len(source_pieces(name, path, split).labels) for split in splits}
     return (
-        f"{name}: {' and '.join(f'{n} {split}' for split, n in counts.items())} images in {path}; "
+        f"{name}: {' and '.join(f'{n} {split}' for split, n in counts.items())} images in {storage.display(path)}; "
         f"first image (C, H, W) {info.clean_shape}, {info.num_classes} classes"
     )

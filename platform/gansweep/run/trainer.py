@@ -18,6 +18,7 @@ from gansweep.config import (
 from gansweep.data.sources import DataSourceError, describe_source
 from gansweep.data.training_set import (
     TrainingSet,
+    cache_root,
     prepare_training_set,
     restore_training_set,
 )
@@ -45,6 +46,7 @@ def check_config(cfg: Config) -> CheckedRun:
     (config.check_shapes on its description: metadata and one decoded image), and the source's pieces as they are
     listed. Raises ConfigError with one clear message."""
     data = cfg.data
+    storage.check_writable(cache_root(data), "the cache (GANSWEEP_CACHE or data.cache_dir)")
     try:
         source = describe_source(data.name, data.root, data.image_size, data.limit)
         measurements = build_measurements(cfg)
@@ -172,7 +174,7 @@ def run_training(
             "pieces": len(training_set.stream.pieces),
             "pieces_per_window": stream.pieces_per_window,
             "stream_tasks": stream.max_tasks,
-            "restored_set": training_set.restored_path,
+            "restored_set": storage.display(training_set.restored_path) if training_set.restored_path else None,
         },
         "resources": {"workers": t.workers, "cpus_per_worker": cpus_per_worker, "use_gpu": t.use_gpu},
         "checkpoint": _checkpoint_location(output, result.checkpoint),

@@ -18,6 +18,7 @@ from ray.tune.search.optuna import OptunaSearch
 
 from gansweep import storage
 from gansweep.config import ConfigError
+from gansweep.data.training_set import cache_root
 from gansweep.evaluation.monitor import MonitorPayload, prepare_monitor
 from gansweep.run import run_dir
 from gansweep.run.plan import plan_resources as plan_run_resources
@@ -271,6 +272,7 @@ def run_sweep(space: SweepSpace, output: str | Path, resume: bool = False) -> di
     sweep_dir = storage.check_writable(output, "--output")  # a local folder, or one on object storage
     _prepare_output(space, sweep_dir, resume)
     base = space.base_config()
+    storage.check_writable(cache_root(base.data), "the cache (GANSWEEP_CACHE or data.cache_dir)")
     # Before Ray: the classifier (trained once, cached) and the reference statistics, shared by every trial.
     monitor = prepare_monitor(base)
     layout.write_sweep_record(sweep_dir, {
