@@ -39,12 +39,17 @@ def test_quickstart_sweep_submitted_as_a_ray_job(tmp_path):
     job_id = "gansweep-quickstart-test"
     try:
         sets = [arg for item in SMALL for arg in ("--set", item)]
-        submit = subprocess.run(
-            [*RAY, "job", "submit", "--address", head.dashboard, "--submission-id", job_id, "--no-wait",
-             "--working-dir", ".", "--runtime-env", "jobs/runtime_env.yaml", "--",
-             "python", "jobs/sweep.py", "search_spaces/quickstart.yaml", "--output", str(out), *sets],
-            cwd=REPO, capture_output=True, text=True, env=RAY_ENV, timeout=120,
-        )
+        deadline = time.time() + 300
+        while True:  # the head prints its address before its job agent is up: submit until the agent takes it
+            submit = subprocess.run(
+                [*RAY, "job", "submit", "--address", head.dashboard, "--submission-id", job_id, "--no-wait",
+                 "--working-dir", ".", "--runtime-env", "jobs/runtime_env.yaml", "--",
+                 "python", "jobs/sweep.py", "search_spaces/quickstart.yaml", "--output", str(out), *sets],
+                cwd=REPO, capture_output=True, text=True, env=RAY_ENV, timeout=120,
+            )
+            if "No available agent to submit job" not in submit.stderr or time.time() > deadline:
+                break
+            time.sleep(1)
         assert submit.returncode == 0, submit.stdout[-2000:] + submit.stderr[-2000:]
         deadline = time.time() + 600
         while (status := _job_status(head.dashboard, job_id)) in ("RUNNING", "PENDING") and time.time() < deadline:
