@@ -139,6 +139,7 @@ def test_acl_is_refused_in_mode_ambient():
 
 
 @needs_fashion
+@pytest.mark.slow  # a minute on Ray, on 2 cores; the parts are tested in-process above (run with -m slow)
 def test_a_two_worker_acl_gan_run_logs_its_losses_and_reconstructions(tmp_path):
     run = tmp_path / "run"
     _train(run, *SMALL, "acl.variant=gan", "data.limit=256", "train.workers=2", "train.batch_size=32",

@@ -88,6 +88,7 @@ def test_unlabelled_data_exit_2(tmp_path):
 
 
 @needs_fashion
+@pytest.mark.slow  # a minute on Ray, on 2 cores; the parts are tested in-process above (run with -m slow)
 def test_a_conditional_run_shows_samples_per_class_and_evaluates_every_class(tmp_path):
     run = tmp_path / "run"
     _train(run, *CONDITIONAL, "data.limit=256", "train.batch_size=32", "train.steps=4", "train.log_every=2",

@@ -274,6 +274,7 @@ def test_kde_with_gaussian_projection_passes_the_checks_against_the_source(cache
 
 
 @needs_fashion
+@pytest.mark.slow  # a minute on Ray, on 2 cores; the parts are tested in-process above (run with -m slow)
 def test_ambient_kde_gan_trains_on_ray_with_each_worker_recomputing_theta_from_the_index(tmp_path):
     run, cache = tmp_path / "run", tmp_path / "cache"
     overrides = ["data.limit=64", "train.workers=2", "train.batch_size=16", "train.steps=4", "train.log_every=2",

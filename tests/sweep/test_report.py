@@ -171,6 +171,6 @@ def test_not_a_sweep_directory(tmp_path):
 def test_storage_password_stays_out_of_the_report(tmp_path):
     make_sweep(tmp_path)
     # Unreachable (or its driver absent): the report falls back to trials.json and names no password.
-    summary = write_report(tmp_path, storage="postgresql://user:s3cret@127.0.0.1:1/optuna").read_text()
+    summary = Path(write_report(tmp_path, storage="postgresql://user:s3cret@127.0.0.1:1/optuna")).read_text()
     assert "s3cret" not in summary and "user:***@127.0.0.1" in summary
     assert "Source: trials.json" in summary
