@@ -24,7 +24,7 @@ def _train(args: argparse.Namespace) -> int:
     from gansweep.run.trainer import TrainingDiverged, check_config, run_training
 
     cfg = load_config(args.config, args.set)
-    storage.check_writable(args.output, "--output")
+    storage.check_writable(args.output, "--output")  # before the source is described (run_training checks again)
     checked = check_config(cfg)  # before Ray starts
     training_set = checked.training_set
     print(

@@ -71,13 +71,17 @@ def filesystem(location: LocationLike):
         import pyarrow.fs as pafs
 
         return pafs.LocalFileSystem(), normalize(location)
-    text = normalize(location)
-    scheme, rest = text.split("://", 1)
-    bucket = rest.split("/", 1)[0]
-    fs = _filesystem_of(f"{scheme}://{rest.split('/', 1)[0]}", os.environ.get("AWS_ENDPOINT_URL"))
-    _, _, key = rest.partition("/")
+    root, key = _split_uri(location)
+    fs = _filesystem_of(root, os.environ.get("AWS_ENDPOINT_URL"))
     # pyarrow's object-store paths are "bucket/key" (credentials written into the URI are not part of it)
-    return fs, f"{bucket.rsplit('@', 1)[-1]}/{key}".rstrip("/")
+    return fs, f"{root.split('://', 1)[1].rsplit('@', 1)[-1]}/{key}".rstrip("/")
+
+
+def _split_uri(location: LocationLike) -> tuple[str, str]:
+    """(SCHEME://BUCKET, the key under it) of a URI."""
+    scheme, rest = normalize(location).split("://", 1)
+    bucket, _, key = rest.partition("/")
+    return f"{scheme}://{bucket}", key
 
 
 @functools.lru_cache(maxsize=32)
@@ -226,8 +230,7 @@ def check_writable(location: LocationLike, what: str) -> str:
         if Path(location).is_file():
             raise StorageError(f"{what} {location} is a file, not a folder: choose another {what}")
         return location
-    scheme, rest = location.split("://", 1)
-    bucket = f"{scheme}://{rest.split('/', 1)[0]}"
+    bucket = _split_uri(location)[0]
     try:
         if not is_dir(bucket):  # pyarrow shows an existing bucket as a directory
             raise StorageError(f"the bucket {display(bucket)} does not exist (create it first)")

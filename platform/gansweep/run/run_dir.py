@@ -57,7 +57,16 @@ def write_json(location: str, data: dict) -> None:
 
 
 def _read_json(location: str) -> dict | None:
-    return json.loads(storage.read_text(location)) if storage.is_file(location) else None
+    text = _read_text(location)
+    return None if text is None else json.loads(text)
+
+
+def _read_text(location: str) -> str | None:
+    """The file's text, or None when there is none (asked in one read, not a lookup and then a read)."""
+    try:
+        return storage.read_text(location)
+    except FileNotFoundError:
+        return None
 
 
 def write_result(run_dir: str, summary: dict) -> None:
@@ -82,8 +91,7 @@ def write_error(run_dir: str, error: BaseException) -> None:
 
 
 def read_error(run_dir: str) -> str | None:
-    path = storage.join(run_dir, ERROR_FILE)
-    return storage.read_text(path) if storage.is_file(path) else None
+    return _read_text(storage.join(run_dir, ERROR_FILE))
 
 
 def mark_diverged(run_dir: str, step: int, losses: dict[str, float]) -> None:

@@ -116,10 +116,11 @@ class StudySearch(OptunaSearch):
     def __init__(self, *args, sweep_dir: str, storage_url: str, **kwargs):
         super().__init__(*args, **kwargs)
         self.sweep_dir, self.storage_url = sweep_dir, storage_url
+        self.published = None  # the local study's stamp when last published: unchanged, it is not uploaded again
 
     def save(self, checkpoint_path: str):
         super().save(checkpoint_path)
-        layout.publish_study(self.sweep_dir, self.storage_url)
+        self.published = layout.publish_study(self.sweep_dir, self.storage_url, self.published)
 
 
 def _define_by_run(space: SweepSpace, trial) -> dict:

@@ -52,7 +52,7 @@ def default_storage(sweep_dir: str) -> str:
     """The Optuna storage of a sweep whose space names none: SQLite inside the sweep directory. SQLite cannot live
     in a bucket: a sweep on object storage works on a local file at the same path on every machine
     (storage.staging_dir, as Tune's saved searcher names it), published to SWEEP_DIR/optuna.db (publish_study) and
-    fetched back by a resume or a report (fetch_study)."""
+    fetched back by a resume (ready_local_study) or a report (study_copy)."""
     folder = storage.staging_dir(sweep_dir) if storage.is_uri(sweep_dir) else Path(sweep_dir)
     return f"sqlite:///{folder / OPTUNA_DB}"
 
@@ -64,28 +64,40 @@ def _local_study(sweep_dir: str, url: str) -> Path | None:
     return Path(url.removeprefix("sqlite:///"))
 
 
-def publish_study(sweep_dir: str, url: str) -> None:
-    """A consistent copy of the local study (SQLite's backup, never a file half-written) to SWEEP_DIR/optuna.db."""
+def publish_study(sweep_dir: str, url: str, published: tuple | None = None) -> tuple | None:
+    """A consistent copy of the local study (SQLite's backup, never a file half-written) to SWEEP_DIR/optuna.db,
+    unless the local file is as it was when PUBLISHED (the stamp the previous call returned); returns its stamp."""
     local = _local_study(sweep_dir, url)
     if local is None or not local.is_file():
-        return
+        return published
+    stamp = (local.stat().st_size, local.stat().st_mtime_ns)
+    if stamp == published:  # Tune saves its state every ~10 s, whether or not a trial changed the study
+        return published
     with tempfile.TemporaryDirectory() as folder:
         copy = Path(folder) / OPTUNA_DB
         with closing(sqlite3.connect(local)) as source, closing(sqlite3.connect(copy)) as target:
             source.backup(target)
         storage.write_bytes(storage.join(sweep_dir, OPTUNA_DB), copy.read_bytes())
+    return stamp
+
+
+def _fetch_published(sweep_dir: str, target: Path) -> bool:
+    """SWEEP_DIR/optuna.db copied to the local TARGET; False when none was published."""
+    try:
+        data = storage.read_bytes(storage.join(sweep_dir, OPTUNA_DB))
+    except FileNotFoundError:
+        return False
+    storage.write_bytes(target, data)
+    return True
 
 
 def ready_local_study(sweep_dir: str, url: str) -> None:
     """The driver's local study as the bucket holds it, before a sweep starts or resumes (on this machine or
     another): SWEEP_DIR/optuna.db when it was published, else none (an older local file is removed)."""
     local = _local_study(sweep_dir, url)
-    if local is None:
-        return
-    local.unlink(missing_ok=True)
-    published = storage.join(sweep_dir, OPTUNA_DB)
-    if storage.is_file(published):
-        storage.write_bytes(local, storage.read_bytes(published))
+    if local is not None:
+        local.unlink(missing_ok=True)
+        _fetch_published(sweep_dir, local)
 
 
 def study_copy(sweep_dir: str, url: str | None, folder: Path) -> str | None:
@@ -93,12 +105,8 @@ def study_copy(sweep_dir: str, url: str | None, folder: Path) -> str | None:
     of its published study in FOLDER (never the file a running driver works on); else URL itself."""
     if url is None or _local_study(sweep_dir, url) is None:
         return url
-    published = storage.join(sweep_dir, OPTUNA_DB)
-    if not storage.is_file(published):
-        return url
     copy = Path(folder) / OPTUNA_DB
-    copy.write_bytes(storage.read_bytes(published))
-    return f"sqlite:///{copy}"
+    return f"sqlite:///{copy}" if _fetch_published(sweep_dir, copy) else url
 
 
 def trial_dir(sweep_dir: str, name: str) -> str:
