@@ -216,7 +216,7 @@ def main() -> None:
         "threads_per_arm": 1,
         "settings": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
         "common_overrides": COMMON,
-        "evaluation": payload.provenance(args.samples),
+        "evaluation": payload.provenance(args.samples, "cpu"),
         "arms": results,
     }
     (args.output / f"{args.name}.json").write_text(json.dumps(report, indent=2))

@@ -8,6 +8,7 @@ import sys
 
 from gansweep import storage
 from gansweep.config import (
+    DEVICES,
     TOOL_REVERSAL_STEPS,
     ConfigError,
     ReversalConfig,
@@ -46,7 +47,8 @@ def _train(args: argparse.Namespace) -> int:
 def _evaluate(args: argparse.Namespace) -> int:
     from gansweep.run.evaluate import evaluate_run
 
-    figures = evaluate_run(args.run, n_samples=args.n_samples, seed=args.seed, inception_weights=args.inception_weights)
+    figures = evaluate_run(args.run, n_samples=args.n_samples, seed=args.seed, inception_weights=args.inception_weights,
+                           device=args.device)
     width = max(len(key) for key in figures)
     for key, value in figures.items():
         print(f"{key:<{width}}  {value:.4f}" if isinstance(value, float) else f"{key:<{width}}  {value}")
@@ -58,7 +60,7 @@ def _invert(args: argparse.Namespace) -> int:
 
     output = args.output or storage.join(args.run, "invert")
     summary = invert(args.run, args.images, output, steps=args.steps, lr=args.lr, init_std=args.init_std,
-                     seed=args.seed, limit=args.limit)
+                     seed=args.seed, limit=args.limit, device=args.device)
     print(f"[gansweep] reversed {summary['images']} images in {summary['steps']} steps: mean squared error "
           f"{summary['error_first']:.4f} -> {summary['error_last']:.4f}")
     print(f"[gansweep] wrote {output}/ (codes.npy, reconstructions.png, traversal.png, tensorboard/)")
@@ -72,7 +74,7 @@ def _holdout(args: argparse.Namespace) -> int:
     output = args.output or storage.join(resolve_checkpoint(args.run)[0], "holdout")  # beside the checkpoints
     bandwidths = BANDWIDTHS if args.bandwidths is None else args.bandwidths  # an empty list is refused, not defaulted
     summary = holdout_likelihood(args.run, output, n=args.n, bandwidths=bandwidths, steps=args.steps, lr=args.lr,
-                                 init_std=args.init_std, seed=args.seed)
+                                 init_std=args.init_std, seed=args.seed, device=args.device)
     print(f"{'bandwidth':>10}  {'test LL':>14}  {'train LL':>14}")
     for row in zip(summary["bandwidths"], summary["test_log_likelihood"], summary["train_log_likelihood"]):
         print("{:>10.4g}  {:>14.2f}  {:>14.2f}".format(*row))
@@ -88,6 +90,11 @@ def _reversal_arguments(parser: argparse.ArgumentParser) -> None:
                         help="gradient-descent step size (default %(default)s)")
     parser.add_argument("--init-std", type=float, default=ReversalConfig.init_std,
                         help="std of the initial codes (default %(default)s)")
+
+
+def _device_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--device", choices=DEVICES, default="auto",
+                        help="where to run (default auto: the GPU where there is one, else the CPU)")
 
 
 def _bandwidths(text: str) -> list[float]:
@@ -144,6 +151,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--inception-weights", metavar="PATH", default=None,
         help="a local torchvision inception_v3 state dict: adds an Inception FID (nothing is downloaded)",
     )
+    _device_argument(evaluate)
     evaluate.set_defaults(func=_evaluate)
 
     invert = commands.add_parser(
@@ -155,6 +163,7 @@ def build_parser() -> argparse.ArgumentParser:
     _reversal_arguments(invert)
     invert.add_argument("--seed", type=int, default=0, help="seed of the initial codes")
     invert.add_argument("--limit", type=int, default=64, help="reverse the first LIMIT images (default 64)")
+    _device_argument(invert)
     invert.set_defaults(func=_invert)
 
     holdout = commands.add_parser(
@@ -167,6 +176,7 @@ def build_parser() -> argparse.ArgumentParser:
                          help="KDE bandwidths (default: 3 per decade from 0.01 to 10)")
     _reversal_arguments(holdout)
     holdout.add_argument("--seed", type=int, default=0, help="seed of the picked images and the initial codes")
+    _device_argument(holdout)
     holdout.set_defaults(func=_holdout)
 
     sweep = commands.add_parser(

@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import torch
 import yaml
 
 from gansweep.data.restoration import INPAINT_METHODS, check_restorable
@@ -138,6 +139,19 @@ class ReversalConfig:
 # `gansweep invert` and `holdout` reverse given images once, to convergence, rather than a batch per training step
 # (their lr and init_std are ReversalConfig's defaults).
 TOOL_REVERSAL_STEPS = 200
+DEVICES = ("auto", "cpu", "cuda")  # what evaluate, invert and holdout take as --device
+
+
+def resolve_device(name: str) -> torch.device:
+    """The device a command runs on: "auto" is the GPU where there is one, else the CPU; "cuda" without a GPU is
+    refused."""
+    if name not in DEVICES:
+        raise ConfigError(f"--device {name!r}: one of {', '.join(DEVICES)}")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("--device cuda: this machine has no CUDA GPU (torch.cuda.is_available() is False)")
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    return torch.device(name)
 
 
 @dataclass

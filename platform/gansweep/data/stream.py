@@ -136,8 +136,10 @@ def rank_batches(
     spec: StreamSpec, rank: int, world: int, batch_size: int, start_row: int, device: torch.device,
     rows_per_pass: int,
 ) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
-    """RANK's (images in [0, 1] or measured, labels, indices) on DEVICE, BATCH_SIZE rows each, from its row
-    START_ROW on, forever (a Ray Dataset of about ROWS_PER_PASS rows at a time)."""
+    """RANK's (images in [0, 1] or measured, labels) on DEVICE and their indices on the CPU (KDE-GAN's prior reads
+    them on the host), BATCH_SIZE rows each, from its row START_ROW on, forever (a Ray Dataset of about
+    ROWS_PER_PASS rows at a time)."""
+    pin = device.type == "cuda"  # a copy from pinned memory overlaps the GPU's work; from pageable memory it waits
     position = start_row
     while True:
         items = rank_items(spec, rank, world, position, rows_per_pass)
@@ -148,11 +150,13 @@ def rank_batches(
             # Ray hands out read-only arrays; torch wants writable ones (a copy of a batch only where needed).
             images, labels, indices = (torch.from_numpy(np.require(batch[key], requirements="W"))
                                        for key in ("image", "label", "index"))
+            if pin:
+                images, labels = images.pin_memory(), labels.pin_memory()
             images = images.to(device, non_blocking=True)
             if images.dtype == torch.uint8:  # converted on the device: a quarter of the bytes to move
                 images = images.float().div_(255.0)
             rows += len(images)
-            yield images, labels.to(device), indices.to(device)
+            yield images, labels.to(device, non_blocking=True), indices
         position += rows
         if rows == 0:
             raise RuntimeError(f"the training stream of rank {rank} yielded no batch of {batch_size} from row "

@@ -23,6 +23,8 @@ import numpy as np
 import torch
 from scipy.special import xlogy
 
+from gansweep.gan.runtime import full_precision
+
 if TYPE_CHECKING:
     from gansweep.evaluation.classifier import ClassifierRecord
 
@@ -170,15 +172,15 @@ def nearest_neighbour_distance(samples, train_images, batch: int = 256, train_ba
     each sample keeps its running minimum, so the training set is never held whole. In each training batch the
     candidates are found with torch.cdist (matrix-product form, float64) over blocks of BATCH samples; the
     candidate's distance is then recomputed from the pixel differences, so a sample that is a training image scores
-    exactly 0.
+    exactly 0. On the samples' device (a GPU's float64 is still far faster than the CPU's).
     """
     x = _flat_unit(samples, "samples")
     if len(x) == 0:
         raise ValueError("need at least one sample and one training image")
-    best = torch.full((len(x),), float("inf"), dtype=torch.float64)
+    best = torch.full((len(x),), float("inf"), dtype=torch.float64, device=x.device)
     n_train = 0
     for chunk in _batches(train_images, train_batch):
-        y = _flat_unit(chunk, "train_images")
+        y = _flat_unit(chunk, "train_images").to(x.device)
         if y.shape[1] != x.shape[1]:
             raise ValueError(f"samples have {x.shape[1]} pixels, training images {y.shape[1]}")
         n_train += len(y)
@@ -203,8 +205,9 @@ def _batches(images, size: int) -> Iterator:
 
 
 def _unit_images(x, name: str) -> torch.Tensor:
-    """(N, C, H, W) images as float32 in [0, 1]; uint8 is scaled by 1/255."""
-    t = torch.from_numpy(np.asarray(x)) if not isinstance(x, torch.Tensor) else x.detach().cpu()
+    """(N, C, H, W) images as float32 in [0, 1], on the device they are on (an array: the CPU); uint8 is scaled by
+    1/255."""
+    t = torch.from_numpy(np.asarray(x)) if not isinstance(x, torch.Tensor) else x.detach()
     if t.dtype == torch.uint8:
         return t.float() / 255.0
     t = t.float()
@@ -218,7 +221,8 @@ def _unit_images(x, name: str) -> torch.Tensor:
 
 @torch.no_grad()
 def classifier_outputs(model: torch.nn.Module, images, batch: int = FEATURE_BATCH) -> tuple[np.ndarray, np.ndarray]:
-    """(features (N, F), logits (N, K)) of the classifier in eval mode, as float64 arrays."""
+    """(features (N, F), logits (N, K)) of the classifier in eval mode, as float64 arrays; the images are taken to the
+    classifier's device batch by batch, and the features computed in full precision (no TF32 on a GPU)."""
     x = _unit_images(images, "images")
     if x.ndim != 4:
         raise ValueError(f"images: expected (N, C, H, W), got shape {tuple(x.shape)}")
@@ -228,11 +232,13 @@ def classifier_outputs(model: torch.nn.Module, images, batch: int = FEATURE_BATC
     was_training = model.training
     model.eval()
     feats, logits = [], []
+    device = next(model.parameters()).device
     try:
-        for start in range(0, len(x), batch):
-            f, out = model.features_and_logits(x[start : start + batch])
-            feats.append(f.double())
-            logits.append(out.double())
+        with full_precision():
+            for start in range(0, len(x), batch):
+                f, out = model.features_and_logits(x[start : start + batch].to(device))
+                feats.append(f.double())
+                logits.append(out.double())
     finally:
         model.train(was_training)
     return torch.cat(feats).cpu().numpy(), torch.cat(logits).cpu().numpy()

@@ -58,10 +58,11 @@ class MonitorPayload:
         return cls({k: v.cpu() for k, v in model.state_dict().items()}, model.in_channels, model.num_classes,
                    model.feature_dim, mu, sigma, len(reference.feats), reference.split, classifier.fingerprint)
 
-    def provenance(self, n_samples: int) -> dict:
-        """The protocol fields recorded with the cheap figures of N_SAMPLES samples."""
+    def provenance(self, n_samples: int, device: str) -> dict:
+        """The protocol fields recorded with the cheap figures of N_SAMPLES samples scored on DEVICE (cpu or cuda;
+        in fp32 on either: the samples and the features are computed without TF32)."""
         return {"n_fake": n_samples, "n_real": self.n_real, "reference_split": self.reference_split,
-                "classifier_fingerprint": self.classifier_fingerprint}
+                "classifier_fingerprint": self.classifier_fingerprint, "device": device, "precision": "fp32"}
 
 
 def prepare_monitor(cfg: Config) -> MonitorPayload:

@@ -70,9 +70,7 @@ class Players:
                 fake_logits = self.D(fakes, labels=label).float()
             loss_d = d_loss(self.loss, real_logits, fake_logits)
             if self.loss == "wgan_gp":
-                with self.autocast:
-                    loss_d = loss_d + self.gp_weight * gradient_penalty(
-                        functools.partial(self.D, labels=label), real, fakes, self.penalty_rng).float()
+                loss_d = loss_d + self.gradient_penalty(real, fakes, label)
             self.opt_d.zero_grad(set_to_none=True)
             loss_d.backward()
             self.opt_d.step()
@@ -83,6 +81,15 @@ class Players:
             "d_real": squash(real_logits.detach()).mean(),
             "d_fake": squash(fake_logits.detach()).mean(),
         }
+
+    def gradient_penalty(self, real: torch.Tensor, fakes: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
+        """WGAN-GP's weighted penalty on D, in fp32 whatever autocast is on: its double backward
+        (autograd.grad with create_graph) is a backward pass, which the AMP documentation keeps out of autocast, and
+        in bf16 the gradient norm it penalises carries bf16's 3 significant digits (benchmarks/bench_gp_precision.py
+        measures both ways)."""
+        with torch.autocast(real.device.type, enabled=False):
+            return self.gp_weight * gradient_penalty(functools.partial(self.D, labels=labels), real, fakes,
+                                                     self.penalty_rng)
 
     def adversarial_loss(self, fake: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         """G's loss on D's outputs for FAKE (what D sees of the generator)."""

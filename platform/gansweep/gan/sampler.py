@@ -15,7 +15,7 @@ from gansweep.gan.priors import (
     KDEPrior,
     NormalPrior,
 )
-from gansweep.gan.runtime import unwrap
+from gansweep.gan.runtime import full_precision, unwrap
 from gansweep.nets.code_nets import CodeGenerator, CodeToImage
 from gansweep.nets.models import Generator, class_cycle
 from gansweep.nets.pixels import to_unit
@@ -53,6 +53,11 @@ class Sampler:
     def device(self) -> torch.device:
         return next(self.generator.parameters()).device
 
+    def to(self, device: torch.device) -> Sampler:
+        """This sampler with its generator on DEVICE (the prior's draws follow: see draw)."""
+        self.generator.to(device)
+        return self
+
     @torch.no_grad()
     def images(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         """The images of the noise Z (of LABELS' classes; by default every class in turn, for a conditional G)."""
@@ -71,8 +76,11 @@ class Sampler:
         return torch.cat(batches)
 
     def draw(self, n: int, seed: int) -> torch.Tensor:
-        """N images of z drawn from the prior by a random generator seeded SEED: the same images for the same seed."""
-        return self.images(self.prior.sample(n, torch.Generator(self.device).manual_seed(seed)))
+        """N images of z drawn from the prior by a CPU random generator seeded SEED: the same z for the same seed
+        on every device (a CUDA generator's draws differ from the CPU's), computed in full precision (no TF32):
+        these are the images an evaluation scores, so a GPU's figures are the CPU's up to rounding."""
+        with full_precision():
+            return self.images(self.prior.sample(n, torch.Generator().manual_seed(seed)))
 
 
 def checkpoint_sampler(cfg: Config, clean_shape: tuple[int, int, int], num_classes: int, state: dict) -> Sampler:

@@ -3,14 +3,15 @@
 Samples come from the run's newest checkpoint, without any measurement, and are compared with the
 clean test split on the cached domain classifier's features (metrics.evaluate_samples; the test split's
 features are cached too: evaluation.reference), and with the training split, streamed in batches, for the
-nearest-neighbour distance.
+nearest-neighbour distance. On a GPU where there is one (--device), in fp32 on either device (no TF32), with
+z drawn on the CPU: the same figures, up to rounding, wherever a run is evaluated.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from gansweep.config import ConfigError
+from gansweep.config import ConfigError, resolve_device
 from gansweep.data.training_set import cache_root
 from gansweep.evaluation.classifier import load_or_train_classifier
 from gansweep.evaluation.inception import inception_fid, load_inception
@@ -24,14 +25,17 @@ from gansweep.run.run_dir import load_sampler, resolve_checkpoint, write_evaluat
 
 
 def evaluate_run(
-    path: str | Path, n_samples: int = 10_000, seed: int = 0, inception_weights: str | Path | None = None
+    path: str | Path, n_samples: int = 10_000, seed: int = 0, inception_weights: str | Path | None = None,
+    device: str = "auto",
 ) -> dict:
-    """Evaluate a run (or one checkpoint) and write RUN_DIR/evaluation.json; returns the figures. The samples'
-    z are drawn from the run's prior (a KDE-GAN's KDE) with SEED, every class equally often for a conditional GAN.
+    """Evaluate a run (or one checkpoint) on DEVICE (auto: the GPU where there is one) and write
+    RUN_DIR/evaluation.json; returns the figures. The samples' z are drawn from the run's prior (a KDE-GAN's KDE)
+    with SEED, every class equally often for a conditional GAN.
 
     With `inception_weights` (default: the run's eval.inception_weights) an Inception-V3 FID is added."""
     if n_samples < 2:
         raise ConfigError(f"--n-samples={n_samples} must be >= 2")
+    where = resolve_device(device)
     run_dir, checkpoint = resolve_checkpoint(path)
     sampler, cfg, step = load_sampler(run_dir, checkpoint)
     data = cfg.data
@@ -40,11 +44,12 @@ def evaluate_run(
     cache = cache_root(data)
     classifier = load_or_train_classifier(data.name, data.root, image_size=data.image_size, cache_dir=cache)
     reference = reference_features(data, classifier, cache)
-    samples = sampler.draw(n_samples, seed)
+    classifier.model.to(where)
+    samples = sampler.to(where).draw(n_samples, seed)
     figures = evaluate_samples(samples, reference.feats, training_batches(data, cache), classifier, reference.split)
     if inception is not None:
-        figures.update(fid_inception=inception_fid(samples, reference_images(cfg)[0], inception),
+        figures.update(fid_inception=inception_fid(samples, reference_images(cfg)[0], inception.to(where)),
                        inception_weights=str(inception_weights))
-    figures.update(step=step, checkpoint=str(checkpoint), sample_seed=seed)
+    figures.update(step=step, checkpoint=str(checkpoint), sample_seed=seed, device=where.type, precision="fp32")
     write_evaluation(run_dir, figures)
     return figures

@@ -46,7 +46,7 @@ def _gather_rng_states(gan: GANTrainer) -> list:
     if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
         return [gan.rng_state()]
     states = [None] * dist.get_world_size()
-    dist.all_gather_object(states, {k: v.cpu() for k, v in gan.rng_state().items()})
+    dist.all_gather_object(states, gan.rng_state())  # a generator's state is a CPU tensor, on a GPU too
     return states
 
 
@@ -58,15 +58,17 @@ def _all_finite(metrics: dict[str, float], device: torch.device) -> bool:
     return bool(finite.item())
 
 
-def _restore(gan: GANTrainer, rank: int, device: torch.device, fallback: str | None) -> tuple[int, dict]:
+def _restore(gan: GANTrainer, rank: int, fallback: str | None) -> tuple[int, dict]:
     """Load Ray Train's latest checkpoint of this run, else the fallback; returns its step (0 if none) and the
-    best cheap figures so far."""
+    best cheap figures so far. The checkpoint is read to the CPU and each part's load_state_dict places it: nets
+    and Adam's moments on the parameters' device, Adam's step counters on the CPU, where a non-fused Adam keeps
+    them (on a GPU, the foreach Adam would wait for the device on every parameter's step)."""
     checkpoint = ray.train.get_checkpoint()
     if checkpoint is not None:
         with checkpoint.as_directory() as directory:
-            state = load_checkpoint(directory, map_location=device)
+            state = load_checkpoint(directory)
     elif fallback is not None:  # a folder or a URI
-        state = load_checkpoint(fallback, map_location=device)
+        state = load_checkpoint(fallback)
     else:
         return 0, {}
     gan.load_state_dict(state)
@@ -131,7 +133,7 @@ def train_loop_per_worker(loop_config: dict) -> None:
     torch.set_num_threads(plan.threads)  # Ray sets one thread for a fractional CPU share (1.75 CPUs: 1 thread)
     gan = build_gan(cfg, plan.clean_shape, device, wrap=ray.train.torch.prepare_model, rank=rank,
                     num_classes=plan.num_classes, measurements=plan.measurements)
-    start_step, best_eval = _restore(gan, rank, device, plan.fallback_checkpoint)
+    start_step, best_eval = _restore(gan, rank, plan.fallback_checkpoint)
     if rank == 0:
         _progress(f"{'resuming at' if start_step else 'starting'} step {start_step}/{t.steps}")
     if start_step >= t.steps:  # a finished run rerun as it was: nothing to train, say where it stands

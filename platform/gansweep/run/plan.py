@@ -53,6 +53,7 @@ def plan_resources(
     cpus, gpus = float(cluster.get("CPU", 0)), float(cluster.get("GPU", 0))
     stream = STREAM_CPUS_PER_WORKER
     if gpus_per_worker > 0:
+        _check_gpu_layout(workers, gpus_per_worker, keys)
         if workers * gpus_per_worker > gpus + 1e-9:
             hint = (" (for an autoscaling cluster whose GPU workers are not up yet, set resources.cluster: "
                     "{CPU: ..., GPU: ...} to what it scales to)") if keys == "resources" else ""
@@ -72,6 +73,32 @@ def plan_resources(
                           f"its data stream); the cluster has {cpus:g} (set {keys}.cpus_per_worker or fewer "
                           f"{keys}.workers)")
     return cpus_per_worker, max(1, min(fit, runs))
+
+
+def _check_gpu_layout(workers: int, gpus_per_worker: float, keys: str) -> None:
+    """A DDP rank trains on one GPU, alone: refused otherwise, naming the KEYS section."""
+    if gpus_per_worker > 1:
+        raise ConfigError(f"{keys}.gpus_per_worker={gpus_per_worker:g}: a DDP rank trains on one GPU and would leave "
+                          f"the rest idle; for more GPUs per run set {keys}.workers (one rank per GPU)")
+    if workers > 1 and gpus_per_worker < 1:
+        raise ConfigError(f"{keys}.workers={workers} with {keys}.gpus_per_worker={gpus_per_worker:g}: Ray may place "
+                          "two ranks of one run on one GPU, which NCCL refuses ('Duplicate GPU detected'); give each "
+                          f"rank a whole GPU ({keys}.gpus_per_worker=1), or pack single-worker runs on a GPU "
+                          f"({keys}.workers=1)")
+
+
+def cluster_capacity() -> dict[str, float]:
+    """The connected Ray cluster's resources, or where it autoscales, the most it can scale to (each node type's
+    resources times its max_workers): a cluster whose GPU workers are not up yet still plans GPU runs, and one
+    that can never have enough GPUs is refused instead of waiting forever."""
+    import ray
+    from ray._private.state import (
+        state,  # no public API reads the autoscaler's config; Ray Train's own check uses this
+    )
+
+    now = ray.cluster_resources()
+    most = state.get_max_resources_from_cluster_config() or {}  # None without an autoscaler (a local Ray)
+    return {key: max(float(now.get(key, 0)), float(most.get(key, 0))) for key in {*now, *most}}
 
 
 def stream_tasks(workers: int, cpus_per_worker: float, gpus_per_worker: float, cluster: dict[str, float]) -> int:

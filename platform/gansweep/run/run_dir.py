@@ -114,10 +114,11 @@ def save_checkpoint(gan, step: int, rng_states: list, directory: str | Path, bes
     (Path(directory) / STEP_FILE).write_text(json.dumps({"step": step}))
 
 
-def load_checkpoint(directory: str, map_location: torch.device | str = "cpu") -> dict:
-    """A checkpoint's state, from a local folder or object storage (weights_only: no pickle from a file)."""
+def load_checkpoint(directory: str) -> dict:
+    """A checkpoint's state on the CPU, from a local folder or object storage (weights_only: no pickle from a
+    file); each part's load_state_dict puts its tensors where its parameters are."""
     data = storage.read_bytes(storage.join(directory, STATE_FILE))
-    return torch.load(io.BytesIO(data), map_location=map_location, weights_only=True)
+    return torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
 
 
 def latest_checkpoint(run_dir: str) -> str | None:

@@ -25,7 +25,13 @@ from gansweep.data.training_set import (
 from gansweep.evaluation.monitor import MonitorPayload, prepare_monitor
 from gansweep.nets.measurements import MeasurementError
 from gansweep.run import run_dir
-from gansweep.run.plan import RunPlan, plan_resources, stream_tasks, torch_threads
+from gansweep.run.plan import (
+    RunPlan,
+    cluster_capacity,
+    plan_resources,
+    stream_tasks,
+    torch_threads,
+)
 
 
 class TrainingDiverged(RuntimeError):
@@ -121,7 +127,7 @@ def run_training(
     t = cfg.train
     started_ray = init_ray()
     try:
-        gpus_per_worker, cluster = t.gpus_per_worker if t.use_gpu else 0, ray.cluster_resources()
+        gpus_per_worker, cluster = t.gpus_per_worker if t.use_gpu else 0, cluster_capacity()
         cpus_per_worker, _ = plan_resources(t.workers, t.cpus_per_worker, gpus_per_worker, cluster)
         training_set = restore_training_set(cfg, training_set)  # mode unmeasure, once per lossy set
         stream = replace(training_set.stream, max_tasks=stream_tasks(t.workers, cpus_per_worker, gpus_per_worker,
@@ -151,11 +157,15 @@ def run_training(
         fit_start = time.time()
         result = trainer.fit()
         wall = time.time() - fit_start
+        diverged = run_dir.read_diverged(output)
+        evaluation = None
+        if diverged is None and cfg.eval.n_samples > 0:
+            evaluation = _full_evaluation(cfg, output, log_dir, cpus=t.workers * cpus_per_worker,
+                                          gpus=gpus_per_worker)
     finally:
         if started_ray:
             ray.shutdown()
 
-    diverged = run_dir.read_diverged(output)
     if diverged is not None:
         raise TrainingDiverged(f"the losses turned non-finite at step {diverged['step']}: {diverged['losses']}; "
                                "lower the learning rates or change the G/D balance")
@@ -181,9 +191,9 @@ def run_training(
         "config": cfg.to_dict(),
     }
     if monitor is not None:
-        summary["cheap_evaluation"] = monitor.provenance(cfg.eval.cheap_samples)
-    if cfg.eval.n_samples > 0:
-        summary["evaluation"] = _full_evaluation(cfg, output, log_dir)
+        summary["cheap_evaluation"] = monitor.provenance(cfg.eval.cheap_samples, "cuda" if t.use_gpu else "cpu")
+    if evaluation is not None:
+        summary["evaluation"] = evaluation
     run_dir.write_result(output, summary)
     return summary
 
@@ -193,18 +203,36 @@ def _checkpoint_location(output: str, checkpoint) -> str | None:
     return storage.join(output, run_dir.CHECKPOINTS_DIR, storage.name_of(checkpoint.path)) if checkpoint else None
 
 
-def _full_evaluation(cfg: Config, output: str, log_dir: str) -> dict:
-    """The protocol on eval.n_samples samples of the final generator: evaluation.json, TensorBoard's
-    eval_full/*, and the figures for result.json. A finished run rerun keeps its evaluation."""
+def _evaluation_task(output: str, n_samples: int, device: str, threads: int) -> dict:
+    """evaluate_run inside the Ray task _full_evaluation starts, with the torch threads of the CPUs it holds."""
+    import torch
+
     from gansweep.run.evaluate import evaluate_run
+
+    torch.set_num_threads(threads)
+    return evaluate_run(output, n_samples, device=device)
+
+
+def _full_evaluation(cfg: Config, output: str, log_dir: str, cpus: float, gpus: float) -> dict:
+    """The protocol on eval.n_samples samples of the final generator: evaluation.json, TensorBoard's
+    eval_full/*, and the figures for result.json. A finished run rerun keeps its evaluation.
+
+    A Ray task holding the resources the run's workers held (now free): on a GPU run, the GPU (its node has one,
+    the driver's may not); on a CPU run, the workers' CPUs (a trial's driver holds none, so Ray gives it one
+    thread)."""
+    import ray
+
     from gansweep.run.summaries import RunSummaries
 
     previous = run_dir.read_evaluation(output)
     if previous is not None and previous.get("step") == cfg.train.steps and previous.get("n_fake") == cfg.eval.n_samples:
         return previous
     start = time.time()
-    print(f"[gansweep] full evaluation on {cfg.eval.n_samples} samples ...", flush=True)
-    figures = evaluate_run(output, cfg.eval.n_samples)
+    device = "cuda" if gpus > 0 else "cpu"
+    print(f"[gansweep] full evaluation on {cfg.eval.n_samples} samples ({device}) ...", flush=True)
+    task_cpus = 1 if gpus > 0 else cpus
+    task = ray.remote(_evaluation_task).options(num_cpus=task_cpus, num_gpus=gpus)
+    figures = ray.get(task.remote(output, cfg.eval.n_samples, device, torch_threads(task_cpus)))
     print(
         f"[gansweep] fid={figures['fid']:.2f} kid={figures['kid']:.4f} classifier_score={figures['classifier_score']:.2f} "
         f"nn_pixel_distance={figures['nn_pixel_distance']:.3f} ({time.time() - start:.0f} s)",

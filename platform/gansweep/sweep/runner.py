@@ -21,6 +21,7 @@ from gansweep.config import ConfigError
 from gansweep.data.training_set import cache_root
 from gansweep.evaluation.monitor import MonitorPayload, prepare_monitor
 from gansweep.run import run_dir
+from gansweep.run.plan import cluster_capacity
 from gansweep.run.plan import plan_resources as plan_run_resources
 from gansweep.run.summaries import write_hparams_config, write_trial_hparams
 from gansweep.sweep import sweep_dir as layout
@@ -286,7 +287,7 @@ def run_sweep(space: SweepSpace, output: str | Path, resume: bool = False) -> di
 
     started_ray = init_ray()
     try:
-        cluster = space.resources.cluster or ray.cluster_resources()
+        cluster = space.resources.cluster or cluster_capacity()
         cpus_per_worker, concurrent = plan_resources(space, cluster)
         print(f"[gansweep] sweep {space.name}: {space.num_samples} trials, {concurrent} at a time, "
               f"{space.resources.workers} worker(s) x {cpus_per_worker:g} CPU"

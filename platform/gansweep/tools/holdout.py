@@ -17,7 +17,12 @@ from torch import nn
 from torch.utils.tensorboard import SummaryWriter
 
 from gansweep import storage
-from gansweep.config import TOOL_REVERSAL_STEPS, ConfigError, ReversalConfig
+from gansweep.config import (
+    TOOL_REVERSAL_STEPS,
+    ConfigError,
+    ReversalConfig,
+    resolve_device,
+)
 from gansweep.data.sources import load_source
 from gansweep.evaluation.reference import reference_images
 from gansweep.gan.priors import KDEPrior
@@ -32,16 +37,18 @@ BANDWIDTHS = tuple(float(f"{10 ** (k / 3):.3g}") for k in range(-6, 4))
 
 def holdout_likelihood(run: str | Path, output: str | Path, *, n: int = 500, bandwidths=BANDWIDTHS,
                        steps: int = TOOL_REVERSAL_STEPS, lr: float = ReversalConfig.lr,
-                       init_std: float = ReversalConfig.init_std, seed: int = 0) -> dict:
-    """Reverse N training and N test images (picked with SEED) through the run's newest generator and score
-    both sets of codes under a pure KDE (no background) over the training codes, for each bandwidth.
+                       init_std: float = ReversalConfig.init_std, seed: int = 0, device: str = "auto") -> dict:
+    """Reverse N training and N test images (picked with SEED) through the run's newest generator, on DEVICE (auto:
+    the GPU where there is one), and score both sets of codes under a pure KDE (no background) over the training
+    codes, for each bandwidth.
     Writes OUTPUT/holdout.json, OUTPUT/holdout_likelihood.png and OUTPUT/tensorboard/; returns the summary."""
     bandwidths = [float(h) for h in bandwidths]
     if n < 2 or not bandwidths or min(bandwidths) <= 0 or steps < 1 or lr <= 0 or init_std < 0:
         raise ConfigError(f"holdout needs --n >= 2, at least one bandwidth, every bandwidth > 0, --steps >= 1, "
                           f"--lr > 0 and --init-std >= 0; got {n}, {bandwidths}, {steps}, {lr}, {init_std}")
+    where = resolve_device(device)
     output = storage.check_writable(output, "--output")
-    sampler, run_dir, cfg, step = reversible_sampler(run, "holdout")
+    sampler, run_dir, cfg, step = reversible_sampler(run, "holdout", where)
     generator, data = sampler.generator, cfg.data
     test, split = reference_images(cfg)
     if split != "test":
@@ -49,7 +56,8 @@ def holdout_likelihood(run: str | Path, output: str | Path, *, n: int = 500, ban
                           "run never trained on")
     train = load_source(data.name, data.root, split="train", limit=data.limit, image_size=data.image_size).images
     rng = np.random.default_rng(seed)
-    train_images, test_images = _pick("train", train, n, rng), _pick("test", test, n, rng)  # both checked first
+    train_images, test_images = (_pick(name, images, n, rng).to(where)  # both checked first
+                                 for name, images in (("train", train), ("test", test)))
     train_codes = _reverse("train", train_images, generator, steps, lr, init_std, seed)
     test_codes = _reverse("test", test_images, generator, steps, lr, init_std, seed)
 
@@ -99,7 +107,7 @@ def _reverse(name: str, images: torch.Tensor, generator: nn.Module, steps: int, 
     print(f"[gansweep] holdout: reversing {len(images)} {name} images ({steps} steps) ...", flush=True)
     # The same seed for both sets: train and test codes start from the same draws.
     result = reverse(generator, images, lr=lr, max_steps=steps, init_std=init_std,
-                     rng=torch.Generator().manual_seed(seed))
+                     rng=torch.Generator(images.device).manual_seed(seed))
     print(f"[gansweep] holdout: {name} mean squared error {result.errors[0]:.4f} -> {result.errors[-1]:.4f}",
           flush=True)
     return result

@@ -13,7 +13,13 @@ from torch.utils.tensorboard import SummaryWriter
 from torchvision.utils import make_grid, save_image
 
 from gansweep import storage
-from gansweep.config import TOOL_REVERSAL_STEPS, Config, ConfigError, ReversalConfig
+from gansweep.config import (
+    TOOL_REVERSAL_STEPS,
+    Config,
+    ConfigError,
+    ReversalConfig,
+    resolve_device,
+)
 from gansweep.data.sources import load_source
 from gansweep.gan.reversal import reverse
 from gansweep.gan.sampler import Sampler
@@ -46,11 +52,13 @@ def read_images(path: str | Path, shape: tuple[int, int, int], limit: int | None
     return images
 
 
-def reversible_sampler(run: str | Path, command: str) -> tuple[Sampler, str, Config, int]:
-    """The sampler of RUN's newest checkpoint, whose generator COMMAND reverses images through (G, or G(C(z)) for
-    an ACL run), with the run directory, its config and the checkpoint's step. A conditional GAN is refused."""
+def reversible_sampler(run: str | Path, command: str, device: torch.device) -> tuple[Sampler, str, Config, int]:
+    """The sampler of RUN's newest checkpoint on DEVICE, whose generator COMMAND reverses images through (G, or
+    G(C(z)) for an ACL run), with the run directory, its config and the checkpoint's step. A conditional GAN is
+    refused."""
     run_dir, checkpoint = resolve_checkpoint(run)
     sampler, cfg, step = load_sampler(run_dir, checkpoint)
+    sampler.to(device)
     if sampler.num_classes:
         raise ConfigError(f"{storage.display(run_dir)} is a conditional GAN (model.conditional): reversing an image would need its "
                           f"class as well; {command} supports unconditional runs only")
@@ -59,24 +67,27 @@ def reversible_sampler(run: str | Path, command: str) -> tuple[Sampler, str, Con
 
 def invert(run: str | Path, images_path: str | Path, output: str | Path, *, steps: int = TOOL_REVERSAL_STEPS,
            lr: float = ReversalConfig.lr, init_std: float = ReversalConfig.init_std, seed: int = 0,
-           limit: int | None = 64) -> dict:
-    """Reverse the images through the run's newest generator into OUTPUT: codes.npy, reconstructions.png
-    (originals above their reconstructions), traversal.png, reversal.json and TensorBoard images."""
+           limit: int | None = 64, device: str = "auto") -> dict:
+    """Reverse the images through the run's newest generator, on DEVICE (auto: the GPU where there is one), into
+    OUTPUT: codes.npy, reconstructions.png (originals above their reconstructions), traversal.png, reversal.json
+    and TensorBoard images."""
     if steps < 1 or lr <= 0 or init_std < 0:
         raise ConfigError(f"invert needs --steps >= 1, --lr > 0 and --init-std >= 0; got {steps}, {lr}, {init_std}")
+    where = resolve_device(device)
     output = storage.check_writable(output, "--output")
-    sampler, run_dir, _, step = reversible_sampler(run, "invert")
+    sampler, run_dir, _, step = reversible_sampler(run, "invert", where)
     images = read_images(images_path, sampler.image_shape, limit)
-    result = reverse(sampler.generator, from_unit(images), lr=lr, max_steps=steps, init_std=init_std,
-                     rng=torch.Generator().manual_seed(seed))
-    reconstructions = sampler.images(result.codes)
+    result = reverse(sampler.generator, from_unit(images).to(where), lr=lr, max_steps=steps, init_std=init_std,
+                     rng=torch.Generator(where).manual_seed(seed))
+    codes = result.codes.cpu()
+    reconstructions = sampler.images(codes).cpu()
     traversal = None
     if len(images) >= 2:
         weights = torch.linspace(0, 1, TRAVERSAL_STEPS)[:, None]
-        traversal = sampler.images((1 - weights) * result.codes[0] + weights * result.codes[1])
+        traversal = sampler.images((1 - weights) * codes[0] + weights * codes[1]).cpu()
 
     with storage.Mirror(output) as folder:  # published to OUTPUT when it is a URI
-        np.save(folder / "codes.npy", result.codes.numpy())
+        np.save(folder / "codes.npy", codes.numpy())
         pairs = _pairs_grid(images, reconstructions)
         save_image(pairs, folder / "reconstructions.png")
         with SummaryWriter(str(folder / "tensorboard")) as writer:
