@@ -324,3 +324,25 @@ def test_evaluate_samples_reports_the_protocol(small_classifier, fashion):
     assert bad["nn_pixel_distance"] > 1.0
     with pytest.raises(ValueError, match="to_unit"):
         evaluate_samples(noise * 2 - 1, real, train, small_classifier)
+
+
+def test_the_classifier_gets_its_batches_on_its_own_device_in_full_precision():
+    """Samples on one device (a GPU trial's generator), classifier on another (the meta device stands for it): every
+    batch reaches the classifier where its weights are, with TF32 off."""
+    seen = []
+
+    class Spy(torch.nn.Module):
+        in_channels = 1
+
+        def __init__(self):
+            super().__init__()
+            self.weight = torch.nn.Parameter(torch.zeros(1, device="meta"))
+
+        def features_and_logits(self, x):
+            seen.append((x.device.type, torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32))
+            return torch.zeros(len(x), 4), torch.zeros(len(x), 3)
+
+    feats, logits = classifier_outputs(Spy(), torch.rand(7, 1, 8, 8), batch=3)
+    assert feats.shape == (7, 4) and logits.shape == (7, 3)
+    assert seen == [("meta", False, False)] * 3
+    assert torch.backends.cudnn.allow_tf32  # restored: training keeps cuDNN's default

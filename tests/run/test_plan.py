@@ -2,6 +2,7 @@
 
 import pytest
 from gansweep.config import ConfigError
+from gansweep.run import plan
 from gansweep.run.plan import plan_resources, stream_tasks, torch_threads
 
 
@@ -36,6 +37,10 @@ def test_gpu_runs_get_one_cpu_per_worker_and_pack_fractional_gpus():
     ((1, None, 1, {"CPU": 8}), "train", r"train\.workers=1 x gpus_per_worker=1 GPUs; the cluster has 0$"),
     ((2, None, 1, {"CPU": 8, "GPU": 1}), "resources", r"the cluster has 1 \(for an autoscaling cluster.*resources\.cluster"),
     ((1, None, 0, {"GPU": 4}), "resources", r"resources\.workers=1 x \(0 CPUs"),
+    # Two ranks of one run on one GPU: NCCL refuses them, so the plan does first.
+    ((2, None, 0.5, {"CPU": 8, "GPU": 4}), "train", r"train\.workers=2 with train\.gpus_per_worker=0\.5: .*Duplicate GPU"),
+    ((4, None, 0.25, {"CPU": 8, "GPU": 4}), "resources", r"resources\.workers=4 with resources\.gpus_per_worker=0\.25"),
+    ((1, None, 2, {"CPU": 8, "GPU": 4}), "train", r"train\.gpus_per_worker=2: a DDP rank trains on one GPU"),
 ])
 def test_what_cannot_fit_is_refused_naming_the_keys(args, keys, fragment):
     with pytest.raises(ConfigError, match=fragment):
@@ -47,3 +52,21 @@ def test_each_stream_reads_with_the_whole_cpus_left_beside_its_worker():
     assert stream_tasks(1, 0.75, 0, {"CPU": 2}) == 1  # two such trials fill the CPUs: one each
     assert stream_tasks(1, 1.0, 1, {"CPU": 8, "GPU": 1}) == 7  # a GPU node: the CPUs the worker leaves
     assert stream_tasks(2, 1.0, 1, {"CPU": 16, "GPU": 4}) == 3  # two runs of two: 12 CPUs free for 4 workers
+
+
+def test_an_autoscaling_cluster_is_planned_for_what_it_can_scale_to(monkeypatch):
+    """A cluster whose GPU workers are not up yet (none while idle) is planned with the most its node types give
+    (Ray's autoscaler config): GPU runs are planned, not refused; a local Ray (no autoscaler) is what it has."""
+    import ray
+    from ray._private.state import state
+
+    monkeypatch.setattr(ray, "cluster_resources", lambda: {"CPU": 8.0, "memory": 1e10})
+    monkeypatch.setattr(state, "get_max_resources_from_cluster_config", lambda: {"CPU": 24, "GPU": 4})
+    capacity = plan.cluster_capacity()
+    assert capacity == {"CPU": 24.0, "GPU": 4.0, "memory": 1e10}
+    assert plan_resources(1, None, 1, capacity, runs=8) == (1.0, 4)
+
+    monkeypatch.setattr(state, "get_max_resources_from_cluster_config", lambda: None)
+    assert plan.cluster_capacity() == {"CPU": 8.0, "memory": 1e10}
+    with pytest.raises(ConfigError, match="the cluster has 0"):
+        plan_resources(1, None, 1, plan.cluster_capacity())
