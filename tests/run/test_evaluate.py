@@ -27,6 +27,12 @@ def test_missing_run_exits_2(tmp_path):
     assert empty.returncode == 2 and "holds no checkpoint" in empty.stderr
 
 
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")
+def test_a_gpu_asked_for_on_a_machine_without_one_exits_2(tmp_path):
+    result = _cli("evaluate", str(tmp_path), "--device", "cuda")
+    assert result.returncode == 2 and "--device cuda: this machine has no CUDA GPU" in result.stderr
+
+
 @needs_fashion
 def test_evaluate_run_writes_the_protocol(tmp_path, monkeypatch):
     run_dir = tmp_path / "run"

@@ -207,6 +207,9 @@ def train_classifier(
     n = len(x_train)
     images = torch.from_numpy(x_train)  # uint8; converted batch by batch
     labels = torch.from_numpy(y_train)
+    if progress:  # an epoch takes minutes on a few CPUs: say what is happening before the first epoch's line
+        print(f"classifier {source} [{fingerprint}]: training on {n} images, {epochs} epochs (once: it is cached)",
+              file=sys.stderr, flush=True)
     start_time = time.perf_counter()
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
