@@ -7,6 +7,7 @@ import pytest
 import torch
 from conftest import _generator, _save_run
 from gansweep.config import ConfigError, load_config
+from gansweep.gan import reversal
 from gansweep.gan.ambient import AmbientGAN
 from gansweep.gan.build import build_gan
 from gansweep.gan.priors import KDEPrior
@@ -83,6 +84,41 @@ def test_warm_start_continues_each_image_from_its_last_code():
     assert warm_second["reversal_error"] < cold_second["reversal_error"]
 
 
+def test_warm_codes_are_the_banked_codes_where_known_and_fresh_draws_elsewhere():
+    prior = build_gan(load_config(None, KDE + ["reversal.warm_start=true"]), (1, 28, 28)).prior
+    banked = torch.randn(2, prior.z_dim)
+    prior.code_bank = {7: banked[0], 9: banked[1]}
+    state = prior.streams.z.get_state()
+    cold = prior.noise(3, prior.streams.z) * prior.reversal.init_std
+    prior.streams.z.set_state(state)
+    warm = prior._warm_codes([9, 3, 7], 3)
+    assert torch.equal(warm, torch.stack([banked[1], cold[1], banked[0]]))  # the same draws as a cold start
+
+
+@pytest.mark.parametrize("threshold", [0, 10])  # without the MMD rule; with it (never stopping)
+def test_a_refresh_with_the_indices_on_the_cpu_waits_for_the_device_only_for_its_figures(monkeypatch, threshold):
+    prior = build_gan(load_config(None, KDE + ["reversal.warm_start=true", f"reversal.mmd_threshold={threshold}"]),
+                      (1, 28, 28)).prior
+    # G, the reals and the codes on the meta device, where tensors have no data: any other sync would raise.
+    prior.generator.to("meta")
+    monkeypatch.setattr(prior, "noise", lambda n, rng: torch.randn(n, prior.z_dim, device="meta"))
+    transfers = []
+
+    def to_host(values: torch.Tensor) -> list[float]:  # stands in for the reversal's transfers: zeros
+        transfers.append(len(values))
+        return [0.0] * len(values)
+
+    monkeypatch.setattr(reversal, "to_host", to_host)
+    reals, indices = torch.zeros(8, 1, 28, 28, device="meta"), torch.arange(100, 108)  # the stream's: on the CPU
+    for _ in range(2):  # the second starts from the code bank's codes
+        transfers.clear()
+        figures = prior.refresh(reals, indices)
+        mmd_checks = math.ceil(5 / reversal.MMD_CHECK_EVERY) if threshold else 0  # reversal.max_steps=5
+        assert len(transfers) == mmd_checks + 1  # the error trace, at the end
+        assert figures["reversal_steps"] == 5 and figures["reversal_error"] == 0.0
+    assert prior.kde.codes.shape == (8, prior.z_dim) and set(prior.code_bank) == set(range(100, 108))
+
+
 @pytest.mark.parametrize("override,message", [
     ("prior.bandwidth=-0.1", "prior.bandwidth=-0.1 must be > 0"),
     ("reversal.mmd_threshold=-1", "reversal.mmd_threshold=-1.0 must be >= 0"),
@@ -155,3 +191,17 @@ def test_holdout_likelihood_falls_as_the_bandwidth_goes_to_zero():
 def test_kde_refuses_bad_values(kwargs, match):
     with pytest.raises(ValueError, match=match):
         KDEPrior(torch.zeros(3, 2), **kwargs)
+
+
+@pytest.mark.parametrize("overrides", [["prior.name=kde"], ["acl.variant=gan", "mode=clean"]])
+def test_an_evaluation_s_z_come_from_a_cpu_generator_whatever_device_the_nets_are_on(overrides):
+    """Sampler.draw seeds a CPU generator, so the z are the same on every device (a CUDA generator's differ); the
+    prior takes them to its nets' device. The meta device stands for a GPU: a CPU tensor fed to a meta net fails."""
+    cfg = load_config(None, ["model.g_width=8", "model.d_width=8", "acl.code_width=16", *overrides])
+    gan = build_gan(cfg, (1, 28, 28))
+    if cfg.prior.name == "kde":
+        gan.prior.kde = KDEPrior(torch.randn(12, cfg.model.z_dim, device="meta"), 0.1)
+    else:
+        gan.prior.C.to("meta")
+    samples = gan.sampler.to("meta").draw(50, seed=4)
+    assert samples.device.type == "meta" and samples.shape == (50, 1, 28, 28)

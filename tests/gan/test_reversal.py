@@ -6,7 +6,9 @@ import numpy as np
 import pytest
 import torch
 from conftest import FASHION, Z_DIM, _generator
+from gansweep.gan import reversal
 from gansweep.gan.reversal import mmd2_unbiased, reverse
+from gansweep.nets.models import Generator
 
 
 def _mmd2_numpy(x: np.ndarray, y: np.ndarray, h: float) -> float:
@@ -23,11 +25,22 @@ def _mmd2_numpy(x: np.ndarray, y: np.ndarray, h: float) -> float:
     return total / (m * (m - 1))
 
 
-def test_mmd2_matches_a_direct_numpy_reference():
+@pytest.mark.parametrize("m", [2, 7])
+def test_mmd2_matches_a_direct_numpy_reference(m):
     rng = np.random.default_rng(0)
-    x, y = rng.normal(size=(7, 3)), rng.normal(0.5, 1.0, size=(7, 3))
+    x, y = rng.normal(size=(m, 3)), rng.normal(0.5, 1.0, size=(m, 3))
     got = float(mmd2_unbiased(torch.tensor(x), torch.tensor(y), bandwidth=1.3))
     assert got == pytest.approx(_mmd2_numpy(x, y, 1.3), rel=1e-10)
+
+
+@pytest.mark.parametrize("m", [2, 5, 64])
+def test_mmd2_sums_the_off_diagonal_terms_in_the_order_a_mask_selects_them(m):
+    gen = torch.Generator().manual_seed(m)
+    x, y = torch.randn(m, 16, generator=gen), torch.randn(m, 16, generator=gen) + 0.3
+    terms = (reversal.rbf_kernel(x, x, 2.0) + reversal.rbf_kernel(y, y, 2.0) - reversal.rbf_kernel(x, y, 2.0)
+             - reversal.rbf_kernel(x, y, 2.0).T)
+    masked = terms[~torch.eye(m, dtype=torch.bool)].sum() / (m * (m - 1))  # a boolean mask: a sync on a GPU
+    assert torch.equal(mmd2_unbiased(x, y, 2.0), masked)  # the same float, without it
 
 
 def test_mmd2_is_zero_in_expectation_on_one_distribution_and_grows_with_a_shift():
@@ -102,3 +115,157 @@ def test_the_mmd_rule_stops_earlier_with_a_lower_threshold():
 def test_reversal_refuses_bad_arguments():
     with pytest.raises(ValueError, match="lr > 0"):
         reverse(_generator(), torch.zeros(2, 1, 28, 28), lr=-1.0, max_steps=5, init_std=0.1)
+
+
+# Tensor methods that bring values to the host: on a GPU each waits for the device (a sync).
+HOST_CONVERSIONS = ("item", "tolist", "numpy", "__float__", "__int__", "__bool__", "__index__")
+
+
+@pytest.fixture
+def host_syncs(monkeypatch) -> list[str]:
+    """The names of the host conversions of tensors made while the test runs, in order."""
+    calls = []
+    for name in HOST_CONVERSIONS:
+        def counted(self, *args, _name=name, _original=getattr(torch.Tensor, name), **kwargs):
+            calls.append(_name)
+            return _original(self, *args, **kwargs)
+        monkeypatch.setattr(torch.Tensor, name, counted)
+    return calls
+
+
+def _meta_generator() -> Generator:
+    """A small G on the meta device, where tensors have shapes but no data: reading one on the host raises, so
+    a reversal on it runs through only where nothing waits for the device."""
+    return Generator((1, 28, 28), z_dim=8, width=4).eval().to("meta")
+
+
+def test_a_fixed_step_reversal_never_waits_for_the_device():
+    targets, init = torch.zeros(4, 1, 28, 28, device="meta"), torch.zeros(4, 8, device="meta")
+    result = reverse(_meta_generator(), targets, lr=0.1, max_steps=6, init_std=1.0, init=init)
+    assert result.steps == 6 and result.codes.shape == (4, 8) and result.error_trace.shape == (6,)
+    with pytest.raises((RuntimeError, NotImplementedError)):  # the errors reach the host only when read
+        result.errors
+
+
+def test_the_mmd_rule_brings_only_its_checks_to_the_host(monkeypatch):
+    transfers = []
+
+    def to_host(values: torch.Tensor) -> list[float]:  # meta tensors have no data: a check that never stops
+        transfers.append(len(values))
+        return [0.0] * len(values)
+
+    monkeypatch.setattr(reversal, "to_host", to_host)
+    window = reversal.MMD_CHECK_EVERY
+    targets, fakes = torch.zeros(4, 1, 28, 28, device="meta"), torch.zeros(4, 1, 28, 28, device="meta")
+    # The median bandwidth heuristic and the MMD^2 stay on the device: only the windows' checks come back.
+    result = reverse(_meta_generator(), targets, fakes=fakes, lr=0.1, max_steps=10, init_std=1.0, mmd_threshold=0.5)
+    assert result.steps == 10 and result.mmd2 == [0.0] * 10
+    assert transfers == [window] * (10 // window) + ([10 % window] if 10 % window else [])
+
+
+def _reference_reversal(generator, reals, fakes, *, lr, max_steps, init_std, mmd_bandwidth, mmd_threshold, rng):
+    """The MMD rule checked after every step, with a sync each: (codes, steps, errors, mmd2)."""
+    n, batch = len(reals), torch.cat([reals, fakes])
+    codes = torch.randn(len(batch), generator.z_dim, generator=rng) * init_std
+    if mmd_bandwidth is None:
+        mmd_bandwidth = float(torch.cdist(codes, codes).median())
+    codes.requires_grad_(True)
+    generator.requires_grad_(False)
+    errors, mmd2 = [], []
+    for step in range(1, max_steps + 1):
+        squared = (generator(codes) - batch).flatten(1).square()
+        errors.append(float(squared[:n].detach().mean()))
+        (grad,) = torch.autograd.grad(squared.sum(), codes)
+        with torch.no_grad():
+            codes -= lr * grad
+            mmd2.append(float(mmd2_unbiased(codes[:n], codes[n:], mmd_bandwidth)))
+        if mmd2[-1] > mmd_threshold:
+            break
+    generator.requires_grad_(True)
+    return codes[:n].detach(), step, errors, mmd2
+
+
+MAX_STEPS = 14  # full windows and a part (of 4: three and 2 steps)
+
+
+@pytest.fixture(scope="module")
+def mmd_setup():
+    generator = _generator(8)
+    gen = torch.Generator().manual_seed(9)
+    with torch.no_grad():
+        reals = generator(torch.randn(16, Z_DIM, generator=gen) * 0.5 + 1.0)  # a different code distribution
+        fakes = generator(torch.randn(16, Z_DIM, generator=gen))
+    return generator, reals, fakes
+
+
+# A fixed bandwidth from codes near 0 (the MMD^2 rises from the first step), and the median heuristic from codes
+# of N(0, I) (it rises from the third).
+SETTINGS = {"fixed": {"lr": 0.01, "init_std": 1e-4, "mmd_bandwidth": 4.0},
+            "median": {"lr": 0.03, "init_std": 1.0, "mmd_bandwidth": None}}
+WINDOW = reversal.MMD_CHECK_EVERY
+STOPS = [("fixed", 1), ("fixed", WINDOW + 2), ("fixed", 2 * WINDOW), ("fixed", None), ("median", WINDOW + 1),
+         ("median", 3 * WINDOW), ("median", MAX_STEPS), ("median", None)]
+
+
+@pytest.fixture(scope="module")
+def mmd_traces(mmd_setup) -> dict[str, list[float]]:
+    """Each setting's MMD^2 after every step, by the per-step rule that never stops."""
+    return {setting: _reference_reversal(*mmd_setup, max_steps=MAX_STEPS, mmd_threshold=10.0,
+                                         rng=torch.Generator().manual_seed(10), **kwargs)[3]
+            for setting, kwargs in SETTINGS.items()}
+
+
+def _threshold(trace: list[float], stop: int | None) -> float:
+    """A threshold that the per-step rule first passes at step STOP of TRACE (None: never)."""
+    if stop is None:
+        return 10.0  # an RBF kernel's MMD^2 is at most 2
+    below = max(trace[: stop - 1], default=trace[stop - 1] - 1e-3)
+    assert trace[stop - 1] > below  # STOP is a new maximum: a threshold between the two stops there
+    return (below + trace[stop - 1]) / 2
+
+
+@pytest.mark.parametrize("setting,stop", STOPS)
+def test_the_windowed_mmd_rule_gives_what_a_check_every_step_gives(mmd_setup, mmd_traces, setting, stop):
+    threshold = _threshold(mmd_traces[setting], stop)
+    kwargs = dict(max_steps=MAX_STEPS, mmd_threshold=threshold, **SETTINGS[setting])
+    codes, steps, errors, mmd2 = _reference_reversal(*mmd_setup, rng=torch.Generator().manual_seed(10), **kwargs)
+    assert steps == (stop or MAX_STEPS)
+    generator, reals, fakes = mmd_setup
+    result = reverse(generator, reals, fakes=fakes, rng=torch.Generator().manual_seed(10), check_every=WINDOW,
+                     **kwargs)
+    assert result.steps == steps and result.errors == errors and result.mmd2 == mmd2  # the same floats
+    assert torch.equal(result.codes, codes)
+
+
+@pytest.mark.parametrize("setting,stop", STOPS)
+def test_the_mmd_rule_syncs_once_per_window(mmd_setup, mmd_traces, setting, stop, host_syncs):
+    threshold = _threshold(mmd_traces[setting], stop)
+    generator, reals, fakes = mmd_setup
+    result = reverse(generator, reals, fakes=fakes, max_steps=MAX_STEPS, mmd_threshold=threshold,
+                     rng=torch.Generator().manual_seed(10), check_every=WINDOW, **SETTINGS[setting])
+    result.errors  # the error trace's own transfer
+    assert result.steps == (stop or MAX_STEPS)
+    assert len(host_syncs) <= math.ceil(result.steps / WINDOW) + 1, host_syncs
+
+
+def test_a_fixed_step_reversal_syncs_once_when_its_errors_are_read(host_syncs):
+    generator, targets = _generator(4), torch.zeros(8, 1, 28, 28)
+    host_syncs.clear()  # building G converts some
+    result = reverse(generator, targets, lr=0.03, max_steps=10, init_std=0.1, rng=torch.Generator().manual_seed(0))
+    assert host_syncs == []
+    assert len(result.errors) == 10 and result.errors[-1] == result.errors[-1]  # converted once, then cached
+    assert host_syncs == ["tolist"]
+
+
+def test_on_the_cpu_the_mmd_rule_stops_at_its_step_without_computing_past_it(mmd_setup, mmd_traces):
+    """On the CPU a check costs no stall, so the default checks after every step: a reversal that stops at step 1
+    runs G's forward once, not a window's worth."""
+    generator, reals, fakes = mmd_setup
+    forwards = []
+    hook = generator.register_forward_hook(lambda *_: forwards.append(1))
+    try:
+        result = reverse(generator, reals, fakes=fakes, max_steps=MAX_STEPS, rng=torch.Generator().manual_seed(10),
+                         mmd_threshold=_threshold(mmd_traces["fixed"], 1), **SETTINGS["fixed"])
+    finally:
+        hook.remove()
+    assert result.steps == 1 and len(forwards) == 1

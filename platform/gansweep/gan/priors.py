@@ -50,13 +50,15 @@ class KDEPrior:
         return self.codes.shape[1]
 
     def sample(self, n: int, rng: torch.Generator | None = None) -> torch.Tensor:
-        """N codes: a stored code plus N(0, h^2 I) noise, or (with probability w) a background draw."""
-        device = self.codes.device  # RNG, if given, must live there too
-        pick = torch.randint(len(self.codes), (n,), generator=rng, device=device)
-        z = self.codes[pick] + self.bandwidth * torch.randn(n, self.z_dim, generator=rng, device=device)
+        """N codes on the codes' device: a stored code plus N(0, h^2 I) noise, or (with probability w) a background
+        draw. Drawn by RNG on its own device: the z stream's in training, a CPU generator for an evaluation (the same
+        draws whatever device the codes are on)."""
+        device, draws = self.codes.device, rng.device if rng is not None else self.codes.device
+        pick = torch.randint(len(self.codes), (n,), generator=rng, device=draws).to(device)
+        z = self.codes[pick] + self.bandwidth * torch.randn(n, self.z_dim, generator=rng, device=draws).to(device)
         if self.background_weight > 0:
-            background = torch.rand(n, generator=rng, device=device) < self.background_weight
-            z[background] = torch.randn(int(background.sum()), self.z_dim, generator=rng, device=device)
+            background = (torch.rand(n, generator=rng, device=draws) < self.background_weight).to(device)
+            z[background] = torch.randn(int(background.sum()), self.z_dim, generator=rng, device=draws).to(device)
         return z
 
     def log_prob(self, z: torch.Tensor) -> torch.Tensor:
@@ -157,8 +159,14 @@ class KDEGANPrior(NormalPrior):
     def refresh(self, reals: torch.Tensor, indices: torch.Tensor | None = None) -> dict[str, float]:
         """Reverse a real batch through G (eval mode: BatchNorm's running statistics keep the images independent)
         and make the KDE over its codes the new prior. With reversal.mmd_threshold, a generated batch is reversed
-        alongside and the MMD rule stops the reversal. INDICES: the images' positions in the training set."""
+        alongside and the MMD rule stops the reversal. INDICES: the images' positions in the training set, on the
+        CPU (the stream's) or on the device.
+
+        One sync with the device, for the figures at the end (plus the MMD rule's checks, and one for INDICES
+        when they are on the device)."""
         r, p, z_stream = self.reversal, self.prior, self.streams.z
+        # Only the host reads the indices (the thetas' keys, the code bank's): on the CPU this moves nothing.
+        index_list = indices.tolist() if indices is not None else None
         self.generator.eval()
         try:
             fakes = None
@@ -168,8 +176,8 @@ class KDEGANPrior(NormalPrior):
             if self.measurement is None:
                 targets, measure = from_unit(reals), None  # G's images are in [-1, 1]
             else:
-                targets, fakes, measure = self._measured_targets(reals, indices, fakes)
-            init = self._warm_codes(indices, len(reals)) if r.warm_start and indices is not None else None
+                targets, fakes, measure = self._measured_targets(reals, index_list, fakes)
+            init = self._warm_codes(index_list, len(reals)) if r.warm_start and index_list is not None else None
             result = reverse(self.generator, targets, lr=r.lr, max_steps=r.max_steps, init_std=r.init_std,
                              fakes=fakes, measure=measure, mmd_bandwidth=r.mmd_bandwidth,
                              mmd_threshold=r.mmd_threshold or None, init=init, rng=z_stream)
@@ -179,15 +187,17 @@ class KDEGANPrior(NormalPrior):
         if self.kde is not None and p.pool > 1:  # the newest codes first, then the last refreshes' (older G)
             codes = torch.cat([codes, self.kde.codes])[: p.pool * len(result.codes)]
         self.kde = KDEPrior(codes, p.bandwidth, p.background_weight)
-        if r.warm_start and indices is not None:
-            self.code_bank.update(zip(indices.tolist(), result.codes))
+        if r.warm_start and index_list is not None:
+            # Each image's code by its index: rows of this reversal's codes, views on the device (no copy each).
+            self.code_bank.update(zip(index_list, result.codes))
+        # The figures on the host at last: the error trace's one transfer (the MMD^2 came with the rule's checks).
         figures = {"reversal_steps": float(result.steps), "reversal_error": result.errors[-1]}
         if result.mmd2:
             figures["reversal_mmd2"] = result.mmd2[-1]
         return figures
 
     def _measured_targets(
-        self, reals: torch.Tensor, indices: torch.Tensor | None, fakes: torch.Tensor | None
+        self, reals: torch.Tensor, indices: list[int] | None, fakes: torch.Tensor | None
     ) -> tuple[torch.Tensor, torch.Tensor | None, Callable[[torch.Tensor], torch.Tensor]]:
         """An ambient reversal's targets (the measured reals y, in their own [0, 1]), its fakes measured with
         freshly drawn theta, and the measurement that maps G's images to what each target is: f_theta with
@@ -195,7 +205,7 @@ class KDEGANPrior(NormalPrior):
         if self.clean_shape is None or indices is None:
             raise ValueError("a KDE-GAN reversal in mode ambient needs the clean image shape and the batch's "
                              "indices in the training set")
-        theta = thetas_to(keyed_theta(self.measurement, self.clean_shape, indices.tolist(), self.data_seed),
+        theta = thetas_to(keyed_theta(self.measurement, self.clean_shape, indices, self.data_seed),
                           reals.device)
         if fakes is not None:
             fakes = to_unit(fakes)
@@ -206,13 +216,12 @@ class KDEGANPrior(NormalPrior):
         # from a clean image; the hidden measurement only shapes G's training.
         return reals, fakes, lambda images: self.measurement.measure(to_unit(images), theta)
 
-    def _warm_codes(self, indices: torch.Tensor, n: int) -> torch.Tensor:
+    def _warm_codes(self, indices: list[int], n: int) -> torch.Tensor:
         """Initial codes: each image's last reversed code where it has one, else N(0, init_std^2)."""
-        init = self.noise(n, self.streams.z) * self.reversal.init_std
-        for row, index in enumerate(indices.tolist()):
-            if index in self.code_bank:
-                init[row] = self.code_bank[index]
-        return init
+        fresh = self.noise(n, self.streams.z) * self.reversal.init_std
+        # One stack of the rows (the bank's where it has the image, the fresh draw's elsewhere): one copy on the
+        # device, where filling the known rows one by one is a small copy each, and no index tensor to move there.
+        return torch.stack([self.code_bank.get(index, row) for index, row in zip(indices, fresh)])
 
     def state_dict(self) -> dict:
         # The prior is part of the model: the codes of its KDE (none before the first refresh).

@@ -9,40 +9,68 @@ The stopping rule: a batch of generated images is reversed alongside the real on
 unbiased MMD^2 (RBF kernel) between the codes of the reals and the codes of the fakes is computed, and the
 reversal stops once it passes the threshold, i.e. once the two can be told apart in code space: crude
 codes early in training, finer ones as the generator improves. Plain torch: no Ray.
+
+The loop stays on the device: without the MMD rule nothing reaches the host until the caller reads the errors;
+with it, on a GPU, the MMD^2 of every step is checked on the host once per MMD_CHECK_EVERY steps (on the CPU
+after every step: nothing runs ahead there, so a check costs nothing). Every device->host transfer goes through
+to_host, so that a test can count them.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import torch
 from torch import nn
+
+# Steps between the host's checks of the MMD rule. Each check is a sync: the CPU waits for the device to finish,
+# then the device idles while the CPU launches the next step's kernels, so a check every step stalls a GPU every
+# step. A check every 4 steps costs at most 3 steps computed past the stop (their codes are dropped: the result
+# is that of a check every step) against a quarter of the syncs. On the CPU the same 3 steps are pure cost (1.5 on
+# average; a reversal that stops at step 1, the common case with a low threshold, took 4x as long): checked every
+# step there.
+MMD_CHECK_EVERY = 4
+
+
+def to_host(values: torch.Tensor) -> list:
+    """VALUES (a 1-D tensor) as Python numbers: the one way a reversal's figures reach the host, a sync (it waits
+    for the device). Kept in one place so that tests can count the syncs or stand in for them on the meta device."""
+    return values.tolist()
 
 
 @dataclass
 class Reversed:
     codes: torch.Tensor  # (N, z_dim) codes of the targets
     steps: int  # gradient steps taken
-    errors: list[float] = field(default_factory=list)  # targets' mean squared error per element, before each step
+    error_trace: torch.Tensor  # (steps,) on the device: the targets' mean squared error per element, before each step
     mmd2: list[float] = field(default_factory=list)  # after each step, when a generated batch was reversed alongside
 
+    @cached_property
+    def errors(self) -> list[float]:
+        """The error trace on the host, converted when first read: a sync, which reverse() itself leaves out."""
+        return to_host(self.error_trace)
 
-def rbf_kernel(a: torch.Tensor, b: torch.Tensor, bandwidth: float) -> torch.Tensor:
+
+def rbf_kernel(a: torch.Tensor, b: torch.Tensor, bandwidth: float | torch.Tensor) -> torch.Tensor:
     """k(a_i, b_j) = exp(-||a_i - b_j||^2 / (2 bandwidth^2)) for every pair: (len(a), len(b))."""
     return torch.exp(-torch.cdist(a, b).square() / (2 * bandwidth**2))
 
 
-def mmd2_unbiased(x: torch.Tensor, y: torch.Tensor, bandwidth: float) -> torch.Tensor:
+def mmd2_unbiased(x: torch.Tensor, y: torch.Tensor, bandwidth: float | torch.Tensor) -> torch.Tensor:
     """The paper's Eq. 3 (Gretton et al.'s MMD_u^2) for two samples of equal size m >= 2:
     1/(m(m-1)) sum_{i != j} [k(x_i, x_j) + k(y_i, y_j) - k(x_i, y_j) - k(x_j, y_i)]."""
     m = len(x)
     if len(y) != m or m < 2:
         raise ValueError(f"mmd2_unbiased needs two samples of one size >= 2, got {len(x)} and {len(y)}")
-    off_diagonal = ~torch.eye(m, dtype=torch.bool, device=x.device)
     kxx, kyy, kxy = rbf_kernel(x, x, bandwidth), rbf_kernel(y, y, bandwidth), rbf_kernel(x, y, bandwidth)
     terms = kxx + kyy - kxy - kxy.T
-    return terms[off_diagonal].sum() / (m * (m - 1))
+    # The off-diagonal terms in row-major order without a boolean mask, which sizes its result on the host (a sync
+    # on a GPU): past the first element the diagonal ends each row of length m + 1. Summed in the mask's order, the
+    # same float as a mask gives.
+    off_diagonal = terms.flatten()[1:].view(m - 1, m + 1)[:, :-1].reshape(-1)
+    return off_diagonal.sum() / (m * (m - 1))
 
 
 def reverse(
@@ -58,13 +86,19 @@ def reverse(
     mmd_bandwidth: float | None = None,  # None: the median distance between the initial codes
     mmd_threshold: float | None = None,
     rng: torch.Generator | None = None,
+    check_every: int | None = None,  # steps between the MMD rule's checks; None: 1 on the CPU, else MMD_CHECK_EVERY
 ) -> Reversed:
     """Codes of TARGETS (images, or measurements when MEASURE maps G's images to what was measured).
 
     INIT (N, z_dim) warm-starts the codes (e.g. from the last time these images were reversed); otherwise
     they start from N(0, init_std^2). With FAKES (generated targets, as many as TARGETS, measured alike) and
     an MMD threshold, both batches are reversed together and the loop stops once the MMD^2 between their
-    codes exceeds the threshold, else after MAX_STEPS. The generator's weights get no gradient."""
+    codes exceeds the threshold, else after MAX_STEPS. The generator's weights get no gradient.
+
+    Without the MMD rule nothing is brought to the host (the errors stay on the device until read). With it,
+    the host checks every CHECK_EVERY steps and returns the codes of the first step past the threshold:
+    the steps computed after it are dropped (G must be in eval mode, as for the reversal itself, so that they
+    change nothing)."""
     if lr <= 0 or max_steps < 1 or init_std < 0:
         raise ValueError(f"reverse needs lr > 0, max_steps >= 1 and init_std >= 0; got {lr}, {max_steps}, {init_std}")
     use_mmd = fakes is not None and mmd_threshold is not None
@@ -72,32 +106,49 @@ def reverse(
         raise ValueError("the MMD stopping rule needs as many fakes as targets")
     n = len(targets)
     device = targets.device
+    if check_every is None:
+        check_every = 1 if device.type == "cpu" else MMD_CHECK_EVERY
     batch = torch.cat([targets, fakes]) if use_mmd else targets
     z_dim = generator.z_dim
     codes = torch.randn(len(batch), z_dim, generator=rng, device=device) * init_std  # RNG on that device
     if init is not None:
         codes[:n] = init.to(device)
-    if use_mmd and mmd_bandwidth is None:  # the median heuristic, fixed for this reversal
-        mmd_bandwidth = float(torch.cdist(codes, codes).median())
+    if use_mmd and mmd_bandwidth is None:  # the median heuristic, fixed for this reversal: a tensor, no sync
+        mmd_bandwidth = torch.cdist(codes, codes).median()
     codes.requires_grad_(True)
     measure = measure or (lambda images: images)
 
     requires_grad = [p.requires_grad for p in generator.parameters()]
     generator.requires_grad_(False)  # only the codes move
-    errors, mmd2 = [], []
+    errors = []  # one 0-dim device tensor per step
+    mmd2 = []  # on the host, up to the last check
+    window_mmd2, window_codes = [], []  # the steps since the last check: their MMD^2 (device) and their codes
     try:
         steps = 0
         for steps in range(1, max_steps + 1):
             squared = (measure(generator(codes)) - batch).flatten(1).square()
-            errors.append(float(squared[:n].detach().mean()))
+            errors.append(squared[:n].detach().mean())
             (grad,) = torch.autograd.grad(squared.sum(), codes)
             with torch.no_grad():
-                codes -= lr * grad
+                # A new tensor each step (not codes -= ...): the window keeps each step's codes without a copy.
+                codes = (codes - lr * grad).requires_grad_(True)
                 if use_mmd:
-                    mmd2.append(float(mmd2_unbiased(codes[:n], codes[n:], mmd_bandwidth)))
-                    if mmd2[-1] > mmd_threshold:
-                        break
+                    window_mmd2.append(mmd2_unbiased(codes[:n], codes[n:], mmd_bandwidth))
+                    window_codes.append(codes)
+            if not use_mmd or (len(window_mmd2) < check_every and steps < max_steps):
+                continue
+            values = to_host(torch.stack(window_mmd2))  # the window's one sync
+            over = next((i for i, value in enumerate(values) if value > mmd_threshold), None)
+            if over is None:
+                mmd2 += values
+                window_mmd2, window_codes = [], []
+                continue
+            # The first step past the threshold: the result a check after every step would have given.
+            mmd2 += values[: over + 1]
+            codes = window_codes[over]
+            steps += over + 1 - len(window_codes)
+            break
     finally:
         for p, flag in zip(generator.parameters(), requires_grad):
             p.requires_grad_(flag)
-    return Reversed(codes=codes[:n].detach(), steps=steps, errors=errors, mmd2=mmd2)
+    return Reversed(codes=codes[:n].detach(), steps=steps, error_trace=torch.stack(errors[:steps]), mmd2=mmd2)
