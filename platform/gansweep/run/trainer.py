@@ -231,7 +231,9 @@ def _full_evaluation(cfg: Config, output: str, log_dir: str, cpus: float, gpus: 
     device = "cuda" if gpus > 0 else "cpu"
     print(f"[gansweep] full evaluation on {cfg.eval.n_samples} samples ({device}) ...", flush=True)
     task_cpus = 1 if gpus > 0 else cpus
-    task = ray.remote(_evaluation_task).options(num_cpus=task_cpus, num_gpus=gpus)
+    # scheduling_strategy DEFAULT: outside the sweep trial's placement group, which Tune makes capture its child
+    # tasks and which holds no CPU (the task would wait forever), as Ray Train does for its own actors.
+    task = ray.remote(_evaluation_task).options(num_cpus=task_cpus, num_gpus=gpus, scheduling_strategy="DEFAULT")
     figures = ray.get(task.remote(output, cfg.eval.n_samples, device, torch_threads(task_cpus)))
     print(
         f"[gansweep] fid={figures['fid']:.2f} kid={figures['kid']:.4f} classifier_score={figures['classifier_score']:.2f} "
