@@ -232,7 +232,8 @@ def _full_evaluation(cfg: Config, output: str, log_dir: str, cpus: float, gpus: 
     print(f"[gansweep] full evaluation on {cfg.eval.n_samples} samples ({device}) ...", flush=True)
     task_cpus = 1 if gpus > 0 else cpus
     # scheduling_strategy DEFAULT: outside the sweep trial's placement group, which Tune makes capture its child
-    # tasks and which holds no CPU (the task would wait forever), as Ray Train does for its own actors.
+    # tasks and which holds no CPU (Ray refuses the task: "cannot fit into any bundles"), as Ray Train does for its
+    # own actors.
     task = ray.remote(_evaluation_task).options(num_cpus=task_cpus, num_gpus=gpus, scheduling_strategy="DEFAULT")
     figures = ray.get(task.remote(output, cfg.eval.n_samples, device, torch_threads(task_cpus)))
     print(
