@@ -282,3 +282,27 @@ def test_the_report_and_tensorboard_read_a_sweep_in_the_bucket(interrupted_sweep
         events = EventAccumulator(storage.join(out, "tensorboard", name), size_guidance={"scalars": 0})
         events.Reload()  # through boto3, as `tensorboard --logdir s3://...` reads it
         assert [e.step for e in events.Scalars("eval/fid")] == [20, 40, 60]
+
+
+@pytest.mark.parametrize("error, written", [
+    (ValueError("a bad value"), "ValueError: a bad value"),
+    # What a trial stopped by ASHA meets: Tune stops it and Ray Train's controller dies under it.
+    (__import__("ray").exceptions.ActorDiedError(), None),
+])
+def test_a_trial_s_error_txt_holds_its_failures_but_not_a_scheduler_s_stop(tmp_path, monkeypatch, error, written):
+    from gansweep.run import run_dir, trainer
+    from gansweep.sweep import runner
+    from gansweep.sweep.space import load_space
+    from ray import tune
+
+    def fails(*args, **kwargs):
+        raise error
+
+    monkeypatch.setattr(trainer, "run_training", fails)
+    monkeypatch.setattr(runner, "_metric_report_callback", lambda metric: None)  # Tune's needs a Tune session
+    monkeypatch.setattr(tune, "get_context", lambda: type("Context", (), {"get_trial_name": lambda self: "t0"})())
+    space = load_space(_space(tmp_path / "space.yaml", num_samples=1, fixed=TINY,
+                              space={"train.lr_d": {"choice": [2e-4]}}))
+    with pytest.raises(type(error)):
+        runner.run_trial({"train.lr_d": 2e-4}, space, str(tmp_path / "sweep"), None, 1.0)
+    assert run_dir.read_error(layout.trial_dir(str(tmp_path / "sweep"), "t0")) == written

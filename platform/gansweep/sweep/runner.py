@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from ray.exceptions import RayActorError
 from ray.tune import Callback
 from ray.tune.search.optuna import OptunaSearch
 
@@ -87,6 +88,10 @@ def run_trial(config: dict, space: SweepSpace, sweep_dir: str, monitor: MonitorP
     directory = layout.trial_dir(sweep_dir, name)
     try:
         run_training(cfg, directory, monitor=monitor, log_dir=log_dir, callbacks=[_metric_report_callback(space.metric)])
+    except RayActorError:
+        # Ray Train's controller died under the trial: what Tune stopping it (ASHA) looks like from here, so no
+        # error.txt beside a stopped trial's checkpoints. Were it a failure, trials.json names Tune's error file.
+        raise
     except Exception as exc:
         # The error in one line for trials.json and the report; Tune keeps the traceback in its error file.
         run_dir.write_error(directory, exc)
