@@ -34,7 +34,7 @@ def _train(args: argparse.Namespace) -> int:
         flush=True,
     )
     try:
-        summary = run_training(cfg, args.output, checked)
+        summary = run_training(cfg, args.output, checked, verbose=args.verbose)
     except TrainingDiverged as exc:
         print(f"gansweep: training stopped: {exc}", file=sys.stderr)
         return 1
@@ -92,6 +92,11 @@ def _reversal_arguments(parser: argparse.ArgumentParser) -> None:
                         help="std of the initial codes (default %(default)s)")
 
 
+def _verbose_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--verbose", action="store_true",
+                        help="Ray Train's own INFO lines too (by default: gansweep's progress, Tune's table, warnings)")
+
+
 def _device_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", choices=DEVICES, default="auto",
                         help="where to run (default auto: the GPU where there is one, else the CPU)")
@@ -111,7 +116,7 @@ def _sweep(args: argparse.Namespace) -> int:
     from gansweep.sweep.space import load_space
 
     space = load_space(args.space, [parse_override(text) for text in args.set])  # validated before Ray starts
-    best = run_sweep(space, args.output or f"runs/sweeps/{space.name}", resume=args.resume)
+    best = run_sweep(space, args.output or f"runs/sweeps/{space.name}", resume=args.resume, verbose=args.verbose)
     return 0 if best is not None else 1  # no trial reported the metric: every one failed
 
 
@@ -139,6 +144,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("config", nargs="?", help="YAML file overriding the defaults")
     train.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override one dotted key")
     train.add_argument("--output", default="runs/train", help="run directory (default: runs/train)")
+    _verbose_argument(train)
     train.set_defaults(func=_train)
 
     evaluate = commands.add_parser(
@@ -188,6 +194,7 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--output", default=None, help="sweep directory (default: runs/sweeps/NAME)")
     sweep.add_argument("--resume", action="store_true",
                        help="continue an interrupted sweep in --output: finished trials stay, unfinished ones resume")
+    _verbose_argument(sweep)
     sweep.set_defaults(func=_sweep)
 
     report = commands.add_parser("report", help="trial table, best trial, importances and plots of a sweep")

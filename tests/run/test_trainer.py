@@ -31,7 +31,7 @@ def test_two_worker_hidden_ambient_run_evaluates_periodically_and_at_the_end(tmp
     """Two DDP workers, a hidden measurement, rank 0 evaluating alone. The classifier comes from the user's cache
     (trained there once, ~90 s, when absent), so this test does not train it again."""
     run = tmp_path / "run"
-    _train(
+    process = _train(
         run,
         "data.limit=512",
         "train.workers=2",
@@ -55,6 +55,11 @@ def test_two_worker_hidden_ambient_run_evaluates_periodically_and_at_the_end(tmp
     result = read_result(run)
     assert result["step"] == 8
     assert result["resources"]["workers"] == 2
+    # A console to read: gansweep's lines, not Ray Train's repr of every report nor Ray Data's per-dataset lines
+    # (--verbose brings them back).
+    console = process.stdout + process.stderr
+    assert "[gansweep] step 8/8 (100%)" in console
+    assert "TrainingReport(" not in console and "Starting execution of Dataset" not in console
     assert result["config"]["hidden"]["inject_at"] == "up1"
     for key in ("loss_d", "loss_g", "d_real", "d_fake", "images_per_s", "data_wait_frac"):
         assert key in result["metrics"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 import sys
 import tempfile
@@ -39,6 +40,17 @@ def _per_class_codes(fixed_z: torch.Tensor, num_classes: int) -> tuple[torch.Ten
     """A conditional GAN's per-class panel: the same few codes in every row, one row per class."""
     z = fixed_z[:PER_CLASS_COLUMNS]
     return z.repeat(num_classes, 1), torch.arange(num_classes).repeat_interleave(len(z))
+
+
+def _quiet_ray_logs() -> None:
+    """Ray's INFO lines on this worker off, its warnings kept: a line per report with the whole report's repr (Ray
+    Train names that logger by its file path, so RunConfig's LoggingConfig, which filters "ray.train.*", misses it),
+    and four lines per window dataset from Ray Data."""
+    import ray.data  # noqa: F401  (configures its loggers on import; set the level after)
+    from ray.train.v2._internal.execution import context as train_context
+
+    for name in (train_context.__file__, "ray.data"):
+        logging.getLogger(name).setLevel(logging.WARNING)
 
 
 def _gather_rng_states(gan: GANTrainer) -> list:
@@ -127,6 +139,8 @@ def train_loop_per_worker(loop_config: dict) -> None:
     plan: RunPlan = loop_config["plan"]
     cfg, output, t = plan.config, Path(plan.output), plan.config.train
 
+    if not plan.verbose:
+        _quiet_ray_logs()
     context = ray.train.get_context()
     rank, world = context.get_world_rank(), context.get_world_size()
     device = ray.train.torch.get_device()

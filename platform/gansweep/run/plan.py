@@ -34,6 +34,7 @@ class RunPlan:
     # upload and its registration resumes from it all the same.
     fallback_checkpoint: str | None
     monitor: MonitorPayload | None  # the cheap evaluation's classifier and reference statistics; None: off
+    verbose: bool = False  # Ray Train's and Ray Data's INFO lines on the workers too (train/sweep --verbose)
 
 
 def plan_resources(

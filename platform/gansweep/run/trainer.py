@@ -102,13 +102,21 @@ def run_training(
     monitor: MonitorPayload | None = None,
     log_dir: str | None = None,
     callbacks: list = (),
+    verbose: bool = False,
 ) -> dict:
     """Train one run into OUTPUT (checkpoints/, result.json; TensorBoard in LOG_DIR, default OUTPUT/tensorboard);
     a rerun resumes it. CHECKED: check_config's result, when the caller has it already. A sweep passes the monitor
-    it readied once, and Ray Train callbacks (Tune's reporting). Raises TrainingDiverged when the losses turn
-    non-finite."""
+    it readied once, and Ray Train callbacks (Tune's reporting). VERBOSE: Ray Train's own INFO lines too (a line per
+    report with the whole report's repr, the worker group's life); by default its warnings only, beside gansweep's
+    progress lines. Raises TrainingDiverged when the losses turn non-finite."""
     import ray
-    from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
+    from ray.train import (
+        CheckpointConfig,
+        FailureConfig,
+        LoggingConfig,
+        RunConfig,
+        ScalingConfig,
+    )
     from ray.train.torch import TorchTrainer
 
     from gansweep.run.loop import train_loop_per_worker
@@ -135,7 +143,7 @@ def run_training(
         plan = RunPlan(config=cfg, output=output, log_dir=log_dir, clean_shape=training_set.clean_shape,
                        num_classes=training_set.num_classes, measurements=checked.measurements,
                        stream=stream, threads=torch_threads(cpus_per_worker),
-                       fallback_checkpoint=latest, monitor=monitor)
+                       fallback_checkpoint=latest, monitor=monitor, verbose=verbose)
         storage_path, storage_filesystem = storage.ray_storage(output)
         trainer = TorchTrainer(
             train_loop_per_worker,
@@ -152,6 +160,7 @@ def run_training(
                 checkpoint_config=CheckpointConfig(num_to_keep=2),
                 failure_config=FailureConfig(max_failures=2),  # a lost worker restarts from the last checkpoint
                 callbacks=list(callbacks),
+                logging_config=LoggingConfig(log_level="INFO" if verbose else "WARNING"),
             ),
         )
         fit_start = time.time()

@@ -72,7 +72,7 @@ def _trial_name_of(trial) -> str:
 
 
 def run_trial(config: dict, space: SweepSpace, sweep_dir: str, monitor: MonitorPayload | None,
-              cpus_per_worker: float) -> None:
+              cpus_per_worker: float, verbose: bool = False) -> None:
     """One trial, inside its Tune trial actor: a TorchTrainer whose reports reach Tune."""
     from ray import tune
 
@@ -87,7 +87,8 @@ def run_trial(config: dict, space: SweepSpace, sweep_dir: str, monitor: MonitorP
     write_trial_hparams(log_dir, name, point)
     directory = layout.trial_dir(sweep_dir, name)
     try:
-        run_training(cfg, directory, monitor=monitor, log_dir=log_dir, callbacks=[_metric_report_callback(space.metric)])
+        run_training(cfg, directory, monitor=monitor, log_dir=log_dir, callbacks=[_metric_report_callback(space.metric)],
+                     verbose=verbose)
     except RayActorError:
         # Ray Train's controller died under the trial: what Tune stopping it (ASHA) looks like from here, so no
         # error.txt beside a stopped trial's checkpoints. Were it a failure, trials.json names Tune's error file.
@@ -269,8 +270,9 @@ def _jsonable(value: Any) -> Any:
     return json.loads(json.dumps(value, default=str))
 
 
-def run_sweep(space: SweepSpace, output: str | Path, resume: bool = False) -> dict:
-    """Run (or resume) the sweep into OUTPUT; returns the best trial's entry of trials.json."""
+def run_sweep(space: SweepSpace, output: str | Path, resume: bool = False, verbose: bool = False) -> dict:
+    """Run (or resume) the sweep into OUTPUT; returns the best trial's entry of trials.json. VERBOSE: Ray Train's
+    own INFO lines in every trial too (run_training)."""
     import ray
     from ray import tune
 
@@ -301,7 +303,7 @@ def run_sweep(space: SweepSpace, output: str | Path, resume: bool = False) -> di
         # The trial driver holds no CPU (Tune rejects a plain cpu: 0): its workers get the cluster's CPUs.
         trainable = tune.with_resources(
             tune.with_parameters(run_trial, space=space, sweep_dir=sweep_dir, monitor=monitor,
-                                 cpus_per_worker=cpus_per_worker),
+                                 cpus_per_worker=cpus_per_worker, verbose=verbose),
             {"cpu": 0, "memory": 1},
         )
         storage_path, storage_filesystem = storage.ray_storage(sweep_dir)
