@@ -99,6 +99,11 @@ def test_grid_sweep_runs_every_point_and_survives_a_diverging_trial(grid_sweep):
         assert entry["best"]["value"] <= entry["metrics"]["fid"]
     assert {e["params"]["mode"] for e in by_status["finished"]} == {"ambient", "ignore"}
     assert "best trial" in result.stdout and f"tensorboard --logdir {out / 'tensorboard'}" in result.stdout
+    # A console to read: a gansweep line per trial report, naming the trial as trials.json does, and no repr of
+    # Ray Train's reports.
+    for entry in by_status["finished"]:
+        assert f"[gansweep] {entry['name']} [" in result.stdout and f"step {TINY['train.steps']}: fid=" in result.stdout
+    assert "TrainingReport(" not in result.stdout + result.stderr
 
 
 def test_optuna_study_is_persisted_with_each_trial_state(grid_sweep):

@@ -222,6 +222,11 @@ class TrialsRecord(Callback):
         ):
             entry["best"] = {"value": value, "step": metrics.get("step")}
         self._write()
+        # One line per report, naming the trial as trials.json and TensorBoard do, with Tune's id beside it: Tune's
+        # own "Current best trial" line names the id only.
+        figures = "".join(f" {key}={metrics[key]:.4g}" for key in (self.metric, "classifier_score") if key in metrics)
+        best = f" (best {entry['best']['value']:.4g} at step {entry['best']['step']})" if entry["best"] else ""
+        print(f"[gansweep] {entry['name']} [{trial.trial_id}] step {metrics.get('step')}:{figures}{best}", flush=True)
 
     def on_trial_complete(self, iteration, trials, trial, **info):
         entry = self._entry(trial)
