@@ -14,30 +14,16 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import sys
 import time
+from pathlib import Path
 
 import torch
-from gansweep.config import ReversalConfig
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from conftest import _generator  # noqa: E402  (the tests' G: weights whose images respond to z)
+from gansweep.config import ModelConfig, ReversalConfig
 from gansweep.gan import reversal
-from gansweep.nets.models import Generator
-
-SHAPE = (1, 28, 28)
-
-
-def _random_generator() -> Generator:
-    """The project's default G (model.g_width, model.z_dim) with weights whose images respond to z, as the tests'
-    (PyTorch's default initialisation, BatchNorm's statistics those of its own activations), in eval mode."""
-    torch.manual_seed(0)
-    generator = Generator(SHAPE)
-    for module in generator.modules():
-        if isinstance(module, (torch.nn.Conv2d, torch.nn.ConvTranspose2d, torch.nn.Linear)):
-            module.reset_parameters()
-        if isinstance(module, torch.nn.BatchNorm2d):
-            module.momentum = None  # a cumulative average
-    with torch.no_grad():
-        for _ in range(10):
-            generator(torch.randn(256, generator.z_dim))
-    return generator.eval()
 
 
 def main() -> None:
@@ -52,7 +38,7 @@ def main() -> None:
     args = parser.parse_args()
     device = torch.device(args.device)
 
-    generator = _random_generator().to(device)
+    generator = _generator(0, width=ModelConfig.g_width).to(device)  # the project's default G
     forwards = [0]
     generator.register_forward_hook(lambda *_: forwards.__setitem__(0, forwards[0] + 1))
     with torch.no_grad():  # reals from another code distribution than the fakes: the MMD^2 grows step by step

@@ -1,10 +1,16 @@
 """Shared test helpers: the Debian Fashion-MNIST that many tests read, a small random generator, a run directory
-written as the trainer leaves it, the CLI run in a subprocess, and a real S3 server (moto's) on 127.0.0.1."""
+written as the trainer leaves it, the CLI run in a subprocess, a real S3 server (moto's), a real PostgreSQL server
+and optuna-dashboard on 127.0.0.1."""
 
 import itertools
+import json
 import os
+import signal
+import socket
 import subprocess
 import sys
+import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -19,6 +25,12 @@ from gansweep.run.run_dir import (
     save_checkpoint,
     write_run_record,
 )
+from pg_server import (
+    PostgresServer,
+    PostgresUnavailable,
+    start_pg_server,
+    stop_pg_server,
+)
 from s3_server import start_s3_server, stop_server
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
@@ -31,11 +43,11 @@ Z_DIM = 64
 NO_EVAL = ("eval.every=0", "eval.n_samples=0")
 
 
-def _generator(seed: int = 0) -> Generator:
+def _generator(seed: int = 0, width: int = 16) -> Generator:
     """Random weights (the paper's section 2.2): PyTorch's default initialisation (DCGAN's N(0, 0.02) leaves
     a constant image), BatchNorm's running statistics those of its own activations, as training leaves them."""
     torch.manual_seed(seed)
-    generator = Generator((1, 28, 28), z_dim=Z_DIM, width=16)
+    generator = Generator((1, 28, 28), z_dim=Z_DIM, width=width)
     for module in generator.modules():
         if isinstance(module, (torch.nn.Conv2d, torch.nn.ConvTranspose2d, torch.nn.Linear)):
             module.reset_parameters()
@@ -122,3 +134,57 @@ def new_bucket(endpoint: str, monkeypatch) -> str:
 @pytest.fixture
 def s3_bucket(s3_endpoint, monkeypatch) -> str:
     return new_bucket(s3_endpoint, monkeypatch)
+
+
+@pytest.fixture(scope="session")
+def postgres() -> PostgresServer:
+    """A PostgreSQL server on 127.0.0.1 for the session (pg_server.py): skipped where PostgreSQL is not installed,
+    except on CI, whose set-up installs it."""
+    try:
+        server = start_pg_server()
+    except PostgresUnavailable as exc:
+        if os.environ.get("CI"):
+            pytest.fail(f"PostgreSQL is needed on CI: {exc}")
+        pytest.skip(str(exc))
+    yield server
+    stop_pg_server(server)
+
+
+@pytest.fixture
+def optuna_dashboard(tmp_path):
+    """start(STORAGE_URL) runs `optuna-dashboard STORAGE_URL --host 127.0.0.1 --port FREE` (as README.md says), waits
+    until its API answers, and returns (its base URL, its console log file); every server started is stopped, by its
+    process group, at the end of the test."""
+    servers = []
+
+    def start(storage_url: str) -> tuple[str, Path]:
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        log = tmp_path / f"optuna-dashboard-{port}.log"
+        with log.open("w") as stream:
+            server = subprocess.Popen(
+                [str(Path(sys.executable).parent / "optuna-dashboard"), storage_url, "--host", "127.0.0.1",
+                 "--port", str(port)], stdout=stream, stderr=subprocess.STDOUT, start_new_session=True)
+        servers.append(server)
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 120
+        while True:  # ready once its API answers, however loaded the machine is
+            try:
+                with urllib.request.urlopen(base + "/api/studies", timeout=5) as response:
+                    json.load(response)
+                return base, log
+            except OSError:
+                if server.poll() is not None or time.monotonic() > deadline:
+                    pytest.fail(f"optuna-dashboard did not answer on {base}:\n{log.read_text()[-3000:]}")
+                time.sleep(0.2)
+
+    yield start
+    for server in servers:
+        if server.poll() is None:
+            os.killpg(server.pid, signal.SIGTERM)
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, signal.SIGKILL)
+            server.wait(timeout=30)

@@ -97,12 +97,18 @@ def test_reversal_through_a_measurement_fits_only_what_was_measured():
     assert result.errors[-1] < 0.5 * result.errors[0]
 
 
-def test_the_mmd_rule_stops_earlier_with_a_lower_threshold():
+def _two_code_distributions(n: int) -> tuple:
+    """G, N reals from another code distribution than its N fakes: their codes' MMD^2 grows as both are reversed."""
     generator = _generator(8)
     gen = torch.Generator().manual_seed(9)
     with torch.no_grad():
-        reals = generator(torch.randn(32, Z_DIM, generator=gen) * 0.5 + 1.0)  # a different code distribution
-        fakes = generator(torch.randn(32, Z_DIM, generator=gen))
+        reals = generator(torch.randn(n, Z_DIM, generator=gen) * 0.5 + 1.0)
+        fakes = generator(torch.randn(n, Z_DIM, generator=gen))
+    return generator, reals, fakes
+
+
+def test_the_mmd_rule_stops_earlier_with_a_lower_threshold():
+    generator, reals, fakes = _two_code_distributions(32)
 
     def steps(threshold: float) -> int:
         return reverse(generator, reals, fakes=fakes, lr=0.03, max_steps=200, init_std=1e-4, mmd_bandwidth=4.0,
@@ -190,12 +196,7 @@ MAX_STEPS = 14  # full windows and a part (of 4: three and 2 steps)
 
 @pytest.fixture(scope="module")
 def mmd_setup():
-    generator = _generator(8)
-    gen = torch.Generator().manual_seed(9)
-    with torch.no_grad():
-        reals = generator(torch.randn(16, Z_DIM, generator=gen) * 0.5 + 1.0)  # a different code distribution
-        fakes = generator(torch.randn(16, Z_DIM, generator=gen))
-    return generator, reals, fakes
+    return _two_code_distributions(16)
 
 
 # A fixed bandwidth from codes near 0 (the MMD^2 rises from the first step), and the median heuristic from codes
