@@ -1,11 +1,20 @@
 #!/usr/bin/env bash
-# Idempotent set-up on a fresh machine: Debian's Fashion-MNIST, a .venv in the repo, gansweep installed in it.
+# Idempotent set-up on a fresh machine: Debian's Fashion-MNIST and PostgreSQL (its binaries: the tests start their own
+# server on 127.0.0.1), a .venv in the repo, gansweep installed in it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+apt_install() {  # PACKAGE...: installed, with the package lists refreshed only when the first try fails
+    local install=($SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y "$@")
+    "${install[@]}" || { $SUDO apt-get update && "${install[@]}"; }
+}
 if [ ! -d /usr/share/datasets/fashion-mnist ]; then
-    SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
-    $SUDO apt-get install -y dataset-fashion-mnist || { $SUDO apt-get update && $SUDO apt-get install -y dataset-fashion-mnist; }
+    apt_install dataset-fashion-mnist
+fi
+if ! compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null; then
+    # Debian's package also creates the unprivileged `postgres` user the tests' server runs as (never as root).
+    apt_install postgresql
 fi
 
 if [ ! -x .venv/bin/python ]; then

@@ -1,4 +1,5 @@
-"""The evaluation protocol's metrics: FID, KID, classifier score, nearest-neighbour pixel distance."""
+"""The evaluation protocol's metrics: FID, KID, PRDC (more in test_prdc.py), classifier score, nearest-neighbour pixel
+distance."""
 
 
 import numpy as np
@@ -16,6 +17,7 @@ from gansweep.evaluation.metrics import (
     frechet_distance,
     kernel_inception_distance,
     nearest_neighbour_distance,
+    precision_recall_density_coverage,
 )
 from torch import nn
 
@@ -290,6 +292,24 @@ def test_kid_on_classifier_features(features):
 
 
 @needs_fashion
+def test_prdc_on_classifier_features(features):
+    test, noise = features["test"][0], features["noise"][0]
+    real = test[:3000]
+    halves = precision_recall_density_coverage(real, test[5000:8000])
+    assert min(halves["precision"], halves["recall"], halves["coverage"]) > 0.8, halves
+    assert halves["density"] == pytest.approx(1.0, abs=0.2), halves
+    # One test image's features, repeated: realistic (precision 1) but no diversity (recall and coverage near 0).
+    collapsed = precision_recall_density_coverage(real, np.tile(test[5000:5001], (3000, 1)))
+    assert collapsed["precision"] == 1.0 and collapsed["recall"] == 0.0, collapsed
+    assert collapsed["coverage"] < 0.01, collapsed
+    # Noise images lie off the real support, in one tight cluster of features. Precision need not show it: one real
+    # outlier's large ball can hold the whole cluster (here about half of it); density (about one ball per fake,
+    # of k = 5) and coverage do, which is why Naeem et al. proposed them.
+    off = precision_recall_density_coverage(real, noise[:3000])
+    assert off["recall"] < 0.05 and off["density"] < 0.25 and off["coverage"] < 0.01, off
+
+
+@needs_fashion
 def test_classifier_score_on_real_test_images(features, small_classifier):
     logits = features["test"][1]
     score = classifier_score(logits)
@@ -315,6 +335,13 @@ def test_evaluate_samples_reports_the_protocol(small_classifier, fashion):
     for key in ("fid", "kid", "kid_std", "classifier_score"):
         assert np.isfinite(result[key]), key
     assert result["kid_std"] > 0  # 300 of 300 fakes against 300 of 2000 reals: subsets differ
+    # PRDC on 300 reals (drawn with the seed) against the 300 fakes, on the classifier's device.
+    assert result["prdc_k"] == 5 and result["prdc_n"] == 300
+    picked = real[np.sort(np.random.default_rng(0).choice(2000, 300, replace=False))]
+    expected = precision_recall_density_coverage(picked, classifier_outputs(small_classifier.model, fake_from_train)[0])
+    for key, value in expected.items():
+        assert result[key] == pytest.approx(value, abs=1e-12), key
+    assert min(result["precision"], result["recall"], result["coverage"]) > 0.5, result
 
     noise = torch.rand(200, 1, 28, 28, generator=torch.Generator().manual_seed(0))
     streamed = (train[start : start + 3000] for start in range(0, len(train), 3000))  # as evaluate_run streams it
@@ -322,6 +349,7 @@ def test_evaluate_samples_reports_the_protocol(small_classifier, fashion):
     assert bad["n_fake"] == 200 and bad["n_real"] == 2000
     assert bad["fid"] > 10 * result["fid"] and bad["kid"] > 10 * result["kid"]
     assert bad["nn_pixel_distance"] > 1.0
+    assert bad["prdc_n"] == 200 and bad["density"] < 0.5 * result["density"] and bad["coverage"] < 0.1, bad
     with pytest.raises(ValueError, match="to_unit"):
         evaluate_samples(noise * 2 - 1, real, train, small_classifier)
 

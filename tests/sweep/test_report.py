@@ -43,7 +43,19 @@ TRIALS = [
 ]
 
 
-def make_sweep(root, mode="min", trials=TRIALS, storage_in_json=None):
+def full_evaluation(number: int, best: float | None, prdc: bool) -> dict | None:
+    """A trial's full evaluation: fid and kid, and (with prdc, for every trial but number 4, evaluated before the
+    protocol had them) precision, recall, density and coverage."""
+    if best is None:
+        return None
+    figures = {"fid": best + 0.5, "kid": 0.01}
+    if prdc and number != 4:
+        figures.update(precision=0.7 + number / 100, recall=0.4 + number / 100, density=0.9, coverage=0.05 * number,
+                       prdc_k=5, prdc_n=10000)
+    return figures
+
+
+def make_sweep(root, mode="min", trials=TRIALS, storage_in_json=None, prdc=True):
     """sweep.json, trials.json and a matching Optuna study in root/optuna.db; returns the storage URL."""
     root.mkdir(parents=True, exist_ok=True)
     storage = f"sqlite:///{root}/optuna.db"
@@ -60,7 +72,7 @@ def make_sweep(root, mode="min", trials=TRIALS, storage_in_json=None):
             "name": f"{number:05d}_p={params['measurement.p']}", "number": number, "params": params, "status": status,
             "metrics": {"step": 300, "fid": None if best is None else best + 1.0, "loss_d": 0.7},
             "best": None if best is None else {"value": best, "step": 200},
-            "full_evaluation": None if best is None else {"fid": best + 0.5, "kid": 0.01},
+            "full_evaluation": full_evaluation(number, best, prdc),
             "wall_s": 120.0, "error": error,
         })
     layout.write_sweep_record(root, {
@@ -116,6 +128,35 @@ def test_trials_csv_one_row_per_trial(min_report):
     assert by_name["00000_p=0.2"]["prior.reversal_steps"] == ""  # inactive conditional param
     assert by_name["00001_p=0.5"]["prior.reversal_steps"] == "8"
     assert float(by_name["00001_p=0.5"]["wall_min"]) == pytest.approx(2.0)
+
+
+def test_table_shows_the_full_evaluations_precision_recall_density_and_coverage(min_report):
+    root, summary_path = min_report
+    prdc = ["full_precision", "full_recall", "full_density", "full_coverage"]
+    with (root / "report" / "trials.csv").open() as f:
+        reader = csv.DictReader(f)
+        rows = {row["name"]: row for row in reader}
+    assert reader.fieldnames[reader.fieldnames.index("full_fid"):][:5] == ["full_fid", *prdc]
+    assert float(rows["00001_p=0.5"]["full_precision"]) == pytest.approx(0.71)
+    assert float(rows["00002_p=0.8"]["full_coverage"]) == pytest.approx(0.1)
+    assert float(rows["00005_p=0.7"]["full_recall"]) == pytest.approx(0.45)
+    assert all(rows["00004_p=0.3"][column] == "" for column in prdc)  # evaluated without them
+    assert all(rows["00003_p=0.6"][column] == "" for column in prdc)  # failed: no full evaluation
+    summary = summary_path.read_text()
+    header = next(line for line in summary.split("## Trials (best first)")[1].splitlines() if line.startswith("| name"))
+    assert "| full_fid | full_precision | full_recall | full_density | full_coverage |" in header
+    row = next(line for line in summary.splitlines() if line.startswith("| 00001_p=0.5"))
+    assert "| 25.5 | 0.71 | 0.41 | 0.9 | 0.05 |" in row
+    assert "collapsed generator" in summary
+
+
+def test_a_sweep_evaluated_without_prdc_gets_no_empty_columns(tmp_path):
+    make_sweep(tmp_path, prdc=False)
+    summary = Path(write_report(tmp_path)).read_text()
+    with (tmp_path / "report" / "trials.csv").open() as f:
+        columns = csv.DictReader(f).fieldnames
+    assert "full_fid" in columns and not any(c in columns for c in ("full_precision", "full_coverage"))
+    assert "full_precision" not in summary
 
 
 def test_plots_are_pngs(min_report):

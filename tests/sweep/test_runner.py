@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 import optuna
@@ -157,6 +158,32 @@ def test_report_names_the_best_trial(grid_sweep):
     summary = (out / "report" / "summary.md").read_text()
     assert best["name"] in summary.split("## Best trial", 1)[1].split("##", 1)[0]
     assert (out / "report" / "metric_vs_mode.png").is_file()
+
+
+def _get_json(url: str):
+    with urllib.request.urlopen(url, timeout=30) as response:
+        return json.load(response)
+
+
+def test_optuna_dashboard_serves_the_sweep_s_own_study(grid_sweep, optuna_dashboard):
+    """README.md's command on a sweep's SQLite study (a PostgreSQL one: test_postgres.py): the dashboard answers on
+    127.0.0.1 with the study and its trials."""
+    _, out, _ = grid_sweep
+    record = layout.read_sweep_record(out)
+    assert record["storage"] == f"sqlite:///{out / layout.OPTUNA_DB}"  # the file README.md's command names
+    base, _ = optuna_dashboard(record["storage"])
+    (summary,) = [s for s in _get_json(f"{base}/api/studies")["study_summaries"]
+                  if s["study_name"] == record["study_name"]]
+    assert summary["directions"] == ["minimize"]  # the sweep's metric, fid
+    served = _get_json(f"{base}/api/studies/{summary['study_id']}")["trials"]
+    finished = {e["number"]: e["params"] for e in layout.read_trials(out) if e["status"] == "finished"}
+    complete = {t["number"]: {p["name"]: p["param_external_value"] for p in t["params"]}
+                for t in served if t["state"] == "Complete"}
+    assert complete.keys() == finished.keys() and len(served) == 3
+    for number, params in finished.items():
+        assert float(complete[number]["train.lr_d"]) == params["train.lr_d"]
+    with urllib.request.urlopen(f"{base}/dashboard", timeout=30) as page:  # the page a browser opens
+        assert page.status == 200
 
 
 def test_a_finished_sweep_is_not_overwritten(grid_sweep):

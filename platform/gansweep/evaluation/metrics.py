@@ -1,17 +1,26 @@
 """The evaluation protocol's metrics, on the domain classifier's penultimate features.
 
-FID, KID (unbiased polynomial-kernel MMD²), the classifier score (the Inception-score formula on the
-classifier's softmax) and the nearest-neighbour pixel distance to the training set. Generated samples
-are compared with the clean test split, and every figure ``evaluate_samples`` reports carries n_real,
-n_fake, the reference split and the classifier's fingerprint and test accuracy.
+FID, KID (unbiased polynomial-kernel MMD²), precision, recall, density and coverage (k-NN supports:
+Kynkäänniemi et al. 2019, Naeem et al. 2020; FID alone cannot tell a collapsed generator from a blurry
+one), the classifier score (the Inception-score formula on the classifier's softmax) and the
+nearest-neighbour pixel distance to the training set. Generated samples are compared with the clean test
+split, and every figure ``evaluate_samples`` reports carries n_real, n_fake, the reference split and the
+classifier's fingerprint and test accuracy.
 
 The formulas are written out here rather than taken from torchmetrics' FrechetInceptionDistance and
 KernelInceptionDistance (the tests check them against both): the features of a set are computed once
-and shared by FID, KID and the classifier score, where each torchmetrics metric would run the network
+and shared by FID, KID, PRDC and the classifier score, where each torchmetrics metric would run the network
 again; torchmetrics' FID casts its result back to the features' float32 and takes the square root of
 the non-symmetric Sa·Sb through a general eigen-decomposition, where here everything is float64 and the
 trace comes from the symmetric PSD sqrt(Sa)·Sb·sqrt(Sa); and its KID draws subsets from the global
 torch RNG, where here they come from an explicit seed, so a figure is reproducible on its own.
+
+Precision, recall, density and coverage follow the `prdc` package's compute_prdc (Naeem et al.'s own code; the
+tests check them against it) but are written out in torch: prdc computes on the CPU with numpy and scikit-learn
+(a dependency the platform otherwise does without) and holds the three full distance matrices at once (real-real,
+fake-fake, real-fake: 2.4 GB in float64 for the protocol's 10,000 samples), where here the distances are
+computed in float64 blocks of rows on the features' device (a GPU evaluation's, when there is one), so memory
+stays at a block x N matrix.
 """
 
 from __future__ import annotations
@@ -29,8 +38,11 @@ if TYPE_CHECKING:
     from gansweep.evaluation.classifier import ClassifierRecord
 
 FEATURE_BATCH = 500
+PRDC_K = 5  # Naeem et al.'s k for precision, recall, density and coverage
+PRDC_BLOCK = 1024  # rows of a distance block: PRDC_BLOCK x N float64 at a time
 PROTOCOL_FIELDS = (
-    "fid", "kid", "kid_std", "classifier_score", "nn_pixel_distance", "n_fake", "n_real",
+    "fid", "kid", "kid_std", "precision", "recall", "density", "coverage", "prdc_k", "prdc_n",
+    "classifier_score", "nn_pixel_distance", "n_fake", "n_real",
     "reference_split", "classifier_fingerprint", "classifier_test_accuracy",
 )
 
@@ -123,6 +135,85 @@ def kernel_inception_distance(
         for _ in range(subsets)
     ])
     return float(scores.mean()), float(scores.std())
+
+
+def _feature_tensor(x, name: str, device) -> torch.Tensor:
+    if isinstance(x, torch.Tensor):
+        t = x.detach()
+    else:
+        array = np.asarray(x)
+        t = torch.from_numpy(array if array.flags.writeable else array.copy())  # a read-only cache: no warning
+    t = t.to(device=device, dtype=torch.float64)
+    if t.ndim != 2:
+        raise ValueError(f"{name}: expected a 2-D (N, F) array, got shape {tuple(t.shape)}")
+    if not bool(torch.isfinite(t).all()):
+        raise ValueError(f"{name}: features contain NaN or inf")
+    return t
+
+
+def _distances(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    return torch.cdist(a, b, compute_mode="use_mm_for_euclid_dist")
+
+
+def knn_radii(feats: torch.Tensor, k: int, block: int = PRDC_BLOCK) -> torch.Tensor:
+    """Each point's distance to its k-th nearest other point of the same (N, F) float64 set: the (k+1)-th smallest
+    distance with the point itself counted (so an exact duplicate is a neighbour at distance 0), as prdc has it.
+    The neighbour is ranked on block x N matrix-product distances and its distance recomputed from the
+    differences, so duplicates give exactly 0."""
+    radii = torch.empty(len(feats), dtype=torch.float64, device=feats.device)
+    for start in range(0, len(feats), block):
+        rows = feats[start : start + block]
+        index = _distances(rows, feats).kthvalue(k + 1, dim=1).indices
+        radii[start : start + block] = (rows - feats[index]).norm(dim=1)
+    return radii
+
+
+def precision_recall_density_coverage(
+    real_feats, fake_feats, k: int = PRDC_K, block: int = PRDC_BLOCK, device=None
+) -> dict[str, float]:
+    """Naeem et al.'s (2020) precision, recall, density and coverage of fakes (N, F) against reals (M, F).
+
+    A point's k-NN ball is centred on it with the distance to its k-th nearest other point of its own set
+    (knn_radii) as radius; "inside" is strictly closer than the radius, as in prdc.compute_prdc.
+    precision: the fraction of fakes inside some real's ball (Kynkäänniemi et al.'s precision);
+    recall: the fraction of reals inside some fake's ball (Kynkäänniemi et al.'s recall);
+    density: the number of real balls a fake lies in, averaged over fakes and divided by k (about 1 when the sets
+    come from one distribution; above 1 where the fakes crowd into dense real regions);
+    coverage: the fraction of reals whose ball holds at least one fake.
+    A generator collapsed onto one point has recall and coverage near 0 however realistic that point is.
+
+    In float64 on DEVICE (default: the real features' device, the CPU for arrays), the distances BLOCK rows at a
+    time. The figures depend on the set sizes (more points, smaller balls): compare like with like;
+    evaluate_samples uses equal numbers of reals and fakes, as Naeem et al. do."""
+    if k < 1:
+        raise ValueError(f"k={k} must be >= 1")
+    if block < 1:
+        raise ValueError(f"block={block} must be >= 1")
+    if device is None:
+        device = real_feats.device if isinstance(real_feats, torch.Tensor) else "cpu"
+    real = _feature_tensor(real_feats, "real_feats", device)
+    fake = _feature_tensor(fake_feats, "fake_feats", device)
+    if real.shape[1] != fake.shape[1]:
+        raise ValueError(f"feature dimensions differ: {real.shape[1]} and {fake.shape[1]}")
+    if len(real) <= k or len(fake) <= k:
+        raise ValueError(f"need more than k={k} samples per set, got {len(real)} and {len(fake)}")
+    real_radii, fake_radii = knn_radii(real, k, block), knn_radii(fake, k, block)
+    fake_inside = torch.zeros(len(fake), dtype=torch.bool, device=device)
+    balls_per_fake = torch.zeros(len(fake), dtype=torch.int64, device=device)
+    recalled = covered = 0
+    for start in range(0, len(real), block):
+        d = _distances(real[start : start + block], fake)  # (block, N)
+        inside = d < real_radii[start : start + block, None]  # fake j in real i's ball
+        fake_inside |= inside.any(0)
+        balls_per_fake += inside.sum(0)
+        covered += int(inside.any(1).sum())
+        recalled += int((d < fake_radii[None, :]).any(1).sum())
+    return {
+        "precision": float(fake_inside.double().mean()),
+        "recall": recalled / len(real),
+        "density": float(balls_per_fake.sum()) / (k * len(fake)),
+        "coverage": covered / len(real),
+    }
 
 
 def classifier_score(outputs, splits: int = 1, probs: bool | None = None) -> float | tuple[float, float]:
@@ -256,17 +347,33 @@ def evaluate_samples(
 ) -> dict:
     """The evaluation protocol on generated `samples` (N, C, H, W) in [0, 1] against `reference_feats` (the
     classifier's penultimate features (M, F) of the clean test split: evaluation.reference caches them): FID, KID
-    and its std on the classifier's features, the classifier score of the samples, and their mean
-    nearest-neighbour pixel distance to `train_images` (an array, or an iterable of batches: see
-    nearest_neighbour_distance). Every figure comes with n_fake, n_real, the reference split and the
-    classifier's fingerprint and test accuracy."""
+    and its std, precision, recall, density and coverage on the classifier's features, the classifier score of
+    the samples, and their mean nearest-neighbour pixel distance to `train_images` (an array, or an iterable of
+    batches: see nearest_neighbour_distance). Every figure comes with n_fake, n_real, the reference split and the
+    classifier's fingerprint and test accuracy.
+
+    Precision, recall, density and coverage (k = prdc_k) compare equal numbers of reals and fakes, prdc_n =
+    min(n_real, n_fake), as Naeem et al. do (the k-NN radii shrink as a set grows, so unequal sets would bias
+    them): the larger set is cut to prdc_n by a draw without replacement from numpy's generator seeded with
+    SEED. On the classifier's device."""
     fake_feats, fake_logits = classifier_outputs(classifier.model, samples)
     real_feats = _as_float64(reference_feats, "reference_feats")
     kid, kid_std = kernel_inception_distance(fake_feats, real_feats, kid_subsets, kid_subset_size, seed)
+    prdc_n = min(len(real_feats), len(fake_feats))
+    rng = np.random.default_rng(seed)
+    prdc_real, prdc_fake = (
+        feats if len(feats) == prdc_n else feats[np.sort(rng.choice(len(feats), prdc_n, replace=False))]
+        for feats in (real_feats, fake_feats)
+    )
+    device = next(classifier.model.parameters()).device
+    prdc = precision_recall_density_coverage(prdc_real, prdc_fake, PRDC_K, device=device)
     return {
         "fid": frechet_distance(fake_feats, real_feats),
         "kid": kid,
         "kid_std": kid_std,
+        **prdc,
+        "prdc_k": PRDC_K,
+        "prdc_n": prdc_n,
         "classifier_score": classifier_score(fake_logits, probs=False),
         "nn_pixel_distance": nearest_neighbour_distance(samples, train_images),
         "n_fake": len(fake_feats),

@@ -45,12 +45,14 @@ def _per_class_codes(fixed_z: torch.Tensor, num_classes: int) -> tuple[torch.Ten
 def _quiet_ray_logs() -> None:
     """Ray's INFO lines on this worker off, its warnings kept: a line per report with the whole report's repr (Ray
     Train names that logger by its file path, so RunConfig's LoggingConfig, which filters "ray.train.*", misses it),
-    and four lines per window dataset from Ray Data."""
+    four lines per window dataset from Ray Data, and its warning that the progress bars are off (stream.py turns
+    them off on purpose)."""
     import ray.data  # noqa: F401  (configures its loggers on import; set the level after)
     from ray.train.v2._internal.execution import context as train_context
 
     for name in (train_context.__file__, "ray.data"):
         logging.getLogger(name).setLevel(logging.WARNING)
+    logging.getLogger("ray.data._internal.progress").setLevel(logging.ERROR)
 
 
 def _gather_rng_states(gan: GANTrainer) -> list:

@@ -38,7 +38,8 @@ SCALAR_TAGS = {
     "reversal_error": "prior/reversal_error",
     "reversal_mmd2": "prior/reversal_mmd2",
 }
-EVAL_KEYS = ("fid", "fid_best", "kid", "classifier_score", "classifier_score_best", "nn_pixel_distance")  # PREFIX/KEY
+EVAL_KEYS = ("fid", "fid_best", "kid", "classifier_score", "classifier_score_best", "nn_pixel_distance",  # PREFIX/KEY
+             "precision", "recall", "density", "coverage")  # the full evaluation's PRDC
 
 
 def _image_grid(images: torch.Tensor) -> torch.Tensor | None:

@@ -21,6 +21,9 @@ from matplotlib.figure import Figure
 from gansweep import storage as locations  # `storage` is the Optuna storage URL here
 from gansweep.sweep import sweep_dir as layout
 
+# The full evaluation's figures beside full_fid in the table, each where some trial's evaluation has it (sweeps
+# evaluated before precision, recall, density and coverage were in the protocol get no empty columns).
+FULL_FIGURES = ("precision", "recall", "density", "coverage")
 ERROR_CHARS = 100  # an error is shortened to its last line, cut to this many characters
 JITTER = 0.15  # half-width of the horizontal jitter of categorical strip points
 
@@ -50,8 +53,9 @@ def write_report(sweep_dir: str | Path, storage: str | None = None) -> str:
     report_dir = locations.join(sweep_dir, layout.REPORT_DIR)
     with locations.Mirror(report_dir) as out, tempfile.TemporaryDirectory() as scratch:
         ranked = sorted(trials, key=lambda t: _rank_key(t, mode))
-        columns = _columns(params, metric)
-        rows = [_table_row(t, params, metric) for t in ranked]
+        full_keys = _full_keys(metric, trials)
+        columns = _columns(params, metric, full_keys)
+        rows = [_table_row(t, params, metric, full_keys) for t in ranked]
         _write_csv(out / "trials.csv", columns, rows)
 
         plots = {}
@@ -103,12 +107,19 @@ def _short_error(error: str | None) -> str:
     return last if len(last) <= ERROR_CHARS else last[: ERROR_CHARS - 1] + "…"
 
 
-def _columns(params: list[str], metric: str) -> list[str]:
-    extra = [f"full_{metric}"] if metric != "fid" else []
-    return ["name", "status", *params, f"{metric}_last", f"{metric}_best", "best_step", "full_fid", *extra, "wall_min", "error"]
+def _full_keys(metric: str, trials: list[dict]) -> list[str]:
+    """The full evaluation's figures the table shows: fid, the metric, then those of FULL_FIGURES some trial has."""
+    keys = ["fid"] + ([metric] if metric != "fid" else [])
+    present = {key for t in trials for key in (t.get("full_evaluation") or {})}
+    return keys + [key for key in FULL_FIGURES if key in present and key not in keys]
 
 
-def _table_row(trial: dict, params: list[str], metric: str) -> dict:
+def _columns(params: list[str], metric: str, full_keys: list[str]) -> list[str]:
+    full = [f"full_{key}" for key in full_keys]
+    return ["name", "status", *params, f"{metric}_last", f"{metric}_best", "best_step", *full, "wall_min", "error"]
+
+
+def _table_row(trial: dict, params: list[str], metric: str, full_keys: list[str]) -> dict:
     best = trial.get("best") or {}
     full = trial.get("full_evaluation") or {}
     wall = trial.get("wall_s")
@@ -118,9 +129,8 @@ def _table_row(trial: dict, params: list[str], metric: str) -> dict:
     row[f"{metric}_last"] = (trial.get("metrics") or {}).get(metric)
     row[f"{metric}_best"] = _best_value(trial)
     row["best_step"] = best.get("step") if _best_value(trial) is not None else None
-    row["full_fid"] = full.get("fid")
-    if metric != "fid":
-        row[f"full_{metric}"] = full.get(metric)
+    for key in full_keys:
+        row[f"full_{key}"] = full.get(key)
     row["wall_min"] = None if wall is None else float(wall) / 60
     row["error"] = _short_error(trial.get("error"))
     return row
@@ -422,7 +432,12 @@ def _summary(sweep, ranked, columns, rows, params, plots, importances, importanc
     if rows:
         lines += [_md_table(columns, [[r[c] for c in columns] for r in rows]), ""]
         lines += [(f"`{metric}_last` is the last reported value, `{metric}_best` the best over the trial's reports "
-                  f"(at `best_step`); an empty parameter cell is a conditional parameter that is inactive, or one not sampled yet. "
+                  f"(at `best_step`); the `full_*` columns are the trial's full evaluation (`eval.n_samples` "
+                  "samples, when it trained to its end): precision is the share of samples that look real and recall "
+                  "the share of the real data they reach, density and coverage the same measures made robust to "
+                  "outliers (Naeem et al. 2020), so a collapsed generator shows low recall and coverage even where its "
+                  "FID is good. "
+                  "An empty parameter cell is a conditional parameter that is inactive, or one not sampled yet. "
                   "The same table with full precision: [trials.csv](trials.csv)."), ""]
     else:
         lines += ["No trials yet.", ""]

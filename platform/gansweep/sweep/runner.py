@@ -10,6 +10,7 @@ import functools
 import json
 import math
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -140,8 +141,11 @@ def _searcher(space: SweepSpace, sweep_dir: str):
 
     algorithm, seed = space.search.algorithm, space.search.seed
     if algorithm == "tpe":
-        # multivariate + group: TPE models the conditional keys within the branch that has them.
-        sampler = optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True)
+        # multivariate + group: TPE models the conditional keys within the branch that has them. Both are
+        # "experimental" in Optuna and say so at every sweep; chosen knowingly, so not repeated to the user.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            sampler = optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True)
     else:
         sampler = optuna.samplers.RandomSampler(seed=seed)  # grid: every point is enqueued below
 
@@ -187,6 +191,7 @@ class TrialsRecord(Callback):
         # Here, not in __init__: a resumed sweep runs the callback pickled when the sweep began, and must
         # start from the trials recorded since.
         self.trials = {entry["name"]: entry for entry in layout.read_trials(self.sweep_dir) or []}
+        self.printed: dict[str, int] = {}  # each trial's last evaluation step printed
 
     def _entry(self, trial) -> dict:
         name = _trial_name_of(trial)
@@ -222,11 +227,14 @@ class TrialsRecord(Callback):
         ):
             entry["best"] = {"value": value, "step": metrics.get("step")}
         self._write()
-        # One line per report, naming the trial as trials.json and TensorBoard do, with Tune's id beside it: Tune's
-        # own "Current best trial" line names the id only.
-        figures = "".join(f" {key}={metrics[key]:.4g}" for key in (self.metric, "classifier_score") if key in metrics)
-        best = f" (best {entry['best']['value']:.4g} at step {entry['best']['step']})" if entry["best"] else ""
-        print(f"[gansweep] {entry['name']} [{trial.trial_id}] step {metrics.get('step')}:{figures}{best}", flush=True)
+        # A line per new cheap evaluation (the reports between carry the last one again), naming the trial as
+        # trials.json and TensorBoard do, with Tune's id beside it: Tune's "Current best trial" line names the id only.
+        evaluated = metrics.get("fid_step")
+        if evaluated is not None and self.printed.get(entry["name"]) != evaluated:
+            self.printed[entry["name"]] = evaluated
+            figures = "".join(f" {key}={metrics[key]:.4g}" for key in (self.metric, "classifier_score") if key in metrics)
+            best = f" (best {entry['best']['value']:.4g} at step {entry['best']['step']})" if entry["best"] else ""
+            print(f"[gansweep] {entry['name']} [{trial.trial_id}] step {evaluated}:{figures}{best}", flush=True)
 
     def on_trial_complete(self, iteration, trials, trial, **info):
         entry = self._entry(trial)

@@ -406,6 +406,7 @@ def load_space(path: str | Path, overrides: list[tuple[str, Any]] = ()) -> Sweep
         raise SpaceError(f"{where}: scheduler.name: '{scheduler.name}' is not one of {', '.join(SCHEDULERS)}")
     if search.algorithm not in ALGORITHMS:
         raise SpaceError(f"{where}: search.algorithm: '{search.algorithm}' is not one of {', '.join(ALGORITHMS)}")
+    _check_storage(search.storage, where)
     if resources.workers < 1:
         raise SpaceError(f"{where}: resources.workers: must be >= 1")
     if resources.gpus_per_worker < 0:
@@ -432,6 +433,40 @@ def load_space(path: str | Path, overrides: list[tuple[str, Any]] = ()) -> Sweep
     _check_counts(space, raw, where)
     _check_trials(space, where)
     return space
+
+
+# The pip package of a database driver SQLAlchemy names by its module (psycopg, postgresql://'s, is a dependency).
+DRIVER_PACKAGES = {"psycopg2": "psycopg2-binary", "psycopg": "psycopg[binary]", "MySQLdb": "mysqlclient",
+                   "pymysql": "pymysql"}
+
+
+def _check_storage(url: str | None, where: str) -> None:
+    """search.storage must be a database URL SQLAlchemy (so Optuna's RDB storage) can open here: a known database
+    whose driver is installed. Checked before Ray starts; the URL is never echoed (it may hold a password)."""
+    if url is None:
+        return
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+
+    place = f"{where}: search.storage"
+    example = "postgresql://USER:PASSWORD@HOST:PORT/DATABASE, or sqlite:///PATH"
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise SpaceError(f"{place}: not a database URL; expected one such as {example}") from None
+    try:
+        dialect = parsed.get_dialect()
+    except NoSuchModuleError:
+        hint = " (write postgresql://)" if parsed.drivername.split("+")[0] == "postgres" else ""
+        raise SpaceError(f"{place}: unknown database '{parsed.drivername}'{hint}; expected a URL such as "
+                         f"{example}") from None
+    try:
+        (getattr(dialect, "import_dbapi", None) or dialect.dbapi)()
+    except ImportError as exc:
+        module = (exc.name or "").split(".")[0]
+        package = DRIVER_PACKAGES.get(module, module or "its driver")
+        raise SpaceError(f"{place}: {parsed.drivername}'s driver is not installed ({exc}): pip install "
+                         f"{package}") from None
 
 
 def _check_counts(space: SweepSpace, raw: dict, where: str) -> None:
