@@ -79,7 +79,7 @@ def test_two_worker_hidden_ambient_run_evaluates_periodically_and_at_the_end(tmp
     assert full["n_fake"] == 300 and full["n_real"] == 10_000 and full["step"] == 8
     # Recorded with each figure: where it was computed, in fp32 on either device.
     for figures in (result["cheap_evaluation"], full):
-        assert (figures["device"], figures["precision"]) == ("cpu", "fp32")
+        assert (figures["device"], figures["arithmetic"]) == ("cpu", "fp32")
     assert full["fid"] > 0 and 1 <= full["classifier_score"] <= 10
     assert full["classifier_fingerprint"] == result["cheap_evaluation"]["classifier_fingerprint"]
     assert read_evaluation(run)["fid"] == full["fid"]

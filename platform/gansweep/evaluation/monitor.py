@@ -62,7 +62,7 @@ class MonitorPayload:
         """The protocol fields recorded with the cheap figures of N_SAMPLES samples scored on DEVICE (cpu or cuda;
         in fp32 on either: the samples and the features are computed without TF32)."""
         return {"n_fake": n_samples, "n_real": self.n_real, "reference_split": self.reference_split,
-                "classifier_fingerprint": self.classifier_fingerprint, "device": device, "precision": "fp32"}
+                "classifier_fingerprint": self.classifier_fingerprint, "device": device, "arithmetic": "fp32"}
 
 
 def prepare_monitor(cfg: Config) -> MonitorPayload:

@@ -50,6 +50,6 @@ def evaluate_run(
     if inception is not None:
         figures.update(fid_inception=inception_fid(samples, reference_images(cfg)[0], inception.to(where)),
                        inception_weights=str(inception_weights))
-    figures.update(step=step, checkpoint=str(checkpoint), sample_seed=seed, device=where.type, precision="fp32")
+    figures.update(step=step, checkpoint=str(checkpoint), sample_seed=seed, device=where.type, arithmetic="fp32")
     write_evaluation(run_dir, figures)
     return figures
