@@ -46,6 +46,9 @@ def test_evaluate_run_writes_the_protocol(tmp_path, monkeypatch):
     assert set(PROTOCOL_FIELDS) <= set(figures)
     assert figures["n_fake"] == 300 and figures["n_real"] == 10000 and figures["reference_split"] == "test"
     assert figures["step"] == 40 and figures["fid"] > 0
+    # PRDC's figures are numbers, and the arithmetic is recorded under its own name beside them.
+    assert all(0 <= figures[key] <= 1 for key in ("precision", "recall", "coverage"))
+    assert (figures["device"], figures["arithmetic"]) == ("cpu", "fp32")
     assert json.loads((run_dir / "evaluation.json").read_text())["fid"] == figures["fid"]
     cached = list((tmp_path / "cache" / "reference").glob("fashion_mnist-*.npz"))
     assert len(cached) == 1
