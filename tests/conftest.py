@@ -41,6 +41,21 @@ needs_fashion = pytest.mark.skipif(
 
 Z_DIM = 64
 NO_EVAL = ("eval.every=0", "eval.n_samples=0")
+# A sweep's tiny trial: a cheap FID at steps 20 and 40, checkpoints at the same steps, a full evaluation of 200.
+TINY_SWEEP = {
+    "data.limit": 512,
+    "model.g_width": 16,
+    "model.d_width": 16,
+    "train.steps": 40,
+    "train.batch_size": 32,
+    "train.log_every": 10,
+    "train.checkpoint_every": 20,
+    "train.image_every": 20,
+    "eval.every": 20,
+    "eval.cheap_samples": 100,
+    "eval.n_samples": 200,
+    "measurement.name": "block_pixel",
+}
 
 
 def _generator(seed: int = 0, width: int = 16) -> Generator:

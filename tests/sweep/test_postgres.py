@@ -13,26 +13,13 @@ import urllib.request
 import optuna
 import pytest
 import yaml
-from conftest import FASHION, needs_fashion
+from conftest import FASHION, TINY_SWEEP, needs_fashion
 from gansweep.sweep import sweep_dir as layout
 from gansweep.sweep.space import SpaceError, load_space
 from pg_server import new_database
 
-# A tiny schedule: one cheap FID at step 20, no full evaluation.
-TINY = {
-    "data.limit": 256,
-    "model.g_width": 8,
-    "model.d_width": 8,
-    "train.steps": 20,
-    "train.batch_size": 32,
-    "train.log_every": 10,
-    "train.checkpoint_every": 20,
-    "train.image_every": 20,
-    "eval.every": 20,
-    "eval.cheap_samples": 100,
-    "eval.n_samples": 0,
-    "measurement.name": "block_pixel",
-}
+# Smaller still: one cheap FID at step 20, no full evaluation.
+TINY = {**TINY_SWEEP, "data.limit": 256, "model.g_width": 8, "model.d_width": 8, "train.steps": 20, "eval.n_samples": 0}
 STUDY = "shared_postgres"
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import optuna
 import pytest
 import yaml
-from conftest import needs_fashion, new_bucket
+from conftest import TINY_SWEEP, needs_fashion, new_bucket
 from gansweep import storage
 from gansweep.run.run_dir import read_result
 from gansweep.sweep import sweep_dir as layout
@@ -24,21 +24,7 @@ from tensorboard.plugins.hparams import plugin_data_pb2
 
 pytestmark = needs_fashion
 
-# A tiny schedule: a cheap FID at steps 20 and 40, checkpoints at the same steps.
-TINY = {
-    "data.limit": 512,
-    "model.g_width": 16,
-    "model.d_width": 16,
-    "train.steps": 40,
-    "train.batch_size": 32,
-    "train.log_every": 10,
-    "train.checkpoint_every": 20,
-    "train.image_every": 20,
-    "eval.every": 20,
-    "eval.cheap_samples": 100,
-    "eval.n_samples": 200,
-    "measurement.name": "block_pixel",
-}
+TINY = TINY_SWEEP  # a cheap FID at steps 20 and 40, checkpoints at the same steps
 
 
 def _space(path: Path, **settings) -> Path:
