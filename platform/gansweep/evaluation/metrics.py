@@ -138,20 +138,14 @@ def kernel_inception_distance(
 
 
 def _feature_tensor(x, name: str, device) -> torch.Tensor:
-    if isinstance(x, torch.Tensor):
-        t = x.detach()
-    else:
-        array = np.asarray(x)
-        t = torch.from_numpy(array if array.flags.writeable else array.copy())  # a read-only cache: no warning
-    t = t.to(device=device, dtype=torch.float64)
-    if t.ndim != 2:
-        raise ValueError(f"{name}: expected a 2-D (N, F) array, got shape {tuple(t.shape)}")
-    if not bool(torch.isfinite(t).all()):
-        raise ValueError(f"{name}: features contain NaN or inf")
-    return t
+    """X checked as every feature set is (_as_float64), as a float64 tensor of its own on DEVICE (a copy: a cached
+    set may be read-only)."""
+    return torch.tensor(_as_float64(x, name), device=device)
 
 
 def _distances(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Every pair's distance in the matrix-product form: fast, good for ranking; an exact distance is recomputed
+    from the differences."""
     return torch.cdist(a, b, compute_mode="use_mm_for_euclid_dist")
 
 
@@ -279,7 +273,7 @@ def nearest_neighbour_distance(samples, train_images, batch: int = 256, train_ba
             continue
         for start in range(0, len(x), batch):
             xb = x[start : start + batch]
-            index = torch.cdist(xb, y, compute_mode="use_mm_for_euclid_dist").argmin(1)
+            index = _distances(xb, y).argmin(1)
             best[start : start + batch] = torch.minimum(best[start : start + batch], (xb - y[index]).norm(dim=1))
     if n_train == 0:
         raise ValueError("need at least one sample and one training image")
