@@ -70,3 +70,22 @@ def test_an_autoscaling_cluster_is_planned_for_what_it_can_scale_to(monkeypatch)
     assert plan.cluster_capacity() == {"CPU": 8.0, "memory": 1e10}
     with pytest.raises(ConfigError, match="the cluster has 0"):
         plan_resources(1, None, 1, plan.cluster_capacity())
+
+
+@pytest.mark.parametrize("overrides, message", [
+    (["train.workers=2", "train.gpus_per_worker=0.5"], "Duplicate GPU detected"),
+    (["train.gpus_per_worker=2"], "a DDP rank trains on one GPU"),
+])
+def test_a_gpu_layout_no_run_can_use_exits_2_before_ray_starts(tmp_path, monkeypatch, capsys, overrides, message):
+    from gansweep import cli
+    from gansweep.run import trainer
+
+    def no_ray():
+        raise AssertionError("Ray was started for a layout the config alone refuses")
+
+    monkeypatch.setattr(trainer, "init_ray", no_ray)
+    monkeypatch.setenv("GANSWEEP_CACHE", str(tmp_path / "cache"))
+    args = ["train", "--output", str(tmp_path / "run"), "--set", "train.use_gpu=true", "--set", "train.batch_size=32"]
+    code = cli.main(args + [item for override in overrides for item in ("--set", override)])
+    output = capsys.readouterr().err
+    assert code == 2 and message in output and output.startswith("gansweep: error: train."), output

@@ -54,7 +54,7 @@ def plan_resources(
     cpus, gpus = float(cluster.get("CPU", 0)), float(cluster.get("GPU", 0))
     stream = STREAM_CPUS_PER_WORKER
     if gpus_per_worker > 0:
-        _check_gpu_layout(workers, gpus_per_worker, keys)
+        check_gpu_layout(workers, gpus_per_worker, keys)
         if workers * gpus_per_worker > gpus + 1e-9:
             hint = (" (for an autoscaling cluster whose GPU workers are not up yet, set resources.cluster: "
                     "{CPU: ..., GPU: ...} to what it scales to)") if keys == "resources" else ""
@@ -76,8 +76,9 @@ def plan_resources(
     return cpus_per_worker, max(1, min(fit, runs))
 
 
-def _check_gpu_layout(workers: int, gpus_per_worker: float, keys: str) -> None:
-    """A DDP rank trains on one GPU, alone: refused otherwise, naming the KEYS section."""
+def check_gpu_layout(workers: int, gpus_per_worker: float, keys: str = "train") -> None:
+    """A DDP rank trains on one GPU, alone: refused otherwise, naming the KEYS section. It needs no cluster, so
+    train's and sweep's checks call it before Ray starts too."""
     if gpus_per_worker > 1:
         raise ConfigError(f"{keys}.gpus_per_worker={gpus_per_worker:g}: a DDP rank trains on one GPU and would leave "
                           f"the rest idle; for more GPUs per run set {keys}.workers (one rank per GPU)")

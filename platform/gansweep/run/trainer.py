@@ -27,6 +27,7 @@ from gansweep.nets.measurements import MeasurementError
 from gansweep.run import run_dir
 from gansweep.run.plan import (
     RunPlan,
+    check_gpu_layout,
     cluster_capacity,
     plan_resources,
     stream_tasks,
@@ -53,6 +54,8 @@ def check_config(cfg: Config) -> CheckedRun:
     listed. Raises ConfigError with one clear message."""
     data = cfg.data
     storage.check_writable(cache_root(data), "the cache (GANSWEEP_CACHE or data.cache_dir)")
+    if cfg.train.use_gpu:
+        check_gpu_layout(cfg.train.workers, cfg.train.gpus_per_worker)
     try:
         source = describe_source(data.name, data.root, data.image_size, data.limit)
         measurements = build_measurements(cfg)
