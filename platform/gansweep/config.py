@@ -47,7 +47,9 @@ class MeasurementConfig:
 
     name: str = "none"
     p: float = DEFAULTS["p"]  # Block-Pixel: probability that an element (or a channel) is zeroed
-    unit: str = DEFAULTS["unit"]  # Block-Pixel: "element" or "channel" (whole feature maps)
+    # Block-Pixel: "element" or "channel" (whole feature maps); the patches: "sample" (one patch in every channel) or
+    # "channel" (each feature map its own). None: each measurement's own default.
+    unit: str | None = DEFAULTS["unit"]
     patch: int = DEFAULTS["patch"]  # k of the k x k patch (Block-, Keep-, Extract-Patch)
     projections: int = DEFAULTS["projections"]  # m of Gaussian-Projection
     blur_radius: float = DEFAULTS["blur_radius"]  # sigma of Convolve+Noise's Gaussian blur

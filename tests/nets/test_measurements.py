@@ -29,6 +29,9 @@ SPECS = {
     "block_patch": {"name": "block_patch", "patch": 5},
     "keep_patch": {"name": "keep_patch", "patch": 5},
     "extract_patch": {"name": "extract_patch", "patch": 5},
+    "block_patch_channel": {"name": "block_patch", "patch": 5, "unit": "channel"},
+    "keep_patch_channel": {"name": "keep_patch", "patch": 5, "unit": "channel"},
+    "extract_patch_channel": {"name": "extract_patch", "patch": 5, "unit": "channel"},
     "gaussian_projection": {"name": "gaussian_projection", "projections": 20},
     "convolve_noise": {"name": "convolve_noise", "blur_radius": 1.0, "noise_std": 0.1},
     "cascade": {"name": "cascade", "steps": [{"name": "block_pixel", "p": 0.3}, {"name": "block_patch", "patch": 5}]},
@@ -125,6 +128,87 @@ def test_patch_corners_cover_all_valid_positions():
     corners = BlockPatch(patch=3).sample_theta(torch.ones(2000, 1, 5, 5), gen())["corners"]
     assert corners.dtype == torch.int64 and corners.shape == (2000, 2)
     assert set(corners[:, 0].tolist()) == {0, 1, 2} and set(corners[:, 1].tolist()) == {0, 1, 2}
+
+
+def test_patch_unit_channel_draws_a_corner_per_feature_map():
+    m = BlockPatch(patch=3, unit="channel")
+    corners = m.sample_theta(torch.ones(64, 8, 10, 12), gen())["corners"]
+    assert corners.dtype == torch.int64 and corners.shape == (64, 8, 2)
+    assert corners[..., 0].max() <= 7 and corners[..., 1].max() <= 9 and corners.min() >= 0
+    # Different feature maps of one sample get different patches (for every sample, with 8 channels).
+    assert all((corners[n] != corners[n, :1]).any() for n in range(64))
+
+
+@pytest.mark.parametrize("cls", [BlockPatch, KeepPatch])
+def test_patch_unit_channel_masks_each_feature_map_on_its_own(cls):
+    k, x = 4, positive(16, 8, 12, 10)
+    m = cls(patch=k, unit="channel")
+    theta = m.sample_theta(x, gen())
+    y = m.measure(x, theta)
+    lost = m.lost_mask(y, theta)
+    assert y.shape == x.shape and lost.shape == x.shape
+    for n in range(16):
+        for ch in range(8):
+            inside = patch_region(12, 10, theta["corners"][n, ch], k)
+            kept = ~inside if cls is BlockPatch else inside
+            assert torch.equal(y[n, ch][kept], x[n, ch][kept]) and torch.all(y[n, ch][~kept] == 0)
+            assert torch.equal(lost[n, ch].bool(), ~kept)
+    zeros = (y == 0).sum(dim=(2, 3))
+    assert torch.all(zeros == (k * k if cls is BlockPatch else 12 * 10 - k * k))  # per feature map
+
+
+def test_extract_patch_unit_channel_takes_each_feature_map_s_own_patch():
+    k, x = 5, positive(16, 6, 14, 11)  # not square, to catch swapped rows and columns
+    m = ExtractPatch(patch=k, unit="channel")
+    theta = m.sample_theta(x, gen())
+    y = m.measure(x, theta)
+    assert y.shape == (16, 6, k, k) and m.output_shape((6, 14, 11)) == (6, k, k)
+    for n in range(16):
+        for ch, (r, c) in enumerate(theta["corners"][n].tolist()):
+            assert torch.equal(y[n, ch], x[n, ch, r : r + k, c : c + k])
+
+
+@pytest.mark.parametrize("cls", [BlockPatch, KeepPatch, ExtractPatch])
+def test_patch_unit_channel_is_seeded(cls):
+    m, x = cls(patch=3, unit="channel"), positive(8, 4, 9, 9)
+    assert torch.equal(m(x, gen(3)), m(x, gen(3)))
+    assert not torch.equal(m(x, gen(3)), m(x, gen(4)))
+
+
+def test_patch_unit_sample_is_the_default_with_the_same_draws():
+    # The default draws exactly as before: N rows, then N columns, from the generator; one patch for all channels.
+    k, x = 4, positive(32, 3, 10, 9)
+    assert BlockPatch(k).unit == KeepPatch(k).unit == ExtractPatch(k).unit == "sample"
+    g = gen(7)
+    rows = torch.randint(0, 10 - k + 1, (32,), generator=g)
+    cols = torch.randint(0, 9 - k + 1, (32,), generator=g)
+    mask = torch.zeros(32, 1, 10, 9)
+    for n in range(32):
+        mask[n, 0, rows[n] : rows[n] + k, cols[n] : cols[n] + k] = 1
+    assert torch.equal(BlockPatch(k)(x, gen(7)), x * (1 - mask))
+    assert torch.equal(KeepPatch(k)(x, gen(7)), x * mask)
+    assert torch.equal(BlockPatch(k, unit="sample")(x, gen(7)), x * (1 - mask))
+    theta = BlockPatch(k).sample_theta(x, gen(7))
+    assert torch.equal(theta["corners"], torch.stack([rows, cols], dim=1))
+    assert torch.equal(BlockPatch(k).lost_mask(x, theta), mask)
+
+
+def test_patch_unit_errors_name_the_key():
+    for name in ("block_patch", "keep_patch", "extract_patch"):
+        with pytest.raises(MeasurementError, match=re.escape("hidden.measurement.unit='pixel' is not one of sample")):
+            build_measurement({"name": name, "unit": "pixel"}, key="hidden.measurement")
+    with pytest.raises(MeasurementError, match=re.escape("measurement.unit='sample' is not one of element, channel")):
+        build_measurement({"name": "block_pixel", "unit": "sample"})
+
+
+def test_the_flat_config_unit_default_is_each_measurement_s_own():
+    # Block-Pixel's unit defaults to "element", the patches' to "sample": the config's one "unit" key defaults to
+    # None, which each reads as its own default.
+    assert DEFAULTS["unit"] is None and MeasurementConfig().unit is None
+    assert build_measurement(asdict(MeasurementConfig(name="block_pixel"))).unit == "element"
+    assert build_measurement(asdict(MeasurementConfig(name="block_patch", patch=5))).unit == "sample"
+    m = build_measurement(asdict(MeasurementConfig(name="keep_patch", patch=5, unit="channel")), "hidden.measurement")
+    assert m.unit == "channel"
 
 
 # ---- Gaussian projection ----
@@ -282,12 +366,16 @@ def test_gradients_flow_to_x(key):
     y = m.measure(x, theta)
     y.sum().backward()
     assert x.grad is not None and x.grad.abs().sum() > 0
-    if key in ("block_pixel", "block_pixel_channel", "block_patch", "keep_patch", "cascade"):
+    if key in ("block_pixel", "block_pixel_channel", "block_patch", "keep_patch", "cascade", "block_patch_channel",
+               "keep_patch_channel"):
         # A mask: gradient one exactly where x was kept, zero where it was dropped.
         assert torch.equal(x.grad, (y != 0).float())
     if key == "extract_patch":
         for n, corner in enumerate(theta["corners"]):
             assert torch.equal(x.grad[n], patch_region(16, 16, corner, 5).float().expand(3, 16, 16))
+    if key == "extract_patch_channel":
+        for n, ch in ((n, ch) for n in range(4) for ch in range(3)):
+            assert torch.equal(x.grad[n, ch], patch_region(16, 16, theta["corners"][n, ch], 5).float())
 
 
 @pytest.mark.parametrize("key", SPECS)
@@ -352,7 +440,7 @@ def test_feature_maps(key):
     m = build_measurement(SPECS[key])
     h = positive(8, 64, 7, 7).requires_grad_()
     y = m(h, gen())
-    expected = (8, 64, 5, 5) if key == "extract_patch" else (8, 64, 7, 7)
+    expected = (8, 64, 5, 5) if key.startswith("extract_patch") else (8, 64, 7, 7)
     assert y.shape == expected and torch.isfinite(y).all()
     y.sum().backward()
     assert h.grad.abs().sum() > 0
@@ -373,7 +461,10 @@ def test_build_from_config_dict():
 
 
 @pytest.mark.parametrize(
-    "measurement", [BlockPixel(0.5), BlockPixel(0.5, unit="channel"), BlockPatch(5), KeepPatch(5)], ids=repr
+    "measurement",
+    [BlockPixel(0.5), BlockPixel(0.5, unit="channel"), BlockPatch(5), KeepPatch(5), BlockPatch(5, unit="channel"),
+     KeepPatch(5, unit="channel")],
+    ids=repr,
 )
 def test_lost_mask_marks_exactly_the_destroyed_elements(measurement):
     x = torch.rand(16, 3, 12, 12) + 0.1  # no element is zero before the measurement
@@ -399,6 +490,7 @@ def test_lost_mask_is_none_when_no_element_is_lost():
         ({"name": "block_pixel", "p": "half"}, ["measurement.p='half' must be a number"]),
         ({"name": "block_pixel", "unit": "pixel"}, ["measurement.unit='pixel' is not one of element, channel"]),
         ({"name": "block_patch", "patch": 0}, ["measurement.patch=0 must be >= 1"]),
+        ({"name": "keep_patch", "unit": "element"}, ["measurement.unit='element' is not one of sample, channel"]),
         ({"name": "block_patch", "patch": 4.5}, ["measurement.patch=4.5 must be an integer"]),
         ({"name": "extract_patch", "patch": -2}, ["measurement.patch=-2"]),
         ({"name": "gaussian_projection", "projections": 0}, ["measurement.projections=0 must be >= 1"]),
@@ -442,7 +534,7 @@ def test_parameters_are_declared_once_with_their_defaults():
     with pytest.raises(TypeError, match="radius"):
         ConvolveNoise(radius=1.0)
     with pytest.raises(TypeError):
-        BlockPatch(5, 6)
+        BlockPatch(5, "sample", 6)
     # The config's defaults are the declared ones, and it has a key for every declared parameter.
     assert set(DEFAULTS) == set(asdict(MeasurementConfig())) - {"name", "steps"}
     assert all(getattr(MeasurementConfig(), param) == default for param, default in DEFAULTS.items())

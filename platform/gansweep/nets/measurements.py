@@ -79,7 +79,10 @@ class Measurement:
         if unknown:
             raise TypeError(f"{type(self).__name__} has no parameter {unknown[0]!r}")
         for param, declared in self.params.items():
-            setattr(self, param, declared.checked(f"{self.key}.{param}", given.get(param, declared.default)))
+            value = given.get(param)
+            # None: this measurement's own default (what DEFAULTS holds for a name whose defaults differ).
+            value = declared.default if value is None else value
+            setattr(self, param, declared.checked(f"{self.key}.{param}", value))
 
     def validate(self, shape: tuple[int, ...]) -> None:
         """Check against a per-sample shape; the spatial measurements need (C, H, W)."""
@@ -141,19 +144,27 @@ class BlockPixel(Measurement):
 
 
 def _patch_mask(x: torch.Tensor, corners: torch.Tensor, k: int) -> torch.Tensor:
-    """(N, 1, H, W): ones inside each sample's k x k patch, built by broadcasting, no loop."""
+    """Ones inside the k x k patches, built by broadcasting, no loop: (N, 1, H, W) for corners (N, 2), one
+    patch per sample; (N, C, H, W) for corners (N, C, 2), one patch per feature map."""
     h, w = x.shape[-2:]
     r = torch.arange(h, device=x.device)
     c = torch.arange(w, device=x.device)
-    in_rows = (r >= corners[:, :1]) & (r < corners[:, :1] + k)  # (N, H)
-    in_cols = (c >= corners[:, 1:]) & (c < corners[:, 1:] + k)  # (N, W)
-    return (in_rows[:, :, None] & in_cols[:, None, :])[:, None].to(x.dtype)
+    in_rows = (r >= corners[..., :1]) & (r < corners[..., :1] + k)  # (N[, C], H)
+    in_cols = (c >= corners[..., 1:]) & (c < corners[..., 1:] + k)  # (N[, C], W)
+    mask = in_rows[..., :, None] & in_cols[..., None, :]  # (N[, C], H, W)
+    return (mask[:, None] if corners.dim() == 2 else mask).to(x.dtype)
 
 
 class _Patch(Measurement):
-    """Shared by the patch measurements: one random k x k patch per sample, same place in every channel."""
+    """Shared by the patch measurements: one random k x k patch per sample, at the same place in every channel
+    (unit="sample"), or one per feature map of each sample (unit="channel", the hidden-space paper's "randomly
+    chosen patch in each feature map")."""
 
-    params = {"patch": Range(default=14, low=1, integer=True)}  # k of the k x k patch
+    params = {
+        "patch": Range(default=14, low=1, integer=True),  # k of the k x k patch
+        # Block-Pixel's "unit" has another default ("element"); DEFAULTS holds None for it, each measurement's own.
+        "unit": OneOf(default="sample", options=("sample", "channel")),  # channel: a patch per feature map
+    }
 
     def validate(self, shape):
         super().validate(shape)
@@ -164,15 +175,17 @@ class _Patch(Measurement):
             )
 
     def _draw(self, x, generator):
-        """theta["corners"]: (N, 2) int64 top-left (row, col), uniform over the valid positions."""
-        n, _, h, w = x.shape
-        rows = torch.randint(0, h - self.patch + 1, (n,), device=x.device, generator=generator)
-        cols = torch.randint(0, w - self.patch + 1, (n,), device=x.device, generator=generator)
-        return {"corners": torch.stack([rows, cols], dim=1)}
+        """theta["corners"]: int64 top-left (row, col), uniform over the valid positions: (N, 2) per sample
+        (unit="sample"), (N, C, 2) per feature map (unit="channel")."""
+        n, c, h, w = x.shape
+        size = (n,) if self.unit == "sample" else (n, c)
+        rows = torch.randint(0, h - self.patch + 1, size, device=x.device, generator=generator)
+        cols = torch.randint(0, w - self.patch + 1, size, device=x.device, generator=generator)
+        return {"corners": torch.stack([rows, cols], dim=-1)}
 
 
 class BlockPatch(_Patch):
-    """One random k x k patch per sample zeroed."""
+    """One random k x k patch per sample (or per feature map, unit="channel") zeroed."""
 
     name = "block_patch"
 
@@ -184,7 +197,7 @@ class BlockPatch(_Patch):
 
 
 class KeepPatch(_Patch):
-    """Everything outside one random k x k patch per sample zeroed."""
+    """Everything outside one random k x k patch per sample (or per feature map, unit="channel") zeroed."""
 
     name = "keep_patch"
 
@@ -196,7 +209,7 @@ class KeepPatch(_Patch):
 
 
 class ExtractPatch(_Patch):
-    """The random k x k patch itself: the output is (N, C, k, k)."""
+    """The random k x k patch itself: the output is (N, C, k, k); with unit="channel" each feature map's own."""
 
     name = "extract_patch"
     changes_shape = True
@@ -207,6 +220,13 @@ class ExtractPatch(_Patch):
 
     def measure(self, x, theta):
         offsets = torch.arange(self.patch, device=x.device)
+        corners = theta["corners"]
+        if corners.dim() == 3:  # unit="channel": (N, C, 2), a patch per feature map
+            rows = (corners[..., 0:1] + offsets)[..., :, None]  # (N, C, k, 1)
+            cols = (corners[..., 1:2] + offsets)[..., None, :]  # (N, C, 1, k)
+            samples = torch.arange(x.shape[0], device=x.device)[:, None, None, None]
+            channels = torch.arange(x.shape[1], device=x.device)[None, :, None, None]
+            return x[samples, channels, rows, cols]  # (N, C, k, k)
         rows = (theta["corners"][:, 0:1] + offsets)[:, :, None]  # (N, k, 1)
         cols = (theta["corners"][:, 1:2] + offsets)[:, None, :]  # (N, 1, k)
         samples = torch.arange(len(x), device=x.device)[:, None, None]
@@ -352,8 +372,13 @@ REGISTRY = {
     cls.name: cls
     for cls in (BlockPixel, BlockPatch, KeepPatch, ExtractPatch, GaussianProjection, ConvolveNoise, Cascade)
 }
-# Every parameter's default (the shared "patch" is declared once, by _Patch): the config's defaults too.
-DEFAULTS = {param: declared.default for cls in REGISTRY.values() for param, declared in cls.params.items()}
+# Every parameter's default (the shared "patch" and "unit" are declared once, by _Patch): the config's defaults
+# too. The config is flat (one "unit" key for all measurements), so a name whose measurements declare different
+# defaults ("unit": Block-Pixel's "element", the patches' "sample") maps to None, which every measurement reads
+# as its own default.
+_DECLARED = [(param, declared.default) for cls in REGISTRY.values() for param, declared in cls.params.items()]
+DEFAULTS = {param: default for param, default in _DECLARED}
+DEFAULTS.update({param: None for param, default in _DECLARED if default != DEFAULTS[param]})
 
 
 def build_measurement(spec: Mapping | None, key: str = "measurement") -> Measurement | None:
