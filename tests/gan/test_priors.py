@@ -205,3 +205,34 @@ def test_an_evaluation_s_z_come_from_a_cpu_generator_whatever_device_the_nets_ar
         gan.prior.C.to("meta")
     samples = gan.sampler.to("meta").draw(50, seed=4)
     assert samples.device.type == "meta" and samples.shape == (50, 1, 28, 28)
+
+
+def test_a_warm_reversal_with_the_mmd_rule_starts_reals_and_fakes_on_the_same_footing(monkeypatch):
+    reals, indices = torch.rand(32, 1, 28, 28), torch.arange(100, 132)
+    cfg = load_config(None, KDE + ["reversal.warm_start=true", "reversal.mmd_threshold=0.01", "reversal.max_steps=40",
+                                   "model.g_width=16", "reversal.lr=0.03"])
+    gan = build_gan(cfg, (1, 28, 28))
+    gan.players.G.load_state_dict(_generator(3).state_dict())
+    # The bank as earlier reversals leave it: codes moved away from their N(0, I) start (issue 15, item 5: shifted
+    # by 0.2 they differ from fresh draws by an MMD^2 of about 1e-2, and the rule fired after one step).
+    torch.manual_seed(0)
+    banked = torch.randn(32, cfg.model.z_dim) + 0.3
+    gan.prior.code_bank = dict(zip(range(100, 132), banked))
+    starts = []
+    real_reverse = reversal.reverse
+
+    def recording_reverse(*args, init=None, **kwargs):
+        starts.append(init)
+        return real_reverse(*args, init=init, **kwargs)
+
+    monkeypatch.setattr("gansweep.gan.priors.reverse", recording_reverse)
+    figures = gan.prior.refresh(reals, indices)
+    (init,) = starts
+    # The reals start from their banked codes, the fakes from the same codes in another order: before any step the
+    # two batches are one set, so the rule fires only once the reversal has moved them apart.
+    assert init.shape == (64, cfg.model.z_dim) and torch.equal(init[:32], banked)
+    matches = (init[32:, None] == banked[None]).all(dim=2)  # (fake row, banked row)
+    assert matches.sum(dim=1).eq(1).all() and matches.sum(dim=0).eq(1).all()  # a permutation of the banked codes
+    assert not torch.equal(init[32:], banked)
+    assert reversal.mmd2_unbiased(init[:32], init[32:], torch.cdist(init, init).median()) <= 0
+    assert figures["reversal_steps"] > 1

@@ -177,7 +177,9 @@ class KDEGANPrior(NormalPrior):
                 targets, measure = from_unit(reals), None  # G's images are in [-1, 1]
             else:
                 targets, fakes, measure = self._measured_targets(reals, index_list, fakes)
-            init = self._warm_codes(index_list, len(reals)) if r.warm_start and index_list is not None else None
+            init = None
+            if r.warm_start and index_list is not None:
+                init = self._warm_codes(index_list, len(reals), with_fakes=fakes is not None)
             result = reverse(self.generator, targets, lr=r.lr, max_steps=r.max_steps, init_std=r.init_std,
                              fakes=fakes, measure=measure, mmd_bandwidth=r.mmd_bandwidth,
                              mmd_threshold=r.mmd_threshold or None, init=init, rng=z_stream)
@@ -216,12 +218,28 @@ class KDEGANPrior(NormalPrior):
         # from a clean image; the hidden measurement only shapes G's training.
         return reals, fakes, lambda images: self.measurement.measure(to_unit(images), theta)
 
-    def _warm_codes(self, indices: list[int], n: int) -> torch.Tensor:
-        """Initial codes: each image's last reversed code where it has one, else N(0, init_std^2)."""
+    def _warm_codes(self, indices: list[int], n: int, with_fakes: bool = False) -> torch.Tensor:
+        """Initial codes: each image's last reversed code where it has one, else N(0, init_std^2).
+
+        WITH_FAKES (the MMD rule): the fakes' initial codes follow, on the same footing. The rule asks when the two
+        batches' codes can be told apart; reals started from their banked (already reversed) codes and fakes from
+        N(0, I) differ before any step, and the rule stopped every warm reversal after one. So where a real starts
+        from the bank, a fake starts from one of those banked codes (the banked rows in a random order), elsewhere
+        from its own fresh draw, as in a cold start."""
         fresh = self.noise(n, self.streams.z) * self.reversal.init_std
         # One stack of the rows (the bank's where it has the image, the fresh draw's elsewhere): one copy on the
         # device, where filling the known rows one by one is a small copy each, and no index tensor to move there.
-        return torch.stack([self.code_bank.get(index, row) for index, row in zip(indices, fresh)])
+        codes = torch.stack([self.code_bank.get(index, row) for index, row in zip(indices, fresh)])
+        if not with_fakes:
+            return codes
+        banked = [row for row, index in enumerate(indices) if index in self.code_bank]
+        fake_codes = self.noise(n, self.streams.z) * self.reversal.init_std
+        if banked:
+            # The order from the host's own generator (a permutation of the banked rows; no device stream consumed).
+            order = torch.randperm(len(banked), generator=torch.Generator().manual_seed(len(self.code_bank)))
+            rows = torch.tensor(banked)
+            fake_codes[rows.to(fake_codes.device)] = codes[rows[order].to(codes.device)]
+        return torch.cat([codes, fake_codes])
 
     def state_dict(self) -> dict:
         # The prior is part of the model: the codes of its KDE (none before the first refresh).

@@ -90,8 +90,8 @@ def reverse(
 ) -> Reversed:
     """Codes of TARGETS (images, or measurements when MEASURE maps G's images to what was measured).
 
-    INIT (N, z_dim) warm-starts the codes (e.g. from the last time these images were reversed); otherwise
-    they start from N(0, init_std^2). With FAKES (generated targets, as many as TARGETS, measured alike) and
+    INIT (N, z_dim) warm-starts the codes (e.g. from the last time these images were reversed), or (2N, z_dim) the
+    fakes' too; otherwise they start from N(0, init_std^2). With FAKES (generated targets, as many as TARGETS, measured alike) and
     an MMD threshold, both batches are reversed together and the loop stops once the MMD^2 between their
     codes exceeds the threshold, else after MAX_STEPS. The generator's weights get no gradient.
 
@@ -105,6 +105,8 @@ def reverse(
     if use_mmd and len(fakes) != len(targets):
         raise ValueError("the MMD stopping rule needs as many fakes as targets")
     n = len(targets)
+    if init is not None and len(init) not in ((n, 2 * n) if use_mmd else (n,)):
+        raise ValueError(f"init has {len(init)} codes for {n} targets{' and as many fakes' if use_mmd else ''}")
     device = targets.device
     if check_every is None:
         check_every = 1 if device.type == "cpu" else MMD_CHECK_EVERY
@@ -112,7 +114,7 @@ def reverse(
     z_dim = generator.z_dim
     codes = torch.randn(len(batch), z_dim, generator=rng, device=device) * init_std  # RNG on that device
     if init is not None:
-        codes[:n] = init.to(device)
+        codes[: len(init)] = init.to(device)
     if use_mmd and mmd_bandwidth is None:  # the median heuristic, fixed for this reversal: a tensor, no sync
         mmd_bandwidth = torch.cdist(codes, codes).median()
     codes.requires_grad_(True)
