@@ -77,3 +77,31 @@ def test_holdout_refuses_data_that_cannot_serve_n_held_out_images(tmp_path, caps
     run = _holdout_run(tmp_path / "none", test_images=0)
     assert main(["holdout", str(run), "--n", "2", "--steps", "2"]) == 2
     assert "has no test split" in capsys.readouterr().err
+
+
+def test_holdout_starts_train_and_test_codes_from_independent_draws(tmp_path, monkeypatch):
+    # With one tiny step the codes barely leave their initial draws. Were the test codes started from the
+    # training codes' draws, each would sit on its twin training code's kernel and score like a training code.
+    from gansweep.tools import holdout
+
+    starts = []
+
+    def recording_reverse(generator, images, *, rng, init_std, **kwargs):
+        starts.append(torch.randn(len(images), generator.z_dim, generator=torch.Generator(images.device).set_state(
+            rng.get_state()), device=images.device) * init_std)  # the draw reverse is about to make
+        return reverse(generator, images, rng=rng, init_std=init_std, **kwargs)
+
+    reverse = holdout.reverse
+    monkeypatch.setattr(holdout, "reverse", recording_reverse)
+    run = _holdout_run(tmp_path)
+    summary = holdout.holdout_likelihood(run, tmp_path / "out", n=6, bandwidths=[0.01, 10], steps=1, lr=1e-6,
+                                         device="cpu")
+    train_start, test_start = starts
+    assert torch.cdist(test_start, train_start).min() > 1  # no test code starts near any training code
+    test, train = summary["test_log_likelihood"], summary["train_log_likelihood"]
+    assert test[0] < train[0] - 1000  # the held-out codes fall between the narrow kernels: not inflated
+
+    again = holdout.holdout_likelihood(run, tmp_path / "again", n=6, bandwidths=[0.01, 10], steps=1, lr=1e-6,
+                                       device="cpu")
+    assert again["test_log_likelihood"] == test and again["train_log_likelihood"] == train  # same seed, same result
+    assert torch.equal(starts[2], train_start) and torch.equal(starts[3], test_start)
