@@ -18,7 +18,7 @@ from gansweep.evaluation.monitor import FidMonitor, prepare_monitor
 from gansweep.gan.priors import KDEPrior, NormalPrior
 from gansweep.gan.reversal import reverse
 from gansweep.gan.sampler import Sampler
-from gansweep.nets.pixels import from_unit
+from gansweep.nets.pixels import to_unit
 from gansweep.run.run_dir import load_sampler, resolve_checkpoint
 
 POOLS = (64, 256, 1024)  # one batch, 4 and 16 batches of codes
@@ -37,8 +37,8 @@ def main() -> None:
     generator = sampler.generator
     monitor = FidMonitor(prepare_monitor(cfg), args.samples, 0, torch.device("cpu"))
     train = load_source(cfg.data.name, cfg.data.root, split="train", limit=max(POOLS)).images
-    targets = from_unit(torch.as_tensor(train, dtype=torch.float32) / 255)
-    codes = reverse(generator, targets, lr=cfg.reversal.lr, max_steps=args.reversal_steps,
+    targets = torch.as_tensor(train, dtype=torch.float32) / 255  # in [0, 1], the scale reversal.lr is set for
+    codes = reverse(generator, targets, lr=cfg.reversal.lr, max_steps=args.reversal_steps, measure=to_unit,
                     init_std=cfg.reversal.init_std, rng=torch.Generator().manual_seed(0)).codes
 
     def figures(prior) -> tuple[float, float]:

@@ -72,7 +72,7 @@ def test_warm_start_continues_each_image_from_its_last_code():
 
     def two_refreshes(warm: bool) -> tuple[dict, dict]:
         cfg = load_config(None, KDE + [f"reversal.warm_start={warm}", "reversal.max_steps=10", "model.g_width=16",
-                                       "reversal.lr=0.03"])
+                                       "reversal.lr=0.12"])
         gan = build_gan(cfg, (1, 28, 28))
         gan.players.G.load_state_dict(_generator(3).state_dict())  # random weights whose images respond to z
         return gan.prior.refresh(reals, indices), gan.prior.refresh(reals, indices)
@@ -210,7 +210,7 @@ def test_an_evaluation_s_z_come_from_a_cpu_generator_whatever_device_the_nets_ar
 def test_a_warm_reversal_with_the_mmd_rule_starts_reals_and_fakes_on_the_same_footing(monkeypatch):
     reals, indices = torch.rand(32, 1, 28, 28), torch.arange(100, 132)
     cfg = load_config(None, KDE + ["reversal.warm_start=true", "reversal.mmd_threshold=0.01", "reversal.max_steps=40",
-                                   "model.g_width=16", "reversal.lr=0.03"])
+                                   "model.g_width=16", "reversal.lr=0.12"])
     gan = build_gan(cfg, (1, 28, 28))
     gan.players.G.load_state_dict(_generator(3).state_dict())
     # The bank as earlier reversals leave it: codes moved away from their N(0, I) start (issue 15, item 5: shifted
@@ -236,3 +236,21 @@ def test_a_warm_reversal_with_the_mmd_rule_starts_reals_and_fakes_on_the_same_fo
     assert not torch.equal(init[32:], banked)
     assert reversal.mmd2_unbiased(init[:32], init[32:], torch.cdist(init, init).median()) <= 0
     assert figures["reversal_steps"] > 1
+
+
+def test_the_reversal_has_one_scale_in_every_mode():
+    # Ambient through a measurement that loses nothing (Block-Pixel p=0) is the clean reversal: the same errors and
+    # steps, so prior/reversal_error and reversal.lr mean one thing across modes (issue 15, item 7: clean modes
+    # compared [-1, 1] images, a 4x larger error and gradient).
+    reals, indices = torch.rand(16, 1, 28, 28), torch.arange(16)
+
+    def refresh(*mode: str) -> dict:
+        gan = build_gan(load_config(None, KDE[2:] + list(mode) + ["reversal.max_steps=8", "model.g_width=16"]),
+                        (1, 28, 28))
+        gan.players.G.load_state_dict(_generator(3).state_dict())
+        return gan.prior.refresh(reals, indices)
+
+    clean = refresh("mode=clean", "measurement.name=none")
+    ambient = refresh("mode=ambient", "measurement.name=block_pixel", "measurement.p=0")
+    assert clean == pytest.approx(ambient, rel=1e-5)
+    assert clean["reversal_error"] < 0.25  # a mean squared error of images in [0, 1]

@@ -17,7 +17,7 @@ from torch import nn
 from gansweep.data.thetas import concat_thetas, keyed_theta, thetas_to
 from gansweep.gan.reversal import reverse
 from gansweep.gan.runtime import unwrap
-from gansweep.nets.pixels import from_unit, to_unit
+from gansweep.nets.pixels import to_unit
 
 if TYPE_CHECKING:
     from gansweep.config import Config
@@ -172,9 +172,11 @@ class KDEGANPrior(NormalPrior):
             fakes = None
             if r.mmd_threshold > 0:
                 with torch.no_grad():
-                    fakes = self.generator(self.sample(len(reals), z_stream))
+                    fakes = to_unit(self.generator(self.sample(len(reals), z_stream)))
             if self.measurement is None:
-                targets, measure = from_unit(reals), None  # G's images are in [-1, 1]
+                # One scale in every mode: G's images compared in [0, 1], as measurements of them are (in [-1, 1]
+                # the error and its gradient were 4x those of mode ambient for the same reversal.lr).
+                targets, measure = reals, to_unit
             else:
                 targets, fakes, measure = self._measured_targets(reals, index_list, fakes)
             init = None
@@ -210,7 +212,6 @@ class KDEGANPrior(NormalPrior):
         theta = thetas_to(keyed_theta(self.measurement, self.clean_shape, indices, self.data_seed),
                           reals.device)
         if fakes is not None:
-            fakes = to_unit(fakes)
             fake_theta = self.measurement.sample_theta(fakes, self.streams.theta)
             fakes = self.measurement.measure(fakes, fake_theta)
             theta = concat_thetas([theta, fake_theta])

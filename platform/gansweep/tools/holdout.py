@@ -28,7 +28,7 @@ from gansweep.data.sources import load_source
 from gansweep.evaluation.reference import reference_images
 from gansweep.gan.priors import KDEPrior
 from gansweep.gan.reversal import Reversed, reverse
-from gansweep.nets.pixels import from_unit
+from gansweep.nets.pixels import to_unit
 from gansweep.tools.invert import reversible_sampler
 
 # Log-spaced, three per decade from 0.01 to 10 (rounded for the table): from memorising every training
@@ -98,10 +98,10 @@ def holdout_likelihood(run: str | Path, output: str | Path, *, n: int = 500, ban
 
 
 def _pick(name: str, images: np.ndarray, n: int, rng: np.random.Generator) -> torch.Tensor:
-    """N of the uint8 IMAGES, drawn without replacement by RNG, in [-1, 1] as the generator makes them."""
+    """N of the uint8 IMAGES, drawn without replacement by RNG, in [0, 1] (the scale of every reversal)."""
     if len(images) < n:
         raise ConfigError(f"--n={n}, but the {name} split holds only {len(images)} images")
-    return from_unit(torch.as_tensor(images[rng.choice(len(images), n, replace=False)], dtype=torch.float32) / 255)
+    return torch.as_tensor(images[rng.choice(len(images), n, replace=False)], dtype=torch.float32) / 255
 
 
 def _reverse(name: str, images: torch.Tensor, generator: nn.Module, steps: int, lr: float, init_std: float,
@@ -109,7 +109,7 @@ def _reverse(name: str, images: torch.Tensor, generator: nn.Module, steps: int, 
     """The codes of IMAGES, started from draws of RNG (advanced by them), with a progress line before and after
     (minutes for 500 images on a CPU)."""
     print(f"[gansweep] holdout: reversing {len(images)} {name} images ({steps} steps) ...", flush=True)
-    result = reverse(generator, images, lr=lr, max_steps=steps, init_std=init_std, rng=rng)
+    result = reverse(generator, images, lr=lr, max_steps=steps, init_std=init_std, measure=to_unit, rng=rng)
     print(f"[gansweep] holdout: {name} mean squared error {result.errors[0]:.4f} -> {result.errors[-1]:.4f}",
           flush=True)
     return result

@@ -23,7 +23,7 @@ from gansweep.config import (
 from gansweep.data.sources import load_source
 from gansweep.gan.reversal import reverse
 from gansweep.gan.sampler import Sampler
-from gansweep.nets.pixels import from_unit
+from gansweep.nets.pixels import to_unit
 from gansweep.run.run_dir import load_sampler, resolve_checkpoint
 
 TRAVERSAL_STEPS = 10  # images from the first code to the second, both ends included
@@ -77,8 +77,9 @@ def invert(run: str | Path, images_path: str | Path, output: str | Path, *, step
     output = storage.check_writable(output, "--output")
     sampler, run_dir, _, step = reversible_sampler(run, "invert", where)
     images = read_images(images_path, sampler.image_shape, limit)
-    result = reverse(sampler.generator, from_unit(images).to(where), lr=lr, max_steps=steps, init_std=init_std,
-                     rng=torch.Generator(where).manual_seed(seed))
+    # In [0, 1], the scale of every reversal (KDE-GAN's in any mode too), which reversal.lr is set for.
+    result = reverse(sampler.generator, images.to(where), lr=lr, max_steps=steps, init_std=init_std,
+                     measure=to_unit, rng=torch.Generator(where).manual_seed(seed))
     codes = result.codes.cpu()
     reconstructions = sampler.images(codes).cpu()
     traversal = None
