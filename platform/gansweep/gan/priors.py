@@ -236,10 +236,10 @@ class KDEGANPrior(NormalPrior):
         banked = [row for row, index in enumerate(indices) if index in self.code_bank]
         fake_codes = self.noise(n, self.streams.z) * self.reversal.init_std
         if banked:
-            # The order from the host's own generator (a permutation of the banked rows; no device stream consumed).
-            order = torch.randperm(len(banked), generator=torch.Generator().manual_seed(len(self.code_bank)))
-            rows = torch.tensor(banked)
-            fake_codes[rows.to(fake_codes.device)] = codes[rows[order].to(codes.device)]
+            # A permutation of the banked rows from the z stream, on its device (no sync to index with it).
+            rows = torch.tensor(banked).to(codes.device)
+            order = torch.randperm(len(banked), generator=self.streams.z, device=self.streams.z.device)
+            fake_codes[rows] = codes[rows[order.to(codes.device)]]
         return torch.cat([codes, fake_codes])
 
     def state_dict(self) -> dict:

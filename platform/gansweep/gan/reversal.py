@@ -91,9 +91,9 @@ def reverse(
     """Codes of TARGETS (images, or measurements when MEASURE maps G's images to what was measured).
 
     INIT (N, z_dim) warm-starts the codes (e.g. from the last time these images were reversed), or (2N, z_dim) the
-    fakes' too; otherwise they start from N(0, init_std^2). With FAKES (generated targets, as many as TARGETS, measured alike) and
-    an MMD threshold, both batches are reversed together and the loop stops once the MMD^2 between their
-    codes exceeds the threshold, else after MAX_STEPS. The generator's weights get no gradient.
+    fakes' too; otherwise they start from N(0, init_std^2). With FAKES (generated targets, as many as TARGETS,
+    measured alike) and an MMD threshold, both batches are reversed together and the loop stops once the MMD^2
+    between their codes exceeds the threshold, else after MAX_STEPS. The generator's weights get no gradient.
 
     Without the MMD rule nothing is brought to the host (the errors stay on the device until read). With it,
     the host checks every CHECK_EVERY steps and returns the codes of the first step past the threshold:

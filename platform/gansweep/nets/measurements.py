@@ -227,8 +227,8 @@ class ExtractPatch(_Patch):
             samples = torch.arange(x.shape[0], device=x.device)[:, None, None, None]
             channels = torch.arange(x.shape[1], device=x.device)[None, :, None, None]
             return x[samples, channels, rows, cols]  # (N, C, k, k)
-        rows = (theta["corners"][:, 0:1] + offsets)[:, :, None]  # (N, k, 1)
-        cols = (theta["corners"][:, 1:2] + offsets)[:, None, :]  # (N, 1, k)
+        rows = (corners[:, 0:1] + offsets)[:, :, None]  # (N, k, 1)
+        cols = (corners[:, 1:2] + offsets)[:, None, :]  # (N, 1, k)
         samples = torch.arange(len(x), device=x.device)[:, None, None]
         # Advanced indexing on channels-last picks every sample's own patch at once: (N, k, k, C).
         return x.permute(0, 2, 3, 1)[samples, rows, cols].permute(0, 3, 1, 2)
