@@ -93,8 +93,8 @@ def test_bad_values_are_named(overrides, message):
      "hidden.inject_at: unknown injection point 'nowhere': use one of ['project', 'up1', 'up2']"),
     (["hidden.inject_at=up3", "hidden.measurement.name=block_pixel"], (1, 28, 28), 10, None,
      "hidden.inject_at: unknown injection point 'up3'"),  # 28x28 images: G has no up3 (32x32 ones have)
-    (["hidden.inject_at=up1", "hidden.measurement.name=gaussian_projection"], (1, 28, 28), 10, None,
-     "hidden.measurement.name=gaussian_projection changes the feature map's shape"),
+    (["hidden.inject_at=up1", "hidden.measurement.name=extract_patch", "hidden.measurement.patch=3"], (1, 28, 28), 10,
+     None, "hidden.measurement.name=extract_patch changes the feature map's shape"),
     (["hidden.inject_at=0", "hidden.measurement.name=block_patch", "hidden.measurement.patch=8"], (1, 28, 28), 10,
      None, "hidden.measurement.patch=8 is larger than the 7x7 map"),
     (["model.conditional=true"], (1, 28, 28), 0, None, "model.conditional needs every training image labelled"),

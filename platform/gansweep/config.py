@@ -33,6 +33,7 @@ from gansweep.nets.measurements import REGISTRY as MEASUREMENT_REGISTRY
 from gansweep.nets.models import D_NORMS, ModelError, block_shapes, inject_point
 
 MODES = ("ambient", "ignore", "unmeasure", "clean")
+HIDDEN_BN_STATS = ("clean", "measured")
 PRIORS = ("normal", "kde")
 ACL_VARIANTS = ("none", "gan", "ae")  # see acl.py
 
@@ -71,6 +72,9 @@ class DataConfig:
 class HiddenConfig:
     inject_at: str | None = None  # a generator block name, or its index ("1", "-1")
     measurement: MeasurementConfig = field(default_factory=MeasurementConfig)
+    # G's BatchNorm statistics for sampling: "clean", recomputed on clean forwards before G is sampled, reversed or
+    # saved; "measured", those training accumulates on measured feature maps (the shift the sampler then meets).
+    bn_stats: str = "clean"
 
     @property
     def inject_point(self) -> str | int | None:
@@ -136,7 +140,11 @@ class ReversalConfig:
     # Std of the initial codes: the paper's 1e-4 leaves a BatchNorm G's ReLUs dead at z ~ 0 (no gradient).
     init_std: float = 1.0
     mmd_bandwidth: float | None = None  # RBF bandwidth of the MMD^2 of the codes; None: their median distance
-    mmd_threshold: float = 0.0  # stop once that MMD^2 exceeds it (the paper's Claim 4); 0: always max_steps
+    # The MMD rule (the paper's Claim 4), at most one of the two; neither: always max_steps.
+    mmd_threshold: float = 0.0  # raw: stop once that MMD^2 exceeds it; 0: off
+    # A two-sample test: stop at the first step whose permutation p-value is below this level; 0 or None: off.
+    mmd_alpha: float | None = None
+    mmd_permutations: int = 200  # random splits per test: p-values in steps of 1 / (mmd_permutations + 1)
     warm_start: bool = False  # start each image's code from the last time it was reversed (this run, this rank)
 
 
@@ -375,8 +383,18 @@ def _validate_prior(cfg: Config) -> None:
     _check(r.init_std >= 0, f"reversal.init_std={r.init_std} must be >= 0")
     _check(r.mmd_bandwidth is None or r.mmd_bandwidth > 0, f"reversal.mmd_bandwidth={r.mmd_bandwidth} must be > 0")
     _check(r.mmd_threshold >= 0, f"reversal.mmd_threshold={r.mmd_threshold} must be >= 0 (0: no MMD rule)")
-    # KDE-GAN in mode ambient takes any measurement, gaussian_projection's m x D matrices too: a real's theta is
-    # recomputed from its index (data/thetas.py), not kept.
+    alpha = r.mmd_alpha or 0.0
+    _check(0 <= alpha < 1, f"reversal.mmd_alpha={r.mmd_alpha} must be in (0, 1) (0 or none: no MMD test)")
+    _check(not (alpha and r.mmd_threshold),
+           f"reversal.mmd_threshold={r.mmd_threshold} and reversal.mmd_alpha={r.mmd_alpha}: the MMD rule is a raw "
+           "threshold or a two-sample test, not both; set the other to 0")
+    _check(r.mmd_permutations >= 19, f"reversal.mmd_permutations={r.mmd_permutations} must be >= 19")
+    if alpha:
+        _check(1 / (r.mmd_permutations + 1) < alpha,
+               f"reversal.mmd_permutations={r.mmd_permutations} cannot reach a p-value below reversal.mmd_alpha="
+               f"{r.mmd_alpha} (the smallest is 1 / (mmd_permutations + 1)); use at least {int(1 / alpha)}")
+    # KDE-GAN in mode ambient takes any measurement: a real's theta is recomputed from its index (data/thetas.py),
+    # not kept.
 
 
 def _validate_acl(cfg: Config) -> None:
@@ -431,6 +449,8 @@ def validate(cfg: Config) -> None:
         _check(getattr(e, key) >= 0, f"eval.{key}={getattr(e, key)} must be >= 0 (0 turns it off)")
     _check(e.cheap_samples >= 2, f"eval.cheap_samples={e.cheap_samples} must be >= 2 (FID needs a covariance)")
     _check(e.n_samples == 0 or e.n_samples >= 2, f"eval.n_samples={e.n_samples} must be 0 (skip) or >= 2")
+    _check(cfg.hidden.bn_stats in HIDDEN_BN_STATS,
+           f"hidden.bn_stats='{cfg.hidden.bn_stats}' is not one of {', '.join(HIDDEN_BN_STATS)}")
     hidden_on = cfg.hidden.inject_at is not None
     hidden_named = cfg.hidden.measurement.name != "none"
     _check(

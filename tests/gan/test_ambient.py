@@ -63,6 +63,63 @@ def test_hidden_measurement_in_training_only():
     assert not torch.allclose(samples[0], samples[1])  # sampling applies no measurement
 
 
+def _hidden_gan(bn_stats: str) -> AmbientGAN:
+    cfg = Config()
+    cfg.model.g_width = cfg.model.d_width = 8
+    cfg.hidden.inject_at = "project"
+    cfg.hidden.measurement.name = "block_pixel"
+    cfg.hidden.measurement.unit = "channel"
+    cfg.hidden.measurement.p = 0.8
+    cfg.hidden.bn_stats = bn_stats
+    return build_gan(cfg, SHAPE)
+
+
+def _up1_std(gan: AmbientGAN, z: torch.Tensor, training_path: bool) -> float:
+    """The standard deviation of G's up1 output on the training path (train mode, measured after project) or on
+    the sampling path (eval mode, clean)."""
+    generator, out = gan.sampler.generator, {}
+    hook = generator.blocks["up1"].register_forward_hook(lambda module, inputs, output: out.update(up1=output))
+    with torch.no_grad():
+        if training_path:
+            gan.fake(len(z))
+        else:
+            gan.sampler.images(z)
+    hook.remove()
+    return out["up1"].std().item()
+
+
+def test_hidden_bn_statistics_are_recomputed_on_clean_forwards_before_sampling():
+    # Statistics accumulated on measured maps (80% of project's channels dropped) meet clean maps when sampled:
+    # up1's output is far wider than in training. Recomputed on clean forwards, the two paths agree.
+    z = torch.randn(256, 64, generator=torch.Generator().manual_seed(0))
+    spread = {}
+    for bn_stats in ("measured", "clean"):
+        gan = _hidden_gan(bn_stats)
+        for _ in range(60):  # train mode: the running statistics converge to the measured maps' (momentum 0.1)
+            gan.fake(64)
+        gan.calibrate(step=60)
+        spread[bn_stats] = _up1_std(gan, z, training_path=False) / _up1_std(gan, z, training_path=True)
+        assert gan.sampler.generator.training  # calibrate leaves G in the mode it found
+    assert spread["measured"] > 1.3  # 1.45 at this width, 1.8 at width 32
+    assert spread["clean"] == pytest.approx(1.0, abs=0.1)
+
+
+def test_calibration_is_a_function_of_the_step_and_leaves_the_streams_alone():
+    a, b = _hidden_gan("clean"), _hidden_gan("clean")
+    streams = {key: value.clone() for key, value in a.rng_state().items() if key != "device_type"}
+    a.calibrate(step=7)
+    b.calibrate(step=7)
+    assert all(torch.equal(x, y) for x, y in zip(a.state_dict()["G"].values(), b.state_dict()["G"].values()))
+    assert all(torch.equal(value, a.rng_state()[key]) for key, value in streams.items())
+    before = {key: value.clone() for key, value in a.state_dict()["G"].items()}
+    a.calibrate(step=8)
+    assert any(not torch.equal(before[key], value) for key, value in a.state_dict()["G"].items())
+    plain = _gan(name="block_pixel", p=0.5)  # no hidden measurement: nothing to recompute
+    before = {key: value.clone() for key, value in plain.state_dict()["G"].items()}
+    plain.calibrate(step=7)
+    assert all(torch.equal(before[key], value) for key, value in plain.state_dict()["G"].items())
+
+
 def test_training_steps_change_both_networks():
     gan = _gan(name="block_patch", patch=10)
     g_before = [p.clone() for p in gan.players.G.parameters()]

@@ -34,7 +34,7 @@ def test_conditional_nets_take_labels_and_refuse_to_run_without():
     generator = Generator((1, 28, 28), z_dim=16, width=8, num_classes=10)
     images = generator(torch.randn(4, 16), labels=torch.arange(4))
     assert images.shape == (4, 1, 28, 28)
-    for shape in ((1, 28, 28), (20,)):  # images, and projection vectors (gaussian_projection)
+    for shape in ((1, 28, 28), (1, 5, 5)):  # images, and extracted patches
         discriminator = Discriminator(shape, width=8, num_classes=10)
         assert discriminator(torch.rand(4, *shape), labels=torch.arange(4)).shape == (4,)
     with pytest.raises(ModelError, match="one class label per sample: 4 samples, labels none"):

@@ -255,10 +255,11 @@ def test_the_mmd_rule_reverses_measured_fakes_alongside_even_when_the_shape_chan
 def test_kde_is_accepted_in_mode_ambient_with_gaussian_projection_too(weights):
     load_config(None, ["prior.name=kde", "measurement.name=cascade",  # accepted: no ConfigError
                        "measurement.steps=[{name: block_pixel}, {name: gaussian_projection}]"])
-    # Its theta (an m x D matrix per image) is recomputed from the index, never kept: a refresh reverses through it.
+    # Its theta (a scale and an image of noise per image) is recomputed from the index, never kept: a refresh
+    # reverses through it.
     cfg, wrong = _configs("measurement.name=gaussian_projection", "measurement.projections=100")
     y = _measured_set(cfg, weights, n=8)
-    assert y.shape == (8, 100)
+    assert y.shape == (8, *SHAPE)  # the back-projection: an image
     rows = torch.tensor([5, 2, 7, 0])
     gan = _gan(cfg, weights)
     figures = gan.prior.refresh(y[rows], rows)
@@ -270,7 +271,7 @@ def test_kde_is_accepted_in_mode_ambient_with_gaussian_projection_too(weights):
 @needs_fashion
 def test_kde_with_gaussian_projection_passes_the_checks_against_the_source(cache):
     checked = check_config(_data(cache, "prior.name=kde", "measurement.name=gaussian_projection"))
-    assert checked.training_set.sample_shape == (100,) and checked.training_set.clean_shape == SHAPE
+    assert checked.training_set.sample_shape == checked.training_set.clean_shape == SHAPE
 
 
 @needs_fashion

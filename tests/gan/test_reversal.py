@@ -1,4 +1,4 @@
-"""Generator reversal and its MMD^2 stopping rule (Kilcher et al.)."""
+"""Generator reversal and its MMD^2 stopping rule (Kilcher et al.): a raw threshold, or a permutation test."""
 
 import math
 
@@ -6,8 +6,16 @@ import numpy as np
 import pytest
 import torch
 from conftest import FASHION, Z_DIM, _generator
+from gansweep.config import ConfigError, load_config
 from gansweep.gan import reversal
-from gansweep.gan.reversal import mmd2_unbiased, reverse
+from gansweep.gan.reversal import (
+    mmd2_permutation_test,
+    mmd2_unbiased,
+    permutation_orders,
+    permutation_pvalue,
+    permuted_mmd2,
+    reverse,
+)
 from gansweep.nets.models import Generator
 
 
@@ -270,3 +278,121 @@ def test_on_the_cpu_the_mmd_rule_stops_at_its_step_without_computing_past_it(mmd
     finally:
         hook.remove()
     assert result.steps == 1 and len(forwards) == 1
+
+
+# The two-sample test (mmd_alpha): a permutation test of the unbiased MMD^2.
+
+
+def test_the_batched_permutation_statistics_are_mmd2_unbiased_of_each_split():
+    gen = torch.Generator().manual_seed(11)
+    x, y = torch.randn(5, 3, generator=gen, dtype=torch.float64), torch.randn(5, 3, generator=gen, dtype=torch.float64)
+    pooled = torch.cat([x, y])
+    orders = permutation_orders(5, 30, device="cpu", rng=gen)
+    assert orders.shape == (31, 10) and torch.equal(orders[0], torch.arange(10))  # the observed split first
+    assert torch.equal(orders.sort(dim=1).values, torch.arange(10).expand(31, -1))  # each row a permutation
+    statistics = permuted_mmd2(pooled, 1.3, orders)
+    explicit = torch.stack([mmd2_unbiased(pooled[order[:5]], pooled[order[5:]], 1.3) for order in orders])
+    assert torch.allclose(statistics, explicit, rtol=1e-12, atol=1e-15)
+    assert permutation_pvalue(torch.tensor([0.5, 0.1, 0.7, 0.5, 0.2])) == 3 / 5  # (1 + #{>= observed}) / (1 + P)
+
+
+def _median_test(x: torch.Tensor, y: torch.Tensor, gen: torch.Generator) -> tuple[float, float]:
+    """(MMD^2, p-value) at the median bandwidth of the pooled codes, as reverse() takes it before any step."""
+    pooled = torch.cat([x, y])
+    mmd2, pvalue = mmd2_permutation_test(x, y, torch.cdist(pooled, pooled).median(), permutations=200, rng=gen)
+    return float(mmd2), float(pvalue)
+
+
+def test_on_one_distribution_the_test_rejects_at_its_level_and_the_raw_threshold_far_more_often():
+    gen = torch.Generator().manual_seed(12)
+    results = [_median_test(torch.randn(64, 64, generator=gen), torch.randn(64, 64, generator=gen), gen)
+               for _ in range(200)]
+    test_rate = np.mean([pvalue < 0.05 for _, pvalue in results])
+    raw_rate = np.mean([mmd2 > 1e-4 for mmd2, _ in results])
+    assert test_rate < 0.12  # 0.05 within a binomial band of 200 repeats
+    assert raw_rate > 0.3  # the issue's 0.43: the raw rule "tells apart" one distribution from itself
+
+
+def test_the_test_rejects_a_modest_shift_of_the_mean():
+    gen = torch.Generator().manual_seed(13)
+    pvalues = [_median_test(torch.randn(64, 64, generator=gen), torch.randn(64, 64, generator=gen) + 0.2, gen)[1]
+               for _ in range(20)]
+    assert np.mean([pvalue < 0.05 for pvalue in pvalues]) >= 0.9
+
+
+NEVER = 1e-6  # below every p-value of 200 permutations (1/201 at least): the test never rejects
+
+
+@pytest.fixture(scope="module")
+def pvalue_trace(mmd_setup) -> list[float]:
+    """The p-value after every step of a median-bandwidth reversal that never stops: it falls as codes separate."""
+    generator, reals, fakes = mmd_setup
+    return reverse(generator, reals, fakes=fakes, max_steps=MAX_STEPS, mmd_alpha=NEVER,
+                   rng=torch.Generator().manual_seed(10), **SETTINGS["median"]).mmd_pvalues
+
+
+def _alpha(trace: list[float], stop: int) -> float:
+    """A level below which the p-values of TRACE first fall at step STOP."""
+    above = min(trace[: stop - 1])
+    assert trace[stop - 1] < above
+    return (above + trace[stop - 1]) / 2
+
+
+@pytest.mark.parametrize("stop,window", [(WINDOW + 2, 1), (2 * WINDOW + 1, WINDOW)])
+def test_the_mmd_test_stops_at_the_first_step_it_rejects(mmd_setup, pvalue_trace, stop, window, host_syncs):
+    generator, reals, fakes = mmd_setup
+    alpha = _alpha(pvalue_trace, stop)
+    host_syncs.clear()
+    result = reverse(generator, reals, fakes=fakes, max_steps=MAX_STEPS, mmd_alpha=alpha, check_every=window,
+                     rng=torch.Generator().manual_seed(10), **SETTINGS["median"])
+    assert result.steps == stop and result.mmd_pvalues == pvalue_trace[:stop] and len(result.mmd2) == stop
+    assert len(host_syncs) <= math.ceil(stop / window)  # the p-values come with the MMD^2, in the window's sync
+    at_stop = reverse(generator, reals, fakes=fakes, max_steps=stop, mmd_alpha=NEVER,
+                      rng=torch.Generator().manual_seed(10), **SETTINGS["median"])
+    assert torch.equal(result.codes, at_stop.codes)  # the codes of that step, not of the window's end
+
+
+def test_the_mmd_test_never_stops_a_reversal_of_one_set_against_itself(mmd_setup):
+    generator, reals, _ = mmd_setup
+    start = torch.randn(len(reals), Z_DIM, generator=torch.Generator().manual_seed(14))
+    result = reverse(generator, reals, fakes=reals, init=torch.cat([start, start]), max_steps=6, mmd_alpha=0.05,
+                     rng=torch.Generator().manual_seed(10), **SETTINGS["median"])
+    assert result.steps == 6 and min(result.mmd_pvalues) > 0.2
+
+
+def test_reverse_takes_one_mmd_rule():
+    with pytest.raises(ValueError, match="not both"):
+        reverse(_generator(), torch.zeros(2, 1, 28, 28), fakes=torch.zeros(2, 1, 28, 28), lr=0.1, max_steps=1,
+                init_std=1.0, mmd_threshold=0.1, mmd_alpha=0.05)
+
+
+def test_the_prior_reports_the_tests_p_value():
+    from gansweep.gan.build import build_gan
+    from gansweep.run.summaries import SCALAR_TAGS
+
+    cfg = load_config(None, ["mode=clean", "measurement.name=none", "prior.name=kde", "model.g_width=8",
+                             "model.d_width=8", "reversal.max_steps=3", "reversal.mmd_alpha=0.05"])
+    figures = build_gan(cfg, (1, 28, 28)).prior.refresh(torch.rand(8, 1, 28, 28))
+    assert 1 <= figures["reversal_steps"] <= 3 and 0 < figures["reversal_mmd_pvalue"] <= 1
+    assert figures["reversal_steps"] == 3 or figures["reversal_mmd_pvalue"] < 0.05  # stopped early: rejected
+    assert SCALAR_TAGS["reversal_mmd_pvalue"] == "prior/reversal_mmd_pvalue"
+
+
+@pytest.mark.parametrize("overrides,message", [
+    (["reversal.mmd_threshold=0.001", "reversal.mmd_alpha=0.05"],
+     "reversal.mmd_threshold=0.001 and reversal.mmd_alpha=0.05: .* not both"),
+    (["reversal.mmd_alpha=1.5"], r"reversal.mmd_alpha=1.5 must be in \(0, 1\)"),
+    (["reversal.mmd_alpha=-0.1"], r"reversal.mmd_alpha=-0.1 must be in \(0, 1\)"),
+    (["reversal.mmd_permutations=10"], "reversal.mmd_permutations=10 must be >= 19"),
+    (["reversal.mmd_alpha=0.001"], "reversal.mmd_permutations=200 cannot reach a p-value below "
+                                   "reversal.mmd_alpha=0.001 .* use at least 1000"),
+])
+def test_bad_mmd_rules_are_refused(overrides, message):
+    with pytest.raises(ConfigError, match=message):
+        load_config(None, overrides)
+
+
+@pytest.mark.parametrize("alpha", ["0", "none", "0.05"])
+def test_the_mmd_test_is_off_at_0_or_none(alpha):
+    cfg = load_config(None, [f"reversal.mmd_alpha={alpha}"])
+    assert bool(cfg.reversal.mmd_alpha) == (alpha == "0.05") and cfg.reversal.mmd_threshold == 0

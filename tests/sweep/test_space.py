@@ -125,7 +125,7 @@ def test_base_config_carries_fixed_keys_and_resources(tmp_path):
           eval.every: 300
         space:
           measurement.patch: {int: [4, 14]}
-        resources: {workers: 2, gpus_per_worker: 0.5, cpus_per_worker: 2}
+        resources: {workers: 2, gpus_per_worker: 1, cpus_per_worker: 2}
     """)
     assert space.fixed == {"train.steps": 3000, "train.batch_size": 32, "measurement.name": "block_patch",
                            "eval.every": 300}
@@ -133,7 +133,7 @@ def test_base_config_carries_fixed_keys_and_resources(tmp_path):
     assert cfg.train.steps == 3000 and cfg.train.batch_size == 32 and cfg.measurement.name == "block_patch"
     assert cfg.eval.every == 300 and cfg.model.g_width == Config().model.g_width
     assert cfg.train.workers == 2
-    assert cfg.train.use_gpu is True and cfg.train.gpus_per_worker == 0.5
+    assert cfg.train.use_gpu is True and cfg.train.gpus_per_worker == 1
     assert cfg.train.cpus_per_worker == 2.0
 
     cpu = _load(tmp_path, "num_samples: 2\nspace: {measurement.p: {uniform: [0.1, 0.9]}}\n").base_config()
@@ -340,6 +340,10 @@ OK = "num_samples: 4\nfixed: {train.steps: 2000}\n"
      ["resources.gpus_per_worker"]),
     (OK + "resources: {cpus_per_worker: 0}\nspace: {measurement.p: {uniform: [0.1, 0.9]}}\n",
      ["resources.cpus_per_worker"]),
+    (OK + "resources: {gpus_per_worker: 2}\nspace: {measurement.p: {uniform: [0.1, 0.9]}}\n",
+     ["resources.gpus_per_worker=2", "one GPU", "resources.workers"]),
+    (OK + "resources: {workers: 2, gpus_per_worker: 0.5}\nspace: {measurement.p: {uniform: [0.1, 0.9]}}\n",
+     ["resources.workers=2 with resources.gpus_per_worker=0.5", "Duplicate GPU"]),
     (OK + "resources: {cluster: {CPU: many}}\nspace: {measurement.p: {uniform: [0.1, 0.9]}}\n",
      ["resources.cluster"]),
     (OK + "resources: {cluster: 8}\nspace: {measurement.p: {uniform: [0.1, 0.9]}}\n", ["resources.cluster"]),

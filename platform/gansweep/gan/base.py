@@ -37,6 +37,10 @@ class GANTrainer:
         device."""
         raise NotImplementedError
 
+    def calibrate(self, step: int) -> None:
+        """Bring what an eval-mode G reads up to date before it is sampled, reversed or saved at STEP (AmbientGAN's
+        hidden measurement: G's BatchNorm statistics); nothing for the others."""
+
     def parts(self) -> list:
         """What the checkpoint holds, each part with its own keys (the random streams are saved per rank apart)."""
         return [self.players, self.prior]

@@ -158,9 +158,9 @@ class KDEGANPrior(NormalPrior):
 
     def refresh(self, reals: torch.Tensor, indices: torch.Tensor | None = None) -> dict[str, float]:
         """Reverse a real batch through G (eval mode: BatchNorm's running statistics keep the images independent)
-        and make the KDE over its codes the new prior. With reversal.mmd_threshold, a generated batch is reversed
-        alongside and the MMD rule stops the reversal. INDICES: the images' positions in the training set, on the
-        CPU (the stream's) or on the device.
+        and make the KDE over its codes the new prior. With reversal.mmd_threshold or reversal.mmd_alpha, a
+        generated batch is reversed alongside and the MMD rule (raw threshold, or two-sample test) stops it.
+        INDICES: the images' positions in the training set, on the CPU (the stream's) or on the device.
 
         One sync with the device, for the figures at the end (plus the MMD rule's checks, and one for INDICES
         when they are on the device)."""
@@ -170,7 +170,7 @@ class KDEGANPrior(NormalPrior):
         self.generator.eval()
         try:
             fakes = None
-            if r.mmd_threshold > 0:
+            if r.mmd_threshold > 0 or r.mmd_alpha:
                 with torch.no_grad():
                     fakes = to_unit(self.generator(self.sample(len(reals), z_stream)))
             if self.measurement is None:
@@ -184,7 +184,8 @@ class KDEGANPrior(NormalPrior):
                 init = self._warm_codes(index_list, len(reals), with_fakes=fakes is not None)
             result = reverse(self.generator, targets, lr=r.lr, max_steps=r.max_steps, init_std=r.init_std,
                              fakes=fakes, measure=measure, mmd_bandwidth=r.mmd_bandwidth,
-                             mmd_threshold=r.mmd_threshold or None, init=init, rng=z_stream)
+                             mmd_threshold=r.mmd_threshold or None, mmd_alpha=r.mmd_alpha or None,
+                             mmd_permutations=r.mmd_permutations, init=init, rng=z_stream)
         finally:
             self.generator.train()
         codes = result.codes
@@ -198,6 +199,8 @@ class KDEGANPrior(NormalPrior):
         figures = {"reversal_steps": float(result.steps), "reversal_error": result.errors[-1]}
         if result.mmd2:
             figures["reversal_mmd2"] = result.mmd2[-1]
+        if result.mmd_pvalues:
+            figures["reversal_mmd_pvalue"] = result.mmd_pvalues[-1]
         return figures
 
     def _measured_targets(

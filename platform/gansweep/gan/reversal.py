@@ -7,13 +7,16 @@ Through a measurement the error compares ||f_theta(G(z)) - y||^2, with the theta
 
 The stopping rule: a batch of generated images is reversed alongside the real one; after every step the
 unbiased MMD^2 (RBF kernel) between the codes of the reals and the codes of the fakes is computed, and the
-reversal stops once it passes the threshold, i.e. once the two can be told apart in code space: crude
-codes early in training, finer ones as the generator improves. Plain torch: no Ray.
+reversal stops once the two can be told apart in code space: crude codes early in training, finer ones as the
+generator improves. "Told apart" is either the paper's wording, a two-sample test (mmd_alpha: a permutation test
+of the MMD^2 at that level, the first step whose p-value is below it stops), or a raw threshold on the MMD^2
+(mmd_threshold), which a noisy estimate passes by chance: 64 codes of dimension 64 before any step pass 1e-4 in
+about 4 draws of 10. Plain torch: no Ray.
 
 The loop stays on the device: without the MMD rule nothing reaches the host until the caller reads the errors;
-with it, on a GPU, the MMD^2 of every step is checked on the host once per MMD_CHECK_EVERY steps (on the CPU
-after every step: nothing runs ahead there, so a check costs nothing). Every device->host transfer goes through
-to_host, so that a test can count them.
+with it, on a GPU, the MMD^2 (and p-value) of every step is checked on the host once per MMD_CHECK_EVERY steps
+(on the CPU after every step: nothing runs ahead there, so a check costs nothing). Every device->host transfer
+goes through to_host, so that a test can count them.
 """
 
 from __future__ import annotations
@@ -46,6 +49,7 @@ class Reversed:
     steps: int  # gradient steps taken
     error_trace: torch.Tensor  # (steps,) on the device: the targets' mean squared error per element, before each step
     mmd2: list[float] = field(default_factory=list)  # after each step, when a generated batch was reversed alongside
+    mmd_pvalues: list[float] = field(default_factory=list)  # after each step, under the two-sample test (mmd_alpha)
 
     @cached_property
     def errors(self) -> list[float]:
@@ -73,6 +77,55 @@ def mmd2_unbiased(x: torch.Tensor, y: torch.Tensor, bandwidth: float | torch.Ten
     return off_diagonal.sum() / (m * (m - 1))
 
 
+def permutation_orders(m: int, permutations: int, *, device: torch.device | str,
+                       rng: torch.Generator | None = None) -> torch.Tensor:
+    """(permutations + 1, 2m) orders of a pooled sample of two samples of size M: the identity first (the observed
+    split), then uniform random permutations drawn by RNG on DEVICE. The first m of each row are its x, the rest
+    its y."""
+    identity = torch.arange(2 * m, device=device)[None]
+    return torch.cat([identity, torch.rand(permutations, 2 * m, generator=rng, device=device).argsort(dim=1)])
+
+
+def permuted_mmd2(pooled: torch.Tensor, bandwidth: float | torch.Tensor, orders: torch.Tensor) -> torch.Tensor:
+    """mmd2_unbiased(pooled[order[:m]], pooled[order[m:]]) for every row of ORDERS (R, 2m), from one kernel matrix of
+    POOLED (2m, d) and matrix products: (R,), on POOLED's device, no loop over the rows and no sync.
+
+    With signs s = +1 on a row's x and -1 on its y, and K the kernel matrix without its diagonal, s^T K s is Eq. 3's
+    sum times m(m-1) except for the pairs (x_i, y_i), which Eq. 3 leaves out of its cross terms and s^T K s counts
+    with a factor -2: added back from K at those pairs."""
+    m = pooled.shape[0] // 2
+    if pooled.shape[0] != 2 * m or m < 2 or orders.shape[1] != 2 * m:
+        raise ValueError(f"permuted_mmd2 needs 2m >= 4 pooled codes and orders of 2m, got {pooled.shape[0]} and "
+                         f"{orders.shape[1]}")
+    kernel = rbf_kernel(pooled, pooled, bandwidth)
+    kernel = kernel * (1 - torch.eye(2 * m, dtype=kernel.dtype, device=kernel.device))  # cdist's diagonal is not 0
+    base = torch.cat([torch.ones(m), -torch.ones(m)]).to(kernel)
+    signs = torch.empty(orders.shape, dtype=kernel.dtype, device=kernel.device).scatter_(
+        1, orders, base.expand(len(orders), -1))
+    quadratic = ((signs @ kernel) * signs).sum(dim=1)
+    pairs = kernel[orders[:, :m], orders[:, m:]].sum(dim=1)
+    return (quadratic + 2 * pairs) / (m * (m - 1))
+
+
+def permutation_pvalue(statistics: torch.Tensor) -> torch.Tensor:
+    """The permutation test's p-value (1 + #{permuted >= observed}) / (1 + P), from permuted_mmd2's statistics under
+    permutation_orders (the observed split first, counted as its own 1): a 0-dim tensor of their dtype and device."""
+    return (statistics >= statistics[0]).to(statistics.dtype).mean()
+
+
+def mmd2_permutation_test(
+    x: torch.Tensor, y: torch.Tensor, bandwidth: float | torch.Tensor, *, permutations: int = 200,
+    rng: torch.Generator | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The two-sample test of X against Y (as many) on the unbiased MMD^2: (MMD^2, p-value) as 0-dim tensors on
+    their device, the p-value over PERMUTATIONS random splits of the pooled sample drawn by RNG."""
+    if len(x) != len(y):
+        raise ValueError(f"mmd2_permutation_test needs two samples of one size, got {len(x)} and {len(y)}")
+    orders = permutation_orders(len(x), permutations, device=x.device, rng=rng)
+    statistics = permuted_mmd2(torch.cat([x, y]), bandwidth, orders)
+    return statistics[0], permutation_pvalue(statistics)
+
+
 def reverse(
     generator: nn.Module,
     targets: torch.Tensor,
@@ -85,6 +138,8 @@ def reverse(
     fakes: torch.Tensor | None = None,
     mmd_bandwidth: float | None = None,  # None: the median distance between the initial codes
     mmd_threshold: float | None = None,
+    mmd_alpha: float | None = None,  # the two-sample test's level: stop at the first step with a p-value below it
+    mmd_permutations: int = 200,  # random splits per test (the smallest p-value is 1 / (mmd_permutations + 1))
     rng: torch.Generator | None = None,
     check_every: int | None = None,  # steps between the MMD rule's checks; None: 1 on the CPU, else MMD_CHECK_EVERY
 ) -> Reversed:
@@ -92,16 +147,26 @@ def reverse(
 
     INIT (N, z_dim) warm-starts the codes (e.g. from the last time these images were reversed), or (2N, z_dim) the
     fakes' too; otherwise they start from N(0, init_std^2). With FAKES (generated targets, as many as TARGETS,
-    measured alike) and an MMD threshold, both batches are reversed together and the loop stops once the MMD^2
-    between their codes exceeds the threshold, else after MAX_STEPS. The generator's weights get no gradient.
+    measured alike) and an MMD rule, both batches are reversed together and the loop stops once the MMD^2 between
+    their codes exceeds MMD_THRESHOLD, or (MMD_ALPHA) at the first step whose permutation test rejects at that level,
+    else after MAX_STEPS. The generator's weights get no gradient.
+
+    The test's MMD_PERMUTATIONS splits are drawn by RNG once per reversal and serve every step: each step's test is
+    exact all the same, and RNG advances by as much whatever step the rule stops at (and whatever CHECK_EVERY).
 
     Without the MMD rule nothing is brought to the host (the errors stay on the device until read). With it,
-    the host checks every CHECK_EVERY steps and returns the codes of the first step past the threshold:
-    the steps computed after it are dropped (G must be in eval mode, as for the reversal itself, so that they
-    change nothing)."""
+    the host checks every CHECK_EVERY steps (the window's MMD^2 and p-values in one transfer) and returns the codes
+    of the first step that passes the rule: the steps computed after it are dropped (G must be in eval mode, as for
+    the reversal itself, so that they change nothing)."""
     if lr <= 0 or max_steps < 1 or init_std < 0:
         raise ValueError(f"reverse needs lr > 0, max_steps >= 1 and init_std >= 0; got {lr}, {max_steps}, {init_std}")
-    use_mmd = fakes is not None and mmd_threshold is not None
+    if mmd_threshold is not None and mmd_alpha is not None:
+        raise ValueError("reverse takes one MMD rule: mmd_threshold or mmd_alpha, not both")
+    if mmd_alpha is not None and not (0 < mmd_alpha < 1 and mmd_permutations >= 1):
+        raise ValueError(f"the MMD test needs 0 < mmd_alpha < 1 and mmd_permutations >= 1; got {mmd_alpha}, "
+                         f"{mmd_permutations}")
+    use_test = fakes is not None and mmd_alpha is not None
+    use_mmd = fakes is not None and (mmd_threshold is not None or use_test)
     if use_mmd and len(fakes) != len(targets):
         raise ValueError("the MMD stopping rule needs as many fakes as targets")
     n = len(targets)
@@ -117,14 +182,17 @@ def reverse(
         codes[: len(init)] = init.to(device)
     if use_mmd and mmd_bandwidth is None:  # the median heuristic, fixed for this reversal: a tensor, no sync
         mmd_bandwidth = torch.cdist(codes, codes).median()
+    if use_test:
+        orders = permutation_orders(n, mmd_permutations, device=device, rng=rng)
     codes.requires_grad_(True)
     measure = measure or (lambda images: images)
 
     requires_grad = [p.requires_grad for p in generator.parameters()]
     generator.requires_grad_(False)  # only the codes move
     errors = []  # one 0-dim device tensor per step
-    mmd2 = []  # on the host, up to the last check
-    window_mmd2, window_codes = [], []  # the steps since the last check: their MMD^2 (device) and their codes
+    mmd2, pvalues = [], []  # on the host, up to the last check
+    # The steps since the last check: their MMD^2 and p-values (device) and their codes.
+    window_mmd2, window_pvalues, window_codes = [], [], []
     try:
         steps = 0
         for steps in range(1, max_steps + 1):
@@ -134,23 +202,35 @@ def reverse(
             with torch.no_grad():
                 # A new tensor each step (not codes -= ...): the window keeps each step's codes without a copy.
                 codes = (codes - lr * grad).requires_grad_(True)
-                if use_mmd:
+                if use_test:
+                    statistics = permuted_mmd2(codes, mmd_bandwidth, orders)
+                    window_mmd2.append(statistics[0])
+                    window_pvalues.append(permutation_pvalue(statistics))
+                elif use_mmd:
                     window_mmd2.append(mmd2_unbiased(codes[:n], codes[n:], mmd_bandwidth))
+                if use_mmd:
                     window_codes.append(codes)
             if not use_mmd or (len(window_mmd2) < check_every and steps < max_steps):
                 continue
-            values = to_host(torch.stack(window_mmd2))  # the window's one sync
-            over = next((i for i, value in enumerate(values) if value > mmd_threshold), None)
+            values = to_host(torch.stack(window_mmd2 + window_pvalues))  # the window's one sync
+            values, window_p = values[: len(window_mmd2)], values[len(window_mmd2):]
+            if use_test:
+                over = next((i for i, p in enumerate(window_p) if p < mmd_alpha), None)
+            else:
+                over = next((i for i, value in enumerate(values) if value > mmd_threshold), None)
             if over is None:
                 mmd2 += values
-                window_mmd2, window_codes = [], []
+                pvalues += window_p
+                window_mmd2, window_pvalues, window_codes = [], [], []
                 continue
-            # The first step past the threshold: the result a check after every step would have given.
+            # The first step that passes the rule: the result a check after every step would have given.
             mmd2 += values[: over + 1]
+            pvalues += window_p[: over + 1]
             codes = window_codes[over]
             steps += over + 1 - len(window_codes)
             break
     finally:
         for p, flag in zip(generator.parameters(), requires_grad):
             p.requires_grad_(flag)
-    return Reversed(codes=codes[:n].detach(), steps=steps, error_trace=torch.stack(errors[:steps]), mmd2=mmd2)
+    return Reversed(codes=codes[:n].detach(), steps=steps, error_trace=torch.stack(errors[:steps]), mmd2=mmd2,
+                    mmd_pvalues=pvalues)

@@ -2,8 +2,8 @@
 
 The generator is a chain of named blocks so that Hidden AmbientGAN can split it as G = G1 ∘ G2 at
 any block boundary: in training the fake is G1(f_hidden(G2(z))); sampling applies no measurement.
-The discriminator takes whatever the image-space measurement produces: images, small patches or
-projection vectors.
+The discriminator takes whatever the image-space measurement produces: images or small patches (every
+measurement's output is an image, Gaussian-Projection's back-projection included).
 """
 
 from __future__ import annotations
@@ -209,29 +209,13 @@ class Discriminator(nn.Module):
         if width < 1:
             raise ModelError(f"width must be positive, got {width}")
         self.num_classes = num_classes  # > 0: conditional, D(x | y) with y one-hot next to x
-        if len(input_shape) == 3:
-            c, h, w = input_shape
-            self.body, n_features = conv_body((c + num_classes, h, w), width, norm)
-        elif len(input_shape) == 1:
-            self.body, n_features = self._mlp_body((input_shape[0] + num_classes,), width)
-        else:
-            raise ModelError(
-                f"Discriminator takes images (C, H, W) or vectors (m,), got input shape {input_shape}"
-            )
+        if len(input_shape) != 3:
+            raise ModelError(f"Discriminator takes images (C, H, W), got input shape {input_shape}")
+        c, h, w = input_shape
+        self.body, n_features = conv_body((c + num_classes, h, w), width, norm)
         self.input_shape = input_shape
         self.head = nn.Linear(n_features, 1)
         init_weights(self)
-
-    @staticmethod
-    def _mlp_body(shape: tuple[int], width: int) -> tuple[nn.Module, int]:
-        (m,) = shape
-        if m < 1:
-            raise ModelError(f"Discriminator needs vectors of length >= 1, got {shape}")
-        hidden = 4 * width
-        body = nn.Sequential(
-            nn.Linear(m, hidden), nn.LeakyReLU(0.2), nn.Linear(hidden, hidden), nn.LeakyReLU(0.2)
-        )
-        return body, hidden
 
     def features(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         """Penultimate features (N, F), for evaluation and feature matching."""

@@ -177,7 +177,8 @@ def train_loop_per_worker(loop_config: dict) -> None:
         reals, labels, indices = zip(*(next(batches) for _ in range(t.d_steps)))
         window_data += time.perf_counter() - t0
         if gan.prior.due(step):
-            # KDE-GAN: this step's z come from the new prior.
+            # KDE-GAN: this step's z come from the new prior, reversed through the eval-mode G.
+            gan.calibrate(step)
             last_reversal = gan.prior.refresh(reals[0], indices[0])
         losses = gan.step(list(reals), list(labels))
         window_steps += 1
@@ -189,6 +190,7 @@ def train_loop_per_worker(loop_config: dict) -> None:
         eval_now = cfg.eval.every > 0 and (step % cfg.eval.every == 0 or step == t.steps)
         if not (log_now or checkpoint_now or eval_now):
             continue
+        gan.calibrate(step)  # on every rank alike: what follows samples and saves the eval-mode G
 
         elapsed = time.perf_counter() - window_start
         metrics = {key: float(value) for key, value in losses.items()} | last_reversal

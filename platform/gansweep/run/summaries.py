@@ -37,6 +37,7 @@ SCALAR_TAGS = {
     "reversal_steps": "prior/reversal_steps",  # KDE-GAN: the paper's Fig. 5, bottom row
     "reversal_error": "prior/reversal_error",
     "reversal_mmd2": "prior/reversal_mmd2",
+    "reversal_mmd_pvalue": "prior/reversal_mmd_pvalue",  # the MMD test's p-value at the stop
 }
 EVAL_KEYS = ("fid", "fid_best", "kid", "classifier_score", "classifier_score_best", "nn_pixel_distance",  # PREFIX/KEY
              "precision", "recall", "density", "coverage")  # the full evaluation's PRDC

@@ -44,6 +44,7 @@ from gansweep.config import (
     validate,
 )
 from gansweep.data.sources import DataSourceError, SourceInfo, describe_source
+from gansweep.run.plan import check_gpu_layout
 
 DISTRIBUTIONS = ("uniform", "loguniform", "int", "choice")
 SCHEDULERS = ("asha", "fifo")
@@ -413,6 +414,11 @@ def load_space(path: str | Path, overrides: list[tuple[str, Any]] = ()) -> Sweep
         raise SpaceError(f"{where}: resources.gpus_per_worker: must be >= 0")
     if resources.cpus_per_worker is not None and resources.cpus_per_worker <= 0:
         raise SpaceError(f"{where}: resources.cpus_per_worker: must be > 0")
+    if resources.gpus_per_worker > 0:
+        try:  # the layout DDP refuses, named before Ray starts rather than when the first trial places its ranks
+            check_gpu_layout(resources.workers, resources.gpus_per_worker, "resources")
+        except ConfigError as exc:
+            raise SpaceError(f"{where}: {exc}") from None
 
     metric = raw.get("metric", "fid")
     if metric not in METRIC_MODES:
