@@ -18,7 +18,6 @@ from torch.optim.swa_utils import update_bn
 
 from gansweep.data.thetas import image_seed
 from gansweep.gan.base import GANTrainer
-from gansweep.gan.sampler import SAMPLE_BATCH
 from gansweep.nets.models import class_cycle
 from gansweep.nets.pixels import to_unit
 
@@ -30,9 +29,9 @@ if TYPE_CHECKING:
     from gansweep.nets.measurements import Measurement
 
 
-# Clean forwards of SAMPLE_BATCH codes that G's BatchNorm statistics are recomputed on (their plain mean, as
-# update_bn takes it): 1,024 codes, ~0.1 s at half width on one CPU core, paid at each log, evaluation and checkpoint.
-CLEAN_STATS_BATCHES = 2
+# The clean forwards G's BatchNorm statistics are recomputed on (their plain mean, as update_bn takes it): 1,024
+# codes, ~0.1 s at half width on one CPU core, paid at each log, evaluation and checkpoint.
+CLEAN_STATS_BATCHES, CLEAN_STATS_BATCH_SIZE = 2, 512
 
 
 class _CleanForward(nn.Module):
@@ -83,7 +82,7 @@ class AmbientGAN(GANTrainer):
         generator = self.sampler.generator
         rng = torch.Generator().manual_seed(image_seed(self.cfg.train.seed, step))
         device = self.sampler.device
-        batches = [self.prior.sample(SAMPLE_BATCH, rng).to(device) for _ in range(CLEAN_STATS_BATCHES)]
+        batches = [self.prior.sample(CLEAN_STATS_BATCH_SIZE, rng).to(device) for _ in range(CLEAN_STATS_BATCHES)]
         update_bn(batches, _CleanForward(generator))  # keeps G's train/eval mode
 
     def step(self, reals: list[torch.Tensor], labels: list[torch.Tensor] | None = None) -> dict[str, torch.Tensor]:

@@ -195,13 +195,7 @@ class KDEGANPrior(NormalPrior):
         if r.warm_start and index_list is not None:
             # Each image's code by its index: rows of this reversal's codes, views on the device (no copy each).
             self.code_bank.update(zip(index_list, result.codes))
-        # The figures on the host at last: the error trace's one transfer (the MMD^2 came with the rule's checks).
-        figures = {"reversal_steps": float(result.steps), "reversal_error": result.errors[-1]}
-        if result.mmd2:
-            figures["reversal_mmd2"] = result.mmd2[-1]
-        if result.mmd_pvalues:
-            figures["reversal_mmd_pvalue"] = result.mmd_pvalues[-1]
-        return figures
+        return result.figures()  # on the host at last
 
     def _measured_targets(
         self, reals: torch.Tensor, indices: list[int] | None, fakes: torch.Tensor | None

@@ -56,6 +56,15 @@ class Reversed:
         """The error trace on the host, converted when first read: a sync, which reverse() itself leaves out."""
         return to_host(self.error_trace)
 
+    def figures(self) -> dict[str, float]:
+        """The last step's figures, as the KDE prior logs them under prior/: steps taken, error, and the MMD rule's
+        MMD^2 and p-value where it ran (the error trace's one transfer; the MMD^2 came with the rule's checks)."""
+        figures = {"reversal_steps": float(self.steps), "reversal_error": self.errors[-1]}
+        for name, trace in (("reversal_mmd2", self.mmd2), ("reversal_mmd_pvalue", self.mmd_pvalues)):
+            if trace:
+                figures[name] = trace[-1]
+        return figures
+
 
 def rbf_kernel(a: torch.Tensor, b: torch.Tensor, bandwidth: float | torch.Tensor) -> torch.Tensor:
     """k(a_i, b_j) = exp(-||a_i - b_j||^2 / (2 bandwidth^2)) for every pair: (len(a), len(b))."""
