@@ -36,6 +36,7 @@ MODES = ("ambient", "ignore", "unmeasure", "clean")
 HIDDEN_BN_STATS = ("clean", "measured")
 PRIORS = ("normal", "kde")
 ACL_VARIANTS = ("none", "gan", "ae")  # see acl.py
+ACL_REC_TRAINS = ("encoder_and_generator", "encoder")  # Eq. 4 and 6 | Algorithm 1, line 11
 
 
 class ConfigError(ValueError):
@@ -188,6 +189,9 @@ class ACLConfig:
     gan_weight: float = 1.0  # lambda_3: the image GAN loss of G on G(C(z)) (gan only)
     code_weight: float = 1.0  # lambda_4 (lambda_1 of ACL-AE): the code GAN of C and D_c, Eq. 1
     code_width: int = 256  # hidden units of the two-layer MLPs C and D_c
+    # What the reconstruction trains: encoder_and_generator (E and G, as Eq. 4 and 6 minimise it) | encoder (E only,
+    # as Algorithm 1 updates it; G then learns from its GAN loss alone, so ACL-GAN only)
+    rec_trains: str = "encoder_and_generator"
 
 
 @dataclass
@@ -403,8 +407,15 @@ def _validate_acl(cfg: Config) -> None:
     for key in ("rec_weight", "gan_weight", "code_weight"):
         _check(getattr(a, key) >= 0, f"acl.{key}={getattr(a, key)} must be >= 0")
     _check(a.code_width >= 1, f"acl.code_width={a.code_width} must be >= 1")
+    _check(a.rec_trains in ACL_REC_TRAINS,
+           f"acl.rec_trains='{a.rec_trains}' is not one of {', '.join(ACL_REC_TRAINS)}")
     if a.variant == "none":
         return
+    if a.rec_trains == "encoder":  # G's one other loss is ACL-GAN's image GAN loss: without it G would not train
+        _check(a.variant == "gan", f"acl.rec_trains=encoder with acl.variant={a.variant}: ACL-AE's decoder G learns "
+               "from the reconstruction alone and would not train; use acl.rec_trains=encoder_and_generator")
+        _check(a.gan_weight > 0, f"acl.rec_trains=encoder with acl.gan_weight={a.gan_weight}: G learns from its GAN "
+               "loss alone and would not train; use acl.gan_weight > 0 or acl.rec_trains=encoder_and_generator")
     _check(
         cfg.mode != "ambient",
         f"acl.variant={a.variant} with mode=ambient: ACL's encoder codes the images D sees and G is trained to "

@@ -1,11 +1,12 @@
-"""Adversarial code learning (Yuan et al.): the code GAN, which loss trains which net, ACL-GAN / ACL-GAN-GP / ACL-AE
-steps and shapes, checkpoints, the evaluation's G(C(z)), and a real two-worker run."""
+"""Adversarial code learning (Yuan et al.): the code GAN, which loss trains which net (acl.rec_trains: Eq. 4 and 6
+or Algorithm 1), ACL-GAN / ACL-GAN-GP / ACL-AE steps and shapes, checkpoints, the evaluation's G(C(z)), and a real
+two-worker run."""
 
 import json
 
 import pytest
 import torch
-from conftest import _events, _save_run, _train, needs_fashion
+from conftest import _cli, _events, _save_run, _train, needs_fashion
 from gansweep.config import ConfigError, load_config
 from gansweep.gan.acl import ACLGAN, code_gan_step
 from gansweep.gan.ambient import AmbientGAN
@@ -23,6 +24,10 @@ def _acl(variant: str, *extra: str) -> ACLGAN:
 
 def _weights(net: torch.nn.Module) -> torch.Tensor:
     return torch.cat([p.detach().flatten().clone() for p in net.parameters()])
+
+
+def _grads(net: torch.nn.Module) -> torch.Tensor:
+    return torch.cat([p.grad.flatten() for p in net.parameters()])
 
 
 def test_the_code_gan_moves_c_onto_the_target_code_distribution():
@@ -43,7 +48,8 @@ def test_the_code_gan_moves_c_onto_the_target_code_distribution():
     assert codes.std(0)[1] > 1.5 * codes.std(0)[0]
 
 
-@pytest.mark.parametrize("variant,extra", [("gan", []), ("gan", GP), ("ae", [])], ids=["acl-gan", "acl-gan-gp", "acl-ae"])
+@pytest.mark.parametrize("variant,extra", [("gan", []), ("gan", GP), ("gan", ["acl.rec_trains=encoder"]), ("ae", [])],
+                         ids=["acl-gan", "acl-gan-gp", "acl-gan-rec-trains-encoder", "acl-ae"])
 def test_acl_trains_a_few_steps_with_the_right_shapes(variant, extra):
     gan = _acl(variant, *extra)
     reals = [torch.rand(16, 1, 28, 28) for _ in range(gan.cfg.train.d_steps)]
@@ -82,6 +88,27 @@ def test_each_loss_trains_only_its_nets():
     code_generator, generator = _weights(gan.prior.C), _weights(gan.players.G)
     gan.step(reals)
     assert torch.equal(_weights(gan.prior.C), code_generator) and not torch.equal(_weights(gan.players.G), generator)
+
+
+def test_rec_trains_says_whether_the_reconstruction_reaches_g():
+    # One step from the same start in each config; a net's .grad after it is that of the step's last backward pass.
+    reals = [torch.rand(16, 1, 28, 28, generator=torch.Generator().manual_seed(0))]
+    stepped = {}
+    for name, extra in {"default": [], "encoder": ["acl.rec_trains=encoder"], "gan_alone": ["acl.rec_weight=0"],
+                        "rec_alone": ["acl.gan_weight=0"]}.items():
+        stepped[name] = _acl("gan", *extra)
+        stepped[name].step(reals)
+    g = {name: _grads(gan.players.G) for name, gan in stepped.items()}
+    e = {name: _grads(gan.E) for name, gan in stepped.items()}
+    # Algorithm 1: G's gradient is its GAN loss's alone, so its step is exactly the GAN loss's step; E's is the
+    # reconstruction's, still through G (E is not on the GAN loss's path).
+    assert torch.equal(g["encoder"], g["gan_alone"])
+    assert torch.equal(_weights(stepped["encoder"].players.G), _weights(stepped["gan_alone"].players.G))
+    assert e["encoder"].abs().sum() > 0 and torch.allclose(e["encoder"], e["rec_alone"], rtol=1e-5, atol=1e-8)
+    # Eq. 4 and 6 (the default): G's gradient is the sum of both losses' (rec_weight = gan_weight = 1).
+    assert not torch.allclose(g["default"], g["gan_alone"])
+    assert torch.allclose(g["default"], g["gan_alone"] + g["rec_alone"], rtol=1e-4, atol=1e-7)
+    assert torch.allclose(e["default"], e["rec_alone"], rtol=1e-5, atol=1e-8)
 
 
 def test_acl_ae_learns_to_reconstruct():
@@ -127,10 +154,24 @@ def test_without_acl_the_plain_trainer_is_built():
     (["acl.variant=gan", "acl.rec_weight=-1"], "acl.rec_weight=-1.0 must be >= 0"),
     (["acl.variant=gan", "acl.code_width=0"], "acl.code_width=0 must be >= 1"),
     (["acl.variant=gan", "prior.name=kde"], "ACL learns G's input distribution itself"),
+    (["acl.rec_trains=decoder"], "acl.rec_trains='decoder' is not one of encoder_and_generator, encoder"),
+    (["acl.variant=ae", "acl.rec_trains=encoder"], "acl.rec_trains=encoder with acl.variant=ae: ACL-AE's decoder G"),
+    (["acl.variant=gan", "acl.rec_trains=encoder", "acl.gan_weight=0"],
+     "acl.rec_trains=encoder with acl.gan_weight=0.0: G learns from its GAN loss alone"),
 ])
 def test_bad_acl_values_are_refused(overrides, message):
     with pytest.raises(ConfigError, match=message.replace(".", r"\.").replace("(", r"\(")):
         load_config(None, SMALL + overrides)
+
+
+def test_cli_refuses_rec_trains_encoder_for_acl_ae_with_exit_2_before_ray(tmp_path):
+    # As tests/test_config.py's test_cli_bad_input_exits_2_before_ray checks every other bad key.
+    result = _cli("train", *[arg for key in SMALL for arg in ("--set", key)], "--set", "acl.variant=ae",
+                  "--set", "acl.rec_trains=encoder", "--output", str(tmp_path / "run"), cwd=tmp_path)
+    assert result.returncode == 2, result.stderr
+    assert "acl.rec_trains=encoder with acl.variant=ae" in result.stderr and "Traceback" not in result.stderr
+    assert "Started a local Ray instance" not in result.stdout + result.stderr
+    assert not (tmp_path / "run").exists()
 
 
 def test_acl_is_refused_in_mode_ambient():

@@ -6,8 +6,9 @@ discriminator D_c plays the GAN game of Eq. 1 on codes (real: E(x), fake: C(z)),
 distribution. The image generator G draws images from codes; samples are G(C(z)): C(z) is G's prior.
 
 - ACL-GAN (acl.variant=gan, Eq. 6 and Algorithm 1): lambda_2 ||Phi(x) - Phi(G(E(x)))||^2, Phi being D's last
-  features (Larsen et al.'s feature-wise reconstruction), trains E and G; the image GAN loss on G(C(z)) trains
-  G and D (lambda_3); the code GAN trains C and D_c (lambda_4). With train.loss=wgan_gp this is ACL-GAN-GP.
+  features (Larsen et al.'s feature-wise reconstruction), trains E and G as Eq. 4 and 6 minimise it, or E alone
+  as Algorithm 1 (line 11) updates it (acl.rec_trains=encoder); the image GAN loss on G(C(z)) trains G and D
+  (lambda_3); the code GAN trains C and D_c (lambda_4). With train.loss=wgan_gp this is ACL-GAN-GP.
 - ACL-AE (acl.variant=ae, Eq. 3): an autoencoder (E, G as decoder) on ||x - G(E(x))||^2 plus lambda_1 times the
   code GAN; there is no image discriminator.
 
@@ -75,8 +76,21 @@ class ACLGAN(GANTrainer):
             images = self.players.G(self.prior.sample(n, self.streams.z))
         return to_unit(images.float())
 
+    def reconstruct(self, codes: torch.Tensor) -> torch.Tensor:
+        """G(CODES) in [0, 1]. With acl.rec_trains=encoder, G's plain module on its weights detached: the
+        reconstruction's gradient reaches E through G but none reaches G's weights, so the one backward pass gives
+        them their GAN loss's gradient alone (and G's DDP wrapper syncs that, from the pass on G(C(z)))."""
+        generator = self.players.G
+        with self.players.autocast:
+            if self.cfg.acl.rec_trains == "encoder":
+                plain = unwrap(generator)
+                weights = {name: weight.detach() for name, weight in plain.named_parameters()}
+                return to_unit(torch.func.functional_call(plain, weights, (codes,)).float())
+            return to_unit(generator(codes).float())
+
     def step(self, reals: list[torch.Tensor], labels: list | None = None) -> dict[str, torch.Tensor]:
-        """The code GAN, then (ACL-GAN) D's steps, then one step of G and E on reconstruction (+ G's GAN loss).
+        """The code GAN, then (ACL-GAN) D's steps, then one step of G and E on reconstruction (+ G's GAN loss; G on
+        that alone with acl.rec_trains=encoder).
         LABELS are ignored: ACL is unconditional (the config refuses model.conditional with it)."""
         a, players, real = self.cfg.acl, self.players, reals[-1]
         with players.autocast:
@@ -86,8 +100,7 @@ class ACLGAN(GANTrainer):
         if players.D is not None:
             figures |= players.discriminator_steps(reals, [None] * len(reals), lambda n, _: self.fake(n))
 
-        with players.autocast:
-            reconstruction = to_unit(players.G(codes).float())
+        reconstruction = self.reconstruct(codes)
         if players.D is None:  # ACL-AE: pixel-wise, Eq. 2
             loss_rec = F.mse_loss(reconstruction, real)
             loss = a.rec_weight * loss_rec

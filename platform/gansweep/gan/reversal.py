@@ -186,9 +186,10 @@ def reverse(
         check_every = 1 if device.type == "cpu" else MMD_CHECK_EVERY
     batch = torch.cat([targets, fakes]) if use_mmd else targets
     z_dim = generator.z_dim
-    codes = torch.randn(len(batch), z_dim, generator=rng, device=device) * init_std  # RNG on that device
-    if init is not None:
-        codes[: len(init)] = init.to(device)
+    # Fresh codes only for the rows INIT leaves (RNG on that device): a warm start draws none it would overwrite.
+    warm = init.to(device) if init is not None else torch.empty(0, z_dim, device=device)
+    fresh = torch.randn(len(batch) - len(warm), z_dim, generator=rng, device=device) * init_std
+    codes = torch.cat([warm, fresh])
     if use_mmd and mmd_bandwidth is None:  # the median heuristic, fixed for this reversal: a tensor, no sync
         mmd_bandwidth = torch.cdist(codes, codes).median()
     if use_test:
