@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import secrets
 import signal
 import subprocess
 import sys
@@ -13,9 +14,12 @@ from pathlib import Path
 
 from gansweep.run.trainer import free_port
 
-# Token auth stays on, as on a real cluster: every client of this head (drivers, `ray job`) needs the mode.
+# Token auth stays on, as on a real cluster: every client of this head (drivers, `ray job`) needs the mode and
+# the token. A fresh machine has no ~/.ray/auth_token (and `ray start` refuses to start without one), so the head
+# and its clients share one of their own unless the caller's environment names one: nothing written to $HOME.
 # This Python's bin first on PATH: a job's `python` and the head's workers are this environment's.
 RAY_ENV = {
+    "RAY_AUTH_TOKEN": secrets.token_hex(16),
     **os.environ, "RAY_AUTH_MODE": "token",
     "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]),
 }
