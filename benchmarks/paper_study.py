@@ -109,6 +109,25 @@ def train(run: Run, fixed: dict, output: Path, address: str) -> dict:
     return summary
 
 
+def share_cpus(fixed: dict, cpus: int, concurrency: int) -> dict:
+    """FIXED with each run's train.cpus_per_worker: its share of the head's CPUS with CONCURRENCY runs at once, less
+    the data stream's reading tasks, which need CPUs beside the workers (run/plan.py; two runs of 1 CPU each on 2
+    CPUs left the streams none, and every run waited at step 0). A fixed train.cpus_per_worker that leaves them
+    none is refused."""
+    from gansweep.config import ConfigError
+    from gansweep.run.plan import plan_resources
+
+    try:
+        per_worker, fit = plan_resources(fixed.get("train.workers", 1), fixed.get("train.cpus_per_worker"), 0,
+                                         {"CPU": cpus}, runs=concurrency)
+    except ConfigError as exc:
+        sys.exit(f"[study] {exc}")
+    if fit < concurrency:
+        sys.exit(f"[study] {concurrency} runs at once do not fit {cpus} CPUs with train.cpus_per_worker="
+                 f"{fixed['train.cpus_per_worker']} (and their data streams): leave it out, or lower --concurrency")
+    return {**fixed, "train.cpus_per_worker": round(per_worker, 4)}
+
+
 def train_all(pilot: list[Run], others: list[Run], context: dict, fixed: dict, output: Path, concurrency: int) -> None:
     """Every run not finished yet, `concurrency` at a time on one Ray head started (and stopped) here."""
     head = start_head(os.cpu_count() or 2, output / "ray_head.log")
@@ -256,6 +275,7 @@ def main() -> None:
     for item in args.set:
         key, value = item.split("=", 1)
         fixed[key] = yaml.safe_load(value)
+    fixed = share_cpus(fixed, os.cpu_count() or 2, args.concurrency)
     output = args.output.resolve()
     output.mkdir(parents=True, exist_ok=True)
     pilot, others, context = plan(study)

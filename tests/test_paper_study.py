@@ -52,3 +52,11 @@ def test_hidden_patch_is_the_same_fraction_of_each_feature_map(point, side):
                                          cfg_model={"z_dim": 64, "g_width": 32})
     assert keys["hidden.inject_at"] == point and keys["hidden.measurement.patch"] == round(side / 2)
     assert "hidden.measurement.patch_fraction" not in keys
+
+
+def test_concurrent_runs_leave_their_data_streams_a_share_of_the_cpus():
+    # two runs on 2 CPUs: 0.75 each for the worker, 0.25 each for its stream's reading tasks (1 each starved them)
+    assert paper_study.share_cpus({"train.steps": 10}, 2, 2) == {"train.steps": 10, "train.cpus_per_worker": 0.75}
+    assert paper_study.share_cpus({}, 16, 2)["train.cpus_per_worker"] == 7.75
+    with pytest.raises(SystemExit, match="do not fit 2 CPUs with train.cpus_per_worker=1"):
+        paper_study.share_cpus({"train.cpus_per_worker": 1}, 2, 2)

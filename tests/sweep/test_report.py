@@ -7,6 +7,8 @@ import matplotlib
 
 matplotlib.use("Agg")
 
+import matplotlib.image
+import matplotlib.style
 import optuna
 import pytest
 from gansweep.sweep import sweep_dir as layout
@@ -30,7 +32,18 @@ DISTRIBUTIONS = {
     "optim.lr_g": FloatDistribution(1e-4, 1e-2, log=True),
     "prior.name": CategoricalDistribution(["gaussian", "kde"]),
     "prior.reversal_steps": IntDistribution(4, 14),
+    "mode": CategoricalDistribution(["ambient", "ignore"]),
 }
+# The quickstart's question: ambient against ignore, over p. Ambient is better at every p.
+MODE_SPACE = {"mode": {"choice": ["ambient", "ignore"]}, "measurement.p": {"uniform": [0.1, 0.9]}}
+MODE_TRIALS = [
+    ("finished", {"mode": "ambient", "measurement.p": 0.3}, 20.0, None),
+    ("finished", {"mode": "ignore", "measurement.p": 0.4}, 50.0, None),
+    ("finished", {"mode": "ambient", "measurement.p": 0.5}, 24.0, None),
+    ("failed", {"mode": "ignore", "measurement.p": 0.6}, None, "RuntimeError: out of memory"),
+    ("finished", {"mode": "ignore", "measurement.p": 0.7}, 70.0, None),
+    ("stopped", {"mode": "ambient", "measurement.p": 0.8}, 30.0, None),
+]
 # (status, params, best fid or None, error)
 TRIALS = [
     ("finished", {"measurement.p": 0.2, "optim.lr_g": 2e-4, "prior.name": "gaussian"}, 40.0, None),
@@ -55,7 +68,7 @@ def full_evaluation(number: int, best: float | None, prdc: bool) -> dict | None:
     return figures
 
 
-def make_sweep(root, mode="min", trials=TRIALS, storage_in_json=None, prdc=True):
+def make_sweep(root, mode="min", trials=TRIALS, storage_in_json=None, prdc=True, space=SPACE):
     """sweep.json, trials.json and a matching Optuna study in root/optuna.db; returns the storage URL."""
     root.mkdir(parents=True, exist_ok=True)
     storage = f"sqlite:///{root}/optuna.db"
@@ -69,14 +82,14 @@ def make_sweep(root, mode="min", trials=TRIALS, storage_in_json=None, prdc=True)
         else:
             study.add_trial(optuna.trial.create_trial(value=best, params=params, distributions=distributions))
         records.append({
-            "name": f"{number:05d}_p={params['measurement.p']}", "number": number, "params": params, "status": status,
+            "name": f"{number:05d}_p={params.get('measurement.p')}", "number": number, "params": params, "status": status,
             "metrics": {"step": 300, "fid": None if best is None else best + 1.0, "loss_d": 0.7},
             "best": None if best is None else {"value": best, "step": 200},
             "full_evaluation": full_evaluation(number, best, prdc),
             "wall_s": 120.0, "error": error,
         })
     layout.write_sweep_record(root, {
-        "name": "demo_sweep", "metric": "fid", "mode": mode, "space": SPACE, "study_name": "demo",
+        "name": "demo_sweep", "metric": "fid", "mode": mode, "space": space, "study_name": "demo",
         "storage": storage_in_json or storage, "search": "optuna_tpe",
     })
     layout.write_trials(root, records)
@@ -215,3 +228,75 @@ def test_storage_password_stays_out_of_the_report(tmp_path):
     summary = Path(write_report(tmp_path, storage="postgresql://user:s3cret@127.0.0.1:1/optuna")).read_text()
     assert "s3cret" not in summary and "user:***@127.0.0.1" in summary
     assert "Source: trials.json" in summary
+
+
+def importance_section(summary: str) -> str:
+    return summary.split("## Parameter importances")[1].split("\n## ")[0]
+
+
+def test_metric_vs_numeric_by_categorical_plot_and_per_value_table(tmp_path):
+    make_sweep(tmp_path, trials=MODE_TRIALS, space=MODE_SPACE)
+    summary = Path(write_report(tmp_path)).read_text()
+    png = tmp_path / "report" / "metric_vs_measurement.p_by_mode.png"
+    height, width, _ = matplotlib.image.imread(png).shape
+    assert height > 0 and width > 0
+    plots = summary.split("## fid against each parameter")[1]
+    assert "(metric_vs_measurement.p_by_mode.png)" in plots
+    by_mode = plots.split("### fid by mode")[1]
+    assert "| mode | trials with fid | best fid | mean fid |" in by_mode
+    assert "| ambient | 3 | 20 | 24.67 |" in by_mode  # 20, 24 and the stopped trial's 30
+    assert "| ignore | 2 | 50 | 60 |" in by_mode  # the failed trial has no fid
+    assert sorted(p.name for p in (tmp_path / "report").glob("*_by_*")) == ["metric_vs_measurement.p_by_mode.png"]
+
+
+def test_mode_max_per_value_table_takes_the_maximum(tmp_path):
+    make_sweep(tmp_path, mode="max", trials=MODE_TRIALS, space=MODE_SPACE)
+    summary = Path(write_report(tmp_path)).read_text()
+    assert "| ambient | 3 | 30 | 24.67 |" in summary and "| ignore | 2 | 70 | 60 |" in summary
+
+
+@pytest.mark.parametrize("space", [
+    {"measurement.p": SPACE["measurement.p"], "optim.lr_g": SPACE["optim.lr_g"]},
+    {"mode": MODE_SPACE["mode"], "prior.name": SPACE["prior.name"]},
+], ids=["numeric_only", "categorical_only"])
+def test_no_by_plot_without_both_a_numeric_and_a_categorical_param(tmp_path, space):
+    trials = [("finished", {"measurement.p": 0.2 + i / 10, "optim.lr_g": 1e-3, "mode": "ambient",
+                            "prior.name": "kde"}, 30.0 + i, None) for i in range(3)]
+    trials = [(status, {k: v for k, v in params.items() if k in space}, best, error)
+              for status, params, best, error in trials]
+    make_sweep(tmp_path, trials=trials, space=space)
+    summary = Path(write_report(tmp_path)).read_text()
+    assert not list((tmp_path / "report").glob("*_by_*"))
+    assert "_by_" not in summary.split("## fid against each parameter")[1]
+    assert ("### fid by mode" in summary) == ("mode" in space)  # the per-value table needs no numeric param
+
+
+def many_trials(n: int) -> list:
+    """n finished trials, ambient and ignore in turn over a grid of p: fid rises with p, ignore 30 worse."""
+    return [("finished", {"mode": ("ambient", "ignore")[i % 2], "measurement.p": 0.1 + 0.8 * i / (n - 1)},
+             20.0 + 30.0 * (i % 2) + 10.0 * i / n, None) for i in range(n)]
+
+
+def test_importances_are_unreliable_below_the_minimum_of_complete_trials(tmp_path):
+    failed = ("failed", {"mode": "ignore", "measurement.p": 0.5}, None, "RuntimeError: boom")
+    make_sweep(tmp_path, trials=many_trials(19) + [failed], space=MODE_SPACE)  # 20 trials, 19 complete
+    section = importance_section(Path(write_report(tmp_path)).read_text())
+    assert "Unreliable: computed over 19 complete trials, fewer than 20" in section
+    assert "| mode |" in section and (tmp_path / "report" / "importances.png").is_file()  # still computed, drawn
+
+
+def test_importances_are_not_marked_at_the_minimum_of_complete_trials(tmp_path):
+    make_sweep(tmp_path, trials=many_trials(20), space=MODE_SPACE)
+    section = importance_section(Path(write_report(tmp_path)).read_text())
+    assert "over 20 complete trials" in section and "nreliable" not in section
+    assert "| mode |" in section and (tmp_path / "report" / "importances.png").is_file()
+
+
+def test_report_leaves_matplotlibs_style_as_it_found_it(tmp_path):
+    # Optuna's importance plot switches to ggplot: a second report in the same process must look like the first.
+    make_sweep(tmp_path, trials=MODE_TRIALS, space=MODE_SPACE)
+    with matplotlib.rc_context():
+        matplotlib.style.use("default")
+        write_report(tmp_path)
+        assert (tmp_path / "report" / "importances.png").is_file()
+        assert matplotlib.rcParams["axes.facecolor"] == "white"

@@ -12,7 +12,7 @@ from gansweep.sweep.runner import SweepError, plan_resources, trial_name
 from gansweep.sweep.space import SpaceError, load_space
 
 SPACES = Path(__file__).resolve().parents[2] / "search_spaces"
-NOT_TUNE_SPACES = {"paper_table.yaml"}  # the grid-study format of benchmarks/paper_study.py
+NOT_TUNE_SPACES = {"paper_table.yaml", "paper_headline_balanced.yaml"}  # benchmarks/paper_study.py's grid format
 
 # Every space is checked against its data (Fashion-MNIST unless fixed: says otherwise), described as it loads.
 pytestmark = needs_fashion
@@ -90,6 +90,18 @@ def test_defaults(tmp_path):
 def test_classifier_score_defaults_to_max(tmp_path):
     space = _load(tmp_path, "metric: classifier_score\nnum_samples: 2\nspace: {measurement.p: {uniform: [0.1, 0.9]}}\n")
     assert (space.metric, space.mode) == ("classifier_score", "max")
+
+
+def test_two_metrics_make_a_multi_objective_space_that_runs_every_trial_to_its_end(tmp_path):
+    space = _load(tmp_path, "metric: [fid, classifier_score]\nnum_samples: 2\n"
+                            "space: {measurement.p: {uniform: [0.1, 0.9]}}\n")
+    assert space.objectives == [("fid", "min"), ("classifier_score", "max")]
+    assert (space.metric, space.mode) == ("fid", "min")  # the first ranks trials.json
+    assert space.scheduler.name == "fifo"  # ASHA, single-objective, is not the default here
+    written = _load(tmp_path, "metric: [classifier_score, fid]\nmode: [max, min]\nscheduler: {name: fifo}\n"
+                              "num_samples: 2\nspace: {measurement.p: {uniform: [0.1, 0.9]}}\n")
+    assert written.objectives == [("classifier_score", "max"), ("fid", "min")]
+    assert _load(tmp_path, CONDITIONAL).objectives == [("fid", "min")]
 
 
 def test_set_overrides_replace_fixed_keys_and_settings(tmp_path):
@@ -328,6 +340,17 @@ OK = "num_samples: 4\nfixed: {train.steps: 2000}\n"
     (OK + "mode: max\nspace: {measurement.p: {uniform: [0.1, 0.9]}}\n", ["mode", "worst"]),
     (OK + "metric: classifier_score\nmode: min\nspace: {measurement.p: {uniform: [0.1, 0.9]}}\n", ["mode"]),
     (OK + "search: {algorithm: bayes}\nspace: {measurement.p: {uniform: [0.1, 0.9]}}\n", ["search.algorithm"]),
+    # two objectives
+    (OK + "metric: [fid, classifier_score]\nscheduler: {name: asha}\nspace: {measurement.p: {uniform: [0.1, 0.9]}}\n",
+     ["scheduler: asha", "two", "fid, classifier_score", "name: fifo"]),
+    (OK + "metric: [fid, fid]\nspace: {measurement.p: {uniform: [0.1, 0.9]}}\n", ["metric", "two different"]),
+    (OK + "metric: [fid, classifier_score, fid]\nspace: {measurement.p: {uniform: [0.1, 0.9]}}\n", ["metric"]),
+    (OK + "metric: []\nspace: {measurement.p: {uniform: [0.1, 0.9]}}\n", ["metric"]),
+    (OK + "metric: [fid, loss]\nspace: {measurement.p: {uniform: [0.1, 0.9]}}\n", ["metric", "'loss'"]),
+    (OK + "metric: [fid, classifier_score]\nmode: min\nspace: {measurement.p: {uniform: [0.1, 0.9]}}\n",
+     ["mode", "one per metric"]),
+    (OK + "metric: [fid, classifier_score]\nmode: [min, min]\nspace: {measurement.p: {uniform: [0.1, 0.9]}}\n",
+     ["mode", "classifier_score is better when higher"]),
     # counts
     ("fixed: {train.steps: 2000}\nspace: {measurement.p: {uniform: [0.1, 0.9]}}\n", ["num_samples", "required"]),
     ("num_samples: 0\nspace: {measurement.p: {uniform: [0.1, 0.9]}}\n", ["num_samples", ">= 1"]),

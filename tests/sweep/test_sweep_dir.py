@@ -49,3 +49,22 @@ def test_the_best_trial_follows_the_mode_and_skips_trials_without_a_value():
     assert layout.best_trial(trials, "min")["name"] == "c"
     assert layout.best_trial(trials, "max")["name"] == "a"
     assert layout.best_trial([{"name": "b", "best": None}], "min") is None
+
+
+def test_the_pareto_front_keeps_the_finished_trials_nothing_dominates():
+    def trial(number, fid, score, status="finished"):
+        return {"number": number, "status": status, "metrics": {"fid": fid, "classifier_score": score}}
+
+    trials = [
+        trial(0, 30.0, 5.0),  # best FID
+        trial(1, 40.0, 7.0),  # best score
+        trial(2, 35.0, 6.0),  # between the two: on the front
+        trial(3, 36.0, 6.0),  # dominated by 2 (worse FID, same score)
+        trial(4, 10.0, 9.0, status="stopped"),  # would dominate all, but its figures are not final
+        {"number": 5, "status": "finished", "metrics": {"fid": 20.0}},  # no score: not comparable
+    ]
+    front = layout.pareto_front(trials, [("fid", "min"), ("classifier_score", "max")])
+    assert [t["number"] for t in front] == [0, 2, 1]  # sorted by the first objective
+    # the directions matter: maximising FID and minimising the score, 3 dominates 2 and the highest FID comes first
+    assert [t["number"] for t in layout.pareto_front(trials, [("fid", "max"), ("classifier_score", "min")])] == [1, 3, 0]
+    assert layout.objectives_of({"metric": "fid", "mode": "min"}) == [("fid", "min")]

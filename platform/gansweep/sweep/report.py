@@ -1,7 +1,8 @@
 """`gansweep report`: one table and plots for a finished (or partly finished) sweep directory.
 
 Reads SWEEP_DIR/sweep.json, SWEEP_DIR/trials.json and the sweep's Optuna study, and writes
-SWEEP_DIR/report/: summary.md, trials.csv, metric_vs_<param>.png per swept parameter and, when
+SWEEP_DIR/report/: summary.md, trials.csv, metric_vs_<param>.png per swept parameter,
+metric_vs_<numeric>_by_<categorical>.png per pair of a numeric and a categorical swept parameter and, when
 Optuna can rank the parameters, importances.png. Nothing outside report/ is written.
 """
 
@@ -16,6 +17,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import numpy as np
+from matplotlib import colormaps
 from matplotlib.figure import Figure
 
 from gansweep import storage as locations  # `storage` is the Optuna storage URL here
@@ -26,6 +28,10 @@ from gansweep.sweep import sweep_dir as layout
 FULL_FIGURES = ("precision", "recall", "density", "coverage")
 ERROR_CHARS = 100  # an error is shortened to its last line, cut to this many characters
 JITTER = 0.15  # half-width of the horizontal jitter of categorical strip points
+# PED-ANOVA contrasts the best 10% of the trials with all of them: under 20 trials that best 10% is one or two
+# trials, so a single trial decides the ranking (Optuna advises 5 in it, 50 trials; 20 is a floor, not a guarantee).
+MIN_TRIALS_FOR_IMPORTANCE = 20
+PARETO_PNG = "pareto.png"  # a sweep on two objectives: its Pareto front
 
 # Status -> (colour, marker): failed/stopped trials must stand out from finished ones.
 STATUS_STYLE = {
@@ -58,19 +64,38 @@ def write_report(sweep_dir: str | Path, storage: str | None = None) -> str:
         rows = [_table_row(t, params, metric, full_keys) for t in ranked]
         _write_csv(out / "trials.csv", columns, rows)
 
-        plots = {}
-        for param in params:
-            plots[param] = f"metric_vs_{_safe_name(param)}.png"
-            _plot_metric_vs_param(out / plots[param], param, (sweep.get("space") or {}).get(param), trials, metric,
-                                  mode)
+        plots, by_plots = _write_plots(out, sweep.get("space") or {}, params, trials, metric, mode)
+        objectives = layout.objectives_of(sweep)
+        front = None
+        if len(objectives) > 1:
+            front = layout.pareto_front(trials, objectives)
+            _plot_pareto(out / PARETO_PNG, trials, objectives, front)
 
         # A sweep on object storage: its published SQLite study, read from a copy (never the driver's own file).
         study_url = storage or layout.study_copy(sweep_dir, sweep.get("storage"), Path(scratch))
         importances, importance_note = _importances(sweep, trials, study_url, out / "importances.png")
-        summary = _summary(sweep, ranked, columns, rows, params, plots, importances, importance_note, trials_note,
-                           storage)
+        pareto = _pareto_section(front, objectives, params) if front is not None else []
+        summary = _summary(sweep, ranked, columns, rows, plots, by_plots, importances, importance_note, trials_note,
+                           storage, pareto)
         (out / "summary.md").write_text(summary)
     return locations.join(report_dir, "summary.md")
+
+
+def _write_plots(out: Path, space: dict, params: list[str], trials: list[dict], metric: str,
+                 mode: str) -> tuple[dict, dict]:
+    """Draw the plots; return (param -> its png, categorical param -> [(numeric param, png coloured by it)])."""
+    kinds = {p: _spec_kind(space.get(p), [t["params"][p] for t in trials if p in t["params"]]) for p in params}
+    plots, by_plots = {}, {}
+    for param in params:
+        plots[param] = f"metric_vs_{_safe_name(param)}.png"
+        _plot_metric_vs_param(out / plots[param], param, space.get(param), trials, metric, mode)
+    for by in (p for p in params if kinds[p] == "categorical"):
+        by_plots[by] = []
+        for param in (p for p in params if kinds[p] != "categorical"):
+            png = f"metric_vs_{_safe_name(param)}_by_{_safe_name(by)}.png"
+            _plot_metric_vs_param_by(out / png, param, space.get(param), by, space.get(by), trials, metric, mode)
+            by_plots[by].append((param, png))
+    return plots, by_plots
 
 
 def _swept_params(space: dict, trials: list[dict]) -> list[str]:
@@ -183,6 +208,40 @@ def _spec_kind(spec: dict | None, values: list) -> str:
     return "linear" if numeric else "categorical"
 
 
+def _categories(spec: dict | None, values: list) -> list:
+    """The space's choices in their order, then any other value a trial took (in the order first seen)."""
+    categories = list(spec["choice"]) if isinstance(spec, dict) and "choice" in spec else []
+    for value in values:
+        if value not in categories:
+            categories.append(value)
+    return categories
+
+
+def _numeric_x_axis(ax, kind: str, spec: dict | None, xs: list[float]) -> None:
+    """A log axis for a loguniform parameter, spanning the whole search range (and every trial's value)."""
+    if kind == "log":
+        ax.set_xscale("log")
+    bounds = next((spec[k] for k in ("loguniform", "uniform", "int") if isinstance(spec, dict) and k in spec), None)
+    if bounds is None or len(bounds) != 2:
+        return
+    # The whole search range, so one sees where in it the trials landed.
+    lo, hi = min([float(bounds[0]), *xs]), max([float(bounds[1]), *xs])
+    if kind == "log" and lo > 0:
+        pad = (hi / lo) ** 0.04
+        ax.set_xlim(lo / pad, hi * pad)
+    elif hi > lo:
+        pad = 0.04 * (hi - lo)
+        ax.set_xlim(lo - pad, hi + pad)
+
+
+def _sweep_best(trials: list[dict], mode: str) -> dict | None:
+    return min((t for t in trials if _best_value(t) is not None), key=lambda t: _rank_key(t, mode), default=None)
+
+
+def _circle_best(ax, x: float, y: float) -> None:
+    ax.scatter([x], [y], s=220, facecolors="none", edgecolors="black", linewidths=1.5, label="best", zorder=4)
+
+
 def _plot_metric_vs_param(path: Path, param: str, spec: dict | None, trials: list[dict], metric: str, mode: str) -> None:
     """Best metric per trial against the parameter's value, coloured by status.
 
@@ -201,10 +260,7 @@ def _plot_metric_vs_param(path: Path, param: str, spec: dict | None, trials: lis
     bottom = strip if strip is not None else ax  # the axes that carries the x labels
 
     if kind == "categorical":
-        categories = list(spec["choice"]) if isinstance(spec, dict) and "choice" in spec else []
-        for t in having:
-            if t["params"][param] not in categories:
-                categories.append(t["params"][param])
+        categories = _categories(spec, [t["params"][param] for t in having])
         # Seeded jitter: the same sweep gives the same picture.
         jitter = np.random.default_rng(0).uniform(-JITTER, JITTER, size=len(having))
         x_of = {id(t): categories.index(t["params"][param]) + j for t, j in zip(having, jitter)}
@@ -212,18 +268,7 @@ def _plot_metric_vs_param(path: Path, param: str, spec: dict | None, trials: lis
         bottom.set_xlim(-0.5, len(categories) - 0.5)
     else:
         x_of = {id(t): float(t["params"][param]) for t in having}
-        if kind == "log":
-            bottom.set_xscale("log")
-        bounds = next((spec[k] for k in ("loguniform", "uniform", "int") if isinstance(spec, dict) and k in spec), None)
-        if bounds is not None and len(bounds) == 2:
-            # The whole search range, so one sees where in it the trials landed.
-            lo, hi = min([float(bounds[0]), *x_of.values()]), max([float(bounds[1]), *x_of.values()])
-            if kind == "log" and lo > 0:
-                pad = (hi / lo) ** 0.04
-                bottom.set_xlim(lo / pad, hi * pad)
-            elif hi > lo:
-                pad = 0.04 * (hi - lo)
-                bottom.set_xlim(lo - pad, hi + pad)
+        _numeric_x_axis(bottom, kind, spec, list(x_of.values()))
 
     statuses = list(STATUS_STYLE) + sorted({t.get("status", "") for t in having} - set(STATUS_STYLE))
     for status in statuses:
@@ -235,10 +280,9 @@ def _plot_metric_vs_param(path: Path, param: str, spec: dict | None, trials: lis
         if xs:
             strip.scatter(xs, [0] * len(xs), c=colour, marker=marker, s=48, zorder=3)
             ax.scatter([], [], c=colour, marker=marker, s=36, label=f"{status}, no {metric} ({len(xs)}): below")
-    best = min((t for t in trials if _best_value(t) is not None), key=lambda t: _rank_key(t, mode), default=None)
+    best = _sweep_best(trials, mode)
     if best is not None and best in valued:  # the sweep's best trial, when it has this parameter
-        ax.scatter([x_of[id(best)]], [_best_value(best)], s=220, facecolors="none",
-                   edgecolors="black", linewidths=1.5, label="best", zorder=4)
+        _circle_best(ax, x_of[id(best)], _best_value(best))
     if strip is not None:
         strip.set_yticks([])
         strip.set_ylabel(f"no {metric}", rotation=0, ha="right", va="center", fontsize=8)
@@ -260,6 +304,56 @@ def _plot_metric_vs_param(path: Path, param: str, spec: dict | None, trials: lis
     ax.grid(True, alpha=0.3)
     if ax.get_legend_handles_labels()[0]:
         ax.legend(fontsize=8, loc="best")
+    fig.savefig(path, dpi=100)
+
+
+def _plot_metric_vs_param_by(path: Path, param: str, spec: dict | None, by: str, by_spec: dict | None,
+                             trials: list[dict], metric: str, mode: str) -> None:
+    """Best metric per trial against a numeric parameter, one colour and one line per category of the parameter by.
+
+    The lines, through each category's trials in order of the parameter, are the trends a reader compares (the
+    quickstart's ambient against ignore, over p). Markers keep meaning status. Trials without a value are left out:
+    the per-parameter plot shows them.
+    """
+    having = [t for t in trials if param in t["params"] and by in t["params"]]
+    valued = [t for t in having if _best_value(t) is not None]
+    kind = _spec_kind(spec, [t["params"][param] for t in having])
+    categories = _categories(by_spec, [t["params"][by] for t in having])
+    palette = colormaps["tab10" if len(categories) <= 10 else "tab20"]  # qualitative: categories have no order
+    fig = Figure(figsize=(6.4, 4.4), layout="constrained")
+    ax = fig.add_subplot()
+    _numeric_x_axis(ax, kind, spec, [float(t["params"][param]) for t in having])
+
+    for i, category in enumerate(categories):
+        colour = palette(i % palette.N)
+        group = sorted((t for t in valued if t["params"][by] == category), key=lambda t: float(t["params"][param]))
+        ax.plot([float(t["params"][param]) for t in group], [_best_value(t) for t in group], color=colour,
+                alpha=0.7, label=f"{by} = {category} ({len(group)})", zorder=2)
+        for status in sorted({t.get("status", "") for t in group}):
+            points = [(float(t["params"][param]), _best_value(t)) for t in group if t.get("status", "") == status]
+            ax.scatter(*zip(*points), color=colour, marker=STATUS_STYLE.get(status, ("black", "d"))[1], s=36, zorder=3)
+    for status in sorted({t.get("status", "") for t in valued}):  # the marker key, in a neutral colour
+        n = sum(t.get("status", "") == status for t in valued)
+        ax.scatter([], [], color="0.45", marker=STATUS_STYLE.get(status, ("black", "d"))[1], s=36,
+                   label=f"{status} ({n})")
+    best = _sweep_best(trials, mode)
+    if best is not None and best in valued:
+        _circle_best(ax, float(best["params"][param]), _best_value(best))
+
+    notes = [f"{metric} vs {param} by {by} (colour: {by}; marker: status)"]
+    if len(valued) < len(having):
+        notes.append(f"{len(having) - len(valued)} trial(s) without {metric} left out "
+                     f"(shown in metric_vs_{_safe_name(param)}.png)")
+    if len(having) < len(trials):
+        notes.append(f"{len(trials) - len(having)} trial(s) without {param} or {by} left out")
+    if not valued:
+        ax.text(0.5, 0.5, f"no trial has {metric} and both parameters yet", ha="center", va="center",
+                transform=ax.transAxes)
+    ax.set_title("\n".join(notes), fontsize=9)
+    ax.set_xlabel(param + (" (log scale)" if kind == "log" else ""))
+    ax.set_ylabel(f"best {metric} ({'lower' if mode == 'min' else 'higher'} is better)")
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=8, loc="best")
     fig.savefig(path, dpi=100)
 
 
@@ -365,26 +459,109 @@ def _importances(sweep: dict, trials: list[dict], storage: str | None, png: Path
         return None, f"No importances: no parameter takes two different values across the {len(complete)} complete trials. Source: {note}."
 
     evaluator = optuna.importance.PedAnovaImportanceEvaluator()  # Optuna's default; needs no scikit-learn
+    target = None
+    if len(study.directions) > 1:  # Optuna ranks parameters on one number: the first objective's
+        target = _first_value
+        note += f", ranked on {sweep['metric']} (the first objective)"
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # experimental-API and small-sample warnings
-            importances = optuna.importance.get_param_importances(study, evaluator=evaluator, params=varying)
+            importances = optuna.importance.get_param_importances(study, evaluator=evaluator, params=varying,
+                                                                  target=target)
     except Exception as exc:  # noqa: BLE001 - Optuna raises various errors on odd studies: report, not crash
         return None, f"No importances: Optuna could not compute them: {exc}. Source: {note}."
     if not importances:
         return None, f"No importances: Optuna returned none for these trials. Source: {note}."
 
+    n = len(complete)
+    unreliable = n < MIN_TRIALS_FOR_IMPORTANCE
+    _draw_importances(study, evaluator, list(importances), sweep["metric"], target, png,
+                      f"unreliable ({n} < {MIN_TRIALS_FOR_IMPORTANCE} trials)" if unreliable else "")
+    if unreliable:
+        return importances, (f"**Unreliable: computed over {n} complete trials, fewer than {MIN_TRIALS_FOR_IMPORTANCE}.** "
+                             "Optuna's PED-ANOVA compares the best 10% of the trials with all of them, so here one or "
+                             f"two trials decide the ranking: read the plots below instead. Source: {note}.")
+    return importances, f"Computed by Optuna's PED-ANOVA over {n} complete trials. Source: {note}."
+
+
+def _first_value(trial) -> float:
+    return trial.values[0]
+
+
+def _draw_importances(study, evaluator, params: list[str], metric: str, target, png: Path, caveat: str) -> None:
+    """Optuna's importance bar chart, with caveat (when there is one) under its title."""
     import matplotlib.pyplot as plt
     from optuna.visualization.matplotlib import plot_param_importances
 
-    with warnings.catch_warnings():
+    # Optuna switches the global style to ggplot; the context restores it for the next report's plots.
+    with warnings.catch_warnings(), plt.rc_context():
         warnings.simplefilter("ignore")
-        ax = plot_param_importances(study, evaluator=evaluator, params=list(importances), target_name=sweep["metric"])
-    ax.figure.set_size_inches(6.4, 0.5 * len(importances) + 1.8)
-    ax.figure.tight_layout()
-    ax.figure.savefig(png, dpi=100)
+        ax = plot_param_importances(study, evaluator=evaluator, params=params, target=target, target_name=metric)
+        if caveat:
+            ax.set_title(f"{ax.get_title(loc='left')}\n{caveat}", loc="left")
+        ax.figure.set_size_inches(6.4, 0.5 * len(params) + 1.8)
+        ax.figure.tight_layout()
+        ax.figure.savefig(png, dpi=100)
     plt.close(ax.figure)
-    return importances, f"Computed by Optuna's PED-ANOVA over {len(complete)} complete trials. Source: {note}."
+
+
+# ---------------------------------------------------------------- two objectives
+
+
+def _objective_label(metric: str, mode: str) -> str:
+    return f"{metric} ({'lower' if mode == 'min' else 'higher'} is better)"
+
+
+def _plot_pareto(path: Path, trials: list[dict], objectives: list[tuple[str, str]], front: list[dict]) -> None:
+    """The finished trials on the two objectives (last reported values, as Optuna holds them), each labelled by its
+    number, the front joined as a staircase in its order."""
+    (x_metric, x_mode), (y_metric, y_mode) = objectives
+    scored = [t for t in trials if t.get("status") == "finished"
+              and all(isinstance(t.get("metrics", {}).get(m), (int, float)) for m, _ in objectives)]
+    fig = Figure(figsize=(6.4, 4.8), layout="constrained")
+    ax = fig.add_subplot()
+    on_front = {id(t) for t in front}
+    others = [t for t in scored if id(t) not in on_front]
+    if others:
+        ax.scatter([t["metrics"][x_metric] for t in others], [t["metrics"][y_metric] for t in others], c="tab:gray",
+                   s=36, label=f"dominated ({len(others)})", zorder=3)
+        for t in others:
+            ax.annotate(str(t["number"]), (t["metrics"][x_metric], t["metrics"][y_metric]), textcoords="offset points",
+                        xytext=(5, 5), fontsize=8, color="0.4")
+    if front:
+        xs, ys = [t["metrics"][x_metric] for t in front], [t["metrics"][y_metric] for t in front]
+        ax.step(xs, ys, where="post", color="tab:red", alpha=0.6, zorder=2)
+        ax.scatter(xs, ys, c="tab:red", s=56, label=f"Pareto front ({len(front)})", zorder=4)
+        for t, x, y in zip(front, xs, ys):
+            ax.annotate(str(t["number"]), (x, y), textcoords="offset points", xytext=(5, 5), fontsize=8)
+    else:
+        ax.text(0.5, 0.5, "no finished trial has both metrics yet", ha="center", va="center", transform=ax.transAxes)
+    left_out = len(trials) - len(scored)
+    title = f"{y_metric} against {x_metric}: the trials no other beats on both (labels: trial numbers)"
+    if left_out:
+        title += f"\n{left_out} trial(s) not finished or without both metrics left out"
+    ax.set_title(title, fontsize=9)
+    ax.set_xlabel(_objective_label(x_metric, x_mode))
+    ax.set_ylabel(_objective_label(y_metric, y_mode))
+    ax.grid(True, alpha=0.3)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=8, loc="best")
+    fig.savefig(path, dpi=100)
+
+
+def _pareto_section(front: list[dict], objectives: list[tuple[str, str]], params: list[str]) -> list[str]:
+    metrics = [metric for metric, _ in objectives]
+    lines = ["## Pareto front", ""]
+    lines.append(f"The finished trials no other finished trial beats on both {' and '.join(metrics)} (their last "
+                 "reported values: what the Optuna study holds), best first on the first objective.")
+    lines.append("")
+    if front:
+        header = ["trial", *metrics, *params]
+        lines += [_md_table(header, [[t["name"], *(t["metrics"][m] for m in metrics),
+                                      *(t["params"].get(p, "") for p in params)] for t in front]), ""]
+    else:
+        lines += ["No finished trial has both metrics yet.", ""]
+    return lines + [f"![Pareto front]({PARETO_PNG})", ""]
 
 
 # ---------------------------------------------------------------- summary.md
@@ -397,11 +574,16 @@ def _status_counts(trials: list[dict]) -> str:
     return ", ".join(f"{n} {status}" for status, n in counts.items())
 
 
-def _summary(sweep, ranked, columns, rows, params, plots, importances, importance_note, trials_note, storage) -> str:
+def _summary(sweep, ranked, columns, rows, plots, by_plots, importances, importance_note, trials_note,
+             storage, pareto: list[str]) -> str:
     metric, mode = sweep["metric"], sweep["mode"]
     better = "lower" if mode == "min" else "higher"
     lines = [f"# Sweep report: {sweep['name']}", ""]
     lines.append(f"- Metric: `{metric}`, mode `{mode}` ({better} is better)")
+    objectives = layout.objectives_of(sweep)
+    if len(objectives) > 1:
+        lines.append(f"- Objectives: {', '.join(f'`{m}` ({d})' for m, d in objectives)}; the first ranks the "
+                     "trials below, the Pareto front weighs both")
     if sweep.get("search"):
         lines.append(f"- Search: `{sweep['search']}`")
     if sweep.get("study_name"):
@@ -442,14 +624,37 @@ def _summary(sweep, ranked, columns, rows, params, plots, importances, importanc
     else:
         lines += ["No trials yet.", ""]
 
-    lines += ["## Parameter importances", ""]
+    lines += pareto  # after the trials: the front is read against them
+    lines += ["## Parameter importances", "", importance_note, ""]
     if importances:
         lines += [_md_table(["param", "importance"], [[k, v] for k, v in importances.items()]), ""]
-        lines += [importance_note, "", "![parameter importances](importances.png)", ""]
-    else:
-        lines += [importance_note, ""]
+        lines += ["![parameter importances](importances.png)", ""]
+    return "\n".join(lines + _plots_section(sweep, ranked, plots, by_plots))
 
-    lines += [f"## {metric} against each parameter", ""]
-    for param in params:
-        lines += [f"### {param}", "", f"![{metric} vs {param}]({plots[param]})", ""]
-    return "\n".join(lines)
+
+def _plots_section(sweep: dict, trials: list[dict], plots: dict, by_plots: dict) -> list[str]:
+    """The per-parameter plots, then per categorical parameter its per-value table and the plots coloured by it."""
+    metric = sweep["metric"]
+    lines = [f"## {metric} against each parameter", ""]
+    for param, png in plots.items():
+        lines += [f"### {param}", "", f"![{metric} vs {param}]({png})", ""]
+    for by, pngs in by_plots.items():
+        table = _category_table(by, (sweep.get("space") or {}).get(by), trials, metric, sweep["mode"])
+        lines += [f"### {metric} by {by}", "", table, ""]
+        lines += [(f"Over each value's trials that reported `{metric}`, stopped ones included (the scheduler stopped "
+                   "them early, so their best comes from fewer steps)."
+                   + (f" The plots draw one line per value of `{by}` through its trials." if pngs else "")), ""]
+        for param, png in pngs:
+            lines += [f"![{metric} vs {param} by {by}]({png})", ""]
+    return lines
+
+
+def _category_table(by: str, spec: dict | None, trials: list[dict], metric: str, mode: str) -> str:
+    """One row per value of a categorical parameter: how many trials reported the metric, their best and mean."""
+    having = [t for t in trials if by in t["params"]]
+    rows = []
+    for category in _categories(spec, [t["params"][by] for t in having]):
+        values = [_best_value(t) for t in having if t["params"][by] == category and _best_value(t) is not None]
+        best = (min(values) if mode == "min" else max(values)) if values else None
+        rows.append([category, len(values), best, sum(values) / len(values) if values else None])
+    return _md_table([by, f"trials with {metric}", f"best {metric}", f"mean {metric}"], rows)

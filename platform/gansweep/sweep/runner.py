@@ -88,8 +88,8 @@ def run_trial(config: dict, space: SweepSpace, sweep_dir: str, monitor: MonitorP
     write_trial_hparams(log_dir, name, point)
     directory = layout.trial_dir(sweep_dir, name)
     try:
-        run_training(cfg, directory, monitor=monitor, log_dir=log_dir, callbacks=[_metric_report_callback(space.metric)],
-                     verbose=verbose)
+        run_training(cfg, directory, monitor=monitor, log_dir=log_dir,
+                     callbacks=[_metric_report_callback(space.metrics)], verbose=verbose)
     except RayActorError:
         # Ray Train's controller died under the trial: what Tune stopping it (ASHA) looks like from here, so no
         # error.txt beside a stopped trial's checkpoints. Were it a failure, trials.json names Tune's error file.
@@ -100,14 +100,14 @@ def run_trial(config: dict, space: SweepSpace, sweep_dir: str, monitor: MonitorP
         raise
 
 
-def _metric_report_callback(metric: str):
-    """Tune's TuneReportCallback, forwarding only the reports that carry the sweep's metric: the scheduler and
-    Optuna read it from every result, and a trial has it only from its first cheap evaluation on."""
+def _metric_report_callback(sweep_metrics: list[str]):
+    """Tune's TuneReportCallback, forwarding only the reports that carry the sweep's metrics: the scheduler and
+    Optuna read them from every result, and a trial has them only from its first cheap evaluation on."""
     from ray.tune.integration.ray_train import TuneReportCallback
 
     class MetricReportCallback(TuneReportCallback):
-        def after_report(self, run_context, metrics, checkpoint):
-            if metrics and metric in metrics[0]:
+        def after_report(self, run_context, metrics, checkpoint):  # Ray passes them by keyword
+            if metrics and all(metric in metrics[0] for metric in sweep_metrics):
                 super().after_report(run_context, metrics, checkpoint)
 
     return MetricReportCallback()
@@ -150,11 +150,12 @@ def _searcher(space: SweepSpace, sweep_dir: str):
         sampler = optuna.samplers.RandomSampler(seed=seed)  # grid: every point is enqueued below
 
     url = _storage_url(space, sweep_dir)
+    multi = len(space.objectives) > 1  # Optuna's multi-objective study: TPE and random sample it as they are
     return StudySearch(
         # A partial, not a closure: Tune pickles the searcher (and its space) into the experiment state.
         space=functools.partial(_define_by_run, space),
-        metric=space.metric,
-        mode=space.mode,
+        metric=space.metrics if multi else space.metric,
+        mode=[mode for _, mode in space.objectives] if multi else space.mode,
         sampler=sampler,
         storage=optuna.storages.RDBStorage(url),
         study_name=space.study_name,
@@ -298,7 +299,8 @@ def run_sweep(space: SweepSpace, output: str | Path, resume: bool = False, verbo
     # Before Ray: the classifier (trained once, cached) and the reference statistics, shared by every trial.
     monitor = prepare_monitor(base)
     layout.write_sweep_record(sweep_dir, {
-        "name": space.name, "metric": space.metric, "mode": space.mode, "space": space.describe(),
+        "name": space.name, "metric": space.metric, "mode": space.mode, "objectives": space.objectives,
+        "space": space.describe(),
         "fixed": _jsonable(space.fixed), "search": space.search.algorithm,
         "study_name": space.study_name, "storage": _storage_url(space, sweep_dir),
         "num_samples": space.num_samples, "space_file": str(space.path),
@@ -359,7 +361,14 @@ def run_sweep(space: SweepSpace, output: str | Path, resume: bool = False, verbo
     counts = {status: sum(t["status"] == status for t in trials) for status in ("finished", "stopped", "failed")}
     print(f"[gansweep] sweep done in {wall / 60:.1f} min: {counts['finished']} finished, {counts['stopped']} stopped "
           f"early, {counts['failed']} failed", flush=True)
-    if best is not None:
+    if len(space.objectives) > 1:
+        front = layout.pareto_front(trials, space.objectives)
+        print(f"[gansweep] Pareto front ({' and '.join(space.metrics)}, last reported values): {len(front)} "
+              "trial(s)", flush=True)
+        for trial in front:
+            values = ", ".join(f"{metric}={trial['metrics'][metric]:.3f}" for metric in space.metrics)
+            print(f"[gansweep]   {trial['name']}: {values}", flush=True)
+    elif best is not None:
         print(f"[gansweep] best trial {best['name']}: {space.metric}={best['best']['value']:.3f} at step "
               f"{best['best']['step']}; params {json.dumps(best['params'])}", flush=True)
     shown = storage.display(sweep_dir)

@@ -3,8 +3,8 @@
 A space file is YAML (read with ``yaml.safe_load``)::
 
     name: ambient_block_pixel           # the study's name (default: the file's stem)
-    metric: fid                         # reported by every trial from its first cheap evaluation
-    mode: min
+    metric: fid                         # reported by every trial from its first cheap evaluation; or a list of
+    mode: min                           # two, [fid, classifier_score], for a multi-objective search (fifo)
     num_samples: 12                     # trials (a grid search makes exactly one per grid point)
     max_concurrent_trials: 2            # optional; default: as many as the cluster's resources fit
     fixed:                              # config keys, dotted or nested, for every trial
@@ -144,6 +144,9 @@ class SweepSpace:
     scheduler: Scheduler
     search: Search
     resources: Resources
+    # (metric, mode) per objective: one, or two for Optuna's multi-objective search. The first is `metric`:
+    # what trials.json ranks by and the console names best.
+    objectives: list[tuple[str, str]]
 
     def base_config(self) -> Config:
         """Defaults, the fixed keys and the resources: what every trial starts from."""
@@ -175,6 +178,10 @@ class SweepSpace:
 
     def describe(self) -> dict:
         return {param.key: param.describe() for param in self.params}
+
+    @property
+    def metrics(self) -> list[str]:
+        return [metric for metric, _ in self.objectives]
 
     @property
     def study_name(self) -> str:
@@ -420,25 +427,50 @@ def load_space(path: str | Path, overrides: list[tuple[str, Any]] = ()) -> Sweep
         except ConfigError as exc:
             raise SpaceError(f"{where}: {exc}") from None
 
-    metric = raw.get("metric", "fid")
-    if metric not in METRIC_MODES:
-        raise SpaceError(f"{where}: metric: '{metric}' is not one of {', '.join(METRIC_MODES)} (the cheap "
-                         "evaluation's figures, reported while a trial trains)")
-    mode = raw.get("mode", METRIC_MODES[metric])
-    if mode not in ("min", "max"):
-        raise SpaceError(f"{where}: mode: must be min or max, got {mode!r}")
-    if mode != METRIC_MODES[metric]:
-        raise SpaceError(f"{where}: mode: {metric} is better when {'lower' if METRIC_MODES[metric] == 'min' else 'higher'}"
-                         f"; mode {mode} would search for the worst trials")
+    objectives = _objectives(raw, where)
+    if len(objectives) > 1:
+        if "scheduler" not in raw:
+            scheduler.name = "fifo"  # ASHA compares trials on one number: two objectives run every trial to its end
+        elif scheduler.name == "asha":
+            raise SpaceError(f"{where}: scheduler: asha stops trials on one metric, and this sweep has two "
+                             f"({', '.join(m for m, _ in objectives)}); use scheduler: {{name: fifo}} (the default "
+                             "with two metrics)")
+    (metric, mode) = objectives[0]
 
     space = SweepSpace(
-        path=path, name=str(raw.get("name") or path.stem), metric=metric, mode=mode, num_samples=0,
+        path=path, name=str(raw.get("name") or path.stem), metric=metric, mode=mode, objectives=objectives,
+        num_samples=0,
         max_concurrent_trials=raw.get("max_concurrent_trials"), fixed=fixed, params=ordered,
         scheduler=scheduler, search=search, resources=resources,
     )
     _check_counts(space, raw, where)
     _check_trials(space, where)
     return space
+
+
+def _objectives(raw: dict, where: str) -> list[tuple[str, str]]:
+    """metric: one of METRIC_MODES, or a list of two (Optuna's multi-objective search); mode: each metric's own
+    direction, written (once, or as a list) only to be checked, since a metric has one right direction."""
+    metrics = raw.get("metric", "fid")
+    metrics = list(metrics) if isinstance(metrics, list) else [metrics]
+    if not metrics or len(metrics) > 2 or len(set(metrics)) < len(metrics):
+        raise SpaceError(f"{where}: metric: one metric, or a list of two different ones; got {raw.get('metric')!r}")
+    for metric in metrics:
+        if metric not in METRIC_MODES:
+            raise SpaceError(f"{where}: metric: '{metric}' is not one of {', '.join(METRIC_MODES)} (the cheap "
+                             "evaluation's figures, reported while a trial trains)")
+    modes = raw.get("mode", [METRIC_MODES[m] for m in metrics])
+    modes = list(modes) if isinstance(modes, list) else [modes]
+    if len(modes) != len(metrics):
+        raise SpaceError(f"{where}: mode: one per metric ({len(metrics)}), got {raw.get('mode')!r}")
+    for metric, mode in zip(metrics, modes):
+        if mode not in ("min", "max"):
+            raise SpaceError(f"{where}: mode: must be min or max, got {mode!r}")
+        if mode != METRIC_MODES[metric]:
+            better = "lower" if METRIC_MODES[metric] == "min" else "higher"
+            raise SpaceError(f"{where}: mode: {metric} is better when {better}; mode {mode} would search for the "
+                             "worst trials")
+    return list(zip(metrics, modes))
 
 
 # The pip package of a database driver SQLAlchemy names by its module (psycopg, postgresql://'s, is a dependency).

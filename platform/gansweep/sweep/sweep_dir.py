@@ -182,3 +182,26 @@ def best_trial(trials: list[dict], mode: str) -> dict | None:
         return None
     pick = min if mode == "min" else max
     return pick(scored, key=lambda t: t["best"]["value"])
+
+
+def objectives_of(sweep: dict) -> list[tuple[str, str]]:
+    """A sweep record's (metric, mode) per objective (records written before two objectives existed: the one)."""
+    return [tuple(pair) for pair in sweep.get("objectives") or [(sweep["metric"], sweep["mode"])]]
+
+
+def pareto_front(trials: list[dict], objectives: list[tuple[str, str]]) -> list[dict]:
+    """The finished trials no other finished trial dominates (at least as good on every objective, better on one),
+    on their last reported values: what Optuna's multi-objective study was told (Ray reports a trial's last result,
+    not its best). Sorted by the first objective."""
+    sign = {"min": 1.0, "max": -1.0}
+    scored = []
+    for trial in trials:
+        values = [trial.get("metrics", {}).get(metric) for metric, _ in objectives]
+        if trial.get("status") == "finished" and all(isinstance(v, (int, float)) for v in values):
+            scored.append((trial, [sign[mode] * v for v, (_, mode) in zip(values, objectives)]))
+
+    def dominates(a: list[float], b: list[float]) -> bool:
+        return all(x <= y for x, y in zip(a, b)) and any(x < y for x, y in zip(a, b))
+
+    front = [(t, v) for t, v in scored if not any(dominates(other, v) for _, other in scored)]
+    return [t for t, v in sorted(front, key=lambda item: item[1][0])]
