@@ -1,10 +1,10 @@
 """Does a KDE prior over one batch of reversed codes cap the variety of the samples drawn from it (prior.pool)?
 
-One trained generator (RUN, e.g. a clean run of the paper study), its samples from N(0, I) and from KDEs over the
-reversed codes of 64, 256 and 1024 training images at two bandwidths; FID and classifier score of each set on the
-training monitor's classifier and test-split statistics. Same G throughout: only the prior changes.
+One trained generator (RUN, e.g. a clean trial of the paper table's sweep), its samples from N(0, I) and from KDEs
+over the reversed codes of 64, 256 and 1024 training images at two bandwidths; FID and classifier score of each set
+on the training monitor's classifier and test-split statistics. Same G throughout: only the prior changes.
 
-    .venv/bin/python benchmarks/bench_kde_pool.py runs/paper_table/clean/clean-s0 [--samples 2000]
+    .venv/bin/python benchmarks/bench_kde_pool.py runs/paper_table/trials/0000_arm=clean_seed=0 [--samples 2000]
 """
 
 from __future__ import annotations

@@ -209,6 +209,22 @@ def delete(location: LocationLike) -> None:
         raise _failed(location, "delete", error) from None
 
 
+def delete_folder(location: LocationLike) -> None:
+    """Remove a folder and everything under it; nothing happens when it is not there."""
+    import pyarrow as pa
+
+    if not is_uri(location):
+        shutil.rmtree(normalize(location), ignore_errors=True)
+        return
+    fs, path = filesystem(location)
+    try:
+        fs.delete_dir(path)
+    except FileNotFoundError:
+        pass
+    except (OSError, pa.ArrowException) as error:
+        raise _failed(location, "delete", error) from None
+
+
 def list_names(location: LocationLike) -> list[str]:
     """The names directly under LOCATION (files and folders), sorted; [] when it does not exist."""
     import pyarrow as pa

@@ -12,7 +12,6 @@ from gansweep.sweep.runner import SweepError, plan_resources, trial_name
 from gansweep.sweep.space import SpaceError, load_space
 
 SPACES = Path(__file__).resolve().parents[2] / "search_spaces"
-NOT_TUNE_SPACES = {"paper_table.yaml", "paper_headline_balanced.yaml"}  # benchmarks/paper_study.py's grid format
 
 # Every space is checked against its data (Fashion-MNIST unless fixed: says otherwise), described as it loads.
 pytestmark = needs_fashion
@@ -340,6 +339,29 @@ OK = "num_samples: 4\nfixed: {train.steps: 2000}\n"
     (OK + "mode: max\nspace: {measurement.p: {uniform: [0.1, 0.9]}}\n", ["mode", "worst"]),
     (OK + "metric: classifier_score\nmode: min\nspace: {measurement.p: {uniform: [0.1, 0.9]}}\n", ["mode"]),
     (OK + "search: {algorithm: bayes}\nspace: {measurement.p: {uniform: [0.1, 0.9]}}\n", ["search.algorithm"]),
+    # population-based training
+    (OK + "scheduler: {name: pbt}\nspace: {train.lr_d: {loguniform: [1.0e-4, 1.0e-3]}}\n",
+     ["scheduler.perturbation_interval", "multiple of eval.every=500"]),
+    (OK + "scheduler: {name: pbt, perturbation_interval: 750}\nspace: {train.lr_d: {loguniform: [1.0e-4, 1.0e-3]}}\n",
+     ["perturbation_interval: 750 is not a multiple of eval.every=500", "checkpoint"]),
+    (OK.replace("{", "{train.checkpoint_every: 300, ")
+     + "scheduler: {name: pbt, perturbation_interval: 1000}\nspace: {train.lr_d: {loguniform: [1.0e-4, 1.0e-3]}}\n",
+     ["not a multiple of train.checkpoint_every=300"]),
+    (OK + "scheduler: {name: pbt, perturbation_interval: 2000}\nspace: {train.lr_d: {loguniform: [1.0e-4, 1.0e-3]}}\n",
+     ["perturbation_interval: 2000", "train.steps=2000"]),
+    (OK + "scheduler: {name: pbt, perturbation_interval: 1000}\nspace: {mode: {choice: [ambient, ignore]}}\n",
+     ["pbt perturbs the continuous keys", "has none"]),
+    (OK + "scheduler: {name: pbt, perturbation_interval: 1000}\nsearch: {algorithm: tpe}\n"
+     "space: {train.lr_d: {loguniform: [1.0e-4, 1.0e-3]}}\n", ["search.algorithm: tpe cannot drive pbt", "random"]),
+    (OK + "metric: [fid, classifier_score]\nscheduler: {name: pbt, perturbation_interval: 1000}\n"
+     "space: {train.lr_d: {loguniform: [1.0e-4, 1.0e-3]}}\n", ["pbt clones the best trials on one metric"]),
+    (OK + "scheduler: {name: pbt, perturbation_interval: 1000, quantile_fraction: 0.8}\n"
+     "space: {train.lr_d: {loguniform: [1.0e-4, 1.0e-3]}}\n", ["scheduler.quantile_fraction", "(0, 0.5]"]),
+    (OK + "scheduler: {name: pbt, perturbation_interval: 1000}\nspace: {mode: {choice: [ambient, ignore]}, "
+     "train.lr_d: {loguniform: [1.0e-4, 1.0e-3], when: {mode: [ambient]}}}\n",
+     ["space.train.lr_d.when", "pbt trials all have the same keys"]),
+    (OK.replace("num_samples: 4", "num_samples: 1") + "scheduler: {name: pbt, perturbation_interval: 1000}\n"
+     "space: {train.lr_d: {loguniform: [1.0e-4, 1.0e-3]}}\n", ["num_samples", "at least 2"]),
     # two objectives
     (OK + "metric: [fid, classifier_score]\nscheduler: {name: asha}\nspace: {measurement.p: {uniform: [0.1, 0.9]}}\n",
      ["scheduler: asha", "two", "fid, classifier_score", "name: fifo"]),
@@ -502,8 +524,7 @@ def test_trial_name_is_at_most_100_characters():
 # --- the project's own spaces -----------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("path", sorted(p for p in SPACES.glob("*.yaml") if p.name not in NOT_TUNE_SPACES),
-                         ids=lambda p: p.name)
+@pytest.mark.parametrize("path", sorted(SPACES.glob("*.yaml")), ids=lambda p: p.name)
 def test_shipped_spaces_load_and_sample_valid_configs(path):
     space = load_space(path)
     assert space.num_samples >= 1 and space.params
@@ -534,3 +555,133 @@ space:
     (conditional,) = [p for p in space.params if p.when]
     assert conditional.when == {"hidden.inject_at": ["1"]}
     assert conditional.active({"hidden.inject_at": "1"}) and not conditional.active({"hidden.inject_at": "-1"})
+
+
+# --- named bundles, exclude and table (a grid of named cells: search_spaces/paper_table.yaml) -----------------
+
+BUNDLES = textwrap.dedent("""\
+    search: {algorithm: grid}
+    scheduler: {name: fifo}
+    fixed: {train.steps: 2000, eval.every: 250, train.lr_d: 0.0002}
+    table: {rows: row, columns: arm}
+    space:
+      arm:
+        choice:
+          clean: {mode: clean, measurement.name: none}
+          ambient: {mode: ambient}
+          hidden@up1: {mode: ambient, hidden.inject_at: up1}
+      row:
+        when: {arm: [ambient, hidden@up1]}
+        choice:
+          pixel:
+            measurement: {name: block_pixel, p: 0.8}
+            arm:
+              hidden@up1: {hidden.measurement: {name: block_pixel, unit: channel, p: 0.8}}
+          patch:
+            measurement.name: block_patch
+            measurement.patch: 14
+            arm:
+              hidden@up1: {hidden.measurement.name: block_patch, hidden.measurement.patch: 7}
+      train.seed: {choice: [0, 1]}
+    exclude:
+      - {row: patch, train.seed: 1}
+""")
+
+
+def test_bundles_expand_into_their_config_keys_and_optuna_sees_their_names(tmp_path):
+    space = _load(tmp_path, BUNDLES)
+    assert [p.key for p in space.params].index("arm") < [p.key for p in space.params].index("row")
+    cells = sorted((p["arm"], p.get("row"), p["train.seed"]) for p in space.grid())
+    assert cells == sorted([("clean", None, 0), ("clean", None, 1)] + [
+        (arm, row, seed) for arm in ("ambient", "hidden@up1") for row, seed in (("pixel", 0), ("pixel", 1), ("patch", 0))])
+    assert space.num_samples == 8 and space.table == {"rows": "row", "columns": "arm"}
+    # The row's keys inside G reach the hidden arm only; the clean arm has no row at all.
+    assert space.config_keys({"arm": "hidden@up1", "row": "patch", "train.seed": 0}) == {
+        "mode": "ambient", "hidden.inject_at": "up1", "train.seed": 0, "measurement.name": "block_patch",
+        "measurement.patch": 14, "hidden.measurement.name": "block_patch", "hidden.measurement.patch": 7}
+    ambient = space.trial_config({"arm": "ambient", "row": "pixel", "train.seed": 1})
+    assert (ambient.measurement.name, ambient.measurement.p, ambient.hidden.inject_at) == ("block_pixel", 0.8, None)
+    assert ambient.hidden.measurement.name == "none" and ambient.train.seed == 1
+    clean = space.trial_config({"arm": "clean", "train.seed": 0})
+    assert (clean.mode, clean.measurement.name) == ("clean", "none")
+    described = space.describe()["row"]
+    assert described["choice"] == ["pixel", "patch"] and described["when"] == {"arm": ["ambient", "hidden@up1"]}
+    assert described["bundles"]["patch"]["arm"]["hidden@up1"]["hidden.measurement.patch"] == 7
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    trial = study.ask()
+    space.define_by_run(trial)
+    assert trial.params["arm"] in ("clean", "ambient", "hidden@up1") and "mode" not in trial.params
+
+
+def test_exclude_spares_the_combinations_that_could_not_run(tmp_path):
+    # unmeasure has no restoration for Gaussian-Projection: refused in the grid, accepted once excluded.
+    text = BUNDLES.replace("ambient: {mode: ambient}", "unmeasure: {mode: unmeasure}\n      ambient: {mode: ambient}") \
+        .replace("when: {arm: [ambient, hidden@up1]}", "when: {arm: [unmeasure, ambient, hidden@up1]}") \
+        .replace("  train.seed:", "      gauss: {measurement.name: gaussian_projection}\n  train.seed:") \
+        .replace("exclude:\n", "exclude:\n  - {row: gauss, arm: [unmeasure, hidden@up1]}\n")
+    space = _load(tmp_path, text)
+    assert not any(p.get("row") == "gauss" and p["arm"] != "ambient" for p in space.grid())
+    assert sum(p.get("row") == "gauss" for p in space.grid()) == 2  # ambient, seeds 0 and 1
+    refused = text.replace("  - {row: gauss, arm: [unmeasure, hidden@up1]}\n", "")
+    assert refused != text
+    _error(tmp_path, refused, "the trial", "arm=unmeasure", "row=gauss")
+
+
+BUNDLE_ERRORS = [
+    ("arm:\n    choice:", "mode:\n    choice:", ["space.mode.choice", "is a config key"]),
+    ("ambient: {mode: ambient}", "ambient: {mode: ambient, trian.steps: 3}",
+     ["space.arm.choice.ambient.trian.steps", "did you mean 'train.steps'"]),
+    ("ambient: {mode: ambient}", "ambient: {mode: ambient, train.lr_d: 0.001}",
+     ["space.arm.choice.ambient.train.lr_d", "also set in fixed"]),
+    ("ambient: {mode: ambient}", "ambient: {mode: ambient, data.limit: 64, eval.n_samples: 10}",
+     ["space.arm.choice.ambient.eval.n_samples", "cannot be swept"]),
+    ("ambient: {mode: ambient}", "ambient: {mode: ambient, measurement.p: lots}",
+     ["space.arm.choice.ambient.measurement.p"]),
+    ("ambient: {mode: ambient}", "ambient: mode=ambient", ["space.arm.choice.ambient", "expected a mapping"]),
+    ("ambient: {mode: ambient}", "0.5: {mode: ambient}", ["space.arm.choice", "0.5", "must be a string"]),
+    ("ambient: {mode: ambient}", "ambient: {mode: ambient, measurement.name: block_patch}",
+     ["space.arm.choice.ambient", "space.row.choice.pixel", "both set measurement.name"]),
+    ("hidden@up1: {hidden.measurement.name: block_patch",
+     "hidden@up2: {hidden.measurement.name: block_patch", ["space.row.choice.patch.arm", "'hidden@up2'", "arm's names"]),
+    ("hidden.measurement.patch: 7}", "hidden.measurement.patch: 7, measurement.patch: 4}",
+     ["space.row.choice.patch.arm.hidden@up1", "sets measurement.patch"]),
+    ("when: {arm: [ambient, hidden@up1]}", "when: {arm: [ambient, hiden@up1]}", ["space.row.when", "hiden@up1"]),
+    ("{row: patch, train.seed: 1}", "{rwo: patch}", ["exclude[0].rwo", "not a choice key"]),
+    ("{row: patch, train.seed: 1}", "{row: pach}", ["exclude[0].row", "'pach' is not among"]),
+    ("{row: patch, train.seed: 1}", "{row: patch, arm: clean}", ["exclude[0]", "matches no grid point"]),
+    ("{row: patch, train.seed: 1}", "not-a-mapping", ["exclude[0]", "expected a mapping"]),
+    ("search: {algorithm: grid}", "search: {algorithm: tpe}\nnum_samples: 4", ["exclude", "only a grid search"]),
+    ("table: {rows: row, columns: arm}", "table: {rows: row, columns: mode}", ["table.columns", "'mode'"]),
+    ("table: {rows: row, columns: arm}", "table: {rows: row, columns: row}", ["table", "both 'row'"]),
+    ("table: {rows: row, columns: arm}", "table: {rows: row}", ["table", "expected {rows: KEY, columns: KEY}"]),
+]
+
+
+@pytest.mark.parametrize("old, new, fragments", BUNDLE_ERRORS, ids=[f[0] for _, _, f in BUNDLE_ERRORS])
+def test_bundle_exclude_and_table_errors_name_their_place(tmp_path, old, new, fragments):
+    assert old in BUNDLES
+    _error(tmp_path, BUNDLES.replace(old, new, 1), *fragments)
+
+
+def test_the_paper_table_is_every_row_by_arm_by_seed_with_the_clean_arm_shared():
+    space = load_space(SPACES / "paper_table.yaml")
+    cells: dict[tuple, list] = {}
+    for point in space.grid():
+        cells.setdefault((point.get("row"), point["arm"]), []).append(point["train.seed"])
+    arms = ["ignore", "unmeasure", "ambient", "hidden_ambient@project", "hidden_ambient@up1", "hidden_ambient@up2"]
+    others = ["block_pixel_p0.5", "block_pixel_p0.95", "block_patch_14", "keep_patch_14", "convolve_noise"]
+    expected = {(None, "clean"): [0, 1, 2]}
+    expected |= {("block_pixel_p0.8", arm): [0, 1, 2] for arm in arms}  # the headline row: three seeds
+    expected |= {(row, arm): [0] for row in others for arm in arms}
+    expected |= {("gaussian_projection_m100", arm): [0] for arm in ("ignore", "ambient")}
+    assert {cell: sorted(seeds) for cell, seeds in cells.items()} == expected
+    assert space.num_samples == 3 + 6 * 3 + 5 * 6 + 2 == 53
+    assert (space.search.algorithm, space.scheduler.name, space.table) == ("grid", "fifo", {"rows": "row", "columns": "arm"})
+    # The row's patch inside G is half the feature map's side at each injection point (7, 14, 28).
+    patches = {arm: space.trial_config({"arm": arm, "row": "block_patch_14", "train.seed": 0}).hidden.measurement.patch
+               for arm in arms[3:]}
+    assert patches == {"hidden_ambient@project": 4, "hidden_ambient@up1": 7, "hidden_ambient@up2": 14}
+    ignore = space.trial_config({"arm": "ignore", "row": "block_patch_14", "train.seed": 0})
+    assert ignore.hidden.inject_at is None and ignore.hidden.measurement.name == "none"
+    # The CPU schedule's plan: two trials on 2 CPUs, each worker 0.75 and its data stream 0.25 beside it.
+    assert plan_resources(space, {"CPU": 2}) == (0.75, 2)

@@ -45,9 +45,20 @@ class Keyed:
         return {key: {} if part is None else unwrap(part).state_dict() for key, part in self.parts.items()}
 
     def load_state_dict(self, state: dict) -> None:
+        """Each part's state; an optimiser keeps the settings its run's config gave it (learning rate, betas): the
+        checkpoint brings its moments and step counts. A PBT trial goes on from another trial's checkpoint with its
+        own, perturbed, learning rates; any other resume has the same config, so the same settings."""
         for key, part in self.parts.items():
-            if part is not None:
-                unwrap(part).load_state_dict(state[key])
+            if part is None:
+                continue
+            part = unwrap(part)
+            if not isinstance(part, torch.optim.Optimizer):
+                part.load_state_dict(state[key])
+                continue
+            configured = [{k: v for k, v in group.items() if k != "params"} for group in part.param_groups]
+            part.load_state_dict(state[key])
+            for group, settings in zip(part.param_groups, configured):
+                group.update(settings)
 
 
 CPU_STATE_BYTES = 5056  # a CPU generator's state (Mersenne Twister); a CUDA one's (Philox) is 16 bytes

@@ -121,6 +121,30 @@ def load_checkpoint(directory: str) -> dict:
     return torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
 
 
+def copy_checkpoint(source: str, target: str, keep_streams: bool = True) -> None:
+    """SOURCE's checkpoint as the folder TARGET (local or on object storage), complete once its step file is written.
+    Without KEEP_STREAMS it holds no random streams: a run resumed from it draws from its own seed, not in step
+    with the run it was copied from."""
+    if keep_streams:
+        data = storage.read_bytes(storage.join(source, STATE_FILE))
+    else:
+        state = load_checkpoint(source)
+        state["rng"] = []
+        buffer = io.BytesIO()
+        torch.save(state, buffer)
+        data = buffer.getvalue()
+    storage.write_bytes(storage.join(target, STATE_FILE), data)
+    storage.write_bytes(storage.join(target, STEP_FILE), storage.read_bytes(storage.join(source, STEP_FILE)))
+
+
+def checkpoint_step(checkpoint: str) -> int | None:
+    """The step of a complete checkpoint, or None when its step file is missing or unreadable."""
+    try:
+        return int(json.loads(storage.read_text(storage.join(checkpoint, STEP_FILE)))["step"])
+    except (OSError, ValueError, KeyError):
+        return None
+
+
 def latest_checkpoint(run_dir: str) -> str | None:
     """The complete checkpoint with the highest step in RUN_DIR/checkpoints/, if any.
 
@@ -133,11 +157,8 @@ def latest_checkpoint(run_dir: str) -> str | None:
         directory = storage.join(checkpoints, name)
         if not name.startswith("checkpoint_") or not storage.is_file(storage.join(directory, STATE_FILE)):
             continue
-        try:
-            step = json.loads(storage.read_text(storage.join(directory, STEP_FILE)))["step"]
-        except (OSError, ValueError, KeyError):
-            continue
-        if step > best_step:
+        step = checkpoint_step(directory)
+        if step is not None and step > best_step:
             best, best_step = directory, step
     return best
 

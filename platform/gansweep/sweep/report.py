@@ -3,7 +3,9 @@
 Reads SWEEP_DIR/sweep.json, SWEEP_DIR/trials.json and the sweep's Optuna study, and writes
 SWEEP_DIR/report/: summary.md, trials.csv, metric_vs_<param>.png per swept parameter,
 metric_vs_<numeric>_by_<categorical>.png per pair of a numeric and a categorical swept parameter and, when
-Optuna can rank the parameters, importances.png. Nothing outside report/ is written.
+Optuna can rank the parameters, importances.png; for a space with table:, table.md and table_<row>.png
+(sweep/table.py); reversal_steps.png where KDE-GAN trials logged reversal steps (sweep/curves.py) and
+pbt_lineage.png where PBT trials exploited (sweep/lineage.py). Nothing outside report/ is written.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from matplotlib import colormaps
 from matplotlib.figure import Figure
 
 from gansweep import storage as locations  # `storage` is the Optuna storage URL here
+from gansweep.sweep import curves, lineage, table
 from gansweep.sweep import sweep_dir as layout
 
 # The full evaluation's figures beside full_fid in the table, each where some trial's evaluation has it (sweeps
@@ -76,7 +79,10 @@ def write_report(sweep_dir: str | Path, storage: str | None = None) -> str:
         importances, importance_note = _importances(sweep, trials, study_url, out / "importances.png")
         pareto = _pareto_section(front, objectives, params) if front is not None else []
         summary = _summary(sweep, ranked, columns, rows, plots, by_plots, importances, importance_note, trials_note,
-                           storage, pareto)
+                           storage, pareto, table.write_table(out, sweep_dir, sweep, trials))
+        # Training over time, after the per-parameter plots: KDE-GAN's reversal steps, PBT's exploits.
+        over_time = _reversal_section(out, sweep_dir, sweep, trials) + _lineage_section(out, sweep, trials)
+        summary += "\n".join(["", *over_time])
         (out / "summary.md").write_text(summary)
     return locations.join(report_dir, "summary.md")
 
@@ -575,7 +581,7 @@ def _status_counts(trials: list[dict]) -> str:
 
 
 def _summary(sweep, ranked, columns, rows, plots, by_plots, importances, importance_note, trials_note,
-             storage, pareto: list[str]) -> str:
+             storage, pareto: list[str], table_section: list[str] = ()) -> str:
     metric, mode = sweep["metric"], sweep["mode"]
     better = "lower" if mode == "min" else "higher"
     lines = [f"# Sweep report: {sweep['name']}", ""]
@@ -593,6 +599,7 @@ def _summary(sweep, ranked, columns, rows, plots, by_plots, importances, importa
         lines.append(f"- {trials_note}")
     lines.append("")
 
+    lines += table_section  # a space with table: (sweep/table.py), before the trials it is made of
     lines += ["## Best trial", ""]
     best = ranked[0] if ranked and _best_value(ranked[0]) is not None else None
     if best is None:
@@ -658,3 +665,50 @@ def _category_table(by: str, spec: dict | None, trials: list[dict], metric: str,
         best = (min(values) if mode == "min" else max(values)) if values else None
         rows.append([category, len(values), best, sum(values) / len(values) if values else None])
     return _md_table([by, f"trials with {metric}", f"best {metric}", f"mean {metric}"], rows)
+
+
+# ---------------------------------------------------------------- training over time
+
+
+def _reversal_section(out: Path, sweep_dir: str, sweep: dict, trials: list[dict]) -> list[str]:
+    """KDE-GAN's reversal steps over training (curves.plot_reversal) and a sentence on them; [] for a sweep whose
+    trials logged none."""
+    ordered = sorted(trials, key=lambda t: t["number"])
+    series = curves.reversal_series({t["name"]: layout.trial_log_dir(sweep_dir, t["name"]) for t in ordered})
+    (out / curves.REVERSAL_PNG).unlink(missing_ok=True)  # a stale plot from an earlier report would contradict this one
+    if not series:
+        return []
+    params = {t["name"]: t["params"] for t in ordered}
+    max_steps = {name: curves.reversal_max_steps(params[name], sweep.get("fixed") or {}) for name in series}
+    curves.plot_reversal(out / curves.REVERSAL_PNG, series, max_steps)
+    with_error = any(curves.REVERSAL_ERROR_TAG in scalars for scalars in series.values())
+    return ["## Generator reversal over training", "",
+            (f"The steps each prior refresh's generator reversal took, against the training step, one line per "
+             f"KDE-GAN trial ({len(series)}), up to `reversal.max_steps` (dashed)"
+             + (", and under it the reversal error at the stop" if with_error else "")
+             + ": the KDE-GAN paper's Fig. 5 (bottom row), where the number of steps the MMD stopping rule takes "
+             "changes as training goes on (crude codes tell reals from fakes early, finer ones as the generator "
+             "improves); without the rule every reversal takes `reversal.max_steps`."), "",
+            f"![reversal steps over training]({curves.REVERSAL_PNG})", ""]
+
+
+def _lineage_section(out: Path, sweep: dict, trials: list[dict]) -> list[str]:
+    """PBT's exploits, a table row each, and the lineage plot (lineage.plot_lineage); [] for a sweep whose trials
+    never exploited."""
+    rows = lineage.exploits(trials)
+    (out / lineage.LINEAGE_PNG).unlink(missing_ok=True)
+    if not rows:
+        return []
+    lineage.plot_lineage(out / lineage.LINEAGE_PNG, trials, rows)
+    scheduler = sweep.get("scheduler") or {}  # sweep.json files written before PBT name no scheduler
+    interval = scheduler.get("perturbation_interval") if isinstance(scheduler, dict) else None
+    table = [[row["trial"], row["step"], row["donor"],
+              ", ".join(f"{key}: {_fmt(old, 3) or 'unset'} -> {_fmt(new, 3) or 'unset'}"
+                        for key, (old, new) in row["changed"].items())] for row in rows]
+    return ["## PBT lineage", "",
+            (f"Population-based training{f' (perturbation interval {interval} steps)' if interval else ''}: "
+             f"{len(rows)} exploit(s). At each, the trial restarted from the donor's checkpoint of that training "
+             "step with the donor's params, perturbed; `changed` lists the params that differ from the trial's "
+             "before it (old -> new). trials.json's `params` (and the tables above) are the ones first sampled."), "",
+            _md_table(["trial", "step", "donor", "changed"], table), "",
+            f"![PBT lineage]({lineage.LINEAGE_PNG})", ""]

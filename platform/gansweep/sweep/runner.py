@@ -6,6 +6,7 @@ keys it samples, not GANs: a trial is `trainer.run_training` of one config.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import math
@@ -26,6 +27,7 @@ from gansweep.run import run_dir
 from gansweep.run.plan import cluster_capacity
 from gansweep.run.plan import plan_resources as plan_run_resources
 from gansweep.run.summaries import write_hparams_config, write_trial_hparams
+from gansweep.sweep import pbt
 from gansweep.sweep import sweep_dir as layout
 from gansweep.sweep.space import SweepSpace
 
@@ -50,6 +52,15 @@ def plan_resources(space: SweepSpace, cluster: dict[str, float]) -> tuple[float,
         raise SweepError(str(exc)) from None
 
 
+def check_population(space: SweepSpace, concurrent: int) -> None:
+    """A PBT population runs whole, all its trials at once: a trial waiting its turn could not be cloned, and PBT
+    would pause the others to let it in."""
+    if space.population_based and concurrent < space.num_samples:
+        raise SweepError(f"{space.path}: scheduler: pbt exploits among trials running at the same time, and only "
+                         f"{concurrent} of the population of {space.num_samples} fit at once (max_concurrent_trials, "
+                         f"resources): lower num_samples to {concurrent}, or give the sweep a larger cluster")
+
+
 def trial_name(number: int, point: dict[str, Any]) -> str:
     """A readable, deterministic trial name: the Optuna trial number and the sampled values."""
     parts = []
@@ -65,11 +76,12 @@ def trial_name(number: int, point: dict[str, Any]) -> str:
 
 def _point(config: dict) -> dict[str, Any]:
     """The sampled keys of a Tune trial's config (Optuna's names are the dotted config keys)."""
-    return {key: value for key, value in config.items() if key != OPTUNA_NUMBER}
+    return {key: value for key, value in config.items() if key not in (OPTUNA_NUMBER, pbt.EXPLOIT_KEY)}
 
 
 def _trial_name_of(trial) -> str:
-    return trial_name(int(trial.config.get(OPTUNA_NUMBER, 0)), _point(trial.config))
+    # Named once, from the point Tune created the trial with: PBT changes a trial's config, not its name.
+    return trial.custom_trial_name or trial_name(int(trial.config.get(OPTUNA_NUMBER, 0)), _point(trial.config))
 
 
 def run_trial(config: dict, space: SweepSpace, sweep_dir: str, monitor: MonitorPayload | None,
@@ -84,9 +96,13 @@ def run_trial(config: dict, space: SweepSpace, sweep_dir: str, monitor: MonitorP
     cfg.train.cpus_per_worker = cpus_per_worker
     name = tune.get_context().get_trial_name()
     log_dir = layout.trial_log_dir(sweep_dir, name)
-    # At the start: ASHA may stop the trial before its end.
-    write_trial_hparams(log_dir, name, point)
     directory = layout.trial_dir(sweep_dir, name)
+    if pbt.EXPLOIT_KEY in config:
+        pbt.start_from_exploit(config, directory)
+    else:
+        # At the start: ASHA may stop the trial before its end. (A PBT clone keeps the point it started from in
+        # TensorBoard's HParams table; its later points are its lineage in trials.json and the report.)
+        write_trial_hparams(log_dir, name, point)
     try:
         run_training(cfg, directory, monitor=monitor, log_dir=log_dir,
                      callbacks=[_metric_report_callback(space.metrics)], verbose=verbose)
@@ -139,6 +155,11 @@ def _define_by_run(space: SweepSpace, trial) -> dict:
 def _searcher(space: SweepSpace, sweep_dir: str):
     import optuna
 
+    if space.population_based:  # Ray refuses a search algorithm beside PBT: Tune's own runs the population
+        from ray.tune.search import BasicVariantGenerator
+
+        return BasicVariantGenerator(points_to_evaluate=[{**point, OPTUNA_NUMBER: number}
+                                                         for number, point in enumerate(pbt.population(space))])
     algorithm, seed = space.search.algorithm, space.search.seed
     if algorithm == "tpe":
         # multivariate + group: TPE models the conditional keys within the branch that has them. Both are
@@ -165,11 +186,13 @@ def _searcher(space: SweepSpace, sweep_dir: str):
     )
 
 
-def _scheduler(space: SweepSpace):
+def _scheduler(space: SweepSpace, sweep_dir: str):
     from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 
     if space.scheduler.name == "fifo":
         return FIFOScheduler()
+    if space.population_based:
+        return pbt.scheduler(space, sweep_dir, _trial_name_of, own_keys=(OPTUNA_NUMBER,))
     return ASHAScheduler(
         time_attr="step",
         # One below the last step: ASHA puts no rung at train.steps, so it never stops a trial at its very end,
@@ -213,7 +236,16 @@ class TrialsRecord(Callback):
 
     def on_trial_start(self, iteration, trials, trial, **info):
         entry = self._entry(trial)
-        entry.update(status="running", error=None, started_unix=time.time())
+        exploit = trial.config.get(pbt.EXPLOIT_KEY)
+        lineage = entry.setdefault("lineage", [])
+        # A PBT clone's restart: its wall time runs on from its first start, and its lineage grows by the exploit.
+        restarted = exploit is not None and entry["status"] == "running"
+        if exploit is not None and all(step["number"] != exploit["number"] for step in lineage):
+            lineage.append({"number": exploit["number"], "step": exploit["step"], "donor": exploit["donor"],
+                            "params": _point(trial.config)})
+        entry.update(status="running", error=None)
+        if not (restarted and entry.get("started_unix")):
+            entry["started_unix"] = time.time()
         self._write()
 
     def on_trial_result(self, iteration, trials, trial, result, **info):
@@ -272,12 +304,14 @@ def _prepare_output(space: SweepSpace, sweep_dir: str, resume: bool) -> None:
             raise SweepError(f"--resume: {shown} holds no sweep to resume (no {layout.SWEEP_FILE} or "
                              f"{layout.TUNE_DIR}/)")
         previous = layout.read_sweep_record(sweep_dir)
-        if previous.get("space") != space.describe() or previous.get("fixed") != _jsonable(space.fixed):
+        if (previous.get("space") != space.describe() or previous.get("fixed") != _jsonable(space.fixed)
+                or previous.get("exclude", []) != _jsonable(space.exclude)):
             raise SweepError(f"--resume: {space.path} is not the space {shown} was started with "
                              f"(compare with {shown}/{layout.SWEEP_FILE}); start a new sweep with another --output")
     elif layout.has_sweep_record(sweep_dir):
         raise SweepError(f"{shown} already holds a sweep: add --resume to continue it, or choose another --output")
-    layout.ready_local_study(sweep_dir, _storage_url(space, sweep_dir))
+    if not space.population_based:  # a PBT sweep has no Optuna study (its population is Tune's own)
+        layout.ready_local_study(sweep_dir, _storage_url(space, sweep_dir))
 
 
 def _jsonable(value: Any) -> Any:
@@ -298,12 +332,17 @@ def run_sweep(space: SweepSpace, output: str | Path, resume: bool = False, verbo
     storage.check_writable(cache_root(base.data), "the cache (GANSWEEP_CACHE or data.cache_dir)")
     # Before Ray: the classifier (trained once, cached) and the reference statistics, shared by every trial.
     monitor = prepare_monitor(base)
+    population_based = space.population_based
     layout.write_sweep_record(sweep_dir, {
         "name": space.name, "metric": space.metric, "mode": space.mode, "objectives": space.objectives,
         "space": space.describe(),
         "fixed": _jsonable(space.fixed), "search": space.search.algorithm,
-        "study_name": space.study_name, "storage": _storage_url(space, sweep_dir),
+        "scheduler": dataclasses.asdict(space.scheduler),
+        # A PBT sweep has no Optuna study: the report ranks its parameters from trials.json.
+        "study_name": None if population_based else space.study_name,
+        "storage": None if population_based else _storage_url(space, sweep_dir),
         "num_samples": space.num_samples, "space_file": str(space.path),
+        "exclude": space.exclude, "table": space.table,  # what `gansweep report` makes its table of
     })
     write_hparams_config(storage.join(sweep_dir, layout.TENSORBOARD_DIR), space.params, space.metric)
 
@@ -311,6 +350,7 @@ def run_sweep(space: SweepSpace, output: str | Path, resume: bool = False, verbo
     try:
         cluster = space.resources.cluster or cluster_capacity()
         cpus_per_worker, concurrent = plan_resources(space, cluster)
+        check_population(space, concurrent)
         print(f"[gansweep] sweep {space.name}: {space.num_samples} trials, {concurrent} at a time, "
               f"{space.resources.workers} worker(s) x {cpus_per_worker:g} CPU"
               + (f" + {space.resources.gpus_per_worker:g} GPU" if space.resources.gpus_per_worker else "")
@@ -337,9 +377,12 @@ def run_sweep(space: SweepSpace, output: str | Path, resume: bool = False, verbo
         else:
             tuner = tune.Tuner(
                 trainable,
+                # PBT's population is given point by point (_searcher), and Tune takes only the keys it names here.
+                param_space={key: None for key in [OPTUNA_NUMBER, *(p.key for p in space.params)]}
+                if population_based else None,
                 tune_config=tune.TuneConfig(
                     search_alg=_searcher(space, sweep_dir),
-                    scheduler=_scheduler(space),
+                    scheduler=_scheduler(space, sweep_dir),
                     metric=space.metric,
                     mode=space.mode,
                     num_samples=space.num_samples,
@@ -369,8 +412,9 @@ def run_sweep(space: SweepSpace, output: str | Path, resume: bool = False, verbo
             values = ", ".join(f"{metric}={trial['metrics'][metric]:.3f}" for metric in space.metrics)
             print(f"[gansweep]   {trial['name']}: {values}", flush=True)
     elif best is not None:
+        params = (best.get("lineage") or [best])[-1]["params"]  # a PBT clone's last ones
         print(f"[gansweep] best trial {best['name']}: {space.metric}={best['best']['value']:.3f} at step "
-              f"{best['best']['step']}; params {json.dumps(best['params'])}", flush=True)
+              f"{best['best']['step']}; params {json.dumps(params)}", flush=True)
     shown = storage.display(sweep_dir)
     print(f"[gansweep] compare the trials: tensorboard --logdir {shown}/{layout.TENSORBOARD_DIR}", flush=True)
     print(f"[gansweep] table and plots: gansweep report {shown}", flush=True)

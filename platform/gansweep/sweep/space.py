@@ -14,12 +14,35 @@ A space file is YAML (read with ``yaml.safe_load``)::
       train.lr_d: {loguniform: [1.0e-4, 1.0e-3]}
       measurement.name: {choice: [block_pixel, block_patch]}
       measurement.patch: {int: [4, 14], when: {measurement.name: [block_patch]}}
-    scheduler: {name: asha, grace_period: 200, reduction_factor: 2}   # or {name: fifo}
+    scheduler: {name: asha, grace_period: 200, reduction_factor: 2}   # or {name: fifo}, or
+                                        # {name: pbt, perturbation_interval: 300} (population-based training)
     search: {algorithm: tpe, seed: 0}   # tpe | random | grid; storage: an Optuna RDB URL
     resources: {workers: 1, gpus_per_worker: 0, cpus_per_worker: null}
 
 A key with ``when`` is sampled only when its parent (a ``choice`` key of the space) takes one of the
 listed values: Optuna's define-by-run space, so TPE never sees a patch size for Block-Pixel.
+
+A grid of named cells (search_spaces/paper_table.yaml) uses three more pieces::
+
+    space:
+      arm:                              # a bundle key: not a config key; its choice maps names to config keys
+        choice:
+          clean: {mode: clean, measurement.name: none}
+          hidden_ambient@up1: {mode: ambient, hidden.inject_at: up1}
+      row:
+        when: {arm: [hidden_ambient@up1]}       # bundle keys are parents like any choice key
+        choice:
+          block_pixel_p0.8:
+            measurement: {name: block_pixel, p: 0.8}
+            arm:                        # under another bundle key's name: keys added for some of its names only
+              hidden_ambient@up1: {hidden.measurement.name: block_pixel, hidden.measurement.p: 0.8}
+      train.seed: {choice: [0, 1, 2]}
+    exclude:                            # grid search only: drop the points matching every key of an entry
+      - {row: [block_pixel_p0.8], train.seed: [1, 2]}
+    table: {rows: row, columns: arm}    # `gansweep report` writes the table (sweep/table.py)
+
+Optuna samples a bundle key's names; the trial's config gets the chosen bundle's keys. No two sources (fixed:,
+a sampled key, a bundle) may set one config key in the same trial.
 Everything is validated here, before Ray starts; errors name the place in the file.
 """
 
@@ -47,12 +70,13 @@ from gansweep.data.sources import DataSourceError, SourceInfo, describe_source
 from gansweep.run.plan import check_gpu_layout
 
 DISTRIBUTIONS = ("uniform", "loguniform", "int", "choice")
-SCHEDULERS = ("asha", "fifo")
+SCHEDULERS = ("asha", "fifo", "pbt", "pb2")
+POPULATION_SCHEDULERS = ("pbt", "pb2")  # population-based training (sweep/pbt.py)
 ALGORITHMS = ("tpe", "random", "grid")
 METRIC_MODES = {"fid": "min", "classifier_score": "max"}  # the cheap evaluation's figures
 TOP_KEYS = (
     "name", "metric", "mode", "num_samples", "max_concurrent_trials", "fixed", "space", "scheduler", "search",
-    "resources",
+    "resources", "exclude", "table",
 )
 # Keys a trial may not sample: the data set is shared (one classifier and reference statistics per
 # sweep), the schedule is the scheduler's time axis, and the resources are planned per sweep.
@@ -78,14 +102,35 @@ class SpaceError(ConfigError):
 
 
 @dataclass
+class Bundle:
+    """The config keys one name of a bundle key sets, and those it adds when another bundle key takes some of its
+    names (a table row's measurement inside G, for the hidden arms only)."""
+
+    keys: dict[str, Any]
+    by: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)  # other key -> its name -> config keys
+
+    def items(self, point: dict[str, Any], place: str) -> list[tuple[str, Any, str]]:
+        """(config key, value, where the file sets it) for the trial at POINT."""
+        items = [(key, value, place) for key, value in self.keys.items()]
+        for other, named in self.by.items():
+            if point.get(other) in named:
+                items += [(key, value, f"{place}.{other}.{point[other]}") for key, value in named[point[other]].items()]
+        return items
+
+    def describe(self) -> dict:
+        return {**self.keys, **self.by}
+
+
+@dataclass
 class Param:
-    key: str  # the dotted config key
+    key: str  # the dotted config key (a bundle key: its own name)
     kind: str  # one of DISTRIBUTIONS
     low: Any = None
     high: Any = None
     step: Any = None  # int / uniform: optional grid step
     choices: list = field(default_factory=list)
     when: dict[str, list] = field(default_factory=dict)  # parent key -> values that activate this key
+    bundles: dict[str, Bundle] | None = None  # a bundle key (not a config key): its choices' names -> their keys
 
     def active(self, point: dict) -> bool:
         return all(parent in point and point[parent] in values for parent, values in self.when.items())
@@ -101,6 +146,8 @@ class Param:
     def describe(self) -> dict:
         """The spec as written (for sweep.json and the report)."""
         spec: dict[str, Any] = {self.kind: self.choices if self.kind == "choice" else [self.low, self.high]}
+        if self.bundles is not None:
+            spec["bundles"] = {name: bundle.describe() for name, bundle in self.bundles.items()}
         if self.step is not None:
             spec["step"] = self.step
         if self.when:
@@ -111,8 +158,11 @@ class Param:
 @dataclass
 class Scheduler:
     name: str = "asha"
-    grace_period: int | None = None  # steps; default: eval.every (the first cheap FID)
-    reduction_factor: float = 2.0
+    grace_period: int | None = None  # asha: steps; default: eval.every (the first cheap FID)
+    reduction_factor: float = 2.0  # asha
+    perturbation_interval: int | None = None  # pbt: steps between a trial's exploit-and-explore decisions
+    quantile_fraction: float = 0.25  # pbt: the bottom fraction clones the top fraction
+    resample_probability: float = 0.25  # pbt (not pb2): a perturbed key is redrawn from its range, else x0.8 or x1.2
 
 
 @dataclass
@@ -147,6 +197,8 @@ class SweepSpace:
     # (metric, mode) per objective: one, or two for Optuna's multi-objective search. The first is `metric`:
     # what trials.json ranks by and the console names best.
     objectives: list[tuple[str, str]]
+    exclude: list[dict[str, list]] = field(default_factory=list)  # partial points the grid drops
+    table: dict[str, str] | None = None  # {rows: key, columns: key}: the table `gansweep report` writes
 
     def base_config(self) -> Config:
         """Defaults, the fixed keys and the resources: what every trial starts from."""
@@ -162,9 +214,28 @@ class SweepSpace:
     def trial_config(self, point: dict[str, Any]) -> Config:
         """The config of one trial: the base config with the sampled keys set."""
         cfg = self.base_config()
-        _apply(cfg, _nest(point), "")
+        _apply(cfg, _nest(self.config_keys(point)), "")
         validate(cfg)
         return cfg
+
+    def config_keys(self, point: dict[str, Any]) -> dict[str, Any]:
+        """The config keys POINT sets: its sampled config keys and the keys of the bundles it names. One key set by
+        two sources in one trial is an error: which would win is written nowhere."""
+        keys: dict[str, Any] = {}
+        sources: dict[str, str] = {}
+        for param in self.params:
+            if param.key not in point:
+                continue
+            if param.bundles is None:
+                items = [(param.key, point[param.key], f"space.{param.key}")]
+            else:
+                name = point[param.key]
+                items = param.bundles[name].items(point, f"space.{param.key}.choice.{name}")
+            for key, value, place in items:
+                if key in sources:
+                    raise SpaceError(f"{sources[key]} and {place} both set {key}; keep one")
+                keys[key], sources[key] = value, place
+        return keys
 
     def define_by_run(self, trial) -> None:
         """Optuna's define-by-run space: sample each active key, parents first."""
@@ -174,7 +245,7 @@ class SweepSpace:
                 point[param.key] = param.suggest(trial)
 
     def grid(self) -> list[dict[str, Any]]:
-        return grid_points(self.params)
+        return grid_points(self.params, self.exclude)
 
     def describe(self) -> dict:
         return {param.key: param.describe() for param in self.params}
@@ -184,13 +255,19 @@ class SweepSpace:
         return [metric for metric, _ in self.objectives]
 
     @property
+    def population_based(self) -> bool:
+        """PBT or PB2: Tune's population, no Optuna study (sweep/pbt.py)."""
+        return self.scheduler.name in POPULATION_SCHEDULERS
+
+    @property
     def study_name(self) -> str:
         """The Optuna study's name: search.study_name, else the space's name."""
         return self.search.study_name or self.name
 
 
-def grid_points(params: list[Param]) -> list[dict[str, Any]]:
-    """Every combination of the choice PARAMS; a conditional key multiplies only the points where it is active."""
+def grid_points(params: list[Param], exclude: list[dict[str, list]] = ()) -> list[dict[str, Any]]:
+    """Every combination of the choice PARAMS; a conditional key multiplies only the points where it is active.
+    A point matching every key of an EXCLUDE entry is dropped."""
     points: list[dict[str, Any]] = [{}]
     for param in params:
         grown = []
@@ -200,7 +277,11 @@ def grid_points(params: list[Param]) -> list[dict[str, Any]]:
             else:
                 grown.append(point)
         points = grown
-    return points
+    return [point for point in points if not any(_matches(point, entry) for entry in exclude)]
+
+
+def _matches(point: dict[str, Any], entry: dict[str, list]) -> bool:
+    return all(key in point and point[key] in values for key, values in entry.items())
 
 
 def _nest(flat: dict[str, Any]) -> dict:
@@ -315,11 +396,77 @@ def _parse_param(key: str, spec: Any, where: str) -> Param:
                     or param.step <= 0):
                 raise SpaceError(f"{place}.step: a positive number (an integer for int), for int and uniform only")
         param.low, param.high = low, high
+    param.when = _parse_when(spec, place)
+    return param
+
+
+def _parse_when(spec: dict, place: str) -> dict[str, list]:
     when = spec.get("when") or {}
     if not isinstance(when, dict):
         raise SpaceError(f"{place}.when: expected {{parent_key: [values]}}, got {when!r}")
-    param.when = {parent: (v if isinstance(v, list) else [v]) for parent, v in when.items()}
-    return param
+    return {parent: (v if isinstance(v, list) else [v]) for parent, v in when.items()}
+
+
+def _parse_bundle_param(key: str, spec: dict, where: str, others: set[str], fixed: dict) -> Param:
+    """A bundle key: its choice maps names to bundles of config keys; a bundle may hold, under the name of another
+    bundle key of OTHERS, the keys it adds for some of that key's names."""
+    place = f"{where}: space.{key}"
+    if key in all_keys():
+        raise SpaceError(f"{place}.choice: {key} is a config key, whose choice is a list of values; a mapping of "
+                         "names to bundles of config keys needs a name of its own (row, arm)")
+    unknown = [k for k in spec if k not in ("choice", "when")]
+    if unknown:
+        raise SpaceError(f"{place}: unknown key '{unknown[0]}'; a bundle key takes choice and when")
+    if not spec["choice"]:
+        raise SpaceError(f"{place}.choice: needs at least one name")
+    bundles = {}
+    for name, raw in spec["choice"].items():
+        if not isinstance(name, str):
+            raise SpaceError(f"{place}.choice: the name {name!r} must be a string (quote it)")
+        where_name = f"{place}.choice.{name}"
+        if not isinstance(raw, dict):
+            raise SpaceError(f"{where_name}: expected a mapping of config keys to values, got {raw!r}")
+        bundle = Bundle(_bundle_keys({k: v for k, v in raw.items() if k not in others}, where_name, fixed))
+        for other in (k for k in raw if k in others):
+            named = raw[other]
+            if not isinstance(named, dict) or not all(isinstance(n, str) for n in named):
+                raise SpaceError(f"{where_name}.{other}: expected a mapping of {other}'s names to config keys")
+            bundle.by[other] = {n: _bundle_keys(keys or {}, f"{where_name}.{other}.{n}", fixed)
+                                for n, keys in named.items()}
+            for n, keys in bundle.by[other].items():
+                both = sorted(keys.keys() & bundle.keys.keys())
+                if both:
+                    raise SpaceError(f"{where_name}.{other}.{n}: sets {both[0]}, which {where_name} sets already; "
+                                     "keep one")
+        bundles[name] = bundle
+    return Param(key=key, kind="choice", choices=list(bundles), bundles=bundles, when=_parse_when(spec, place))
+
+
+def _bundle_keys(raw: Any, place: str, fixed: dict) -> dict[str, Any]:
+    """A bundle's config keys (dotted or nested), each checked and typed as the trial's config will hold it."""
+    if not isinstance(raw, dict):
+        raise SpaceError(f"{place}: expected a mapping of config keys to values, got {raw!r}")
+    keys = {}
+    for key, value in _flatten(raw).items():
+        if key not in all_keys():
+            raise SpaceError(f"{place}.{key}: {_unknown_key(key)}")
+        if key in NOT_SWEEPABLE:
+            raise SpaceError(f"{place}.{key}: cannot be swept ({NOT_SWEEPABLE[key]})")
+        if key in fixed:
+            raise SpaceError(f"{place}.{key}: also set in fixed: (or by --set); keep one")
+        keys[key] = _coerced(key, value, f"{place}.{key}")
+    return keys
+
+
+def _check_bundle_names(params: dict[str, Param], where: str) -> None:
+    """The names a bundle lists under another bundle key must be that key's."""
+    for param in params.values():
+        for name, bundle in (param.bundles or {}).items():
+            for other, named in bundle.by.items():
+                unknown = [n for n in named if n not in params[other].choices]
+                if unknown:
+                    raise SpaceError(f"{where}: space.{param.key}.choice.{name}.{other}: {unknown[0]!r} is not among "
+                                     f"{other}'s names {params[other].choices!r}")
 
 
 def _coerced(key: str, value: Any, place: str) -> Any:
@@ -349,7 +496,8 @@ def _order(params: dict[str, Param], where: str) -> list[Param]:
                                  "its parent sampled as a choice)")
             if params[parent].kind != "choice":
                 raise SpaceError(f"{place}: its parent '{parent}' must be a choice key")
-            values[:] = [_coerced(parent, v, place) for v in values]  # `when: {hidden.inject_at: [1]}` means "1"
+            if params[parent].bundles is None:  # `when: {hidden.inject_at: [1]}` means "1"; bundle names are names
+                values[:] = [_coerced(parent, v, place) for v in values]
             missing = [v for v in values if v not in params[parent].choices]
             if missing:
                 raise SpaceError(f"{place}: {missing!r} is not among {parent}'s choices {params[parent].choices!r}")
@@ -401,10 +549,14 @@ def load_space(path: str | Path, overrides: list[tuple[str, Any]] = ()) -> Sweep
     if not isinstance(space_raw, dict) or not space_raw:
         raise SpaceError(f"{where}: space: needs at least one key to sample")
     params = {}
+    bundle_keys = {key for key, spec in space_raw.items()
+                   if isinstance(spec, dict) and isinstance(spec.get("choice"), dict)}
     for key, spec in space_raw.items():
         if key in fixed:
             raise SpaceError(f"{where}: space.{key}: also set in fixed: (or by --set); keep one")
-        params[key] = _parse_param(key, spec, where)
+        params[key] = (_parse_bundle_param(key, spec, where, bundle_keys - {key}, fixed) if key in bundle_keys
+                       else _parse_param(key, spec, where))
+    _check_bundle_names(params, where)
     ordered = _order(params, where)
 
     scheduler = _section(raw, "scheduler", Scheduler, where)
@@ -428,6 +580,8 @@ def load_space(path: str | Path, overrides: list[tuple[str, Any]] = ()) -> Sweep
             raise SpaceError(f"{where}: {exc}") from None
 
     objectives = _objectives(raw, where)
+    if scheduler.name in POPULATION_SCHEDULERS:
+        _check_pbt_search(raw, search, objectives, where)
     if len(objectives) > 1:
         if "scheduler" not in raw:
             scheduler.name = "fifo"  # ASHA compares trials on one number: two objectives run every trial to its end
@@ -442,6 +596,7 @@ def load_space(path: str | Path, overrides: list[tuple[str, Any]] = ()) -> Sweep
         num_samples=0,
         max_concurrent_trials=raw.get("max_concurrent_trials"), fixed=fixed, params=ordered,
         scheduler=scheduler, search=search, resources=resources,
+        exclude=_parse_exclude(raw, ordered, search.algorithm, where), table=_parse_table(raw, params, where),
     )
     _check_counts(space, raw, where)
     _check_trials(space, where)
@@ -527,6 +682,54 @@ def _check_counts(space: SweepSpace, raw: dict, where: str) -> None:
         raise SpaceError(f"{where}: max_concurrent_trials: must be an integer >= 1, got {limit!r}")
 
 
+def _parse_exclude(raw: dict, params: list[Param], algorithm: str, where: str) -> list[dict[str, list]]:
+    """exclude: a list of partial grid points, {choice key: a value or a list of values}; each must drop a point."""
+    entries = raw.get("exclude") or []
+    if not isinstance(entries, list):
+        raise SpaceError(f"{where}: exclude: expected a list of partial grid points ({{key: value or [values]}})")
+    if entries and algorithm != "grid":
+        raise SpaceError(f"{where}: exclude: only a grid search can leave points out (search.algorithm is "
+                         f"{algorithm})")
+    by_key = {param.key: param for param in params}
+    choices = [param for param in params if param.kind == "choice"]
+    excluded = []
+    for i, entry in enumerate(entries):
+        place = f"{where}: exclude[{i}]"
+        if not isinstance(entry, dict) or not entry:
+            raise SpaceError(f"{place}: expected a mapping of choice keys to a value or a list of values, got {entry!r}")
+        parsed = {}
+        for key, values in entry.items():
+            param = by_key.get(key)
+            if param is None or param.kind != "choice":
+                raise SpaceError(f"{place}.{key}: not a choice key of space:")
+            values = values if isinstance(values, list) else [values]
+            if param.bundles is None:
+                values = [_coerced(key, v, f"{place}.{key}") for v in values]
+            missing = [v for v in values if v not in param.choices]
+            if missing:
+                raise SpaceError(f"{place}.{key}: {missing[0]!r} is not among {key}'s choices {param.choices!r}")
+            parsed[key] = values
+        if not any(_matches(point, parsed) for point in grid_points(choices)):
+            raise SpaceError(f"{place}: matches no grid point (are its keys ever active together?)")
+        excluded.append(parsed)
+    return excluded
+
+
+def _parse_table(raw: dict, params: dict[str, Param], where: str) -> dict[str, str] | None:
+    """table: {rows: KEY, columns: KEY}, two different choice keys of the space."""
+    table = raw.get("table")
+    if table is None:
+        return None
+    if not isinstance(table, dict) or set(table) != {"rows", "columns"}:
+        raise SpaceError(f"{where}: table: expected {{rows: KEY, columns: KEY}}, got {table!r}")
+    for role, key in table.items():
+        if key not in params or params[key].kind != "choice":
+            raise SpaceError(f"{where}: table.{role}: {key!r} is not a choice key of space:")
+    if table["rows"] == table["columns"]:
+        raise SpaceError(f"{where}: table: rows and columns are both {table['rows']!r}")
+    return dict(table)
+
+
 def _trial_error(space: SweepSpace, point: dict[str, Any], sources: dict[tuple, SourceInfo]) -> str | None:
     """Why the trial at POINT cannot run (its config is invalid, or does not fit its data), or None. The data are
     described, not loaded, once per data settings in SOURCES (data.limit may be sampled); a source that cannot be
@@ -552,7 +755,7 @@ def _check_trials(space: SweepSpace, where: str) -> None:
         # The fixed keys alone may be invalid only for lack of a sampled key (hidden.inject_at fixed,
         # hidden.measurement.name sampled): the trials below tell.
         base_error = _trial_error(space, {}, sources)
-        choice_points = itertools.islice(grid_points([p for p in space.params if p.kind == "choice"]),
+        choice_points = itertools.islice(grid_points([p for p in space.params if p.kind == "choice"], space.exclude),
                                          MAX_CHECKED_COMBINATIONS)
         for point in choice_points:
             for end in ("low", "high"):
@@ -585,3 +788,57 @@ def _check_trials(space: SweepSpace, where: str) -> None:
             raise SpaceError(f"{where}: scheduler.grace_period: {grace} must be below train.steps={base.train.steps}")
         if space.scheduler.reduction_factor <= 1 or math.isnan(space.scheduler.reduction_factor):
             raise SpaceError(f"{where}: scheduler.reduction_factor: must be > 1")
+    if space.population_based:
+        _check_pbt(space, base, where)
+
+
+def _check_pbt_search(raw: dict, search: Search, objectives: list, where: str) -> None:
+    """PBT's population is drawn at random: Ray refuses a search algorithm beside it (TPE would have no results to
+    learn from before the population starts anyway), and it ranks trials on one metric."""
+    if len(objectives) > 1:
+        raise SpaceError(f"{where}: scheduler: pbt clones the best trials on one metric, and this sweep has two; "
+                         "use one metric, or scheduler: {name: fifo}")
+    if "algorithm" not in (raw.get("search") or {}):
+        search.algorithm = "random"
+    elif search.algorithm != "random":
+        raise SpaceError(f"{where}: search.algorithm: {search.algorithm} cannot drive pbt (Ray runs PBT without a "
+                         "search algorithm; its population is drawn at random): use search: {algorithm: random}")
+
+
+def pbt_keys(space: SweepSpace) -> list[Param]:
+    """The keys PBT perturbs: the continuous ones (a choice or an integer key, inherited from the trial cloned, may
+    change the nets its checkpoint holds)."""
+    return [p for p in space.params if p.kind in ("uniform", "loguniform")]
+
+
+def _check_pbt(space: SweepSpace, base: Config, where: str) -> None:
+    """A population that exploits at checkpoints it can clone, on a fresh metric, with something to perturb."""
+    pbt, steps = space.scheduler, base.train.steps
+    interval = pbt.perturbation_interval
+    if interval is None:
+        raise SpaceError(f"{where}: scheduler.perturbation_interval: pbt needs the steps between its decisions "
+                         f"(a multiple of eval.every={base.eval.every} and train.checkpoint_every="
+                         f"{base.train.checkpoint_every})")
+    if interval <= 0 or interval >= steps:
+        raise SpaceError(f"{where}: scheduler.perturbation_interval: {interval} must be between 1 and train.steps="
+                         f"{steps} (excluded)")
+    for key, every in (("eval.every", base.eval.every), ("train.checkpoint_every", base.train.checkpoint_every)):
+        if any(p.key == key for p in space.params):
+            raise SpaceError(f"{where}: space.{key}: pbt needs one {key} for every trial; set it in fixed:")
+        if interval % every:
+            raise SpaceError(f"{where}: scheduler.perturbation_interval: {interval} is not a multiple of {key}="
+                             f"{every}: each decision needs a fresh {space.metric} and a checkpoint to clone")
+    if not 0 < pbt.quantile_fraction <= 0.5:
+        raise SpaceError(f"{where}: scheduler.quantile_fraction: must be in (0, 0.5], got {pbt.quantile_fraction}")
+    if not 0 <= pbt.resample_probability <= 1:
+        raise SpaceError(f"{where}: scheduler.resample_probability: must be in [0, 1], got "
+                         f"{pbt.resample_probability}")
+    if space.num_samples < 2:
+        raise SpaceError(f"{where}: num_samples: pbt needs a population of at least 2 trials")
+    conditional = [p.key for p in space.params if p.when]
+    if conditional:  # Tune's population has one set of keys; a clone takes its donor's, all of them
+        raise SpaceError(f"{where}: space.{conditional[0]}.when: pbt trials all have the same keys; drop the "
+                         "condition, or use scheduler asha or fifo")
+    if not pbt_keys(space):
+        raise SpaceError(f"{where}: space: pbt perturbs the continuous keys (uniform, loguniform), and this space "
+                         "has none")

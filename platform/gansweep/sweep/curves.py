@@ -1,0 +1,91 @@
+"""Trials' scalars over training, read back from their TensorBoard runs, and the report's plot of KDE-GAN's
+generator reversal over training (the KDE-GAN paper's Fig. 5, bottom row): the steps each reversal took, and its
+error at the stop, against the training step, one line per trial."""
+
+from __future__ import annotations
+
+import math
+import tempfile
+from pathlib import Path
+
+from matplotlib import colormaps
+from matplotlib.figure import Figure
+
+from gansweep import storage
+from gansweep.config import ReversalConfig
+
+REVERSAL_STEPS_TAG = "prior/reversal_steps"
+REVERSAL_ERROR_TAG = "prior/reversal_error"
+REVERSAL_PNG = "reversal_steps.png"
+LEGEND_ROWS = 20  # trials per legend column: a legend of many trials spreads sideways, not past the figure
+MAX_STEPS_KEY = "reversal.max_steps"
+
+
+def read_scalars(log_dir: str, tags: tuple[str, ...]) -> dict[str, list[tuple[int, float]]]:
+    """Tag -> [(step, value), ...] by step, for each of TAGS the TensorBoard run at LOG_DIR (a local folder or one on
+    object storage) holds; {} for a run not written yet."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    with tempfile.TemporaryDirectory() as scratch:
+        folder = log_dir
+        if storage.is_uri(log_dir):  # TensorBoard reads no bucket but S3, and that through TensorFlow: a local copy
+            storage.download_folder(log_dir, Path(scratch))
+            folder = scratch
+        elif not Path(log_dir).is_dir():
+            return {}
+        events = EventAccumulator(folder, size_guidance={"scalars": 0})  # 0: every point, not a sample of them
+        events.Reload()
+        present = set(events.Tags()["scalars"])
+        # Stable by step: a trial resumed from a checkpoint appends a new event file (TensorBoard purges the overlap).
+        return {tag: sorted(((e.step, e.value) for e in events.Scalars(tag)), key=lambda point: point[0])
+                for tag in tags if tag in present}
+
+
+def reversal_series(log_dirs: dict[str, str]) -> dict[str, dict[str, list[tuple[int, float]]]]:
+    """Trial name -> {REVERSAL_STEPS_TAG: [(step, value), ...], and REVERSAL_ERROR_TAG when logged}, for the trials
+    of LOG_DIRS (name -> TensorBoard run, in the plot's order) whose run logged reversal steps: KDE-GAN's."""
+    tags = (REVERSAL_STEPS_TAG, REVERSAL_ERROR_TAG)
+    series = {name: read_scalars(log_dir, tags) for name, log_dir in log_dirs.items()}
+    return {name: scalars for name, scalars in series.items() if REVERSAL_STEPS_TAG in scalars}
+
+
+def reversal_max_steps(params: dict, fixed: dict) -> int:
+    """A trial's reversal.max_steps: sampled, else fixed for the sweep, else the config's default."""
+    return int(params.get(MAX_STEPS_KEY, fixed.get(MAX_STEPS_KEY, ReversalConfig().max_steps)))
+
+
+def plot_reversal(path: Path, series: dict[str, dict[str, list[tuple[int, float]]]], max_steps: dict[str, int]) -> None:
+    """Reversal steps against the training step, one coloured line per trial of SERIES (reversal_series), the y axis
+    up to the largest of MAX_STEPS (trial name -> reversal.max_steps) with each cap dashed; under it the reversal
+    error at the stop, where a trial logged it."""
+    with_error = any(REVERSAL_ERROR_TAG in scalars for scalars in series.values())
+    columns = math.ceil(len(series) / LEGEND_ROWS)
+    fig = Figure(figsize=(6.4 + 1.8 * columns, 6.8 if with_error else 4.4), layout="constrained")
+    axes = fig.subplots(2 if with_error else 1, 1, sharex=True, squeeze=False)[:, 0]
+    palette = colormaps["tab10" if len(series) <= 10 else "tab20"]
+    for i, (name, scalars) in enumerate(series.items()):
+        colour = palette(i % palette.N)  # past 20 trials colours repeat: the legend's order tells them apart
+        for ax, tag in zip(axes, (REVERSAL_STEPS_TAG, REVERSAL_ERROR_TAG)):
+            if tag in scalars:
+                steps, values = zip(*scalars[tag])
+                ax.plot(steps, values, color=colour, marker=".", markersize=4, linewidth=1, alpha=0.8,
+                        label=name if tag == REVERSAL_STEPS_TAG else None)
+
+    caps = sorted({max_steps[name] for name in series if name in max_steps})
+    for cap in caps:
+        axes[0].axhline(cap, color="0.4", linestyle="--", linewidth=1)
+    top = max([*caps, *(value for scalars in series.values() for _, value in scalars[REVERSAL_STEPS_TAG])])
+    axes[0].set_ylim(0, top * 1.05 + 0.5)
+    axes[0].set_ylabel("reversal steps")
+    axes[0].set_title("Generator reversal over training: the steps each prior refresh's reversal took"
+                      + (f"\n(dashed: reversal.max_steps = {', '.join(map(str, caps))})" if caps else ""), fontsize=9)
+    if with_error:
+        errors = [value for scalars in series.values() for _, value in scalars.get(REVERSAL_ERROR_TAG, [])]
+        if min(errors) > 0 and max(errors) >= 10 * min(errors):  # errors spanning a decade: compare them in ratios
+            axes[1].set_yscale("log")
+        axes[1].set_ylabel("reversal error at the stop")
+    for ax in axes:
+        ax.grid(True, alpha=0.3)
+    axes[-1].set_xlabel("training step")
+    fig.legend(loc="outside right upper", fontsize=7, ncols=columns, title="trial", title_fontsize=8)
+    fig.savefig(path, dpi=100)

@@ -1,0 +1,137 @@
+"""The table of a sweep whose space names one, `table: {rows: KEY, columns: KEY}` (search_spaces/paper_table.yaml).
+
+Per row and column: the full evaluation's FID, mean ± std over the cell's trials (the seeds: every key but the two),
+the classifier score's mean and n. A column whose trials have no row (the clean arm, whose `row` is inactive) is the
+same on every line. A cell without a finished, fully evaluated trial shows "-", so a sweep still running reports
+what it has. Beside it one sample grid per row: each column's lowest-seed finished trial's generator.
+`gansweep report` writes them into report/: table.md and table_<row>.png.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+from matplotlib.figure import Figure
+
+from gansweep.config import ConfigError
+from gansweep.sweep import sweep_dir as layout
+
+TABLE_FILE = "table.md"
+SAMPLES = 36  # per panel: a 6 x 6 grid
+SAMPLE_SEED = 0  # the same z for every panel
+
+
+def _names(sweep: dict, key: str) -> list:
+    return list((sweep.get("space") or {}).get(key, {}).get("choice") or [])
+
+
+def _evaluated(trials: list[dict]) -> list[dict]:
+    return [t for t in trials if t.get("status") == "finished" and (t.get("full_evaluation") or {}).get("fid")
+            is not None]
+
+
+def cells(trials: list[dict], rows: str, columns: str) -> dict[tuple, list[dict]]:
+    """(row, column) -> the trials of that cell; row None: a column whose trials have no row, shared by every row."""
+    found: dict[tuple, list[dict]] = {}
+    for trial in trials:
+        params = trial["params"]
+        if columns in params:
+            found.setdefault((params.get(rows), params[columns]), []).append(trial)
+    return found
+
+
+def _cell(trials: list[dict]) -> str:
+    if not trials:
+        return "-"
+    fids = [t["full_evaluation"]["fid"] for t in trials]
+    fid = f"{fids[0]:.2f}" if len(fids) == 1 else f"{np.mean(fids):.2f} ± {np.std(fids, ddof=1):.2f}"
+    scores = [t["full_evaluation"]["classifier_score"] for t in trials
+              if t["full_evaluation"].get("classifier_score") is not None]
+    score = f" ({np.mean(scores):.2f})" if scores else ""
+    return f"{fid}{score} n={len(trials)}"
+
+
+def table_markdown(sweep: dict, trials: list[dict]) -> str:
+    """The markdown table: one line per row, one column per column name, the shared ones on every line."""
+    rows, columns = sweep["table"]["rows"], sweep["table"]["columns"]
+    by_cell = cells(_evaluated(trials), rows, columns)
+    shared = {column for (row, column) in cells(trials, rows, columns) if row is None}
+    names = _names(sweep, columns)
+    header = [rows] + [f"{name} (shared)" if name in shared else str(name) for name in names]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for row in _names(sweep, rows):
+        line = [_cell(by_cell.get((None if name in shared else row, name), [])) for name in names]
+        lines.append(f"| {row} | " + " | ".join(line) + " |")
+    return "\n".join(lines)
+
+
+def _png_name(row) -> str:
+    return "table_" + re.sub(r"[^A-Za-z0-9._@-]", "_", str(row)) + ".png"
+
+
+def _first_trial(trials: list[dict]) -> dict | None:
+    """The cell's finished trial of the lowest seed (then the lowest number)."""
+    finished = [t for t in trials if t.get("status") == "finished"]
+    return min(finished, key=lambda t: (t["params"].get("train.seed", 0), t["number"]), default=None)
+
+
+def _samples(sweep_dir: str, trial: dict) -> np.ndarray:
+    """SAMPLES images of the trial's generator as one grid image (H, W, 3)."""
+    from torchvision.utils import make_grid
+
+    from gansweep.run.run_dir import load_sampler, resolve_checkpoint
+
+    sampler, _, _ = load_sampler(*resolve_checkpoint(layout.trial_dir(sweep_dir, trial["name"])))
+    images = sampler.draw(SAMPLES, seed=SAMPLE_SEED).detach().cpu().clamp(0, 1)
+    return make_grid(images, nrow=6, pad_value=1.0).permute(1, 2, 0).numpy()
+
+
+def sample_grids(out: Path, sweep_dir: str, sweep: dict, trials: list[dict]) -> tuple[list[str], list[str]]:
+    """One PNG per row with a finished trial (the shared columns' panels beside the row's own); returns (the PNGs'
+    names, notes on panels that could not be drawn)."""
+    rows, columns = sweep["table"]["rows"], sweep["table"]["columns"]
+    by_cell = cells(trials, rows, columns)
+    shared = {column for (row, column) in by_cell if row is None}
+    pngs, notes = [], []
+    for row in _names(sweep, rows):
+        panels = []
+        for name in _names(sweep, columns):
+            trial = _first_trial(by_cell.get((None if name in shared else row, name), []))
+            if trial is None:
+                continue
+            try:
+                panels.append((f"{name} (seed {trial['params'].get('train.seed', 0)})", _samples(sweep_dir, trial)))
+            except (ConfigError, OSError) as exc:  # a trial directory moved or without a checkpoint: say so, go on
+                notes.append(f"{row}, {name}: no samples from {trial['name']} ({exc})")
+        if not panels:
+            continue
+        fig = Figure(figsize=(2.2 * len(panels), 2.6), layout="constrained")
+        for ax, (title, image) in zip(fig.subplots(1, len(panels), squeeze=False)[0], panels):
+            ax.imshow(image, vmin=0, vmax=1)
+            ax.set_title(title, fontsize=8)
+            ax.axis("off")
+        fig.suptitle(str(row), fontsize=10)
+        fig.savefig(out / _png_name(row), dpi=80)
+        pngs.append(_png_name(row))
+    return pngs, notes
+
+
+def write_table(out: Path, sweep_dir: str, sweep: dict, trials: list[dict]) -> list[str]:
+    """Write OUT/table.md and the sample grids; return summary.md's Table section ([]: the space names no table)."""
+    if not sweep.get("table"):
+        return []
+    markdown = table_markdown(sweep, trials)
+    counted = len(_evaluated(trials))
+    legend = (f"Full-evaluation FID (`eval.n_samples` samples), mean ± std over each cell's trials (the seeds), the "
+              f"classifier score's mean in brackets, n trials; \"-\": no finished trial yet. {counted} of "
+              f"{len(trials)} trials counted. A column marked shared trains without a row and is the same on every "
+              "line.")
+    (out / TABLE_FILE).write_text(f"{markdown}\n\n{legend}\n")
+    pngs, notes = sample_grids(out, sweep_dir, sweep, trials)
+    lines = ["## Table", "", markdown, "", f"{legend} The same in [{TABLE_FILE}]({TABLE_FILE}).", ""]
+    lines += [f"- {note}" for note in notes] + ([""] if notes else [])
+    for png in pngs:
+        lines += [f"![{png}]({png})", ""]
+    return lines
