@@ -88,7 +88,7 @@ def plot_lineage(path: Path, trials: list[dict], rows: list[dict]) -> None:
     for label in ax.get_yticklabels():  # the key to the colours of the panels below
         label.set_color(colour[label.get_text()])
     ax.set_ylim(len(names) - 0.5, -0.5)  # the first trial on top
-    ax.set_title(f"PBT lineage: {len(rows)} exploit(s); each arrow, a trial restarting from the donor's checkpoint "
+    ax.set_title(f"PBT lineage: {len(rows)} exploit(s)\neach arrow: a trial restarting from the donor's checkpoint "
                  "at that step\n(arrow and dot in the donor's colour)", fontsize=9)
 
     for ax, key in zip(axes[1:], params):
