@@ -35,6 +35,28 @@ from gansweep.run.plan import (
 )
 
 
+# Ray settings gansweep starts with unless the environment names its own, measured in benchmarks/bench_sweep.py:
+# - Train's controller polls its workers every RAY_TRAIN_HEALTH_CHECK_INTERVAL_S (2 s by default), and a run's start
+#   and end each wait for a poll: 0.25 s cuts ~2 s of a trial's fixed cost for a few more small RPCs.
+# - Train's preemption watcher is one more actor process per fit (~1 s of a CPU to start) that only logs spot
+#   instances' preemption notices; a run on spot instances resumes from its checkpoints without it.
+# - Ray keeps an idle task process for reuse only while its node runs fewer worker processes than
+#   RAY_num_workers_soft_limit (by default its CPU count), and one sweep trial alone runs ~8 (Tune's, Train's and
+#   Ray Data's actors): every trial's stream started a new reading process (python, torch and gansweep imported,
+#   2-3 s before its first batch). Read by the raylet at its start: a local Ray here, a cluster in cluster.yaml.
+# Train passes its two from the process that fits (a sweep trial's actor) to its controller and workers.
+RAY_ENV_DEFAULTS = {
+    "RAY_TRAIN_HEALTH_CHECK_INTERVAL_S": "0.25",
+    "RAY_TRAIN_ENABLE_PREEMPTION_WATCHER": "0",
+    "RAY_num_workers_soft_limit": "64",
+}
+
+
+def _ray_env_defaults() -> None:
+    for name, value in RAY_ENV_DEFAULTS.items():
+        os.environ.setdefault(name, value)
+
+
 class TrainingDiverged(RuntimeError):
     """The losses turned NaN or infinite: the run stopped (not retried: it would diverge again)."""
 
@@ -79,6 +101,7 @@ def init_ray() -> bool:
     if os.environ.get("RAY_ADDRESS"):
         ray.init(address=os.environ["RAY_ADDRESS"])
         return False
+    _ray_env_defaults()  # before the raylet starts: it reads its settings from the environment
     port = free_port()
     # Ray Train's placement-group cleaner finds the State API from the newest `ray start` session's address
     # file, which names a dead cluster once that head is gone: then a trial stopped early leaves its
@@ -148,6 +171,7 @@ def run_training(
                        stream=stream, threads=torch_threads(cpus_per_worker),
                        fallback_checkpoint=latest, monitor=monitor, verbose=verbose)
         storage_path, storage_filesystem = storage.ray_storage(output)
+        _ray_env_defaults()  # for Train, in a trial's actor on a cluster too
         trainer = TorchTrainer(
             train_loop_per_worker,
             train_loop_config={"plan": plan},
@@ -182,11 +206,14 @@ def run_training(
         raise TrainingDiverged(f"the losses turned non-finite at step {diverged['step']}: {diverged['losses']}; "
                                "lower the learning rates or change the G/D balance")
     metrics = dict(result.metrics or {})
-    first_step = metrics.pop("first_step_unix", None)
+    loop_start, first_step = metrics.pop("loop_start_unix", None), metrics.pop("first_step_unix", None)
     summary = {
         "metrics": metrics,
         "step": metrics.get("step"),
         "wall_time_s": wall,
+        # Of fit's fixed cost: its start to the train loop's (Train's controller and worker group, the nets built and
+        # restored), and to the first step done (the stream's first batch).
+        "time_to_loop_start_s": (loop_start - fit_start) if loop_start else None,
         "time_to_first_step_s": (first_step - fit_start) if first_step else None,
         "data": {
             "fingerprint": training_set.fingerprint,
