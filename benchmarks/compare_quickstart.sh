@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The quickstart sweep side by side, one after the other: an earlier commit REV (checked out in a temporary git
-# worktree, run with this venv) and the working tree. Prints each one's wall time, its trial counts and best trial.
+# worktree, run with this venv) and the working tree. Prints each one's wall time, its trial counts and best trial,
+# and the share of its trials' wall time spent outside their train loops (issue 16's goal: at most 15%).
 #   bash benchmarks/compare_quickstart.sh REV
 set -u
 cd "$(dirname "$0")/.."
@@ -19,5 +20,14 @@ for which in "$REV" working-tree; do
       --output "$OUT/$which" > "$OUT/$which.log" 2>&1)
   echo "$which: exit $?, $(( $(date +%s) - start )) s"
   grep -a "sweep done\|\[gansweep\] best trial" "$OUT/$which.log"
+  python - "$OUT/$which" <<'PY'
+import sys
+from gansweep.sweep.sweep_dir import read_trials
+trials = read_trials(sys.argv[1])
+wall = sum(t["wall_s"] for t in trials)
+loop = sum(t["metrics"]["train_loop_s"] for t in trials)
+print(f"trial walls {wall:.0f} s, in train loops {loop:.0f} s: {100 * (wall - loop) / wall:.0f}% outside the loops "
+      f"({(wall - loop) / len(trials):.1f} s a trial; each finished trial's full evaluation included)")
+PY
 done
 echo "logs and sweep directories: $OUT"

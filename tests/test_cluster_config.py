@@ -264,6 +264,14 @@ def test_gansweep_cache_lives_in_the_bucket(prepared, name):
 
 
 @pytest.mark.parametrize("name", NODE_TYPES)
+def test_every_raylet_keeps_idle_processes_for_the_next_trial_as_a_local_ray_does(prepared, name):
+    from gansweep.run.trainer import RAY_ENV_DEFAULTS
+
+    setting = "RAY_num_workers_soft_limit"
+    assert _container_env(prepared, name).get(setting) == RAY_ENV_DEFAULTS[setting]
+
+
+@pytest.mark.parametrize("name", NODE_TYPES)
 def test_no_shared_file_system_is_required(prepared, name):
     assert _node_init_commands(prepared, name) == []
     volumes = _flag_values(_docker_args(_node_run_options(prepared, name)), {"-v", "--volume"})

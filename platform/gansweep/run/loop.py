@@ -7,8 +7,6 @@ import math
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -74,40 +72,23 @@ def _all_finite(metrics: dict[str, float], device: torch.device) -> bool:
     return bool(finite.item())
 
 
-def _checkpoint_state(fallback: str | None) -> dict | None:
-    """Ray Train's latest checkpoint of this run, else the fallback, read to the CPU (each part's load_state_dict
-    places it: nets and Adam's moments on the parameters' device, Adam's step counters on the CPU, where a non-fused
-    Adam keeps them; on a GPU, the foreach Adam would wait for the device on every parameter's step); None if none."""
+def _restore(gan: GANTrainer, rank: int, fallback: str | None) -> tuple[int, dict]:
+    """Load Ray Train's latest checkpoint of this run, else the fallback; returns its step (0 if none) and the
+    best cheap figures so far. The checkpoint is read to the CPU and each part's load_state_dict places it: nets
+    and Adam's moments on the parameters' device, Adam's step counters on the CPU, where a non-fused Adam keeps
+    them (on a GPU, the foreach Adam would wait for the device on every parameter's step)."""
     checkpoint = ray.train.get_checkpoint()
     if checkpoint is not None:
         with checkpoint.as_directory() as directory:
-            return load_checkpoint(directory)
-    if fallback is not None:  # a folder or a URI
-        return load_checkpoint(fallback)
-    return None
-
-
-def _first_fetched_ahead(batches: Iterator) -> Iterator:
-    """BATCHES, whose first item a thread starts fetching now; the caller waits for it at its first next()."""
-    prefetch = ThreadPoolExecutor(max_workers=1)
-    first = prefetch.submit(next, batches)
-    prefetch.shutdown(wait=False)  # the thread ends with that fetch
-
-    def fetched():
-        yield first.result()
-        yield from batches
-
-    return fetched()
-
-
-def _restore(gan: GANTrainer, rank: int, state: dict | None) -> dict:
-    """GAN as the checkpoint STATE left it (this rank's random streams too); returns the best cheap figures so far."""
-    if state is None:
-        return {}
+            state = load_checkpoint(directory)
+    elif fallback is not None:  # a folder or a URI
+        state = load_checkpoint(fallback)
+    else:
+        return 0, {}
     gan.load_state_dict(state)
     if rank < len(state["rng"]):
         gan.set_rng_state(state["rng"][rank])
-    return dict(state.get("best_eval", {}))
+    return int(state["step"]), dict(state.get("best_eval", {}))
 
 
 def _cheap_evaluation(monitor: FidMonitor, gan: GANTrainer, step: int, best_eval: dict) -> tuple[dict, dict, float]:
@@ -166,22 +147,14 @@ def train_loop_per_worker(loop_config: dict) -> None:
     rank, world = context.get_world_rank(), context.get_world_size()
     device = ray.train.torch.get_device()
     torch.set_num_threads(plan.threads)  # Ray sets one thread for a fractional CPU share (1.75 CPUs: 1 thread)
-    state = _checkpoint_state(plan.fallback_checkpoint)
-    start_step = int(state["step"]) if state is not None else 0
+    gan = build_gan(cfg, plan.clean_shape, device, wrap=ray.train.torch.prepare_model, rank=rank,
+                    num_classes=plan.num_classes, measurements=plan.measurements)
+    start_step, best_eval = _restore(gan, rank, plan.fallback_checkpoint)
     if rank == 0:
         _progress(f"{'resuming at' if start_step else 'starting'} step {start_step}/{t.steps}")
     if start_step >= t.steps:  # a finished run rerun as it was: nothing to train, say where it stands
         ray.train.report({"step": start_step, "resumed_from_step": start_step})
         return
-    # This rank's stream from the row an uninterrupted run would be at: the same data order after a resume. Its first
-    # batch is fetched while the nets are built: its reading task's process starts meanwhile (2-3 s on a new one).
-    rank_batch = t.batch_size // world
-    batches = rank_batches(plan.stream, rank, world, rank_batch, rows_per_rank(start_step, t.d_steps, rank_batch),
-                           device, rows_per_pass=rows_per_rank(t.steps - start_step, t.d_steps, rank_batch))
-    batches = _first_fetched_ahead(batches)
-    gan = build_gan(cfg, plan.clean_shape, device, wrap=ray.train.torch.prepare_model, rank=rank,
-                    num_classes=plan.num_classes, measurements=plan.measurements)
-    best_eval = _restore(gan, rank, state)
 
     summaries = RunSummaries(plan.log_dir, start_step) if rank == 0 else None
     monitor = None
@@ -191,6 +164,10 @@ def train_loop_per_worker(loop_config: dict) -> None:
     last_reversal: dict[str, float] = {}  # KDE-GAN: the newest prior refresh (steps taken, error, MMD^2)
     eval_seconds = 0.0  # spent in cheap evaluations by this run (rank 0), reported as eval_s_total
     fixed_z = torch.randn(SAMPLE_GRID, gan.z_dim, generator=torch.Generator().manual_seed(t.seed))
+    # This rank's stream from the row an uninterrupted run would be at: the same data order after a resume.
+    rank_batch = t.batch_size // world
+    batches = rank_batches(plan.stream, rank, world, rank_batch, rows_per_rank(start_step, t.d_steps, rank_batch),
+                           device, rows_per_pass=rows_per_rank(t.steps - start_step, t.d_steps, rank_batch))
 
     loop_start_unix = time.time()
     loop_start = window_start = time.perf_counter()
