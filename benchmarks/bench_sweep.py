@@ -5,10 +5,11 @@
    against the time spent inside its train loop (train_loop_s, measured by rank 0): the fixed cost (goal <= 8 s)
    and the overhead (goal <= 15%). Run twice, side by side: with gansweep's Ray settings (run/trainer.py's
    RAY_ENV_DEFAULTS) and with Ray's own defaults. The full evaluation is off (eval.n_samples=0; its cost is in
-   BENCHMARKS.md); the cheap FID stays on. Where the fixed cost goes, from the trial's result.json: outside Ray Train's fit (the trial actor's start,
-   run_training's checks and plan, Tune's bookkeeping and teardown), from fit's start to the train loop's (Train's
-   controller, its worker group and placement group, the nets built and restored), and inside fit after the loop
-   (the last checkpoint, the worker group's shutdown). The stream's first batch is inside the loop: printed beside.
+   BENCHMARKS.md); the cheap FID stays on. Where the fixed cost goes, from the trial's result.json: outside Ray
+   Train's fit (the trial actor's start, run_training's checks and plan, Tune's bookkeeping and teardown), from
+   fit's start to the train loop's (Train's controller, its worker group and placement group, the nets built and
+   restored), and inside fit after the loop (the last checkpoint, the worker group's shutdown). The stream's first
+   batch is inside the loop: printed beside.
 2. Throughput: the same sweep of short trials run with 1 and with 2 trials at a time (trials per hour).
 
     .venv/bin/python benchmarks/bench_sweep.py [--output runs/bench_sweep]

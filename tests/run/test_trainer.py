@@ -17,11 +17,19 @@ from gansweep.run.run_dir import (
     read_evaluation,
     read_result,
 )
+from gansweep.run.trainer import RAY_ENV_DEFAULTS, _ray_env_defaults
 
 pytestmark = needs_fashion
 
 SCALARS = {"loss/d", "loss/g", "d/real", "d/fake", "perf/images_per_s", "perf/data_wait_frac"}
 IMAGES = {"images/measured_real", "images/measured_fake", "images/hidden_measured", "images/samples"}
+
+
+def test_ray_starts_with_gansweeps_settings_unless_the_environment_names_its_own(monkeypatch):
+    own = "RAY_TRAIN_HEALTH_CHECK_INTERVAL_S"
+    monkeypatch.setattr(os, "environ", {own: "1.5", "PATH": "/usr/bin"})
+    _ray_env_defaults()
+    assert os.environ == {**RAY_ENV_DEFAULTS, own: "1.5", "PATH": "/usr/bin"}
 
 
 # Runs that test other things skip the evaluation (it needs the domain classifier in their fresh cache).

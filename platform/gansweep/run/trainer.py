@@ -37,7 +37,7 @@ from gansweep.run.plan import (
 
 # Ray settings gansweep starts with unless the environment names its own, measured in benchmarks/bench_sweep.py:
 # - Train's controller polls its workers every RAY_TRAIN_HEALTH_CHECK_INTERVAL_S (2 s by default), and a run's start
-#   and end each wait for a poll: 0.25 s cuts ~2 s of a trial's fixed cost for a few more small RPCs.
+#   and end each wait for a poll: 0.25 s cuts ~3 s of a trial's fixed cost for a few more small RPCs.
 # - Train's preemption watcher is one more actor process per fit (~1 s of a CPU to start) that only logs spot
 #   instances' preemption notices; a run on spot instances resumes from its checkpoints without it.
 # - Ray keeps an idle task process for reuse only while its node runs fewer worker processes than
