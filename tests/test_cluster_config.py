@@ -27,6 +27,7 @@ import yaml
 from botocore.validate import validate_parameters
 from packaging.specifiers import SpecifierSet
 from packaging.version import Version
+from gansweep.run.trainer import RAY_ENV_DEFAULTS
 from ray.autoscaler._private.aws import config as aws_config
 from ray.autoscaler._private.aws import utils as aws_utils
 from ray.autoscaler._private.util import prepare_config, validate_config
@@ -265,8 +266,6 @@ def test_gansweep_cache_lives_in_the_bucket(prepared, name):
 
 @pytest.mark.parametrize("name", NODE_TYPES)
 def test_every_raylet_keeps_idle_processes_for_the_next_trial_as_a_local_ray_does(prepared, name):
-    from gansweep.run.trainer import RAY_ENV_DEFAULTS
-
     setting = "RAY_num_workers_soft_limit"
     assert _container_env(prepared, name).get(setting) == RAY_ENV_DEFAULTS[setting]
 
