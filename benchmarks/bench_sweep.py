@@ -3,25 +3,27 @@
 1. Per-trial overhead: two ~2-minute trials one after the other (the first starts every process anew, the second
    may reuse the first's idle ones); each one's wall time (trial start to end, as the sweep's driver sees it)
    against the time spent inside its train loop (train_loop_s, measured by rank 0): the fixed cost (goal <= 8 s)
-   and the overhead (goal <= 15%). Run twice, side by side: with gansweep's Ray settings (run/trainer.py's
-   RAY_ENV_DEFAULTS) and with Ray's own defaults. The full evaluation is off (eval.n_samples=0; its cost is in
-   BENCHMARKS.md); the cheap FID stays on. Where the fixed cost goes, from the trial's result.json: outside Ray
-   Train's fit (the trial actor's start, run_training's checks and plan, Tune's bookkeeping and teardown), from
-   fit's start to the train loop's (Train's controller, its worker group and placement group, the nets built and
-   restored), and inside fit after the loop (the last checkpoint, the worker group's shutdown). The stream's first
-   batch is inside the loop: printed beside.
+   and the overhead (goal <= 15%). With --against REV, the same sweep is run first by an earlier commit (checked out
+   in a temporary git worktree, run with this venv), side by side. The full evaluation is off (eval.n_samples=0; its
+   cost is in BENCHMARKS.md); the cheap FID stays on. Where the fixed cost goes, from the trial's result.json:
+   outside training (the trial actor's start, run_training's checks and plan, Tune's bookkeeping and teardown),
+   from training's start to the train loop's (a one-worker trial in its own process: the nets built and restored;
+   on Ray Train: its controller, worker group and placement group too), and after the loop (the last checkpoint;
+   on Ray Train, the worker group's shutdown). The stream's first batch is inside the loop: printed beside.
 2. Throughput: the same sweep of short trials run with 1 and with 2 trials at a time (trials per hour).
 
-    .venv/bin/python benchmarks/bench_sweep.py [--output runs/bench_sweep]
+    .venv/bin/python benchmarks/bench_sweep.py [--output runs/bench_sweep] [--overhead-only] [--against REV]
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -43,14 +45,13 @@ FIXED = {
 }
 
 
-# Ray's own values of the settings run/trainer.py's RAY_ENV_DEFAULTS changes (-1: the node's CPU count).
-RAY_DEFAULTS = {"RAY_TRAIN_HEALTH_CHECK_INTERVAL_S": "2", "RAY_TRAIN_ENABLE_PREEMPTION_WATCHER": "1",
-                "RAY_num_workers_soft_limit": "-1"}
+REPO = Path(__file__).resolve().parents[1]
 
 
 def sweep(output: Path, name: str, steps: int, num_samples: int, concurrent: int,
-          env: dict[str, str] | None = None) -> tuple[float, list[dict]]:
-    """Run one sweep (with ENV added to the environment); returns its wall time and trials.json's entries."""
+          tree: Path = REPO) -> tuple[float, list[dict]]:
+    """Run one sweep with the gansweep of TREE (this repository, or an earlier commit's worktree); returns its wall
+    time and trials.json's entries."""
     space = output / f"{name}.yaml"
     space.write_text(yaml.safe_dump({
         "name": name, "num_samples": num_samples, "max_concurrent_trials": concurrent,
@@ -60,14 +61,27 @@ def sweep(output: Path, name: str, steps: int, num_samples: int, concurrent: int
     }))
     target = output / name
     shutil.rmtree(target, ignore_errors=True)
+    # PYTHONPATH first: the venv's editable install of gansweep would otherwise win (Ray's workers inherit it).
+    env = {**os.environ, "PYTHONPATH": str(tree / "platform")}
     start = time.time()
     with (output / f"{name}.log").open("w") as log:
         code = subprocess.run([sys.executable, "-m", "gansweep.cli", "sweep", str(space), "--output", str(target)],
-                              stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})}).returncode
+                              stdout=log, stderr=subprocess.STDOUT, env=env, cwd=tree).returncode
     wall = time.time() - start
     if code != 0:
         raise SystemExit(f"sweep {name} failed (exit {code}); see {output / (name + '.log')}")
     return wall, read_trials(target)
+
+
+@contextlib.contextmanager
+def worktree(rev: str):
+    """REV checked out in a temporary git worktree, removed after."""
+    folder = Path(tempfile.mkdtemp()) / "tree"
+    subprocess.run(["git", "-C", str(REPO), "worktree", "add", "-q", str(folder), rev], check=True)
+    try:
+        yield folder
+    finally:
+        subprocess.run(["git", "-C", str(REPO), "worktree", "remove", "--force", str(folder)], check=True)
 
 
 def fixed_cost(trial: dict, result: dict) -> dict[str, float]:
@@ -75,9 +89,9 @@ def fixed_cost(trial: dict, result: dict) -> dict[str, float]:
     module's docstring)."""
     fit, to_loop, loop = result["wall_time_s"], result["time_to_loop_start_s"], trial["metrics"]["train_loop_s"]
     return {
-        "outside fit (actor, checks, plan, Tune)": trial["wall_s"] - fit,
-        "fit start to the loop (controller, worker group, nets)": to_loop,
-        "after the loop (last checkpoint, shutdown)": fit - to_loop - loop,
+        "outside training (actor, checks, plan, Tune)": trial["wall_s"] - fit,
+        "training's start to the loop (nets; on Ray Train its processes too)": to_loop,
+        "after the loop (last checkpoint; on Ray Train its shutdown)": fit - to_loop - loop,
     }
 
 
@@ -88,25 +102,30 @@ def main() -> None:
     parser.add_argument("--throughput-steps", type=int, default=400)
     parser.add_argument("--throughput-trials", type=int, default=4)
     parser.add_argument("--overhead-only", action="store_true", help="measure the per-trial overhead only")
+    parser.add_argument("--against", metavar="REV", help="an earlier commit whose overhead is measured first")
     args = parser.parse_args()
     args.output.mkdir(parents=True, exist_ok=True)
 
-    settings = {"gansweep's settings": None, "Ray's defaults": RAY_DEFAULTS}
-    for name, env in settings.items():  # side by side: one run of each, in turn
-        tag = "overhead_ray" if env else "overhead"
-        wall, trials = sweep(args.output, tag, args.overhead_steps, 2, 1, env)
-        trials.sort(key=lambda entry: entry["started_unix"])
-        for which, trial in zip(("first", "second"), trials):
-            loop = trial["metrics"]["train_loop_s"]
-            result = read_result(trial_dir(str(args.output / tag), trial["name"]))
-            costs = fixed_cost(trial, result)
-            print(f"{name}, {which} trial: wall {trial['wall_s']:.1f} s, in the train loop {loop:.1f} s -> overhead "
-                  f"{100 * (trial['wall_s'] - loop) / trial['wall_s']:.1f}% (goal <= 15%); fixed cost "
-                  f"{sum(costs.values()):.1f} s (goal <= 8 s): "
-                  + "; ".join(f"{what} {seconds:.1f} s" for what, seconds in costs.items())
-                  + f"; inside the loop, the stream's first batch and step "
-                  f"{result['time_to_first_step_s'] - result['time_to_loop_start_s']:.1f} s", flush=True)
-        print(f"{name}: whole sweep command {wall:.1f} s", flush=True)
+    with contextlib.ExitStack() as stack:
+        trees = {"this tree": REPO}
+        if args.against:
+            trees = {args.against: stack.enter_context(worktree(args.against)), **trees}
+        for name, tree in trees.items():  # side by side: one run of each, in turn
+            tag = "overhead" if tree == REPO else "overhead_against"
+            wall, trials = sweep(args.output, tag, args.overhead_steps, 2, 1, tree)
+            trials.sort(key=lambda entry: entry["started_unix"])
+            for which, trial in zip(("first", "second"), trials):
+                loop = trial["metrics"]["train_loop_s"]
+                result = read_result(trial_dir(str(args.output / tag), trial["name"]))
+                costs = fixed_cost(trial, result)
+                print(f"{name}, {which} trial ({result.get('trains_in', 'ray train')}): wall {trial['wall_s']:.1f} s, "
+                      f"in the train loop {loop:.1f} s -> overhead "
+                      f"{100 * (trial['wall_s'] - loop) / trial['wall_s']:.1f}% (goal <= 15%); fixed cost "
+                      f"{sum(costs.values()):.1f} s (goal <= 8 s): "
+                      + "; ".join(f"{what} {seconds:.1f} s" for what, seconds in costs.items())
+                      + f"; inside the loop, the stream's first batch and step "
+                      f"{result['time_to_first_step_s'] - result['time_to_loop_start_s']:.1f} s", flush=True)
+            print(f"{name}: whole sweep command {wall:.1f} s", flush=True)
     if args.overhead_only:
         return
 

@@ -1,5 +1,5 @@
 """Real sweeps through the CLI: Ray Tune + Optuna + Ray Train on a local Ray, TensorBoard, the report,
-and the reliability a researcher leaves a sweep running on: a diverging trial, a killed Train worker,
+and the reliability a researcher leaves a sweep running on: a diverging trial, a killed trial process,
 an interrupted sweep resumed."""
 
 import json
@@ -85,6 +85,11 @@ def test_grid_sweep_runs_every_point_and_survives_a_diverging_trial(grid_sweep):
         assert entry["full_evaluation"]["n_fake"] == TINY["eval.n_samples"]
         assert entry["best"]["value"] <= entry["metrics"]["fid"]
     assert {e["params"]["mode"] for e in by_status["finished"]} == {"ambient", "ignore"}
+    for entry in by_status["finished"]:  # one worker: trained in the trial's own process, which kept 2 checkpoints
+        trial = out / "trials" / entry["name"]
+        assert read_result(trial)["trains_in"] == "trial process"
+        assert sorted(p.name for p in (trial / "checkpoints").iterdir()) == ["checkpoint_000000020",
+                                                                             "checkpoint_000000040"]
     assert "best trial" in result.stdout and f"tensorboard --logdir {out / 'tensorboard'}" in result.stdout
     # A console to read: a gansweep line per trial report, naming the trial as trials.json does, and no repr of
     # Ray Train's reports.
@@ -181,6 +186,23 @@ def test_a_finished_sweep_is_not_overwritten(grid_sweep):
     assert {p: p.stat().st_mtime for p in out.glob("trials/*/result.json")} == results
 
 
+def test_a_ddp_sweep_trains_on_ray_train_and_its_reports_reach_tune(tmp_path):
+    space = _space(tmp_path / "ddp.yaml", num_samples=1, resources={"workers": 2},
+                   fixed={**TINY, "eval.n_samples": 0}, space={"measurement.p": {"uniform": [0.3, 0.7]}},
+                   scheduler={"name": "fifo"}, search={"algorithm": "random", "seed": 0})
+    out = tmp_path / "out"
+    result = _sweep(space, "--output", out)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    (entry,) = _trials(out).values()
+    assert entry["status"] == "finished" and entry["metrics"]["step"] == TINY["train.steps"]
+    # Tune heard the reports through Ray Train's TuneReportCallback: the metric, its best, a console line per FID.
+    assert entry["metrics"]["fid_step"] == 40 and entry["best"]["value"] <= entry["metrics"]["fid"]
+    assert f"[gansweep] {entry['name']} [" in result.stdout and "step 20: fid=" in result.stdout
+    summary = read_result(out / "trials" / entry["name"])
+    assert summary["trains_in"] == "ray train" and summary["resources"]["workers"] == 2
+    assert summary["checkpoint"].startswith(str(out / "trials" / entry["name"] / "checkpoints" / "checkpoint_"))
+
+
 def test_resume_refuses_another_space(grid_sweep, tmp_path):
     space, out, _ = grid_sweep
     other = _space(tmp_path / "grid.yaml", **{**yaml.safe_load(space.read_text()), "fixed": {**TINY, "train.steps": 60}})
@@ -215,17 +237,31 @@ def _reported_step(sweep_dir, number: int) -> int:
     return max((e["metrics"].get("step", 0) for e in trials if e["number"] == number), default=0)
 
 
-def _train_worker_pids() -> list[int]:
+def _terminated_in_tune_state(sweep_dir: str) -> int:
+    """Trials Tune's newest saved experiment state records as ended: what a resumed sweep will not rerun. Tune saves
+    it at most every 10 s ('auto' TUNE_GLOBAL_CHECKPOINT_S), so a sweep killed sooner after a trial's end reruns
+    that trial (its run resumes at its last step: nothing is trained again)."""
+    tune_dir = storage.join(sweep_dir, "tune")
+    states = sorted(name for name in storage.list_names(tune_dir) if name.startswith("experiment_state-"))
+    if not states:
+        return 0
+    trials = json.loads(storage.read_text(storage.join(tune_dir, states[-1])))["trial_data"]
+    return sum(json.loads(trial)["status"] == "TERMINATED" for trial, _ in trials)
+
+
+def _trial_actor_pids() -> list[int]:
+    """The processes of Tune's trial actors, where one-worker trials train."""
     listing = subprocess.run(["ps", "-eo", "pid=,args="], capture_output=True, text=True).stdout
-    return [int(line.split()[0]) for line in listing.splitlines() if "ray::RayTrainWorker" in line]
+    return [int(line.split()[0]) for line in listing.splitlines() if "ray::ImplicitFunc" in line]
 
 
 @pytest.fixture(scope="module")
 def interrupted_sweep(tmp_path_factory, s3_endpoint):
-    """A sweep on object storage (a real S3 server on 127.0.0.1): two trials one after the other. The first
-    trial's Train worker is killed after its first checkpoint; once that trial has finished and the second has a
-    checkpoint, the whole sweep (driver and its local Ray) is killed, then resumed with --resume as from another
-    machine (nothing local kept: the study's local copy is removed first)."""
+    """A sweep on object storage (a real S3 server on 127.0.0.1): two trials one after the other. The process
+    training the first (its Tune trial actor: a one-worker trial trains there) is killed after its first
+    checkpoint; once Tune has recorded that trial's end and the second has a checkpoint, the whole sweep (driver
+    and its local Ray) is killed, then resumed with --resume as from another machine (nothing local kept: the
+    study's local copy is removed first)."""
     root = tmp_path_factory.mktemp("interrupted")
     space = _space(
         root / "interrupted.yaml",
@@ -239,15 +275,19 @@ def interrupted_sweep(tmp_path_factory, s3_endpoint):
     with pytest.MonkeyPatch.context() as monkeypatch:
         out = new_bucket(s3_endpoint, monkeypatch) + "/sweeps/interrupted"
         log = (root / "first.log").open("w")
+        # Tune saves its state every second, not every 10 s: trial 0's end is recorded before trial 1 is far along.
         sweep = subprocess.Popen([sys.executable, "-m", "gansweep.cli", "sweep", str(space), "--output", out],
-                                 stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+                                 stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                                 env={**os.environ, "TUNE_GLOBAL_CHECKPOINT_S": "1"})
         observed = {}
         try:
-            # Reported to Tune: Ray Train has registered the checkpoint of that report (written is not enough).
+            # Reported to Tune: the checkpoint of that report is written (it is written before the report).
             _wait_for(lambda: _reported_step(out, 0) >= 20, 300, "trial 0's first checkpoint", sweep)
-            pids = _train_worker_pids()
+            pids = _trial_actor_pids()
             assert len(pids) == 1, pids
             os.kill(pids[0], signal.SIGKILL)
+            _wait_for(lambda: _terminated_in_tune_state(out) >= 1, 300, "Tune's saved state to record trial 0's end",
+                      sweep)
             _wait_for(lambda: _reported_step(out, 1) >= 20, 300, "trial 1's first checkpoint", sweep)
             observed["first_result"] = storage.read_bytes(storage.join(_trial_dir(out, 0), "result.json"))
             # The newest checkpoint already reported (registered): one written but not yet registered when the
@@ -266,7 +306,7 @@ def interrupted_sweep(tmp_path_factory, s3_endpoint):
         yield out, observed, resumed, report
 
 
-def test_a_killed_train_worker_resumes_its_trial_from_the_last_checkpoint(interrupted_sweep):
+def test_a_killed_trial_process_resumes_its_trial_from_the_last_checkpoint(interrupted_sweep):
     out = interrupted_sweep[0]
     first = read_result(_trial_dir(out, 0))
     assert first["step"] == 60
@@ -317,7 +357,6 @@ def test_a_trial_s_error_txt_holds_its_failures_but_not_a_scheduler_s_stop(tmp_p
         raise error
 
     monkeypatch.setattr(trainer, "run_training", fails)
-    monkeypatch.setattr(runner, "_metric_report_callback", lambda metric: None)  # Tune's needs a Tune session
     monkeypatch.setattr(tune, "get_context", lambda: type("Context", (), {"get_trial_name": lambda self: "t0"})())
     space = load_space(_space(tmp_path / "space.yaml", num_samples=1, fixed=TINY,
                               space={"train.lr_d": {"choice": [2e-4]}}))

@@ -1,4 +1,6 @@
-"""The per-worker training loop that Ray Train runs on each DDP worker. It knows nothing of Tune."""
+"""The training loop: on each DDP worker of a Ray Train run (train_loop_per_worker), or in a one-worker sweep
+trial's own Tune process (train_in_trial). The loop is the same; where it runs decides its rank and device, where
+its checkpoints go and who hears its reports (TrainWorker, TrialProcess)."""
 
 from __future__ import annotations
 
@@ -8,10 +10,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
-import ray.train
-import ray.train.torch
 import torch
 import torch.distributed as dist
 
@@ -19,7 +19,13 @@ from gansweep.data.stream import rank_batches, rows_per_rank
 from gansweep.evaluation.monitor import FidMonitor
 from gansweep.gan.base import GANTrainer
 from gansweep.gan.build import build_gan
-from gansweep.run.run_dir import load_checkpoint, mark_diverged, save_checkpoint
+from gansweep.run.run_dir import (
+    load_checkpoint,
+    mark_diverged,
+    own_checkpoint,
+    prune_own_checkpoints,
+    save_checkpoint,
+)
 from gansweep.run.summaries import RunSummaries
 
 if TYPE_CHECKING:  # the plan arrives pickled in the loop's config
@@ -27,6 +33,77 @@ if TYPE_CHECKING:  # the plan arrives pickled in the loop's config
 
 SAMPLE_GRID = 64
 PER_CLASS_COLUMNS = 8
+CHECKPOINTS_KEPT = 2  # a run's newest checkpoints kept (by Ray Train's CheckpointConfig, or by TrialProcess)
+
+
+class TrainWorker:
+    """A rank of a Ray Train run: Train gives its rank and device, wraps its nets in DDP, restores its checkpoint
+    after a lost worker, and uploads the checkpoints it reports (a sweep's TuneReportCallback forwards the reports
+    to Tune)."""
+
+    def __init__(self):
+        import ray.train
+        import ray.train.torch
+
+        self.train, self.train_torch = ray.train, ray.train.torch
+        context = ray.train.get_context()
+        self.rank, self.world = context.get_world_rank(), context.get_world_size()
+        self.device = ray.train.torch.get_device()
+
+    def wrap(self, model: torch.nn.Module) -> torch.nn.Module:
+        return self.train_torch.prepare_model(model)
+
+    def restored_checkpoint(self, fallback: str | None) -> dict | None:
+        checkpoint = self.train.get_checkpoint()
+        if checkpoint is not None:
+            with checkpoint.as_directory() as directory:
+                return load_checkpoint(directory)
+        return load_checkpoint(fallback) if fallback is not None else None  # a folder or a URI
+
+    def report(self, metrics: dict, save: Callable[[str], None] | None = None) -> None:
+        """METRICS, with the checkpoint SAVE writes into the folder it is given (rank 0's; None on the others)."""
+        if save is None:
+            self.train.report(metrics)
+            return
+        with tempfile.TemporaryDirectory() as directory:
+            save(directory)
+            self.train.report(metrics, checkpoint=self.train.Checkpoint.from_directory(directory))
+
+
+class TrialProcess:
+    """A one-worker sweep trial training in its Tune trial's own process, without a Ray Train run (whose controller
+    and worker processes cost ~8 s a trial: benchmarks/BENCHMARKS.md). Rank 0 of 1 on the device Tune gave the trial;
+    it starts from its run's newest checkpoint, writes its checkpoints there itself, and reports to Tune the reports
+    that carry the sweep's metrics."""
+
+    rank, world = 0, 1
+
+    def __init__(self, output: str, sweep_metrics: list[str], use_gpu: bool):
+        from ray import tune
+
+        self.tune, self.output, self.sweep_metrics = tune, output, sweep_metrics
+        self.device = torch.device("cuda" if use_gpu else "cpu")  # Tune's CUDA_VISIBLE_DEVICES names the trial's GPU
+
+    def wrap(self, model: torch.nn.Module) -> torch.nn.Module:
+        return model
+
+    def restored_checkpoint(self, fallback: str | None) -> dict | None:
+        return load_checkpoint(fallback) if fallback is not None else None
+
+    def report(self, metrics: dict, save: Callable[[str], None] | None = None) -> None:
+        if save is not None:
+            save(own_checkpoint(self.output, metrics["step"]))
+            prune_own_checkpoints(self.output, CHECKPOINTS_KEPT)
+        if carries_metrics(metrics, self.sweep_metrics):
+            # Tune's function trainable: returns once Tune has the result; where the scheduler stops the trial,
+            # it ends the trial here (SystemExit, no error).
+            self.tune.report(metrics)
+
+
+def carries_metrics(report: dict, sweep_metrics: list[str]) -> bool:
+    """Whether a report reaches Tune: the scheduler and Optuna read the sweep's metrics from every result, and a run
+    has them only from its first cheap evaluation on."""
+    return all(metric in report for metric in sweep_metrics)
 
 
 def _progress(line: str) -> None:
@@ -72,22 +149,17 @@ def _all_finite(metrics: dict[str, float], device: torch.device) -> bool:
     return bool(finite.item())
 
 
-def _restore(gan: GANTrainer, rank: int, fallback: str | None) -> tuple[int, dict]:
-    """Load Ray Train's latest checkpoint of this run, else the fallback; returns its step (0 if none) and the
-    best cheap figures so far. The checkpoint is read to the CPU and each part's load_state_dict places it: nets
-    and Adam's moments on the parameters' device, Adam's step counters on the CPU, where a non-fused Adam keeps
-    them (on a GPU, the foreach Adam would wait for the device on every parameter's step)."""
-    checkpoint = ray.train.get_checkpoint()
-    if checkpoint is not None:
-        with checkpoint.as_directory() as directory:
-            state = load_checkpoint(directory)
-    elif fallback is not None:  # a folder or a URI
-        state = load_checkpoint(fallback)
-    else:
+def _restore(gan: GANTrainer, where: TrainWorker | TrialProcess, fallback: str | None) -> tuple[int, dict]:
+    """Load the run's checkpoint (Ray Train's latest, else the fallback); returns its step (0 if none) and the best
+    cheap figures so far. The checkpoint is read to the CPU and each part's load_state_dict places it: nets and
+    Adam's moments on the parameters' device, Adam's step counters on the CPU, where a non-fused Adam keeps them (on
+    a GPU, the foreach Adam would wait for the device on every parameter's step)."""
+    state = where.restored_checkpoint(fallback)
+    if state is None:
         return 0, {}
     gan.load_state_dict(state)
-    if rank < len(state["rng"]):
-        gan.set_rng_state(state["rng"][rank])
+    if where.rank < len(state["rng"]):
+        gan.set_rng_state(state["rng"][where.rank])
     return int(state["step"]), dict(state.get("best_eval", {}))
 
 
@@ -123,38 +195,49 @@ def _summarise(summaries: RunSummaries, gan: GANTrainer, step: int, steps: int, 
     )
 
 
-def _checkpoint_and_report(gan: GANTrainer, step: int, metrics: dict, best_eval: dict,
-                           summaries: RunSummaries | None) -> None:
+def _checkpoint_and_report(where: TrainWorker | TrialProcess, gan: GANTrainer, step: int, metrics: dict,
+                           best_eval: dict, summaries: RunSummaries | None) -> None:
     """Every rank's random streams gathered, rank 0's checkpoint written, and the report that registers it."""
     rng_states = _gather_rng_states(gan)  # collective: every rank takes part
-    with tempfile.TemporaryDirectory() as directory:
-        checkpoint = None
-        if summaries is not None:  # rank 0
-            save_checkpoint(gan, step, rng_states, directory, best_eval)
+    save = None
+    if summaries is not None:  # rank 0
+        def save(location: str) -> None:
+            save_checkpoint(gan, step, rng_states, location, best_eval)
             summaries.flush()  # the checkpoint's step is on disk in TensorBoard too
-            checkpoint = ray.train.Checkpoint.from_directory(directory)
-        ray.train.report(metrics, checkpoint=checkpoint)
+    where.report(metrics, save)
 
 
 def train_loop_per_worker(loop_config: dict) -> None:
-    """One Ray Train worker's run of its plan (loop_config["plan"]): restore, train, evaluate, log, checkpoint."""
+    """One Ray Train worker's run of its plan (loop_config["plan"])."""
     plan: RunPlan = loop_config["plan"]
-    cfg, output, t = plan.config, Path(plan.output), plan.config.train
-
     if not plan.verbose:
         _quiet_ray_logs()
-    context = ray.train.get_context()
-    rank, world = context.get_world_rank(), context.get_world_size()
-    device = ray.train.torch.get_device()
+    run_loop(plan, TrainWorker())
+
+
+def train_in_trial(plan: RunPlan, sweep_metrics: list[str]) -> dict:
+    """A one-worker sweep trial's run of its plan, in its Tune trial's process (TrialProcess); returns its last
+    report."""
+    if not plan.verbose:
+        _quiet_ray_logs()
+    return run_loop(plan, TrialProcess(plan.output, sweep_metrics, plan.config.train.use_gpu))
+
+
+def run_loop(plan: RunPlan, where: TrainWorker | TrialProcess) -> dict:
+    """The plan's run, WHERE it runs: restore, train, evaluate, log, checkpoint. Returns its last report (Ray
+    Train's result holds the same)."""
+    cfg, output, t = plan.config, Path(plan.output), plan.config.train
+    rank, world, device = where.rank, where.world, where.device
     torch.set_num_threads(plan.threads)  # Ray sets one thread for a fractional CPU share (1.75 CPUs: 1 thread)
-    gan = build_gan(cfg, plan.clean_shape, device, wrap=ray.train.torch.prepare_model, rank=rank,
+    gan = build_gan(cfg, plan.clean_shape, device, wrap=where.wrap, rank=rank,
                     num_classes=plan.num_classes, measurements=plan.measurements)
-    start_step, best_eval = _restore(gan, rank, plan.fallback_checkpoint)
+    start_step, best_eval = _restore(gan, where, plan.fallback_checkpoint)
     if rank == 0:
         _progress(f"{'resuming at' if start_step else 'starting'} step {start_step}/{t.steps}")
     if start_step >= t.steps:  # a finished run rerun as it was: nothing to train, say where it stands
-        ray.train.report({"step": start_step, "resumed_from_step": start_step})
-        return
+        metrics = {"step": start_step, "resumed_from_step": start_step}
+        where.report(metrics)
+        return metrics
 
     summaries = RunSummaries(plan.log_dir, start_step) if rank == 0 else None
     monitor = None
@@ -173,6 +256,7 @@ def train_loop_per_worker(loop_config: dict) -> None:
     loop_start = window_start = time.perf_counter()
     window_data, window_steps = 0.0, 0
     first_step_unix = None
+    reported: dict = {}
     for step in range(start_step + 1, t.steps + 1):
         t0 = time.perf_counter()
         reals, labels, indices = zip(*(next(batches) for _ in range(t.d_steps)))
@@ -226,9 +310,11 @@ def train_loop_per_worker(loop_config: dict) -> None:
             images_now = step % t.image_every == 0 or step == t.steps
             _summarise(summaries, gan, step, t.steps, metrics, list(losses), fixed_z if images_now else None)
         if checkpoint_now:
-            _checkpoint_and_report(gan, step, metrics, best_eval, summaries)
+            _checkpoint_and_report(where, gan, step, metrics, best_eval, summaries)
         else:
-            ray.train.report(metrics)
+            where.report(metrics)
+        reported = metrics
 
     if summaries is not None:
         summaries.close()
+    return reported

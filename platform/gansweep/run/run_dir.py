@@ -24,6 +24,7 @@ CHECKPOINTS_DIR = "checkpoints"  # Ray Train's run name: its checkpoint_* folder
 TENSORBOARD_DIR = "tensorboard"
 STATE_FILE = "state.pt"  # in a checkpoint: every part's state, the step, the ranks' random streams
 STEP_FILE = "step.json"  # written after STATE_FILE: its presence marks a complete checkpoint
+OWN_CHECKPOINT_PREFIX = "checkpoint_"  # + the zero-padded step: the checkpoints a run writes itself
 
 
 @dataclass
@@ -107,11 +108,29 @@ def clear_diverged(run_dir: str) -> None:
     storage.delete(storage.join(run_dir, DIVERGED_FILE))
 
 
-def save_checkpoint(gan, step: int, rng_states: list, directory: str | Path, best_eval: dict | None = None) -> None:
-    """Into a local DIRECTORY (Ray Train uploads it to the run's storage)."""
-    state = {**gan.state_dict(), "step": step, "rng": rng_states, "best_eval": best_eval or {}}
-    torch.save(state, Path(directory) / STATE_FILE)
-    (Path(directory) / STEP_FILE).write_text(json.dumps({"step": step}))
+def save_checkpoint(gan, step: int, rng_states: list, location: str | Path, best_eval: dict | None = None) -> None:
+    """Into LOCATION, a folder or one on object storage: a Ray Train worker's local folder (Train uploads it to the
+    run's storage), or own_checkpoint's, complete once its step file is written."""
+    buffer = io.BytesIO()
+    torch.save({**gan.state_dict(), "step": step, "rng": rng_states, "best_eval": best_eval or {}}, buffer)
+    storage.write_bytes(storage.join(location, STATE_FILE), buffer.getvalue())
+    storage.write_bytes(storage.join(location, STEP_FILE), json.dumps({"step": step}).encode())
+
+
+def own_checkpoint(run_dir: str, step: int) -> str:
+    """Where a run with no Ray Train to keep its checkpoints (a one-worker sweep trial, which trains in its Tune
+    trial's own process) writes its checkpoint of STEP."""
+    return storage.join(run_dir, CHECKPOINTS_DIR, f"{OWN_CHECKPOINT_PREFIX}{step:09d}")
+
+
+def prune_own_checkpoints(run_dir: str, keep: int) -> None:
+    """The oldest of the run's own checkpoints (own_checkpoint) beyond KEEP deleted, as Train's
+    CheckpointConfig(num_to_keep) does with its own. Other checkpoints there (a PBT exploit's copy) stay."""
+    checkpoints = storage.join(run_dir, CHECKPOINTS_DIR)
+    own = [name for name in storage.list_names(checkpoints)
+           if name.startswith(OWN_CHECKPOINT_PREFIX) and name[len(OWN_CHECKPOINT_PREFIX):].isdigit()]
+    for name in sorted(own)[:-keep]:  # zero-padded steps: sorted by name is sorted by step
+        storage.delete_folder(storage.join(checkpoints, name))
 
 
 def load_checkpoint(directory: str) -> dict:

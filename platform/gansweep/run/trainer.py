@@ -41,8 +41,8 @@ from gansweep.run.plan import (
 # - Train's preemption watcher is one more actor process per fit (~1 s of a CPU to start) that only logs spot
 #   instances' preemption notices; a run on spot instances resumes from its checkpoints without it.
 # - Ray keeps an idle task process for reuse only while its node runs fewer worker processes than
-#   RAY_num_workers_soft_limit (by default its CPU count), and one sweep trial alone runs ~8 (Tune's, Train's and
-#   Ray Data's actors): every trial's stream started a new reading process (python, torch and gansweep imported,
+#   RAY_num_workers_soft_limit (by default its CPU count), and a node soon runs more (Tune's trial actors, Ray Data's,
+#   and on a Ray Train run its ~5 actors): every trial's stream started a new reading process (python, torch and gansweep imported,
 #   2-3 s before its first batch). Read by the raylet at its start: a local Ray here, a cluster in cluster.yaml.
 # Train passes its two from the process that fits (a sweep trial's actor) to its controller and workers.
 RAY_ENV_DEFAULTS = {
@@ -127,25 +127,17 @@ def run_training(
     *,
     monitor: MonitorPayload | None = None,
     log_dir: str | None = None,
-    callbacks: list = (),
+    sweep_metrics: list[str] | None = None,
     verbose: bool = False,
 ) -> dict:
     """Train one run into OUTPUT (checkpoints/, result.json; TensorBoard in LOG_DIR, default OUTPUT/tensorboard);
-    a rerun resumes it. CHECKED: check_config's result, when the caller has it already. A sweep passes the monitor
-    it readied once, and Ray Train callbacks (Tune's reporting). VERBOSE: Ray Train's own INFO lines too (a line per
-    report with the whole report's repr, the worker group's life); by default its warnings only, beside gansweep's
-    progress lines. Raises TrainingDiverged when the losses turn non-finite."""
+    a rerun resumes it. CHECKED: check_config's result, when the caller has it already. A sweep trial passes the
+    monitor it readied once, and SWEEP_METRICS, the metrics a report must carry to reach Tune: a one-worker trial
+    trains in its own Tune process (loop.TrialProcess), a DDP one on a Ray Train run whose reports Tune's
+    TuneReportCallback forwards. VERBOSE: Ray Train's own INFO lines too (a line per report with the whole report's
+    repr, the worker group's life); by default its warnings only, beside gansweep's progress lines. Raises
+    TrainingDiverged when the losses turn non-finite."""
     import ray
-    from ray.train import (
-        CheckpointConfig,
-        FailureConfig,
-        LoggingConfig,
-        RunConfig,
-        ScalingConfig,
-    )
-    from ray.train.torch import TorchTrainer
-
-    from gansweep.run.loop import train_loop_per_worker
 
     output = storage.check_writable(output, "--output")  # before any training: a URI is never a local folder
     log_dir = storage.normalize(log_dir) if log_dir else storage.join(output, run_dir.TENSORBOARD_DIR)
@@ -159,6 +151,7 @@ def run_training(
         monitor = prepare_monitor(cfg)
     latest = run_dir.latest_checkpoint(output)
     t = cfg.train
+    in_trial = sweep_metrics is not None and t.workers == 1
     started_ray = init_ray()
     try:
         gpus_per_worker, cluster = t.gpus_per_worker if t.use_gpu else 0, cluster_capacity()
@@ -170,34 +163,19 @@ def run_training(
                        num_classes=training_set.num_classes, measurements=checked.measurements,
                        stream=stream, threads=torch_threads(cpus_per_worker),
                        fallback_checkpoint=latest, monitor=monitor, verbose=verbose)
-        storage_path, storage_filesystem = storage.ray_storage(output)
-        _ray_env_defaults()  # for Train, in a trial's actor on a cluster too
-        trainer = TorchTrainer(
-            train_loop_per_worker,
-            train_loop_config={"plan": plan},
-            scaling_config=ScalingConfig(
-                num_workers=t.workers,
-                use_gpu=t.use_gpu,
-                resources_per_worker={"CPU": cpus_per_worker, **({"GPU": t.gpus_per_worker} if t.use_gpu else {})},
-            ),
-            run_config=RunConfig(
-                name=run_dir.CHECKPOINTS_DIR,
-                storage_path=storage_path,
-                storage_filesystem=storage_filesystem,
-                checkpoint_config=CheckpointConfig(num_to_keep=2),
-                failure_config=FailureConfig(max_failures=2),  # a lost worker restarts from the last checkpoint
-                callbacks=list(callbacks),
-                logging_config=LoggingConfig(log_level="INFO" if verbose else "WARNING"),
-            ),
-        )
         fit_start = time.time()
-        result = trainer.fit()
+        if in_trial:
+            from gansweep.run.loop import train_in_trial
+
+            final = train_in_trial(plan, sweep_metrics)
+        else:
+            final = _fit(plan, cpus_per_worker, [_tune_report_callback(sweep_metrics)] if sweep_metrics else [])
         wall = time.time() - fit_start
         diverged = run_dir.read_diverged(output)
         evaluation = None
         if diverged is None and cfg.eval.n_samples > 0:
             evaluation = _full_evaluation(cfg, output, log_dir, cpus=t.workers * cpus_per_worker,
-                                          gpus=gpus_per_worker)
+                                          gpus=gpus_per_worker, in_process=in_trial)
     finally:
         if started_ray:
             ray.shutdown()
@@ -205,16 +183,19 @@ def run_training(
     if diverged is not None:
         raise TrainingDiverged(f"the losses turned non-finite at step {diverged['step']}: {diverged['losses']}; "
                                "lower the learning rates or change the G/D balance")
-    metrics = dict(result.metrics or {})
+    metrics = dict(final or {})
     loop_start, first_step = metrics.pop("loop_start_unix", None), metrics.pop("first_step_unix", None)
+    checkpoint = run_dir.latest_checkpoint(output)
     summary = {
         "metrics": metrics,
         "step": metrics.get("step"),
         "wall_time_s": wall,
-        # Of fit's fixed cost: its start to the train loop's (Train's controller and worker group, the nets built and
-        # restored), and to the first step done (the stream's first batch).
+        # Of the fixed cost: training's start (Ray Train's fit, or the loop in a trial's process) to the train loop's
+        # (Train's controller and worker group, the nets built and restored), and to the first step done (the
+        # stream's first batch).
         "time_to_loop_start_s": (loop_start - fit_start) if loop_start else None,
         "time_to_first_step_s": (first_step - fit_start) if first_step else None,
+        "trains_in": "trial process" if in_trial else "ray train",
         "data": {
             "fingerprint": training_set.fingerprint,
             "n_train": training_set.n_images,
@@ -226,7 +207,7 @@ def run_training(
             "restored_set": storage.display(training_set.restored_path) if training_set.restored_path else None,
         },
         "resources": {"workers": t.workers, "cpus_per_worker": cpus_per_worker, "use_gpu": t.use_gpu},
-        "checkpoint": _checkpoint_location(output, result.checkpoint),
+        "checkpoint": checkpoint,
         "config": cfg.to_dict(),
     }
     if monitor is not None:
@@ -237,9 +218,57 @@ def run_training(
     return summary
 
 
-def _checkpoint_location(output: str, checkpoint) -> str | None:
-    """The final checkpoint as the user names its run: a URI stays a URI (Ray's path is the bucket's key)."""
-    return storage.join(output, run_dir.CHECKPOINTS_DIR, storage.name_of(checkpoint.path)) if checkpoint else None
+def _fit(plan: RunPlan, cpus_per_worker: float, callbacks: list) -> dict | None:
+    """The plan's run on a Ray Train TorchTrainer (its workers run loop.train_loop_per_worker); returns the last
+    report's metrics."""
+    from ray.train import (
+        CheckpointConfig,
+        FailureConfig,
+        LoggingConfig,
+        RunConfig,
+        ScalingConfig,
+    )
+    from ray.train.torch import TorchTrainer
+
+    from gansweep.run.loop import CHECKPOINTS_KEPT, train_loop_per_worker
+
+    t = plan.config.train
+    storage_path, storage_filesystem = storage.ray_storage(plan.output)
+    _ray_env_defaults()  # for Train, in a trial's actor on a cluster too
+    trainer = TorchTrainer(
+        train_loop_per_worker,
+        train_loop_config={"plan": plan},
+        scaling_config=ScalingConfig(
+            num_workers=t.workers,
+            use_gpu=t.use_gpu,
+            resources_per_worker={"CPU": cpus_per_worker, **({"GPU": t.gpus_per_worker} if t.use_gpu else {})},
+        ),
+        run_config=RunConfig(
+            name=run_dir.CHECKPOINTS_DIR,
+            storage_path=storage_path,
+            storage_filesystem=storage_filesystem,
+            checkpoint_config=CheckpointConfig(num_to_keep=CHECKPOINTS_KEPT),
+            failure_config=FailureConfig(max_failures=2),  # a lost worker restarts from the last checkpoint
+            callbacks=callbacks,
+            logging_config=LoggingConfig(log_level="INFO" if plan.verbose else "WARNING"),
+        ),
+    )
+    return trainer.fit().metrics
+
+
+def _tune_report_callback(sweep_metrics: list[str]):
+    """Tune's TuneReportCallback for a DDP sweep trial, forwarding only the reports that carry the sweep's metrics
+    (loop.carries_metrics)."""
+    from ray.tune.integration.ray_train import TuneReportCallback
+
+    from gansweep.run.loop import carries_metrics
+
+    class MetricReportCallback(TuneReportCallback):
+        def after_report(self, run_context, metrics, checkpoint):  # Ray passes them by keyword
+            if metrics and carries_metrics(metrics[0], sweep_metrics):
+                super().after_report(run_context, metrics, checkpoint)
+
+    return MetricReportCallback()
 
 
 def _evaluation_task(output: str, n_samples: int, device: str, threads: int) -> dict:
@@ -252,13 +281,13 @@ def _evaluation_task(output: str, n_samples: int, device: str, threads: int) -> 
     return evaluate_run(output, n_samples, device=device)
 
 
-def _full_evaluation(cfg: Config, output: str, log_dir: str, cpus: float, gpus: float) -> dict:
+def _full_evaluation(cfg: Config, output: str, log_dir: str, cpus: float, gpus: float, in_process: bool) -> dict:
     """The protocol on eval.n_samples samples of the final generator: evaluation.json, TensorBoard's
     eval_full/*, and the figures for result.json. A finished run rerun keeps its evaluation.
 
-    A Ray task holding the resources the run's workers held (now free): on a GPU run, the GPU (its node has one,
-    the driver's may not); on a CPU run, the workers' CPUs (a trial's driver holds none, so Ray gives it one
-    thread)."""
+    IN_PROCESS (a one-worker sweep trial, which holds its run's resources itself): here. Otherwise a Ray task
+    holding the resources the run's workers held (now free): on a GPU run, the GPU (its node has one, the driver's
+    may not); on a CPU run, the workers' CPUs (a trial's driver holds none, so Ray gives it one thread)."""
     import ray
 
     from gansweep.run.summaries import RunSummaries
@@ -270,11 +299,14 @@ def _full_evaluation(cfg: Config, output: str, log_dir: str, cpus: float, gpus: 
     device = "cuda" if gpus > 0 else "cpu"
     print(f"[gansweep] full evaluation on {cfg.eval.n_samples} samples ({device}) ...", flush=True)
     task_cpus = 1 if gpus > 0 else cpus
-    # scheduling_strategy DEFAULT: outside the sweep trial's placement group, which Tune makes capture its child
-    # tasks and which holds no CPU (Ray refuses the task: "cannot fit into any bundles"), as Ray Train does for its
-    # own actors.
-    task = ray.remote(_evaluation_task).options(num_cpus=task_cpus, num_gpus=gpus, scheduling_strategy="DEFAULT")
-    figures = ray.get(task.remote(output, cfg.eval.n_samples, device, torch_threads(task_cpus)))
+    if in_process:
+        figures = _evaluation_task(output, cfg.eval.n_samples, device, torch_threads(task_cpus))
+    else:
+        # scheduling_strategy DEFAULT: outside the sweep trial's placement group, which Tune makes capture its child
+        # tasks and which holds no CPU (Ray refuses the task: "cannot fit into any bundles"), as Ray Train does for
+        # its own actors.
+        task = ray.remote(_evaluation_task).options(num_cpus=task_cpus, num_gpus=gpus, scheduling_strategy="DEFAULT")
+        figures = ray.get(task.remote(output, cfg.eval.n_samples, device, torch_threads(task_cpus)))
     print(
         f"[gansweep] fid={figures['fid']:.2f} kid={figures['kid']:.4f} classifier_score={figures['classifier_score']:.2f} "
         f"nn_pixel_distance={figures['nn_pixel_distance']:.3f} ({time.time() - start:.0f} s)",

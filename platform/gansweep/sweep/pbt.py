@@ -1,10 +1,11 @@
 """Population-based training (scheduler: {name: pbt}, or pb2): Ray Tune's PBT (or PB2, whose explore step is a
 Gaussian-process bandit over the keys' ranges instead of random scaling), with checkpoints it can clone.
 
-Ray Train V2 under Tune gives Tune no checkpoint (TuneReportCallback forwards only its path, as a metric), so
-Tune's own PBT finds nothing to clone ("no checkpoint for trial ...") and never exploits. Here, when a trial in the
-bottom quantile exploits one in the top quantile, the donor's newest Train checkpoint is copied into the clone's
-trial directory (Train keeps only its two newest, and no trial deletes this copy), the clone takes the donor's
+Tune holds no checkpoint of a trial here (a one-worker trial writes its run's checkpoints itself; Ray Train V2 under
+Tune forwards only their path, as a metric), so Tune's own PBT finds nothing to clone ("no checkpoint for trial
+...") and never exploits. Here, when a trial in the bottom quantile exploits one in the top quantile, the donor's
+newest checkpoint is copied into the clone's trial directory (a run keeps only its two newest, and no trial deletes
+this copy), the clone takes the donor's
 config with the continuous keys perturbed, and the copy's location in its config (EXPLOIT_KEY). When Tune restarts
 the clone, `start_from_exploit` makes that copy its run's starting point: the donor's nets, optimiser moments and
 step, its own random streams, the new learning rates (gan.runtime.Keyed keeps the config's optimiser settings).
@@ -75,8 +76,8 @@ def scheduler(space: SweepSpace, sweep_dir: str, name_of, own_keys: tuple[str, .
             return TrialScheduler.CONTINUE if decision == TrialScheduler.PAUSE else decision
 
         def _checkpoint_or_exploit(self, trial, tune_controller, upper_quantile, lower_quantile):
-            # Tune's version asks the top trials to save a Tune checkpoint, which a Train V2 run never has: the
-            # donor's own Train checkpoint is copied at the exploit instead.
+            # Tune's version asks the top trials to save a Tune checkpoint, which they never have: the donor's own
+            # newest checkpoint is copied at the exploit instead.
             if trial in lower_quantile:
                 self._exploit(tune_controller, trial, random.choice(upper_quantile))
 
@@ -121,7 +122,7 @@ def scheduler(space: SweepSpace, sweep_dir: str, name_of, own_keys: tuple[str, .
 
 def start_from_exploit(config: dict, trial_directory: str) -> None:
     """Before a trial's run starts: if its config names an exploit its run has not taken yet, the run's own
-    checkpoints (and Ray Train's record of them) make way for the donor's, which it then resumes from. A restart
+    checkpoints (and, on Ray Train, its record of them) make way for the donor's, which it then resumes from. A restart
     after that (Tune's, or a resumed sweep's) finds the exploit's checkpoint there, and resumes its own newest."""
     exploit = config.get(EXPLOIT_KEY)
     if exploit is None:

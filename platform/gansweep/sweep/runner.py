@@ -86,7 +86,8 @@ def _trial_name_of(trial) -> str:
 
 def run_trial(config: dict, space: SweepSpace, sweep_dir: str, monitor: MonitorPayload | None,
               cpus_per_worker: float, verbose: bool = False) -> None:
-    """One trial, inside its Tune trial actor: a TorchTrainer whose reports reach Tune."""
+    """One trial, inside its Tune trial actor: its run trained there (one worker) or on a TorchTrainer (DDP), its
+    reports reaching Tune (trainer.run_training)."""
     from ray import tune
 
     from gansweep.run.trainer import run_training
@@ -104,11 +105,11 @@ def run_trial(config: dict, space: SweepSpace, sweep_dir: str, monitor: MonitorP
         # TensorBoard's HParams table; its later points are its lineage in trials.json and the report.)
         write_trial_hparams(log_dir, name, point)
     try:
-        run_training(cfg, directory, monitor=monitor, log_dir=log_dir,
-                     callbacks=[_metric_report_callback(space.metrics)], verbose=verbose)
+        run_training(cfg, directory, monitor=monitor, log_dir=log_dir, sweep_metrics=space.metrics, verbose=verbose)
     except RayActorError:
-        # Ray Train's controller died under the trial: what Tune stopping it (ASHA) looks like from here, so no
+        # A DDP trial's Ray Train controller died under it: what Tune stopping it (ASHA) looks like from here, so no
         # error.txt beside a stopped trial's checkpoints. Were it a failure, trials.json names Tune's error file.
+        # (A one-worker trial stopped by Tune ends in SystemExit, which is no Exception.)
         raise
     except Exception as exc:
         # The error in one line for trials.json and the report; Tune keeps the traceback in its error file.
@@ -116,17 +117,20 @@ def run_trial(config: dict, space: SweepSpace, sweep_dir: str, monitor: MonitorP
         raise
 
 
-def _metric_report_callback(sweep_metrics: list[str]):
-    """Tune's TuneReportCallback, forwarding only the reports that carry the sweep's metrics: the scheduler and
-    Optuna read them from every result, and a trial has them only from its first cheap evaluation on."""
-    from ray.tune.integration.ray_train import TuneReportCallback
+def _trial_resources(resources, cpus_per_worker: float) -> dict:
+    """What a trial's Tune actor holds. A one-worker trial trains in it (trainer.run_training): its worker's CPUs
+    and GPUs. A DDP trial's actor only drives its Ray Train run, and holds no CPU (Tune rejects a plain cpu: 0),
+    so its workers get the cluster's CPUs."""
+    if resources.workers == 1:
+        return {"cpu": cpus_per_worker, "gpu": resources.gpus_per_worker}
+    return {"cpu": 0, "memory": 1}
 
-    class MetricReportCallback(TuneReportCallback):
-        def after_report(self, run_context, metrics, checkpoint):  # Ray passes them by keyword
-            if metrics and all(metric in metrics[0] for metric in sweep_metrics):
-                super().after_report(run_context, metrics, checkpoint)
 
-    return MetricReportCallback()
+def _trial_retries(resources) -> int:
+    """Tune's restarts of a failed trial, from its newest checkpoint. A one-worker trial, whose process is its worker,
+    gets the two restarts Ray Train gives a DDP run's lost workers (trainer._fit); a DDP trial's own error is final
+    (Train has retried already)."""
+    return 2 if resources.workers == 1 else 0
 
 
 def _storage_url(space: SweepSpace, sweep_dir: str) -> str:
@@ -355,11 +359,10 @@ def run_sweep(space: SweepSpace, output: str | Path, resume: bool = False, verbo
               f"{space.resources.workers} worker(s) x {cpus_per_worker:g} CPU"
               + (f" + {space.resources.gpus_per_worker:g} GPU" if space.resources.gpus_per_worker else "")
               + f" each -> {storage.display(sweep_dir)}", flush=True)
-        # The trial driver holds no CPU (Tune rejects a plain cpu: 0): its workers get the cluster's CPUs.
         trainable = tune.with_resources(
             tune.with_parameters(run_trial, space=space, sweep_dir=sweep_dir, monitor=monitor,
                                  cpus_per_worker=cpus_per_worker, verbose=verbose),
-            {"cpu": 0, "memory": 1},
+            _trial_resources(space.resources, cpus_per_worker),
         )
         storage_path, storage_filesystem = storage.ray_storage(sweep_dir)
         run_config = tune.RunConfig(
@@ -367,7 +370,7 @@ def run_sweep(space: SweepSpace, output: str | Path, resume: bool = False, verbo
             storage_path=storage_path,
             storage_filesystem=storage_filesystem,
             callbacks=[TrialsRecord(sweep_dir, space.metric, space.mode)],
-            failure_config=tune.FailureConfig(max_failures=0),  # Train retries lost workers; a trial's own error is final
+            failure_config=tune.FailureConfig(max_failures=_trial_retries(space.resources)),
             verbose=1,  # Tune's trial table (status, params, the metric) every 30 s, and each trial's end
         )
         if resume:
