@@ -144,7 +144,7 @@ def test_killed_run_resumes_from_its_last_checkpoint(tmp_path, s3_bucket):
 
     # Rerun as it was: nothing to train; it says where it stands and keeps its result.
     again = _train(run, *common, "train.steps=50", cache=tmp_path / "cache")
-    assert "resuming at step 50/50" in again.stdout + again.stderr and read_result(run)["step"] == 50
+    assert "resuming at step 50/50" in again.stdout + again.stderr and read_result(run) == result
 
     # The same run as one never interrupted: the same batches in the same order (the stream restarts at the row
     # it had reached), the same random streams, so the same generator to the last bit.

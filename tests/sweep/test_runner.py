@@ -80,6 +80,8 @@ def test_grid_sweep_runs_every_point_and_survives_a_diverging_trial(grid_sweep):
     (failed,) = by_status["failed"]
     assert failed["params"] == {"train.lr_d": 1.0e30}
     assert "non-finite" in failed["error"]
+    # Diverged once: Tune's restarts of a one-worker trial end at once instead of diverging again.
+    assert result.stdout.count("the losses turned non-finite (") == 1, result.stdout[-3000:]
     for entry in by_status["finished"]:
         assert entry["metrics"]["step"] == TINY["train.steps"]
         assert entry["full_evaluation"]["n_fake"] == TINY["eval.n_samples"]

@@ -60,6 +60,12 @@ def _ray_env_defaults() -> None:
 class TrainingDiverged(RuntimeError):
     """The losses turned NaN or infinite: the run stopped (not retried: it would diverge again)."""
 
+    @classmethod
+    def at(cls, diverged: dict) -> TrainingDiverged:
+        """The error for a run's divergence record (run_dir.read_diverged)."""
+        return cls(f"the losses turned non-finite at step {diverged['step']}: {diverged['losses']}; "
+                   "lower the learning rates or change the G/D balance")
+
 
 @dataclass
 class CheckedRun:
@@ -149,8 +155,10 @@ def run_training(
     # Before Ray: the classifier is trained (once, cached) here, not inside a worker holding its CPUs.
     if monitor is None and cfg.eval.every > 0:
         monitor = prepare_monitor(cfg)
-    latest = run_dir.latest_checkpoint(output)
+    latest, previous = run_dir.latest_checkpoint(output), run_dir.read_result(output)
     t = cfg.train
+    # A finished run rerun trains nothing: its figures stand, not the rerun's one report of where it stands.
+    finished = previous is not None and latest is not None and run_dir.checkpoint_step(latest) >= t.steps
     in_trial = sweep_metrics is not None and t.workers == 1
     started_ray = init_ray()
     try:
@@ -181,9 +189,12 @@ def run_training(
             ray.shutdown()
 
     if diverged is not None:
-        raise TrainingDiverged(f"the losses turned non-finite at step {diverged['step']}: {diverged['losses']}; "
-                               "lower the learning rates or change the G/D balance")
+        raise TrainingDiverged.at(diverged)
     metrics = dict(final or {})
+    if finished:
+        summary = previous if evaluation is None else {**previous, "evaluation": evaluation}
+        run_dir.write_result(output, summary)
+        return summary
     loop_start, first_step = metrics.pop("loop_start_unix", None), metrics.pop("first_step_unix", None)
     checkpoint = run_dir.latest_checkpoint(output)
     summary = {

@@ -90,7 +90,7 @@ def run_trial(config: dict, space: SweepSpace, sweep_dir: str, monitor: MonitorP
     reports reaching Tune (trainer.run_training)."""
     from ray import tune
 
-    from gansweep.run.trainer import run_training
+    from gansweep.run.trainer import TrainingDiverged, run_training
 
     point = _point(config)
     cfg = space.trial_config(point)
@@ -105,6 +105,11 @@ def run_trial(config: dict, space: SweepSpace, sweep_dir: str, monitor: MonitorP
         # TensorBoard's HParams table; its later points are its lineage in trials.json and the report.)
         write_trial_hparams(log_dir, name, point)
     try:
+        diverged = run_dir.read_diverged(directory)
+        if diverged is not None:
+            # Tune restarting a one-worker trial whose losses turned non-finite (a sweep restarts no failed trial
+            # otherwise): it would only diverge again.
+            raise TrainingDiverged.at(diverged)
         run_training(cfg, directory, monitor=monitor, log_dir=log_dir, sweep_metrics=space.metrics, verbose=verbose)
     except RayActorError:
         # A DDP trial's Ray Train controller died under it: what Tune stopping it (ASHA) looks like from here, so no
