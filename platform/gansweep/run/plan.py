@@ -76,6 +76,12 @@ def plan_resources(
     return cpus_per_worker, max(1, min(fit, runs))
 
 
+def trains_in_trial_process(workers: int) -> bool:
+    """Whether a sweep trial of WORKERS workers trains in its Tune trial's own process (loop.TrialProcess), which then
+    holds the worker's resources, rather than on a Ray Train run (its controller and workers cost ~8 s a trial)."""
+    return workers == 1
+
+
 def check_gpu_layout(workers: int, gpus_per_worker: float, keys: str = "train") -> None:
     """A DDP rank trains on one GPU, alone: refused otherwise, naming the KEYS section. It needs no cluster, so
     train's and sweep's checks call it before Ray starts too."""

@@ -32,6 +32,7 @@ from gansweep.run.plan import (
     plan_resources,
     stream_tasks,
     torch_threads,
+    trains_in_trial_process,
 )
 
 
@@ -159,7 +160,7 @@ def run_training(
     t = cfg.train
     # A finished run rerun trains nothing: its figures stand, not the rerun's one report of where it stands.
     finished = previous is not None and latest is not None and run_dir.checkpoint_step(latest) >= t.steps
-    in_trial = sweep_metrics is not None and t.workers == 1
+    in_trial = sweep_metrics is not None and trains_in_trial_process(t.workers)
     started_ray = init_ray()
     try:
         gpus_per_worker, cluster = t.gpus_per_worker if t.use_gpu else 0, cluster_capacity()
@@ -190,11 +191,11 @@ def run_training(
 
     if diverged is not None:
         raise TrainingDiverged.at(diverged)
-    metrics = dict(final or {})
     if finished:
         summary = previous if evaluation is None else {**previous, "evaluation": evaluation}
         run_dir.write_result(output, summary)
         return summary
+    metrics = dict(final or {})
     loop_start, first_step = metrics.pop("loop_start_unix", None), metrics.pop("first_step_unix", None)
     checkpoint = run_dir.latest_checkpoint(output)
     summary = {

@@ -26,6 +26,7 @@ from gansweep.evaluation.monitor import MonitorPayload, prepare_monitor
 from gansweep.run import run_dir
 from gansweep.run.plan import cluster_capacity
 from gansweep.run.plan import plan_resources as plan_run_resources
+from gansweep.run.plan import trains_in_trial_process
 from gansweep.run.summaries import write_hparams_config, write_trial_hparams
 from gansweep.sweep import pbt
 from gansweep.sweep import sweep_dir as layout
@@ -126,7 +127,7 @@ def _trial_resources(resources, cpus_per_worker: float) -> dict:
     """What a trial's Tune actor holds. A one-worker trial trains in it (trainer.run_training): its worker's CPUs
     and GPUs. A DDP trial's actor only drives its Ray Train run, and holds no CPU (Tune rejects a plain cpu: 0),
     so its workers get the cluster's CPUs."""
-    if resources.workers == 1:
+    if trains_in_trial_process(resources.workers):
         return {"cpu": cpus_per_worker, "gpu": resources.gpus_per_worker}
     return {"cpu": 0, "memory": 1}
 
@@ -135,7 +136,7 @@ def _trial_retries(resources) -> int:
     """Tune's restarts of a failed trial, from its newest checkpoint. A one-worker trial, whose process is its worker,
     gets the two restarts Ray Train gives a DDP run's lost workers (trainer._fit); a DDP trial's own error is final
     (Train has retried already)."""
-    return 2 if resources.workers == 1 else 0
+    return 2 if trains_in_trial_process(resources.workers) else 0
 
 
 def _storage_url(space: SweepSpace, sweep_dir: str) -> str:
