@@ -33,13 +33,14 @@ class Head:
     dashboard: str  # http://127.0.0.1:PORT, for `ray job submit --address`
 
 
-def start_head(cpus: int, log: Path) -> Head:
-    """A Ray head with `cpus` CPUs, dashboard on 127.0.0.1, in its own process group (stopped with it)."""
+def start_head(cpus: int, log: Path, env: dict[str, str] | None = None, args: tuple[str, ...] = ()) -> Head:
+    """A Ray head with `cpus` CPUs, dashboard on 127.0.0.1, in its own process group (stopped with it); ENV: its
+    environment (default RAY_ENV), ARGS: more of `ray start`'s options."""
     dashboard_port = free_port()
     process = subprocess.Popen(
         ["ray", "start", "--head", "--block", f"--num-cpus={cpus}", f"--port={free_port()}",
-         "--dashboard-host=127.0.0.1", f"--dashboard-port={dashboard_port}"],
-        stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True, env=RAY_ENV,
+         "--dashboard-host=127.0.0.1", f"--dashboard-port={dashboard_port}", *args],
+        stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True, env=env or RAY_ENV,
     )
     # The head prints the address workers join with (the node's IP, not 127.0.0.1).
     deadline = time.time() + 120

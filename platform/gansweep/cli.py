@@ -22,11 +22,13 @@ EXIT_BAD_INPUT = 2
 
 
 def _train(args: argparse.Namespace) -> int:
+    from gansweep.run.cluster import ready_for_cluster
     from gansweep.run.trainer import TrainingDiverged, check_config, run_training
 
     cfg = load_config(args.config, args.set)
-    storage.check_writable(args.output, "--output")  # before the source is described (run_training checks again)
-    checked = check_config(cfg)  # before Ray starts
+    output = storage.check_writable(args.output, "--output")  # before the source is described (run_training again)
+    ready_for_cluster(cfg.data, output)  # joining a cluster of several nodes: a cache they all read
+    checked = check_config(cfg)  # before any cluster work
     training_set = checked.training_set
     print(
         f"[gansweep] mode={cfg.mode} data={cfg.data.name} ({training_set.n_images} images, "

@@ -363,5 +363,32 @@ def test_a_trial_s_error_txt_holds_its_failures_but_not_a_scheduler_s_stop(tmp_p
     space = load_space(_space(tmp_path / "space.yaml", num_samples=1, fixed=TINY,
                               space={"train.lr_d": {"choice": [2e-4]}}))
     with pytest.raises(type(error)):
-        runner.run_trial({"train.lr_d": 2e-4}, space, str(tmp_path / "sweep"), None, 1.0)
+        runner.run_trial({"train.lr_d": 2e-4}, space, str(tmp_path / "sweep"), None, 1.0, [{"CPU": 2}], None)
     assert run_dir.read_error(layout.trial_dir(str(tmp_path / "sweep"), "t0")) == written
+
+
+def test_a_trial_that_finishes_after_a_failed_attempt_has_no_error_txt(tmp_path, monkeypatch):
+    """Tune restarts a one-worker trial that failed (a lost node, a flaky read): once it finishes, the first attempt's
+    error is not the trial's, and trials.json and the report must not show it."""
+    from gansweep.run import run_dir, trainer
+    from gansweep.sweep import runner
+    from gansweep.sweep.space import load_space
+    from ray import tune
+
+    attempts = []
+
+    def fails_once(*args, **kwargs):
+        attempts.append(1)
+        if len(attempts) == 1:
+            raise OSError("the node was lost")
+
+    monkeypatch.setattr(trainer, "run_training", fails_once)
+    monkeypatch.setattr(tune, "get_context", lambda: type("Context", (), {"get_trial_name": lambda self: "t0"})())
+    space = load_space(_space(tmp_path / "space.yaml", num_samples=1, fixed=TINY,
+                              space={"train.lr_d": {"choice": [2e-4]}}))
+    sweep = str(tmp_path / "sweep")
+    with pytest.raises(OSError):
+        runner.run_trial({"train.lr_d": 2e-4}, space, sweep, None, 1.0, [{"CPU": 2}], None)
+    assert run_dir.read_error(layout.trial_dir(sweep, "t0")) == "OSError: the node was lost"
+    runner.run_trial({"train.lr_d": 2e-4}, space, sweep, None, 1.0, [{"CPU": 2}], None)
+    assert run_dir.read_error(layout.trial_dir(sweep, "t0")) is None

@@ -478,24 +478,24 @@ def _space(tmp_path, num_samples=4, max_concurrent=None, batch_size=64, **resour
 
 def test_plan_resources_on_cpus(tmp_path):
     # 2 CPUs, 4 trials, 1 worker each: 1 CPU per worker and its stream, 2 trials at a time
-    assert plan_resources(_space(tmp_path), {"CPU": 2}) == (0.75, 2)
+    assert plan_resources(_space(tmp_path), [{"CPU": 2}]) == (0.75, 2)
     # one trial at a time gets both CPUs
-    assert plan_resources(_space(tmp_path, max_concurrent=1), {"CPU": 2}) == (1.75, 1)
+    assert plan_resources(_space(tmp_path, max_concurrent=1), [{"CPU": 2}]) == (1.75, 1)
     # more concurrency than trials is capped by num_samples
-    assert plan_resources(_space(tmp_path, num_samples=3, max_concurrent=8), {"CPU": 16}) == (16 / 3 - 0.25, 3)
+    assert plan_resources(_space(tmp_path, num_samples=3, max_concurrent=8), [{"CPU": 16}]) == (16 / 3 - 0.25, 3)
     # 2 workers per trial on 2 CPUs: 1 CPU each, one trial at a time
-    assert plan_resources(_space(tmp_path, workers=2), {"CPU": 2}) == (0.75, 1)
+    assert plan_resources(_space(tmp_path, workers=2), [{"CPU": 2}]) == (0.75, 1)
     # an explicit cpus_per_worker packs as many trials as fit
-    assert plan_resources(_space(tmp_path, num_samples=8, cpus_per_worker=2), {"CPU": 7}) == (2.0, 3)
-    assert plan_resources(_space(tmp_path, num_samples=20, cpus_per_worker=0.1), {"CPU": 1}) == (0.1, 2)
+    assert plan_resources(_space(tmp_path, num_samples=8, cpus_per_worker=2), [{"CPU": 7}]) == (2.0, 3)
+    assert plan_resources(_space(tmp_path, num_samples=20, cpus_per_worker=0.1), [{"CPU": 1}]) == (0.1, 2)
 
 
 def test_plan_resources_refuses_a_trial_that_cannot_fit_naming_the_space_keys(tmp_path):
     # The plan itself (GPUs, fractions, every refusal): tests/run/test_plan.py.
     with pytest.raises(SweepError, match=r"resources\.workers=2 x \(1\.5 CPUs"):
-        plan_resources(_space(tmp_path, workers=2, cpus_per_worker=1.5), {"CPU": 2})
+        plan_resources(_space(tmp_path, workers=2, cpus_per_worker=1.5), [{"CPU": 2}])
     with pytest.raises(SweepError, match=r"resources\.cluster"):
-        plan_resources(_space(tmp_path, gpus_per_worker=1), {"CPU": 8})
+        plan_resources(_space(tmp_path, gpus_per_worker=1), [{"CPU": 8}])
 
 
 # --- trial names ------------------------------------------------------------------------------------------

@@ -41,39 +41,62 @@ def plan_resources(
     workers: int,
     cpus_per_worker: float | None,
     gpus_per_worker: float,
-    cluster: dict[str, float],
+    nodes: list[dict[str, float]],
     runs: int = 1,
     keys: str = "train",
 ) -> tuple[float, int]:
-    """CPUs per Train worker and runs at once, for up to RUNS runs of WORKERS workers each on CLUSTER.
+    """CPUs per Train worker and runs at once, for up to RUNS runs of WORKERS workers each on NODES (each node's
+    resources: those up, and those the autoscaler can add).
 
-    CPU training (GPUS_PER_WORKER 0) splits the CPUs evenly between the concurrent runs' workers (a whole CPU
-    each where there are enough, else a fraction); GPU training gives each worker its GPUs and 1 CPU. Beside
-    each worker STREAM_CPUS_PER_WORKER stay free for its data stream. The run drivers hold no CPU, so they never
-    starve their own workers. Refused, naming the KEYS section (train or resources), when one run cannot fit."""
-    cpus, gpus = float(cluster.get("CPU", 0)), float(cluster.get("GPU", 0))
+    A worker's CPUs (and GPUs) lie on one node, beside STREAM_CPUS_PER_WORKER left free there for its data stream;
+    a run's workers may spread over several nodes. CPU training (GPUS_PER_WORKER 0) gives each worker the same share,
+    the largest that places every concurrent run's workers (a whole CPU each where there are enough, else a
+    fraction); GPU training gives each worker its GPUs and 1 CPU. The run drivers hold no CPU, so they never starve
+    their own workers. Refused, naming the KEYS section (train or resources) and the largest node, when one run
+    cannot fit."""
     stream = STREAM_CPUS_PER_WORKER
     if gpus_per_worker > 0:
         check_gpu_layout(workers, gpus_per_worker, keys)
-        if workers * gpus_per_worker > gpus + 1e-9:
-            hint = (" (for an autoscaling cluster whose GPU workers are not up yet, set resources.cluster: "
-                    "{CPU: ..., GPU: ...} to what it scales to)") if keys == "resources" else ""
-            raise ConfigError(f"a run needs {keys}.workers={workers} x gpus_per_worker={gpus_per_worker:g} GPUs; "
-                              f"the cluster has {gpus:g}{hint}")
         cpus_per_worker = cpus_per_worker or 1.0
-        # not //: 1 // 0.1 == 9.0
-        fit = min(int(gpus / (workers * gpus_per_worker) + 1e-9),
-                  int(cpus / (workers * (cpus_per_worker + stream)) + 1e-9))
-    elif cpus_per_worker:
-        fit = int(cpus / (workers * (cpus_per_worker + stream)) + 1e-9)
-    else:
-        fit = max(1, min(runs, int(cpus // workers)))
-        cpus_per_worker = cpus / (fit * workers) - stream
-    if fit < 1 or cpus_per_worker <= 1e-9 or workers * (cpus_per_worker + stream) > cpus + 1e-9:
+        slots = _slots(nodes, cpus_per_worker + stream, gpus_per_worker)
+        if slots < workers:
+            hint = (" (the nodes up and those the autoscaler's node types can add; resources.cluster: {CPU: ..., "
+                    "GPU: ...} plans for one such node instead)") if keys == "resources" else ""
+            raise ConfigError(f"a run needs {keys}.workers={workers} x gpus_per_worker={gpus_per_worker:g} GPUs, "
+                              f"each on a node with {cpus_per_worker + stream:g} CPUs beside it; the cluster has "
+                              f"room for {slots} ({_describe(nodes)}){hint}")
+        return cpus_per_worker, max(1, min(slots // workers, runs))
+    if not cpus_per_worker:
+        # A whole CPU per worker where there are enough; then the largest equal share that places them all.
+        fit = max(1, min(runs, _slots(nodes, 1.0) // workers))
+        share = max((_cpus(node) / k for node in nodes for k in range(1, fit * workers + 1)
+                     if _cpus(node) > 0 and _slots(nodes, _cpus(node) / k) >= fit * workers), default=0.0)
+        cpus_per_worker = share - stream
+    slots = _slots(nodes, cpus_per_worker + stream) if cpus_per_worker > 1e-9 else 0
+    if slots < workers:
         raise ConfigError(f"a run needs {keys}.workers={workers} x ({max(cpus_per_worker, 0):g} CPUs + {stream:g} for "
-                          f"its data stream); the cluster has {cpus:g} (set {keys}.cpus_per_worker or fewer "
-                          f"{keys}.workers)")
-    return cpus_per_worker, max(1, min(fit, runs))
+                          f"its data stream), each worker's on one node; the cluster has room for {slots} "
+                          f"({_describe(nodes)}) (set {keys}.cpus_per_worker or fewer {keys}.workers)")
+    return cpus_per_worker, max(1, min(slots // workers, runs))
+
+
+def _cpus(node: dict[str, float]) -> float:
+    return float(node.get("CPU", 0))
+
+
+def _slots(nodes: list[dict[str, float]], cpus: float, gpus: float = 0.0) -> int:
+    """How many workers of CPUS CPUs (and GPUS GPUs) the nodes hold, each worker on one node. Not //: 1 // 0.1 == 9."""
+    def per_node(node: dict[str, float]) -> int:
+        fit = int(_cpus(node) / cpus + 1e-9)
+        return min(fit, int(float(node.get("GPU", 0)) / gpus + 1e-9)) if gpus > 0 else fit
+    return sum(per_node(node) for node in nodes)
+
+
+def _describe(nodes: list[dict[str, float]]) -> str:
+    """The nodes' shapes for a message: '3 nodes; the largest 1 CPUs, 0 GPUs'."""
+    largest = max(nodes, key=lambda node: (float(node.get("GPU", 0)), _cpus(node)), default={})
+    return (f"{len(nodes)} node{'s' if len(nodes) != 1 else ''}; the largest {_cpus(largest):g} CPUs, "
+            f"{float(largest.get('GPU', 0)):g} GPUs")
 
 
 def trains_in_trial_process(workers: int) -> bool:
@@ -95,26 +118,19 @@ def check_gpu_layout(workers: int, gpus_per_worker: float, keys: str = "train") 
                           f"({keys}.workers=1)")
 
 
-def cluster_capacity() -> dict[str, float]:
-    """The connected Ray cluster's resources, or where it autoscales, the most it can scale to (each node type's
-    resources times its max_workers): a cluster whose GPU workers are not up yet still plans GPU runs, and one
-    that can never have enough GPUs is refused instead of waiting forever."""
-    import ray
-    from ray._private.state import (
-        state,  # no public API reads the autoscaler's config; Ray Train's own check uses this
-    )
-
-    now = ray.cluster_resources()
-    most = state.get_max_resources_from_cluster_config() or {}  # None without an autoscaler (a local Ray)
-    return {key: max(float(now.get(key, 0)), float(most.get(key, 0))) for key in {*now, *most}}
-
-
-def stream_tasks(workers: int, cpus_per_worker: float, gpus_per_worker: float, cluster: dict[str, float]) -> int:
+def stream_tasks(workers: int, cpus_per_worker: float, gpus_per_worker: float, nodes: list[dict[str, float]]) -> int:
     """Reading tasks at once for each worker's stream: one per whole CPU left beside it when the cluster is full of
     such runs (a sweep's concurrent trials), at least one."""
-    fit = plan_resources(workers, cpus_per_worker, gpus_per_worker, cluster, runs=10**6)[1]
-    free = float(cluster.get("CPU", 0)) - fit * workers * cpus_per_worker
+    fit = plan_resources(workers, cpus_per_worker, gpus_per_worker, nodes, runs=10**6)[1]
+    free = sum(_cpus(node) for node in nodes) - fit * workers * cpus_per_worker
     return max(1, int(free / (fit * workers) + 1e-9))
+
+
+def evaluation_cpus(workers: int, cpus_per_worker: float, nodes: list[dict[str, float]]) -> float:
+    """CPUs of a CPU run's full evaluation after training, one Ray task: what its workers held, as far as one node
+    holds it beside a data stream's share (a DDP run's workers may have spread over several nodes)."""
+    largest = max((_cpus(node) for node in nodes), default=0.0) - STREAM_CPUS_PER_WORKER
+    return max(cpus_per_worker, min(workers * cpus_per_worker, largest))
 
 
 def torch_threads(cpus_per_worker: float) -> int:

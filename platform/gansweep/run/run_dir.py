@@ -95,6 +95,11 @@ def read_error(run_dir: str) -> str | None:
     return _read_text(storage.join(run_dir, ERROR_FILE))
 
 
+def clear_error(run_dir: str) -> None:
+    """Another attempt starts: an earlier attempt's error is not this run's (it writes its own if it fails)."""
+    storage.delete(storage.join(run_dir, ERROR_FILE))
+
+
 def mark_diverged(run_dir: str, step: int, losses: dict[str, float]) -> None:
     write_json(storage.join(run_dir, DIVERGED_FILE), {"step": step, "losses": losses})
 

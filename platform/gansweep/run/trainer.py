@@ -25,10 +25,11 @@ from gansweep.data.training_set import (
 from gansweep.evaluation.monitor import MonitorPayload, prepare_monitor
 from gansweep.nets.measurements import MeasurementError
 from gansweep.run import run_dir
+from gansweep.run.cluster import cluster_shape
 from gansweep.run.plan import (
     RunPlan,
     check_gpu_layout,
-    cluster_capacity,
+    evaluation_cpus,
     plan_resources,
     stream_tasks,
     torch_threads,
@@ -135,13 +136,15 @@ def run_training(
     monitor: MonitorPayload | None = None,
     log_dir: str | None = None,
     sweep_metrics: list[str] | None = None,
+    nodes: list[dict[str, float]] | None = None,
     verbose: bool = False,
 ) -> dict:
     """Train one run into OUTPUT (checkpoints/, result.json; TensorBoard in LOG_DIR, default OUTPUT/tensorboard);
     a rerun resumes it. CHECKED: check_config's result, when the caller has it already. A sweep trial passes the
     monitor it readied once, and SWEEP_METRICS, the metrics a report must carry to reach Tune: a one-worker trial
     trains in its own Tune process (loop.TrialProcess), a DDP one on a Ray Train run whose reports Tune's
-    TuneReportCallback forwards. VERBOSE: Ray Train's own INFO lines too (a line per report with the whole report's
+    TuneReportCallback forwards. NODES: the cluster's nodes to plan on (run.cluster; a sweep passes those it planned
+with), by default read from the cluster. VERBOSE: Ray Train's own INFO lines too (a line per report with the whole report's
     repr, the worker group's life); by default its warnings only, beside gansweep's progress lines. Raises
     TrainingDiverged when the losses turn non-finite."""
     import ray
@@ -163,11 +166,11 @@ def run_training(
     in_trial = sweep_metrics is not None and trains_in_trial_process(t.workers)
     started_ray = init_ray()
     try:
-        gpus_per_worker, cluster = t.gpus_per_worker if t.use_gpu else 0, cluster_capacity()
-        cpus_per_worker, _ = plan_resources(t.workers, t.cpus_per_worker, gpus_per_worker, cluster)
+        gpus_per_worker, nodes = t.gpus_per_worker if t.use_gpu else 0, nodes or cluster_shape().nodes
+        cpus_per_worker, _ = plan_resources(t.workers, t.cpus_per_worker, gpus_per_worker, nodes)
         training_set = restore_training_set(cfg, training_set)  # mode unmeasure, once per lossy set
         stream = replace(training_set.stream, max_tasks=stream_tasks(t.workers, cpus_per_worker, gpus_per_worker,
-                                                                     cluster))
+                                                                     nodes))
         plan = RunPlan(config=cfg, output=output, log_dir=log_dir, clean_shape=training_set.clean_shape,
                        num_classes=training_set.num_classes, measurements=checked.measurements,
                        stream=stream, threads=torch_threads(cpus_per_worker),
@@ -183,7 +186,7 @@ def run_training(
         diverged = run_dir.read_diverged(output)
         evaluation = None
         if diverged is None and cfg.eval.n_samples > 0:
-            evaluation = _full_evaluation(cfg, output, log_dir, cpus=t.workers * cpus_per_worker,
+            evaluation = _full_evaluation(cfg, output, log_dir, cpus=evaluation_cpus(t.workers, cpus_per_worker, nodes),
                                           gpus=gpus_per_worker, in_process=in_trial)
     finally:
         if started_ray:

@@ -1,4 +1,5 @@
-"""A sweep: Ray Tune with Optuna over a search space, one Ray Train TorchTrainer per trial.
+"""A sweep: Ray Tune with Optuna over a search space; a trial trains in its Tune trial's process (one worker) or on a
+Ray Train TorchTrainer (DDP).
 
 Everything lands in a sweep directory (its layout and files: sweep/sweep_dir.py). This module knows the config
 keys it samples, not GANs: a trial is `trainer.run_training` of one config.
@@ -24,7 +25,7 @@ from gansweep.config import ConfigError
 from gansweep.data.training_set import cache_root
 from gansweep.evaluation.monitor import MonitorPayload, prepare_monitor
 from gansweep.run import run_dir
-from gansweep.run.plan import cluster_capacity
+from gansweep.run.cluster import cluster_shape, ready_for_cluster
 from gansweep.run.plan import plan_resources as plan_run_resources
 from gansweep.run.plan import trains_in_trial_process
 from gansweep.run.summaries import write_hparams_config, write_trial_hparams
@@ -40,13 +41,13 @@ class SweepError(ConfigError):
     """A sweep that cannot start or resume as asked (bad output directory, resources that cannot fit)."""
 
 
-def plan_resources(space: SweepSpace, cluster: dict[str, float]) -> tuple[float, int]:
+def plan_resources(space: SweepSpace, nodes: list[dict[str, float]]) -> tuple[float, int]:
     """CPUs per Train worker and trials run at once (run.plan.plan_resources for the space's resources:),
     refused with a clear message when one trial cannot fit. The Ray Data sets are in memory, so no read task waits
     for a CPU the workers hold."""
     r = space.resources
     try:
-        return plan_run_resources(r.workers, r.cpus_per_worker, r.gpus_per_worker, cluster,
+        return plan_run_resources(r.workers, r.cpus_per_worker, r.gpus_per_worker, nodes,
                                   runs=min(space.max_concurrent_trials or space.num_samples, space.num_samples),
                                   keys="resources")
     except ConfigError as exc:
@@ -86,9 +87,10 @@ def _trial_name_of(trial) -> str:
 
 
 def run_trial(config: dict, space: SweepSpace, sweep_dir: str, monitor: MonitorPayload | None,
-              cpus_per_worker: float, verbose: bool = False) -> None:
+              cpus_per_worker: float, nodes: list[dict[str, float]], cache: str | None,
+              verbose: bool = False) -> None:
     """One trial, inside its Tune trial actor: its run trained there (one worker) or on a TorchTrainer (DDP), its
-    reports reaching Tune (trainer.run_training)."""
+    reports reaching Tune (trainer.run_training), planned on the sweep's NODES with the sweep's CACHE."""
     from ray import tune
 
     from gansweep.run.trainer import TrainingDiverged, run_training
@@ -96,6 +98,7 @@ def run_trial(config: dict, space: SweepSpace, sweep_dir: str, monitor: MonitorP
     point = _point(config)
     cfg = space.trial_config(point)
     cfg.train.cpus_per_worker = cpus_per_worker
+    cfg.data.cache_dir = cache
     name = tune.get_context().get_trial_name()
     log_dir = layout.trial_log_dir(sweep_dir, name)
     directory = layout.trial_dir(sweep_dir, name)
@@ -105,13 +108,15 @@ def run_trial(config: dict, space: SweepSpace, sweep_dir: str, monitor: MonitorP
         # At the start: ASHA may stop the trial before its end. (A PBT clone keeps the point it started from in
         # TensorBoard's HParams table; its later points are its lineage in trials.json and the report.)
         write_trial_hparams(log_dir, name, point)
+    run_dir.clear_error(directory)
     try:
         diverged = run_dir.read_diverged(directory)
         if diverged is not None:
             # Tune restarting a one-worker trial whose losses turned non-finite (a sweep restarts no failed trial
             # otherwise): it would only diverge again.
             raise TrainingDiverged.at(diverged)
-        run_training(cfg, directory, monitor=monitor, log_dir=log_dir, sweep_metrics=space.metrics, verbose=verbose)
+        run_training(cfg, directory, monitor=monitor, log_dir=log_dir, sweep_metrics=space.metrics, nodes=nodes,
+                     verbose=verbose)
     except RayActorError:
         # A DDP trial's Ray Train controller died under it: what Tune stopping it (ASHA) looks like from here, so no
         # error.txt beside a stopped trial's checkpoints. Were it a failure, trials.json names Tune's error file.
@@ -339,6 +344,7 @@ def run_sweep(space: SweepSpace, output: str | Path, resume: bool = False, verbo
     sweep_dir = storage.check_writable(output, "--output")  # a local folder, or one on object storage
     _prepare_output(space, sweep_dir, resume)
     base = space.base_config()
+    shape = ready_for_cluster(base.data, sweep_dir)  # joining a cluster of several nodes: a cache they all read
     storage.check_writable(cache_root(base.data), "the cache (GANSWEEP_CACHE or data.cache_dir)")
     # Before Ray: the classifier (trained once, cached) and the reference statistics, shared by every trial.
     monitor = prepare_monitor(base)
@@ -358,8 +364,9 @@ def run_sweep(space: SweepSpace, output: str | Path, resume: bool = False, verbo
 
     started_ray = init_ray()
     try:
-        cluster = space.resources.cluster or cluster_capacity()
-        cpus_per_worker, concurrent = plan_resources(space, cluster)
+        # resources.cluster: one node of those figures to plan for instead
+        nodes = [space.resources.cluster] if space.resources.cluster else (shape or cluster_shape()).nodes
+        cpus_per_worker, concurrent = plan_resources(space, nodes)
         check_population(space, concurrent)
         print(f"[gansweep] sweep {space.name}: {space.num_samples} trials, {concurrent} at a time, "
               f"{space.resources.workers} worker(s) x {cpus_per_worker:g} CPU"
@@ -367,7 +374,8 @@ def run_sweep(space: SweepSpace, output: str | Path, resume: bool = False, verbo
               + f" each -> {storage.display(sweep_dir)}", flush=True)
         trainable = tune.with_resources(
             tune.with_parameters(run_trial, space=space, sweep_dir=sweep_dir, monitor=monitor,
-                                 cpus_per_worker=cpus_per_worker, verbose=verbose),
+                                 cpus_per_worker=cpus_per_worker, nodes=nodes, cache=base.data.cache_dir,
+                                 verbose=verbose),
             _trial_resources(space.resources, cpus_per_worker),
         )
         storage_path, storage_filesystem = storage.ray_storage(sweep_dir)

@@ -1,0 +1,149 @@
+"""A real multi-node Ray cluster on this machine, for the cluster tests (tests/test_cluster.py) and benchmarks.
+
+A head and worker `ray start`s on 127.0.0.1's machine, token auth on, and one moto S3 server as the bucket. Each
+worker node runs in its own mount namespace (`unshare --mount`, root only) with a private /tmp and HOME: Ray puts
+its session folders and gansweep its default cache at the same paths on every node, so a file one node writes is
+invisible to the others, as on a cluster of separate machines. The head keeps the caller's file system (its HOME is
+a folder of the caller's), as a `ray up` head is where `ray job submit` runs the driver. Ready when every node is
+alive in the GCS, never after a fixed time; stopped by process group.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "benchmarks"))
+from local_head import RAY_ENV, Head, start_head, stop_head  # noqa: E402
+from s3_server import start_s3_server, stop_server  # noqa: E402
+
+RAY = [sys.executable, "-m", "ray.scripts.scripts"]  # the `ray` command of this environment
+S3_ENV = {"AWS_ACCESS_KEY_ID": "gansweep-test", "AWS_SECRET_ACCESS_KEY": "gansweep-test-secret",
+          "AWS_DEFAULT_REGION": "us-east-1", "AWS_REGION": "us-east-1"}
+
+
+@dataclass
+class Cluster:
+    head: Head
+    workers: list[subprocess.Popen]  # each worker node's `ray start --block`, the leader of its process group
+    s3: subprocess.Popen
+    env: dict[str, str]  # what a client of the cluster runs with: the token, the bucket's endpoint and keys
+    root: Path  # the head's HOME and every node's log
+    lost: list[int] = field(default_factory=list)  # workers whose raylet kill_worker killed
+
+    @property
+    def endpoint(self) -> str:
+        return self.env["AWS_ENDPOINT_URL"]
+
+    def nodes(self) -> list[dict]:
+        """The GCS's nodes (alive and dead), as `ray list nodes` prints them."""
+        result = subprocess.run([*RAY, "list", "nodes", "--address", self.head.dashboard, "--format", "json",
+                                 "--detail", "--limit", "100"], capture_output=True, text=True, env=self.env,
+                                timeout=120)
+        if result.returncode != 0:
+            raise RuntimeError(f"ray list nodes failed: {result.stderr[-2000:]}")
+        return json.loads(result.stdout)
+
+    def alive(self) -> list[dict]:
+        return [node for node in self.nodes() if node["state"] == "ALIVE"]
+
+    def wait_alive(self, count: int, timeout: float = 300) -> list[dict]:
+        """Until COUNT nodes are alive (the GCS has registered each raylet); returns them."""
+        deadline = time.monotonic() + timeout
+        while True:
+            alive = self.alive()
+            if len(alive) == count:
+                return alive
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{len(alive)} of {count} Ray nodes alive after {timeout:.0f} s; logs in {self.root}")
+            time.sleep(0.5)
+
+    def kill_worker(self, index: int) -> None:
+        """SIGKILL worker INDEX's raylet: a lost node, as when a machine dies (its `ray start --block` then stops the
+        node's other processes)."""
+        raylets = [pid for pid in _group(self.workers[index].pid) if _comm(pid) == "raylet"]
+        if not raylets:
+            raise RuntimeError(f"worker {index} has no raylet")
+        for pid in raylets:
+            os.kill(pid, signal.SIGKILL)
+        self.lost.append(index)
+
+
+def _group(pgid: int) -> list[int]:
+    """The live processes of process group PGID."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if os.getpgid(int(entry.name)) == pgid:
+                    found.append(int(entry.name))
+            except ProcessLookupError:
+                pass
+    return found
+
+
+def _comm(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().strip()
+    except OSError:
+        return ""
+
+
+def start_cluster(root: Path, worker_cpus: tuple[int, ...] = (1, 1), head_cpus: int = 1) -> Cluster:
+    """A head of HEAD_CPUS CPUs and a worker node per WORKER_CPUS entry, each worker with a private /tmp and HOME, and
+    an S3 server; logs and the head's HOME under ROOT."""
+    root.mkdir(parents=True, exist_ok=True)
+    s3, endpoint = start_s3_server()
+    env = {**RAY_ENV, **S3_ENV, "AWS_ENDPOINT_URL": endpoint}
+    head_home = root / "head-home"
+    head_home.mkdir(exist_ok=True)
+    try:
+        head = start_head(head_cpus, root / "head.log", env={**env, "HOME": str(head_home)})
+    except Exception:
+        stop_server(s3)
+        raise
+    cluster = Cluster(head, [], s3, env, root)
+    try:
+        for index, cpus in enumerate(worker_cpus):
+            cluster.workers.append(_start_worker(cluster, index, cpus))
+        cluster.wait_alive(1 + len(worker_cpus))
+    except Exception:
+        stop_cluster(cluster)
+        raise
+    return cluster
+
+
+def _start_worker(cluster: Cluster, index: int, cpus: int) -> subprocess.Popen:
+    """A worker node in a mount namespace of its own: a fresh tmpfs on /tmp, HOME inside it."""
+    start = shlex.join(["ray", "start", "--block", f"--address={cluster.head.address}", f"--num-cpus={cpus}"])
+    script = f"mount -t tmpfs tmpfs /tmp && mkdir -p /tmp/home && export HOME=/tmp/home && exec {start}"
+    log = (cluster.root / f"worker-{index}.log").open("w")
+    return subprocess.Popen(["unshare", "--mount", "--propagation", "private", "sh", "-c", script],
+                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env=cluster.env)
+
+
+def stop_cluster(cluster: Cluster) -> None:
+    """Every node's process group, then the S3 server."""
+    for worker in cluster.workers:
+        _stop_group(worker)
+    stop_head(cluster.head)
+    stop_server(cluster.s3)
+
+
+def _stop_group(process: subprocess.Popen) -> None:
+    try:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+    except ProcessLookupError:
+        pass
