@@ -65,3 +65,55 @@ def stop_head(head: Head) -> None:
         pass
     if head.address and ADDRESS_FILE.is_file() and ADDRESS_FILE.read_text().strip() == head.address:
         ADDRESS_FILE.unlink()
+
+
+RAY = [sys.executable, "-m", "ray.scripts.scripts"]  # the `ray` command of this environment
+
+
+def submit_job(dashboard: str, job_id: str, entrypoint: list[str], cwd: Path, env: dict[str, str] | None = None,
+               timeout: float = 300) -> None:
+    """`ray job submit --no-wait` of ENTRYPOINT with the working tree CWD and jobs/runtime_env.yaml. A head that has
+    just started prints its address before its job agent is up: submitted again until the agent takes it."""
+    env = env or RAY_ENV
+    deadline = time.time() + timeout
+    while True:
+        submit = subprocess.run(
+            [*RAY, "job", "submit", "--address", dashboard, "--submission-id", job_id, "--no-wait",
+             "--working-dir", ".", "--runtime-env", "jobs/runtime_env.yaml", "--", *entrypoint],
+            cwd=cwd, capture_output=True, text=True, env=env, timeout=120,
+        )
+        if "No available agent to submit job" not in submit.stderr or time.time() > deadline:
+            break
+        time.sleep(1)
+    if submit.returncode != 0:
+        raise RuntimeError(f"ray job submit failed:\n{submit.stdout[-2000:]}{submit.stderr[-2000:]}")
+
+
+def job_status(dashboard: str, job_id: str, env: dict[str, str] | None = None) -> str:
+    result = subprocess.run([*RAY, "job", "status", "--address", dashboard, job_id],
+                            capture_output=True, text=True, env=env or RAY_ENV, timeout=60)
+    text = result.stdout + result.stderr
+    # Running jobs print "Status for job 'ID': RUNNING"; ended ones "Job 'ID' succeeded" (or failed, stopped).
+    found = re.search(r"Status for job '[^']+': (\w+)", text) or re.search(r"Job '[^']+' (succeeded|failed|stopped)", text)
+    return found.group(1).upper() if found else "UNKNOWN: " + text[-500:]
+
+
+def job_logs(dashboard: str, job_id: str, env: dict[str, str] | None = None) -> str:
+    return subprocess.run([*RAY, "job", "logs", "--address", dashboard, job_id],
+                          capture_output=True, text=True, env=env or RAY_ENV, timeout=60).stdout
+
+
+def wait_job(dashboard: str, job_id: str, env: dict[str, str] | None = None, timeout: float = 600,
+             until=None) -> str:
+    """Poll the job until it ends (or UNTIL(logs) is true, checked at each poll when given); returns its status."""
+    deadline = time.time() + timeout
+    while (status := job_status(dashboard, job_id, env)) in ("RUNNING", "PENDING") and time.time() < deadline:
+        if until is not None and until(job_logs(dashboard, job_id, env)):
+            return status
+        time.sleep(2)
+    return status
+
+
+def stop_job(dashboard: str, job_id: str, env: dict[str, str] | None = None) -> None:
+    subprocess.run([*RAY, "job", "stop", "--address", dashboard, job_id], capture_output=True, env=env or RAY_ENV,
+                   timeout=60)

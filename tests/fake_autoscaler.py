@@ -152,8 +152,7 @@ def start_fake_cluster(root: Path, config: dict, version: str = "v1", timeout: f
         config["provider"].update({"launch_multiple": True, "head_node_id": FAKE_HEAD_NODE_ID})
     config_path = (root / "autoscaler.yaml").resolve()
     config_path.write_text(yaml.safe_dump(config, sort_keys=False))
-    env = {**RAY_ENV, "RAY_FAKE_CLUSTER": "1", "AUTOSCALER_UPDATE_INTERVAL_S": "1",
-           "RAY_NODE_TYPE_NAME": config["head_node_type"]}
+    env = {**RAY_ENV, "RAY_FAKE_CLUSTER": "1", "AUTOSCALER_UPDATE_INTERVAL_S": "1"}
     if version == "v2":
         env.update({"RAY_enable_autoscaler_v2": "1", "RAY_CLOUD_INSTANCE_ID": FAKE_HEAD_NODE_ID})
     # start_head passes its own --port first; click keeps the last one given.
@@ -226,7 +225,9 @@ if __name__ == "__main__":
 
     version = sys.argv[1] if len(sys.argv) > 1 else "v1"
     root = Path(tempfile.mkdtemp(prefix=f"fake-autoscaler-{version}-"))
+    started = time.monotonic()
     cluster = start_fake_cluster(root, autoscaler_config(REPO / "cluster.yaml"), version)
+    print(f"started in {time.monotonic() - started:.1f}s")
     driver = r'''
 import json, time, ray
 ray.init()
@@ -238,15 +239,23 @@ def on_head():
             args = open(f"/proc/{pid}/cmdline", "rb").read().decode().split("\0")
         except OSError:
             continue
-        if any(a.endswith("/monitor.py") for a in args):
+        # Only this cluster's monitor: another Ray cluster on the machine has its own.
+        gcs = "--gcs-address=" + ray.get_runtime_context().gcs_address
+        if any(a.endswith("/monitor.py") for a in args) and gcs in args:
             path = next(a.split("=", 1)[1] for a in args if a.startswith("--autoscaling-config="))
             return ray.get_runtime_context().get_node_id(), path, sorted(yaml.safe_load(open(path))["available_node_types"])
 @ray.remote(num_cpus=1, resources={"fake_GPU": 1})
 def on_gpu_node():
     return ray.get_runtime_context().get_node_id()
 print("HEAD", json.dumps(ray.get(on_head.remote())))
+state = ray._private.state.state
+print("CLUSTER_CONFIG", state.get_cluster_config(), state.get_max_resources_from_cluster_config())
 start = time.monotonic()
-node = ray.get(on_gpu_node.remote())
+ref = on_gpu_node.remote()
+while len([n for n in ray.nodes() if n["Alive"]]) < 2:
+    time.sleep(0.1)
+print("ALIVE_AFTER", f"{time.monotonic() - start:.1f}s")
+node = ray.get(ref)
 print("GPU_NODE", node, f"{time.monotonic() - start:.1f}s")
 print("NODE", json.dumps([n for n in ray.nodes() if n["NodeID"] == node], default=str))
 '''
@@ -254,7 +263,9 @@ print("NODE", json.dumps([n for n in ray.nodes() if n["NodeID"] == node], defaul
         print("monitor:", _cmdline(cluster.monitor_pid()))
         subprocess.run([sys.executable, "-c", driver], env=cluster.env, check=True, timeout=600)
         for node in cluster.alive():
-            print(node["node_id"], node["is_head_node"], node["resources_total"], node["labels"])
+            print("LIST", json.dumps(node) if not node["is_head_node"] else node["node_id"])
     finally:
+        stopping = time.monotonic()
         stop_fake_cluster(cluster)
+        print(f"stopped in {time.monotonic() - stopping:.1f}s")
         print("stopped; left:", cluster_pids(cluster), "logs:", root)

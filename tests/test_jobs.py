@@ -1,17 +1,14 @@
 """The cluster workflow on a real local head: `ray start --head`, the quickstart sweep submitted with the real
 `ray job submit` CLI and jobs/runtime_env.yaml, waited for until SUCCEEDED, its results checked, the head stopped."""
 
-import re
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "benchmarks"))
 from conftest import needs_fashion
 from gansweep.sweep.sweep_dir import read_sweep_record, read_trials
-from local_head import RAY_ENV, start_head, stop_head
+from local_head import job_logs, start_head, stop_head, stop_job, submit_job, wait_job
 
 pytestmark = needs_fashion
 
@@ -21,46 +18,20 @@ SMALL = [
     "train.steps=40", "train.batch_size=32", "train.log_every=10", "train.checkpoint_every=20",
     "train.image_every=20", "eval.every=20", "eval.cheap_samples=100", "eval.n_samples=200",
 ]
-RAY = [sys.executable, "-m", "ray.scripts.scripts"]  # the `ray` command of this environment
-
-
-def _job_status(dashboard: str, job_id: str) -> str:
-    result = subprocess.run([*RAY, "job", "status", "--address", dashboard, job_id],
-                            capture_output=True, text=True, env=RAY_ENV, timeout=60)
-    text = result.stdout + result.stderr
-    # Running jobs print "Status for job 'ID': RUNNING"; ended ones "Job 'ID' succeeded" (or failed, stopped).
-    found = re.search(r"Status for job '[^']+': (\w+)", text) or re.search(r"Job '[^']+' (succeeded|failed|stopped)", text)
-    return found.group(1).upper() if found else "UNKNOWN: " + text[-500:]
-
-
 def test_quickstart_sweep_submitted_as_a_ray_job(tmp_path):
     head = start_head(2, tmp_path / "head.log")
     out = tmp_path / "sweep"
     job_id = "gansweep-quickstart-test"
     try:
         sets = [arg for item in SMALL for arg in ("--set", item)]
-        deadline = time.time() + 300
-        while True:  # the head prints its address before its job agent is up: submit until the agent takes it
-            submit = subprocess.run(
-                [*RAY, "job", "submit", "--address", head.dashboard, "--submission-id", job_id, "--no-wait",
-                 "--working-dir", ".", "--runtime-env", "jobs/runtime_env.yaml", "--",
-                 "python", "jobs/sweep.py", "search_spaces/quickstart.yaml", "--output", str(out), *sets],
-                cwd=REPO, capture_output=True, text=True, env=RAY_ENV, timeout=120,
-            )
-            if "No available agent to submit job" not in submit.stderr or time.time() > deadline:
-                break
-            time.sleep(1)
-        assert submit.returncode == 0, submit.stdout[-2000:] + submit.stderr[-2000:]
-        deadline = time.time() + 600
-        while (status := _job_status(head.dashboard, job_id)) in ("RUNNING", "PENDING") and time.time() < deadline:
-            time.sleep(3)
-        logs = subprocess.run([*RAY, "job", "logs", "--address", head.dashboard, job_id],
-                              capture_output=True, text=True, env=RAY_ENV, timeout=60).stdout
+        submit_job(head.dashboard, job_id, ["python", "jobs/sweep.py", "search_spaces/quickstart.yaml", "--output",
+                                            str(out), *sets], cwd=REPO)
+        status = wait_job(head.dashboard, job_id)
+        logs = job_logs(head.dashboard, job_id)
         assert status == "SUCCEEDED", f"{status}\n{logs[-4000:]}"
     finally:
         # A job's driver runs in its own session: stop it through the head before the head goes.
-        subprocess.run([*RAY, "job", "stop", "--address", head.dashboard, job_id],
-                       capture_output=True, env=RAY_ENV, timeout=60)
+        stop_job(head.dashboard, job_id)
         stop_head(head)
     assert "[gansweep] best trial" in logs and "tensorboard --logdir" in logs
     trials = read_trials(out)

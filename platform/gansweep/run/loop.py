@@ -113,6 +113,18 @@ def _progress(line: str) -> None:
     sys.stdout.flush()
 
 
+def _nodes_of_ranks(world: int) -> list[str]:
+    """Each rank's Ray node (IP and the node ID's first 8 digits), gathered from every rank of a DDP run."""
+    import ray
+
+    node = f"{ray.util.get_node_ip_address()} ({ray.get_runtime_context().get_node_id()[:8]})"
+    if world == 1:
+        return [node]
+    nodes = [None] * world
+    dist.all_gather_object(nodes, node)
+    return nodes
+
+
 def _per_class_codes(fixed_z: torch.Tensor, num_classes: int) -> tuple[torch.Tensor, torch.Tensor]:
     """A conditional GAN's per-class panel: the same few codes in every row, one row per class."""
     z = fixed_z[:PER_CLASS_COLUMNS]
@@ -232,8 +244,11 @@ def run_loop(plan: RunPlan, where: TrainWorker | TrialProcess) -> dict:
     gan = build_gan(cfg, plan.clean_shape, device, wrap=where.wrap, rank=rank,
                     num_classes=plan.num_classes, measurements=plan.measurements)
     start_step, best_eval = _restore(gan, where, plan.fallback_checkpoint)
+    nodes = _nodes_of_ranks(world)
     if rank == 0:
-        _progress(f"{'resuming at' if start_step else 'starting'} step {start_step}/{t.steps}")
+        # Where the ranks landed: on a cluster, which nodes a run (or a resumed one, after a lost node) uses.
+        _progress(f"{'resuming at' if start_step else 'starting'} step {start_step}/{t.steps} on "
+                  f"{'node' if len(set(nodes)) == 1 else 'nodes'} {', '.join(dict.fromkeys(nodes))}")
     if start_step >= t.steps:  # a finished run rerun as it was: nothing to train, say where it stands
         metrics = {"step": start_step, "resumed_from_step": start_step}
         where.report(metrics)

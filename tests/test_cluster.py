@@ -1,0 +1,92 @@
+"""gansweep on a real multi-node Ray cluster built on this machine (tests/cluster.py): a head and two 1-CPU worker
+nodes, none of which sees another's /tmp or HOME, moto's S3 server as the bucket, token auth, jobs sent with
+`ray job submit`. What no single-node test can see: trials and ranks on other nodes, caches they must all read, a
+node lost mid-trial. Run them alone with `bash scripts/test.sh tests/test_cluster.py`."""
+
+import os
+import re
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import TINY_SWEEP, needs_fashion, new_bucket
+from gansweep import storage
+from gansweep.evaluation.classifier import classifier_dir, classifier_fingerprint, load_or_train_classifier
+from gansweep.run import run_dir
+from gansweep.sweep import sweep_dir as layout
+
+from cluster import start_cluster, stop_cluster
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "benchmarks"))
+from local_head import job_logs, stop_job, submit_job, wait_job  # noqa: E402
+
+pytestmark = [
+    needs_fashion,
+    pytest.mark.skipif(os.geteuid() != 0, reason="the worker nodes' private /tmp and HOME need `unshare --mount` (root)"),
+]
+
+SETS = [f"{key}={value}" for key, value in TINY_SWEEP.items()]
+NODE = re.compile(r"\[gansweep\] (?:starting|resuming at) step \d+/\d+ on nodes? (.+)")
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    cluster = start_cluster(tmp_path_factory.mktemp("cluster"))
+    yield cluster
+    stop_cluster(cluster)
+
+
+def _seed_classifier(cache: str) -> None:
+    """The evaluation classifier this machine's cache holds (trained there first if absent, as any test's first
+    sweep would) copied into CACHE, where the sweep will look: the sweep then spends its minutes on the cluster, not
+    on the classifier."""
+    fingerprint = classifier_fingerprint("fashion_mnist", None)
+    local = Path.home() / ".cache" / "gansweep"
+    load_or_train_classifier("fashion_mnist", None, cache_dir=local, progress=False)
+    storage.upload_folder(Path(classifier_dir("fashion_mnist", fingerprint, local)),
+                          classifier_dir("fashion_mnist", fingerprint, cache))
+
+
+def _nodes(logs: str) -> set[str]:
+    """The nodes the runs' ranks trained on, from their progress lines."""
+    return {node for line in NODE.findall(logs) for node in line.split(", ")}
+
+
+def _run_job(cluster, job_id: str, entrypoint: list[str], timeout: float = 600) -> str:
+    try:
+        submit_job(cluster.head.dashboard, job_id, entrypoint, cwd=REPO, env=cluster.env)
+        status = wait_job(cluster.head.dashboard, job_id, env=cluster.env, timeout=timeout)
+        logs = job_logs(cluster.head.dashboard, job_id, env=cluster.env)
+    finally:
+        stop_job(cluster.head.dashboard, job_id, env=cluster.env)
+    assert status == "SUCCEEDED", f"{status}\n{logs[-6000:]}"
+    return logs
+
+
+def test_a_sweep_with_default_settings_spreads_over_the_nodes_and_lands_in_the_bucket(cluster, monkeypatch):
+    """No hand-set CPUs, no GANSWEEP_CACHE: each trial's worker fits one 1-CPU node, the cache moves into the
+    bucket output (this node's ~/.cache is not on the others), and everything lands in the bucket."""
+    bucket = new_bucket(cluster.endpoint, monkeypatch)
+    out = f"{bucket}/sweep"
+    _seed_classifier(f"{out}/cache")
+    logs = _run_job(cluster, "gansweep-cluster-sweep", [
+        "python", "jobs/sweep.py", "search_spaces/quickstart.yaml", "--output", out,
+        "--set", "num_samples=3", "--set", "scheduler.grace_period=20",
+        *[arg for item in SETS for arg in ("--set", item)]])
+    assert f"the cache is {out}/cache" in logs
+    assert "3 trials, 2 at a time, 1 worker(s) x 0.75 CPU each" in logs
+    assert len(_nodes(logs)) >= 2, logs[-6000:]
+    trials = layout.read_trials(out)
+    assert len(trials) == 3 and all(t["status"] in ("finished", "stopped") for t in trials), trials
+    for trial in trials:
+        directory = layout.trial_dir(out, trial["name"])
+        assert storage.list_names(storage.join(directory, run_dir.CHECKPOINTS_DIR)), trial["name"]
+        assert any(name.startswith("events.out.tfevents")
+                   for name in storage.list_names(layout.trial_log_dir(out, trial["name"])))
+        if trial["status"] == "finished":
+            assert run_dir.read_result(directory)["evaluation"]["n_fake"] == TINY_SWEEP["eval.n_samples"]
+    from gansweep import cli
+
+    assert cli.main(["report", out]) == 0
+    assert storage.is_file(storage.join(out, "report", "summary.md"))
