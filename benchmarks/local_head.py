@@ -54,17 +54,28 @@ def start_head(cpus: int, log: Path, env: dict[str, str] | None = None, args: tu
 
 
 def stop_head(head: Head) -> None:
-    """Stop the head's whole process group; forget its address as `ray stop` would."""
-    try:
-        os.killpg(head.process.pid, signal.SIGTERM)
-        head.process.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        os.killpg(head.process.pid, signal.SIGKILL)
-        head.process.wait()
-    except ProcessLookupError:
-        pass
+    """Stop the head and its process group; forget its address as `ray stop` would."""
+    stop_node(head.process)
     if head.address and ADDRESS_FILE.is_file() and ADDRESS_FILE.read_text().strip() == head.address:
         ADDRESS_FILE.unlink()
+
+
+def stop_node(process: subprocess.Popen) -> None:
+    """Stop a `ray start --block` node: its own process first, which drains the node through the GCS and stops the
+    node's processes (~3 s; a SIGTERM to the whole group stops the GCS under the drain, which then waits out a 30 s
+    timeout), then whatever of its process group is left."""
+    try:
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        pass
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(process.pid, sig)
+        except ProcessLookupError:
+            break
+        time.sleep(2)
+    process.wait()
 
 
 RAY = [sys.executable, "-m", "ray.scripts.scripts"]  # the `ray` command of this environment

@@ -1,11 +1,12 @@
 """A real multi-node Ray cluster on this machine, for the cluster tests (tests/test_cluster.py) and benchmarks.
 
-A head and worker `ray start`s on 127.0.0.1's machine, token auth on, and one moto S3 server as the bucket. Each
+A head and worker `ray start`s on this machine, token auth on, and one moto S3 server as the bucket. Each
 worker node runs in its own mount namespace (`unshare --mount`, root only) with a private /tmp and HOME: Ray puts
 its session folders and gansweep its default cache at the same paths on every node, so a file one node writes is
 invisible to the others, as on a cluster of separate machines. The head keeps the caller's file system (its HOME is
-a folder of the caller's), as a `ray up` head is where `ray job submit` runs the driver. Ready when every node is
-alive in the GCS, never after a fixed time; stopped by process group.
+a folder of the caller's), as a `ray up` head is where `ray job submit` runs the driver; by default it offers no CPU,
+so trials and ranks land on worker nodes, which a test may kill. Ready when every node is alive in the GCS, never
+after a fixed time; stopped by process group.
 """
 
 from __future__ import annotations
@@ -22,12 +23,11 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "benchmarks"))
-from local_head import RAY_ENV, Head, start_head, stop_head  # noqa: E402
-from s3_server import start_s3_server, stop_server  # noqa: E402
+from local_head import RAY_ENV, Head, start_head, stop_head, stop_node  # noqa: E402
+from s3_server import S3_ENV, start_s3_server, stop_server  # noqa: E402
 
 RAY = [sys.executable, "-m", "ray.scripts.scripts"]  # the `ray` command of this environment
-S3_ENV = {"AWS_ACCESS_KEY_ID": "gansweep-test", "AWS_SECRET_ACCESS_KEY": "gansweep-test-secret",
-          "AWS_DEFAULT_REGION": "us-east-1", "AWS_REGION": "us-east-1"}
+OBJECT_STORE_BYTES = 500_000_000  # per node: Ray's default (30% of memory) four times over would not fit this machine
 
 
 @dataclass
@@ -37,7 +37,7 @@ class Cluster:
     s3: subprocess.Popen
     env: dict[str, str]  # what a client of the cluster runs with: the token, the bucket's endpoint and keys
     root: Path  # the head's HOME and every node's log
-    lost: list[int] = field(default_factory=list)  # workers whose raylet kill_worker killed
+    lost: list[int] = field(default_factory=list)  # workers whose raylet kill_node killed
 
     @property
     def endpoint(self) -> str:
@@ -66,15 +66,21 @@ class Cluster:
                 raise RuntimeError(f"{len(alive)} of {count} Ray nodes alive after {timeout:.0f} s; logs in {self.root}")
             time.sleep(0.5)
 
-    def kill_worker(self, index: int) -> None:
-        """SIGKILL worker INDEX's raylet: a lost node, as when a machine dies (its `ray start --block` then stops the
-        node's other processes)."""
-        raylets = [pid for pid in _group(self.workers[index].pid) if _comm(pid) == "raylet"]
-        if not raylets:
-            raise RuntimeError(f"worker {index} has no raylet")
-        for pid in raylets:
-            os.kill(pid, signal.SIGKILL)
-        self.lost.append(index)
+    def kill_node(self, node_id: str) -> None:
+        """SIGKILL the raylet of the worker node whose ID starts with NODE_ID: a lost node, as when a machine dies (its
+        `ray start --block` then stops the node's other processes)."""
+        for index, worker in enumerate(self.workers):
+            for pid in _group(worker.pid):
+                if _comm(pid) == "raylet" and f"--node_id={node_id}" in Path(f"/proc/{pid}/cmdline").read_text():
+                    os.kill(pid, signal.SIGKILL)
+                    self.lost.append(index)
+                    return
+        raise RuntimeError(f"no worker node's raylet has ID {node_id}...")
+
+    def add_worker(self, cpus: int = 1) -> None:
+        """One more worker node (a replacement for a lost one), once it is alive."""
+        self.workers.append(_start_worker(self, len(self.workers), cpus))
+        self.wait_alive(1 + len(self.workers) - len(self.lost))
 
 
 def _group(pgid: int) -> list[int]:
@@ -97,7 +103,7 @@ def _comm(pid: int) -> str:
         return ""
 
 
-def start_cluster(root: Path, worker_cpus: tuple[int, ...] = (1, 1), head_cpus: int = 1) -> Cluster:
+def start_cluster(root: Path, worker_cpus: tuple[int, ...] = (1, 1, 1), head_cpus: int = 0) -> Cluster:
     """A head of HEAD_CPUS CPUs and a worker node per WORKER_CPUS entry, each worker with a private /tmp and HOME, and
     an S3 server; logs and the head's HOME under ROOT."""
     root.mkdir(parents=True, exist_ok=True)
@@ -106,7 +112,8 @@ def start_cluster(root: Path, worker_cpus: tuple[int, ...] = (1, 1), head_cpus: 
     head_home = root / "head-home"
     head_home.mkdir(exist_ok=True)
     try:
-        head = start_head(head_cpus, root / "head.log", env={**env, "HOME": str(head_home)})
+        head = start_head(head_cpus, root / "head.log", env={**env, "HOME": str(head_home)},
+                          args=(f"--object-store-memory={OBJECT_STORE_BYTES}",))
     except Exception:
         stop_server(s3)
         raise
@@ -123,7 +130,8 @@ def start_cluster(root: Path, worker_cpus: tuple[int, ...] = (1, 1), head_cpus: 
 
 def _start_worker(cluster: Cluster, index: int, cpus: int) -> subprocess.Popen:
     """A worker node in a mount namespace of its own: a fresh tmpfs on /tmp, HOME inside it."""
-    start = shlex.join(["ray", "start", "--block", f"--address={cluster.head.address}", f"--num-cpus={cpus}"])
+    start = shlex.join(["ray", "start", "--block", f"--address={cluster.head.address}", f"--num-cpus={cpus}",
+                        f"--object-store-memory={OBJECT_STORE_BYTES}"])
     script = f"mount -t tmpfs tmpfs /tmp && mkdir -p /tmp/home && export HOME=/tmp/home && exec {start}"
     log = (cluster.root / f"worker-{index}.log").open("w")
     return subprocess.Popen(["unshare", "--mount", "--propagation", "private", "sh", "-c", script],
@@ -131,19 +139,8 @@ def _start_worker(cluster: Cluster, index: int, cpus: int) -> subprocess.Popen:
 
 
 def stop_cluster(cluster: Cluster) -> None:
-    """Every node's process group, then the S3 server."""
+    """Every worker node, the head, then the S3 server."""
     for worker in cluster.workers:
-        _stop_group(worker)
+        stop_node(worker)
     stop_head(cluster.head)
     stop_server(cluster.s3)
-
-
-def _stop_group(process: subprocess.Popen) -> None:
-    try:
-        os.killpg(process.pid, signal.SIGTERM)
-        process.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
-    except ProcessLookupError:
-        pass

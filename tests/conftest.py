@@ -31,7 +31,7 @@ from pg_server import (
     start_pg_server,
     stop_pg_server,
 )
-from s3_server import start_s3_server, stop_server
+from s3_server import S3_ENV, start_s3_server, stop_server
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 FASHION = Path("/usr/share/datasets/fashion-mnist")
@@ -122,8 +122,6 @@ def _run_of(generator, run_dir, step: int = 7, overrides: tuple[str, ...] = ()):
     _save_run(gan, cfg, run_dir, step)
 
 
-S3_ENV = {"AWS_ACCESS_KEY_ID": "gansweep-test", "AWS_SECRET_ACCESS_KEY": "gansweep-test-secret",
-          "AWS_DEFAULT_REGION": "us-east-1", "AWS_REGION": "us-east-1"}
 _buckets = itertools.count()
 
 

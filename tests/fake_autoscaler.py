@@ -11,9 +11,11 @@ Node types (autoscaler_config): cluster.yaml's names, min_workers/max_workers an
   head type (ray.head.default, CPU 8 GPU 0)  -> {CPU: head_cpus (1)}
   a worker type with GPU n (ray.worker.gpu, CPU 4 GPU 1) -> {CPU: cpus_per_gpu_node (1), fake_GPU: n}
   a worker type without GPU -> {CPU: cpus_per_gpu_node (1)}
-so a trial asks resources={"fake_GPU": 1} where the real one asks num_gpus=1. Each fake node also carries the label
-ray.io/node-group = its type's name (Ray sets it from RAY_NODE_TYPE_NAME, which the fake provider gives every node
-it starts).
+so a trial asks resources={"fake_GPU": 1} where the real one asks num_gpus=1. No label names a fake node's type:
+its labels are only ray.io/node-id (Ray would add ray.io/node-group from RAY_NODE_TYPE_NAME, but a fake node's labels
+are resolved in the monitor's process, from the head's environment, which does not set it). A type's `labels` in
+cluster.yaml are copied and do reach its fake nodes (labels: {ray.io/node-group: NAME} works). The fake provider
+calls its head ray.head.default whatever head_node_type says (cluster.yaml's is that).
 
 Autoscaler v1 is Ray's default. v2 (RAY_enable_autoscaler_v2=1 in the head's environment; the GCS then stores the
 switch and `ray start` launches ray/autoscaler/v2/monitor.py) reads its config through prepare_config, which opens
@@ -21,9 +23,8 @@ the provider type's defaults file whatever the config holds: with type fake_mult
 missing example.yaml. Type `external` with `module` naming Ray's FakeMultiNodeProvider class loads the same
 provider and has built-in defaults, so v2 runs with that; v1 is given the same config.
 
-Ready when the GCS lists the head alive and the monitor process is running (polled, no fixed sleep). Stopped by the
-head's process group, which holds the fake nodes too (the monitor starts them), and then whatever of the cluster's
-processes (found by the GCS port on their command line) is left.
+Ready when the GCS lists the head alive and the monitor process is running (polled, no fixed sleep); a fake node is
+alive 2-4 s after a task asks for its type. Stopped in about 10 s (stop_fake_cluster), nothing left behind.
 """
 
 from __future__ import annotations
@@ -70,6 +71,8 @@ def autoscaler_config(cluster_yaml: Path, cpus_per_gpu_node: int = 1, head_cpus:
                 fake_resources[GPU_STAND_IN] = int(resources["GPU"])
             fake = {"resources": fake_resources, "min_workers": node_type.get("min_workers", 0),
                     "max_workers": node_type.get("max_workers", cluster["max_workers"])}
+        if node_type.get("labels"):
+            fake["labels"] = dict(node_type["labels"])  # a fake node gets its type's labels, as a real one would
         types[name] = {**fake, "node_config": {}}
     return {
         "cluster_name": "fake-" + cluster.get("cluster_name", "gansweep"),
@@ -193,21 +196,33 @@ def cluster_pids(cluster: FakeCluster) -> list[int]:
     return found
 
 
-def stop_fake_cluster(cluster: FakeCluster, timeout: float = 30) -> None:
-    """Stop the head's process group (fake nodes included), then SIGKILL whatever of the cluster outlived it."""
-    stop_head(cluster.head)
-    deadline = time.monotonic() + timeout
-    while (left := cluster_pids(cluster)) and time.monotonic() < deadline:
-        time.sleep(0.5)
-    for pid in left:
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-    deadline = time.monotonic() + 10
-    while (left := cluster_pids(cluster)) and time.monotonic() < deadline:
-        time.sleep(0.2)
-    if left:
+def stop_fake_cluster(cluster: FakeCluster, timeout: float = 40) -> None:
+    """Stop the head, then what is left of the fake nodes (in the head's process group: the monitor started
+    them), SIGKILLed after 5 s; raises if anything of the cluster still runs.
+
+    The head's `ray start --block` alone gets SIGTERM first: it drains the node through the GCS (under a second)
+    and stops the head's processes, the monitor and with it the fake nodes' raylets, in about 3 s. SIGTERM to the
+    whole group at once, as stop_head sends it, stops the GCS under the drain, which then waits out its 30 s
+    timeout. A fake node's runtime env agent outlives its raylet for about 10 s after a SIGTERM."""
+    leader = cluster.head.process
+    try:
+        leader.send_signal(signal.SIGTERM)
+        leader.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        pass
+    for sig, wait in ((signal.SIGTERM, 5), (signal.SIGKILL, 10)):
+        deadline = time.monotonic() + wait
+        for pid in cluster_pids(cluster):
+            try:
+                os.kill(pid, sig)
+            except ProcessLookupError:
+                pass
+        while (left := cluster_pids(cluster)) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        if not left:
+            break
+    stop_head(cluster.head)  # reaps the leader and forgets its address as `ray stop` would; the group is empty
+    if left := cluster_pids(cluster):
         raise RuntimeError(f"processes of the fake cluster left: {left}")
 
 

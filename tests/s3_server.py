@@ -9,6 +9,10 @@ import time
 import urllib.request
 from pathlib import Path
 
+# The standard AWS environment a client of the server needs (moto accepts any key until told otherwise).
+S3_ENV = {"AWS_ACCESS_KEY_ID": "gansweep-test", "AWS_SECRET_ACCESS_KEY": "gansweep-test-secret",
+          "AWS_DEFAULT_REGION": "us-east-1", "AWS_REGION": "us-east-1"}
+
 
 def start_s3_server(*, deny_all: bool = False) -> tuple[subprocess.Popen, str]:
     """moto's S3 server on a free port of 127.0.0.1, once it answers HTTP; returns (process, endpoint URL).

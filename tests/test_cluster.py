@@ -37,6 +37,14 @@ def cluster(tmp_path_factory):
     stop_cluster(cluster)
 
 
+def _events(log_dir: str):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    accumulator = EventAccumulator(log_dir, size_guidance={"scalars": 0})
+    accumulator.Reload()  # through boto3, as `tensorboard --logdir s3://...` reads it
+    return accumulator
+
+
 def _seed_classifier(cache: str) -> None:
     """The evaluation classifier this machine's cache holds (trained there first if absent, as any test's first
     sweep would) copied into CACHE, where the sweep will look: the sweep then spends its minutes on the cluster, not
@@ -90,3 +98,66 @@ def test_a_sweep_with_default_settings_spreads_over_the_nodes_and_lands_in_the_b
 
     assert cli.main(["report", out]) == 0
     assert storage.is_file(storage.join(out, "report", "summary.md"))
+
+
+def test_a_ddp_run_s_ranks_train_on_two_nodes_and_its_full_evaluation_fits_one(cluster, monkeypatch):
+    """Two ranks of 0.75 CPUs on 1-CPU nodes: one per node, gloo across them; the full evaluation asks for what one
+    node holds (both workers' 1.5 CPUs would fit none and wait forever)."""
+    bucket = new_bucket(cluster.endpoint, monkeypatch)
+    out = f"{bucket}/ddp"
+    _seed_classifier(f"{out}/cache")
+    sets = [*SETS, "train.workers=2", "train.steps=40"]
+    logs = _run_job(cluster, "gansweep-cluster-ddp", [
+        "python", "jobs/train.py", "--output", out, *[arg for item in sets for arg in ("--set", item)]])
+    starts = NODE.findall(logs)
+    assert len(starts) == 1 and len(set(starts[0].split(", "))) == 2, logs[-6000:]
+    result = run_dir.read_result(out)
+    assert result["step"] == 40 and result["evaluation"]["n_fake"] == TINY_SWEEP["eval.n_samples"]
+
+
+def _trial_started(out: str, logs: str, step: int) -> str | None:
+    """The node a one-trial sweep's run started on, once its checkpoint of STEP is in the bucket."""
+    starts = NODE.findall(logs)
+    trials = layout.read_trials(out) or []
+    if not starts or not trials:
+        return None
+    checkpoints = storage.join(layout.trial_dir(out, trials[0]["name"]), run_dir.CHECKPOINTS_DIR)
+    names = storage.list_names(checkpoints) if storage.is_dir(checkpoints) else []
+    return starts[0] if any(name.endswith(f"{step:06d}") for name in names) else None
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_trial_on_a_lost_node_resumes_on_another_from_its_bucket_checkpoint(cluster, monkeypatch, workers):
+    """A worker node's raylet killed mid-trial: Tune (one worker: the trial's own process) or Ray Train (DDP: the
+    worker group) restarts the run on the nodes left, from its newest checkpoint in the bucket; it finishes with
+    TensorBoard's steps continuous and no step before that checkpoint trained twice."""
+    bucket = new_bucket(cluster.endpoint, monkeypatch)
+    out = f"{bucket}/lost-{workers}"
+    _seed_classifier(f"{out}/cache")
+    if len(cluster.alive()) < 2 + workers:  # the head, the run's nodes, and one to resume on
+        cluster.add_worker()
+    job_id = f"gansweep-cluster-lost-{workers}"
+    sets = [*SETS, "num_samples=1", "scheduler.name=fifo", "train.steps=80", "eval.n_samples=0",
+            f"resources.workers={workers}"]
+    submit_job(cluster.head.dashboard, job_id, ["python", "jobs/sweep.py", "search_spaces/quickstart.yaml", "--output",
+                                                out, *[arg for item in sets for arg in ("--set", item)]],
+               cwd=REPO, env=cluster.env)
+    try:
+        status = wait_job(cluster.head.dashboard, job_id, env=cluster.env, timeout=600,
+                          until=lambda logs: _trial_started(out, logs, 20) is not None)
+        started = _trial_started(out, job_logs(cluster.head.dashboard, job_id, env=cluster.env), 20)
+        assert status == "RUNNING" and started, job_logs(cluster.head.dashboard, job_id, env=cluster.env)[-6000:]
+        lost = started.split(", ")[0]
+        cluster.kill_node(re.search(r"\((\w+)\)", lost).group(1))
+        status = wait_job(cluster.head.dashboard, job_id, env=cluster.env, timeout=600)
+        logs = job_logs(cluster.head.dashboard, job_id, env=cluster.env)
+    finally:
+        stop_job(cluster.head.dashboard, job_id, env=cluster.env)
+    assert status == "SUCCEEDED", f"{status}\n{logs[-6000:]}"
+    resumed = re.findall(r"\[gansweep\] resuming at step (\d+)/80 on nodes? (.+)", logs)
+    assert resumed and int(resumed[-1][0]) >= 20 and lost not in resumed[-1][1], logs[-6000:]
+    trial = layout.read_trials(out)[0]
+    assert trial["status"] == "finished" and trial["error"] is None, trial
+    events = _events(layout.trial_log_dir(out, trial["name"]))
+    assert [event.step for event in events.Scalars("eval/fid")] == [20, 40, 60, 80]
+    assert run_dir.read_error(layout.trial_dir(out, trial["name"])) is None

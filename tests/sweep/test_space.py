@@ -539,7 +539,7 @@ def test_shipped_spaces_load_and_sample_valid_configs(path):
             points.append(trial.params)
     for point in points:
         space.trial_config(point)
-    assert plan_resources(space, {"CPU": 64, "GPU": 8})[1] >= 1
+    assert plan_resources(space, [{"CPU": 64, "GPU": 8}])[1] >= 1
 
 
 def test_condition_values_take_the_parent_key_type(tmp_path):
@@ -684,4 +684,4 @@ def test_the_paper_table_is_every_row_by_arm_by_seed_with_the_clean_arm_shared()
     ignore = space.trial_config({"arm": "ignore", "row": "block_patch_14", "train.seed": 0})
     assert ignore.hidden.inject_at is None and ignore.hidden.measurement.name == "none"
     # The CPU schedule's plan: two trials on 2 CPUs, each worker 0.75 and its data stream 0.25 beside it.
-    assert plan_resources(space, {"CPU": 2}) == (0.75, 2)
+    assert plan_resources(space, [{"CPU": 2}]) == (0.75, 2)

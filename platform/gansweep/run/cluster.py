@@ -25,6 +25,7 @@ HEAD_RESOURCE = "node:__internal_head__"  # a resource Ray gives the head node a
 # report_cluster_config, so ray._private.state's get_max_resources_from_cluster_config() is None on `ray up`).
 AUTOSCALER_MONITOR = "monitor.py"
 AUTOSCALER_CONFIG_FLAG = "--autoscaling-config="
+NODE_GROUP_LABEL = "ray.io/node-group"  # an autoscaled node's type, where its type's `labels:` name it
 CACHE_IN_OUTPUT = "cache"  # the cache's folder inside a URI output, when a multi-node cluster has no cache set
 
 
@@ -71,7 +72,7 @@ def cluster_shape() -> ClusterShape:
         resources = _resources(node_type.get("resources") or {})
         if name == head_type or not resources:
             continue
-        running = sum(1 for node in alive if _node_type(node) == name)
+        running = sum(1 for node in alive if _of_type(node, name, resources))
         more = max(0, min(int(node_type.get("max_workers", 0)) - running, room))
         addable += [resources] * more
         room -= more
@@ -82,31 +83,36 @@ def _resources(resources: dict) -> dict[str, float]:
     return {key: float(value) for key, value in resources.items() if key in ("CPU", "GPU")}
 
 
-def _node_type(node: dict) -> str | None:
-    """An autoscaled node's type, from the label Ray's autoscaler gives it."""
+def _of_type(node: dict, name: str, resources: dict[str, float]) -> bool:
+    """Whether an alive worker node is of the autoscaler's type NAME: by the node-group label where the type sets
+    one (v1 gives its nodes none by itself), else by its resources."""
     labels = node.get("Labels") or {}
-    return labels.get("ray.io/node-group") or labels.get("ray.io/node-type-name")
+    if NODE_GROUP_LABEL in labels:
+        return labels[NODE_GROUP_LABEL] == name
+    return HEAD_RESOURCE not in node["Resources"] and _resources(node["Resources"]) == resources
 
 
 def _autoscaler_config() -> dict | None:
-    """The autoscaler's config, read on the head by a task that takes no CPU; None without an autoscaler (a local
-    Ray, or a head started without --autoscaling-config)."""
+    """The autoscaler's config, read on the head by a task that takes no CPU; None without an autoscaler (a head
+    started without --autoscaling-config)."""
     import ray
 
     task = ray.remote(_read_autoscaler_config).options(num_cpus=0, resources={HEAD_RESOURCE: 0.001})
-    return ray.get(task.remote(), timeout=300)
+    return ray.get(task.remote(ray.get_runtime_context().gcs_address), timeout=300)
 
 
-def _read_autoscaler_config() -> dict | None:
+def _read_autoscaler_config(gcs_address: str) -> dict | None:
+    """The config file named by the autoscaler of the cluster at GCS_ADDRESS (a machine may run several heads)."""
     import psutil
     import yaml
 
     for process in psutil.process_iter(["cmdline"]):
         cmdline = process.info["cmdline"] or []
-        if not any(part.endswith(AUTOSCALER_MONITOR) for part in cmdline):
+        if not any(part.endswith(AUTOSCALER_MONITOR) for part in cmdline) or f"--gcs-address={gcs_address}" not in cmdline:
             continue
         for part in cmdline:
             if part.startswith(AUTOSCALER_CONFIG_FLAG):
+                # Expanded here: `ray start --autoscaling-config=~/...` passes the ~ on as it is.
                 path = Path(part[len(AUTOSCALER_CONFIG_FLAG):]).expanduser()
                 if path.is_file():
                     return yaml.safe_load(path.read_text())
