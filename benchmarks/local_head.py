@@ -55,27 +55,31 @@ def start_head(cpus: int, log: Path, env: dict[str, str] | None = None, args: tu
 
 def stop_head(head: Head) -> None:
     """Stop the head and its process group; forget its address as `ray stop` would."""
-    stop_node(head.process)
+    stop_nodes([head.process])
     if head.address and ADDRESS_FILE.is_file() and ADDRESS_FILE.read_text().strip() == head.address:
         ADDRESS_FILE.unlink()
 
 
-def stop_node(process: subprocess.Popen) -> None:
-    """Stop a `ray start --block` node: its own process first, which drains the node through the GCS and stops the
-    node's processes (~3 s; a SIGTERM to the whole group stops the GCS under the drain, which then waits out a 30 s
-    timeout), then whatever of its process group is left."""
-    try:
-        process.send_signal(signal.SIGTERM)
-        process.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        pass
-    for sig in (signal.SIGTERM, signal.SIGKILL):
+def stop_nodes(processes: list[subprocess.Popen]) -> None:
+    """Stop `ray start --block` nodes: each one's own process first, all at once, which drains the node through the
+    GCS and stops its processes (~3 s; a SIGTERM to the whole group stops the GCS under the drain, which then waits
+    out a 30 s timeout), then whatever of their process groups is left."""
+    for process in processes:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + 30
+    for process in processes:
         try:
-            os.killpg(process.pid, sig)
-        except ProcessLookupError:
-            break
-        time.sleep(2)
-    process.wait()
+            process.wait(timeout=max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            pass
+        for sig in (signal.SIGTERM, signal.SIGKILL):
+            try:
+                os.killpg(process.pid, sig)
+            except ProcessLookupError:
+                break
+            time.sleep(1)  # the group's processes end on their own; what is left after a second is killed
+        process.wait()
 
 
 RAY = [sys.executable, "-m", "ray.scripts.scripts"]  # the `ray` command of this environment

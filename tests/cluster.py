@@ -23,25 +23,25 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "benchmarks"))
-from local_head import RAY_ENV, Head, start_head, stop_head, stop_node  # noqa: E402
+from gansweep import storage  # noqa: E402
+from gansweep.evaluation.classifier import (  # noqa: E402
+    classifier_dir,
+    classifier_fingerprint,
+    load_or_train_classifier,
+)
+from local_head import RAY, RAY_ENV, Head, start_head, stop_head, stop_nodes  # noqa: E402
 from s3_server import S3_ENV, start_s3_server, stop_server  # noqa: E402
 
-RAY = [sys.executable, "-m", "ray.scripts.scripts"]  # the `ray` command of this environment
 OBJECT_STORE_BYTES = 500_000_000  # per node: Ray's default (30% of memory) four times over would not fit this machine
 
 
-@dataclass
-class Cluster:
-    head: Head
-    workers: list[subprocess.Popen]  # each worker node's `ray start --block`, the leader of its process group
-    s3: subprocess.Popen
-    env: dict[str, str]  # what a client of the cluster runs with: the token, the bucket's endpoint and keys
-    root: Path  # the head's HOME and every node's log
-    lost: list[int] = field(default_factory=list)  # workers whose raylet kill_node killed
+class HeadNodes:
+    """A cluster's nodes as its head's GCS knows them, for a class with `head` (Head), `env` (a client's environment)
+    and `root` (where its logs are)."""
 
-    @property
-    def endpoint(self) -> str:
-        return self.env["AWS_ENDPOINT_URL"]
+    head: Head
+    env: dict[str, str]
+    root: Path
 
     def nodes(self) -> list[dict]:
         """The GCS's nodes (alive and dead), as `ray list nodes` prints them."""
@@ -65,6 +65,20 @@ class Cluster:
             if time.monotonic() > deadline:
                 raise RuntimeError(f"{len(alive)} of {count} Ray nodes alive after {timeout:.0f} s; logs in {self.root}")
             time.sleep(0.5)
+
+
+@dataclass
+class Cluster(HeadNodes):
+    head: Head
+    workers: list[subprocess.Popen]  # each worker node's `ray start --block`, the leader of its process group
+    s3: subprocess.Popen
+    env: dict[str, str]  # what a client of the cluster runs with: the token, the bucket's endpoint and keys
+    root: Path  # the head's HOME and every node's log
+    lost: list[int] = field(default_factory=list)  # workers whose raylet kill_node killed
+
+    @property
+    def endpoint(self) -> str:
+        return self.env["AWS_ENDPOINT_URL"]
 
     def kill_node(self, node_id: str) -> None:
         """SIGKILL the raylet of the worker node whose ID starts with NODE_ID: a lost node, as when a machine dies (its
@@ -140,7 +154,17 @@ def _start_worker(cluster: Cluster, index: int, cpus: int) -> subprocess.Popen:
 
 def stop_cluster(cluster: Cluster) -> None:
     """Every worker node, the head, then the S3 server."""
-    for worker in cluster.workers:
-        stop_node(worker)
+    stop_nodes(cluster.workers)
     stop_head(cluster.head)
     stop_server(cluster.s3)
+
+
+def seed_classifier(cache: str) -> None:
+    """The evaluation classifier this machine's cache holds (trained there first if absent, as any test's first
+    sweep would) copied into CACHE, where the sweep will look: the sweep then spends its minutes on the cluster, not
+    on the classifier."""
+    fingerprint = classifier_fingerprint("fashion_mnist", None)
+    local = Path.home() / ".cache" / "gansweep"
+    load_or_train_classifier("fashion_mnist", None, cache_dir=local, progress=False)
+    storage.upload_folder(Path(classifier_dir("fashion_mnist", fingerprint, local)),
+                          classifier_dir("fashion_mnist", fingerprint, cache))

@@ -44,11 +44,12 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "benchmarks"))
-from local_head import RAY_ENV, Head, start_head, stop_head  # noqa: E402
+from local_head import RAY, RAY_ENV, Head, start_head, stop_head  # noqa: E402
+
+from cluster import HeadNodes  # noqa: E402
 
 from gansweep.run.trainer import free_port  # noqa: E402
 
-RAY = [sys.executable, "-m", "ray.scripts.scripts"]  # the `ray` command of this environment
 FAKE_HEAD_NODE_ID = "fffffffffffffffffffffffffffffffffffffffffffffffffff00000"  # the fake provider's head id
 FAKE_PROVIDER = "ray.autoscaler._private.fake_multi_node.node_provider.FakeMultiNodeProvider"
 GPU_STAND_IN = "fake_GPU"
@@ -96,37 +97,13 @@ def autoscaler_config(cluster_yaml: Path, cpus_per_gpu_node: int = 1, head_cpus:
 
 
 @dataclass
-class FakeCluster:
+class FakeCluster(HeadNodes):
     head: Head
     config_path: Path  # the file given to `ray start --autoscaling-config`
     version: str  # "v1" or "v2"
     env: dict[str, str]  # what a client (driver, `ray` CLI) runs with: token auth, RAY_ADDRESS
     root: Path
     port: int  # the GCS port
-
-    def nodes(self) -> list[dict]:
-        """The GCS's nodes (alive and dead), as `ray list nodes --detail` prints them."""
-        result = subprocess.run([*RAY, "list", "nodes", "--address", self.head.dashboard, "--format", "json",
-                                 "--detail", "--limit", "100"], capture_output=True, text=True, env=self.env,
-                                timeout=120)
-        if result.returncode != 0:
-            raise RuntimeError(f"ray list nodes failed: {result.stderr[-2000:]}")
-        return json.loads(result.stdout)
-
-    def alive(self) -> list[dict]:
-        return [node for node in self.nodes() if node["state"] == "ALIVE"]
-
-    def wait_alive(self, count: int, timeout: float = 300) -> list[dict]:
-        """Until COUNT nodes are alive in the GCS; returns them."""
-        deadline = time.monotonic() + timeout
-        while True:
-            alive = self.alive()
-            if len(alive) == count:
-                return alive
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"{len(alive)} of {count} nodes alive after {timeout:.0f} s; logs in "
-                                   f"{self.root} and /tmp/ray/session_latest/logs/monitor.*")
-            time.sleep(0.5)
 
     def monitor_pid(self) -> int | None:
         """The autoscaler's monitor process (v1 or v2 monitor.py) of this head, if running."""
@@ -137,9 +114,11 @@ class FakeCluster:
         return None
 
 
-def start_fake_cluster(root: Path, config: dict, version: str = "v1", timeout: float = 180) -> FakeCluster:
+def start_fake_cluster(root: Path, config: dict, version: str = "v1", timeout: float = 180,
+                       env: dict[str, str] | None = None) -> FakeCluster:
     """Write CONFIG (autoscaler_config's) under ROOT and start a head with the fake autoscaler, v1 or v2, on it; the
-    head's `ray start` log in ROOT/head.log. Returns once the head is alive and its monitor runs."""
+    head's `ray start` log in ROOT/head.log. ENV: more environment for the head (and so for every fake node it
+    starts) and its clients, e.g. an S3 endpoint's. Returns once the head is alive and its monitor runs."""
     if version not in ("v1", "v2"):
         raise ValueError(f"version is v1 or v2, not {version!r}")
     root.mkdir(parents=True, exist_ok=True)
@@ -155,13 +134,14 @@ def start_fake_cluster(root: Path, config: dict, version: str = "v1", timeout: f
         config["provider"].update({"launch_multiple": True, "head_node_id": FAKE_HEAD_NODE_ID})
     config_path = (root / "autoscaler.yaml").resolve()
     config_path.write_text(yaml.safe_dump(config, sort_keys=False))
-    env = {**RAY_ENV, "RAY_FAKE_CLUSTER": "1", "AUTOSCALER_UPDATE_INTERVAL_S": "1"}
+    extra = env or {}
+    head_env = {**RAY_ENV, **extra, "RAY_FAKE_CLUSTER": "1", "AUTOSCALER_UPDATE_INTERVAL_S": "1"}
     if version == "v2":
-        env.update({"RAY_enable_autoscaler_v2": "1", "RAY_CLOUD_INSTANCE_ID": FAKE_HEAD_NODE_ID})
+        head_env.update({"RAY_enable_autoscaler_v2": "1", "RAY_CLOUD_INSTANCE_ID": FAKE_HEAD_NODE_ID})
     # start_head passes its own --port first; click keeps the last one given.
-    head = start_head(head_cpus, root / "head.log", env=env,
+    head = start_head(head_cpus, root / "head.log", env=head_env,
                       args=(f"--port={port}", f"--autoscaling-config={config_path}"))
-    client_env = {k: v for k, v in RAY_ENV.items()}
+    client_env = {**RAY_ENV, **extra}
     client_env["RAY_ADDRESS"] = head.address
     cluster = FakeCluster(head, config_path, version, client_env, root, port)
     try:
@@ -231,56 +211,3 @@ def _cmdline(pid: int) -> list[str]:
         return Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").split("\0")
     except OSError:
         return []
-
-
-if __name__ == "__main__":
-    # Self-check: a task that needs the GPU node type makes the autoscaler add one; a head-pinned task reads the
-    # monitor's --autoscaling-config. `python tests/fake_autoscaler.py [v1|v2]`.
-    import tempfile
-
-    version = sys.argv[1] if len(sys.argv) > 1 else "v1"
-    root = Path(tempfile.mkdtemp(prefix=f"fake-autoscaler-{version}-"))
-    started = time.monotonic()
-    cluster = start_fake_cluster(root, autoscaler_config(REPO / "cluster.yaml"), version)
-    print(f"started in {time.monotonic() - started:.1f}s")
-    driver = r'''
-import json, time, ray
-ray.init()
-@ray.remote(resources={"node:__internal_head__": 0.001})
-def on_head():
-    import os, yaml
-    for pid in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            args = open(f"/proc/{pid}/cmdline", "rb").read().decode().split("\0")
-        except OSError:
-            continue
-        # Only this cluster's monitor: another Ray cluster on the machine has its own.
-        gcs = "--gcs-address=" + ray.get_runtime_context().gcs_address
-        if any(a.endswith("/monitor.py") for a in args) and gcs in args:
-            path = next(a.split("=", 1)[1] for a in args if a.startswith("--autoscaling-config="))
-            return ray.get_runtime_context().get_node_id(), path, sorted(yaml.safe_load(open(path))["available_node_types"])
-@ray.remote(num_cpus=1, resources={"fake_GPU": 1})
-def on_gpu_node():
-    return ray.get_runtime_context().get_node_id()
-print("HEAD", json.dumps(ray.get(on_head.remote())))
-state = ray._private.state.state
-print("CLUSTER_CONFIG", state.get_cluster_config(), state.get_max_resources_from_cluster_config())
-start = time.monotonic()
-ref = on_gpu_node.remote()
-while len([n for n in ray.nodes() if n["Alive"]]) < 2:
-    time.sleep(0.1)
-print("ALIVE_AFTER", f"{time.monotonic() - start:.1f}s")
-node = ray.get(ref)
-print("GPU_NODE", node, f"{time.monotonic() - start:.1f}s")
-print("NODE", json.dumps([n for n in ray.nodes() if n["NodeID"] == node], default=str))
-'''
-    try:
-        print("monitor:", _cmdline(cluster.monitor_pid()))
-        subprocess.run([sys.executable, "-c", driver], env=cluster.env, check=True, timeout=600)
-        for node in cluster.alive():
-            print("LIST", json.dumps(node) if not node["is_head_node"] else node["node_id"])
-    finally:
-        stopping = time.monotonic()
-        stop_fake_cluster(cluster)
-        print(f"stopped in {time.monotonic() - stopping:.1f}s")
-        print("stopped; left:", cluster_pids(cluster), "logs:", root)

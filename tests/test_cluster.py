@@ -11,11 +11,10 @@ from pathlib import Path
 import pytest
 from conftest import TINY_SWEEP, needs_fashion, new_bucket
 from gansweep import storage
-from gansweep.evaluation.classifier import classifier_dir, classifier_fingerprint, load_or_train_classifier
 from gansweep.run import run_dir
 from gansweep.sweep import sweep_dir as layout
 
-from cluster import start_cluster, stop_cluster
+from cluster import seed_classifier, start_cluster, stop_cluster
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "benchmarks"))
@@ -45,17 +44,6 @@ def _events(log_dir: str):
     return accumulator
 
 
-def _seed_classifier(cache: str) -> None:
-    """The evaluation classifier this machine's cache holds (trained there first if absent, as any test's first
-    sweep would) copied into CACHE, where the sweep will look: the sweep then spends its minutes on the cluster, not
-    on the classifier."""
-    fingerprint = classifier_fingerprint("fashion_mnist", None)
-    local = Path.home() / ".cache" / "gansweep"
-    load_or_train_classifier("fashion_mnist", None, cache_dir=local, progress=False)
-    storage.upload_folder(Path(classifier_dir("fashion_mnist", fingerprint, local)),
-                          classifier_dir("fashion_mnist", fingerprint, cache))
-
-
 def _nodes(logs: str) -> set[str]:
     """The nodes the runs' ranks trained on, from their progress lines."""
     return {node for line in NODE.findall(logs) for node in line.split(", ")}
@@ -77,7 +65,7 @@ def test_a_sweep_with_default_settings_spreads_over_the_nodes_and_lands_in_the_b
     bucket output (this node's ~/.cache is not on the others), and everything lands in the bucket."""
     bucket = new_bucket(cluster.endpoint, monkeypatch)
     out = f"{bucket}/sweep"
-    _seed_classifier(f"{out}/cache")
+    seed_classifier(f"{out}/cache")
     logs = _run_job(cluster, "gansweep-cluster-sweep", [
         "python", "jobs/sweep.py", "search_spaces/quickstart.yaml", "--output", out,
         "--set", "num_samples=3", "--set", "scheduler.grace_period=20",
@@ -105,7 +93,7 @@ def test_a_ddp_run_s_ranks_train_on_two_nodes_and_its_full_evaluation_fits_one(c
     node holds (both workers' 1.5 CPUs would fit none and wait forever)."""
     bucket = new_bucket(cluster.endpoint, monkeypatch)
     out = f"{bucket}/ddp"
-    _seed_classifier(f"{out}/cache")
+    seed_classifier(f"{out}/cache")
     sets = [*SETS, "train.workers=2", "train.steps=40"]
     logs = _run_job(cluster, "gansweep-cluster-ddp", [
         "python", "jobs/train.py", "--output", out, *[arg for item in sets for arg in ("--set", item)]])
@@ -116,14 +104,14 @@ def test_a_ddp_run_s_ranks_train_on_two_nodes_and_its_full_evaluation_fits_one(c
 
 
 def _trial_started(out: str, logs: str, step: int) -> str | None:
-    """The node a one-trial sweep's run started on, once its checkpoint of STEP is in the bucket."""
+    """The node a one-trial sweep's run started on, once it has a complete checkpoint of STEP or later in the bucket
+    (its own, or Ray Train's of a DDP run)."""
     starts = NODE.findall(logs)
     trials = layout.read_trials(out) or []
     if not starts or not trials:
         return None
-    checkpoints = storage.join(layout.trial_dir(out, trials[0]["name"]), run_dir.CHECKPOINTS_DIR)
-    names = storage.list_names(checkpoints) if storage.is_dir(checkpoints) else []
-    return starts[0] if any(name.endswith(f"{step:06d}") for name in names) else None
+    latest = run_dir.latest_checkpoint(layout.trial_dir(out, trials[0]["name"]))
+    return starts[0] if latest is not None and run_dir.checkpoint_step(latest) >= step else None
 
 
 @pytest.mark.parametrize("workers", [1, 2])
@@ -133,7 +121,7 @@ def test_a_trial_on_a_lost_node_resumes_on_another_from_its_bucket_checkpoint(cl
     TensorBoard's steps continuous and no step before that checkpoint trained twice."""
     bucket = new_bucket(cluster.endpoint, monkeypatch)
     out = f"{bucket}/lost-{workers}"
-    _seed_classifier(f"{out}/cache")
+    seed_classifier(f"{out}/cache")
     if len(cluster.alive()) < 2 + workers:  # the head, the run's nodes, and one to resume on
         cluster.add_worker()
     job_id = f"gansweep-cluster-lost-{workers}"

@@ -27,7 +27,7 @@ def _train(args: argparse.Namespace) -> int:
 
     cfg = load_config(args.config, args.set)
     output = storage.check_writable(args.output, "--output")  # before the source is described (run_training again)
-    ready_for_cluster(cfg.data, output)  # joining a cluster of several nodes: a cache they all read
+    shape = ready_for_cluster(cfg.data, output)  # joining a cluster of several nodes: a cache they all read
     checked = check_config(cfg)  # before any cluster work
     training_set = checked.training_set
     print(
@@ -36,7 +36,7 @@ def _train(args: argparse.Namespace) -> int:
         flush=True,
     )
     try:
-        summary = run_training(cfg, args.output, checked, verbose=args.verbose)
+        summary = run_training(cfg, args.output, checked, nodes=shape.nodes if shape else None, verbose=args.verbose)
     except TrainingDiverged as exc:
         print(f"gansweep: training stopped: {exc}", file=sys.stderr)
         return 1
