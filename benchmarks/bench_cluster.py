@@ -18,6 +18,7 @@ nodes, each worker with a private /tmp and HOME; moto's S3 server as the bucket;
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import statistics
 import sys
@@ -34,6 +35,8 @@ from gansweep.run import run_dir  # noqa: E402
 from gansweep.sweep import sweep_dir as layout  # noqa: E402
 from local_head import RAY_ENV, job_logs, job_status, start_head, stop_head, stop_job, submit_job  # noqa: E402
 
+from s3_server import S3_ENV  # noqa: E402
+
 from cluster import seed_classifier, start_cluster, stop_cluster  # noqa: E402
 
 TINY = ["data.limit=512", "model.g_width=16", "model.d_width=16", "train.steps=40", "train.batch_size=32",
@@ -47,9 +50,10 @@ def _sets(items: list[str]) -> list[str]:
 
 
 def _bucket(env: dict[str, str], name: str) -> str:
-    boto3.client("s3", endpoint_url=env["AWS_ENDPOINT_URL"], aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
-                 aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"], region_name=env["AWS_REGION"]
-                 ).create_bucket(Bucket=name)
+    """A new bucket on the cluster's S3 server; this process then reads and writes it too (the classifier's copy,
+    trials.json)."""
+    os.environ.update({key: env[key] for key in (*S3_ENV, "AWS_ENDPOINT_URL")})
+    boto3.client("s3").create_bucket(Bucket=name)
     return f"s3://{name}"
 
 

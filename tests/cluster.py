@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import shlex
+import shutil
 import signal
 import subprocess
 import sys
@@ -166,5 +167,9 @@ def seed_classifier(cache: str) -> None:
     fingerprint = classifier_fingerprint("fashion_mnist", None)
     local = Path.home() / ".cache" / "gansweep"
     load_or_train_classifier("fashion_mnist", None, cache_dir=local, progress=False)
-    storage.upload_folder(Path(classifier_dir("fashion_mnist", fingerprint, local)),
-                          classifier_dir("fashion_mnist", fingerprint, cache))
+    source, target = Path(classifier_dir("fashion_mnist", fingerprint, local)), classifier_dir("fashion_mnist",
+                                                                                             fingerprint, cache)
+    if storage.is_uri(target):
+        storage.upload_folder(source, target)
+    else:
+        shutil.copytree(source, target, dirs_exist_ok=True)

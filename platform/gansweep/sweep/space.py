@@ -178,7 +178,7 @@ class Resources:
     workers: int = 1
     gpus_per_worker: float = 0.0
     cpus_per_worker: float | None = None  # None: planned from the cluster's CPUs
-    cluster: dict | None = None  # plan for these resources ({CPU: 64, GPU: 8}) instead of the cluster's now
+    cluster: dict | None = None  # plan for one node of these resources ({CPU: 64, GPU: 8}) instead of the cluster
 
 
 @dataclass
