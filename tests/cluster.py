@@ -111,6 +111,14 @@ def _group(pgid: int) -> list[int]:
     return found
 
 
+def _kill_group(process: subprocess.Popen) -> None:
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    process.wait()
+
+
 def _comm(pid: int) -> str:
     try:
         return Path(f"/proc/{pid}/comm").read_text().strip()
@@ -155,7 +163,9 @@ def _start_worker(cluster: Cluster, index: int, cpus: int) -> subprocess.Popen:
 
 def stop_cluster(cluster: Cluster) -> None:
     """Every worker node, the head, then the S3 server."""
-    stop_nodes(cluster.workers)
+    for index in cluster.lost:  # no raylet left to drain: its `ray start` would wait out the drain's timeout
+        _kill_group(cluster.workers[index])
+    stop_nodes([worker for index, worker in enumerate(cluster.workers) if index not in cluster.lost])
     stop_head(cluster.head)
     stop_server(cluster.s3)
 
