@@ -161,3 +161,21 @@ class socket_port:
 
     def __exit__(self, *exc):
         self.socket.close()
+
+
+def test_a_local_output_that_cannot_take_files_exits_2_naming_it(tmp_path, monkeypatch, capsys):
+    """A folder under a file, or where no folder can be made (/proc), is probed like a bucket: exit 2 and one message
+    before Ray, for train and sweep; a folder the probe had to make is removed again."""
+    import ray
+
+    monkeypatch.setenv("GANSWEEP_CACHE", str(tmp_path / "cache"))
+    (tmp_path / "afile.txt").write_text("")
+    space = str(Path(__file__).resolve().parents[1] / "search_spaces" / "quickstart.yaml")
+    for output, reason in ((tmp_path / "afile.txt" / "sub", "Not a directory"), (Path("/proc/gansweep-x"), "")):
+        for command in (["train", "--output", str(output)], ["sweep", space, "--output", str(output)]):
+            code, text = _cli(monkeypatch, capsys, command)
+            assert code == 2 and f"--output {output}: cannot write there" in text and reason in text, (command, text)
+    assert not ray.is_initialized()
+    fresh = tmp_path / "new" / "deeper" / "run"
+    assert storage.check_writable(str(fresh), "--output") == str(fresh)
+    assert not (tmp_path / "new").exists()  # probed, and left as it was

@@ -11,6 +11,8 @@ event files, a SQLite study) goes through a Mirror, published to the location wh
 
 from __future__ import annotations
 
+import contextlib
+
 import functools
 import hashlib
 import os
@@ -239,12 +241,14 @@ def list_names(location: LocationLike) -> list[str]:
 
 
 def check_writable(location: LocationLike, what: str) -> str:
-    """LOCATION normalised, once it is known to take files: an existing file is refused; on object storage the
-    bucket must exist and a probe object is written and removed. WHAT names the location in messages (--output)."""
+    """LOCATION normalised, once it is known to take files: an existing file is refused; a probe file is written
+    and removed (in a local folder, with the folders it needed, so a refused command leaves nothing behind; on
+    object storage the bucket must exist). WHAT names the location in messages (--output)."""
     location = normalize(location)
     if not is_uri(location):
         if Path(location).is_file():
             raise StorageError(f"{what} {location} is a file, not a folder: choose another {what}")
+        _probe_local(Path(location), what)
         return location
     bucket = _split_uri(location)[0]
     try:
@@ -258,6 +262,25 @@ def check_writable(location: LocationLike, what: str) -> str:
     except StorageError as error:
         raise StorageError(f"{what} {display(location)}: {error}") from None
     return location
+
+
+def _probe_local(folder: Path, what: str) -> None:
+    """Write and remove a probe file in FOLDER, creating the folders it lacks and removing them again: a folder under
+    a file, in a read-only mount or where no folder can be made is refused by name, not met as a traceback."""
+    created = []
+    try:
+        for missing in reversed([path for path in [folder, *folder.parents] if not path.exists()]):
+            missing.mkdir()
+            created.append(missing)
+        probe = folder / PROBE_NAME
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as error:
+        raise StorageError(f"{what} {folder}: cannot write there ({error.strerror or error})") from None
+    finally:
+        for made in reversed(created):
+            with contextlib.suppress(OSError):  # another process may have written into it meanwhile
+                made.rmdir()
 
 
 def upload_folder(folder: Path, location: LocationLike) -> None:
