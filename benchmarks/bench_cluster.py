@@ -142,7 +142,8 @@ def scale(root: Path, repeats: int) -> None:
         try:
             # The same classifier, on the one node's own disk.
             seed_classifier(str(home / ".cache" / "gansweep"))
-            node_walls.append(_timed_job(head.dashboard, RAY_ENV, f"bench-scale-n{repeat}", str(root / f"one-{repeat}")))
+            node_walls.append(_timed_job(head.dashboard, RAY_ENV, f"bench-scale-n{repeat}",
+                                         str(root / f"one-{repeat}")))
         finally:
             stop_head(head)
         print(f"repeat {repeat}: 3 nodes x 1 CPU, bucket {cluster_walls[-1]:.1f} s; one node of 3 CPUs, local disk "

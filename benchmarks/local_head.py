@@ -63,7 +63,8 @@ def stop_head(head: Head) -> None:
 def stop_nodes(processes: list[subprocess.Popen]) -> None:
     """Stop `ray start --block` nodes: each one's own process first, all at once, which drains the node through the
     GCS and stops its processes (~3 s; a SIGTERM to the whole group stops the GCS under the drain, which then waits
-    out a 30 s timeout), then whatever of their process groups is left."""
+    out a 30 s timeout), then whatever of their process groups is left: SIGTERM, and SIGKILL for what is still there
+    after 5 s."""
     for process in processes:
         if process.poll() is None:
             process.send_signal(signal.SIGTERM)
@@ -73,13 +74,28 @@ def stop_nodes(processes: list[subprocess.Popen]) -> None:
             process.wait(timeout=max(0.0, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
             pass
-        for sig in (signal.SIGTERM, signal.SIGKILL):
+        for sig, grace in ((signal.SIGTERM, 5), (signal.SIGKILL, 10)):
             try:
                 os.killpg(process.pid, sig)
             except ProcessLookupError:
                 break
-            time.sleep(1)  # the group's processes end on their own; what is left after a second is killed
+            until = time.monotonic() + grace
+            while group_pids(process.pid) and time.monotonic() < until:
+                time.sleep(0.1)
         process.wait()
+
+
+def group_pids(pgid: int) -> list[int]:
+    """The live processes of process group PGID."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if os.getpgid(int(entry.name)) == pgid:
+                    found.append(int(entry.name))
+            except ProcessLookupError:
+                pass
+    return found
 
 
 RAY = [sys.executable, "-m", "ray.scripts.scripts"]  # the `ray` command of this environment
@@ -109,7 +125,8 @@ def job_status(dashboard: str, job_id: str, env: dict[str, str] | None = None) -
                             capture_output=True, text=True, env=env or RAY_ENV, timeout=60)
     text = result.stdout + result.stderr
     # Running jobs print "Status for job 'ID': RUNNING"; ended ones "Job 'ID' succeeded" (or failed, stopped).
-    found = re.search(r"Status for job '[^']+': (\w+)", text) or re.search(r"Job '[^']+' (succeeded|failed|stopped)", text)
+    found = (re.search(r"Status for job '[^']+': (\w+)", text)
+             or re.search(r"Job '[^']+' (succeeded|failed|stopped)", text))
     return found.group(1).upper() if found else "UNKNOWN: " + text[-500:]
 
 

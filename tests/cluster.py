@@ -30,7 +30,7 @@ from gansweep.evaluation.classifier import (  # noqa: E402
     classifier_fingerprint,
     load_or_train_classifier,
 )
-from local_head import RAY, RAY_ENV, Head, start_head, stop_head, stop_nodes  # noqa: E402
+from local_head import RAY, RAY_ENV, Head, group_pids, start_head, stop_head, stop_nodes  # noqa: E402
 from s3_server import S3_ENV, start_s3_server, stop_server  # noqa: E402
 
 OBJECT_STORE_BYTES = 500_000_000  # per node: Ray's default (30% of memory) four times over would not fit this machine
@@ -64,7 +64,8 @@ class HeadNodes:
             if len(alive) == count:
                 return alive
             if time.monotonic() > deadline:
-                raise RuntimeError(f"{len(alive)} of {count} Ray nodes alive after {timeout:.0f} s; logs in {self.root}")
+                raise RuntimeError(f"{len(alive)} of {count} Ray nodes alive after {timeout:.0f} s; logs in "
+                                   f"{self.root}")
             time.sleep(0.5)
 
 
@@ -85,7 +86,7 @@ class Cluster(HeadNodes):
         """SIGKILL the raylet of the worker node whose ID starts with NODE_ID: a lost node, as when a machine dies (its
         `ray start --block` then stops the node's other processes)."""
         for index, worker in enumerate(self.workers):
-            for pid in _group(worker.pid):
+            for pid in group_pids(worker.pid):
                 if _comm(pid) == "raylet" and f"--node_id={node_id}" in Path(f"/proc/{pid}/cmdline").read_text():
                     os.kill(pid, signal.SIGKILL)
                     self.lost.append(index)
@@ -96,19 +97,6 @@ class Cluster(HeadNodes):
         """One more worker node (a replacement for a lost one), once it is alive."""
         self.workers.append(_start_worker(self, len(self.workers), cpus))
         self.wait_alive(1 + len(self.workers) - len(self.lost))
-
-
-def _group(pgid: int) -> list[int]:
-    """The live processes of process group PGID."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                if os.getpgid(int(entry.name)) == pgid:
-                    found.append(int(entry.name))
-            except ProcessLookupError:
-                pass
-    return found
 
 
 def _kill_group(process: subprocess.Popen) -> None:

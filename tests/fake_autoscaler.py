@@ -34,7 +34,6 @@ import json
 import os
 import re
 import signal
-import subprocess
 import sys
 import time
 from dataclasses import dataclass
@@ -176,33 +175,20 @@ def cluster_pids(cluster: FakeCluster) -> list[int]:
     return found
 
 
-def stop_fake_cluster(cluster: FakeCluster, timeout: float = 40) -> None:
-    """Stop the head, then what is left of the fake nodes (in the head's process group: the monitor started
-    them), SIGKILLed after 5 s; raises if anything of the cluster still runs.
-
-    The head's `ray start --block` alone gets SIGTERM first: it drains the node through the GCS (under a second)
-    and stops the head's processes, the monitor and with it the fake nodes' raylets, in about 3 s. SIGTERM to the
-    whole group at once, as stop_head sends it, stops the GCS under the drain, which then waits out its 30 s
-    timeout. A fake node's runtime env agent outlives its raylet for about 10 s after a SIGTERM."""
-    leader = cluster.head.process
-    try:
-        leader.send_signal(signal.SIGTERM)
-        leader.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        pass
-    for sig, wait in ((signal.SIGTERM, 5), (signal.SIGKILL, 10)):
-        deadline = time.monotonic() + wait
-        for pid in cluster_pids(cluster):
-            try:
-                os.kill(pid, sig)
-            except ProcessLookupError:
-                pass
-        while (left := cluster_pids(cluster)) and time.monotonic() < deadline:
-            time.sleep(0.2)
-        if not left:
-            break
-    stop_head(cluster.head)  # reaps the leader and forgets its address as `ray stop` would; the group is empty
-    if left := cluster_pids(cluster):
+def stop_fake_cluster(cluster: FakeCluster) -> None:
+    """Stop the head and its process group (local_head.stop_head), which holds the fake nodes too: the monitor
+    started them. Anything of the cluster left outside it (a process naming its GCS port) is SIGKILLed; raises if
+    something still runs. A fake node's runtime env agent outlives its raylet for about 10 s after a SIGTERM."""
+    stop_head(cluster.head)
+    for pid in cluster_pids(cluster):
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    deadline = time.monotonic() + 10
+    while (left := cluster_pids(cluster)) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    if left:
         raise RuntimeError(f"processes of the fake cluster left: {left}")
 
 

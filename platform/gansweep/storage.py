@@ -12,7 +12,6 @@ event files, a SQLite study) goes through a Mirror, published to the location wh
 from __future__ import annotations
 
 import contextlib
-
 import functools
 import hashlib
 import os

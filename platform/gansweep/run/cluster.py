@@ -108,7 +108,8 @@ def _read_autoscaler_config(gcs_address: str) -> dict | None:
 
     for process in psutil.process_iter(["cmdline"]):
         cmdline = process.info["cmdline"] or []
-        if not any(part.endswith(AUTOSCALER_MONITOR) for part in cmdline) or f"--gcs-address={gcs_address}" not in cmdline:
+        autoscaler = any(part.endswith(AUTOSCALER_MONITOR) for part in cmdline)
+        if not autoscaler or f"--gcs-address={gcs_address}" not in cmdline:
             continue
         for part in cmdline:
             if part.startswith(AUTOSCALER_CONFIG_FLAG):

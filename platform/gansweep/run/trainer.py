@@ -144,9 +144,9 @@ def run_training(
     monitor it readied once, and SWEEP_METRICS, the metrics a report must carry to reach Tune: a one-worker trial
     trains in its own Tune process (loop.TrialProcess), a DDP one on a Ray Train run whose reports Tune's
     TuneReportCallback forwards. NODES: the cluster's nodes to plan on (run.cluster; a sweep passes those it planned
-with), by default read from the cluster. VERBOSE: Ray Train's own INFO lines too (a line per report with the whole report's
-    repr, the worker group's life); by default its warnings only, beside gansweep's progress lines. Raises
-    TrainingDiverged when the losses turn non-finite."""
+    with), by default read from the cluster. VERBOSE: Ray Train's own INFO lines too (a line per report with the
+    whole report's repr, the worker group's life); by default its warnings only, beside gansweep's progress lines.
+    Raises TrainingDiverged when the losses turn non-finite."""
     import ray
 
     output = storage.check_writable(output, "--output")  # before any training: a URI is never a local folder
