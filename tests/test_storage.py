@@ -36,6 +36,14 @@ def test_files_are_written_read_listed_and_deleted(location):
         storage.read_bytes(storage.join(location, "a.json"))
 
 
+def test_a_new_file_is_created_once_of_two_writers(location):
+    target = storage.join(location, "claim.json")
+    assert storage.create_new(target, b"first")
+    assert not storage.create_new(target, b"second")
+    assert storage.read_text(target) == "first"
+    assert storage.list_names(location) == ["claim.json"]  # no temporary file left behind
+
+
 def test_a_local_write_leaves_no_temporary_file(tmp_path):
     storage.write_text(tmp_path / "run.json", "{}")
     assert [p.name for p in tmp_path.iterdir()] == ["run.json"]

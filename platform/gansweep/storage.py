@@ -194,6 +194,39 @@ def write_text(location: LocationLike, text: str) -> None:
     write_bytes(location, text.encode())
 
 
+def create_new(location: LocationLike, data: bytes) -> bool:
+    """DATA as LOCATION, whole, only if no such file exists, in one step no other writer can split; False when one
+    did. Locally a hard link (which never replaces a file) of a written temporary file; on object storage a
+    conditional PUT (If-None-Match: *), through boto3: pyarrow's S3 filesystem cannot send one."""
+    if not is_uri(location):
+        path = Path(normalize(location))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{socket.gethostname()}.{os.getpid()}.new")
+        tmp.write_bytes(data)
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            return False
+        finally:
+            tmp.unlink()
+        return True
+    import boto3
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    root, key = _split_uri(location)
+    bucket = root.split("://", 1)[1].rsplit("@", 1)[-1]
+    try:
+        client = boto3.client("s3", endpoint_url=os.environ.get("AWS_ENDPOINT_URL"))
+        client.put_object(Bucket=bucket, Key=key, Body=data, IfNoneMatch="*")
+    except ClientError as error:
+        if error.response.get("Error", {}).get("Code") in ("PreconditionFailed", "ConditionalRequestConflict"):
+            return False
+        raise _failed(location, "write", error) from None
+    except BotoCoreError as error:
+        raise _failed(location, "write", error) from None
+    return True
+
+
 def delete(location: LocationLike) -> None:
     """Remove a file; nothing happens when it is not there."""
     import pyarrow as pa

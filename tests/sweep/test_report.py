@@ -13,6 +13,7 @@ import optuna
 import pytest
 from gansweep import storage
 from gansweep.config import ReversalConfig
+from gansweep.run.run_dir import write_json
 from gansweep.sweep import curves, lineage
 from gansweep.sweep import sweep_dir as layout
 from gansweep.sweep.report import write_report
@@ -91,7 +92,7 @@ def make_sweep(root, mode="min", trials=TRIALS, storage_in_json=None, prdc=True,
             "full_evaluation": full_evaluation(number, best, prdc),
             "wall_s": 120.0, "error": error,
         })
-    layout.write_sweep_record(root, {
+    layout.claim(root, {
         "name": "demo_sweep", "metric": "fid", "mode": mode, "space": space, "study_name": "demo",
         "storage": storage_in_json or storage, "search": "optuna_tpe",
     })
@@ -326,10 +327,15 @@ def write_events(log_dir: Path, scalars: dict) -> None:
                 writer.add_scalar(tag, value, step)
 
 
+def change_sweep_record(root: Path, **changes) -> None:
+    """A sweep.json as an older or another kind of sweep wrote it."""
+    write_json(str(Path(root) / layout.SWEEP_FILE), {**layout.read_sweep_record(root), **changes})
+
+
 def make_reversal_sweep(root: Path) -> None:
     """TRIALS' sweep with REVERSAL_EVENTS in its trials' TensorBoard runs and reversal.max_steps fixed at 24."""
     make_sweep(root)
-    layout.write_sweep_record(root, {**layout.read_sweep_record(root), "fixed": {"reversal.max_steps": 24}})
+    change_sweep_record(root, fixed={"reversal.max_steps": 24})
     for name, scalars in REVERSAL_EVENTS.items():
         write_events(Path(layout.trial_log_dir(str(root), name)), scalars)
 
@@ -406,7 +412,7 @@ def make_pbt_sweep(root: Path, scheduler: dict | None) -> None:
     trials[2]["lineage"] = PBT_LINEAGE
     layout.write_trials(root, trials)
     if scheduler is not None:
-        layout.write_sweep_record(root, {**layout.read_sweep_record(root), "scheduler": scheduler})
+        change_sweep_record(root, scheduler=scheduler)
 
 
 def lineage_rows(summary: str) -> list[str]:

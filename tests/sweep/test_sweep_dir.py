@@ -8,10 +8,34 @@ from gansweep.sweep import sweep_dir as layout
 
 def test_the_sweep_record_round_trips_with_its_storage_password_masked(tmp_path):
     record = {"name": "s", "metric": "fid", "mode": "min", "storage": "postgresql://ann:s3cret@db:5432/optuna"}
-    layout.write_sweep_record(tmp_path, record)
+    layout.claim(str(tmp_path), record)
     assert "s3cret" not in (tmp_path / layout.SWEEP_FILE).read_text()
     assert layout.read_sweep_record(tmp_path) == {**record, "storage": "postgresql://ann:***@db:5432/optuna"}
     assert layout.has_sweep_record(tmp_path)
+
+
+def test_a_directory_is_claimed_by_one_sweep_and_released_before_tune_began(tmp_path):
+    record = {"name": "s", "metric": "fid", "mode": "min"}
+    layout.claim(str(tmp_path), record)
+    with pytest.raises(layout.SweepDirError, match="already holds a sweep: add --resume"):
+        layout.claim(str(tmp_path), {**record, "name": "t"})
+    assert layout.read_sweep_record(tmp_path)["name"] == "s"
+    layout.release(str(tmp_path))  # no tune/ yet: the start failed before Tune began
+    layout.claim(str(tmp_path), record)
+    (tmp_path / layout.TUNE_DIR).mkdir()
+    (tmp_path / layout.TUNE_DIR / "experiment_state.json").write_text("{}")
+    layout.release(str(tmp_path))  # Tune began: the sweep is kept for --resume
+    assert layout.has_sweep_record(str(tmp_path))
+
+
+def test_a_storage_password_read_from_the_environment_is_resolved_only_in_memory(monkeypatch):
+    url = "postgresql://ann:${GANSWEEP_TEST_DB_PASSWORD}@db:5432/optuna"
+    assert layout.masked_url(url) == url  # a reference is no secret: sweep.json keeps it for the report
+    with pytest.raises(layout.SweepDirError, match=r"reads \$\{GANSWEEP_TEST_DB_PASSWORD\} .* is not set"):
+        layout.study_url(url)
+    monkeypatch.setenv("GANSWEEP_TEST_DB_PASSWORD", "s3cret")
+    assert layout.study_url(url) == "postgresql://ann:s3cret@db:5432/optuna"
+    assert layout.redacted("FATAL: s3cret refused", layout.study_url(url)) == "FATAL: *** refused"
 
 
 @pytest.mark.parametrize("url", [None, "sqlite:////tmp/x/optuna.db", "postgresql://db/optuna"])

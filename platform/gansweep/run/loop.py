@@ -20,8 +20,8 @@ from gansweep.evaluation.monitor import FidMonitor
 from gansweep.gan.base import GANTrainer
 from gansweep.gan.build import build_gan
 from gansweep.run.run_dir import (
-    load_checkpoint,
     mark_diverged,
+    newest_intact_checkpoint,
     own_checkpoint,
     prune_own_checkpoints,
     save_checkpoint,
@@ -37,9 +37,8 @@ CHECKPOINTS_KEPT = 2  # a run's newest checkpoints kept (by Ray Train's Checkpoi
 
 
 class TrainWorker:
-    """A rank of a Ray Train run: Train gives its rank and device, wraps its nets in DDP, restores its checkpoint
-    after a lost worker, and uploads the checkpoints it reports (a sweep's TuneReportCallback forwards the reports
-    to Tune)."""
+    """A rank of a Ray Train run: Train gives its rank and device, wraps its nets in DDP, and uploads the checkpoints
+    it reports (a sweep's TuneReportCallback forwards the reports to Tune)."""
 
     def __init__(self):
         import ray.train
@@ -52,13 +51,6 @@ class TrainWorker:
 
     def wrap(self, model: torch.nn.Module) -> torch.nn.Module:
         return self.train_torch.prepare_model(model)
-
-    def restored_checkpoint(self, fallback: str | None) -> dict | None:
-        checkpoint = self.train.get_checkpoint()
-        if checkpoint is not None:
-            with checkpoint.as_directory() as directory:
-                return load_checkpoint(directory)
-        return load_checkpoint(fallback) if fallback is not None else None  # a folder or a URI
 
     def report(self, metrics: dict, save: Callable[[str], None] | None = None) -> None:
         """METRICS, with the checkpoint SAVE writes into the folder it is given (rank 0's; None on the others)."""
@@ -86,9 +78,6 @@ class TrialProcess:
 
     def wrap(self, model: torch.nn.Module) -> torch.nn.Module:
         return model
-
-    def restored_checkpoint(self, fallback: str | None) -> dict | None:
-        return load_checkpoint(fallback) if fallback is not None else None
 
     def report(self, metrics: dict, save: Callable[[str], None] | None = None) -> None:
         if save is not None:
@@ -161,14 +150,16 @@ def _all_finite(metrics: dict[str, float], device: torch.device) -> bool:
     return bool(finite.item())
 
 
-def _restore(gan: GANTrainer, where: TrainWorker | TrialProcess, fallback: str | None) -> tuple[int, dict]:
-    """Load the run's checkpoint (Ray Train's latest, else the fallback); returns its step (0 if none) and the best
-    cheap figures so far. The checkpoint is read to the CPU and each part's load_state_dict places it: nets and
-    Adam's moments on the parameters' device, Adam's step counters on the CPU, where a non-fused Adam keeps them (on
-    a GPU, the foreach Adam would wait for the device on every parameter's step)."""
-    state = where.restored_checkpoint(fallback)
-    if state is None:
+def _restore(gan: GANTrainer, where: TrainWorker | TrialProcess, output: str) -> tuple[int, dict]:
+    """Load the run's newest checkpoint that can be read (run_dir.newest_intact_checkpoint: after a lost worker, a
+    rerun, a PBT exploit); returns its step (0 if none) and the best cheap figures so far. The checkpoint is read to
+    the CPU and each part's load_state_dict places it: nets and Adam's moments on the parameters' device, Adam's step
+    counters on the CPU, where a non-fused Adam keeps them (on a GPU, the foreach Adam would wait for the device on
+    every parameter's step)."""
+    found = newest_intact_checkpoint(output, warn=_progress if where.rank == 0 else lambda line: None)
+    if found is None:
         return 0, {}
+    state = found[1]
     gan.load_state_dict(state)
     if where.rank < len(state["rng"]):
         gan.set_rng_state(state["rng"][where.rank])
@@ -243,14 +234,14 @@ def run_loop(plan: RunPlan, where: TrainWorker | TrialProcess) -> dict:
     torch.set_num_threads(plan.threads)  # Ray sets one thread for a fractional CPU share (1.75 CPUs: 1 thread)
     gan = build_gan(cfg, plan.clean_shape, device, wrap=where.wrap, rank=rank,
                     num_classes=plan.num_classes, measurements=plan.measurements)
-    start_step, best_eval = _restore(gan, where, plan.fallback_checkpoint)
+    start_step, best_eval = _restore(gan, where, plan.output)
     nodes = _nodes_of_ranks(world)
     if rank == 0:
         # Where the ranks landed: on a cluster, which nodes a run (or a resumed one, after a lost node) uses.
         _progress(f"{'resuming at' if start_step else 'starting'} step {start_step}/{t.steps} on "
                   f"{'node' if len(set(nodes)) == 1 else 'nodes'} {', '.join(dict.fromkeys(nodes))}")
     if start_step >= t.steps:  # a finished run rerun as it was: nothing to train, say where it stands
-        metrics = {"step": start_step, "resumed_from_step": start_step}
+        metrics = {**(plan.finished_metrics or {}), "step": start_step, "resumed_from_step": start_step}
         where.report(metrics)
         return metrics
 

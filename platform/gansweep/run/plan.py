@@ -30,11 +30,11 @@ class RunPlan:
     measurements: Measurements  # built once in the driver; the workers use these
     stream: StreamSpec  # the training set each worker streams (data/stream.py)
     threads: int  # torch's CPU threads per worker: its CPUs and the stream's share, rounded
-    # Used only when Ray Train's own run snapshot names no checkpoint: a run killed between a checkpoint's
-    # upload and its registration resumes from it all the same.
-    fallback_checkpoint: str | None
     monitor: MonitorPayload | None  # the cheap evaluation's classifier and reference statistics; None: off
     verbose: bool = False  # Ray Train's and Ray Data's INFO lines on the workers too (train/sweep --verbose)
+    # A finished run rerun: its last report's figures (result.json), reported again so a sweep's scheduler and
+    # Optuna see the trial's value, not a report without it.
+    finished_metrics: dict | None = None
 
 
 def plan_resources(

@@ -174,7 +174,8 @@ def run_training(
         plan = RunPlan(config=cfg, output=output, log_dir=log_dir, clean_shape=training_set.clean_shape,
                        num_classes=training_set.num_classes, measurements=checked.measurements,
                        stream=stream, threads=torch_threads(cpus_per_worker),
-                       fallback_checkpoint=latest, monitor=monitor, verbose=verbose)
+                       monitor=monitor, verbose=verbose,
+                       finished_metrics=previous.get("metrics") if finished else None)
         fit_start = time.time()
         if in_trial:
             from gansweep.run.loop import train_in_trial

@@ -16,7 +16,6 @@ import re
 import tempfile
 import warnings
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import numpy as np
 from matplotlib import colormaps
@@ -366,12 +365,6 @@ def _plot_metric_vs_param_by(path: Path, param: str, spec: dict | None, by: str,
 # ---------------------------------------------------------------- importances
 
 
-def _redact(text: str, storage: str | None) -> str:
-    """text with the storage URL's password replaced by ***: no secret goes into the report."""
-    password = urlsplit(storage).password if storage and "://" in storage else None
-    return text.replace(password, "***") if password else text
-
-
 def _load_study(sweep: dict, storage: str | None):
     """(Optuna study, None) or (None, why it could not be opened)."""
     import optuna
@@ -381,6 +374,10 @@ def _load_study(sweep: dict, storage: str | None):
         return None, "sweep.json names no Optuna storage and study"
     if "***" in url:
         return None, "the storage URL in sweep.json has its password masked; pass the unmasked storage URL"
+    try:
+        url = layout.study_url(url)  # a ${NAME} in it read from the environment, as the sweep did
+    except layout.SweepDirError as exc:
+        return None, str(exc)
     if url.startswith("sqlite:///"):
         # load_study would create an empty database file where there is none.
         db = Path(url[len("sqlite:///"):])
@@ -389,7 +386,7 @@ def _load_study(sweep: dict, storage: str | None):
     try:
         return optuna.load_study(study_name=sweep["study_name"], storage=url), None
     except Exception as exc:  # noqa: BLE001 - a bad URL, an unreachable server, a missing study: say so, go on
-        return None, _redact(f"Optuna could not open study {sweep['study_name']!r}: {exc}", url)
+        return None, layout.redacted(f"Optuna could not open study {sweep['study_name']!r}: {exc}", url)
 
 
 def _distribution(spec: dict):

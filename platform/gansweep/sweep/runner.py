@@ -11,6 +11,7 @@ import dataclasses
 import functools
 import json
 import math
+import pickle
 import time
 import warnings
 from pathlib import Path
@@ -145,21 +146,98 @@ def _trial_retries(resources) -> int:
 
 
 def _storage_url(space: SweepSpace, sweep_dir: str) -> str:
+    """The study's storage URL as the space gives it (a ${NAME} in it unresolved: sweep_dir.study_url resolves it)."""
     return space.search.storage or layout.default_storage(sweep_dir)
 
 
-class StudySearch(OptunaSearch):
-    """Ray's OptunaSearch, which also publishes a sweep's local SQLite study to the bucket (sweep_dir.publish_study)
-    whenever Tune saves its own state: Tune then uploads that state, so the two copies a resume reads agree."""
+# A sweep directory's resolved storage URL, for its searcher: Tune pickles the searcher (into tuner.pkl and each
+# searcher-state file) and unpickles it on --resume, and the URL may hold a password, so the pickles hold none and
+# the searcher re-attaches to its study from here, in the driver that set it (run_sweep).
+_STUDY_URLS: dict[str, str] = {}
+SWEEP_ATTR = "sweep"  # an Optuna trial's user attribute: the sweep directory whose driver asked for it
 
-    def __init__(self, *args, sweep_dir: str, storage_url: str, **kwargs):
+
+class StudySearch(OptunaSearch):
+    """Ray's OptunaSearch, pickled without its storage (see _STUDY_URLS), telling Optuna what became of each trial:
+    a trial stopped by the scheduler before its last step is PRUNED (Ray would record its partial value as
+    COMPLETE), and a study trial left RUNNING by a driver killed before Tune saved it is FAIL on resume. It also
+    publishes a sweep's local SQLite study to the bucket (sweep_dir.publish_study) whenever Tune saves its own state:
+    Tune then uploads that state, so the two copies a resume reads agree."""
+
+    _DETACHED = ("_storage", "_ot_study", "_ot_trials")
+
+    def __init__(self, *args, sweep_dir: str, steps: int, **kwargs):
         super().__init__(*args, **kwargs)
-        self.sweep_dir, self.storage_url = sweep_dir, storage_url
+        self.sweep_dir, self.steps = sweep_dir, steps
         self.published = None  # the local study's stamp when last published: unchanged, it is not uploaded again
 
+    def __getstate__(self) -> dict:
+        state = {key: value for key, value in self.__dict__.items() if key not in self._DETACHED}
+        # Tune's trial id -> the study's own trial id, what re-attaching needs of an Optuna trial
+        state["_ot_trial_ids"] = {tune_id: trial._trial_id for tune_id, trial in self._ot_trials.items()}
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._storage = self._ot_study = None
+        self._ot_trials = {}
+        if self.sweep_dir in _STUDY_URLS:
+            self._attach(_STUDY_URLS[self.sweep_dir])
+
+    def _attach(self, url: str) -> None:
+        import optuna
+
+        self._storage = optuna.storages.RDBStorage(url)
+        self._ot_study = optuna.load_study(study_name=self._study_name, storage=self._storage, sampler=self._sampler,
+                                           pruner=optuna.pruners.NopPruner())
+        self._ot_trials = {tune_id: optuna.Trial(self._ot_study, trial_id)
+                           for tune_id, trial_id in self.__dict__.pop("_ot_trial_ids", {}).items()}
+
     def save(self, checkpoint_path: str):
-        super().save(checkpoint_path)
-        self.published = layout.publish_study(self.sweep_dir, self.storage_url, self.published)
+        with open(checkpoint_path, "wb") as file:  # OptunaSearch.save pickles its __dict__, storage and all
+            pickle.dump(self.__getstate__(), file)
+        self.published = layout.publish_study(self.sweep_dir, _STUDY_URLS[self.sweep_dir], self.published)
+
+    def restore(self, checkpoint_path: str):
+        """The state Tune saved last (on --resume). An Optuna trial asked for after that save has no Tune trial that
+        will ever report to it: told what trials.json says became of it (a trial that ended before the kill), else
+        FAIL; never left RUNNING."""
+        import optuna
+
+        with open(checkpoint_path, "rb") as file:
+            self.__setstate__(pickle.load(file))
+        attached = {trial._trial_id for trial in self._ot_trials.values()}
+        recorded = {entry["number"]: entry for entry in layout.read_trials(self.sweep_dir) or []}
+        for trial in self._ot_study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
+            # (A study may be shared with other sweeps running now: only this one's trials.)
+            if trial.user_attrs.get(SWEEP_ATTR) != self._owner() or trial._trial_id in attached:
+                continue
+            entry = recorded.get(trial.number, {})
+            metrics = self.metric if isinstance(self.metric, list) else [self.metric]
+            values = [entry.get("metrics", {}).get(metric) for metric in metrics]
+            if entry.get("status") == "finished" and None not in values:
+                self._ot_study.tell(trial.number, values if len(values) > 1 else values[0])
+            else:
+                self._ot_study.tell(trial.number, state=optuna.trial.TrialState.PRUNED
+                                    if entry.get("status") == "stopped" else optuna.trial.TrialState.FAIL)
+
+    def _owner(self) -> str:
+        return storage.display(self.sweep_dir)
+
+    def suggest(self, trial_id: str) -> dict | None:
+        point = super().suggest(trial_id)
+        self._ot_trials[trial_id].set_user_attr(SWEEP_ATTR, self._owner())
+        return point
+
+    def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False):
+        trial = self._ot_trials.get(trial_id)
+        if trial is not None and self._storage.get_trial(trial._trial_id).state.is_finished():
+            # A trial Tune ran again after a resume (it ended after Tune's last save): Optuna was told already.
+            self._completed_trials.add(trial_id)
+            return
+        if not error and result is not None and result.get("step", 0) < self.steps:
+            result = None  # stopped by the scheduler: OptunaSearch tells a trial without a value as PRUNED
+        super().on_trial_complete(trial_id, result, error)
 
 
 def _define_by_run(space: SweepSpace, trial) -> dict:
@@ -185,7 +263,6 @@ def _searcher(space: SweepSpace, sweep_dir: str):
     else:
         sampler = optuna.samplers.RandomSampler(seed=seed)  # grid: every point is enqueued below
 
-    url = _storage_url(space, sweep_dir)
     multi = len(space.objectives) > 1  # Optuna's multi-objective study: TPE and random sample it as they are
     return StudySearch(
         # A partial, not a closure: Tune pickles the searcher (and its space) into the experiment state.
@@ -193,11 +270,11 @@ def _searcher(space: SweepSpace, sweep_dir: str):
         metric=space.metrics if multi else space.metric,
         mode=[mode for _, mode in space.objectives] if multi else space.mode,
         sampler=sampler,
-        storage=optuna.storages.RDBStorage(url),
+        storage=optuna.storages.RDBStorage(_STUDY_URLS[sweep_dir]),
         study_name=space.study_name,
         points_to_evaluate=space.grid() if algorithm == "grid" else None,
         sweep_dir=sweep_dir,
-        storage_url=url,
+        steps=space.base_config().train.steps,
     )
 
 
@@ -310,23 +387,70 @@ _REPORTED = (
 )
 
 
+# What --resume holds to the sweep a directory started: Tune keeps the searcher, scheduler, metric and sample count
+# it began with, and the study its trials' values, so a change to any would mix results or be silently ignored.
+RESUME_KEYS = ("space", "fixed", "exclude", "metric", "mode", "objectives", "search", "seed", "scheduler",
+               "num_samples", "study_name", "storage")
+
+
+def _sweep_record(space: SweepSpace, sweep_dir: str) -> dict:
+    """sweep.json's contents (sweep_dir.claim writes it)."""
+    population_based = space.population_based
+    return _jsonable({
+        "name": space.name, "metric": space.metric, "mode": space.mode, "objectives": space.objectives,
+        "space": space.describe(),
+        "fixed": space.fixed, "search": space.search.algorithm, "seed": space.search.seed,
+        "scheduler": dataclasses.asdict(space.scheduler),
+        # A PBT sweep has no Optuna study: the report ranks its parameters from trials.json.
+        "study_name": None if population_based else space.study_name,
+        "storage": None if population_based else layout.masked_url(_storage_url(space, sweep_dir)),
+        "num_samples": space.num_samples, "space_file": str(space.path),
+        "exclude": space.exclude, "table": space.table,  # what `gansweep report` makes its table of
+    })
+
+
 def _prepare_output(space: SweepSpace, sweep_dir: str, resume: bool) -> None:
-    """A new sweep needs a fresh directory; --resume needs the one a sweep started, with the same space (and, on
-    object storage, its study fetched to this machine)."""
+    """A new sweep claims a directory that holds none (sweep.json); --resume needs the one a sweep started, with
+    the same definition (RESUME_KEYS)."""
     shown = storage.display(sweep_dir)
-    if resume:
-        if not layout.has_sweep_record(sweep_dir) or not storage.is_dir(storage.join(sweep_dir, layout.TUNE_DIR)):
-            raise SweepError(f"--resume: {shown} holds no sweep to resume (no {layout.SWEEP_FILE} or "
-                             f"{layout.TUNE_DIR}/)")
-        previous = layout.read_sweep_record(sweep_dir)
-        if (previous.get("space") != space.describe() or previous.get("fixed") != _jsonable(space.fixed)
-                or previous.get("exclude", []) != _jsonable(space.exclude)):
-            raise SweepError(f"--resume: {space.path} is not the space {shown} was started with "
-                             f"(compare with {shown}/{layout.SWEEP_FILE}); start a new sweep with another --output")
-    elif layout.has_sweep_record(sweep_dir):
-        raise SweepError(f"{shown} already holds a sweep: add --resume to continue it, or choose another --output")
-    if not space.population_based:  # a PBT sweep has no Optuna study (its population is Tune's own)
-        layout.ready_local_study(sweep_dir, _storage_url(space, sweep_dir))
+    record = _sweep_record(space, sweep_dir)
+    if not resume:
+        try:
+            layout.claim(sweep_dir, record)
+        except layout.SweepDirError as exc:
+            raise SweepError(str(exc)) from None
+        return
+    if not layout.has_sweep_record(sweep_dir) or not storage.is_dir(storage.join(sweep_dir, layout.TUNE_DIR)):
+        raise SweepError(f"--resume: {shown} holds no sweep to resume (no {layout.SWEEP_FILE} or "
+                         f"{layout.TUNE_DIR}/)")
+    previous = layout.read_sweep_record(sweep_dir)
+    changed = [key for key in RESUME_KEYS if key in previous and previous[key] != record[key]]
+    if changed:
+        raise SweepError(f"--resume: {space.path} changes {', '.join(changed)} from the sweep {shown} started "
+                         f"with (see its {layout.SWEEP_FILE}): its results would mix with the new ones, or the "
+                         "change be ignored; start a new sweep with another --output")
+
+
+def _open_study(space: SweepSpace, sweep_dir: str) -> None:
+    """The study's storage connected to before Ray starts (a wrong password or an unreachable server is one message,
+    its URL masked), and its resolved URL kept for the searcher (_STUDY_URLS). On object storage the local SQLite
+    study is first fetched from the bucket."""
+    import optuna
+    from sqlalchemy.exc import SQLAlchemyError
+
+    template = _storage_url(space, sweep_dir)
+    try:
+        url = layout.study_url(template)
+    except layout.SweepDirError as exc:
+        raise SweepError(str(exc)) from None
+    layout.ready_local_study(sweep_dir, url)
+    try:
+        optuna.storages.RDBStorage(url)
+    except SQLAlchemyError as exc:
+        reason = layout.redacted(str(getattr(exc, "orig", None) or exc).strip().splitlines()[0], url)
+        raise SweepError(f"search.storage {layout.masked_url(template)}: cannot open the study there: {reason}") \
+            from None
+    _STUDY_URLS[sweep_dir] = url
 
 
 def _jsonable(value: Any) -> Any:
@@ -336,31 +460,35 @@ def _jsonable(value: Any) -> Any:
 def run_sweep(space: SweepSpace, output: str | Path, resume: bool = False, verbose: bool = False) -> dict:
     """Run (or resume) the sweep into OUTPUT; returns the best trial's entry of trials.json. VERBOSE: Ray Train's
     own INFO lines in every trial too (run_training)."""
+    sweep_dir = storage.check_writable(output, "--output")  # a local folder, or one on object storage
+    _prepare_output(space, sweep_dir, resume)
+    try:
+        wall = _tune(space, sweep_dir, resume, verbose)
+    except BaseException:
+        if not resume:  # stopped before Tune began: the directory is free to start again
+            layout.release(sweep_dir)
+        raise
+    return _summarise(space, sweep_dir, wall)
+
+
+def _tune(space: SweepSpace, sweep_dir: str, resume: bool, verbose: bool) -> float:
+    """The sweep on Ray Tune, from its checks before Ray to its end; returns its wall time."""
     import ray
     from ray import tune
 
     from gansweep.run.trainer import init_ray
 
-    sweep_dir = storage.check_writable(output, "--output")  # a local folder, or one on object storage
-    _prepare_output(space, sweep_dir, resume)
     base = space.base_config()
     shape = ready_for_cluster(base.data, sweep_dir)  # joining a cluster of several nodes: a cache they all read
     storage.check_writable(cache_root(base.data), "the cache (GANSWEEP_CACHE or data.cache_dir)")
+    population_based = space.population_based
+    if not population_based:  # a PBT sweep has no Optuna study (its population is Tune's own)
+        _open_study(space, sweep_dir)
     # Before Ray: the classifier (trained once, cached) and the reference statistics, shared by every trial.
     monitor = prepare_monitor(base)
-    population_based = space.population_based
-    layout.write_sweep_record(sweep_dir, {
-        "name": space.name, "metric": space.metric, "mode": space.mode, "objectives": space.objectives,
-        "space": space.describe(),
-        "fixed": _jsonable(space.fixed), "search": space.search.algorithm,
-        "scheduler": dataclasses.asdict(space.scheduler),
-        # A PBT sweep has no Optuna study: the report ranks its parameters from trials.json.
-        "study_name": None if population_based else space.study_name,
-        "storage": None if population_based else _storage_url(space, sweep_dir),
-        "num_samples": space.num_samples, "space_file": str(space.path),
-        "exclude": space.exclude, "table": space.table,  # what `gansweep report` makes its table of
-    })
     write_hparams_config(storage.join(sweep_dir, layout.TENSORBOARD_DIR), space.params, space.metric)
+    # What Ray holds and saves of the space names no storage: the URL may hold a password (_STUDY_URLS).
+    space = dataclasses.replace(space, search=dataclasses.replace(space.search, storage=None))
 
     started_ray = init_ray()
     try:
@@ -411,11 +539,15 @@ def run_sweep(space: SweepSpace, output: str | Path, resume: bool = False, verbo
             )
         start = time.time()
         tuner.fit()
-        wall = time.time() - start
+        return time.time() - start
     finally:
         if started_ray:
             ray.shutdown()
 
+
+def _summarise(space: SweepSpace, sweep_dir: str, wall: float) -> dict:
+    """The sweep's end on the console: its counts, its best trial or Pareto front, where to look next; returns the
+    best trial's entry of trials.json."""
     trials = layout.read_trials(sweep_dir) or []
     best = layout.best_trial(trials, space.mode)
     counts = {status: sum(t["status"] == status for t in trials) for status in ("finished", "stopped", "failed")}

@@ -15,6 +15,8 @@ A sweep directory is a local folder or a folder on object storage (gansweep.stor
 from __future__ import annotations
 
 import json
+import os
+import re
 import sqlite3
 import tempfile
 from contextlib import closing
@@ -39,13 +41,40 @@ class SweepDirError(ValueError):
     """The directory is not a readable sweep directory; the message says what is wrong."""
 
 
+# A ${NAME} in a storage URL: read from the environment when the study is opened, so the secret itself is written
+# nowhere (the space file, sweep.json and what Ray saves keep the reference).
+ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
 def masked_url(url: str | None) -> str | None:
-    """A storage URL with its password hidden: nothing secret goes into files, logs or the report."""
+    """A storage URL with its password hidden: nothing secret goes into files, logs or the report. A password that is
+    only a ${NAME} reference is kept: it holds no secret, and a reader (the report) resolves it again."""
     if not url or "://" not in url:
         return url
     from sqlalchemy.engine import make_url
 
-    return make_url(url).render_as_string(hide_password=True)
+    parsed = make_url(url)
+    if parsed.password is None or ENV_REFERENCE.fullmatch(str(parsed.password)):
+        return url
+    return parsed.render_as_string(hide_password=True)
+
+
+def redacted(text: str, url: str | None) -> str:
+    """TEXT (an error's message) with the password of the storage URL it came from replaced by ***."""
+    from urllib.parse import urlsplit
+
+    password = urlsplit(url).password if url and "://" in url else None
+    return text.replace(password, "***") if password else text
+
+
+def study_url(url: str) -> str:
+    """A storage URL with every ${NAME} replaced by that environment variable, what Optuna connects with; only ever
+    held in memory. Raises SweepDirError naming a variable that is not set."""
+    missing = [name for name in ENV_REFERENCE.findall(url) if name not in os.environ]
+    if missing:
+        raise SweepDirError(f"search.storage {masked_url(url)} reads ${{{missing[0]}}} from the environment, and "
+                            f"{missing[0]} is not set: export it before running")
+    return ENV_REFERENCE.sub(lambda match: os.environ[match.group(1)], url)
 
 
 def default_storage(sweep_dir: str) -> str:
@@ -127,12 +156,23 @@ def _read_json(location: str) -> dict:
     return data
 
 
-def write_sweep_record(sweep_dir: str, record: dict) -> None:
-    """sweep.json; a storage URL in it is written masked."""
+def claim(sweep_dir: str, record: dict) -> None:
+    """A new sweep's sweep.json (a storage URL in it masked), written only if the directory holds none: of two sweeps
+    started on one directory at once, one claims it and the other is refused (SweepDirError)."""
     missing = [key for key in SWEEP_KEYS if key not in record]
     if missing:
         raise ValueError(f"a sweep record needs {', '.join(missing)}")
-    write_json(storage.join(sweep_dir, SWEEP_FILE), {**record, "storage": masked_url(record.get("storage"))})
+    text = json.dumps({**record, "storage": masked_url(record.get("storage"))}, indent=2, default=float)
+    if not storage.create_new(storage.join(sweep_dir, SWEEP_FILE), text.encode()):
+        raise SweepDirError(f"{storage.display(sweep_dir)} already holds a sweep: add --resume to continue it, or "
+                            "choose another --output")
+
+
+def release(sweep_dir: str) -> None:
+    """A claimed directory given up by a sweep that stopped before Tune began (a plan that cannot fit, an
+    interrupted start): the same --output can start it again."""
+    if not storage.is_dir(storage.join(sweep_dir, TUNE_DIR)):
+        storage.delete(storage.join(sweep_dir, SWEEP_FILE))
 
 
 def has_sweep_record(sweep_dir: str) -> bool:

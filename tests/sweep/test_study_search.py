@@ -1,0 +1,101 @@
+"""The sweep's searcher (runner.StudySearch) as Tune drives it, without Ray: what it pickles (no storage URL), what
+it tells Optuna when a trial ends (finished, stopped by the scheduler, failed), and its re-attachment to the study
+on --resume after a driver killed at any point around a trial's end."""
+
+import pickle
+
+import optuna
+import pytest
+from gansweep.sweep import runner
+from gansweep.sweep import sweep_dir as layout
+
+STEPS = 40
+
+
+def _define(trial) -> None:
+    trial.suggest_float("measurement.p", 0.1, 0.9)
+
+
+@pytest.fixture
+def study_url(tmp_path):
+    url = f"sqlite:///{tmp_path}/the-study-file.db"
+    runner._STUDY_URLS[str(tmp_path)] = url
+    yield url
+    del runner._STUDY_URLS[str(tmp_path)]
+
+
+def _search(tmp_path, url: str, sweep_dir=None) -> runner.StudySearch:
+    sweep_dir = str(sweep_dir or tmp_path)
+    runner._STUDY_URLS.setdefault(sweep_dir, url)
+    return runner.StudySearch(space=_define, metric="fid", mode="min", sampler=optuna.samplers.RandomSampler(seed=0),
+                              storage=optuna.storages.RDBStorage(url), study_name="s", sweep_dir=sweep_dir,
+                              steps=STEPS)
+
+
+def _resumed(search: runner.StudySearch, saved) -> runner.StudySearch:
+    """What a resumed driver holds: the searcher unpickled from tuner.pkl, then restored from Tune's last save."""
+    fresh = pickle.loads(pickle.dumps(search))
+    fresh.restore(saved)
+    return fresh
+
+
+def _states(url: str) -> list[tuple[str, float | None]]:
+    study = optuna.load_study(study_name="s", storage=url)
+    return [(t.state.name, t.value) for t in study.trials]
+
+
+def test_what_tune_pickles_of_the_searcher_holds_no_storage_url(tmp_path, study_url):
+    search = _search(tmp_path, study_url)
+    search.suggest("a")
+    saved = tmp_path / "searcher-state.pkl"
+    search.save(str(saved))
+    for pickled in (saved.read_bytes(), pickle.dumps(search)):
+        assert b"the-study-file" not in pickled and b"sqlite" not in pickled
+    # Re-attached on resume from the driver's own setting: the running trial reports to its Optuna trial.
+    resumed = _resumed(search, saved)
+    resumed.on_trial_complete("a", {"fid": 12.5, "step": STEPS})
+    assert _states(study_url) == [("COMPLETE", 12.5)]
+
+
+@pytest.mark.parametrize("result, error, expected", [
+    ({"fid": 12.5, "step": STEPS}, False, ("COMPLETE", 12.5)),  # trained all its steps
+    ({"fid": 30.0, "step": 20}, False, ("PRUNED", None)),  # stopped by ASHA at a rung: its value is partial
+    (None, True, ("FAIL", None)),
+])
+def test_a_trial_s_end_reaches_optuna_as_what_it_was(tmp_path, study_url, result, error, expected):
+    search = _search(tmp_path, study_url)
+    search.suggest("a")
+    search.on_trial_complete("a", result, error=error)
+    assert _states(study_url) == [expected]
+
+
+def test_an_optuna_trial_asked_after_tune_s_last_save_is_failed_on_resume(tmp_path, study_url):
+    search = _search(tmp_path, study_url)
+    search.suggest("a")
+    saved = tmp_path / "searcher-state.pkl"
+    search.save(str(saved))  # Tune's last save before the kill
+    # Then the driver asked for two more trials, one of which even ended (trials.json says so), and was killed.
+    search.suggest("b")
+    search.suggest("c")
+    layout.write_trials(str(tmp_path), [{"name": "0002_c", "number": 2, "status": "finished",
+                                         "metrics": {"fid": 7.0, "step": STEPS}}])
+    # Another sweep sharing the study (a second driver on the same PostgreSQL study) has a trial running now.
+    other = _search(tmp_path, study_url, sweep_dir=tmp_path / "other")
+    other.suggest("x")
+    resumed = _resumed(search, saved)
+    assert _states(study_url) == [("RUNNING", None), ("FAIL", None), ("COMPLETE", 7.0), ("RUNNING", None)]
+    resumed.on_trial_complete("a", {"fid": 12.5, "step": STEPS})  # the trial Tune resumes, re-attached
+    assert _states(study_url)[0] == ("COMPLETE", 12.5)
+
+
+def test_a_trial_told_before_the_kill_is_not_told_again_when_tune_reruns_it(tmp_path, study_url, caplog):
+    search = _search(tmp_path, study_url)
+    search.suggest("a")
+    saved = tmp_path / "searcher-state.pkl"
+    search.save(str(saved))
+    search.on_trial_complete("a", {"fid": 12.5, "step": STEPS})  # told, then killed before Tune saved again
+    resumed = _resumed(search, saved)
+    # Tune reruns the trial: a finished run reports its last figures again (run.loop), and Optuna keeps its record.
+    resumed.on_trial_complete("a", {"fid": 12.5, "step": STEPS})
+    assert _states(study_url) == [("COMPLETE", 12.5)]
+    assert "already finished" not in caplog.text and "Cannot tell" not in caplog.text
