@@ -21,6 +21,7 @@ from gansweep.gan.build import build_gan
 from gansweep.nets.models import Generator
 from gansweep.run.run_dir import (
     CHECKPOINTS_DIR,
+    STATE_FILE,
     RunRecord,
     save_checkpoint,
     write_run_record,
@@ -81,6 +82,24 @@ def _save_run(gan, cfg, run_dir: Path, step: int, clean_shape=(1, 28, 28)) -> Pa
     save_checkpoint(gan, step, [gan.rng_state()], checkpoint)
     write_run_record(run_dir, RunRecord(cfg, clean_shape))
     return checkpoint
+
+
+def _save_checkpoints(gan, run_dir: Path, steps: tuple[int, ...]) -> list[Path]:
+    """Complete checkpoints of GAN at STEPS in RUN_DIR's checkpoints folder, named as Ray Train names its own."""
+    folders = []
+    for step in steps:
+        folder = run_dir / CHECKPOINTS_DIR / f"checkpoint_2026-01-01_00-00-{step:02d}"
+        folder.mkdir(parents=True)
+        save_checkpoint(gan, step, [gan.rng_state()], folder)
+        folders.append(folder)
+    return folders
+
+
+def _cut_short(checkpoint: Path) -> Path:
+    """CHECKPOINT's state file cut to half its size (as a copy killed mid-way leaves it); returns the file."""
+    state = checkpoint / STATE_FILE
+    state.write_bytes(state.read_bytes()[: state.stat().st_size // 2])
+    return state
 
 
 def _fake_run(run_dir, step: int):

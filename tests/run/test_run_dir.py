@@ -4,7 +4,7 @@ import math
 
 import pytest
 import torch
-from conftest import _save_run
+from conftest import _cut_short, _save_checkpoints, _save_run
 from gansweep.config import ConfigError, load_config
 from gansweep.gan.build import build_gan
 from gansweep.run import run_dir
@@ -73,3 +73,30 @@ def test_result_evaluation_error_and_divergence_files(tmp_path):
     assert diverged["step"] == 17 and math.isnan(diverged["losses"]["loss_d"])  # the non-finite loss, as it was
     run_dir.clear_diverged(tmp_path)
     assert run_dir.read_diverged(tmp_path) is None
+
+
+
+def test_an_unreadable_checkpoint_is_named_and_skipped_for_the_newest_intact_one(tmp_path):
+    _, middle, newest = _save_checkpoints(build_gan(load_config(None, SMALL), (1, 28, 28)), tmp_path, (10, 20, 30))
+    _cut_short(newest)
+    warnings = []
+    checkpoint, state = run_dir.newest_intact_checkpoint(tmp_path, warnings.append)
+    assert checkpoint == str(middle) and state["step"] == 20
+    assert warnings == [f"warning: {newest / run_dir.STATE_FILE} cannot be read (PytorchStreamReader failed reading "
+                        "zip archive: failed finding central directory): skipped for the checkpoint before it"]
+    with pytest.raises(run_dir.CheckpointError, match=f"^{newest / run_dir.STATE_FILE} cannot be read"):
+        run_dir.load_checkpoint(newest)
+    assert run_dir.newest_intact_checkpoint(tmp_path / "new", warnings.append) is None  # no checkpoint: none to skip
+
+
+def test_a_run_none_of_whose_checkpoints_can_be_read_is_one_error_naming_them(tmp_path):
+    checkpoints = _save_checkpoints(build_gan(load_config(None, SMALL), (1, 28, 28)), tmp_path, (10, 20))
+    _cut_short(checkpoints[1])
+    (checkpoints[0] / run_dir.STATE_FILE).write_bytes(b"")  # empty: torch's EOFError, which has no message
+    warnings = []
+    with pytest.raises(run_dir.CheckpointError) as error:
+        run_dir.newest_intact_checkpoint(tmp_path, warnings.append)
+    assert str(error.value) == (f"no checkpoint of {tmp_path} can be read ({checkpoints[1] / run_dir.STATE_FILE}, "
+                                f"{checkpoints[0] / run_dir.STATE_FILE}): remove them to train from the start, or "
+                                "restore the run directory from a copy")
+    assert len(warnings) == 2 and "(EOFError)" in warnings[1]

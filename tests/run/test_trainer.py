@@ -7,8 +7,10 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import NO_EVAL, _events, _train, needs_fashion
+from conftest import NO_EVAL, _cut_short, _events, _save_checkpoints, _train, needs_fashion
+from gansweep.config import load_config
 from gansweep.data.sources import cache_dir
+from gansweep.gan.build import build_gan
 from gansweep.gan.players import G_KEY
 from gansweep.run.run_dir import (
     CHECKPOINTS_DIR,
@@ -152,6 +154,19 @@ def test_killed_run_resumes_from_its_last_checkpoint(tmp_path, s3_bucket):
     _train(straight, *common, "train.steps=50", cache=tmp_path / "cache")
     resumed_g, straight_g = (load_checkpoint(latest_checkpoint(r))[G_KEY] for r in (run, straight))
     assert all(torch.equal(resumed_g[k], straight_g[k]) for k in straight_g)
+
+
+SMALL_RUN = ("data.limit=200", "train.batch_size=16", "train.log_every=2", "model.g_width=8", "model.d_width=8")
+
+
+def test_an_unreadable_newest_checkpoint_is_named_once_and_the_run_resumes_from_the_one_before(tmp_path):
+    run = tmp_path / "run"
+    gan = build_gan(load_config(None, [*NO_EVAL, *SMALL_RUN]), (1, 28, 28))
+    newest = _cut_short(_save_checkpoints(gan, run, (10, 20))[1])
+    process = _train(run, *SMALL_RUN, "train.steps=14", cache=cache_dir())
+    console = process.stdout + process.stderr
+    assert console.count("cannot be read") == 1 and f"[gansweep] warning: {newest} cannot be read" in console
+    assert "resuming at step 10/14" in console and read_result(run)["step"] == 14
 
 
 @pytest.mark.slow  # 1 to 4 min on 2 cores; tests/data/test_stream.py streams the same through the store in seconds

@@ -8,6 +8,7 @@ import io
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import torch
 
@@ -138,11 +139,44 @@ def prune_own_checkpoints(run_dir: str, keep: int) -> None:
         storage.delete_folder(storage.join(checkpoints, name))
 
 
+class CheckpointError(ConfigError):
+    """A checkpoint that cannot be read (its state file cut short or corrupt), named; it would fail alike on every
+    try."""
+
+
 def load_checkpoint(directory: str) -> dict:
     """A checkpoint's state on the CPU, from a local folder or object storage (weights_only: no pickle from a
-    file); each part's load_state_dict puts its tensors where its parameters are."""
-    data = storage.read_bytes(storage.join(directory, STATE_FILE))
-    return torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+    file); each part's load_state_dict puts its tensors where its parameters are. Raises CheckpointError, naming the
+    file, when its bytes are not a checkpoint (a storage error is storage's)."""
+    location = storage.join(directory, STATE_FILE)
+    data = storage.read_bytes(location)
+    try:
+        return torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+    except Exception as error:  # the bytes are in memory: whatever torch fails on is in them (zip, pickle, EOF)
+        raise CheckpointError(f"{storage.display(location)} cannot be read ({_first_sentence(error)})") from None
+
+
+def _first_sentence(error: BaseException) -> str:
+    """ERROR's message to its first full stop (torch's "PytorchStreamReader failed reading zip archive: failed
+    finding central directory" is followed by three sentences of advice), or its type when it has none."""
+    return str(error).split(". ", 1)[0] or type(error).__name__
+
+
+def newest_intact_checkpoint(run_dir: str, warn: Callable[[str], None]) -> tuple[str, dict] | None:
+    """The newest complete checkpoint of RUN_DIR that loads, and its state; None when the run has none. One that
+    cannot be read (a state file cut short) is named through WARN and skipped for the one before it: it would fail
+    alike on every try. Raises CheckpointError, naming them, when none can be read."""
+    unreadable = []
+    for checkpoint in complete_checkpoints(run_dir):
+        try:
+            return checkpoint, load_checkpoint(checkpoint)
+        except CheckpointError as error:
+            warn(f"warning: {error}: skipped for the checkpoint before it")
+            unreadable.append(storage.display(storage.join(checkpoint, STATE_FILE)))
+    if unreadable:
+        raise CheckpointError(f"no checkpoint of {storage.display(run_dir)} can be read ({', '.join(unreadable)}): "
+                              "remove them to train from the start, or restore the run directory from a copy")
+    return None
 
 
 def copy_checkpoint(source: str, target: str, keep_streams: bool = True) -> None:
@@ -169,22 +203,25 @@ def checkpoint_step(checkpoint: str) -> int | None:
         return None
 
 
-def latest_checkpoint(run_dir: str) -> str | None:
-    """The complete checkpoint with the highest step in RUN_DIR/checkpoints/, if any.
-
-    Ray Train restores from its own snapshot of reported checkpoints; this finds a checkpoint that
-    was written but not yet recorded there when the run was killed.
-    """
-    best, best_step = None, -1
+def complete_checkpoints(run_dir: str) -> list[str]:
+    """The complete checkpoints in RUN_DIR/checkpoints/ (a state file and a readable step file), newest first: Ray
+    Train's, and those the run writes itself (own_checkpoint) or a PBT exploit copied. Listed from the folder, not
+    from Ray Train's record of them: a checkpoint written but not yet recorded when the run was killed is here too."""
+    found = []
     checkpoints = storage.join(run_dir, CHECKPOINTS_DIR)
     for name in storage.list_names(checkpoints):
         directory = storage.join(checkpoints, name)
         if not name.startswith("checkpoint_") or not storage.is_file(storage.join(directory, STATE_FILE)):
             continue
         step = checkpoint_step(directory)
-        if step is not None and step > best_step:
-            best, best_step = directory, step
-    return best
+        if step is not None:
+            found.append((step, directory))
+    return [directory for _, directory in sorted(found, reverse=True)]
+
+
+def latest_checkpoint(run_dir: str) -> str | None:
+    """The complete checkpoint with the highest step in RUN_DIR/checkpoints/, if any."""
+    return next(iter(complete_checkpoints(run_dir)), None)
 
 
 def resolve_checkpoint(path: str | Path) -> tuple[str, str]:
