@@ -205,11 +205,40 @@ def test_a_ddp_sweep_trains_on_ray_train_and_its_reports_reach_tune(tmp_path):
     assert summary["checkpoint"].startswith(str(out / "trials" / entry["name"] / "checkpoints" / "checkpoint_"))
 
 
-def test_resume_refuses_another_space(grid_sweep, tmp_path):
+@pytest.mark.parametrize("change, keys", [
+    ({"fixed": {**TINY, "train.steps": 60}}, "fixed"),
+    ({"metric": "classifier_score", "mode": "max"}, "metric, mode"),
+    ({"scheduler": {"name": "asha"}}, "scheduler"),
+    ({"search": {"algorithm": "grid", "seed": 7}}, "seed"),
+])
+def test_resume_refuses_a_changed_sweep_naming_what_changed(grid_sweep, tmp_path, change, keys):
     space, out, _ = grid_sweep
-    other = _space(tmp_path / "grid.yaml", **{**yaml.safe_load(space.read_text()), "fixed": {**TINY, "train.steps": 60}})
+    record = (out / layout.SWEEP_FILE).read_bytes()
+    other = _space(tmp_path / "grid.yaml", **{**yaml.safe_load(space.read_text()), **change})
     result = _sweep(other, "--output", out, "--resume", timeout=120)
-    assert result.returncode == 2 and "not the space" in result.stderr
+    assert result.returncode == 2 and f"changes {keys} from the sweep" in result.stderr, result.stderr[-2000:]
+    assert (out / layout.SWEEP_FILE).read_bytes() == record
+
+
+def test_of_two_sweeps_started_on_one_output_at_once_one_is_refused(tmp_path):
+    space = _space(tmp_path / "race.yaml", num_samples=1, fixed={**TINY, "eval.n_samples": 0},
+                   space={"measurement.p": {"uniform": [0.3, 0.7]}}, scheduler={"name": "fifo"})
+    out = tmp_path / "out"
+    sweeps = [subprocess.Popen([sys.executable, "-m", "gansweep.cli", "sweep", str(space), "--output", str(out)],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+              for _ in range(2)]
+    try:
+        deadline = time.time() + 300
+        while all(sweep.poll() is None for sweep in sweeps) and time.time() < deadline:
+            time.sleep(0.2)
+        (refused,) = [sweep for sweep in sweeps if sweep.poll() is not None]
+        assert refused.returncode == 2 and "already holds a sweep" in refused.stderr.read()
+    finally:
+        for sweep in sweeps:
+            if sweep.poll() is None:
+                os.killpg(sweep.pid, signal.SIGKILL)  # the one that claimed the directory: no need to finish
+            sweep.wait()
+    assert layout.read_sweep_record(out)["name"] == "race"
 
 
 def _wait_for(condition, timeout: float, what: str, process: subprocess.Popen) -> None:
@@ -308,6 +337,53 @@ def interrupted_sweep(tmp_path_factory, s3_endpoint):
         yield out, observed, resumed, report
 
 
+@pytest.fixture(scope="module")
+def killed_at_a_trial_s_end(tmp_path_factory):
+    """A sweep of two trials under ASHA, one at a time, killed (driver and its Ray) the moment its first trial ended
+    as trials.json tells it: inside Tune's save window (TUNE_GLOBAL_CHECKPOINT_S: Tune saved last as the sweep began),
+    with the second trial's Optuna trial perhaps asked for already; then resumed."""
+    root = tmp_path_factory.mktemp("window")
+    space = _space(root / "window.yaml", num_samples=2, max_concurrent_trials=1, fixed={**TINY, "eval.n_samples": 0},
+                   space={"measurement.p": {"uniform": [0.3, 0.7]}}, scheduler={"name": "asha", "grace_period": 20},
+                   search={"algorithm": "random", "seed": 2})
+    out = root / "out"
+    with (root / "first.log").open("w") as log:
+        sweep = subprocess.Popen([sys.executable, "-m", "gansweep.cli", "sweep", str(space), "--output", str(out)],
+                                 stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                                 env={**os.environ, "TUNE_GLOBAL_CHECKPOINT_S": "100000"})
+        try:
+            _wait_for(lambda: any(e["status"] != "running" for e in _trials(out).values()), 300,
+                      "the first trial's end", sweep)
+        finally:
+            os.killpg(sweep.pid, signal.SIGKILL)
+            sweep.wait()
+    assert _terminated_in_tune_state(str(out)) == 0  # killed inside the window: Tune's state has no trial's end
+    ended = {name: (entry, (out / "trials" / name / "result.json").read_bytes()
+                    if (out / "trials" / name / "result.json").is_file() else None)
+             for name, entry in _trials(out).items() if entry["status"] != "running"}
+    return out, ended, _sweep(space, "--output", out, "--resume")
+
+
+def test_a_sweep_killed_at_a_trial_s_end_resumes_with_optuna_s_record_true_to_each_trial(killed_at_a_trial_s_end):
+    out, ended, resumed = killed_at_a_trial_s_end
+    assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
+    trials = _trials(out)
+    for name, (entry, result) in ended.items():  # what ended before the kill stands, nothing trained again
+        assert trials[name]["status"] == entry["status"]
+        if result is not None:
+            assert (out / "trials" / name / "result.json").read_bytes() == result
+    study = {t.number: t for t in _study(out).trials}
+    assert not [t for t in study.values() if t.state.name == "RUNNING"]
+    for entry in trials.values():
+        ot_trial = study[entry["number"]]
+        expected = {"finished": "COMPLETE", "stopped": "PRUNED"}[entry["status"]]
+        assert ot_trial.state.name == expected, (entry["name"], ot_trial.state.name)
+        if expected == "COMPLETE":  # the last reported value, as for a trial no kill interrupted
+            assert ot_trial.value == pytest.approx(entry["metrics"]["fid"])
+    # An Optuna trial no Tune trial came back to (asked for after Tune's last save) is FAIL, not RUNNING forever.
+    assert {t.state.name for n, t in study.items() if n not in {e["number"] for e in trials.values()}} <= {"FAIL"}
+
+
 def test_a_killed_trial_process_resumes_its_trial_from_the_last_checkpoint(interrupted_sweep):
     out = interrupted_sweep[0]
     first = read_result(_trial_dir(out, 0))
@@ -392,3 +468,32 @@ def test_a_trial_that_finishes_after_a_failed_attempt_has_no_error_txt(tmp_path,
     assert run_dir.read_error(layout.trial_dir(sweep, "t0")) == "OSError: the node was lost"
     runner.run_trial({"train.lr_d": 2e-4}, space, sweep, None, 1.0, [{"CPU": 2}], None)
     assert run_dir.read_error(layout.trial_dir(sweep, "t0")) is None
+
+
+def test_a_trial_s_error_no_retry_can_help_ends_each_later_attempt_at_once(tmp_path, monkeypatch):
+    """A one-worker trial's Tune restarts (trainer.FINAL_ERRORS: a bad checkpoint here) do not train again: each fails
+    at once, and error.txt keeps the first attempt's error."""
+    from gansweep.run import run_dir, trainer
+    from gansweep.sweep import runner
+    from gansweep.sweep.space import load_space
+    from ray import tune
+
+    attempts = []
+
+    def unreadable(*args, **kwargs):
+        attempts.append(1)
+        raise run_dir.CheckpointError("no checkpoint of t0 can be read (t0/checkpoints/checkpoint_1/state.pt)")
+
+    monkeypatch.setattr(trainer, "run_training", unreadable)
+    monkeypatch.setattr(tune, "get_context", lambda: type("Context", (), {"get_trial_name": lambda self: "t0"})())
+    space = load_space(_space(tmp_path / "space.yaml", num_samples=1, fixed=TINY,
+                              space={"train.lr_d": {"choice": [2e-4]}}))
+    sweep = str(tmp_path / "sweep")
+    first = "CheckpointError: no checkpoint of t0 can be read (t0/checkpoints/checkpoint_1/state.pt)"
+    with pytest.raises(run_dir.CheckpointError):
+        runner.run_trial({"train.lr_d": 2e-4}, space, sweep, None, 1.0, [{"CPU": 2}], None)
+    for _ in range(2):
+        with pytest.raises(trainer.RetryCannotHelp) as error:
+            runner.run_trial({"train.lr_d": 2e-4}, space, sweep, None, 1.0, [{"CPU": 2}], None)
+        assert str(error.value) == first
+    assert len(attempts) == 1 and run_dir.read_error(layout.trial_dir(sweep, "t0")) == first

@@ -94,7 +94,7 @@ def run_trial(config: dict, space: SweepSpace, sweep_dir: str, monitor: MonitorP
     reports reaching Tune (trainer.run_training), planned on the sweep's NODES with the sweep's CACHE."""
     from ray import tune
 
-    from gansweep.run.trainer import TrainingDiverged, run_training
+    from gansweep.run.trainer import FINAL_ERRORS, RetryCannotHelp, run_training
 
     point = _point(config)
     cfg = space.trial_config(point)
@@ -109,13 +109,13 @@ def run_trial(config: dict, space: SweepSpace, sweep_dir: str, monitor: MonitorP
         # At the start: ASHA may stop the trial before its end. (A PBT clone keeps the point it started from in
         # TensorBoard's HParams table; its later points are its lineage in trials.json and the report.)
         write_trial_hparams(log_dir, name, point)
+    failed = run_dir.read_failed_for_good(directory)
+    if failed is not None:
+        # Tune restarting a one-worker trial after an error no retry can help (a sweep restarts no failed trial
+        # otherwise): it would only fail alike. Its error.txt keeps the error.
+        raise RetryCannotHelp(failed)
     run_dir.clear_error(directory)
     try:
-        diverged = run_dir.read_diverged(directory)
-        if diverged is not None:
-            # Tune restarting a one-worker trial whose losses turned non-finite (a sweep restarts no failed trial
-            # otherwise): it would only diverge again.
-            raise TrainingDiverged.at(diverged)
         run_training(cfg, directory, monitor=monitor, log_dir=log_dir, sweep_metrics=space.metrics, nodes=nodes,
                      verbose=verbose)
     except RayActorError:
@@ -126,6 +126,8 @@ def run_trial(config: dict, space: SweepSpace, sweep_dir: str, monitor: MonitorP
     except Exception as exc:
         # The error in one line for trials.json and the report; Tune keeps the traceback in its error file.
         run_dir.write_error(directory, exc)
+        if isinstance(exc, FINAL_ERRORS):
+            run_dir.mark_failed_for_good(directory, exc)
         raise
 
 
@@ -436,7 +438,7 @@ def _open_study(space: SweepSpace, sweep_dir: str) -> None:
     its URL masked), and its resolved URL kept for the searcher (_STUDY_URLS). On object storage the local SQLite
     study is first fetched from the bucket."""
     import optuna
-    from sqlalchemy.exc import SQLAlchemyError
+    from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
     template = _storage_url(space, sweep_dir)
     try:
@@ -445,7 +447,10 @@ def _open_study(space: SweepSpace, sweep_dir: str) -> None:
         raise SweepError(str(exc)) from None
     layout.ready_local_study(sweep_dir, url)
     try:
-        optuna.storages.RDBStorage(url)
+        try:
+            optuna.storages.RDBStorage(url)
+        except IntegrityError:  # another driver made the study's tables in the same instant: they are there now
+            optuna.storages.RDBStorage(url)
     except SQLAlchemyError as exc:
         reason = layout.redacted(str(getattr(exc, "orig", None) or exc).strip().splitlines()[0], url)
         raise SweepError(f"search.storage {layout.masked_url(template)}: cannot open the study there: {reason}") \
