@@ -1,11 +1,27 @@
 """The config: typed keys, YAML and --set overrides, and clear errors before any Ray work."""
 
 import re
+import textwrap
 from pathlib import Path
 
 import pytest
 from conftest import _cli
-from gansweep.config import Config, ConfigError, all_keys, check_shapes, load_config
+from gansweep.config import (
+    Config,
+    ConfigError,
+    all_keys,
+    check_shapes,
+    load_config,
+    load_yaml,
+    set_key,
+    validate,
+)
+
+# A "billion laughs" YAML list: each anchor lists nine aliases of the one before, 9**9 strings once expanded, 400
+# bytes as written.
+BOMB = "[" + ", ".join(f"&{name} [{', '.join([f'*{prev}' if prev else 'lol'] * 9)}]"
+                       for prev, name in zip(["", *"abcdefgh"], "abcdefghi")) + "]"
+REFUSED = "its YAML aliases expand past 10,000 nodes (an anchor bomb?); refused"
 
 
 def test_defaults_and_overrides_are_typed(tmp_path):
@@ -193,3 +209,87 @@ def test_cli_unsupported_image_size_names_the_fix(tmp_path):
                   "--set", "train.batch_size=2", cwd=tmp_path)
     assert result.returncode == 2
     assert "got (3, 40, 40)" in result.stderr and "data.image_size" in result.stderr
+
+
+# --- YAML refused while it loads, and values too large to quote whole --------------------------------------------
+
+
+@pytest.mark.parametrize("text", [
+    "measurement:\n  name: cascade\n  steps: BOMB\n",  # walked step by step: hung for minutes
+    "measurement:\n  p: BOMB\n",  # quoted in "must be a number": a MemoryError
+    "lol: BOMB\n",
+])
+def test_an_anchor_bomb_in_a_config_file_is_refused_while_loading(tmp_path, text):
+    path = tmp_path / "bomb.yaml"
+    path.write_text(text.replace("BOMB", BOMB))
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    assert str(info.value) == f"config file {path}: {REFUSED}"
+
+
+def test_an_anchor_bomb_in_set_is_refused_naming_a_prefix_of_the_override():
+    with pytest.raises(ConfigError) as info:
+        load_config(None, [f"measurement.steps={BOMB}"])
+    message = str(info.value)
+    assert message.startswith("--set 'measurement.steps=[&a [lol, lol,") and message.endswith(REFUSED), message
+    assert len(message) < 300
+
+
+def test_aliases_may_add_up_to_ten_thousand_nodes():
+    anchor = "[" + ", ".join(["x"] * 99) + "]"  # a list of 99 items: 100 nodes
+
+    def document(aliases: int) -> str:
+        return f"a: &a {anchor}\nb: [{', '.join(['*a'] * aliases)}]\n"
+
+    assert len(load_yaml(document(100), "doc")["b"]) == 100  # 100 copies of 100 nodes
+    with pytest.raises(ConfigError, match=re.escape(f"doc: {REFUSED}")):
+        load_yaml(document(101), "doc")
+
+
+@pytest.mark.parametrize("text, message", [
+    ("a: &a [1, *a]\n", REFUSED),  # an alias inside its own anchor expands without end
+    ("[" * 600 + "]" * 600, "YAML nested too deeply; refused"),  # past Python's recursion limit
+])
+def test_endless_and_deep_yaml_is_refused(text, message):
+    with pytest.raises(ConfigError, match=re.escape(f"doc: {message}")):
+        load_yaml(text, "doc")
+
+
+def test_a_config_with_anchors_aliases_and_merge_keys_loads(tmp_path):
+    path = tmp_path / "anchors.yaml"
+    path.write_text(textwrap.dedent("""\
+        measurement:
+          name: cascade
+          steps:
+            - &pixel {name: block_pixel, p: 0.3}
+            - {<<: *pixel, p: 0.6}
+        hidden:
+          inject_at: up1
+          measurement: *pixel
+    """))
+    cfg = load_config(path)
+    assert cfg.measurement.steps == [{"name": "block_pixel", "p": 0.3}, {"name": "block_pixel", "p": 0.6}]
+    assert cfg.hidden.measurement.name == "block_pixel" and cfg.hidden.measurement.p == 0.3
+
+
+@pytest.mark.parametrize("key, value, start", [
+    ("train.steps", "x" * 10**7, "train.steps must be an integer, got 'xxxx"),  # 10 MB
+    ("train.use_gpu", list(range(10**6)), "train.use_gpu must be true or false, got [0, 1, 2,"),
+    ("train.beta1", [[list(range(1000))] * 1000], "train.beta1 must be a number, got [[[0, 1, 2,"),
+    ("mode", "m" * 10**7, "mode='mmmm"),  # in validate's "is not one of"
+])
+def test_a_huge_value_is_quoted_as_a_bounded_prefix(key, value, start):
+    cfg = Config()
+    with pytest.raises(ConfigError) as info:
+        set_key(cfg, key, value)
+        validate(cfg)
+    message = str(info.value)
+    assert message.startswith(start) and len(message) < 400, message[:1000]
+
+
+def test_cli_refuses_an_anchor_bomb_with_one_line_before_ray(tmp_path):
+    (tmp_path / "bomb.yaml").write_text(f"measurement:\n  name: cascade\n  steps: {BOMB}\n")
+    result = _cli("train", "bomb.yaml", "--output", str(tmp_path / "run"), cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [f"gansweep: error: config file bomb.yaml: {REFUSED}"]
+    assert not (tmp_path / "run").exists()

@@ -11,6 +11,8 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import difflib
+import math
+import reprlib
 import types
 import typing
 from dataclasses import asdict, dataclass, field
@@ -41,6 +43,22 @@ ACL_REC_TRAINS = ("encoder_and_generator", "encoder")  # Eq. 4 and 6 | Algorithm
 
 class ConfigError(ValueError):
     """A config key, value or combination that cannot run; the message names it."""
+
+
+# How a message quotes a user's value: its repr, cut short. A value may be huge (a 10 MB string, a list of a million
+# items), and its whole repr would flood the terminal or, nested, take minutes and gigabytes to build; reprlib stops
+# after a few items per level and a few levels (a long string: its start and end), whatever the value.
+MAX_QUOTED_CHARS = 200
+_QUOTE = reprlib.Repr()
+_QUOTE.maxlevel = 3
+_QUOTE.maxdict = _QUOTE.maxlist = _QUOTE.maxtuple = _QUOTE.maxset = 10
+_QUOTE.maxstring = _QUOTE.maxother = MAX_QUOTED_CHARS
+
+
+def quoted(value: Any) -> str:
+    """VALUE's repr as an error message shows it: at most MAX_QUOTED_CHARS characters, then "…"."""
+    text = _QUOTE.repr(value)
+    return text if len(text) <= MAX_QUOTED_CHARS else text[:MAX_QUOTED_CHARS] + "…"
 
 
 @dataclass
@@ -159,7 +177,7 @@ def resolve_device(name: str) -> torch.device:
     """The device a command runs on: "auto" is the GPU where there is one, else the CPU; "cuda" without a GPU is
     refused."""
     if name not in DEVICES:
-        raise ConfigError(f"--device {name!r}: one of {', '.join(DEVICES)}")
+        raise ConfigError(f"--device {quoted(name)}: one of {', '.join(DEVICES)}")
     if name == "cuda" and not torch.cuda.is_available():
         raise ConfigError("--device cuda: this machine has no CUDA GPU (torch.cuda.is_available() is False)")
     if name == "auto":
@@ -232,7 +250,7 @@ def all_keys(cls: type = Config, prefix: str = "") -> list[str]:
 def _unknown_key(key: str) -> ConfigError:
     close = difflib.get_close_matches(key, all_keys(), n=1, cutoff=0.5)
     hint = f"; did you mean '{close[0]}'?" if close else ""
-    return ConfigError(f"unknown config key '{key}'{hint}")
+    return ConfigError(f"unknown config key {quoted(key)}{hint}")
 
 
 def _coerce(key: str, value: Any, ftype: Any) -> Any:
@@ -247,17 +265,17 @@ def _coerce(key: str, value: Any, ftype: Any) -> Any:
         raise ConfigError(f"{key} must not be empty")
     if typing.get_origin(ftype) is list or ftype is list:
         if not isinstance(value, list):
-            raise ConfigError(f"{key} must be a list, got {value!r}")
+            raise ConfigError(f"{key} must be a list, got {quoted(value)}")
         return value
     if ftype is bool:
         if isinstance(value, bool):
             return value
         if isinstance(value, str) and value.lower() in ("true", "false", "yes", "no", "1", "0"):
             return value.lower() in ("true", "yes", "1")
-        raise ConfigError(f"{key} must be true or false, got {value!r}")
+        raise ConfigError(f"{key} must be true or false, got {quoted(value)}")
     if ftype is int:
         if isinstance(value, bool) or not (isinstance(value, int) or (isinstance(value, str) and _is_int(value))):
-            raise ConfigError(f"{key} must be an integer, got {value!r}")
+            raise ConfigError(f"{key} must be an integer, got {quoted(value)}")
         return int(value)
     if ftype is float:
         try:
@@ -265,10 +283,10 @@ def _coerce(key: str, value: Any, ftype: Any) -> Any:
                 raise ValueError
             return float(value)
         except (TypeError, ValueError):
-            raise ConfigError(f"{key} must be a number, got {value!r}") from None
+            raise ConfigError(f"{key} must be a number, got {quoted(value)}") from None
     if ftype is str:
         if isinstance(value, (dict, list)):
-            raise ConfigError(f"{key} must be a single value, got {value!r}")
+            raise ConfigError(f"{key} must be a single value, got {quoted(value)}")
         return str(value)
     raise TypeError(f"unhandled config type {ftype} for {key}")
 
@@ -293,7 +311,7 @@ def _apply(obj: Any, data: dict, prefix: str) -> None:
         ftype = hints[name]
         if dataclasses.is_dataclass(ftype):
             if not isinstance(value, dict):
-                raise ConfigError(f"{key} must be a mapping of keys, got {value!r}")
+                raise ConfigError(f"{key} must be a mapping of keys, got {quoted(value)}")
             _apply(getattr(obj, name), value, f"{key}.")
         else:
             setattr(obj, name, _coerce(key, value, ftype))
@@ -308,24 +326,67 @@ def set_key(cfg: Config, key: str, value: Any) -> None:
     _apply(cfg, nested, "")
 
 
+# Nodes a YAML document's aliases may add to it once expanded: a few anchors in a real config add tens; an anchor
+# bomb ("billion laughs") adds billions.
+MAX_ALIAS_NODES = 10_000
+
+
+def load_yaml(text: str, what: str, error: type[ConfigError] = ConfigError) -> Any:
+    """TEXT read as yaml.safe_load reads it (a syntax error raises yaml.YAMLError): the package's one YAML reader.
+
+    A document whose aliases expand past MAX_ALIAS_NODES nodes is refused with ERROR naming WHAT, before any value
+    is built: an alias is its anchor's node (and becomes the same Python object), so a bomb loads small, but whatever
+    walks the values afterwards (a check, a copy, an error message) walks every copy, for minutes or until memory
+    runs out."""
+    loader = yaml.SafeLoader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        sizes: dict[yaml.Node, float] = {}
+        if _expanded_size(node, sizes) - len(sizes) > MAX_ALIAS_NODES:  # the nodes its aliases add
+            raise error(f"{what}: its YAML aliases expand past {MAX_ALIAS_NODES:,} nodes (an anchor bomb?); refused")
+        return loader.construct_document(node)
+    except RecursionError:  # the composer and constructor recurse once per level of nesting
+        raise error(f"{what}: YAML nested too deeply; refused") from None
+    finally:
+        loader.dispose()
+
+
+def _expanded_size(node: yaml.Node, sizes: dict[yaml.Node, float]) -> float:
+    """The nodes NODE stands for with every alias expanded, counted once per alias: linear in the distinct nodes
+    (SIZES memoises each). An alias inside its own anchor expands without end: infinity."""
+    if node in sizes:
+        return sizes[node]
+    sizes[node] = math.inf  # while its children are counted: met again below it, it is its own alias
+    if isinstance(node, yaml.MappingNode):
+        children = [child for pair in node.value for child in pair]
+    elif isinstance(node, yaml.SequenceNode):
+        children = node.value
+    else:  # a scalar
+        children = []
+    sizes[node] = 1 + sum(_expanded_size(child, sizes) for child in children)
+    return sizes[node]
+
+
 def parse_override(text: str) -> tuple[str, Any]:
     """``KEY=VALUE`` from the command line; the value is read as YAML (so 0.5 is a float, [a, b] a list)."""
     if "=" not in text:
-        raise ConfigError(f"--set expects KEY=VALUE, got '{text}'")
+        raise ConfigError(f"--set expects KEY=VALUE, got {quoted(text)}")
     key, raw = text.split("=", 1)
     try:
-        value = yaml.safe_load(raw) if raw.strip() else None
+        value = load_yaml(raw, f"--set {quoted(text)}") if raw.strip() else None
     except yaml.YAMLError:
         value = raw
     return key.strip(), value
 
 
 def read_yaml_mapping(path: Path, what: str, error: type[ConfigError] = ConfigError) -> dict:
-    """A YAML file that must hold a mapping (read with yaml.safe_load), or ERROR naming WHAT and the file."""
+    """A YAML file that must hold a mapping, or ERROR naming WHAT and the file."""
     if not path.is_file():
         raise error(f"{what} {path} does not exist")
     try:
-        data = yaml.safe_load(path.read_text()) or {}
+        data = load_yaml(path.read_text(), f"{what} {path}", error) or {}
     except yaml.YAMLError as exc:
         raise error(f"{what} {path} is not valid YAML: {exc}") from None
     if not isinstance(data, dict):
@@ -377,7 +438,7 @@ def _validate_measurement(m: MeasurementConfig, key: str) -> None:
 
 def _validate_prior(cfg: Config) -> None:
     prior, r = cfg.prior, cfg.reversal
-    _check(prior.name in PRIORS, f"prior.name='{prior.name}' is not one of {', '.join(PRIORS)}")
+    _check(prior.name in PRIORS, f"prior.name={quoted(prior.name)} is not one of {', '.join(PRIORS)}")
     _check(prior.bandwidth > 0, f"prior.bandwidth={prior.bandwidth} must be > 0")
     _check(0 <= prior.background_weight <= 1, f"prior.background_weight={prior.background_weight} must be in [0, 1]")
     _check(prior.refresh_every >= 1, f"prior.refresh_every={prior.refresh_every} must be >= 1")
@@ -403,12 +464,12 @@ def _validate_prior(cfg: Config) -> None:
 
 def _validate_acl(cfg: Config) -> None:
     a = cfg.acl
-    _check(a.variant in ACL_VARIANTS, f"acl.variant='{a.variant}' is not one of {', '.join(ACL_VARIANTS)}")
+    _check(a.variant in ACL_VARIANTS, f"acl.variant={quoted(a.variant)} is not one of {', '.join(ACL_VARIANTS)}")
     for key in ("rec_weight", "gan_weight", "code_weight"):
         _check(getattr(a, key) >= 0, f"acl.{key}={getattr(a, key)} must be >= 0")
     _check(a.code_width >= 1, f"acl.code_width={a.code_width} must be >= 1")
     _check(a.rec_trains in ACL_REC_TRAINS,
-           f"acl.rec_trains='{a.rec_trains}' is not one of {', '.join(ACL_REC_TRAINS)}")
+           f"acl.rec_trains={quoted(a.rec_trains)} is not one of {', '.join(ACL_REC_TRAINS)}")
     if a.variant == "none":
         return
     if a.rec_trains == "encoder":  # G's one other loss is ACL-GAN's image GAN loss: without it G would not train
@@ -430,8 +491,8 @@ def _validate_acl(cfg: Config) -> None:
 
 def validate(cfg: Config) -> None:
     """Checks that need neither data nor Ray; those that need the images' shape are ``check_shapes``."""
-    _check(cfg.mode in MODES, f"mode='{cfg.mode}' is not one of {', '.join(MODES)}")
-    _check(cfg.data.name in SOURCES, f"data.name='{cfg.data.name}' is not one of {', '.join(SOURCES)}")
+    _check(cfg.mode in MODES, f"mode={quoted(cfg.mode)} is not one of {', '.join(MODES)}")
+    _check(cfg.data.name in SOURCES, f"data.name={quoted(cfg.data.name)} is not one of {', '.join(SOURCES)}")
     _check(cfg.data.limit is None or cfg.data.limit >= 1, f"data.limit={cfg.data.limit} must be >= 1")
     _check(cfg.data.image_size is None or cfg.data.image_size >= 4, "data.image_size must be >= 4")
     _validate_measurement(cfg.measurement, "measurement")
@@ -452,7 +513,7 @@ def validate(cfg: Config) -> None:
             check_restorable(cfg.measurement.name)
     _check(
         cfg.unmeasure.inpaint in INPAINT_METHODS,
-        f"unmeasure.inpaint='{cfg.unmeasure.inpaint}' is not one of {', '.join(INPAINT_METHODS)}",
+        f"unmeasure.inpaint={quoted(cfg.unmeasure.inpaint)} is not one of {', '.join(INPAINT_METHODS)}",
     )
     _check(cfg.unmeasure.inpaint_radius >= 1, f"unmeasure.inpaint_radius={cfg.unmeasure.inpaint_radius} must be >= 1")
     e = cfg.eval
@@ -461,7 +522,7 @@ def validate(cfg: Config) -> None:
     _check(e.cheap_samples >= 2, f"eval.cheap_samples={e.cheap_samples} must be >= 2 (FID needs a covariance)")
     _check(e.n_samples == 0 or e.n_samples >= 2, f"eval.n_samples={e.n_samples} must be 0 (skip) or >= 2")
     _check(cfg.hidden.bn_stats in HIDDEN_BN_STATS,
-           f"hidden.bn_stats='{cfg.hidden.bn_stats}' is not one of {', '.join(HIDDEN_BN_STATS)}")
+           f"hidden.bn_stats={quoted(cfg.hidden.bn_stats)} is not one of {', '.join(HIDDEN_BN_STATS)}")
     hidden_on = cfg.hidden.inject_at is not None
     hidden_named = cfg.hidden.measurement.name != "none"
     _check(
@@ -470,7 +531,7 @@ def validate(cfg: Config) -> None:
     )
     _check(
         not hidden_on or cfg.mode == "ambient",
-        f"hidden.inject_at applies only in mode=ambient (mode is '{cfg.mode}')",
+        f"hidden.inject_at applies only in mode=ambient (mode is {quoted(cfg.mode)})",
     )
 
     t = cfg.train
@@ -495,9 +556,9 @@ def validate(cfg: Config) -> None:
                                         "class as well; not supported")
         _check(cfg.acl.variant == "none", f"model.conditional with acl.variant={cfg.acl.variant}: encoding an image "
                                           "would need its class as well; not supported")
-    _check(t.loss in LOSSES, f"train.loss='{t.loss}' is not one of {', '.join(LOSSES)}")
+    _check(t.loss in LOSSES, f"train.loss={quoted(t.loss)} is not one of {', '.join(LOSSES)}")
     _check(t.gp_weight >= 0, f"train.gp_weight={t.gp_weight} must be >= 0")
-    _check(cfg.model.d_norm in D_NORMS, f"model.d_norm='{cfg.model.d_norm}' is not one of {', '.join(D_NORMS)}")
+    _check(cfg.model.d_norm in D_NORMS, f"model.d_norm={quoted(cfg.model.d_norm)} is not one of {', '.join(D_NORMS)}")
     _check(
         t.loss != "wgan_gp" or cfg.model.d_norm != "batch",
         "train.loss=wgan_gp penalises each sample's gradient, which BatchNorm mixes across the batch: "

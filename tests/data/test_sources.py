@@ -269,6 +269,14 @@ def test_parquet_bad_columns(tmp_path):
         load_source("parquet", str(tmp_path / "none"))
 
 
+def test_a_corrupt_image_is_named_by_its_file_and_the_file_s_row(tmp_path):
+    images = [_png_bytes(i % 256) for i in range(400)]
+    images[300] = b"not a png"  # row 44 of the second row group
+    pq.write_table(pa.table({"image": images}), tmp_path / "corrupt.parquet", row_group_size=256)
+    with pytest.raises(DataSourceError, match=r"corrupt.parquet row 300: cannot decode the image"):
+        load_source("parquet", str(tmp_path))
+
+
 # --- further checks ------------------------------------------------------------------------------
 
 

@@ -1,12 +1,14 @@
 """The training stream: every image once per epoch, in an order that is a function of (seed, rank, rows consumed),
 read by Ray Data tasks from generated Parquet files and image folders."""
 
+import io
+
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import torch
-from gansweep.data.sources import load_source, source_pieces
+from gansweep.data.sources import DataSourceError, load_source, source_pieces
 from gansweep.data.stream import (
     StreamSpec,
     epoch_windows,
@@ -116,6 +118,18 @@ def test_measured_stream_applies_each_image_s_keyed_theta(parquet_set):
     again = _rows(spec, rank_items(spec, 0, 1, N, N))
     order = np.argsort(rows["index"][:N])
     assert np.array_equal(rows["image"][:N][order], again["image"][:N][np.argsort(again["index"][:N])])
+
+
+def test_a_corrupt_image_fails_its_window_naming_the_file_and_the_file_s_row(tmp_path):
+    png = io.BytesIO()
+    Image.fromarray(_numbered(1)[0]).save(png, format="PNG")
+    encoded = [png.getvalue()] * 400
+    encoded[300] = b"not a png"  # in the second row group (of 256 rows), in its second piece (of 30)
+    pq.write_table(pa.table({"image": encoded}), tmp_path / "corrupt.parquet", row_group_size=256)
+    spec = _spec(str(tmp_path), rows_per_piece=30)
+    with pytest.raises(DataSourceError, match=r"corrupt.parquet row 300: cannot decode the image"):
+        for window in range(len(epoch_windows(spec, 0))):
+            list(read_window(spec, 0, window))
 
 
 def test_image_folder_pieces_are_strided_across_the_classes(tmp_path):

@@ -291,9 +291,9 @@ OK = "num_samples: 4\nfixed: {train.steps: 2000}\n"
     # combinations that make an invalid config
     (OK.replace("{", "{hidden.inject_at: project, hidden.measurement.name: block_pixel, ")
      + "space: {mode: {choice: [ambient, ignore]}}\n",
-     ["space:", "mode=ignore", "hidden.inject_at applies only in mode=ambient"]),
+     ["space:", "{mode='ignore'}", "hidden.inject_at applies only in mode=ambient"]),
     (OK.replace("{", "{measurement.name: none, ") + "space: {mode: {choice: [clean, ignore]}}\n",
-     ["space:", "mode=ignore", "needs measurement.name"]),
+     ["space:", "{mode='ignore'}", "needs measurement.name"]),
     (OK + "space: {eval.cheap_samples: {int: [2, 100]}}\n", ["space.eval.cheap_samples", "cannot be swept"]),
     (OK + "space: {train.d_steps: {int: [0, 3]}}\n", ["space:", "train.d_steps=0"]),
     (OK + "space: {train.beta1: {uniform: [0.5, 1.0]}}\n",
@@ -303,7 +303,7 @@ OK = "num_samples: 4\nfixed: {train.steps: 2000}\n"
     # combinations that do not fit the data (its shapes, described: not loaded)
     (OK.replace("{", "{hidden.measurement.name: block_pixel, ")
      + "space: {hidden.inject_at: {choice: [up1, nowhere]}}\n",
-     ["space: the trial {hidden.inject_at=nowhere}", "hidden.inject_at: unknown injection point 'nowhere'"]),
+     ["space: the trial {hidden.inject_at='nowhere'}", "hidden.inject_at: unknown injection point 'nowhere'"]),
     (OK.replace("{", "{measurement.name: block_patch, ") + "space: {measurement.patch: {int: [4, 40]}}\n",
      ["space: the trial {measurement.patch=40}", "measurement.patch=40 is larger than the 28x28 map"]),
     (OK + "space: {measurement.p: {uniform: [0.1, 1.5]}}\n",
@@ -461,6 +461,26 @@ def test_a_missing_file_and_bad_yaml_are_errors(tmp_path):
     with pytest.raises(SpaceError, match="does not exist"):
         load_space(tmp_path / "absent.yaml")
     _error(tmp_path, "space: {measurement.p: [\n", "not valid YAML")
+
+
+# A "billion laughs" YAML list (as in tests/test_config.py): each anchor lists nine aliases of the one before.
+BOMB = "[" + ", ".join(f"&{name} [{', '.join([f'*{prev}' if prev else 'lol'] * 9)}]"
+                       for prev, name in zip(["", *"abcdefgh"], "abcdefghi")) + "]"
+
+
+@pytest.mark.parametrize("text", [
+    "fixed: {measurement.steps: BOMB}\nspace: {measurement.p: {uniform: [0.1, 0.9]}}\n",  # was a MemoryError
+    "space: {measurement.name: {choice: BOMB}}\n",
+])
+def test_an_anchor_bomb_in_a_space_file_is_refused_while_loading(tmp_path, text):
+    _error(tmp_path, "num_samples: 2\n" + text.replace("BOMB", BOMB),
+           "search space", "its YAML aliases expand past 10,000 nodes (an anchor bomb?); refused")
+
+
+def test_a_huge_value_in_a_space_file_is_quoted_as_a_bounded_prefix(tmp_path):
+    message = _error(tmp_path, f"num_samples: {'9x' * 50_000}\nspace: {{measurement.p: {{uniform: [0.1, 0.9]}}}}\n",
+                     "num_samples: must be an integer >= 1, got '9x9x")
+    assert len(message) < len(str(tmp_path)) + 300, message[:1000]
 
 
 # --- plan_resources -------------------------------------------------------------------------------------
@@ -624,7 +644,7 @@ def test_exclude_spares_the_combinations_that_could_not_run(tmp_path):
     assert sum(p.get("row") == "gauss" for p in space.grid()) == 2  # ambient, seeds 0 and 1
     refused = text.replace("  - {row: gauss, arm: [unmeasure, hidden@up1]}\n", "")
     assert refused != text
-    _error(tmp_path, refused, "the trial", "arm=unmeasure", "row=gauss")
+    _error(tmp_path, refused, "the trial", "arm='unmeasure'", "row='gauss'")
 
 
 BUNDLE_ERRORS = [

@@ -430,7 +430,9 @@ def read_piece(piece: Piece, image_size: int | None, channels: int | None) -> Im
     has_labels = "label" in parquet.schema_arrow.names
     table = parquet.read_row_group(piece.row_group, columns=["image", "label"] if has_labels else ["image"])
     table = table.slice(piece.first_row, len(piece.indices))
-    images = _decode_column(table.column("image").combine_chunks(), where, piece.first_row, image_size, channels)
+    # Errors name the file's row, which a user can look up (piece.first_row counts from its row group's start).
+    file_row = sum(parquet.metadata.row_group(g).num_rows for g in range(piece.row_group)) + piece.first_row
+    images = _decode_column(table.column("image").combine_chunks(), where, file_row, image_size, channels)
     labels = (_parquet_labels_of(table, where) if has_labels else np.full(len(piece.indices), -1)).astype(np.int64)
     return ImageArrays(images, labels, 0)
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from gansweep import storage
-from gansweep.config import ConfigError, DataConfig
+from gansweep.config import ConfigError, DataConfig, load_yaml
 from gansweep.data.training_set import cache_root
 
 HEAD_RESOURCE = "node:__internal_head__"  # a resource Ray gives the head node alone
@@ -104,7 +104,6 @@ def _autoscaler_config() -> dict | None:
 def _read_autoscaler_config(gcs_address: str) -> dict | None:
     """The config file named by the autoscaler of the cluster at GCS_ADDRESS (a machine may run several heads)."""
     import psutil
-    import yaml
 
     for process in psutil.process_iter(["cmdline"]):
         cmdline = process.info["cmdline"] or []
@@ -116,7 +115,7 @@ def _read_autoscaler_config(gcs_address: str) -> dict | None:
                 # Expanded here: `ray start --autoscaling-config=~/...` passes the ~ on as it is.
                 path = Path(part[len(AUTOSCALER_CONFIG_FLAG):]).expanduser()
                 if path.is_file():
-                    return yaml.safe_load(path.read_text())
+                    return load_yaml(path.read_text(), f"the autoscaler's config {path}")
     return None
 
 

@@ -1,6 +1,6 @@
 """The search-space file of a sweep: what is fixed, what is sampled and how, and how the trials run.
 
-A space file is YAML (read with ``yaml.safe_load``)::
+A space file is YAML (read with ``config.load_yaml``, as ``yaml.safe_load`` reads it)::
 
     name: ambient_block_pixel           # the study's name (default: the file's stem)
     metric: fid                         # reported by every trial from its first cheap evaluation; or a list of
@@ -63,6 +63,7 @@ from gansweep.config import (
     _unknown_key,
     all_keys,
     check_shapes,
+    quoted,
     read_yaml_mapping,
     validate,
 )
@@ -318,7 +319,7 @@ def _section(raw: dict, name: str, cls: type, where: str):
     """A mapping section (scheduler, search, resources) into its dataclass; unknown keys are errors."""
     data = raw.get(name) or {}
     if not isinstance(data, dict):
-        raise SpaceError(f"{where}: {name}: must be a mapping, got {data!r}")
+        raise SpaceError(f"{where}: {name}: must be a mapping, got {quoted(data)}")
     obj = cls()
     hints = typing.get_type_hints(cls)
     for key, value in data.items():
@@ -340,7 +341,7 @@ def _section(raw: dict, name: str, cls: type, where: str):
             ok = isinstance(value, (int, float)) and not isinstance(value, bool)
         if not ok:
             expected = {float: "a number", dict: "a mapping of resource names to amounts"}.get(target, target.__name__)
-            raise SpaceError(f"{where}: {name}.{key}: expected {expected}, got {value!r}")
+            raise SpaceError(f"{where}: {name}.{key}: expected {expected}, got {quoted(value)}")
         setattr(obj, key, float(value) if target is float else value)
     return obj
 
@@ -352,7 +353,7 @@ def _parse_param(key: str, spec: Any, where: str) -> Param:
     if key in NOT_SWEEPABLE:
         raise SpaceError(f"{place}: cannot be swept ({NOT_SWEEPABLE[key]})")
     if not isinstance(spec, dict):
-        raise SpaceError(f"{place}: expected a mapping such as {{uniform: [0.1, 0.9]}}, got {spec!r}")
+        raise SpaceError(f"{place}: expected a mapping such as {{uniform: [0.1, 0.9]}}, got {quoted(spec)}")
     kinds = [k for k in spec if k in DISTRIBUTIONS]
     unknown = [k for k in spec if k not in DISTRIBUTIONS and k not in ("when", "step")]
     if unknown:
@@ -385,7 +386,7 @@ def _parse_param(key: str, spec: Any, where: str) -> Param:
                 raise ValueError
             low, high = (number(v) for v in values)
         except (TypeError, ValueError):
-            raise SpaceError(f"{place}.{kind}: bounds must be {number.__name__}s, got {values!r}") from None
+            raise SpaceError(f"{place}.{kind}: bounds must be {number.__name__}s, got {quoted(values)}") from None
         if not low < high:
             raise SpaceError(f"{place}.{kind}: empty range [{low}, {high}]: low must be below high")
         if kind == "loguniform" and low <= 0:
@@ -403,7 +404,7 @@ def _parse_param(key: str, spec: Any, where: str) -> Param:
 def _parse_when(spec: dict, place: str) -> dict[str, list]:
     when = spec.get("when") or {}
     if not isinstance(when, dict):
-        raise SpaceError(f"{place}.when: expected {{parent_key: [values]}}, got {when!r}")
+        raise SpaceError(f"{place}.when: expected {{parent_key: [values]}}, got {quoted(when)}")
     return {parent: (v if isinstance(v, list) else [v]) for parent, v in when.items()}
 
 
@@ -422,10 +423,10 @@ def _parse_bundle_param(key: str, spec: dict, where: str, others: set[str], fixe
     bundles = {}
     for name, raw in spec["choice"].items():
         if not isinstance(name, str):
-            raise SpaceError(f"{place}.choice: the name {name!r} must be a string (quote it)")
+            raise SpaceError(f"{place}.choice: the name {quoted(name)} must be a string (quote it)")
         where_name = f"{place}.choice.{name}"
         if not isinstance(raw, dict):
-            raise SpaceError(f"{where_name}: expected a mapping of config keys to values, got {raw!r}")
+            raise SpaceError(f"{where_name}: expected a mapping of config keys to values, got {quoted(raw)}")
         bundle = Bundle(_bundle_keys({k: v for k, v in raw.items() if k not in others}, where_name, fixed))
         for other in (k for k in raw if k in others):
             named = raw[other]
@@ -445,7 +446,7 @@ def _parse_bundle_param(key: str, spec: dict, where: str, others: set[str], fixe
 def _bundle_keys(raw: Any, place: str, fixed: dict) -> dict[str, Any]:
     """A bundle's config keys (dotted or nested), each checked and typed as the trial's config will hold it."""
     if not isinstance(raw, dict):
-        raise SpaceError(f"{place}: expected a mapping of config keys to values, got {raw!r}")
+        raise SpaceError(f"{place}: expected a mapping of config keys to values, got {quoted(raw)}")
     keys = {}
     for key, value in _flatten(raw).items():
         if key not in all_keys():
@@ -465,8 +466,8 @@ def _check_bundle_names(params: dict[str, Param], where: str) -> None:
             for other, named in bundle.by.items():
                 unknown = [n for n in named if n not in params[other].choices]
                 if unknown:
-                    raise SpaceError(f"{where}: space.{param.key}.choice.{name}.{other}: {unknown[0]!r} is not among "
-                                     f"{other}'s names {params[other].choices!r}")
+                    raise SpaceError(f"{where}: space.{param.key}.choice.{name}.{other}: {quoted(unknown[0])} is not "
+                                     f"among {other}'s names {quoted(params[other].choices)}")
 
 
 def _coerced(key: str, value: Any, place: str) -> Any:
@@ -492,15 +493,16 @@ def _order(params: dict[str, Param], where: str) -> list[Param]:
         for parent, values in param.when.items():
             place = f"{where}: space.{param.key}.when"
             if parent not in params:
-                raise SpaceError(f"{place}: its parent '{parent}' is not a key of space: (a conditional key needs "
-                                 "its parent sampled as a choice)")
+                raise SpaceError(f"{place}: its parent {quoted(parent)} is not a key of space: (a conditional key "
+                                 "needs its parent sampled as a choice)")
             if params[parent].kind != "choice":
-                raise SpaceError(f"{place}: its parent '{parent}' must be a choice key")
+                raise SpaceError(f"{place}: its parent {quoted(parent)} must be a choice key")
             if params[parent].bundles is None:  # `when: {hidden.inject_at: [1]}` means "1"; bundle names are names
                 values[:] = [_coerced(parent, v, place) for v in values]
             missing = [v for v in values if v not in params[parent].choices]
             if missing:
-                raise SpaceError(f"{place}: {missing!r} is not among {parent}'s choices {params[parent].choices!r}")
+                raise SpaceError(f"{place}: {quoted(missing)} is not among {parent}'s choices "
+                                 f"{quoted(params[parent].choices)}")
 
     depth: dict[str, int] = {}
 
@@ -522,7 +524,7 @@ def load_space(path: str | Path, overrides: list[tuple[str, Any]] = ()) -> Sweep
     raw = read_yaml_mapping(path, "search space", SpaceError)
     for key in raw:
         if key not in TOP_KEYS:
-            raise SpaceError(f"{where}: {key}: unknown key; known: {', '.join(TOP_KEYS)}")
+            raise SpaceError(f"{where}: {quoted(key)}: unknown key; known: {', '.join(TOP_KEYS)}")
 
     fixed_raw = raw.get("fixed") or {}
     if not isinstance(fixed_raw, dict):
@@ -563,9 +565,9 @@ def load_space(path: str | Path, overrides: list[tuple[str, Any]] = ()) -> Sweep
     search = _section(raw, "search", Search, where)
     resources = _section(raw, "resources", Resources, where)
     if scheduler.name not in SCHEDULERS:
-        raise SpaceError(f"{where}: scheduler.name: '{scheduler.name}' is not one of {', '.join(SCHEDULERS)}")
+        raise SpaceError(f"{where}: scheduler.name: {quoted(scheduler.name)} is not one of {', '.join(SCHEDULERS)}")
     if search.algorithm not in ALGORITHMS:
-        raise SpaceError(f"{where}: search.algorithm: '{search.algorithm}' is not one of {', '.join(ALGORITHMS)}")
+        raise SpaceError(f"{where}: search.algorithm: {quoted(search.algorithm)} is not one of {', '.join(ALGORITHMS)}")
     _check_storage(search.storage, where)
     if resources.workers < 1:
         raise SpaceError(f"{where}: resources.workers: must be >= 1")
@@ -609,18 +611,19 @@ def _objectives(raw: dict, where: str) -> list[tuple[str, str]]:
     metrics = raw.get("metric", "fid")
     metrics = list(metrics) if isinstance(metrics, list) else [metrics]
     if not metrics or len(metrics) > 2 or len(set(metrics)) < len(metrics):
-        raise SpaceError(f"{where}: metric: one metric, or a list of two different ones; got {raw.get('metric')!r}")
+        raise SpaceError(f"{where}: metric: one metric, or a list of two different ones; got "
+                         f"{quoted(raw.get('metric'))}")
     for metric in metrics:
         if metric not in METRIC_MODES:
-            raise SpaceError(f"{where}: metric: '{metric}' is not one of {', '.join(METRIC_MODES)} (the cheap "
+            raise SpaceError(f"{where}: metric: {quoted(metric)} is not one of {', '.join(METRIC_MODES)} (the cheap "
                              "evaluation's figures, reported while a trial trains)")
     modes = raw.get("mode", [METRIC_MODES[m] for m in metrics])
     modes = list(modes) if isinstance(modes, list) else [modes]
     if len(modes) != len(metrics):
-        raise SpaceError(f"{where}: mode: one per metric ({len(metrics)}), got {raw.get('mode')!r}")
+        raise SpaceError(f"{where}: mode: one per metric ({len(metrics)}), got {quoted(raw.get('mode'))}")
     for metric, mode in zip(metrics, modes):
         if mode not in ("min", "max"):
-            raise SpaceError(f"{where}: mode: must be min or max, got {mode!r}")
+            raise SpaceError(f"{where}: mode: must be min or max, got {quoted(mode)}")
         if mode != METRIC_MODES[metric]:
             better = "lower" if METRIC_MODES[metric] == "min" else "higher"
             raise SpaceError(f"{where}: mode: {metric} is better when {better}; mode {mode} would search for the "
@@ -675,11 +678,11 @@ def _check_counts(space: SweepSpace, raw: dict, where: str) -> None:
     if num_samples is None:
         raise SpaceError(f"{where}: num_samples: how many trials to run (required unless search.algorithm is grid)")
     if isinstance(num_samples, bool) or not isinstance(num_samples, int) or num_samples < 1:
-        raise SpaceError(f"{where}: num_samples: must be an integer >= 1, got {num_samples!r}")
+        raise SpaceError(f"{where}: num_samples: must be an integer >= 1, got {quoted(num_samples)}")
     space.num_samples = num_samples
     limit = space.max_concurrent_trials
     if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
-        raise SpaceError(f"{where}: max_concurrent_trials: must be an integer >= 1, got {limit!r}")
+        raise SpaceError(f"{where}: max_concurrent_trials: must be an integer >= 1, got {quoted(limit)}")
 
 
 def _parse_exclude(raw: dict, params: list[Param], algorithm: str, where: str) -> list[dict[str, list]]:
@@ -696,7 +699,8 @@ def _parse_exclude(raw: dict, params: list[Param], algorithm: str, where: str) -
     for i, entry in enumerate(entries):
         place = f"{where}: exclude[{i}]"
         if not isinstance(entry, dict) or not entry:
-            raise SpaceError(f"{place}: expected a mapping of choice keys to a value or a list of values, got {entry!r}")
+            raise SpaceError(f"{place}: expected a mapping of choice keys to a value or a list of values, got "
+                             f"{quoted(entry)}")
         parsed = {}
         for key, values in entry.items():
             param = by_key.get(key)
@@ -707,7 +711,8 @@ def _parse_exclude(raw: dict, params: list[Param], algorithm: str, where: str) -
                 values = [_coerced(key, v, f"{place}.{key}") for v in values]
             missing = [v for v in values if v not in param.choices]
             if missing:
-                raise SpaceError(f"{place}.{key}: {missing[0]!r} is not among {key}'s choices {param.choices!r}")
+                raise SpaceError(f"{place}.{key}: {quoted(missing[0])} is not among {key}'s choices "
+                                 f"{quoted(param.choices)}")
             parsed[key] = values
         if not any(_matches(point, parsed) for point in grid_points(choices)):
             raise SpaceError(f"{place}: matches no grid point (are its keys ever active together?)")
@@ -721,12 +726,12 @@ def _parse_table(raw: dict, params: dict[str, Param], where: str) -> dict[str, s
     if table is None:
         return None
     if not isinstance(table, dict) or set(table) != {"rows", "columns"}:
-        raise SpaceError(f"{where}: table: expected {{rows: KEY, columns: KEY}}, got {table!r}")
+        raise SpaceError(f"{where}: table: expected {{rows: KEY, columns: KEY}}, got {quoted(table)}")
     for role, key in table.items():
         if key not in params or params[key].kind != "choice":
-            raise SpaceError(f"{where}: table.{role}: {key!r} is not a choice key of space:")
+            raise SpaceError(f"{where}: table.{role}: {quoted(key)} is not a choice key of space:")
     if table["rows"] == table["columns"]:
-        raise SpaceError(f"{where}: table: rows and columns are both {table['rows']!r}")
+        raise SpaceError(f"{where}: table: rows and columns are both {quoted(table['rows'])}")
     return dict(table)
 
 
@@ -768,7 +773,7 @@ def _check_trials(space: SweepSpace, where: str) -> None:
                     continue
                 if error == base_error:
                     raise SpaceError(f"{where}: fixed: {error}")
-                shown = ", ".join(f"{k}={v}" for k, v in trial.items())
+                shown = ", ".join(f"{k}={quoted(v)}" for k, v in trial.items())
                 raise SpaceError(f"{where}: space: the trial {{{shown}}} is invalid: {error}")
     except DataSourceError as exc:
         raise SpaceError(f"{where}: data: {exc}") from None
