@@ -23,7 +23,8 @@ EXIT_BAD_INPUT = 2
 
 def _train(args: argparse.Namespace) -> int:
     from gansweep.run.cluster import ready_for_cluster
-    from gansweep.run.trainer import TrainingDiverged, check_config, run_training
+    from gansweep.run.faults import TrainingDiverged
+    from gansweep.run.trainer import check_config, run_training
 
     cfg = load_config(args.config, args.set)
     output = storage.check_writable(args.output, "--output")  # before the source is described (run_training again)

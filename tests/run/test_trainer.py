@@ -169,6 +169,53 @@ def test_an_unreadable_newest_checkpoint_is_named_once_and_the_run_resumes_from_
     assert "resuming at step 10/14" in console and read_result(run)["step"] == 14
 
 
+def _train_fails(output: Path, *overrides: str) -> tuple[str, str]:
+    """`gansweep train` with OVERRIDES (no evaluation) that must exit 2; returns its console and its last line."""
+    args = [sys.executable, "-m", "gansweep.cli", "train", "--output", str(output)]
+    for item in (*NO_EVAL, *overrides):
+        args += ["--set", item]
+    result = subprocess.run(args, capture_output=True, text=True, timeout=600,
+                            env={**os.environ, "GANSWEEP_CACHE": cache_dir()})
+    assert result.returncode == 2, result.stdout[-3000:] + result.stderr[-5000:]
+    return result.stdout + result.stderr, result.stderr.strip().splitlines()[-1]
+
+
+def test_a_run_none_of_whose_checkpoints_can_be_read_fails_at_once_naming_them(tmp_path):
+    """Not after Ray Train's retries: the same file fails alike on every try (run.faults)."""
+    run = tmp_path / "run"
+    gan = build_gan(load_config(None, [*NO_EVAL, *SMALL_RUN]), (1, 28, 28))
+    state = _cut_short(_save_checkpoints(gan, run, (10,))[0])
+    console, last = _train_fails(run, *SMALL_RUN, "train.steps=14")
+    assert last == (f"gansweep: error: no checkpoint of {run} can be read ({state}): remove them to train from the "
+                    "start, or restore the run directory from a copy")
+    assert console.count(f"[gansweep] warning: {state} cannot be read") == 1  # one attempt
+
+
+def test_an_image_the_stream_cannot_decode_fails_the_run_at_once_naming_it(tmp_path):
+    """With evaluation off, the stream is the first to read the image: it fails in one line, not after Ray Train's
+    retries."""
+    import io
+
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    from PIL import Image
+
+    rows = []
+    for pixels in np.random.default_rng(0).integers(0, 256, (64, 28, 28), dtype=np.uint8):
+        png = io.BytesIO()
+        Image.fromarray(pixels).save(png, format="PNG")
+        rows.append(png.getvalue())
+    rows[40] = b"not an image"
+    (tmp_path / "data").mkdir()
+    pq.write_table(pa.table({"image": pa.array(rows, pa.binary())}), tmp_path / "data" / "part-0.parquet",
+                   row_group_size=32)
+    console, last = _train_fails(tmp_path / "run", "mode=clean", "data.name=parquet", f"data.root={tmp_path / 'data'}",
+                                 *SMALL_RUN[1:], "train.steps=20")
+    assert last.startswith(f"gansweep: error: parquet: {tmp_path / 'data' / 'part-0.parquet'} row ")
+    assert "cannot decode the image" in last and console.count("[gansweep] starting step 0/20") == 1
+
+
 @pytest.mark.slow  # 1 to 4 min on 2 cores; tests/data/test_stream.py streams the same through the store in seconds
 def test_a_training_run_on_a_set_larger_than_the_object_store_completes(tmp_path):
     """6,400 RGB 64x64 images (79 MB of pixels) through a 75 MB object store, more than one epoch."""

@@ -473,7 +473,7 @@ def test_a_trial_that_finishes_after_a_failed_attempt_has_no_error_txt(tmp_path,
 def test_a_trial_s_error_no_retry_can_help_ends_each_later_attempt_at_once(tmp_path, monkeypatch):
     """A one-worker trial's Tune restarts (trainer.FINAL_ERRORS: a bad checkpoint here) do not train again: each fails
     at once, and error.txt keeps the first attempt's error."""
-    from gansweep.run import run_dir, trainer
+    from gansweep.run import faults, run_dir, trainer
     from gansweep.sweep import runner
     from gansweep.sweep.space import load_space
     from ray import tune
@@ -493,7 +493,7 @@ def test_a_trial_s_error_no_retry_can_help_ends_each_later_attempt_at_once(tmp_p
     with pytest.raises(run_dir.CheckpointError):
         runner.run_trial({"train.lr_d": 2e-4}, space, sweep, None, 1.0, [{"CPU": 2}], None)
     for _ in range(2):
-        with pytest.raises(trainer.RetryCannotHelp) as error:
+        with pytest.raises(faults.RetryCannotHelp) as error:
             runner.run_trial({"train.lr_d": 2e-4}, space, sweep, None, 1.0, [{"CPU": 2}], None)
         assert str(error.value) == first
     assert len(attempts) == 1 and run_dir.read_error(layout.trial_dir(sweep, "t0")) == first

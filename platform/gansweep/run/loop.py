@@ -9,6 +9,7 @@ import math
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
@@ -19,6 +20,7 @@ from gansweep.data.stream import rank_batches, rows_per_rank
 from gansweep.evaluation.monitor import FidMonitor
 from gansweep.gan.base import GANTrainer
 from gansweep.gan.build import build_gan
+from gansweep.run.faults import FINAL_ERRORS
 from gansweep.run.run_dir import (
     mark_diverged,
     newest_intact_checkpoint,
@@ -150,6 +152,20 @@ def _all_finite(metrics: dict[str, float], device: torch.device) -> bool:
     return bool(finite.item())
 
 
+def _stream_errors_named(batches: Iterator) -> Iterator:
+    """BATCHES; a reading task's error that no retry can help (faults.FINAL_ERRORS: an image that cannot be decoded)
+    raised as itself, in its one line: Ray hands it over wrapped, with the task's traceback as its text, and Ray Data
+    appends its retry advice to the error's own message."""
+    from ray.exceptions import RayTaskError
+
+    try:
+        yield from batches
+    except RayTaskError as error:
+        if isinstance(error.cause, FINAL_ERRORS):
+            raise type(error.cause)(str(error.cause).splitlines()[0]) from None
+        raise
+
+
 def _restore(gan: GANTrainer, where: TrainWorker | TrialProcess, output: str) -> tuple[int, dict]:
     """Load the run's newest checkpoint that can be read (run_dir.newest_intact_checkpoint: after a lost worker, a
     rerun, a PBT exploit); returns its step (0 if none) and the best cheap figures so far. The checkpoint is read to
@@ -255,8 +271,9 @@ def run_loop(plan: RunPlan, where: TrainWorker | TrialProcess) -> dict:
     fixed_z = torch.randn(SAMPLE_GRID, gan.z_dim, generator=torch.Generator().manual_seed(t.seed))
     # This rank's stream from the row an uninterrupted run would be at: the same data order after a resume.
     rank_batch = t.batch_size // world
-    batches = rank_batches(plan.stream, rank, world, rank_batch, rows_per_rank(start_step, t.d_steps, rank_batch),
-                           device, rows_per_pass=rows_per_rank(t.steps - start_step, t.d_steps, rank_batch))
+    batches = _stream_errors_named(rank_batches(
+        plan.stream, rank, world, rank_batch, rows_per_rank(start_step, t.d_steps, rank_batch), device,
+        rows_per_pass=rows_per_rank(t.steps - start_step, t.d_steps, rank_batch)))
 
     loop_start_unix = time.time()
     loop_start = window_start = time.perf_counter()

@@ -21,6 +21,7 @@ RESULT_FILE = "result.json"  # written once the run has trained all its steps (a
 EVALUATION_FILE = "evaluation.json"  # the full evaluation protocol's figures
 ERROR_FILE = "error.txt"  # a failed run's error in one line (a sweep's trials.json and report show it)
 DIVERGED_FILE = "diverged.json"  # the step and losses at which the losses turned non-finite
+FAILED_FOR_GOOD_FILE = "failed_for_good.txt"  # a sweep trial's error no retry can help, in one line
 CHECKPOINTS_DIR = "checkpoints"  # Ray Train's run name: its checkpoint_* folders land here
 TENSORBOARD_DIR = "tensorboard"
 STATE_FILE = "state.pt"  # in a checkpoint: every part's state, the step, the ranks' random streams
@@ -99,6 +100,16 @@ def read_error(run_dir: str) -> str | None:
 def clear_error(run_dir: str) -> None:
     """Another attempt starts: an earlier attempt's error is not this run's (it writes its own if it fails)."""
     storage.delete(storage.join(run_dir, ERROR_FILE))
+
+
+def mark_failed_for_good(run_dir: str, error: BaseException) -> None:
+    """ERROR, which no retry can help, recorded for a sweep trial's later attempts (Tune's restarts): they fail at once
+    with it."""
+    storage.write_text(storage.join(run_dir, FAILED_FOR_GOOD_FILE), f"{type(error).__name__}: {error}")
+
+
+def read_failed_for_good(run_dir: str) -> str | None:
+    return _read_text(storage.join(run_dir, FAILED_FOR_GOOD_FILE))
 
 
 def mark_diverged(run_dir: str, step: int, losses: dict[str, float]) -> None:

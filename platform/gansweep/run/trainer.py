@@ -26,6 +26,7 @@ from gansweep.evaluation.monitor import MonitorPayload, prepare_monitor
 from gansweep.nets.measurements import MeasurementError
 from gansweep.run import run_dir
 from gansweep.run.cluster import cluster_shape
+from gansweep.run.faults import FINAL_ERRORS, TrainingDiverged, stop_on_final_error
 from gansweep.run.plan import (
     RunPlan,
     check_gpu_layout,
@@ -57,16 +58,6 @@ RAY_ENV_DEFAULTS = {
 def _ray_env_defaults() -> None:
     for name, value in RAY_ENV_DEFAULTS.items():
         os.environ.setdefault(name, value)
-
-
-class TrainingDiverged(RuntimeError):
-    """The losses turned NaN or infinite: the run stopped (not retried: it would diverge again)."""
-
-    @classmethod
-    def at(cls, diverged: dict) -> TrainingDiverged:
-        """The error for a run's divergence record (run_dir.read_diverged)."""
-        return cls(f"the losses turned non-finite at step {diverged['step']}: {diverged['losses']}; "
-                   "lower the learning rates or change the G/D balance")
 
 
 @dataclass
@@ -239,6 +230,7 @@ def _fit(plan: RunPlan, cpus_per_worker: float, callbacks: list) -> dict | None:
     report's metrics."""
     from ray.train import (
         CheckpointConfig,
+        ControllerError,
         FailureConfig,
         LoggingConfig,
         RunConfig,
@@ -264,12 +256,18 @@ def _fit(plan: RunPlan, cpus_per_worker: float, callbacks: list) -> dict | None:
             storage_path=storage_path,
             storage_filesystem=storage_filesystem,
             checkpoint_config=CheckpointConfig(num_to_keep=CHECKPOINTS_KEPT),
-            failure_config=FailureConfig(max_failures=2),  # a lost worker restarts from the last checkpoint
-            callbacks=callbacks,
+            # A lost worker restarts from the last checkpoint; an error no retry can help ends the run at once.
+            failure_config=FailureConfig(max_failures=2),
+            callbacks=[*callbacks, stop_on_final_error()],
             logging_config=LoggingConfig(log_level="INFO" if plan.verbose else "WARNING"),
         ),
     )
-    return trainer.fit().metrics
+    try:
+        return trainer.fit().metrics
+    except ControllerError as error:  # a worker's final error (stop_on_final_error), as itself: one line
+        if isinstance(error.controller_failure, FINAL_ERRORS):
+            raise error.controller_failure from None
+        raise
 
 
 def _tune_report_callback(sweep_metrics: list[str]):

@@ -94,7 +94,8 @@ def run_trial(config: dict, space: SweepSpace, sweep_dir: str, monitor: MonitorP
     reports reaching Tune (trainer.run_training), planned on the sweep's NODES with the sweep's CACHE."""
     from ray import tune
 
-    from gansweep.run.trainer import FINAL_ERRORS, RetryCannotHelp, run_training
+    from gansweep.run.faults import FINAL_ERRORS, RetryCannotHelp
+    from gansweep.run.trainer import run_training
 
     point = _point(config)
     cfg = space.trial_config(point)
