@@ -207,7 +207,7 @@ def test_a_ddp_sweep_trains_on_ray_train_and_its_reports_reach_tune(tmp_path):
 
 @pytest.mark.parametrize("change, keys", [
     ({"fixed": {**TINY, "train.steps": 60}}, "fixed"),
-    ({"metric": "classifier_score", "mode": "max"}, "metric, mode"),
+    ({"metric": "classifier_score", "mode": "max"}, "metric, mode, objectives"),
     ({"scheduler": {"name": "asha"}}, "scheduler"),
     ({"search": {"algorithm": "grid", "seed": 7}}, "seed"),
 ])
