@@ -32,7 +32,7 @@ from pg_server import (
     start_pg_server,
     stop_pg_server,
 )
-from s3_server import S3_ENV, start_s3_server, stop_server
+from s3_server import S3_ENV, Relay, start_s3_server, stop_server
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 FASHION = Path("/usr/share/datasets/fashion-mnist")
@@ -166,6 +166,14 @@ def new_bucket(endpoint: str, monkeypatch) -> str:
 @pytest.fixture
 def s3_bucket(s3_endpoint, monkeypatch) -> str:
     return new_bucket(s3_endpoint, monkeypatch)
+
+
+@pytest.fixture
+def s3_relay(s3_endpoint) -> Relay:
+    """A relay in front of the session's S3 server (s3_server.Relay) that the test can take down and bring back."""
+    relay = Relay(s3_endpoint)
+    yield relay
+    relay.down()
 
 
 @pytest.fixture(scope="session")

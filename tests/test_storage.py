@@ -5,7 +5,7 @@ scheme no filesystem serves."""
 from pathlib import Path
 
 import pytest
-from conftest import S3_ENV
+from conftest import S3_ENV, needs_fashion
 from gansweep import cli, storage
 from s3_server import start_s3_server, stop_server
 
@@ -34,6 +34,95 @@ def test_files_are_written_read_listed_and_deleted(location):
     assert storage.list_names(location) == ["sub"]
     with pytest.raises(FileNotFoundError):
         storage.read_bytes(storage.join(location, "a.json"))
+
+
+def test_a_lost_endpoint_is_retried_for_the_bound_then_named_and_a_probe_is_not(s3_bucket, s3_relay, monkeypatch):
+    """Every request retries with the AWS SDK's backoff for $GANSWEEP_STORAGE_RETRY_S (10 s here: 8 attempts, 6.35 s
+    of waits): an outage shorter than that loses nothing; a longer one fails naming the location. A probe before any
+    work (check_writable) is refused at once."""
+    import threading
+    import time
+
+    monkeypatch.setenv("AWS_ENDPOINT_URL", s3_relay.url)
+    monkeypatch.setenv(storage.RETRY_ENV, "10")
+    storage.write_bytes(f"{s3_bucket}/before", b"kept")
+    s3_relay.down()
+    threading.Timer(1.0, s3_relay.up).start()  # the outage: the endpoint is back a second later
+    start = time.monotonic()
+    storage.write_bytes(f"{s3_bucket}/during", b"written")
+    assert time.monotonic() - start > 1 and storage.read_bytes(f"{s3_bucket}/during") == b"written"
+
+    s3_relay.down()
+    start = time.monotonic()
+    with pytest.raises(storage.StorageError, match=f"^{s3_bucket}/after: cannot write it .*NETWORK_CONNECTION"):
+        storage.write_bytes(f"{s3_bucket}/after", b"lost")
+    assert 6 < time.monotonic() - start < 10
+    start = time.monotonic()
+    with pytest.raises(storage.StorageError, match="cannot reach it"):
+        storage.check_writable(f"{s3_bucket}/run", "--output")
+    assert time.monotonic() - start < 2
+    s3_relay.up()
+    assert storage.read_bytes(f"{s3_bucket}/before") == b"kept"
+
+
+@needs_fashion
+def test_a_run_survives_an_endpoint_lost_for_a_while_and_fails_naming_it_when_lost_for_good(s3_bucket, s3_relay,
+                                                                                           tmp_path):
+    """`gansweep train` into the bucket through the relay, each request retried for 10 s (6.35 s of waits): a 2 s
+    outage at a checkpoint is survived; one for good ends the run within the bound, in one message naming the
+    location, every checkpoint already written kept."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import threading
+    import time
+
+    from gansweep.data.sources import cache_dir
+    from gansweep.run import run_dir
+
+    run = f"{s3_bucket}/run"
+    args = [sys.executable, "-m", "gansweep.cli", "train", "--output", run]
+    for item in ("eval.every=0", "eval.n_samples=0", "data.limit=200", "train.batch_size=16", "train.log_every=10",
+                 "train.checkpoint_every=10", "model.g_width=8", "model.d_width=8", "train.steps=100000"):
+        args += ["--set", item]
+    env = {**os.environ, "AWS_ENDPOINT_URL": s3_relay.url, storage.RETRY_ENV: "10", "GANSWEEP_CACHE": cache_dir()}
+    log = tmp_path / "train.log"
+
+    def newest() -> int:  # read past the relay, from the server itself
+        checkpoints = run_dir.complete_checkpoints(run)
+        return run_dir.checkpoint_step(checkpoints[0]) if checkpoints else 0
+
+    def wait_for(condition) -> None:
+        deadline = time.monotonic() + 300
+        while not condition():
+            assert process.poll() is None, log.read_text()[-3000:]
+            assert time.monotonic() < deadline, log.read_text()[-3000:]
+            time.sleep(0.2)
+
+    with log.open("w") as console:
+        process = subprocess.Popen(args, env=env, stdout=console, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        wait_for(lambda: newest() > 0)
+        first = newest()
+        s3_relay.down()
+        threading.Timer(2.0, s3_relay.up).start()
+        wait_for(lambda: newest() >= first + 20)  # two checkpoints past the outage
+
+        kept = run_dir.complete_checkpoints(run)
+        s3_relay.down()
+        lost = time.monotonic()
+        process.wait(timeout=120)
+        seconds = time.monotonic() - lost
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+    last = log.read_text().strip().splitlines()[-1]
+    # Whichever write met the loss first: a TensorBoard file, a checkpoint, or Ray Train's record of them.
+    assert process.returncode == 2 and last.startswith(f"gansweep: error: {run}") and "cannot" in last, last
+    assert 6 < seconds < 60
+    assert run_dir.complete_checkpoints(run) == kept
 
 
 def test_a_new_file_is_created_once_of_two_writers(location):

@@ -12,6 +12,7 @@ event files, a SQLite study) goes through a Mirror, published to the location wh
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import functools
 import hashlib
 import os
@@ -23,7 +24,11 @@ from pathlib import Path
 
 LocationLike = str | os.PathLike
 PROBE_NAME = ".gansweep-write-probe"
+RETRY_ENV = "GANSWEEP_STORAGE_RETRY_S"
+RETRY_S = 120.0
+PROBE_RETRY_S = 0.2  # a probe's requests: pyarrow's own default (3 attempts)
 READ_ATTEMPTS = 20
+_retry_override: contextvars.ContextVar[float | None] = contextvars.ContextVar("retry_override", default=None)
 
 
 class StorageError(ValueError):
@@ -73,7 +78,7 @@ def filesystem(location: LocationLike):
 
         return pafs.LocalFileSystem(), normalize(location)
     root, key = _split_uri(location)
-    fs = _filesystem_of(root, os.environ.get("AWS_ENDPOINT_URL"))
+    fs = _filesystem_of(root, os.environ.get("AWS_ENDPOINT_URL"), _retry_override.get() or retry_seconds())
     # pyarrow's object-store paths are "bucket/key" (credentials written into the URI are not part of it)
     return fs, f"{root.split('://', 1)[1].rsplit('@', 1)[-1]}/{key}".rstrip("/")
 
@@ -86,17 +91,65 @@ def _split_uri(location: LocationLike) -> tuple[str, str]:
 
 
 @functools.lru_cache(maxsize=32)
-def _filesystem_of(root: str, endpoint: str | None):
-    """Cached per bucket (a stream opens many pieces of one root); a changed endpoint makes a new one."""
+def _filesystem_of(root: str, endpoint: str | None, retry_s: float):
+    """Cached per bucket (a stream opens many pieces of one root); a changed endpoint or retry bound makes a new
+    one."""
     import pyarrow as pa
     import pyarrow.fs as pafs
 
     try:
-        return pafs.FileSystem.from_uri(root)[0]
+        fs = pafs.FileSystem.from_uri(root)[0]
     except OSError as error:  # resolving an S3 bucket's region asks the endpoint: unreachable, denied
         raise _failed(root, "reach", error) from None
     except (pa.ArrowException, ValueError) as error:
         raise StorageError(f"{display(root)}: no filesystem serves this URI ({error})") from None
+    if isinstance(fs, pafs.S3FileSystem):
+        # The options from_uri resolved (endpoint, region, credentials written into the URI), as its pickle has them.
+        return _retrying_s3(fs.__reduce__()[1][0], _s3_attempts(retry_s))
+    return fs
+
+
+def retry_seconds() -> float:
+    """How long a request to object storage is retried, with backoff, before it fails: $GANSWEEP_STORAGE_RETRY_S, by
+    default RETRY_S (an endpoint lost for a while, then back, loses nothing)."""
+    text = os.environ.get(RETRY_ENV, "")
+    try:
+        return float(text) if text else RETRY_S
+    except ValueError:
+        raise StorageError(f"{RETRY_ENV}={text!r} is not a number of seconds") from None
+
+
+def _s3_attempts(seconds: float) -> int:
+    """The attempts of an S3 request that the AWS SDK's default retry strategy makes within SECONDS: it waits
+    25 ms x 2^k before its k-th retry, 25 ms x (2^n - 2) in all over n attempts (12 attempts, 102 s, for 120 s)."""
+    attempts = 1
+    while 0.025 * (2 ** (attempts + 1) - 2) <= seconds:
+        attempts += 1
+    return attempts
+
+
+def _retrying_s3(options: dict, attempts: int):
+    """pyarrow's S3 filesystem with OPTIONS whose every request the AWS SDK retries ATTEMPTS times, pickled as this
+    call: pyarrow's own pickle of it drops its retry strategy, and Ray Train and Tune pickle the filesystem to their
+    controller and workers."""
+    import pyarrow.fs as pafs
+
+    class RetryingS3FileSystem(pafs.S3FileSystem):
+        def __reduce__(self):
+            return _retrying_s3, (options, attempts)
+
+    return RetryingS3FileSystem(**options, retry_strategy=pafs.AwsDefaultS3RetryStrategy(max_attempts=attempts))
+
+
+@contextlib.contextmanager
+def _retrying_for(seconds: float):
+    """Object storage opened inside retried for SECONDS instead (a probe: an endpoint that does not answer is refused
+    at once, not after the bound)."""
+    token = _retry_override.set(seconds)
+    try:
+        yield
+    finally:
+        _retry_override.reset(token)
 
 
 def ray_storage(location: LocationLike) -> tuple[str, object | None]:
@@ -284,13 +337,14 @@ def check_writable(location: LocationLike, what: str) -> str:
         return location
     bucket = _split_uri(location)[0]
     try:
-        if not is_dir(bucket):  # pyarrow shows an existing bucket as a directory
-            raise StorageError(f"the bucket {display(bucket)} does not exist (create it first)")
-        if is_file(location):
-            raise StorageError(f"it is an object, not a folder: choose another {what}")
-        probe = join(location, PROBE_NAME)
-        write_bytes(probe, b"")
-        delete(probe)
+        with _retrying_for(PROBE_RETRY_S):
+            if not is_dir(bucket):  # pyarrow shows an existing bucket as a directory
+                raise StorageError(f"the bucket {display(bucket)} does not exist (create it first)")
+            if is_file(location):
+                raise StorageError(f"it is an object, not a folder: choose another {what}")
+            probe = join(location, PROBE_NAME)
+            write_bytes(probe, b"")
+            delete(probe)
     except StorageError as error:
         raise StorageError(f"{what} {display(location)}: {error}") from None
     return location

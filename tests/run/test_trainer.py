@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 from conftest import NO_EVAL, _cut_short, _events, _save_checkpoints, _train, needs_fashion
-from gansweep.config import load_config
+from gansweep.config import ConfigError, load_config
 from gansweep.data.sources import cache_dir
 from gansweep.gan.build import build_gan
 from gansweep.gan.players import G_KEY
@@ -19,7 +19,8 @@ from gansweep.run.run_dir import (
     read_evaluation,
     read_result,
 )
-from gansweep.run.trainer import RAY_ENV_DEFAULTS, _ray_env_defaults
+from gansweep.run.trainer import RAY_ENV_DEFAULTS, _fit, _ray_env_defaults
+from gansweep.storage import StorageError
 
 pytestmark = needs_fashion
 
@@ -32,6 +33,34 @@ def test_ray_starts_with_gansweeps_settings_unless_the_environment_names_its_own
     monkeypatch.setattr(os, "environ", {own: "1.5", "PATH": "/usr/bin"})
     _ray_env_defaults()
     assert os.environ == {**RAY_ENV_DEFAULTS, own: "1.5", "PATH": "/usr/bin"}
+
+
+@pytest.mark.parametrize("failure, raised, message", [
+    (ConfigError("model.g_width=0 must be positive"), ConfigError, "model.g_width=0 must be positive"),
+    (OSError("AWS Error NETWORK_CONNECTION"), StorageError,
+     "{output}: Ray Train cannot write its run state there (AWS Error NETWORK_CONNECTION)"),
+])
+def test_a_ray_train_run_s_final_error_is_raised_as_itself_in_one_line(tmp_path, monkeypatch, failure, raised, message):
+    """What Train's controller raises: a worker's final error (faults.stop_on_final_error) as the worker's own, and its
+    own storage's failure, which the filesystem has retried for its bound, as a StorageError naming the run."""
+    from types import SimpleNamespace
+
+    import ray.train.torch
+    from ray.train import ControllerError
+
+    class Trainer:
+        def __init__(self, *args, **kwargs):
+            pass
+
+        def fit(self):
+            raise ControllerError(failure)
+
+    monkeypatch.setattr(ray.train.torch, "TorchTrainer", Trainer)
+    train = SimpleNamespace(workers=1, use_gpu=False, gpus_per_worker=0)
+    plan = SimpleNamespace(config=SimpleNamespace(train=train), output=str(tmp_path), verbose=False)
+    with pytest.raises(raised) as error:
+        _fit(plan, 1.0, [])
+    assert str(error.value) == message.format(output=tmp_path)
 
 
 # Runs that test other things skip the evaluation (it needs the domain classifier in their fresh cache).
@@ -223,7 +252,7 @@ def test_a_training_run_on_a_set_larger_than_the_object_store_completes(tmp_path
     import pyarrow as pa
     import pyarrow.parquet as pq
     import ray
-    from gansweep.config import load_config
+    from gansweep.config import ConfigError, load_config
     from gansweep.run.trainer import run_training
 
     n, pixels = 6400, 3 * 64 * 64

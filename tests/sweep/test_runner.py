@@ -471,7 +471,7 @@ def test_a_trial_that_finishes_after_a_failed_attempt_has_no_error_txt(tmp_path,
 
 
 def test_a_trial_s_error_no_retry_can_help_ends_each_later_attempt_at_once(tmp_path, monkeypatch):
-    """A one-worker trial's Tune restarts (trainer.FINAL_ERRORS: a bad checkpoint here) do not train again: each fails
+    """A one-worker trial's Tune restarts (faults.FINAL_ERRORS: a bad checkpoint here) do not train again: each fails
     at once, and error.txt keeps the first attempt's error."""
     from gansweep.run import faults, run_dir, trainer
     from gansweep.sweep import runner

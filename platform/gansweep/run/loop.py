@@ -16,12 +16,14 @@ from typing import TYPE_CHECKING, Callable
 import torch
 import torch.distributed as dist
 
+from gansweep import storage
 from gansweep.data.stream import rank_batches, rows_per_rank
 from gansweep.evaluation.monitor import FidMonitor
 from gansweep.gan.base import GANTrainer
 from gansweep.gan.build import build_gan
 from gansweep.run.faults import FINAL_ERRORS
 from gansweep.run.run_dir import (
+    CHECKPOINTS_DIR,
     mark_diverged,
     newest_intact_checkpoint,
     own_checkpoint,
@@ -29,6 +31,7 @@ from gansweep.run.run_dir import (
     save_checkpoint,
 )
 from gansweep.run.summaries import RunSummaries
+from gansweep.storage import StorageError
 
 if TYPE_CHECKING:  # the plan arrives pickled in the loop's config
     from gansweep.run.plan import RunPlan
@@ -42,11 +45,11 @@ class TrainWorker:
     """A rank of a Ray Train run: Train gives its rank and device, wraps its nets in DDP, and uploads the checkpoints
     it reports (a sweep's TuneReportCallback forwards the reports to Tune)."""
 
-    def __init__(self):
+    def __init__(self, output: str):
         import ray.train
         import ray.train.torch
 
-        self.train, self.train_torch = ray.train, ray.train.torch
+        self.train, self.train_torch, self.output = ray.train, ray.train.torch, output
         context = ray.train.get_context()
         self.rank, self.world = context.get_world_rank(), context.get_world_size()
         self.device = ray.train.torch.get_device()
@@ -61,7 +64,11 @@ class TrainWorker:
             return
         with tempfile.TemporaryDirectory() as directory:
             save(directory)
-            self.train.report(metrics, checkpoint=self.train.Checkpoint.from_directory(directory))
+            try:
+                self.train.report(metrics, checkpoint=self.train.Checkpoint.from_directory(directory))
+            except OSError as error:  # Train's upload, which the storage's filesystem has retried for its bound
+                checkpoints = storage.display(storage.join(self.output, CHECKPOINTS_DIR))
+                raise StorageError(f"{checkpoints}: cannot write a checkpoint there ({error})") from None
 
 
 class TrialProcess:
@@ -231,7 +238,7 @@ def train_loop_per_worker(loop_config: dict) -> None:
     plan: RunPlan = loop_config["plan"]
     if not plan.verbose:
         _quiet_ray_logs()
-    run_loop(plan, TrainWorker())
+    run_loop(plan, TrainWorker(plan.output))
 
 
 def train_in_trial(plan: RunPlan, sweep_metrics: list[str]) -> dict:

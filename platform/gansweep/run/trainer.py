@@ -36,6 +36,7 @@ from gansweep.run.plan import (
     torch_threads,
     trains_in_trial_process,
 )
+from gansweep.storage import StorageError
 
 
 # Ray settings gansweep starts with unless the environment names its own, measured in benchmarks/bench_sweep.py:
@@ -265,8 +266,12 @@ def _fit(plan: RunPlan, cpus_per_worker: float, callbacks: list) -> dict | None:
     try:
         return trainer.fit().metrics
     except ControllerError as error:  # a worker's final error (stop_on_final_error), as itself: one line
-        if isinstance(error.controller_failure, FINAL_ERRORS):
-            raise error.controller_failure from None
+        failure = error.controller_failure
+        if isinstance(failure, FINAL_ERRORS):
+            raise failure from None
+        if isinstance(failure, OSError):  # writing its record of the checkpoints, retried for the storage's bound
+            raise StorageError(f"{storage.display(plan.output)}: Ray Train cannot write its run state there "
+                               f"({failure})") from None
         raise
 
 
