@@ -70,7 +70,7 @@ def test_a_run_survives_an_endpoint_lost_for_a_while_and_fails_naming_it_when_lo
                                                                                            tmp_path):
     """`gansweep train` into the bucket through the relay, each request retried for 10 s (6.35 s of waits): a 2 s
     outage at a checkpoint is survived; one for good ends the run within the bound, in one message naming the
-    location, every checkpoint already written kept."""
+    location, the checkpoints written before it kept."""
     import os
     import signal
     import subprocess
@@ -109,7 +109,7 @@ def test_a_run_survives_an_endpoint_lost_for_a_while_and_fails_naming_it_when_lo
         threading.Timer(2.0, s3_relay.up).start()
         wait_for(lambda: newest() >= first + 20)  # two checkpoints past the outage
 
-        kept = run_dir.complete_checkpoints(run)
+        kept = run_dir.complete_checkpoints(run)  # newest first
         s3_relay.down()
         lost = time.monotonic()
         process.wait(timeout=120)
@@ -122,7 +122,7 @@ def test_a_run_survives_an_endpoint_lost_for_a_while_and_fails_naming_it_when_lo
     # Whichever write met the loss first: a TensorBoard file, a checkpoint, or Ray Train's record of them.
     assert process.returncode == 2 and last.startswith(f"gansweep: error: {run}") and "cannot" in last, last
     assert 6 < seconds < 60
-    assert run_dir.complete_checkpoints(run) == kept
+    assert kept[0] in run_dir.complete_checkpoints(run)  # the newest at the loss (Ray Train prunes the oldest itself)
 
 
 def test_a_new_file_is_created_once_of_two_writers(location):

@@ -245,6 +245,65 @@ def test_an_image_the_stream_cannot_decode_fails_the_run_at_once_naming_it(tmp_p
     assert "cannot decode the image" in last and console.count("[gansweep] starting step 0/20") == 1
 
 
+def _descendants(pid: int) -> set[tuple[int, str]]:
+    """PID's descendants, each as (pid, its start time in /proc/PID/stat: a pid reused later is not the same)."""
+    children: dict[int, list[tuple[int, str]]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():  # not a process
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:  # gone meanwhile
+            continue
+        children.setdefault(int(fields[1]), []).append((int(entry.name), fields[19]))
+    found, todo = set(), [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.add(child)
+            todo.append(child[0])
+    return found
+
+
+def _running(process: tuple[int, str]) -> bool:
+    try:
+        fields = Path(f"/proc/{process[0]}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return False
+    return fields[19] == process[1] and fields[0] != "Z"
+
+
+def test_no_ray_process_outlives_a_killed_driver(tmp_path):
+    """`gansweep train` started its own Ray; the driver alone SIGKILLed, every process of its Ray session ends within
+    seconds (Ray's DashboardAgent and RuntimeEnvAgent stayed a minute: run/reaper.py)."""
+    import contextlib
+    import signal
+    import time
+
+    args = [sys.executable, "-m", "gansweep.cli", "train", "--output", str(tmp_path / "run")]
+    for item in (*NO_EVAL, *SMALL_RUN, "train.steps=100000"):
+        args += ["--set", item]
+    log = tmp_path / "train.log"
+    with log.open("w") as console:
+        process = subprocess.Popen(args, stdout=console, stderr=subprocess.STDOUT, start_new_session=True,
+                                   env={**os.environ, "GANSWEEP_CACHE": cache_dir()})
+    try:
+        deadline = time.monotonic() + 300
+        while "[gansweep] starting step 0/" not in log.read_text():  # Ray up, its Train worker training
+            assert process.poll() is None and time.monotonic() < deadline, log.read_text()[-3000:]
+            time.sleep(0.2)
+        session = _descendants(process.pid)
+        assert len(session) > 5  # GCS, raylet, dashboard, the agents, Train's controller and worker, ...
+        os.kill(process.pid, signal.SIGKILL)
+        process.wait()
+        deadline = time.monotonic() + 20
+        while any(_running(child) for child in session):
+            assert time.monotonic() < deadline, [child for child in session if _running(child)]
+            time.sleep(0.2)
+    finally:
+        with contextlib.suppress(ProcessLookupError):  # whatever was left of its process group
+            os.killpg(process.pid, signal.SIGKILL)
+
+
 @pytest.mark.slow  # 1 to 4 min on 2 cores; tests/data/test_stream.py streams the same through the store in seconds
 def test_a_training_run_on_a_set_larger_than_the_object_store_completes(tmp_path):
     """6,400 RGB 64x64 images (79 MB of pixels) through a 75 MB object store, more than one epoch."""

@@ -24,7 +24,7 @@ from gansweep.data.training_set import (
 )
 from gansweep.evaluation.monitor import MonitorPayload, prepare_monitor
 from gansweep.nets.measurements import MeasurementError
-from gansweep.run import run_dir
+from gansweep.run import reaper, run_dir
 from gansweep.run.cluster import cluster_shape
 from gansweep.run.faults import FINAL_ERRORS, TrainingDiverged, stop_on_final_error
 from gansweep.run.plan import (
@@ -106,10 +106,11 @@ def init_ray() -> bool:
     # Ray Train's placement-group cleaner finds the State API from the newest `ray start` session's address
     # file, which names a dead cluster once that head is gone: then a trial stopped early leaves its
     # placement group behind and the next trial waits forever. Naming this Ray's dashboard avoids the file.
-    ray.init(
+    context = ray.init(
         address="local", dashboard_host="127.0.0.1", dashboard_port=port, log_to_driver=True,
         runtime_env={"env_vars": {"RAY_API_SERVER_ADDRESS": f"http://127.0.0.1:{port}"}},
     )
+    reaper.start(context.address_info["session_dir"])  # none of its processes outlives this one, even killed
     return True
 
 
