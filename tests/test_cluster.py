@@ -6,8 +6,10 @@ node lost mid-trial. Run them alone with `bash scripts/test.sh tests/test_cluste
 import os
 import re
 import sys
+import tempfile
 from pathlib import Path
 
+import optuna
 import pytest
 from conftest import TINY_SWEEP, needs_fashion, new_bucket
 from gansweep import storage
@@ -82,6 +84,14 @@ def test_a_sweep_with_default_settings_spreads_over_the_nodes_and_lands_in_the_b
                    for name in storage.list_names(layout.trial_log_dir(out, trial["name"])))
         if trial["status"] == "finished":
             assert run_dir.read_result(directory)["evaluation"]["n_fake"] == TINY_SWEEP["eval.n_samples"]
+    record = layout.read_sweep_record(out)
+    assert record["space_file"] == "search_spaces/quickstart.yaml"  # the submitted working tree's package ran
+    # The study published to the bucket: each trial as it ended (stopped by ASHA: PRUNED, not COMPLETE).
+    with tempfile.TemporaryDirectory() as folder:
+        study = optuna.load_study(study_name=record["study_name"],
+                                  storage=layout.study_copy(out, record["storage"], Path(folder)))
+        states = {trial.number: trial.state.name for trial in study.trials}
+    assert states == {t["number"]: {"finished": "COMPLETE", "stopped": "PRUNED"}[t["status"]] for t in trials}
     from gansweep import cli
 
     assert cli.main(["report", out]) == 0
@@ -114,7 +124,8 @@ def _trial_started(out: str, logs: str, step: int) -> str | None:
     return starts[0] if latest is not None and run_dir.checkpoint_step(latest) >= step else None
 
 
-@pytest.mark.parametrize("workers", [1, 2])
+# The DDP trial (2 workers, ~3 min with its teardown) is slow: test b trains DDP across nodes by default.
+@pytest.mark.parametrize("workers", [1, pytest.param(2, marks=pytest.mark.slow)])
 def test_a_trial_on_a_lost_node_resumes_on_another_from_its_bucket_checkpoint(cluster, monkeypatch, workers):
     """A worker node's raylet killed mid-trial: Tune (one worker: the trial's own process) or Ray Train (DDP: the
     worker group) restarts the run on the nodes left, from its newest checkpoint in the bucket; it finishes with

@@ -4,6 +4,8 @@
 import sys
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "benchmarks"))
 from conftest import needs_fashion
@@ -18,6 +20,9 @@ SMALL = [
     "train.steps=40", "train.batch_size=32", "train.log_every=10", "train.checkpoint_every=20",
     "train.image_every=20", "eval.every=20", "eval.cheap_samples=100", "eval.n_samples=200",
 ]
+# Slow: tests/test_cluster.py submits the quickstart the same way (submit_job, jobs/runtime_env.yaml) to a
+# multi-node cluster in the default run.
+@pytest.mark.slow
 def test_quickstart_sweep_submitted_as_a_ray_job(tmp_path):
     head = start_head(2, tmp_path / "head.log")
     out = tmp_path / "sweep"

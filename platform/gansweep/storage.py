@@ -142,10 +142,10 @@ def _retrying_s3(options: dict, attempts: int):
 
 
 @contextlib.contextmanager
-def _retrying_for(seconds: float):
-    """Object storage opened inside retried for SECONDS instead (a probe: an endpoint that does not answer is refused
-    at once, not after the bound)."""
-    token = _retry_override.set(seconds)
+def probing():
+    """Object storage opened inside is retried for PROBE_RETRY_S only: a check before any work (an output's probe, a
+    data source described) refuses an endpoint that does not answer at once, not after the bound."""
+    token = _retry_override.set(PROBE_RETRY_S)
     try:
         yield
     finally:
@@ -337,7 +337,7 @@ def check_writable(location: LocationLike, what: str) -> str:
         return location
     bucket = _split_uri(location)[0]
     try:
-        with _retrying_for(PROBE_RETRY_S):
+        with probing():
             if not is_dir(bucket):  # pyarrow shows an existing bucket as a directory
                 raise StorageError(f"the bucket {display(bucket)} does not exist (create it first)")
             if is_file(location):

@@ -528,14 +528,16 @@ class SourceInfo:
 
 def describe_source(name: str, root: str | None, image_size: int | None = None, limit: int | None = None) -> SourceInfo:
     """The training split load_source(name, root, "train", limit, image_size) would return, described from the IDX
-    headers, or the file listing or Parquet metadata and labels, and one decoded image: never the whole split."""
-    path = _checked_root(name, root, "train", limit, image_size)
-    if name in TORCHVISION_DIRS:
-        headers, count = _load_idx(name, Path(path), "train", 0)
-        n_images = count if limit is None else min(count, limit)
-        return SourceInfo(headers.images.shape[1:], IDX_NUM_CLASSES, n_images, unlabelled=False)
-    split = source_pieces(name, path, limit=limit)
-    first = read_piece(_first_image(split.pieces[0]), image_size, None)
+    headers, or the file listing or Parquet metadata and labels, and one decoded image: never the whole split. A check
+    before any work: object storage that does not answer is refused at once (storage.probing)."""
+    with storage.probing():
+        path = _checked_root(name, root, "train", limit, image_size)
+        if name in TORCHVISION_DIRS:
+            headers, count = _load_idx(name, Path(path), "train", 0)
+            n_images = count if limit is None else min(count, limit)
+            return SourceInfo(headers.images.shape[1:], IDX_NUM_CLASSES, n_images, unlabelled=False)
+        split = source_pieces(name, path, limit=limit)
+        first = read_piece(_first_image(split.pieces[0]), image_size, None)
     return SourceInfo(first.images.shape[1:], split.num_classes, len(split.labels),
                       unlabelled=bool((split.labels < 0).any()), pieces=split)
 
