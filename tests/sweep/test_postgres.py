@@ -144,6 +144,31 @@ def test_the_password_is_never_written_or_shown(shared_study):
     assert f"${{{PASSWORD_VARIABLE}}}" in layout.read_sweep_record(outs[1])["storage"]
 
 
+def _open_when_all_are_ready(url: str, sweep_dir: str, barrier) -> None:
+    from gansweep.sweep import runner
+
+    barrier.wait()
+    runner._open_study(url, sweep_dir)
+
+
+def test_drivers_opening_a_fresh_database_at_the_same_instant_all_open_it(postgres, tmp_path):
+    """Each driver's first connection makes Optuna's tables: at the same instant, PostgreSQL refuses all but one
+    creator of each table; the others open the study once the tables are there."""
+    import multiprocessing
+
+    url = new_database(postgres, "race")
+    context = multiprocessing.get_context("spawn")
+    barrier = context.Barrier(6)
+    drivers = [context.Process(target=_open_when_all_are_ready, args=(url, str(tmp_path / f"s{i}"), barrier))
+               for i in range(6)]
+    for driver in drivers:
+        driver.start()
+    for driver in drivers:
+        driver.join(timeout=120)
+    assert [driver.exitcode for driver in drivers] == [0] * 6
+    assert optuna.storages.RDBStorage(url).get_all_studies() == []  # the tables made, once
+
+
 @pytest.mark.parametrize("trouble", ["a wrong password", "no server"])
 def test_a_study_that_cannot_be_connected_to_is_refused_before_ray_starts(postgres, tmp_path, trouble):
     space = tmp_path / "space.yaml"

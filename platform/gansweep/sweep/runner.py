@@ -157,6 +157,7 @@ def _storage_url(space: SweepSpace, sweep_dir: str) -> str:
 # searcher-state file) and unpickles it on --resume, and the URL may hold a password, so the pickles hold none and
 # the searcher re-attaches to its study from here, in the driver that set it (run_sweep).
 _STUDY_URLS: dict[str, str] = {}
+TABLE_RACE_ATTEMPTS = 10  # opening a study while other drivers make its database's tables (_open_study)
 SWEEP_ATTR = "sweep"  # an Optuna trial's user attribute: the sweep directory whose driver asked for it
 
 
@@ -434,24 +435,28 @@ def _prepare_output(space: SweepSpace, sweep_dir: str, resume: bool) -> None:
                          "change be ignored; start a new sweep with another --output")
 
 
-def _open_study(space: SweepSpace, sweep_dir: str) -> None:
+def _open_study(template: str, sweep_dir: str) -> None:
     """The study's storage connected to before Ray starts (a wrong password or an unreachable server is one message,
     its URL masked), and its resolved URL kept for the searcher (_STUDY_URLS). On object storage the local SQLite
     study is first fetched from the bucket."""
     import optuna
-    from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+    from sqlalchemy.exc import IntegrityError, ProgrammingError, SQLAlchemyError
 
-    template = _storage_url(space, sweep_dir)
     try:
         url = layout.study_url(template)
     except layout.SweepDirError as exc:
         raise SweepError(str(exc)) from None
     layout.ready_local_study(sweep_dir, url)
     try:
-        try:
-            optuna.storages.RDBStorage(url)
-        except IntegrityError:  # another driver made the study's tables in the same instant: they are there now
-            optuna.storages.RDBStorage(url)
+        for attempt in range(TABLE_RACE_ATTEMPTS):
+            try:
+                optuna.storages.RDBStorage(url)
+                break
+            except (IntegrityError, ProgrammingError):
+                # Another driver making the study's tables in the same instant ("duplicate key", "already exists"):
+                # once it is done they are there.
+                if attempt == TABLE_RACE_ATTEMPTS - 1:
+                    raise
     except SQLAlchemyError as exc:
         reason = layout.redacted(str(getattr(exc, "orig", None) or exc).strip().splitlines()[0], url)
         raise SweepError(f"search.storage {layout.masked_url(template)}: cannot open the study there: {reason}") \
@@ -489,7 +494,7 @@ def _tune(space: SweepSpace, sweep_dir: str, resume: bool, verbose: bool) -> flo
     storage.check_writable(cache_root(base.data), "the cache (GANSWEEP_CACHE or data.cache_dir)")
     population_based = space.population_based
     if not population_based:  # a PBT sweep has no Optuna study (its population is Tune's own)
-        _open_study(space, sweep_dir)
+        _open_study(_storage_url(space, sweep_dir), sweep_dir)
     # Before Ray: the classifier (trained once, cached) and the reference statistics, shared by every trial.
     monitor = prepare_monitor(base)
     write_hparams_config(storage.join(sweep_dir, layout.TENSORBOARD_DIR), space.params, space.metric)
