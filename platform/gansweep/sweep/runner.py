@@ -164,7 +164,7 @@ SWEEP_ATTR = "sweep"  # an Optuna trial's user attribute: the sweep directory wh
 class StudySearch(OptunaSearch):
     """Ray's OptunaSearch, pickled without its storage (see _STUDY_URLS), telling Optuna what became of each trial:
     a trial stopped by the scheduler before its last step is PRUNED (Ray would record its partial value as
-    COMPLETE), and a study trial left RUNNING by a driver killed before Tune saved it is FAIL on resume. It also
+    COMPLETE), and a study trial a killed driver asked for after Tune's last save is closed on resume (restore). It also
     publishes a sweep's local SQLite study to the bucket (sweep_dir.publish_study) whenever Tune saves its own state:
     Tune then uploads that state, so the two copies a resume reads agree."""
 
