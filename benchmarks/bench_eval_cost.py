@@ -15,7 +15,7 @@ import argparse
 import json
 import tempfile
 
-from gansweep.config import load_config
+from gansweep.config.loading import load_config
 from gansweep.run.trainer import check_config, init_ray, run_training
 
 

@@ -15,7 +15,7 @@ import argparse
 import statistics
 
 import torch
-from gansweep.config import load_config
+from gansweep.config.loading import load_config
 from gansweep.gan.build import build_gan
 from gansweep.nets.losses import gradient_penalty
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 import argparse
 
 import torch
-from gansweep.config import Config
+from gansweep.config.schema import Config
 from gansweep.gan.build import build_gan
 
 SHAPE = (1, 28, 28)

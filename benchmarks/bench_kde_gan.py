@@ -14,7 +14,7 @@ import time
 
 import numpy as np
 import torch
-from gansweep.config import load_config
+from gansweep.config.loading import load_config
 from gansweep.data.sources import load_source
 from gansweep.gan.build import build_gan
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 
 import torch
-from gansweep.config import ReversalConfig
+from gansweep.config.schema import ReversalConfig
 from gansweep.data.sources import load_source
 from gansweep.evaluation.monitor import FidMonitor, prepare_monitor
 from gansweep.gan.priors import KDEPrior, NormalPrior

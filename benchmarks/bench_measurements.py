@@ -109,7 +109,7 @@ def time_measurements(batch_size: int = 64, repeats: int = 200, shape: tuple[int
 def gan_step_call(batch_size: int) -> tuple[Callable[[], object], str]:
     """One training step of the platform's AmbientGAN (one D step, one G step, Block-Pixel) on a
     batch of 1x28x28 images in [0, 1], and the device it runs on."""
-    from gansweep.config import Config
+    from gansweep.config.schema import Config
     from gansweep.gan.build import build_gan
 
     cfg = Config()

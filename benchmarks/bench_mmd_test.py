@@ -18,7 +18,7 @@ import statistics
 import time
 
 import torch
-from gansweep.config import ModelConfig, ReversalConfig
+from gansweep.config.schema import ModelConfig, ReversalConfig
 from gansweep.gan import reversal
 from gansweep.nets.models import Generator
 

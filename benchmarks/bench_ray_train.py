@@ -15,7 +15,7 @@ import time
 
 import torch
 from bench_train_step import images_per_s, plain_loop
-from gansweep.config import load_config
+from gansweep.config.loading import load_config
 from gansweep.run.trainer import check_config, run_training
 
 

@@ -22,7 +22,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from conftest import _generator  # noqa: E402  (the tests' G: weights whose images respond to z)
-from gansweep.config import ModelConfig, ReversalConfig
+from gansweep.config.schema import ModelConfig, ReversalConfig
 from gansweep.gan import reversal
 
 

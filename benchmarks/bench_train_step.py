@@ -14,7 +14,7 @@ import time
 
 import torch
 import torch.nn.functional as F
-from gansweep.config import Config
+from gansweep.config.schema import Config
 from gansweep.gan.build import build_gan
 from gansweep.nets.models import Discriminator, Generator
 from gansweep.nets.pixels import to_unit

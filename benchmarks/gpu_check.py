@@ -192,11 +192,12 @@ def sized(size: dict, *overrides: str) -> list[str]:
 
 
 def build(size: dict, device: torch.device, *overrides: str):
-    from gansweep.config import build_measurements, load_config
+    from gansweep.config.checks import validate
+    from gansweep.config.loading import load_config
     from gansweep.gan.build import build_gan
 
     cfg = load_config(None, sized(size, *overrides))
-    measurements = build_measurements(cfg)
+    measurements = validate(cfg)
     gan = build_gan(cfg, SHAPE, device, num_classes=NUM_CLASSES, measurements=measurements)
     return cfg, gan, measurements
 
@@ -629,7 +630,7 @@ def section_fid_devices(check: Check, results: dict) -> str:
     """The cheap evaluation's classifier (trained on the synthetic set on first use, on the CPU, cached) and its
     reference statistics; a generator trained a few steps; its samples drawn once and scored by FidMonitor on the
     GPU and on the CPU; and the train loop's own path (FidMonitor(sampler) on the device)."""
-    from gansweep.config import load_config
+    from gansweep.config.loading import load_config
     from gansweep.evaluation.monitor import FidMonitor, prepare_monitor
 
     size, device = check.size, check.device

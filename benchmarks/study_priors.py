@@ -28,7 +28,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import torch
-from gansweep.config import build_measurements, load_config
+from gansweep.config.checks import validate
+from gansweep.config.loading import load_config
 from gansweep.data.sources import describe_source
 from gansweep.data.training_set import prepare_training_set, read_training_set
 from gansweep.evaluation.monitor import FidMonitor, prepare_monitor
@@ -63,7 +64,7 @@ def run_arm(name: str, overrides: list[str], args: argparse.Namespace, payload: 
     torch.set_num_threads(1)  # one core's worth each: the arms share the machine evenly
     cfg = load_config(None, [*COMMON, *overrides, f"train.batch_size={args.batch_size}", f"train.seed={args.seed}"])
     source = describe_source(cfg.data.name, cfg.data.root, cfg.data.image_size, cfg.data.limit)
-    data = prepare_training_set(cfg, build_measurements(cfg), source)
+    data = prepare_training_set(cfg, validate(cfg), source)
     images = torch.from_numpy(read_training_set(data)[0])  # the clean set, in memory: a small study's
     gan = build_gan(cfg, data.clean_shape)  # seeded by train.seed: the same initial G (and D) in every arm
     monitor = FidMonitor(payload, args.samples, cfg.train.seed, gan.sampler.device)

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import torch
 from gansweep import storage
-from gansweep.config import load_config
+from gansweep.config.loading import load_config
 from gansweep.gan.build import build_gan
 from gansweep.nets.models import Generator
 from gansweep.run.run_dir import (

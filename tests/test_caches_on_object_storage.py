@@ -9,7 +9,8 @@ import pytest
 import torch
 from conftest import needs_fashion
 from gansweep import storage
-from gansweep.config import build_measurements, load_config
+from gansweep.config.checks import validate
+from gansweep.config.loading import load_config
 from gansweep.data import sources, training_set
 from gansweep.data.restoration import restore
 from gansweep.data.sources import (
@@ -122,7 +123,7 @@ def test_an_idx_split_is_prepared_once_in_the_bucket_and_its_pieces_read_as_the_
 def _prepared(cfg):
     data = cfg.data
     source = describe_source(data.name, data.root, data.image_size, data.limit)
-    return training_set.prepare_training_set(cfg, build_measurements(cfg), source)
+    return training_set.prepare_training_set(cfg, validate(cfg), source)
 
 
 def test_the_restored_set_is_written_to_the_bucket_by_the_ray_job_once_and_a_half_written_one_is_absent(cache):

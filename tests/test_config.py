@@ -6,16 +6,11 @@ from pathlib import Path
 
 import pytest
 from conftest import _cli
-from gansweep.config import (
-    Config,
-    ConfigError,
-    all_keys,
-    check_shapes,
-    load_config,
-    load_yaml,
-    set_key,
-    validate,
-)
+from gansweep.config.checks import check_shapes, validate
+from gansweep.config.errors import ConfigError
+from gansweep.config.loading import load_config
+from gansweep.config.parsing import load_yaml, set_key
+from gansweep.config.schema import Config, all_keys
 
 # A "billion laughs" YAML list: each anchor lists nine aliases of the one before, 9**9 strings once expanded, 400
 # bytes as written.
@@ -46,6 +41,10 @@ def test_every_issue_key_exists():
         "train.workers train.use_gpu train.seed eval.every eval.n_samples eval.inception_weights unmeasure.inpaint"
     ).split():
         assert key in keys
+
+
+def _check_shapes(cfg, *args, **kwargs):
+    check_shapes(cfg, validate(cfg), *args, **kwargs)  # the measurements as the driver has them: validate's
 
 
 @pytest.mark.parametrize(
@@ -120,18 +119,19 @@ def test_bad_values_are_named(overrides, message):
 def test_check_shapes_refuses_what_cannot_run_on_that_data(overrides, shape, classes, n_images, message):
     cfg = load_config(None, overrides)
     with pytest.raises(ConfigError, match=re.escape(message)):
-        check_shapes(cfg, shape, classes, n_images)
+        _check_shapes(cfg, shape, classes, n_images)
 
 
 def test_check_shapes_passes_what_can_run():
-    check_shapes(load_config(None, []), (1, 28, 28), 10, 64)
-    check_shapes(load_config(None, ["measurement.name=extract_patch", "measurement.patch=32"]), (3, 32, 32), 0)
+    _check_shapes(load_config(None, []), (1, 28, 28), 10, 64)
+    _check_shapes(load_config(None, ["measurement.name=extract_patch", "measurement.patch=32"]), (3, 32, 32), 0)
     # mode clean measures nothing, so the patch does not meet the images
-    check_shapes(load_config(None, ["mode=clean", "measurement.name=block_patch", "measurement.patch=40"]),
+    _check_shapes(load_config(None, ["mode=clean", "measurement.name=block_patch", "measurement.patch=40"]),
                  (1, 28, 28), 10)
-    check_shapes(load_config(None, ["hidden.inject_at=up3", "hidden.measurement.name=block_patch"]), (3, 32, 32), 0)
+    _check_shapes(load_config(None, ["hidden.inject_at=up3", "hidden.measurement.name=block_patch"]),
+                  (3, 32, 32), 0)
     with pytest.raises(ConfigError, match="and unlabelled images"):
-        check_shapes(load_config(None, ["model.conditional=true"]), (1, 28, 28), 10, unlabelled=True)
+        _check_shapes((load_config(None, ["model.conditional=true"])), (1, 28, 28), 10, unlabelled=True)
 
 
 def test_missing_and_malformed_files(tmp_path):

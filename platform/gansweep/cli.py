@@ -7,13 +7,11 @@ import json
 import sys
 
 from gansweep import storage
-from gansweep.config import (
-    DEVICES,
-    TOOL_REVERSAL_STEPS,
-    ConfigError,
-    ReversalConfig,
-    load_config,
-)
+from gansweep.config.errors import ConfigError
+from gansweep.config.loading import load_config
+from gansweep.config.schema import ReversalConfig
+from gansweep.gan.reversal import TOOL_REVERSAL_STEPS
+from gansweep.gan.runtime import DEVICES
 from gansweep.data.sources import DataSourceError
 from gansweep.storage import StorageError
 from gansweep.sweep.sweep_dir import SweepDirError
@@ -114,7 +112,7 @@ def _bandwidths(text: str) -> list[float]:
 
 
 def _sweep(args: argparse.Namespace) -> int:
-    from gansweep.config import parse_override
+    from gansweep.config.parsing import parse_override
     from gansweep.sweep.runner import run_sweep
     from gansweep.sweep.space import load_space
 

@@ -6,7 +6,9 @@ import numpy as np
 import pytest
 import torch
 from conftest import needs_fashion
-from gansweep.config import ConfigError, build_measurements, load_config
+from gansweep.config.checks import validate
+from gansweep.config.errors import ConfigError
+from gansweep.config.loading import load_config
 from gansweep.data.restoration import restore
 from gansweep.data.sources import describe_source, load_source
 from gansweep.data.training_set import (
@@ -78,7 +80,7 @@ def test_measurements_without_restoration_are_refused(clean):
 
 def _prepared(cfg):
     source = describe_source(cfg.data.name, cfg.data.root, cfg.data.image_size, cfg.data.limit)
-    return prepare_training_set(cfg, build_measurements(cfg), source)
+    return prepare_training_set(cfg, validate(cfg), source)
 
 
 def test_unmeasure_training_set_is_the_restored_lossy_set_cached_apart(tmp_path):

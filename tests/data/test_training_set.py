@@ -4,7 +4,8 @@ image's theta keyed by (data.seed, index)."""
 import numpy as np
 import pytest
 from conftest import needs_fashion
-from gansweep.config import build_measurements, load_config
+from gansweep.config.checks import validate
+from gansweep.config.loading import load_config
 from gansweep.data.sources import describe_source, load_source
 from gansweep.data.training_set import (
     fingerprint,
@@ -21,7 +22,7 @@ def _cfg(tmp_path, *overrides):
 
 def _set(cfg):
     data = cfg.data
-    return prepare_training_set(cfg, build_measurements(cfg), describe_source(data.name, data.root, data.image_size,
+    return prepare_training_set(cfg, validate(cfg), describe_source(data.name, data.root, data.image_size,
                                                                               data.limit))
 
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 from conftest import _fake_run, needs_fashion
-from gansweep.config import ConfigError
+from gansweep.config.errors import ConfigError
 from gansweep.evaluation.inception import (
     inception_features,
     inception_fid,

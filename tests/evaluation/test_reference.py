@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from gansweep.config import load_config
+from gansweep.config.loading import load_config
 from gansweep.data.sources import load_source
 from gansweep.evaluation import monitor, reference
 from gansweep.evaluation.classifier import ClassifierRecord, DomainClassifier

@@ -7,7 +7,8 @@ import json
 import pytest
 import torch
 from conftest import _cli, _events, _save_run, _train, needs_fashion
-from gansweep.config import ConfigError, load_config
+from gansweep.config.errors import ConfigError
+from gansweep.config.loading import load_config
 from gansweep.gan.acl import ACLGAN, code_gan_step
 from gansweep.gan.ambient import AmbientGAN
 from gansweep.gan.build import build_gan

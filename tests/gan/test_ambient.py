@@ -2,7 +2,7 @@
 
 import pytest
 import torch
-from gansweep.config import Config
+from gansweep.config.schema import Config
 from gansweep.gan.ambient import AmbientGAN
 from gansweep.gan.build import build_gan
 from gansweep.run.run_dir import load_checkpoint, save_checkpoint

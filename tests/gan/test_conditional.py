@@ -5,7 +5,8 @@ use the label, the per-class samples in TensorBoard, and clear errors."""
 import pytest
 import torch
 from conftest import _cli, _events, _train, needs_fashion
-from gansweep.config import ConfigError, load_config
+from gansweep.config.errors import ConfigError
+from gansweep.config.loading import load_config
 from gansweep.gan.build import build_gan
 from gansweep.nets.models import (
     Discriminator,

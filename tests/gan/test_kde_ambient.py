@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 import torch
 from conftest import Z_DIM, _generator, needs_fashion
-from gansweep.config import build_measurements, load_config
+from gansweep.config.checks import validate
+from gansweep.config.loading import load_config
 from gansweep.data.sources import describe_source
 from gansweep.data.thetas import keyed_theta, measure_keyed
 from gansweep.data.training_set import (
@@ -54,7 +55,7 @@ def _data(cache: Path, *overrides):
 def _read(cfg) -> torch.Tensor:
     """The training set of CFG as the workers' stream gives it (measured with each image's keyed theta)."""
     source = describe_source(cfg.data.name, cfg.data.root, cfg.data.image_size, cfg.data.limit)
-    return torch.from_numpy(read_training_set(prepare_training_set(cfg, build_measurements(cfg), source))[0])
+    return torch.from_numpy(read_training_set(prepare_training_set(cfg, validate(cfg), source))[0])
 
 
 @pytest.fixture(scope="module")
@@ -84,7 +85,7 @@ def _digest(theta: dict) -> str:
 @pytest.mark.parametrize("measurement", MEASUREMENTS.values(), ids=MEASUREMENTS.keys())
 def test_the_theta_recomputed_from_the_index_reproduces_the_measured_set_exactly(cache, clean, measurement):
     cfg = _data(cache, "prior.name=kde", *measurement)
-    lossy, f = _read(cfg), build_measurements(cfg).image
+    lossy, f = _read(cfg), validate(cfg).image
     assert lossy.shape == clean.shape == (200, *SHAPE)
     y = lossy[ROWS]
     assert torch.equal(f.measure(clean[ROWS], keyed_theta(f, SHAPE, ROWS, cfg.data.seed)), y)
@@ -102,20 +103,21 @@ def test_the_theta_recomputed_from_the_index_reproduces_the_measured_set_exactly
 def test_the_same_seed_and_index_give_the_same_theta_in_another_process(measurement):
     overrides = ["data.seed=3", *measurement]
     cfg = load_config(None, overrides)
-    here = _digest(keyed_theta(build_measurements(cfg).image, SHAPE, ROWS, cfg.data.seed))
+    here = _digest(keyed_theta(validate(cfg).image, SHAPE, ROWS, cfg.data.seed))
     code = inspect.getsource(_digest) + "\n".join([
         "import hashlib, torch",
-        "from gansweep.config import build_measurements, load_config",
+        "from gansweep.config.checks import validate",
+        "from gansweep.config.loading import load_config",
         "from gansweep.data.thetas import keyed_theta",
         "torch.manual_seed(12345); torch.rand(99)  # another global generator state: a keyed theta never reads it",
         f"cfg = load_config(None, {overrides!r})",
-        f"print(_digest(keyed_theta(build_measurements(cfg).image, {SHAPE!r}, {ROWS!r}, cfg.data.seed)))",
+        f"print(_digest(keyed_theta(validate(cfg).image, {SHAPE!r}, {ROWS!r}, cfg.data.seed)))",
     ])
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False)
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.strip() == here
     other = load_config(None, ["data.seed=4", *measurement])
-    assert _digest(keyed_theta(build_measurements(other).image, SHAPE, ROWS, other.data.seed)) != here
+    assert _digest(keyed_theta(validate(other).image, SHAPE, ROWS, other.data.seed)) != here
 
 
 def test_another_seed_or_another_index_draws_independently():
@@ -142,7 +144,7 @@ def test_block_pixel_drops_its_share_of_the_pixels(cache, clean):
 @needs_fashion
 def test_block_patch_corners_are_uniform_over_the_valid_positions(cache, clean):
     cfg = _data(cache, *MEASUREMENTS["block_patch"])
-    f, positions = build_measurements(cfg).image, 28 - 10 + 1
+    f, positions = validate(cfg).image, 28 - 10 + 1
     corners = keyed_theta(f, SHAPE, range(2000), cfg.data.seed)["corners"]
     assert corners.min() == 0 and corners.max() == positions - 1
     for axis in range(2):
@@ -203,7 +205,7 @@ def _measured_set(cfg, weights: dict, n: int = 32) -> torch.Tensor:
     a training set of N images, as the stream would give it."""
     with torch.no_grad():
         x = to_unit(_generator_with(weights)(torch.randn(n, Z_DIM, generator=torch.Generator().manual_seed(0))))
-        return measure_keyed(build_measurements(cfg).image, x, range(n), cfg.data.seed)[0]
+        return measure_keyed(validate(cfg).image, x, range(n), cfg.data.seed)[0]
 
 
 def _gan(cfg, weights: dict) -> AmbientGAN:

@@ -4,7 +4,7 @@ import math
 
 import pytest
 import torch
-from gansweep.config import load_config
+from gansweep.config.loading import load_config
 from gansweep.gan.build import build_gan
 from torch import nn
 

@@ -6,7 +6,8 @@ import math
 import pytest
 import torch
 from conftest import _generator, _save_run
-from gansweep.config import ConfigError, load_config
+from gansweep.config.errors import ConfigError
+from gansweep.config.loading import load_config
 from gansweep.gan import reversal
 from gansweep.gan.ambient import AmbientGAN
 from gansweep.gan.build import build_gan

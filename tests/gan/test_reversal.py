@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import torch
 from conftest import FASHION, Z_DIM, _generator
-from gansweep.config import ConfigError, load_config
+from gansweep.config.errors import ConfigError
+from gansweep.config.loading import load_config
 from gansweep.gan import reversal
 from gansweep.gan.reversal import (
     mmd2_permutation_test,

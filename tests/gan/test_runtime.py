@@ -3,7 +3,8 @@ checkpoint keeps, resumed on the same device type or another."""
 
 import pytest
 import torch
-from gansweep.config import ConfigError, resolve_device
+from gansweep.config.errors import ConfigError
+from gansweep.gan.runtime import resolve_device
 from gansweep.gan.runtime import CPU_STATE_BYTES, RandomStreams, full_precision
 
 CPU = torch.device("cpu")

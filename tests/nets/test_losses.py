@@ -3,7 +3,8 @@
 
 import pytest
 import torch
-from gansweep.config import ConfigError, load_config
+from gansweep.config.errors import ConfigError
+from gansweep.config.loading import load_config
 from gansweep.nets.losses import d_loss, g_loss, gradient_penalty
 from torch import nn
 

@@ -8,7 +8,7 @@ from dataclasses import asdict
 
 import pytest
 import torch
-from gansweep.config import MeasurementConfig
+from gansweep.config.schema import MeasurementConfig
 from gansweep.nets.measurements import (
     DEFAULTS,
     REGISTRY,

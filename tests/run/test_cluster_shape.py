@@ -3,7 +3,7 @@ the cache goes on a cluster of several nodes. The real multi-node cluster: tests
 
 import pytest
 import yaml
-from gansweep.config import ConfigError
+from gansweep.config.errors import ConfigError
 from gansweep.run import cluster
 from gansweep.run.cluster import ClusterShape, shared_cache
 

@@ -1,7 +1,7 @@
 """The resource plan of a run (and, with runs > 1, of a sweep's concurrent trials)."""
 
 import pytest
-from gansweep.config import ConfigError
+from gansweep.config.errors import ConfigError
 from gansweep.run import plan
 from gansweep.run.plan import plan_resources, stream_tasks, torch_threads
 

@@ -5,7 +5,8 @@ import math
 import pytest
 import torch
 from conftest import _cut_short, _save_checkpoints, _save_run
-from gansweep.config import ConfigError, load_config
+from gansweep.config.errors import ConfigError
+from gansweep.config.loading import load_config
 from gansweep.gan.build import build_gan
 from gansweep.run import run_dir
 

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 import torch
 from conftest import NO_EVAL, _cut_short, _events, _save_checkpoints, _train, needs_fashion
-from gansweep.config import ConfigError, load_config
+from gansweep.config.errors import ConfigError
+from gansweep.config.loading import load_config
 from gansweep.data.sources import cache_dir
 from gansweep.gan.build import build_gan
 from gansweep.gan.players import G_KEY
@@ -311,7 +312,7 @@ def test_a_training_run_on_a_set_larger_than_the_object_store_completes(tmp_path
     import pyarrow as pa
     import pyarrow.parquet as pq
     import ray
-    from gansweep.config import ConfigError, load_config
+    from gansweep.config.loading import load_config
     from gansweep.run.trainer import run_training
 
     n, pixels = 6400, 3 * 64 * 64

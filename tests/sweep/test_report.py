@@ -12,7 +12,7 @@ import matplotlib.style
 import optuna
 import pytest
 from gansweep import storage
-from gansweep.config import ReversalConfig
+from gansweep.config.schema import ReversalConfig
 from gansweep.run.run_dir import write_json
 from gansweep.sweep import curves, lineage
 from gansweep.sweep import sweep_dir as layout

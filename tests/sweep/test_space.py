@@ -7,7 +7,9 @@ from pathlib import Path
 import optuna
 import pytest
 from conftest import _cli, needs_fashion
-from gansweep.config import Config, ConfigError, parse_override
+from gansweep.config.errors import ConfigError
+from gansweep.config.parsing import parse_override
+from gansweep.config.schema import Config
 from gansweep.sweep.runner import SweepError, plan_resources, trial_name
 from gansweep.sweep.space import SpaceError, load_space
 

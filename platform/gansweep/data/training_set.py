@@ -25,7 +25,8 @@ import numpy as np
 import torch
 
 from gansweep import storage
-from gansweep.config import Config, DataConfig, Measurements
+from gansweep.config.checks import Measurements
+from gansweep.config.schema import Config, DataConfig
 from gansweep.data.restoration import restore
 from gansweep.data.sources import (
     SourceInfo,

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torchvision.models import inception_v3
 
-from gansweep.config import ConfigError
+from gansweep.config.errors import ConfigError
 from gansweep.evaluation.metrics import frechet_distance
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)

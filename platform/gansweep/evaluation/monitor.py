@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
-from gansweep.config import Config
+from gansweep.config.schema import Config
 from gansweep.data.training_set import cache_root
 from gansweep.evaluation.classifier import (
     ClassifierRecord,

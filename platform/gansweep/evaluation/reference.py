@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from gansweep import storage
-from gansweep.config import Config, DataConfig
+from gansweep.config.schema import Config, DataConfig
 from gansweep.data.sources import (
     DataSourceError,
     describe_source,

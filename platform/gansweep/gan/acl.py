@@ -31,7 +31,7 @@ from gansweep.nets.losses import d_loss, g_loss
 from gansweep.nets.pixels import to_unit
 
 if TYPE_CHECKING:
-    from gansweep.config import Config
+    from gansweep.config.schema import Config
     from gansweep.gan.players import Players
     from gansweep.gan.priors import CodePrior
     from gansweep.gan.runtime import RandomStreams

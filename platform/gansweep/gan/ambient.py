@@ -22,7 +22,7 @@ from gansweep.nets.models import class_cycle
 from gansweep.nets.pixels import to_unit
 
 if TYPE_CHECKING:
-    from gansweep.config import Config
+    from gansweep.config.schema import Config
     from gansweep.gan.players import Players
     from gansweep.gan.runtime import RandomStreams
     from gansweep.gan.sampler import Sampler

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 import torch
 
 if TYPE_CHECKING:
-    from gansweep.config import Config
+    from gansweep.config.schema import Config
     from gansweep.gan.players import Players
     from gansweep.gan.runtime import RandomStreams
     from gansweep.gan.sampler import Sampler

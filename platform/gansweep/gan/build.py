@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 import torch
 from torch import nn
 
-from gansweep.config import Measurements, build_measurements, check_shapes
+from gansweep.config.checks import Measurements, check_shapes, validate
 from gansweep.gan.acl import ACLGAN
 from gansweep.gan.ambient import AmbientGAN
 from gansweep.gan.base import GANTrainer
@@ -20,7 +20,7 @@ from gansweep.gan.sampler import Sampler
 from gansweep.nets.code_nets import CodeGenerator, CodeToImage, Encoder, two_layer_mlp
 
 if TYPE_CHECKING:
-    from gansweep.config import Config
+    from gansweep.config.schema import Config
 
 
 def build_gan(
@@ -33,10 +33,10 @@ def build_gan(
     measurements: Measurements | None = None,
 ) -> GANTrainer:
     """The trainer for CFG: ACLGAN when acl.variant is set, else AmbientGAN (plain, ambient, hidden, KDE-GAN,
-    conditional). MEASUREMENTS: the run's, as its plan ships them (else built from CFG). Raises ConfigError for a CFG that
+    conditional). MEASUREMENTS: the run's, as its plan ships them (else CFG's, as validate builds them). Raises ConfigError for a CFG that
     cannot run on images of CLEAN_SHAPE from NUM_CLASSES classes (config.check_shapes)."""
-    measurements = measurements or build_measurements(cfg)
-    check_shapes(cfg, clean_shape, num_classes, measurements=measurements)
+    measurements = measurements or validate(cfg)
+    check_shapes(cfg, measurements, clean_shape, num_classes)
     num_classes = num_classes if cfg.model.conditional else 0
     device = torch.device(device)
     streams = RandomStreams(cfg.train.seed, rank, device)

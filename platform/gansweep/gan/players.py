@@ -14,7 +14,7 @@ from gansweep.nets.losses import PROBABILISTIC, d_loss, g_loss, gradient_penalty
 from gansweep.nets.models import Discriminator, Generator
 
 if TYPE_CHECKING:
-    from gansweep.config import Config, TrainConfig
+    from gansweep.config.schema import Config, TrainConfig
 
 
 G_KEY = "G"  # G's weights in a checkpoint: what a run's sampler loads (gan/sampler.py)

@@ -20,7 +20,7 @@ from gansweep.gan.runtime import unwrap
 from gansweep.nets.pixels import to_unit
 
 if TYPE_CHECKING:
-    from gansweep.config import Config
+    from gansweep.config.schema import Config
     from gansweep.gan.runtime import RandomStreams
     from gansweep.nets.measurements import Measurement
 

@@ -36,6 +36,10 @@ from torch import nn
 # step there.
 MMD_CHECK_EVERY = 4
 
+# `gansweep invert` and `holdout` reverse given images once, to convergence, rather than a batch per training step
+# (their lr and init_std are ReversalConfig's defaults).
+TOOL_REVERSAL_STEPS = 200
+
 
 def to_host(values: torch.Tensor) -> list:
     """VALUES (a 1-D tensor) as Python numbers: the one way a reversal's figures reach the host, a sync (it waits

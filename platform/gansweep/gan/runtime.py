@@ -1,5 +1,5 @@
-"""Where a trainer's nets run: the device, past the DDP wrapper, under autocast (or in full precision), and this
-rank's random streams. Plain torch."""
+"""Where nets run: the device a command asks for, past the DDP wrapper, under autocast (or in full precision), and
+a trainer rank's random streams."""
 
 from __future__ import annotations
 
@@ -10,6 +10,23 @@ from collections.abc import Iterator
 
 import torch
 from torch import nn
+
+from gansweep.config.errors import ConfigError, quoted
+
+
+DEVICES = ("auto", "cpu", "cuda")  # what evaluate, invert and holdout take as --device
+
+
+def resolve_device(name: str) -> torch.device:
+    """The device a command runs on: "auto" is the GPU where there is one, else the CPU; "cuda" without a GPU is
+    refused."""
+    if name not in DEVICES:
+        raise ConfigError(f"--device {quoted(name)}: one of {', '.join(DEVICES)}")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("--device cuda: this machine has no CUDA GPU (torch.cuda.is_available() is False)")
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    return torch.device(name)
 
 
 def unwrap(module: nn.Module) -> nn.Module:

@@ -21,7 +21,7 @@ from gansweep.nets.models import Generator, class_cycle
 from gansweep.nets.pixels import to_unit
 
 if TYPE_CHECKING:
-    from gansweep.config import Config
+    from gansweep.config.schema import Config
 
 SAMPLE_BATCH = 500  # images per forward pass
 

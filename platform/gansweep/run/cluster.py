@@ -16,7 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from gansweep import storage
-from gansweep.config import ConfigError, DataConfig, load_yaml
+from gansweep.config.errors import ConfigError
+from gansweep.config.parsing import load_yaml
+from gansweep.config.schema import DataConfig
 from gansweep.data.training_set import cache_root
 
 HEAD_RESOURCE = "node:__internal_head__"  # a resource Ray gives the head node alone

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from gansweep.config import ConfigError, resolve_device
+from gansweep.config.errors import ConfigError
+from gansweep.gan.runtime import resolve_device
 from gansweep.data.training_set import cache_root
 from gansweep.evaluation.classifier import load_or_train_classifier
 from gansweep.evaluation.inception import inception_fid, load_inception

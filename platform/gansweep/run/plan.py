@@ -5,11 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from gansweep.config import ConfigError
+from gansweep.config.errors import ConfigError
 from gansweep.data.training_set import STREAM_TASK_CPUS
 
 if TYPE_CHECKING:  # the plan only carries them
-    from gansweep.config import Config, Measurements
+    from gansweep.config.checks import Measurements
+    from gansweep.config.schema import Config
     from gansweep.data.stream import StreamSpec
     from gansweep.evaluation.monitor import MonitorPayload
 

@@ -13,7 +13,9 @@ from typing import Callable
 import torch
 
 from gansweep import storage
-from gansweep.config import Config, ConfigError, from_dict
+from gansweep.config.errors import ConfigError
+from gansweep.config.parsing import from_dict
+from gansweep.config.schema import Config
 from gansweep.gan.sampler import Sampler, checkpoint_sampler
 
 RUN_FILE = "run.json"  # written when a run starts: what rebuilding its generator needs

@@ -8,13 +8,9 @@ import time
 from dataclasses import dataclass, replace
 
 from gansweep import storage
-from gansweep.config import (
-    Config,
-    ConfigError,
-    Measurements,
-    build_measurements,
-    check_shapes,
-)
+from gansweep.config.checks import Measurements, check_shapes, validate
+from gansweep.config.errors import ConfigError
+from gansweep.config.schema import Config
 from gansweep.data.sources import DataSourceError, describe_source
 from gansweep.data.training_set import (
     TrainingSet,
@@ -80,9 +76,9 @@ def check_config(cfg: Config) -> CheckedRun:
         check_gpu_layout(cfg.train.workers, cfg.train.gpus_per_worker)
     try:
         source = describe_source(data.name, data.root, data.image_size, data.limit)
-        measurements = build_measurements(cfg)
-        check_shapes(cfg, source.clean_shape, source.num_classes, source.n_images, unlabelled=source.unlabelled,
-                     measurements=measurements)
+        measurements = validate(cfg)
+        check_shapes(cfg, measurements, source.clean_shape, source.num_classes, source.n_images,
+                     unlabelled=source.unlabelled)
         return CheckedRun(prepare_training_set(cfg, measurements, source), measurements)
     except (DataSourceError, MeasurementError) as exc:  # a source that cannot be read, or images not as described
         raise ConfigError(str(exc)) from None

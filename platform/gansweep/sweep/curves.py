@@ -12,7 +12,7 @@ from matplotlib import colormaps
 from matplotlib.figure import Figure
 
 from gansweep import storage
-from gansweep.config import ReversalConfig
+from gansweep.config.schema import ReversalConfig
 
 REVERSAL_STEPS_TAG = "prior/reversal_steps"
 REVERSAL_ERROR_TAG = "prior/reversal_error"

@@ -22,7 +22,7 @@ from ray.tune import Callback
 from ray.tune.search.optuna import OptunaSearch
 
 from gansweep import storage
-from gansweep.config import ConfigError
+from gansweep.config.errors import ConfigError
 from gansweep.data.training_set import cache_root
 from gansweep.evaluation.monitor import MonitorPayload, prepare_monitor
 from gansweep.run import run_dir

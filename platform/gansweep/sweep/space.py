@@ -56,17 +56,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from gansweep.config import (
-    Config,
-    ConfigError,
-    _apply,
-    _unknown_key,
-    all_keys,
-    check_shapes,
-    quoted,
-    read_yaml_mapping,
-    validate,
-)
+from gansweep.config.checks import check_shapes, validate
+from gansweep.config.errors import ConfigError, quoted
+from gansweep.config.parsing import apply_mapping, read_yaml_mapping, unknown_key
+from gansweep.config.schema import Config, all_keys
 from gansweep.data.sources import DataSourceError, SourceInfo, describe_source
 from gansweep.run.plan import check_gpu_layout
 
@@ -204,7 +197,7 @@ class SweepSpace:
     def base_config(self) -> Config:
         """Defaults, the fixed keys and the resources: what every trial starts from."""
         cfg = Config()
-        _apply(cfg, _nest(self.fixed), "")
+        apply_mapping(cfg, _nest(self.fixed), "")
         cfg.train.workers = self.resources.workers
         cfg.train.use_gpu = self.resources.gpus_per_worker > 0
         if self.resources.gpus_per_worker > 0:
@@ -213,10 +206,10 @@ class SweepSpace:
         return cfg
 
     def trial_config(self, point: dict[str, Any]) -> Config:
-        """The config of one trial: the base config with the sampled keys set."""
+        """The config of one trial: the base config with the sampled keys set (not yet validated: its users run
+        config.checks.validate, which builds the measurements they need)."""
         cfg = self.base_config()
-        _apply(cfg, _nest(self.config_keys(point)), "")
-        validate(cfg)
+        apply_mapping(cfg, _nest(self.config_keys(point)), "")
         return cfg
 
     def config_keys(self, point: dict[str, Any]) -> dict[str, Any]:
@@ -349,7 +342,7 @@ def _section(raw: dict, name: str, cls: type, where: str):
 def _parse_param(key: str, spec: Any, where: str) -> Param:
     place = f"{where}: space.{key}"
     if key not in all_keys():
-        raise SpaceError(f"{place}: {_unknown_key(key)}")
+        raise SpaceError(f"{place}: {unknown_key(key)}")
     if key in NOT_SWEEPABLE:
         raise SpaceError(f"{place}: cannot be swept ({NOT_SWEEPABLE[key]})")
     if not isinstance(spec, dict):
@@ -450,7 +443,7 @@ def _bundle_keys(raw: Any, place: str, fixed: dict) -> dict[str, Any]:
     keys = {}
     for key, value in _flatten(raw).items():
         if key not in all_keys():
-            raise SpaceError(f"{place}.{key}: {_unknown_key(key)}")
+            raise SpaceError(f"{place}.{key}: {unknown_key(key)}")
         if key in NOT_SWEEPABLE:
             raise SpaceError(f"{place}.{key}: cannot be swept ({NOT_SWEEPABLE[key]})")
         if key in fixed:
@@ -474,7 +467,7 @@ def _coerced(key: str, value: Any, place: str) -> Any:
     """VALUE as config KEY's type (as the trial's config will hold it), or an error naming PLACE."""
     probe = Config()
     try:
-        _apply(probe, _nest({key: value}), "")
+        apply_mapping(probe, _nest({key: value}), "")
     except ConfigError as exc:
         raise SpaceError(f"{place}: {exc}") from None
     return _get(probe, key)
@@ -543,7 +536,7 @@ def load_space(path: str | Path, overrides: list[tuple[str, Any]] = ()) -> Sweep
         if NOT_SWEEPABLE.get(key, "").startswith("set resources."):  # base_config() would overwrite it
             raise SpaceError(f"{where}: fixed: {key}: {NOT_SWEEPABLE[key]} instead")
     try:
-        _apply(Config(), _nest(copy.deepcopy(fixed)), "")
+        apply_mapping(Config(), _nest(copy.deepcopy(fixed)), "")
     except ConfigError as exc:
         raise SpaceError(f"{where}: fixed: {exc}") from None
 
@@ -746,7 +739,8 @@ def _trial_error(space: SweepSpace, point: dict[str, Any], sources: dict[tuple, 
         if settings not in sources:
             sources[settings] = describe_source(*settings)
         source = sources[settings]
-        check_shapes(cfg, source.clean_shape, source.num_classes, source.n_images, unlabelled=source.unlabelled)
+        check_shapes(cfg, validate(cfg), source.clean_shape, source.num_classes, source.n_images,
+                     unlabelled=source.unlabelled)
     except ConfigError as exc:
         return str(exc)
     return None

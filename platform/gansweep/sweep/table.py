@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure
 
-from gansweep.config import ConfigError
+from gansweep.config.errors import ConfigError
 from gansweep.sweep import sweep_dir as layout
 
 TABLE_FILE = "table.md"

@@ -18,12 +18,10 @@ from torch import nn
 from torch.utils.tensorboard import SummaryWriter
 
 from gansweep import storage
-from gansweep.config import (
-    TOOL_REVERSAL_STEPS,
-    ConfigError,
-    ReversalConfig,
-    resolve_device,
-)
+from gansweep.config.errors import ConfigError
+from gansweep.config.schema import ReversalConfig
+from gansweep.gan.reversal import TOOL_REVERSAL_STEPS
+from gansweep.gan.runtime import resolve_device
 from gansweep.data.sources import load_source
 from gansweep.evaluation.reference import reference_images
 from gansweep.gan.priors import KDEPrior

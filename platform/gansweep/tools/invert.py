@@ -13,13 +13,10 @@ from torch.utils.tensorboard import SummaryWriter
 from torchvision.utils import make_grid, save_image
 
 from gansweep import storage
-from gansweep.config import (
-    TOOL_REVERSAL_STEPS,
-    Config,
-    ConfigError,
-    ReversalConfig,
-    resolve_device,
-)
+from gansweep.config.errors import ConfigError
+from gansweep.config.schema import Config, ReversalConfig
+from gansweep.gan.reversal import TOOL_REVERSAL_STEPS
+from gansweep.gan.runtime import resolve_device
 from gansweep.data.sources import load_source
 from gansweep.gan.reversal import reverse
 from gansweep.gan.sampler import Sampler

@@ -1,0 +1,1 @@
+"""The run configuration: its schema, how it is parsed from YAML and --set, and its checks (one module each)."""
