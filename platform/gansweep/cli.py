@@ -122,7 +122,7 @@ def _sweep(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
-    from gansweep.sweep.report import write_report
+    from gansweep.sweep.report.write import write_report
 
     summary = write_report(args.sweep_dir, storage=args.storage)
     print(storage.read_text(summary))

@@ -1,4 +1,4 @@
-"""The table of a sweep whose space names one (gansweep.sweep.table): on a hand-made trials.json, and on a real
+"""The table of a sweep whose space names one (gansweep.sweep.report.table): on a hand-made trials.json, and on a real
 grid sweep through the CLI (`gansweep sweep`, then `gansweep report`)."""
 
 import subprocess
@@ -9,7 +9,7 @@ import matplotlib.image
 import yaml
 from conftest import TINY_SWEEP, _fake_run, needs_fashion
 from gansweep.sweep import sweep_dir as layout
-from gansweep.sweep.table import table_markdown, write_table
+from gansweep.sweep.report.table import table_markdown, write_table
 
 SWEEP = {
     "table": {"rows": "row", "columns": "arm"},

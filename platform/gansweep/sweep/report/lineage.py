@@ -1,6 +1,6 @@
 """Population-based training's lineage, from trials.json: each trial's exploits (a restart from a donor trial's
 checkpoint, with the donor's params perturbed), as rows for the report's table and as a plot of who cloned whom
-when, with each perturbed numeric parameter's value per trial over training.
+when, with each perturbed numeric parameter's value per trial over training; with summary.md's section on them.
 
 A trials.json entry's "lineage" lists its exploits in order, each {"step", "donor", "params"}: the donor
 checkpoint's training step, the donor's name and the trial's full params from then on; the entry's "params" stay
@@ -12,6 +12,8 @@ from pathlib import Path
 
 from matplotlib import colormaps
 from matplotlib.figure import Figure
+
+from gansweep.sweep.report.trials_table import fmt, md_table
 
 LINEAGE_PNG = "pbt_lineage.png"
 ARROW_SPREAD = 0.006  # of the step axis: arrows of one perturbation round, side by side rather than on each other
@@ -107,3 +109,25 @@ def plot_lineage(path: Path, trials: list[dict], rows: list[dict]) -> None:
         ax.grid(True, alpha=0.3)
     axes[-1].set_xlabel("training step")
     fig.savefig(path, dpi=100)
+
+
+def write_lineage(out: Path, sweep: dict, trials: list[dict]) -> list[str]:
+    """Draw OUT/pbt_lineage.png (plot_lineage) and return summary.md's section on PBT's exploits, a table row each;
+    [] for a sweep whose trials never exploited."""
+    rows = exploits(trials)
+    (out / LINEAGE_PNG).unlink(missing_ok=True)
+    if not rows:
+        return []
+    plot_lineage(out / LINEAGE_PNG, trials, rows)
+    scheduler = sweep.get("scheduler") or {}  # sweep.json files written before PBT name no scheduler
+    interval = scheduler.get("perturbation_interval") if isinstance(scheduler, dict) else None
+    table = [[row["trial"], row["step"], row["donor"],
+              ", ".join(f"{key}: {fmt(old, 3) or 'unset'} -> {fmt(new, 3) or 'unset'}"
+                        for key, (old, new) in row["changed"].items())] for row in rows]
+    return ["## PBT lineage", "",
+            (f"Population-based training{f' (perturbation interval {interval} steps)' if interval else ''}: "
+             f"{len(rows)} exploit(s). At each, the trial restarted from the donor's checkpoint of that training "
+             "step with the donor's params, perturbed; `changed` lists the params that differ from the trial's "
+             "before it (old -> new). trials.json's `params` (and the tables above) are the ones first sampled."), "",
+            md_table(["trial", "step", "donor", "changed"], table), "",
+            f"![PBT lineage]({LINEAGE_PNG})", ""]

@@ -1,6 +1,6 @@
 """Trials' scalars over training, read back from their TensorBoard runs, and the report's plot of KDE-GAN's
 generator reversal over training (the KDE-GAN paper's Fig. 5, bottom row): the steps each reversal took, and its
-error at the stop, against the training step, one line per trial."""
+error at the stop, against the training step, one line per trial; with summary.md's section on it."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from matplotlib.figure import Figure
 
 from gansweep import storage
 from gansweep.config.schema import ReversalConfig
+from gansweep.sweep import sweep_dir as layout
 
 REVERSAL_STEPS_TAG = "prior/reversal_steps"
 REVERSAL_ERROR_TAG = "prior/reversal_error"
@@ -89,3 +90,25 @@ def plot_reversal(path: Path, series: dict[str, dict[str, list[tuple[int, float]
     axes[-1].set_xlabel("training step")
     fig.legend(loc="outside right upper", fontsize=7, ncols=columns, title="trial", title_fontsize=8)
     fig.savefig(path, dpi=100)
+
+
+def write_reversal(out: Path, sweep_dir: str, sweep: dict, trials: list[dict]) -> list[str]:
+    """Draw OUT/reversal_steps.png, KDE-GAN's reversal steps over training (plot_reversal), and return summary.md's
+    section on it; [] for a sweep whose trials logged none."""
+    ordered = sorted(trials, key=lambda t: t["number"])
+    series = reversal_series({t["name"]: layout.trial_log_dir(sweep_dir, t["name"]) for t in ordered})
+    (out / REVERSAL_PNG).unlink(missing_ok=True)  # a stale plot from an earlier report would contradict this one
+    if not series:
+        return []
+    params = {t["name"]: t["params"] for t in ordered}
+    max_steps = {name: reversal_max_steps(params[name], sweep.get("fixed") or {}) for name in series}
+    plot_reversal(out / REVERSAL_PNG, series, max_steps)
+    with_error = any(REVERSAL_ERROR_TAG in scalars for scalars in series.values())
+    return ["## Generator reversal over training", "",
+            (f"The steps each prior refresh's generator reversal took, against the training step, one line per "
+             f"KDE-GAN trial ({len(series)}), up to `reversal.max_steps` (dashed)"
+             + (", and under it the reversal error at the stop" if with_error else "")
+             + ": the KDE-GAN paper's Fig. 5 (bottom row), where the number of steps the MMD stopping rule takes "
+             "changes as training goes on (crude codes tell reals from fakes early, finer ones as the generator "
+             "improves); without the rule every reversal takes `reversal.max_steps`."), "",
+            f"![reversal steps over training]({REVERSAL_PNG})", ""]

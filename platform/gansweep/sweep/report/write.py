@@ -1,0 +1,65 @@
+"""`gansweep report`: one table and plots for a finished (or partly finished) sweep directory.
+
+Reads SWEEP_DIR/sweep.json, SWEEP_DIR/trials.json and the sweep's Optuna study, and writes SWEEP_DIR/report/:
+summary.md (summary.py), trials.csv (trials_table.py), metric_vs_<param>.png per swept parameter and
+metric_vs_<numeric>_by_<categorical>.png per pair of a numeric and a categorical swept parameter (plots.py) and,
+when Optuna can rank the parameters, importances.png (importances.py); for a sweep on two objectives pareto.png
+(pareto.py); for a space with table:, table.md and table_<row>.png (table.py); reversal_steps.png where KDE-GAN
+trials logged reversal steps (curves.py) and pbt_lineage.png where PBT trials exploited (lineage.py). Each part
+writes its files and returns its section of summary.md. Nothing outside report/ is written.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+from gansweep import storage as locations  # `storage` is the Optuna storage URL here
+from gansweep.sweep import sweep_dir as layout
+from gansweep.sweep.report import curves, importances, lineage, pareto, plots, summary, table, trials_table
+
+
+def write_report(sweep_dir: str | Path, storage: str | None = None) -> str:
+    """Write SWEEP_DIR/report/ (a local folder, or on object storage) and return the location of its summary.md.
+
+    storage overrides the Optuna storage URL in sweep.json (whose RDB password is masked as ***).
+    """
+    sweep_dir = locations.normalize(sweep_dir)
+    sweep = layout.read_sweep_record(sweep_dir)
+    trials = layout.read_trials(sweep_dir)
+    trials_note = "" if trials is not None else f"{layout.TRIALS_FILE} is not written yet: no trial has started."
+    trials = trials or []
+    params = _swept_params(sweep.get("space") or {}, trials)
+
+    report_dir = locations.join(sweep_dir, layout.REPORT_DIR)
+    with locations.Mirror(report_dir) as out, tempfile.TemporaryDirectory() as scratch:
+        ranked = sorted(trials, key=lambda t: trials_table.rank_key(t, sweep["mode"]))
+        trials_section = trials_table.write_trials_table(out, ranked, params, sweep["metric"])
+        plots_section = plots.write_plots(out, sweep, params, trials, ranked)
+        pareto_section = pareto.write_pareto(out, sweep, trials, params)
+        # A sweep on object storage: its published SQLite study, read from a copy (never the driver's own file).
+        study_url = storage or layout.study_copy(sweep_dir, sweep.get("storage"), Path(scratch))
+        importances_section = importances.write_importances(out, sweep, trials, study_url)
+        table_section = table.write_table(out, sweep_dir, sweep, trials)
+        # Training over time, after the per-parameter plots: KDE-GAN's reversal steps, PBT's exploits.
+        reversal_section = curves.write_reversal(out, sweep_dir, sweep, trials)
+        lineage_section = lineage.write_lineage(out, sweep, trials)
+        sections = [
+            summary.header_section(sweep, ranked, trials_note, storage),
+            table_section,  # a space with table:, before the trials it is made of
+            summary.best_trial_section(sweep, ranked),
+            trials_section,
+            pareto_section,  # after the trials: the front is read against them
+            importances_section,
+            plots_section,
+            reversal_section,
+            lineage_section,
+        ]
+        (out / summary.SUMMARY_FILE).write_text("\n".join(line for section in sections for line in section))
+    return locations.join(report_dir, summary.SUMMARY_FILE)
+
+
+def _swept_params(space: dict, trials: list[dict]) -> list[str]:
+    """The space's keys in its order, then any other param a trial reports (sorted)."""
+    extra = sorted({key for t in trials for key in t["params"]} - set(space))
+    return list(space) + extra
