@@ -11,7 +11,8 @@ from gansweep.config.errors import ConfigError
 from gansweep.config.parsing import parse_override
 from gansweep.config.schema import Config
 from gansweep.sweep.runner import SweepError, plan_resources, trial_name
-from gansweep.sweep.space import SpaceError, load_space
+from gansweep.sweep.space import SpaceError
+from gansweep.sweep.space_file import load_space
 
 SPACES = Path(__file__).resolve().parents[2] / "search_spaces"
 
@@ -409,7 +410,7 @@ def test_errors_name_the_place_in_the_file(tmp_path, text, fragments):
 
 
 def test_each_trials_data_is_described_once(tmp_path, monkeypatch):
-    import gansweep.sweep.space as space_module
+    import gansweep.sweep.space_checks as space_module
 
     described = []
     original = space_module.describe_source

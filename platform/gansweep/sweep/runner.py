@@ -24,13 +24,14 @@ from ray.tune.search.optuna import OptunaSearch
 from gansweep import storage
 from gansweep.config.errors import ConfigError
 from gansweep.data.training_set import cache_root
+from gansweep.evaluation import figures
 from gansweep.evaluation.monitor import MonitorPayload, prepare_monitor
 from gansweep.run import run_dir
 from gansweep.run.cluster import cluster_shape, ready_for_cluster
 from gansweep.run.plan import plan_resources as plan_run_resources
 from gansweep.run.plan import trains_in_trial_process
 from gansweep.run.summaries import write_hparams_config, write_trial_hparams
-from gansweep.sweep import pbt
+from gansweep.sweep import pbt, schedulers
 from gansweep.sweep import sweep_dir as layout
 from gansweep.sweep.space import SweepSpace
 
@@ -58,7 +59,7 @@ def plan_resources(space: SweepSpace, nodes: list[dict[str, float]]) -> tuple[fl
 def check_population(space: SweepSpace, concurrent: int) -> None:
     """A PBT population runs whole, all its trials at once: a trial waiting its turn could not be cloned, and PBT
     would pause the others to let it in."""
-    if space.population_based and concurrent < space.num_samples:
+    if schedulers.kind(space).population_based and concurrent < space.num_samples:
         raise SweepError(f"{space.path}: scheduler: pbt exploits among trials running at the same time, and only "
                          f"{concurrent} of the population of {space.num_samples} fit at once (max_concurrent_trials, "
                          f"resources): lower num_samples to {concurrent}, or give the sweep a larger cluster")
@@ -219,11 +220,11 @@ class StudySearch(OptunaSearch):
             entry = recorded.get(trial.number, {})
             metrics = self.metric if isinstance(self.metric, list) else [self.metric]
             values = [entry.get("metrics", {}).get(metric) for metric in metrics]
-            if entry.get("status") == "finished" and None not in values:
+            if entry.get("status") == layout.FINISHED and None not in values:
                 self._ot_study.tell(trial.number, values if len(values) > 1 else values[0])
             else:
                 self._ot_study.tell(trial.number, state=optuna.trial.TrialState.PRUNED
-                                    if entry.get("status") == "stopped" else optuna.trial.TrialState.FAIL)
+                                    if entry.get("status") == layout.STOPPED else optuna.trial.TrialState.FAIL)
 
     def _owner(self) -> str:
         return storage.display(self.sweep_dir)
@@ -252,7 +253,7 @@ def _define_by_run(space: SweepSpace, trial) -> dict:
 def _searcher(space: SweepSpace, sweep_dir: str):
     import optuna
 
-    if space.population_based:  # Ray refuses a search algorithm beside PBT: Tune's own runs the population
+    if schedulers.kind(space).population_based:  # Ray refuses a search algorithm beside PBT: Tune runs the population
         from ray.tune.search import BasicVariantGenerator
 
         return BasicVariantGenerator(points_to_evaluate=[{**point, OPTUNA_NUMBER: number}
@@ -282,24 +283,6 @@ def _searcher(space: SweepSpace, sweep_dir: str):
     )
 
 
-def _scheduler(space: SweepSpace, sweep_dir: str):
-    from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
-
-    if space.scheduler.name == "fifo":
-        return FIFOScheduler()
-    if space.population_based:
-        return pbt.scheduler(space, sweep_dir, _trial_name_of, own_keys=(OPTUNA_NUMBER,))
-    return ASHAScheduler(
-        time_attr="step",
-        # One below the last step: ASHA puts no rung at train.steps, so it never stops a trial at its very end,
-        # between the last report and the full evaluation.
-        max_t=space.base_config().train.steps - 1,
-        grace_period=space.scheduler.grace_period,
-        reduction_factor=space.scheduler.reduction_factor,
-        stop_last_trials=False,  # a trial past max_t ends by itself
-    )
-
-
 class TrialsRecord(Callback):
     """A Tune callback, in the sweep's driver: keeps trials.json current as trials start, report and end."""
 
@@ -315,11 +298,10 @@ class TrialsRecord(Callback):
 
     def _entry(self, trial) -> dict:
         name = _trial_name_of(trial)
-        return self.trials.setdefault(name, {
-            "name": name, "number": int(trial.config.get(OPTUNA_NUMBER, 0)), "params": _point(trial.config),
-            "status": "pending", "metrics": {}, "best": None, "full_evaluation": None, "wall_s": None, "error": None,
-            "started_unix": None,
-        })
+        if name not in self.trials:
+            self.trials[name] = layout.new_trial_entry(name, int(trial.config.get(OPTUNA_NUMBER, 0)),
+                                                       _point(trial.config))
+        return self.trials[name]
 
     @staticmethod
     def _ended(entry: dict) -> None:
@@ -335,11 +317,11 @@ class TrialsRecord(Callback):
         exploit = trial.config.get(pbt.EXPLOIT_KEY)
         lineage = entry.setdefault("lineage", [])
         # A PBT clone's restart: its wall time runs on from its first start, and its lineage grows by the exploit.
-        restarted = exploit is not None and entry["status"] == "running"
+        restarted = exploit is not None and entry["status"] == layout.RUNNING
         if exploit is not None and all(step["number"] != exploit["number"] for step in lineage):
             lineage.append({"number": exploit["number"], "step": exploit["step"], "donor": exploit["donor"],
                             "params": _point(trial.config)})
-        entry.update(status="running", error=None)
+        entry.update(status=layout.RUNNING, error=None)
         if not (restarted and entry.get("started_unix")):
             entry["started_unix"] = time.time()
         self._write()
@@ -358,19 +340,20 @@ class TrialsRecord(Callback):
         self._write()
         # A line per new cheap evaluation (the reports between carry the last one again), naming the trial as
         # trials.json and TensorBoard do, with Tune's id beside it: Tune's "Current best trial" line names the id only.
-        evaluated = metrics.get("fid_step")
+        evaluated = metrics.get(figures.STEP)
         if evaluated is not None and self.printed.get(entry["name"]) != evaluated:
             self.printed[entry["name"]] = evaluated
-            figures = "".join(f" {key}={metrics[key]:.4g}" for key in (self.metric, "classifier_score") if key in metrics)
+            shown = "".join(f" {key}={metrics[key]:.4g}" for key in (self.metric, figures.CLASSIFIER_SCORE)
+                            if key in metrics)
             best = f" (best {entry['best']['value']:.4g} at step {entry['best']['step']})" if entry["best"] else ""
-            print(f"[gansweep] {entry['name']} [{trial.trial_id}] step {evaluated}:{figures}{best}", flush=True)
+            print(f"[gansweep] {entry['name']} [{trial.trial_id}] step {evaluated}:{shown}{best}", flush=True)
 
     def on_trial_complete(self, iteration, trials, trial, **info):
         entry = self._entry(trial)
         # run_training writes result.json once the run has trained all its steps (and evaluated): a trial
         # without one was stopped early by the scheduler.
         result = run_dir.read_result(layout.trial_dir(self.sweep_dir, entry["name"]))
-        entry["status"] = "finished" if result is not None else "stopped"
+        entry["status"] = layout.FINISHED if result is not None else layout.STOPPED
         self._ended(entry)
         if result is not None:
             entry["full_evaluation"] = result.get("evaluation")
@@ -378,17 +361,15 @@ class TrialsRecord(Callback):
 
     def on_trial_error(self, iteration, trials, trial, **info):
         entry = self._entry(trial)
-        entry["status"] = "failed"
+        entry["status"] = layout.FAILED
         self._ended(entry)
         error = run_dir.read_error(layout.trial_dir(self.sweep_dir, entry["name"]))
         entry["error"] = error or f"failed; see Tune's error file {trial.error_file}"
         self._write()
 
 
-_REPORTED = (
-    "step", "fid", "fid_best", "fid_step", "classifier_score", "classifier_score_best", "loss_d", "loss_g",
-    "d_real", "d_fake", "images_per_s", "data_wait_frac", "train_loop_s",
-)
+_REPORTED = ("step", *figures.REPORTED, "loss_d", "loss_g", "d_real", "d_fake", "images_per_s", "data_wait_frac",
+             "train_loop_s")
 
 
 # What --resume holds to the sweep a directory started: Tune keeps the searcher, scheduler, metric and sample count
@@ -397,27 +378,12 @@ RESUME_KEYS = ("space", "fixed", "exclude", "metric", "mode", "objectives", "sea
                "num_samples", "study_name", "storage")
 
 
-def _sweep_record(space: SweepSpace, sweep_dir: str) -> dict:
-    """sweep.json's contents (sweep_dir.claim writes it)."""
-    population_based = space.population_based
-    return _jsonable({
-        "name": space.name, "metric": space.metric, "mode": space.mode, "objectives": space.objectives,
-        "space": space.describe(),
-        "fixed": space.fixed, "search": space.search.algorithm, "seed": space.search.seed,
-        "scheduler": dataclasses.asdict(space.scheduler),
-        # A PBT sweep has no Optuna study: the report ranks its parameters from trials.json.
-        "study_name": None if population_based else space.study_name,
-        "storage": None if population_based else layout.masked_url(_storage_url(space, sweep_dir)),
-        "num_samples": space.num_samples, "space_file": str(space.path),
-        "exclude": space.exclude, "table": space.table,  # what `gansweep report` makes its table of
-    })
-
-
 def _prepare_output(space: SweepSpace, sweep_dir: str, resume: bool) -> None:
     """A new sweep claims a directory that holds none (sweep.json); --resume needs the one a sweep started, with
     the same definition (RESUME_KEYS)."""
     shown = storage.display(sweep_dir)
-    record = _sweep_record(space, sweep_dir)
+    has_study = not schedulers.kind(space).population_based  # a PBT population is Tune's own
+    record = layout.sweep_record(space, _storage_url(space, sweep_dir) if has_study else None)
     if not resume:
         try:
             layout.claim(sweep_dir, record)
@@ -464,10 +430,6 @@ def _open_study(template: str, sweep_dir: str) -> None:
     _STUDY_URLS[sweep_dir] = url
 
 
-def _jsonable(value: Any) -> Any:
-    return json.loads(json.dumps(value, default=str))
-
-
 def run_sweep(space: SweepSpace, output: str | Path, resume: bool = False, verbose: bool = False) -> dict:
     """Run (or resume) the sweep into OUTPUT; returns the best trial's entry of trials.json. VERBOSE: Ray Train's
     own INFO lines in every trial too (run_training)."""
@@ -492,7 +454,7 @@ def _tune(space: SweepSpace, sweep_dir: str, resume: bool, verbose: bool) -> flo
     base = space.base_config()
     shape = ready_for_cluster(base.data, sweep_dir)  # joining a cluster of several nodes: a cache they all read
     storage.check_writable(cache_root(base.data), "the cache (GANSWEEP_CACHE or data.cache_dir)")
-    population_based = space.population_based
+    population_based = schedulers.kind(space).population_based
     if not population_based:  # a PBT sweep has no Optuna study (its population is Tune's own)
         _open_study(_storage_url(space, sweep_dir), sweep_dir)
     # Before Ray: the classifier (trained once, cached) and the reference statistics, shared by every trial.
@@ -538,7 +500,7 @@ def _tune(space: SweepSpace, sweep_dir: str, resume: bool, verbose: bool) -> flo
                 if population_based else None,
                 tune_config=tune.TuneConfig(
                     search_alg=_searcher(space, sweep_dir),
-                    scheduler=_scheduler(space, sweep_dir),
+                    scheduler=schedulers.kind(space).build(space, sweep_dir, _trial_name_of, (OPTUNA_NUMBER,)),
                     metric=space.metric,
                     mode=space.mode,
                     num_samples=space.num_samples,
@@ -561,9 +523,10 @@ def _summarise(space: SweepSpace, sweep_dir: str, wall: float) -> dict:
     best trial's entry of trials.json."""
     trials = layout.read_trials(sweep_dir) or []
     best = layout.best_trial(trials, space.mode)
-    counts = {status: sum(t["status"] == status for t in trials) for status in ("finished", "stopped", "failed")}
-    print(f"[gansweep] sweep done in {wall / 60:.1f} min: {counts['finished']} finished, {counts['stopped']} stopped "
-          f"early, {counts['failed']} failed", flush=True)
+    counts = {status: sum(t["status"] == status for t in trials)
+              for status in (layout.FINISHED, layout.STOPPED, layout.FAILED)}
+    print(f"[gansweep] sweep done in {wall / 60:.1f} min: {counts[layout.FINISHED]} finished, {counts[layout.STOPPED]} "
+          f"stopped early, {counts[layout.FAILED]} failed", flush=True)
     if len(space.objectives) > 1:
         front = layout.pareto_front(trials, space.objectives)
         print(f"[gansweep] Pareto front ({' and '.join(space.metrics)}, last reported values): {len(front)} "
