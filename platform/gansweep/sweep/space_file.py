@@ -49,8 +49,6 @@ before Ray starts; errors name the place in the file. The space it builds: sweep
 
 from __future__ import annotations
 
-from __future__ import annotations
-
 import copy
 import typing
 from pathlib import Path
@@ -131,9 +129,10 @@ def _section(raw: dict, name: str, cls: type, where: str):
     for key, value in data.items():
         if key not in hints:
             raise SpaceError(f"{where}: {name}.{key}: unknown key; known: {', '.join(hints)}")
-        try:
-            amounts = dict in typing.get_args(hints[key])  # resources.cluster, a type config has no field of
-            setattr(obj, key, _amounts(f"{name}.{key}", value) if amounts else coerce(f"{name}.{key}", value, hints[key]))
+        place = f"{name}.{key}"
+        try:  # resources.cluster is of a type no config field has: coerce knows it not
+            setattr(obj, key, _amounts(place, value) if dict in typing.get_args(hints[key])
+                    else coerce(place, value, hints[key]))
         except ConfigError as exc:
             raise SpaceError(f"{where}: {exc}") from None
     return obj

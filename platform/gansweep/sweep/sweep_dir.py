@@ -230,7 +230,8 @@ def new_trial_entry(name: str, number: int, params: dict[str, Any]) -> dict:
 
 def write_trials(sweep_dir: str, trials: list[dict]) -> None:
     """trials.json, its entries in trial-number order."""
-    storage.write_json(storage.join(sweep_dir, TRIALS_FILE), {"trials": sorted(trials, key=lambda entry: entry["number"])})
+    trials = sorted(trials, key=lambda entry: entry["number"])
+    storage.write_json(storage.join(sweep_dir, TRIALS_FILE), {"trials": trials})
 
 
 def read_trials(sweep_dir: str) -> list[dict] | None:
