@@ -9,6 +9,9 @@ this copy), the clone takes the donor's
 config with the continuous keys perturbed, and the copy's location in its config (EXPLOIT_KEY). When Tune restarts
 the clone, `start_from_exploit` makes that copy its run's starting point: the donor's nets, optimiser moments and
 step, its own random streams, the new learning rates (gan.runtime.Keyed keeps the config's optimiser settings).
+
+A PBT space is checked before Ray starts (check_search, check: what sweep/schedulers.py runs for pbt and pb2): one
+metric, a random population, decisions at steps with a fresh figure and a checkpoint, continuous keys to perturb.
 """
 
 from __future__ import annotations
