@@ -114,7 +114,7 @@ def _bandwidths(text: str) -> list[float]:
 def _sweep(args: argparse.Namespace) -> int:
     from gansweep.config.parsing import parse_override
     from gansweep.sweep.runner import run_sweep
-    from gansweep.sweep.space import load_space
+    from gansweep.sweep.space_file import load_space
 
     space = load_space(args.space, [parse_override(text) for text in args.set])  # validated before Ray starts
     best = run_sweep(space, args.output or f"runs/sweeps/{space.name}", resume=args.resume, verbose=args.verbose)
@@ -187,7 +187,8 @@ def build_parser() -> argparse.ArgumentParser:
     holdout.set_defaults(func=_holdout)
 
     sweep = commands.add_parser(
-        "sweep", help="a Ray Tune + Optuna sweep over a search space (see search_spaces/); one TorchTrainer per trial"
+        "sweep", help="a Ray Tune + Optuna sweep over a search space (see search_spaces/); a one-worker trial trains "
+                      "in its Tune trial's process, a DDP trial on a Ray Train TorchTrainer"
     )
     sweep.add_argument("space", metavar="SPACE.yaml")
     sweep.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",

@@ -15,6 +15,7 @@ import contextlib
 import contextvars
 import functools
 import hashlib
+import json
 import os
 import re
 import shutil
@@ -245,6 +246,12 @@ def write_bytes(location: LocationLike, data: bytes) -> None:
 
 def write_text(location: LocationLike, text: str) -> None:
     write_bytes(location, text.encode())
+
+
+def write_json(location: LocationLike, data: dict) -> None:
+    """DATA as LOCATION, written whole: a reader (a sweep's driver, a report, a rerun) never sees half a file.
+    Non-finite floats are written as JSON's NaN / Infinity; other numbers (numpy's) as floats."""
+    write_text(location, json.dumps(data, indent=2, default=float))
 
 
 def create_new(location: LocationLike, data: bytes) -> bool:

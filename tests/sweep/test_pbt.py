@@ -14,7 +14,7 @@ from gansweep.run import run_dir
 from gansweep.sweep import pbt
 from gansweep.sweep import sweep_dir as layout
 from gansweep.sweep.runner import SweepError, check_population
-from gansweep.sweep.space import load_space
+from gansweep.sweep.space_file import load_space
 
 LR_G = (1.0e-6, 2.0e-3)
 # search.seed 5 draws lr_g 5.4e-6 and 7.5e-4: the first G hardly moves in 80 steps, so it is the worse trial at

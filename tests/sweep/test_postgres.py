@@ -18,7 +18,8 @@ import pytest
 import yaml
 from conftest import FASHION, TINY_SWEEP, needs_fashion
 from gansweep.sweep import sweep_dir as layout
-from gansweep.sweep.space import SpaceError, load_space
+from gansweep.sweep.space import SpaceError
+from gansweep.sweep.space_file import load_space
 from gansweep.run.trainer import free_port
 from pg_server import new_database
 

@@ -428,7 +428,7 @@ def test_the_report_and_tensorboard_read_a_sweep_in_the_bucket(interrupted_sweep
 def test_a_trial_s_error_txt_holds_its_failures_but_not_a_scheduler_s_stop(tmp_path, monkeypatch, error, written):
     from gansweep.run import run_dir, trainer
     from gansweep.sweep import runner
-    from gansweep.sweep.space import load_space
+    from gansweep.sweep.space_file import load_space
     from ray import tune
 
     def fails(*args, **kwargs):
@@ -448,7 +448,7 @@ def test_a_trial_that_finishes_after_a_failed_attempt_has_no_error_txt(tmp_path,
     error is not the trial's, and trials.json and the report must not show it."""
     from gansweep.run import run_dir, trainer
     from gansweep.sweep import runner
-    from gansweep.sweep.space import load_space
+    from gansweep.sweep.space_file import load_space
     from ray import tune
 
     attempts = []
@@ -475,7 +475,7 @@ def test_a_trial_s_error_no_retry_can_help_ends_each_later_attempt_at_once(tmp_p
     at once, and error.txt keeps the first attempt's error."""
     from gansweep.run import faults, run_dir, trainer
     from gansweep.sweep import runner
-    from gansweep.sweep.space import load_space
+    from gansweep.sweep.space_file import load_space
     from ray import tune
 
     attempts = []

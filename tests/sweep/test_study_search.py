@@ -1,12 +1,12 @@
-"""The sweep's searcher (runner.StudySearch) as Tune drives it, without Ray: what it pickles (no storage URL), what
-it tells Optuna when a trial ends (finished, stopped by the scheduler, failed), and its re-attachment to the study
+"""The sweep's searcher (study_search.StudySearch) as Tune drives it, without Ray: what it pickles (no storage URL),
+what it tells Optuna when a trial ends (finished, stopped by the scheduler, failed), and its re-attachment to the study
 on --resume after a driver killed at any point around a trial's end."""
 
 import pickle
 
 import optuna
 import pytest
-from gansweep.sweep import runner
+from gansweep.sweep import study_search
 from gansweep.sweep import sweep_dir as layout
 
 STEPS = 40
@@ -19,20 +19,21 @@ def _define(trial) -> None:
 @pytest.fixture
 def study_url(tmp_path):
     url = f"sqlite:///{tmp_path}/the-study-file.db"
-    runner._STUDY_URLS[str(tmp_path)] = url
+    study_search.STUDY_URLS[str(tmp_path)] = url
     yield url
-    del runner._STUDY_URLS[str(tmp_path)]
+    del study_search.STUDY_URLS[str(tmp_path)]
 
 
-def _search(tmp_path, url: str, sweep_dir=None) -> runner.StudySearch:
+def _search(tmp_path, url: str, sweep_dir=None) -> study_search.StudySearch:
     sweep_dir = str(sweep_dir or tmp_path)
-    runner._STUDY_URLS.setdefault(sweep_dir, url)
-    return runner.StudySearch(space=_define, metric="fid", mode="min", sampler=optuna.samplers.RandomSampler(seed=0),
-                              storage=optuna.storages.RDBStorage(url), study_name="s", sweep_dir=sweep_dir,
-                              steps=STEPS)
+    study_search.STUDY_URLS.setdefault(sweep_dir, url)
+    return study_search.StudySearch(space=_define, metric="fid", mode="min",
+                                    sampler=optuna.samplers.RandomSampler(seed=0),
+                                    storage=optuna.storages.RDBStorage(url), study_name="s", sweep_dir=sweep_dir,
+                                    steps=STEPS)
 
 
-def _resumed(search: runner.StudySearch, saved) -> runner.StudySearch:
+def _resumed(search: study_search.StudySearch, saved) -> study_search.StudySearch:
     """What a resumed driver holds: the searcher unpickled from tuner.pkl, then restored from Tune's last save."""
     fresh = pickle.loads(pickle.dumps(search))
     fresh.restore(saved)

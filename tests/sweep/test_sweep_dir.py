@@ -92,3 +92,25 @@ def test_the_pareto_front_keeps_the_finished_trials_nothing_dominates():
     # the directions matter: maximising FID and minimising the score, 3 dominates 2 and the highest FID comes first
     assert [t["number"] for t in layout.pareto_front(trials, [("fid", "max"), ("classifier_score", "min")])] == [1, 3, 0]
     assert layout.objectives_of({"metric": "fid", "mode": "min"}) == [("fid", "min")]
+
+
+def test_sweep_json_holds_the_space_and_a_study_only_where_the_sweep_has_one():
+    from gansweep.sweep.space import Param, Resources, Scheduler, Search, SweepSpace
+
+    space = SweepSpace(path="space.yaml", name="s", metric="fid", mode="min", num_samples=4, max_concurrent_trials=None,
+                       fixed={"train.steps": 100}, params=[Param("train.lr_d", "loguniform", low=1e-5, high=1e-2)],
+                       scheduler=Scheduler(), search=Search(), resources=Resources(), objectives=[("fid", "min")])
+    record = layout.sweep_record(space, "postgresql://ann:s3cret@db:5432/optuna")
+    assert record["space"] == {"train.lr_d": {"loguniform": [1e-5, 1e-2]}}
+    assert record["objectives"] == [["fid", "min"]]  # as JSON reads it back, which --resume compares it with
+    assert (record["study_name"], record["storage"]) == ("s", "postgresql://ann:***@db:5432/optuna")
+    assert record["scheduler"]["name"] == "asha" and record["num_samples"] == 4
+    population = layout.sweep_record(space, None)  # a PBT population has no Optuna study
+    assert (population["study_name"], population["storage"]) == (None, None)
+
+
+def test_a_new_trial_entry_is_pending_with_nothing_reported(tmp_path):
+    entry = layout.new_trial_entry("0001_lr_d=0.001", 1, {"train.lr_d": 1e-3})
+    assert entry["status"] == layout.PENDING and entry["metrics"] == {} and entry["best"] is None
+    layout.write_trials(str(tmp_path), [entry])
+    assert layout.read_trials(str(tmp_path)) == [entry]

@@ -18,6 +18,7 @@ import torch
 
 from gansweep.config.schema import Config
 from gansweep.data.training_set import cache_root
+from gansweep.evaluation import figures
 from gansweep.evaluation.classifier import (
     ClassifierRecord,
     DomainClassifier,
@@ -98,7 +99,7 @@ class FidMonitor:
         feats, logits = classifier_outputs(self.model, samples.clamp(0, 1))
         mu, sigma = feature_statistics(feats)
         return {
-            "fid": frechet_distance_from_statistics(mu, sigma, self.mu, self.sigma),
-            "classifier_score": float(classifier_score(logits, probs=False)),
+            figures.FID: frechet_distance_from_statistics(mu, sigma, self.mu, self.sigma),
+            figures.CLASSIFIER_SCORE: float(classifier_score(logits, probs=False)),
         }
 

@@ -18,6 +18,7 @@ import torch.distributed as dist
 
 from gansweep import storage
 from gansweep.data.stream import rank_batches, rows_per_rank
+from gansweep.evaluation import figures
 from gansweep.evaluation.monitor import FidMonitor
 from gansweep.gan.base import GANTrainer
 from gansweep.gan.build import build_gan
@@ -192,17 +193,15 @@ def _restore(gan: GANTrainer, where: TrainWorker | TrialProcess, output: str) ->
 def _cheap_evaluation(monitor: FidMonitor, gan: GANTrainer, step: int, best_eval: dict) -> tuple[dict, dict, float]:
     """The cheap figures of this step (with the best so far) for every later report, the best figures, the seconds."""
     start = time.perf_counter()
-    figures = monitor(gan.sampler)
+    scores = monitor(gan.sampler)
     # The best figures so far (lower FID, higher classifier score): a trial stopped early or past its best is
     # compared on them in TensorBoard's HParams table.
-    best_eval = {
-        "fid_best": min(figures["fid"], best_eval.get("fid_best", math.inf)),
-        "classifier_score_best": max(figures["classifier_score"], best_eval.get("classifier_score_best", 0.0)),
-    }
+    best_eval = {figures.best_key(name): figures.best(name, scores[name], best_eval.get(figures.best_key(name)))
+                 for name in figures.MODES}
     seconds = time.perf_counter() - start
-    _progress(f"step {step}: fid={figures['fid']:.2f} classifier_score={figures['classifier_score']:.2f} "
-              f"({monitor.n_samples} samples, {seconds:.1f} s)")
-    return {**figures, "fid_step": step, **best_eval}, best_eval, seconds
+    shown = " ".join(f"{name}={scores[name]:.2f}" for name in figures.MODES)
+    _progress(f"step {step}: {shown} ({monitor.n_samples} samples, {seconds:.1f} s)")
+    return {**scores, figures.STEP: step, **best_eval}, best_eval, seconds
 
 
 def _summarise(summaries: RunSummaries, gan: GANTrainer, step: int, steps: int, metrics: dict, losses: list[str],

@@ -17,6 +17,7 @@ from gansweep.config.errors import ConfigError
 from gansweep.config.parsing import from_dict
 from gansweep.config.schema import Config
 from gansweep.gan.sampler import Sampler, checkpoint_sampler
+from gansweep.storage import write_json
 
 RUN_FILE = "run.json"  # written when a run starts: what rebuilding its generator needs
 RESULT_FILE = "result.json"  # written once the run has trained all its steps (and evaluated)
@@ -53,12 +54,6 @@ def read_run_record(run_dir: str) -> RunRecord:
         raise ConfigError(f"{storage.display(path)} is missing: {storage.display(run_dir)} is not a gansweep run "
                           "directory")
     return RunRecord(from_dict(data["config"]), tuple(data["clean_shape"]), int(data.get("num_classes", 0)))
-
-
-def write_json(location: str, data: dict) -> None:
-    """DATA as LOCATION, written whole (storage.write_text): a reader (a sweep's driver, a report, a rerun) never
-    sees half a file. Non-finite floats are written as JSON's NaN / Infinity; other numbers (numpy's) as floats."""
-    storage.write_text(location, json.dumps(data, indent=2, default=float))
 
 
 def _read_json(location: str) -> dict | None:

@@ -18,6 +18,7 @@ from torch.utils.tensorboard import SummaryWriter
 from torchvision.utils import make_grid
 
 from gansweep import storage
+from gansweep.evaluation import figures
 
 GRID_SAMPLES = 64
 HIDDEN_SAMPLES = 8  # feature maps shown: HIDDEN_SAMPLES samples x HIDDEN_CHANNELS channels
@@ -39,8 +40,9 @@ SCALAR_TAGS = {
     "reversal_mmd2": "prior/reversal_mmd2",
     "reversal_mmd_pvalue": "prior/reversal_mmd_pvalue",  # the MMD test's p-value at the stop
 }
-EVAL_KEYS = ("fid", "fid_best", "kid", "classifier_score", "classifier_score_best", "nn_pixel_distance",  # PREFIX/KEY
-             "precision", "recall", "density", "coverage")  # the full evaluation's PRDC
+CHEAP_KEYS = tuple(key for name in figures.MODES for key in (name, figures.best_key(name)))  # with their best so far
+# PREFIX/KEY: the cheap figures, and the full evaluation's (kid, the pixel distance and PRDC: the full one only)
+EVAL_KEYS = (*CHEAP_KEYS, "kid", "nn_pixel_distance", "precision", "recall", "density", "coverage")
 
 
 def _image_grid(images: torch.Tensor) -> torch.Tensor | None:
@@ -105,8 +107,9 @@ class RunSummaries:
 
 # The HParams plugin compares trials on these scalars (their newest value in each trial's run).
 HPARAMS_METRICS = (
-    "eval/fid", "eval/fid_best", "eval/classifier_score", "eval/classifier_score_best",
-    "eval_full/fid", "eval_full/kid", "eval_full/classifier_score", "loss/d", "loss/g", "loss/reconstruction",
+    *(f"eval/{key}" for key in CHEAP_KEYS),
+    *(f"eval_full/{name}" for name in (figures.FID, "kid", figures.CLASSIFIER_SCORE)),
+    "loss/d", "loss/g", "loss/reconstruction",
 )
 
 

@@ -9,6 +9,9 @@ this copy), the clone takes the donor's
 config with the continuous keys perturbed, and the copy's location in its config (EXPLOIT_KEY). When Tune restarts
 the clone, `start_from_exploit` makes that copy its run's starting point: the donor's nets, optimiser moments and
 step, its own random streams, the new learning rates (gan.runtime.Keyed keeps the config's optimiser settings).
+
+A PBT space is checked before Ray starts (check_search, check: what sweep/schedulers.py runs for pbt and pb2): one
+metric, a random population, decisions at steps with a fresh figure and a checkpoint, continuous keys to perturb.
 """
 
 from __future__ import annotations
@@ -16,13 +19,66 @@ from __future__ import annotations
 import random
 
 from gansweep import storage
+from gansweep.config.schema import Config
 from gansweep.run import run_dir
 from gansweep.sweep import sweep_dir as layout
-from gansweep.sweep.space import SweepSpace, pbt_keys
+from gansweep.sweep.space import Param, Search, SpaceError, SweepSpace
 
 EXPLOIT_KEY = "pbt_exploit"  # in a Tune trial's config: its last exploit {number, donor, step, checkpoint}
 EXPLOITS_DIR = "pbt_exploits"  # in a trial directory: the donor's checkpoint of each exploit, copied
 EXPLOIT_CHECKPOINT = "checkpoint_exploit_{number}"  # in the run's checkpoints/: where its run restarts from
+
+
+def check_search(raw: dict, search: Search, objectives: list, where: str) -> None:
+    """PBT's population is drawn at random: Ray refuses a search algorithm beside it (TPE would have no results to
+    learn from before the population starts anyway), and it ranks trials on one metric."""
+    if len(objectives) > 1:
+        raise SpaceError(f"{where}: scheduler: pbt clones the best trials on one metric, and this sweep has two; "
+                         "use one metric, or scheduler: {name: fifo}")
+    if "algorithm" not in (raw.get("search") or {}):
+        search.algorithm = "random"
+    elif search.algorithm != "random":
+        raise SpaceError(f"{where}: search.algorithm: {search.algorithm} cannot drive pbt (Ray runs PBT without a "
+                         "search algorithm; its population is drawn at random): use search: {algorithm: random}")
+
+
+def pbt_keys(space: SweepSpace) -> list[Param]:
+    """The keys PBT perturbs: the continuous ones (a choice or an integer key, inherited from the trial cloned, may
+    change the nets its checkpoint holds)."""
+    return [p for p in space.params if p.kind in ("uniform", "loguniform")]
+
+
+def check(space: SweepSpace, base: Config, where: str) -> None:
+    """A population that exploits at checkpoints it can clone, on a fresh metric, with something to perturb."""
+    pbt, steps = space.scheduler, base.train.steps
+    interval = pbt.perturbation_interval
+    if interval is None:
+        raise SpaceError(f"{where}: scheduler.perturbation_interval: pbt needs the steps between its decisions "
+                         f"(a multiple of eval.every={base.eval.every} and train.checkpoint_every="
+                         f"{base.train.checkpoint_every})")
+    if interval <= 0 or interval >= steps:
+        raise SpaceError(f"{where}: scheduler.perturbation_interval: {interval} must be between 1 and train.steps="
+                         f"{steps} (excluded)")
+    for key, every in (("eval.every", base.eval.every), ("train.checkpoint_every", base.train.checkpoint_every)):
+        if any(p.key == key for p in space.params):
+            raise SpaceError(f"{where}: space.{key}: pbt needs one {key} for every trial; set it in fixed:")
+        if interval % every:
+            raise SpaceError(f"{where}: scheduler.perturbation_interval: {interval} is not a multiple of {key}="
+                             f"{every}: each decision needs a fresh {space.metric} and a checkpoint to clone")
+    if not 0 < pbt.quantile_fraction <= 0.5:
+        raise SpaceError(f"{where}: scheduler.quantile_fraction: must be in (0, 0.5], got {pbt.quantile_fraction}")
+    if not 0 <= pbt.resample_probability <= 1:
+        raise SpaceError(f"{where}: scheduler.resample_probability: must be in [0, 1], got "
+                         f"{pbt.resample_probability}")
+    if space.num_samples < 2:
+        raise SpaceError(f"{where}: num_samples: pbt needs a population of at least 2 trials")
+    conditional = [p.key for p in space.params if p.when]
+    if conditional:  # Tune's population has one set of keys; a clone takes its donor's, all of them
+        raise SpaceError(f"{where}: space.{conditional[0]}.when: pbt trials all have the same keys; drop the "
+                         "condition, or use scheduler asha or fifo")
+    if not pbt_keys(space):
+        raise SpaceError(f"{where}: space: pbt perturbs the continuous keys (uniform, loguniform), and this space "
+                         "has none")
 
 
 def population(space: SweepSpace) -> list[dict]:

@@ -11,7 +11,6 @@ import dataclasses
 import functools
 import json
 import math
-import pickle
 import time
 import warnings
 from pathlib import Path
@@ -19,18 +18,18 @@ from typing import Any
 
 from ray.exceptions import RayActorError
 from ray.tune import Callback
-from ray.tune.search.optuna import OptunaSearch
 
 from gansweep import storage
 from gansweep.config.errors import ConfigError
 from gansweep.data.training_set import cache_root
+from gansweep.evaluation import figures
 from gansweep.evaluation.monitor import MonitorPayload, prepare_monitor
 from gansweep.run import run_dir
 from gansweep.run.cluster import cluster_shape, ready_for_cluster
 from gansweep.run.plan import plan_resources as plan_run_resources
 from gansweep.run.plan import trains_in_trial_process
 from gansweep.run.summaries import write_hparams_config, write_trial_hparams
-from gansweep.sweep import pbt
+from gansweep.sweep import pbt, schedulers, study_search
 from gansweep.sweep import sweep_dir as layout
 from gansweep.sweep.space import SweepSpace
 
@@ -58,7 +57,7 @@ def plan_resources(space: SweepSpace, nodes: list[dict[str, float]]) -> tuple[fl
 def check_population(space: SweepSpace, concurrent: int) -> None:
     """A PBT population runs whole, all its trials at once: a trial waiting its turn could not be cloned, and PBT
     would pause the others to let it in."""
-    if space.population_based and concurrent < space.num_samples:
+    if schedulers.kind(space).population_based and concurrent < space.num_samples:
         raise SweepError(f"{space.path}: scheduler: pbt exploits among trials running at the same time, and only "
                          f"{concurrent} of the population of {space.num_samples} fit at once (max_concurrent_trials, "
                          f"resources): lower num_samples to {concurrent}, or give the sweep a larger cluster")
@@ -153,95 +152,7 @@ def _storage_url(space: SweepSpace, sweep_dir: str) -> str:
     return space.search.storage or layout.default_storage(sweep_dir)
 
 
-# A sweep directory's resolved storage URL, for its searcher: Tune pickles the searcher (into tuner.pkl and each
-# searcher-state file) and unpickles it on --resume, and the URL may hold a password, so the pickles hold none and
-# the searcher re-attaches to its study from here, in the driver that set it (run_sweep).
-_STUDY_URLS: dict[str, str] = {}
 TABLE_RACE_ATTEMPTS = 10  # opening a study while other drivers make its database's tables (_open_study)
-SWEEP_ATTR = "sweep"  # an Optuna trial's user attribute: the sweep directory whose driver asked for it
-
-
-class StudySearch(OptunaSearch):
-    """Ray's OptunaSearch, pickled without its storage (see _STUDY_URLS), telling Optuna what became of each trial:
-    a trial stopped by the scheduler before its last step is PRUNED (Ray would record its partial value as
-    COMPLETE), and a study trial a killed driver asked for after Tune's last save is closed on resume (restore). It also
-    publishes a sweep's local SQLite study to the bucket (sweep_dir.publish_study) whenever Tune saves its own state:
-    Tune then uploads that state, so the two copies a resume reads agree."""
-
-    _DETACHED = ("_storage", "_ot_study", "_ot_trials")
-
-    def __init__(self, *args, sweep_dir: str, steps: int, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.sweep_dir, self.steps = sweep_dir, steps
-        self.published = None  # the local study's stamp when last published: unchanged, it is not uploaded again
-
-    def __getstate__(self) -> dict:
-        state = {key: value for key, value in self.__dict__.items() if key not in self._DETACHED}
-        # Tune's trial id -> the study's own trial id, what re-attaching needs of an Optuna trial
-        state["_ot_trial_ids"] = {tune_id: trial._trial_id for tune_id, trial in self._ot_trials.items()}
-        return state
-
-    def __setstate__(self, state: dict) -> None:
-        self.__dict__.update(state)
-        self._storage = self._ot_study = None
-        self._ot_trials = {}
-        if self.sweep_dir in _STUDY_URLS:
-            self._attach(_STUDY_URLS[self.sweep_dir])
-
-    def _attach(self, url: str) -> None:
-        import optuna
-
-        self._storage = optuna.storages.RDBStorage(url)
-        self._ot_study = optuna.load_study(study_name=self._study_name, storage=self._storage, sampler=self._sampler,
-                                           pruner=optuna.pruners.NopPruner())
-        self._ot_trials = {tune_id: optuna.Trial(self._ot_study, trial_id)
-                           for tune_id, trial_id in self.__dict__.pop("_ot_trial_ids", {}).items()}
-
-    def save(self, checkpoint_path: str):
-        with open(checkpoint_path, "wb") as file:  # OptunaSearch.save pickles its __dict__, storage and all
-            pickle.dump(self.__getstate__(), file)
-        self.published = layout.publish_study(self.sweep_dir, _STUDY_URLS[self.sweep_dir], self.published)
-
-    def restore(self, checkpoint_path: str):
-        """The state Tune saved last (on --resume). An Optuna trial asked for after that save has no Tune trial that
-        will ever report to it: told what trials.json says became of it (a trial that ended before the kill), else
-        FAIL; never left RUNNING."""
-        import optuna
-
-        with open(checkpoint_path, "rb") as file:
-            self.__setstate__(pickle.load(file))
-        attached = {trial._trial_id for trial in self._ot_trials.values()}
-        recorded = {entry["number"]: entry for entry in layout.read_trials(self.sweep_dir) or []}
-        for trial in self._ot_study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
-            # (A study may be shared with other sweeps running now: only this one's trials.)
-            if trial.user_attrs.get(SWEEP_ATTR) != self._owner() or trial._trial_id in attached:
-                continue
-            entry = recorded.get(trial.number, {})
-            metrics = self.metric if isinstance(self.metric, list) else [self.metric]
-            values = [entry.get("metrics", {}).get(metric) for metric in metrics]
-            if entry.get("status") == "finished" and None not in values:
-                self._ot_study.tell(trial.number, values if len(values) > 1 else values[0])
-            else:
-                self._ot_study.tell(trial.number, state=optuna.trial.TrialState.PRUNED
-                                    if entry.get("status") == "stopped" else optuna.trial.TrialState.FAIL)
-
-    def _owner(self) -> str:
-        return storage.display(self.sweep_dir)
-
-    def suggest(self, trial_id: str) -> dict | None:
-        point = super().suggest(trial_id)
-        self._ot_trials[trial_id].set_user_attr(SWEEP_ATTR, self._owner())
-        return point
-
-    def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False):
-        trial = self._ot_trials.get(trial_id)
-        if trial is not None and self._storage.get_trial(trial._trial_id).state.is_finished():
-            # A trial Tune ran again after a resume (it ended after Tune's last save): Optuna was told already.
-            self._completed_trials.add(trial_id)
-            return
-        if not error and result is not None and result.get("step", 0) < self.steps:
-            result = None  # stopped by the scheduler: OptunaSearch tells a trial without a value as PRUNED
-        super().on_trial_complete(trial_id, result, error)
 
 
 def _define_by_run(space: SweepSpace, trial) -> dict:
@@ -252,7 +163,7 @@ def _define_by_run(space: SweepSpace, trial) -> dict:
 def _searcher(space: SweepSpace, sweep_dir: str):
     import optuna
 
-    if space.population_based:  # Ray refuses a search algorithm beside PBT: Tune's own runs the population
+    if schedulers.kind(space).population_based:  # Ray refuses a search algorithm beside PBT: Tune runs the population
         from ray.tune.search import BasicVariantGenerator
 
         return BasicVariantGenerator(points_to_evaluate=[{**point, OPTUNA_NUMBER: number}
@@ -268,35 +179,17 @@ def _searcher(space: SweepSpace, sweep_dir: str):
         sampler = optuna.samplers.RandomSampler(seed=seed)  # grid: every point is enqueued below
 
     multi = len(space.objectives) > 1  # Optuna's multi-objective study: TPE and random sample it as they are
-    return StudySearch(
+    return study_search.StudySearch(
         # A partial, not a closure: Tune pickles the searcher (and its space) into the experiment state.
         space=functools.partial(_define_by_run, space),
         metric=space.metrics if multi else space.metric,
         mode=[mode for _, mode in space.objectives] if multi else space.mode,
         sampler=sampler,
-        storage=optuna.storages.RDBStorage(_STUDY_URLS[sweep_dir]),
+        storage=optuna.storages.RDBStorage(study_search.STUDY_URLS[sweep_dir]),
         study_name=space.study_name,
         points_to_evaluate=space.grid() if algorithm == "grid" else None,
         sweep_dir=sweep_dir,
         steps=space.base_config().train.steps,
-    )
-
-
-def _scheduler(space: SweepSpace, sweep_dir: str):
-    from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
-
-    if space.scheduler.name == "fifo":
-        return FIFOScheduler()
-    if space.population_based:
-        return pbt.scheduler(space, sweep_dir, _trial_name_of, own_keys=(OPTUNA_NUMBER,))
-    return ASHAScheduler(
-        time_attr="step",
-        # One below the last step: ASHA puts no rung at train.steps, so it never stops a trial at its very end,
-        # between the last report and the full evaluation.
-        max_t=space.base_config().train.steps - 1,
-        grace_period=space.scheduler.grace_period,
-        reduction_factor=space.scheduler.reduction_factor,
-        stop_last_trials=False,  # a trial past max_t ends by itself
     )
 
 
@@ -315,11 +208,10 @@ class TrialsRecord(Callback):
 
     def _entry(self, trial) -> dict:
         name = _trial_name_of(trial)
-        return self.trials.setdefault(name, {
-            "name": name, "number": int(trial.config.get(OPTUNA_NUMBER, 0)), "params": _point(trial.config),
-            "status": "pending", "metrics": {}, "best": None, "full_evaluation": None, "wall_s": None, "error": None,
-            "started_unix": None,
-        })
+        if name not in self.trials:
+            self.trials[name] = layout.new_trial_entry(name, int(trial.config.get(OPTUNA_NUMBER, 0)),
+                                                       _point(trial.config))
+        return self.trials[name]
 
     @staticmethod
     def _ended(entry: dict) -> None:
@@ -335,11 +227,11 @@ class TrialsRecord(Callback):
         exploit = trial.config.get(pbt.EXPLOIT_KEY)
         lineage = entry.setdefault("lineage", [])
         # A PBT clone's restart: its wall time runs on from its first start, and its lineage grows by the exploit.
-        restarted = exploit is not None and entry["status"] == "running"
+        restarted = exploit is not None and entry["status"] == layout.RUNNING
         if exploit is not None and all(step["number"] != exploit["number"] for step in lineage):
             lineage.append({"number": exploit["number"], "step": exploit["step"], "donor": exploit["donor"],
                             "params": _point(trial.config)})
-        entry.update(status="running", error=None)
+        entry.update(status=layout.RUNNING, error=None)
         if not (restarted and entry.get("started_unix")):
             entry["started_unix"] = time.time()
         self._write()
@@ -358,19 +250,20 @@ class TrialsRecord(Callback):
         self._write()
         # A line per new cheap evaluation (the reports between carry the last one again), naming the trial as
         # trials.json and TensorBoard do, with Tune's id beside it: Tune's "Current best trial" line names the id only.
-        evaluated = metrics.get("fid_step")
+        evaluated = metrics.get(figures.STEP)
         if evaluated is not None and self.printed.get(entry["name"]) != evaluated:
             self.printed[entry["name"]] = evaluated
-            figures = "".join(f" {key}={metrics[key]:.4g}" for key in (self.metric, "classifier_score") if key in metrics)
+            shown = "".join(f" {key}={metrics[key]:.4g}" for key in (self.metric, figures.CLASSIFIER_SCORE)
+                            if key in metrics)
             best = f" (best {entry['best']['value']:.4g} at step {entry['best']['step']})" if entry["best"] else ""
-            print(f"[gansweep] {entry['name']} [{trial.trial_id}] step {evaluated}:{figures}{best}", flush=True)
+            print(f"[gansweep] {entry['name']} [{trial.trial_id}] step {evaluated}:{shown}{best}", flush=True)
 
     def on_trial_complete(self, iteration, trials, trial, **info):
         entry = self._entry(trial)
         # run_training writes result.json once the run has trained all its steps (and evaluated): a trial
         # without one was stopped early by the scheduler.
         result = run_dir.read_result(layout.trial_dir(self.sweep_dir, entry["name"]))
-        entry["status"] = "finished" if result is not None else "stopped"
+        entry["status"] = layout.FINISHED if result is not None else layout.STOPPED
         self._ended(entry)
         if result is not None:
             entry["full_evaluation"] = result.get("evaluation")
@@ -378,17 +271,15 @@ class TrialsRecord(Callback):
 
     def on_trial_error(self, iteration, trials, trial, **info):
         entry = self._entry(trial)
-        entry["status"] = "failed"
+        entry["status"] = layout.FAILED
         self._ended(entry)
         error = run_dir.read_error(layout.trial_dir(self.sweep_dir, entry["name"]))
         entry["error"] = error or f"failed; see Tune's error file {trial.error_file}"
         self._write()
 
 
-_REPORTED = (
-    "step", "fid", "fid_best", "fid_step", "classifier_score", "classifier_score_best", "loss_d", "loss_g",
-    "d_real", "d_fake", "images_per_s", "data_wait_frac", "train_loop_s",
-)
+_REPORTED = ("step", *figures.REPORTED, "loss_d", "loss_g", "d_real", "d_fake", "images_per_s", "data_wait_frac",
+             "train_loop_s")
 
 
 # What --resume holds to the sweep a directory started: Tune keeps the searcher, scheduler, metric and sample count
@@ -397,27 +288,12 @@ RESUME_KEYS = ("space", "fixed", "exclude", "metric", "mode", "objectives", "sea
                "num_samples", "study_name", "storage")
 
 
-def _sweep_record(space: SweepSpace, sweep_dir: str) -> dict:
-    """sweep.json's contents (sweep_dir.claim writes it)."""
-    population_based = space.population_based
-    return _jsonable({
-        "name": space.name, "metric": space.metric, "mode": space.mode, "objectives": space.objectives,
-        "space": space.describe(),
-        "fixed": space.fixed, "search": space.search.algorithm, "seed": space.search.seed,
-        "scheduler": dataclasses.asdict(space.scheduler),
-        # A PBT sweep has no Optuna study: the report ranks its parameters from trials.json.
-        "study_name": None if population_based else space.study_name,
-        "storage": None if population_based else layout.masked_url(_storage_url(space, sweep_dir)),
-        "num_samples": space.num_samples, "space_file": str(space.path),
-        "exclude": space.exclude, "table": space.table,  # what `gansweep report` makes its table of
-    })
-
-
 def _prepare_output(space: SweepSpace, sweep_dir: str, resume: bool) -> None:
     """A new sweep claims a directory that holds none (sweep.json); --resume needs the one a sweep started, with
     the same definition (RESUME_KEYS)."""
     shown = storage.display(sweep_dir)
-    record = _sweep_record(space, sweep_dir)
+    has_study = not schedulers.kind(space).population_based  # a PBT population is Tune's own
+    record = layout.sweep_record(space, _storage_url(space, sweep_dir) if has_study else None)
     if not resume:
         try:
             layout.claim(sweep_dir, record)
@@ -437,8 +313,8 @@ def _prepare_output(space: SweepSpace, sweep_dir: str, resume: bool) -> None:
 
 def _open_study(template: str, sweep_dir: str) -> None:
     """The study's storage connected to before Ray starts (a wrong password or an unreachable server is one message,
-    its URL masked), and its resolved URL kept for the searcher (_STUDY_URLS). On object storage the local SQLite
-    study is first fetched from the bucket."""
+    its URL masked), and its resolved URL kept for the searcher (study_search.STUDY_URLS). On object storage the local
+    SQLite study is first fetched from the bucket."""
     import optuna
     from sqlalchemy.exc import IntegrityError, ProgrammingError, SQLAlchemyError
 
@@ -461,11 +337,7 @@ def _open_study(template: str, sweep_dir: str) -> None:
         reason = layout.redacted(str(getattr(exc, "orig", None) or exc).strip().splitlines()[0], url)
         raise SweepError(f"search.storage {layout.masked_url(template)}: cannot open the study there: {reason}") \
             from None
-    _STUDY_URLS[sweep_dir] = url
-
-
-def _jsonable(value: Any) -> Any:
-    return json.loads(json.dumps(value, default=str))
+    study_search.STUDY_URLS[sweep_dir] = url
 
 
 def run_sweep(space: SweepSpace, output: str | Path, resume: bool = False, verbose: bool = False) -> dict:
@@ -492,13 +364,13 @@ def _tune(space: SweepSpace, sweep_dir: str, resume: bool, verbose: bool) -> flo
     base = space.base_config()
     shape = ready_for_cluster(base.data, sweep_dir)  # joining a cluster of several nodes: a cache they all read
     storage.check_writable(cache_root(base.data), "the cache (GANSWEEP_CACHE or data.cache_dir)")
-    population_based = space.population_based
+    population_based = schedulers.kind(space).population_based
     if not population_based:  # a PBT sweep has no Optuna study (its population is Tune's own)
         _open_study(_storage_url(space, sweep_dir), sweep_dir)
     # Before Ray: the classifier (trained once, cached) and the reference statistics, shared by every trial.
     monitor = prepare_monitor(base)
     write_hparams_config(storage.join(sweep_dir, layout.TENSORBOARD_DIR), space.params, space.metric)
-    # What Ray holds and saves of the space names no storage: the URL may hold a password (_STUDY_URLS).
+    # What Ray holds and saves of the space names no storage: the URL may hold a password (study_search.STUDY_URLS).
     space = dataclasses.replace(space, search=dataclasses.replace(space.search, storage=None))
 
     started_ray = init_ray()
@@ -538,7 +410,7 @@ def _tune(space: SweepSpace, sweep_dir: str, resume: bool, verbose: bool) -> flo
                 if population_based else None,
                 tune_config=tune.TuneConfig(
                     search_alg=_searcher(space, sweep_dir),
-                    scheduler=_scheduler(space, sweep_dir),
+                    scheduler=schedulers.kind(space).build(space, sweep_dir, _trial_name_of, (OPTUNA_NUMBER,)),
                     metric=space.metric,
                     mode=space.mode,
                     num_samples=space.num_samples,
@@ -561,9 +433,10 @@ def _summarise(space: SweepSpace, sweep_dir: str, wall: float) -> dict:
     best trial's entry of trials.json."""
     trials = layout.read_trials(sweep_dir) or []
     best = layout.best_trial(trials, space.mode)
-    counts = {status: sum(t["status"] == status for t in trials) for status in ("finished", "stopped", "failed")}
-    print(f"[gansweep] sweep done in {wall / 60:.1f} min: {counts['finished']} finished, {counts['stopped']} stopped "
-          f"early, {counts['failed']} failed", flush=True)
+    counts = {status: sum(t["status"] == status for t in trials)
+              for status in (layout.FINISHED, layout.STOPPED, layout.FAILED)}
+    print(f"[gansweep] sweep done in {wall / 60:.1f} min: {counts[layout.FINISHED]} finished, {counts[layout.STOPPED]} "
+          f"stopped early, {counts[layout.FAILED]} failed", flush=True)
     if len(space.objectives) > 1:
         front = layout.pareto_front(trials, space.objectives)
         print(f"[gansweep] Pareto front ({' and '.join(space.metrics)}, last reported values): {len(front)} "

@@ -14,6 +14,7 @@ A sweep directory is a local folder or a folder on object storage (gansweep.stor
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
@@ -21,11 +22,12 @@ import sqlite3
 import tempfile
 from contextlib import closing
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from gansweep import storage
 
-# The one whole-file JSON write, shared with the run directory.
-from gansweep.run.run_dir import write_json
+if TYPE_CHECKING:
+    from gansweep.sweep.space import SweepSpace
 
 SWEEP_FILE = "sweep.json"
 TRIALS_FILE = "trials.json"
@@ -35,6 +37,10 @@ TRIALS_DIR = "trials"
 TUNE_DIR = "tune"
 REPORT_DIR = "report"
 SWEEP_KEYS = ("name", "metric", "mode")  # what every reader of sweep.json relies on
+
+# A trial's status in trials.json: pending until Tune starts it, then running, and at its end finished (it trained all
+# its steps), stopped (early, by the scheduler) or failed.
+PENDING, RUNNING, FINISHED, STOPPED, FAILED = "pending", "running", "finished", "stopped", "failed"
 
 
 class SweepDirError(ValueError):
@@ -156,6 +162,27 @@ def _read_json(location: str) -> dict:
     return data
 
 
+def sweep_record(space: SweepSpace, storage_url: str | None) -> dict:
+    """sweep.json's contents for SPACE, whose Optuna study lives at STORAGE_URL (as the space gives it: masked here);
+    None for a sweep without a study (a PBT population is Tune's own: the report ranks its parameters from
+    trials.json)."""
+    has_study = storage_url is not None
+    return _jsonable({
+        "name": space.name, "metric": space.metric, "mode": space.mode, "objectives": space.objectives,
+        "space": space.describe(),
+        "fixed": space.fixed, "search": space.search.algorithm, "seed": space.search.seed,
+        "scheduler": dataclasses.asdict(space.scheduler),
+        "study_name": space.study_name if has_study else None,
+        "storage": masked_url(storage_url) if has_study else None,
+        "num_samples": space.num_samples, "space_file": str(space.path),
+        "exclude": space.exclude, "table": space.table,  # what `gansweep report` makes its table of
+    })
+
+
+def _jsonable(value: Any) -> Any:
+    return json.loads(json.dumps(value, default=str))
+
+
 def claim(sweep_dir: str, record: dict) -> None:
     """A new sweep's sweep.json (a storage URL in it masked), written only if the directory holds none: of two sweeps
     started on one directory at once, one claims it and the other is refused (SweepDirError)."""
@@ -195,9 +222,16 @@ def read_sweep_record(sweep_dir: str) -> dict:
     return sweep
 
 
+def new_trial_entry(name: str, number: int, params: dict[str, Any]) -> dict:
+    """A trial's entry of trials.json before Tune starts it: its name, Optuna trial number and sampled keys."""
+    return {"name": name, "number": number, "params": params, "status": PENDING, "metrics": {}, "best": None,
+            "full_evaluation": None, "wall_s": None, "error": None, "started_unix": None}
+
+
 def write_trials(sweep_dir: str, trials: list[dict]) -> None:
     """trials.json, its entries in trial-number order."""
-    write_json(storage.join(sweep_dir, TRIALS_FILE), {"trials": sorted(trials, key=lambda entry: entry["number"])})
+    trials = sorted(trials, key=lambda entry: entry["number"])
+    storage.write_json(storage.join(sweep_dir, TRIALS_FILE), {"trials": trials})
 
 
 def read_trials(sweep_dir: str) -> list[dict] | None:
@@ -237,7 +271,7 @@ def pareto_front(trials: list[dict], objectives: list[tuple[str, str]]) -> list[
     scored = []
     for trial in trials:
         values = [trial.get("metrics", {}).get(metric) for metric, _ in objectives]
-        if trial.get("status") == "finished" and all(isinstance(v, (int, float)) for v in values):
+        if trial.get("status") == FINISHED and all(isinstance(v, (int, float)) for v in values):
             scored.append((trial, [sign[mode] * v for v, (_, mode) in zip(values, objectives)]))
 
     def dominates(a: list[float], b: list[float]) -> bool:

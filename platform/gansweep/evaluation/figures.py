@@ -1,0 +1,26 @@
+"""The cheap evaluation's figures, as every reader names them: FID and the classifier score, which way each is
+better, the best-so-far figure kept beside each, and the keys a run reports of them (evaluation/monitor.py computes
+them, run/loop.py reports them, a sweep ranks and stops trials on them)."""
+
+from __future__ import annotations
+
+FID = "fid"
+CLASSIFIER_SCORE = "classifier_score"
+MODES = {FID: "min", CLASSIFIER_SCORE: "max"}  # which way each figure is better; the order a run reports them in
+STEP = "fid_step"  # the step of the last cheap evaluation: later reports carry its figures again
+
+
+def best_key(figure: str) -> str:
+    """The key of FIGURE's best value so far in a run (a trial stopped early or past its best is compared on it)."""
+    return f"{figure}_best"
+
+
+def best(figure: str, value: float, previous: float | None) -> float:
+    """FIGURE's best so far: VALUE, or PREVIOUS where that is better."""
+    if previous is None:
+        return value
+    return min(value, previous) if MODES[figure] == "min" else max(value, previous)
+
+
+# What a run reports of the cheap evaluation, with every report after the first one.
+REPORTED = (*MODES, STEP, *(best_key(figure) for figure in MODES))
