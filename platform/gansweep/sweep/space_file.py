@@ -39,7 +39,7 @@ A grid of named cells (search_spaces/paper_table.yaml) uses three more pieces::
       train.seed: {choice: [0, 1, 2]}
     exclude:                            # grid search only: drop the points matching every key of an entry
       - {row: [block_pixel_p0.8], train.seed: [1, 2]}
-    table: {rows: row, columns: arm}    # `gansweep report` writes the table (sweep/table.py)
+    table: {rows: row, columns: arm}    # `gansweep report` writes the table (sweep/report/table.py)
 
 Optuna samples a bundle key's names; the trial's config gets the chosen bundle's keys. No two sources (fixed:,
 a sampled key, a bundle) may set one config key in the same trial.
@@ -406,7 +406,7 @@ def _parse_space(raw: dict, fixed: dict[str, Any], where: str) -> dict[str, Para
 def _objectives(raw: dict, where: str) -> list[tuple[str, str]]:
     """metric: one of figures.MODES, or a list of two (Optuna's multi-objective search); mode: each metric's own
     direction, written (once, or as a list) only to be checked, since a metric has one right direction."""
-    metrics = raw.get("metric", "fid")
+    metrics = raw.get("metric", figures.FID)
     metrics = list(metrics) if isinstance(metrics, list) else [metrics]
     if not metrics or len(metrics) > 2 or len(set(metrics)) < len(metrics):
         raise SpaceError(f"{where}: metric: one metric, or a list of two different ones; got "

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from gansweep.sweep import sweep_dir as layout
 from gansweep.sweep.report.trials_table import best_value, md_table
+from gansweep.sweep.space import distribution
 
 IMPORTANCES_PNG = "importances.png"
 # PED-ANOVA contrasts the best 10% of the trials with all of them: under 20 trials that best 10% is one or two
@@ -50,31 +51,13 @@ def _load_study(sweep: dict, storage: str | None):
         return None, layout.redacted(f"Optuna could not open study {sweep['study_name']!r}: {exc}", url)
 
 
-def _distribution(spec: dict):
-    from optuna.distributions import (
-        CategoricalDistribution,
-        FloatDistribution,
-        IntDistribution,
-    )
-
-    if "uniform" in spec:
-        return FloatDistribution(*map(float, spec["uniform"]))
-    if "loguniform" in spec:
-        return FloatDistribution(*map(float, spec["loguniform"]), log=True)
-    if "int" in spec:
-        return IntDistribution(*map(int, spec["int"]))
-    if "choice" in spec:
-        return CategoricalDistribution(spec["choice"])
-    return None
-
-
 def _study_from_trials(sweep: dict, trials: list[dict]):
     """An in-memory study rebuilt from trials.json (best value per trial) when the real one cannot be opened."""
     import optuna
 
     distributions = {}
     for key, spec in (sweep.get("space") or {}).items():
-        dist = _distribution(spec) if isinstance(spec, dict) else None
+        dist = distribution(spec) if isinstance(spec, dict) else None
         if dist is not None:
             distributions[key] = dist
     verbosity = optuna.logging.get_verbosity()
@@ -85,7 +68,7 @@ def _study_from_trials(sweep: dict, trials: list[dict]):
         optuna.logging.set_verbosity(verbosity)
     for t in trials:
         value = best_value(t)
-        if value is None or t.get("status") not in ("finished", "stopped"):
+        if value is None or t.get("status") not in (layout.FINISHED, layout.STOPPED):
             continue
         params = {k: v for k, v in t["params"].items() if k in distributions}
         try:

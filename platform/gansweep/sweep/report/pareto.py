@@ -30,7 +30,7 @@ def _plot_pareto(path: Path, trials: list[dict], objectives: list[tuple[str, str
     """The finished trials on the two objectives (last reported values, as Optuna holds them), each labelled by its
     number, the front joined as a staircase in its order."""
     (x_metric, x_mode), (y_metric, y_mode) = objectives
-    scored = [t for t in trials if t.get("status") == "finished"
+    scored = [t for t in trials if t.get("status") == layout.FINISHED
               and all(isinstance(t.get("metrics", {}).get(m), (int, float)) for m, _ in objectives)]
     fig = Figure(figsize=(6.4, 4.8), layout="constrained")
     ax = fig.add_subplot()

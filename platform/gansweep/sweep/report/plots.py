@@ -11,17 +11,18 @@ import numpy as np
 from matplotlib import colormaps
 from matplotlib.figure import Figure
 
+from gansweep.sweep import sweep_dir as layout
 from gansweep.sweep.report.trials_table import best_value, md_table, rank_key, status_counts
 
 JITTER = 0.15  # half-width of the horizontal jitter of categorical strip points
 
 # Status -> (colour, marker): failed/stopped trials must stand out from finished ones.
 STATUS_STYLE = {
-    "finished": ("tab:blue", "o"),
-    "stopped": ("tab:orange", "s"),
-    "running": ("tab:green", "^"),
-    "pending": ("tab:gray", "v"),
-    "failed": ("tab:red", "X"),
+    layout.FINISHED: ("tab:blue", "o"),
+    layout.STOPPED: ("tab:orange", "s"),
+    layout.RUNNING: ("tab:green", "^"),
+    layout.PENDING: ("tab:gray", "v"),
+    layout.FAILED: ("tab:red", "X"),
 }
 
 

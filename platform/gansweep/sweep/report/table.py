@@ -16,6 +16,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from gansweep.config.errors import ConfigError
+from gansweep.evaluation import figures
 from gansweep.sweep import sweep_dir as layout
 
 TABLE_FILE = "table.md"
@@ -28,7 +29,7 @@ def _names(sweep: dict, key: str) -> list:
 
 
 def _evaluated(trials: list[dict]) -> list[dict]:
-    return [t for t in trials if t.get("status") == "finished" and (t.get("full_evaluation") or {}).get("fid")
+    return [t for t in trials if t.get("status") == layout.FINISHED and (t.get("full_evaluation") or {}).get(figures.FID)
             is not None]
 
 
@@ -45,10 +46,10 @@ def cells(trials: list[dict], rows: str, columns: str) -> dict[tuple, list[dict]
 def _cell(trials: list[dict]) -> str:
     if not trials:
         return "-"
-    fids = [t["full_evaluation"]["fid"] for t in trials]
+    fids = [t["full_evaluation"][figures.FID] for t in trials]
     fid = f"{fids[0]:.2f}" if len(fids) == 1 else f"{np.mean(fids):.2f} ± {np.std(fids, ddof=1):.2f}"
-    scores = [t["full_evaluation"]["classifier_score"] for t in trials
-              if t["full_evaluation"].get("classifier_score") is not None]
+    scores = [t["full_evaluation"][figures.CLASSIFIER_SCORE] for t in trials
+              if t["full_evaluation"].get(figures.CLASSIFIER_SCORE) is not None]
     score = f" ({np.mean(scores):.2f})" if scores else ""
     return f"{fid}{score} n={len(trials)}"
 
@@ -73,7 +74,7 @@ def _png_name(row) -> str:
 
 def _first_trial(trials: list[dict]) -> dict | None:
     """The cell's finished trial of the lowest seed (then the lowest number)."""
-    finished = [t for t in trials if t.get("status") == "finished"]
+    finished = [t for t in trials if t.get("status") == layout.FINISHED]
     return min(finished, key=lambda t: (t["params"].get("train.seed", 0), t["number"]), default=None)
 
 

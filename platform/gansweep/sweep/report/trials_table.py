@@ -7,6 +7,8 @@ import csv
 import math
 from pathlib import Path
 
+from gansweep.evaluation import figures
+
 TRIALS_CSV = "trials.csv"
 # The full evaluation's figures beside full_fid in the table, each where some trial's evaluation has it (sweeps
 # evaluated before precision, recall, density and coverage were in the protocol get no empty columns).
@@ -48,14 +50,14 @@ def _short_error(error: str | None) -> str:
 
 def _full_keys(metric: str, trials: list[dict]) -> list[str]:
     """The full evaluation's figures the table shows: fid, the metric, then those of FULL_FIGURES some trial has."""
-    keys = ["fid"] + ([metric] if metric != "fid" else [])
+    keys = [figures.FID] + ([metric] if metric != figures.FID else [])
     present = {key for t in trials for key in (t.get("full_evaluation") or {})}
     return keys + [key for key in FULL_FIGURES if key in present and key not in keys]
 
 
 def _columns(params: list[str], metric: str, full_keys: list[str]) -> list[str]:
     full = [f"full_{key}" for key in full_keys]
-    return ["name", "status", *params, f"{metric}_last", f"{metric}_best", "best_step", *full, "wall_min", "error"]
+    return ["name", "status", *params, f"{metric}_last", figures.best_key(metric), "best_step", *full, "wall_min", "error"]
 
 
 def _table_row(trial: dict, params: list[str], metric: str, full_keys: list[str]) -> dict:
@@ -66,7 +68,7 @@ def _table_row(trial: dict, params: list[str], metric: str, full_keys: list[str]
     for param in params:
         row[param] = trial["params"].get(param)  # None: inactive conditional param
     row[f"{metric}_last"] = (trial.get("metrics") or {}).get(metric)
-    row[f"{metric}_best"] = best_value(trial)
+    row[figures.best_key(metric)] = best_value(trial)
     row["best_step"] = best.get("step") if best_value(trial) is not None else None
     for key in full_keys:
         row[f"full_{key}"] = full.get(key)
