@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from gansweep import storage
+from gansweep.data import cache
 
 SOURCES = ("fashion_mnist", "mnist", "image_folder", "parquet")
 DEFAULT_ROOTS = {"fashion_mnist": "/usr/share/datasets/fashion-mnist"}
@@ -49,12 +50,6 @@ class ImageArrays:
     images: np.ndarray  # uint8 (N, C, H, W)
     labels: np.ndarray  # int64 (N,); -1 where unlabelled
     num_classes: int  # 0 when unlabelled
-
-
-def cache_dir() -> str:
-    """gansweep's cache root, a local folder or a URI (s3://bucket/cache: one cache for a cluster):
-    $GANSWEEP_CACHE, else ~/.cache/gansweep."""
-    return storage.normalize(os.environ.get("GANSWEEP_CACHE") or Path.home() / ".cache" / "gansweep")
 
 
 # --- IDX (Fashion-MNIST, MNIST) ------------------------------------------------------------------
@@ -383,14 +378,14 @@ def _image_folder_pieces(root: str, split: str, limit: int | None, rows_per_piec
     return SplitPieces(pieces, np.array(labels, dtype=np.int64), num_classes)
 
 
-def prepared_idx(name: str, root: Path, split: str, cache: storage.LocationLike) -> str:
-    """An IDX split converted once into a Parquet file in CACHE/prepared/ (pixel lists and labels, row groups of
-    1,024 images), which the stream reads in pieces like any Parquet source; its location (CACHE may be a URI)."""
+def prepared_idx(name: str, root: Path, split: str, cache_dir: storage.LocationLike | None) -> str:
+    """An IDX split converted once into a Parquet file in the cache (pixel lists and labels, row groups of
+    1,024 images), which the stream reads in pieces like any Parquet source; its location (the cache may be a URI)."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     key = hashlib.sha256(str(root.resolve()).encode()).hexdigest()[:12]
-    location = storage.join(storage.normalize(cache), "prepared", f"{name}-{key}", f"{split}.parquet")
+    location = cache.prepared_file(name, key, split, cache_dir)
     if storage.is_file(location):
         return location
     arrays = _load_idx(name, root, split, None)[0]
@@ -404,12 +399,12 @@ def prepared_idx(name: str, root: Path, split: str, cache: storage.LocationLike)
 
 
 def source_pieces(name: str, root: str | None, split: str = "train", limit: int | None = None,
-                  rows_per_piece: int = 1024, cache: storage.LocationLike | None = None) -> SplitPieces:
+                  rows_per_piece: int = 1024, cache_dir: storage.LocationLike | None = None) -> SplitPieces:
     """The first LIMIT images of a split as pieces of at most ROWS_PER_PIECE images (IDX sources through their
-    Parquet conversion in CACHE, default the cache_dir())."""
+    Parquet conversion in the cache, CACHE_DIR as data.cache_dir sets it)."""
     path = _checked_root(name, root, split, limit, None)
     if name in TORCHVISION_DIRS:
-        prepared = prepared_idx(name, Path(path), split, cache or cache_dir())
+        prepared = prepared_idx(name, Path(path), split, cache_dir)
         split_pieces = _parquet_pieces(prepared, "train", limit, rows_per_piece)
         split_pieces.num_classes = IDX_NUM_CLASSES
         return split_pieces
@@ -552,10 +547,9 @@ def _prepare_torchvision(name: str, path: Path) -> str:
     """Decompress a source's IDX files into CACHE/torchvision/<Name>/raw/ and check torchvision opens them."""
     import torchvision
 
-    cache = cache_dir()
     # torchvision reads a local folder: a cache on object storage keeps its torchvision layout in a local staging one.
-    tv_root = storage.staging_dir(storage.join(cache, "torchvision")) if storage.is_uri(cache) \
-        else Path(cache, "torchvision")
+    folder = cache.torchvision_folder()
+    tv_root = storage.staging_dir(folder) if storage.is_uri(folder) else Path(folder)
     raw = tv_root / TORCHVISION_DIRS[name] / "raw"
     raw.mkdir(parents=True, exist_ok=True)
     for stems in IDX_FILES.values():
@@ -572,7 +566,7 @@ def _prepare_torchvision(name: str, path: Path) -> str:
         counts = {split: len(dataset(str(tv_root), train=split == "train", download=False)) for split in SPLITS}
     except (RuntimeError, ValueError, OSError) as error:
         raise DataSourceError(f"{name}: torchvision cannot read {raw} ({error})") from error
-    prepared = [storage.display(prepared_idx(name, path, split, cache)) for split in SPLITS]
+    prepared = [storage.display(prepared_idx(name, path, split, None)) for split in SPLITS]
     return (
         f"{name}: {counts['train']} train and {counts['test']} test images from {path}\n"
         f"torchvision: torchvision.datasets.{TORCHVISION_DIRS[name]}(root='{tv_root}', download=False)\n"

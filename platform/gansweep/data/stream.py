@@ -36,7 +36,7 @@ READ_AHEAD_BYTES = 4 * WINDOW_BYTES
 
 @dataclass
 class StreamSpec:
-    """What a worker's stream reads and how; made by the driver (training_set.py), shipped in the RunPlan."""
+    """What a worker's stream reads and how; made by the driver (run/training_set.py), shipped in the RunPlan."""
 
     pieces: list[Piece]  # the set in index order
     channels: int  # 1 or 3, the first image's (sources.describe_source)

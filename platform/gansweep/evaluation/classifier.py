@@ -27,8 +27,8 @@ from torch.nn import functional as F
 from tqdm.auto import tqdm
 
 from gansweep import storage
+from gansweep.data import cache
 from gansweep.data.sources import DataSourceError, load_source, resolved_root
-from gansweep.data.sources import cache_dir as default_cache_dir
 
 ARCHITECTURE = "domain-cnn"
 ARCHITECTURE_VERSION = 1  # bump when DomainClassifier or the training recipe changes
@@ -278,12 +278,6 @@ def train_classifier(
     )
 
 
-def classifier_dir(source: str, fingerprint: str, cache_dir: Path | str | None = None) -> str:
-    """The classifier's cache folder, a location (a local path or a URI)."""
-    base = storage.normalize(cache_dir) if cache_dir is not None else default_cache_dir()
-    return storage.join(base, "classifiers", f"{source}-{fingerprint}")
-
-
 def _load(folder: str, fingerprint: str) -> ClassifierRecord | None:
     """The cached classifier in `folder`, or None when it is absent or unreadable."""
     try:
@@ -321,7 +315,7 @@ def load_or_train_classifier(
     says whether it was trained by this call.
     """
     fingerprint = classifier_fingerprint(source, root, seed, epochs, limit, image_size)
-    folder = classifier_dir(source, fingerprint, cache_dir)
+    folder = cache.classifier_folder(source, fingerprint, cache_dir)
     cached = _load(folder, fingerprint)
     if cached is not None:
         if progress:

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from gansweep.config.schema import Config
-from gansweep.data.training_set import cache_root
+from gansweep.data import cache
 from gansweep.evaluation.classifier import (
     ClassifierRecord,
     DomainClassifier,
@@ -69,9 +69,9 @@ def prepare_monitor(cfg: Config) -> MonitorPayload:
     """The payload of the run's cached domain classifier and the cached features of its reference split; trains and
     caches the classifier, and computes and caches the features, on first use (with progress)."""
     data = cfg.data
-    cache = cache_root(data)
-    record = load_or_train_classifier(data.name, data.root, image_size=data.image_size, cache_dir=cache)
-    return MonitorPayload.of(record, reference_features(data, record, cache))
+    root = cache.root(data.cache_dir)
+    record = load_or_train_classifier(data.name, data.root, image_size=data.image_size, cache_dir=root)
+    return MonitorPayload.of(record, reference_features(data, record, root))
 
 
 class FidMonitor:

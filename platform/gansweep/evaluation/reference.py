@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from gansweep import storage
+from gansweep.data.cache import reference_file
 from gansweep.config.schema import Config, DataConfig
 from gansweep.data.sources import (
     DataSourceError,
@@ -65,7 +66,7 @@ class ReferenceFeatures:
 
 def reference_features(data: DataConfig, classifier: ClassifierRecord,
                        cache: storage.LocationLike) -> ReferenceFeatures:
-    """CLASSIFIER's features of the run's reference split, from CACHE/reference/ (CACHE: the data's cache_root);
+    """CLASSIFIER's features of the run's reference split, from the cache CACHE (its root, or data.cache_dir);
     computed and cached first when absent or unreadable."""
     split = reference_split(data)
     key = {
@@ -73,8 +74,7 @@ def reference_features(data: DataConfig, classifier: ClassifierRecord,
         "image_size": data.image_size, "split": split, "classifier": classifier.fingerprint,
     }
     key_json = json.dumps(key, sort_keys=True)
-    name = f"{data.name}-{hashlib.sha256(key_json.encode()).hexdigest()[:16]}.npz"
-    path = storage.join(storage.normalize(cache), "reference", name)
+    path = reference_file(data.name, hashlib.sha256(key_json.encode()).hexdigest()[:16], cache)
     feats = _read(path, key_json, classifier.model.feature_dim)
     if feats is not None:
         return ReferenceFeatures(feats, split, path, computed_now=False)
@@ -108,7 +108,7 @@ def training_batches(data: DataConfig, cache: storage.LocationLike, batch: int =
     info = describe_source(data.name, data.root, data.image_size, data.limit)
     channels = info.clean_shape[0]
     # The listing describe_source made (image folders, Parquet), not a second one; IDX sets through their Parquet.
-    listed = info.pieces or source_pieces(data.name, data.root, "train", data.limit, rows_per_piece=batch, cache=cache)
+    listed = info.pieces or source_pieces(data.name, data.root, "train", data.limit, rows_per_piece=batch, cache_dir=cache)
     pieces = listed.pieces
     held, count = [], 0
     for piece in pieces:
