@@ -13,7 +13,7 @@ from gansweep.config.checks import validate
 from gansweep.config.loading import load_config
 from gansweep.data.cache import classifier_folder
 from gansweep.data.cache import root as cache_root_of
-from gansweep.data import sources
+from gansweep.data import source_idx
 from gansweep.data.restoration import restore
 from gansweep.data.sources import (
     describe_source,
@@ -25,10 +25,10 @@ from gansweep.data.thetas import measure_keyed
 from gansweep.evaluation import reference
 from gansweep.evaluation.classifier import (
     ClassifierRecord,
-    DomainClassifier,
     classifier_fingerprint,
     load_or_train_classifier,
 )
+from gansweep.nets.domain_classifier import DomainClassifier
 from gansweep.run import training_set
 from PIL import Image
 
@@ -118,7 +118,7 @@ def test_an_idx_split_is_prepared_once_in_the_bucket_and_its_pieces_read_as_the_
     assert np.array_equal(np.concatenate([p.images for p in pieces]), local.images)
     assert np.array_equal(np.concatenate([p.labels for p in pieces]), local.labels)
 
-    monkeypatch.setattr(sources, "_load_idx", lambda *a, **k: pytest.fail("the IDX split was converted again"))
+    monkeypatch.setattr(source_idx, "_load_idx", lambda *a, **k: pytest.fail("the IDX split was converted again"))
     assert source_pieces("fashion_mnist", None, "test", limit=50).pieces[0].path == prepared
 
 

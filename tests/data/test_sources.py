@@ -10,8 +10,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from conftest import needs_fashion
+from gansweep.data.source_base import SOURCES, DataSourceError
 from gansweep.data.sources import (
-    DataSourceError,
+    REGISTRY,
     describe_source,
     load_source,
     prepare_source,
@@ -365,11 +366,11 @@ def _described_as_loaded(name: str, root, image_size=None, limit=None):
 
 @needs_fashion
 def test_describe_fashion_mnist_reads_the_headers_only(monkeypatch):
-    import gansweep.data.sources as sources
+    import gansweep.data.source_idx as source_idx
 
     read = []
-    original = sources._read_idx
-    monkeypatch.setattr(sources, "_read_idx", lambda *args: read.append(args[-1]) or original(*args))
+    original = source_idx._read_idx
+    monkeypatch.setattr(source_idx, "_read_idx", lambda *args: read.append(args[-1]) or original(*args))
     info = describe_source("fashion_mnist", None)
     assert (info.clean_shape, info.num_classes, info.n_images, info.unlabelled) == ((1, 28, 28), 10, 60000, False)
     assert read == [0, 0]  # no image nor label is read, only the two headers
@@ -459,3 +460,9 @@ def test_train_refuses_a_bad_source_naming_it_before_ray_starts(tmp_path, capsys
     assert code == 2 and re.search(message, error), error
     assert "secret-never-shown" not in error
     assert not ray.is_initialized() and not (tmp_path / "run").exists()
+
+
+def test_the_source_names_config_checks_are_the_registry_s():
+    # config checks data.name against source_base.SOURCES, not the registry: they must name the same kinds.
+    assert SOURCES == tuple(REGISTRY)
+    assert all(source.name == name for name, source in REGISTRY.items())

@@ -18,7 +18,7 @@ from gansweep.config.schema import (
     MeasurementConfig,
 )
 from gansweep.data.restoration import INPAINT_METHODS, check_restorable
-from gansweep.data.sources import SOURCES
+from gansweep.data.source_base import SOURCES
 from gansweep.nets.losses import REGISTRY as LOSS_REGISTRY
 from gansweep.nets.measurements import REGISTRY as MEASUREMENT_REGISTRY
 from gansweep.nets.measurements import Measurement, MeasurementError, build_measurement

@@ -12,8 +12,10 @@ from gansweep.config.checks import Measurements, check_shapes, validate
 from gansweep.config.errors import ConfigError
 from gansweep.config.schema import Config
 from gansweep.data import cache
-from gansweep.data.sources import DataSourceError, describe_source
-from gansweep.evaluation.monitor import MonitorPayload, prepare_monitor
+from gansweep.data.source_base import DataSourceError
+from gansweep.data.sources import describe_source
+from gansweep.evaluation.monitor import MonitorPayload
+from gansweep.evaluation.protocol import prepare_monitor
 from gansweep.nets.measurements import MeasurementError
 from gansweep.run import reaper, run_dir
 from gansweep.run.cluster import cluster_shape

@@ -29,7 +29,8 @@ from gansweep.config.checks import Measurements
 from gansweep.config.schema import Config
 from gansweep.data import cache
 from gansweep.data.restoration import restore
-from gansweep.data.sources import SourceInfo, read_piece, resolved_root, source_pieces
+from gansweep.data.source_base import SourceInfo
+from gansweep.data.sources import read_piece, resolved_root, source_pieces
 from gansweep.data.stream import StreamSpec, measured, pieces_per_window
 from gansweep.data.thetas import measure_keyed
 from gansweep.nets.measurements import Measurement

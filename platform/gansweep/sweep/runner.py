@@ -24,7 +24,8 @@ from ray.tune.search.optuna import OptunaSearch
 from gansweep import storage
 from gansweep.config.errors import ConfigError
 from gansweep.data import cache
-from gansweep.evaluation.monitor import MonitorPayload, prepare_monitor
+from gansweep.evaluation.monitor import MonitorPayload
+from gansweep.evaluation.protocol import prepare_monitor
 from gansweep.run import run_dir
 from gansweep.run.cluster import cluster_shape, ready_for_cluster
 from gansweep.run.plan import plan_resources as plan_run_resources
