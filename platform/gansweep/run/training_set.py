@@ -4,8 +4,8 @@ Pixel convention: measurements act on intensities in [0, 1] (zero is black, as i
 lossy set and the discriminator's inputs live in [0, 1]; the generator outputs [-1, 1] (tanh) and
 ``nets.pixels.to_unit`` maps it before it is measured or shown to D.
 
-Nothing is loaded whole. The lossy y_real = f_theta(x_real) is made in the stream (stream.py) with each image's
-theta a function of (data.seed, its index) (thetas.py): every trial of a sweep trains on the same lossy data with
+Nothing is loaded whole. The lossy y_real = f_theta(x_real) is made in the stream (data/stream.py) with each image's
+theta a function of (data.seed, its index) (data/thetas.py): every trial of a sweep trains on the same lossy data with
 nothing cached. Mode ``unmeasure`` restores that same lossy set once, as a Ray Data job across the cluster,
 into Parquet in the cache (keyed by the fingerprint of source, limit, image size, measurement, seed and
 restoration), which the run then streams like any source. The cache may be a URI (s3://bucket/cache: restored once
