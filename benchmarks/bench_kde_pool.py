@@ -14,7 +14,8 @@ import argparse
 import torch
 from gansweep.config.schema import ReversalConfig
 from gansweep.data.sources import load_source
-from gansweep.evaluation.monitor import FidMonitor, prepare_monitor
+from gansweep.evaluation.monitor import FidMonitor
+from gansweep.evaluation.protocol import prepare_monitor
 from gansweep.gan.priors import KDEPrior, NormalPrior
 from gansweep.gan.reversal import reverse
 from gansweep.gan.sampler import Sampler

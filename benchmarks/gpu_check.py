@@ -631,7 +631,8 @@ def section_fid_devices(check: Check, results: dict) -> str:
     reference statistics; a generator trained a few steps; its samples drawn once and scored by FidMonitor on the
     GPU and on the CPU; and the train loop's own path (FidMonitor(sampler) on the device)."""
     from gansweep.config.loading import load_config
-    from gansweep.evaluation.monitor import FidMonitor, prepare_monitor
+    from gansweep.evaluation.monitor import FidMonitor
+    from gansweep.evaluation.protocol import prepare_monitor
 
     size, device = check.size, check.device
     start = time.perf_counter()

@@ -31,8 +31,9 @@ import torch
 from gansweep.config.checks import validate
 from gansweep.config.loading import load_config
 from gansweep.data.sources import describe_source
-from gansweep.data.training_set import prepare_training_set, read_training_set
-from gansweep.evaluation.monitor import FidMonitor, prepare_monitor
+from gansweep.run.training_set import prepare_training_set, read_training_set
+from gansweep.evaluation.monitor import FidMonitor
+from gansweep.evaluation.protocol import prepare_monitor
 from gansweep.gan.build import build_gan
 
 COMMON = ["mode=clean", "measurement.name=none"]

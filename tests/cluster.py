@@ -25,8 +25,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "benchmarks"))
 from gansweep import storage  # noqa: E402
+from gansweep.data.cache import classifier_folder  # noqa: E402
 from gansweep.evaluation.classifier import (  # noqa: E402
-    classifier_dir,
     classifier_fingerprint,
     load_or_train_classifier,
 )
@@ -165,8 +165,8 @@ def seed_classifier(cache: str) -> None:
     fingerprint = classifier_fingerprint("fashion_mnist", None)
     local = Path.home() / ".cache" / "gansweep"
     load_or_train_classifier("fashion_mnist", None, cache_dir=local, progress=False)
-    source, target = Path(classifier_dir("fashion_mnist", fingerprint, local)), classifier_dir("fashion_mnist",
-                                                                                             fingerprint, cache)
+    source, target = Path(classifier_folder("fashion_mnist", fingerprint, local)), classifier_folder("fashion_mnist", fingerprint,
+                                                                                           cache)
     if storage.is_uri(target):
         storage.upload_folder(source, target)
     else:

@@ -12,9 +12,10 @@ import pytest
 PACKAGE = Path(__file__).resolve().parents[1] / "platform" / "gansweep"
 MAX_CHAIN = 9  # modules, the CLI and the leaf included
 MAX_LINES = 120
-# Lower layers first (storage: locations, the bottom of everything that reads or writes a file); a module may import its own layer and those before it. config checks names and values
-# against the modules that implement them, so the plain ones it reads (nets, sources, restoration) sit below it.
-LAYERS = ("storage", "nets", "data.sources", "data.restoration", "config", "data", "gan", "evaluation", "run", "sweep", "tools", "cli")
+# Lower layers first (storage: locations, the bottom of everything that reads or writes a file); a module may import
+# its own layer and those before it. config checks names and values against the modules that implement them (nets,
+# data), so those sit below it; what needs a Config (the run's training set) sits in run.
+LAYERS = ("storage", "nets", "data", "config", "gan", "evaluation", "run", "sweep", "tools", "cli")
 
 
 def _module_name(path: Path) -> str:
@@ -61,7 +62,7 @@ def longest_chain(module: str, seen: tuple = ()) -> list[str]:
 def _layer(module: str) -> int:
     name = module.removeprefix("gansweep.")
     matching = [layer for layer in LAYERS if name == layer or name.startswith(layer + ".")]
-    return LAYERS.index(max(matching, key=len))  # the most specific: data.sources before data
+    return LAYERS.index(max(matching, key=len))  # the most specific
 
 
 def test_the_import_chain_from_the_cli_is_at_most_nine_modules():

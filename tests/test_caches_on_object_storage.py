@@ -11,7 +11,9 @@ from conftest import needs_fashion
 from gansweep import storage
 from gansweep.config.checks import validate
 from gansweep.config.loading import load_config
-from gansweep.data import sources, training_set
+from gansweep.data.cache import classifier_folder
+from gansweep.data.cache import root as cache_root_of
+from gansweep.data import source_idx
 from gansweep.data.restoration import restore
 from gansweep.data.sources import (
     describe_source,
@@ -23,11 +25,11 @@ from gansweep.data.thetas import measure_keyed
 from gansweep.evaluation import reference
 from gansweep.evaluation.classifier import (
     ClassifierRecord,
-    DomainClassifier,
-    classifier_dir,
     classifier_fingerprint,
     load_or_train_classifier,
 )
+from gansweep.nets.domain_classifier import DomainClassifier
+from gansweep.run import training_set
 from PIL import Image
 
 pytestmark = needs_fashion
@@ -72,7 +74,7 @@ def test_the_classifier_is_trained_once_into_the_bucket_and_read_back(cache):
 
 
 def test_a_classifier_folder_without_its_record_is_retrained(cache):
-    folder = classifier_dir("fashion_mnist", classifier_fingerprint("fashion_mnist", None, seed=0, epochs=1, limit=200))
+    folder = classifier_folder("fashion_mnist", classifier_fingerprint("fashion_mnist", None, seed=0, epochs=1, limit=200))
     storage.write_bytes(f"{folder}/model.pt", b"cut off")  # a writer interrupted before record.json, its marker
     trained = _train_small()
     assert trained.trained_now and trained.path == folder and storage.is_file(f"{folder}/record.json")
@@ -93,7 +95,7 @@ def test_reference_features_are_cached_in_the_bucket_and_read_back_equal(cache, 
     torch.manual_seed(0)
     record = ClassifierRecord(model=DomainClassifier(1, 2).eval(), fingerprint="f" * 16, test_accuracy=0.5,
                               n_train=6, path=None)
-    cache_root = training_set.cache_root(cfg.data)
+    cache_root = cache_root_of(cfg.data.cache_dir)
     assert cache_root == other_cache
     first = reference.reference_features(cfg.data, record, cache_root)
     assert first.computed_now and first.feats.shape == (4, record.model.feature_dim)
@@ -116,7 +118,7 @@ def test_an_idx_split_is_prepared_once_in_the_bucket_and_its_pieces_read_as_the_
     assert np.array_equal(np.concatenate([p.images for p in pieces]), local.images)
     assert np.array_equal(np.concatenate([p.labels for p in pieces]), local.labels)
 
-    monkeypatch.setattr(sources, "_load_idx", lambda *a, **k: pytest.fail("the IDX split was converted again"))
+    monkeypatch.setattr(source_idx, "_load_idx", lambda *a, **k: pytest.fail("the IDX split was converted again"))
     assert source_pieces("fashion_mnist", None, "test", limit=50).pieces[0].path == prepared
 
 

@@ -78,7 +78,7 @@ def test_a_run_survives_an_endpoint_lost_for_a_while_and_fails_naming_it_when_lo
     import threading
     import time
 
-    from gansweep.data.sources import cache_dir
+    from gansweep.data import cache
     from gansweep.run import run_dir
 
     run = f"{s3_bucket}/run"
@@ -86,7 +86,7 @@ def test_a_run_survives_an_endpoint_lost_for_a_while_and_fails_naming_it_when_lo
     for item in ("eval.every=0", "eval.n_samples=0", "data.limit=200", "train.batch_size=16", "train.log_every=10",
                  "train.checkpoint_every=10", "model.g_width=8", "model.d_width=8", "train.steps=100000"):
         args += ["--set", item]
-    env = {**os.environ, "AWS_ENDPOINT_URL": s3_relay.url, storage.RETRY_ENV: "10", "GANSWEEP_CACHE": cache_dir()}
+    env = {**os.environ, "AWS_ENDPOINT_URL": s3_relay.url, storage.RETRY_ENV: "10", "GANSWEEP_CACHE": cache.root()}
     log = tmp_path / "train.log"
 
     def newest() -> int:  # read past the relay, from the server itself

@@ -12,7 +12,7 @@ from gansweep.config.loading import load_config
 from gansweep.config.schema import ReversalConfig
 from gansweep.gan.reversal import TOOL_REVERSAL_STEPS
 from gansweep.gan.runtime import DEVICES
-from gansweep.data.sources import DataSourceError
+from gansweep.data.source_base import DataSourceError
 from gansweep.storage import StorageError
 from gansweep.sweep.sweep_dir import SweepDirError
 

@@ -11,7 +11,7 @@ from gansweep.config.errors import ConfigError
 from gansweep.config.loading import load_config
 from gansweep.data.restoration import restore
 from gansweep.data.sources import describe_source, load_source
-from gansweep.data.training_set import (
+from gansweep.run.training_set import (
     RESTORED_MARKER,
     fingerprint,
     prepare_training_set,

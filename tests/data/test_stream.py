@@ -8,7 +8,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import torch
-from gansweep.data.sources import DataSourceError, load_source, source_pieces
+from gansweep.data.source_base import DataSourceError
+from gansweep.data.sources import load_source, source_pieces
 from gansweep.data.stream import (
     StreamSpec,
     epoch_windows,

@@ -9,13 +9,14 @@ import pytest
 import torch
 from gansweep.config.loading import load_config
 from gansweep.data.sources import load_source
-from gansweep.evaluation import monitor, reference
-from gansweep.evaluation.classifier import ClassifierRecord, DomainClassifier
+from gansweep.evaluation import protocol, reference
+from gansweep.evaluation.classifier import ClassifierRecord
 from gansweep.evaluation.metrics import (
     classifier_outputs,
     feature_statistics,
     nearest_neighbour_distance,
 )
+from gansweep.nets.domain_classifier import DomainClassifier
 from PIL import Image
 
 N_TRAIN, N_TEST, SIZE = 12, 5, 16  # 16x16: the smallest image the domain classifier takes
@@ -91,8 +92,8 @@ def test_a_source_without_a_test_split_is_scored_against_its_training_split(tmp_
 
 def test_prepare_monitor_reads_the_cached_features(tmp_path, monkeypatch):
     cfg, record = _data(tmp_path), _record()
-    monkeypatch.setattr(monitor, "load_or_train_classifier", lambda *args, **kwargs: record)
-    payload = monitor.prepare_monitor(cfg)
+    monkeypatch.setattr(protocol, "load_or_train_classifier", lambda *args, **kwargs: record)
+    payload = protocol.prepare_monitor(cfg)
     cached = reference.reference_features(cfg.data, record, tmp_path / "cache")
     assert not cached.computed_now  # prepare_monitor cached them under the data's cache root
     mu, sigma = feature_statistics(cached.feats)
@@ -102,7 +103,7 @@ def test_prepare_monitor_reads_the_cached_features(tmp_path, monkeypatch):
     assert payload.classifier_fingerprint == record.fingerprint
 
     monkeypatch.setattr(reference, "classifier_outputs", _no_classifier)
-    np.testing.assert_array_equal(monitor.prepare_monitor(cfg).mu, mu)
+    np.testing.assert_array_equal(protocol.prepare_monitor(cfg).mu, mu)
 
 
 @pytest.mark.parametrize("limit", [None, 10])

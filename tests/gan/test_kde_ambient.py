@@ -17,7 +17,7 @@ from gansweep.config.checks import validate
 from gansweep.config.loading import load_config
 from gansweep.data.sources import describe_source
 from gansweep.data.thetas import keyed_theta, measure_keyed
-from gansweep.data.training_set import (
+from gansweep.run.training_set import (
     fingerprint,
     prepare_training_set,
     read_training_set,

@@ -8,10 +8,11 @@ import torch
 from conftest import _generator, _save_run
 from gansweep.config.errors import ConfigError
 from gansweep.config.loading import load_config
+from gansweep.config.schema import PRIORS
 from gansweep.gan import reversal
 from gansweep.gan.ambient import AmbientGAN
 from gansweep.gan.build import build_gan
-from gansweep.gan.priors import KDEPrior
+from gansweep.gan.priors import REGISTRY, KDEPrior
 from gansweep.nets.pixels import to_unit
 from gansweep.run.run_dir import load_checkpoint, load_sampler
 
@@ -255,3 +256,8 @@ def test_the_reversal_has_one_scale_in_every_mode():
     ambient = refresh("mode=ambient", "measurement.name=block_pixel", "measurement.p=0")
     assert clean == pytest.approx(ambient, rel=1e-5)
     assert clean["reversal_error"] < 0.25  # a mean squared error of images in [0, 1]
+
+
+def test_the_prior_names_config_checks_are_the_registry_s():
+    # config sits below gan, so it checks prior.name against its own list: it must name exactly the registry's priors.
+    assert PRIORS == tuple(REGISTRY)

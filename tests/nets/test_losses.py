@@ -5,7 +5,8 @@ import pytest
 import torch
 from gansweep.config.errors import ConfigError
 from gansweep.config.loading import load_config
-from gansweep.nets.losses import d_loss, g_loss, gradient_penalty
+from gansweep.nets.losses import REGISTRY as LOSSES
+from gansweep.nets.losses import gradient_penalty
 from torch import nn
 
 
@@ -13,17 +14,17 @@ def test_probabilistic_losses_match_their_formulas():
     real, fake = torch.tensor([2.0, -1.0]), torch.tensor([0.5, -3.0])
     sig = torch.sigmoid
     expected_d = float(-torch.log(sig(real)).mean() - torch.log(1 - sig(fake)).mean())
-    assert float(d_loss("non_saturating", real, fake)) == pytest.approx(expected_d)
-    assert float(d_loss("minimax", real, fake)) == pytest.approx(expected_d)
-    assert float(g_loss("non_saturating", fake)) == pytest.approx(float(-torch.log(sig(fake)).mean()))
-    assert float(g_loss("minimax", fake)) == pytest.approx(float(torch.log(1 - sig(fake)).mean()))
+    assert float(LOSSES["non_saturating"].d(real, fake)) == pytest.approx(expected_d)
+    assert float(LOSSES["minimax"].d(real, fake)) == pytest.approx(expected_d)
+    assert float(LOSSES["non_saturating"].g(fake)) == pytest.approx(float(-torch.log(sig(fake)).mean()))
+    assert float(LOSSES["minimax"].g(fake)) == pytest.approx(float(torch.log(1 - sig(fake)).mean()))
 
 
 def test_critic_losses_match_their_formulas():
     real, fake = torch.tensor([2.0, 0.5]), torch.tensor([-0.5, 1.5])
-    assert float(d_loss("wgan_gp", real, fake)) == pytest.approx(0.5 - 1.25)
-    assert float(d_loss("hinge", real, fake)) == pytest.approx((0 + 0.5) / 2 + (0.5 + 2.5) / 2)
-    assert float(g_loss("wgan_gp", fake)) == float(g_loss("hinge", fake)) == pytest.approx(-0.5)
+    assert float(LOSSES["wgan_gp"].d(real, fake)) == pytest.approx(0.5 - 1.25)
+    assert float(LOSSES["hinge"].d(real, fake)) == pytest.approx((0 + 0.5) / 2 + (0.5 + 2.5) / 2)
+    assert float(LOSSES["wgan_gp"].g(fake)) == float(LOSSES["hinge"].g(fake)) == pytest.approx(-0.5)
 
 
 def test_gradient_penalty_equals_a_hand_computation():
@@ -58,3 +59,8 @@ def test_bad_loss_settings_are_refused():
         load_config(None, ["train.loss=wgan_gp"])  # BatchNorm in the critic
     with pytest.raises(ConfigError, match="gp_weight"):
         load_config(None, ["train.loss=wgan_gp", "model.d_norm=layer", "train.gp_weight=-1"])
+
+
+def test_each_loss_says_how_d_outputs_read_and_whether_it_penalises_the_critic():
+    assert [name for name, loss in LOSSES.items() if loss.probabilistic] == ["non_saturating", "minimax"]
+    assert [name for name, loss in LOSSES.items() if loss.gradient_penalty] == ["wgan_gp"]

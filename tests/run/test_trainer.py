@@ -10,7 +10,7 @@ import torch
 from conftest import NO_EVAL, _cut_short, _events, _save_checkpoints, _train, needs_fashion
 from gansweep.config.errors import ConfigError
 from gansweep.config.loading import load_config
-from gansweep.data.sources import cache_dir
+from gansweep.data import cache
 from gansweep.gan.build import build_gan
 from gansweep.gan.players import G_KEY
 from gansweep.run.run_dir import (
@@ -89,7 +89,7 @@ def test_two_worker_hidden_ambient_run_evaluates_periodically_and_at_the_end(tmp
         "hidden.measurement.name=block_pixel",
         "hidden.measurement.unit=channel",
         "hidden.measurement.p=0.5",
-        cache=cache_dir(),
+        cache=cache.root(),
         evaluate=True,
     )
     result = read_result(run)
@@ -193,7 +193,7 @@ def test_an_unreadable_newest_checkpoint_is_named_once_and_the_run_resumes_from_
     run = tmp_path / "run"
     gan = build_gan(load_config(None, [*NO_EVAL, *SMALL_RUN]), (1, 28, 28))
     newest = _cut_short(_save_checkpoints(gan, run, (10, 20))[1])
-    process = _train(run, *SMALL_RUN, "train.steps=14", cache=cache_dir())
+    process = _train(run, *SMALL_RUN, "train.steps=14", cache=cache.root())
     console = process.stdout + process.stderr
     assert console.count("cannot be read") == 1 and f"[gansweep] warning: {newest} cannot be read" in console
     assert "resuming at step 10/14" in console and read_result(run)["step"] == 14
@@ -205,7 +205,7 @@ def _train_fails(output: Path, *overrides: str) -> tuple[str, str]:
     for item in (*NO_EVAL, *overrides):
         args += ["--set", item]
     result = subprocess.run(args, capture_output=True, text=True, timeout=600,
-                            env={**os.environ, "GANSWEEP_CACHE": cache_dir()})
+                            env={**os.environ, "GANSWEEP_CACHE": cache.root()})
     assert result.returncode == 2, result.stdout[-3000:] + result.stderr[-5000:]
     return result.stdout + result.stderr, result.stderr.strip().splitlines()[-1]
 
@@ -286,7 +286,7 @@ def test_no_ray_process_outlives_a_killed_driver(tmp_path):
     log = tmp_path / "train.log"
     with log.open("w") as console:
         process = subprocess.Popen(args, stdout=console, stderr=subprocess.STDOUT, start_new_session=True,
-                                   env={**os.environ, "GANSWEEP_CACHE": cache_dir()})
+                                   env={**os.environ, "GANSWEEP_CACHE": cache.root()})
     try:
         deadline = time.monotonic() + 300
         while "[gansweep] starting step 0/" not in log.read_text():  # Ray up, its Train worker training

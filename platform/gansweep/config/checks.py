@@ -18,8 +18,8 @@ from gansweep.config.schema import (
     MeasurementConfig,
 )
 from gansweep.data.restoration import INPAINT_METHODS, check_restorable
-from gansweep.data.sources import SOURCES
-from gansweep.nets.losses import LOSSES
+from gansweep.data.source_base import SOURCES
+from gansweep.nets.losses import REGISTRY as LOSS_REGISTRY
 from gansweep.nets.measurements import REGISTRY as MEASUREMENT_REGISTRY
 from gansweep.nets.measurements import Measurement, MeasurementError, build_measurement
 from gansweep.nets.models import D_NORMS, ModelError, block_shapes, inject_point
@@ -166,7 +166,7 @@ def validate(cfg: Config) -> Measurements:
                                         "class as well; not supported")
         _check(cfg.acl.variant == "none", f"model.conditional with acl.variant={cfg.acl.variant}: encoding an image "
                                           "would need its class as well; not supported")
-    _check(t.loss in LOSSES, f"train.loss={quoted(t.loss)} is not one of {', '.join(LOSSES)}")
+    _check(t.loss in LOSS_REGISTRY, f"train.loss={quoted(t.loss)} is not one of {', '.join(LOSS_REGISTRY)}")
     _check(t.gp_weight >= 0, f"train.gp_weight={t.gp_weight} must be >= 0")
     _check(cfg.model.d_norm in D_NORMS, f"model.d_norm={quoted(cfg.model.d_norm)} is not one of {', '.join(D_NORMS)}")
     _check(

@@ -16,7 +16,7 @@ from gansweep.nets.measurements import DEFAULTS
 
 MODES = ("ambient", "ignore", "unmeasure", "clean")
 HIDDEN_BN_STATS = ("clean", "measured")
-PRIORS = ("normal", "kde")
+PRIORS = ("normal", "kde")  # gan/priors.py's REGISTRY, which config cannot import (a layer above it)
 ACL_VARIANTS = ("none", "gan", "ae")  # see acl.py
 ACL_REC_TRAINS = ("encoder_and_generator", "encoder")  # Eq. 4 and 6 | Algorithm 1, line 11
 
@@ -81,7 +81,7 @@ class TrainConfig:
     gpus_per_worker: float = 1.0  # with use_gpu; a fraction packs several small trials on one GPU
     seed: int = 0
     d_steps: int = 1  # discriminator steps per generator step (WGAN-GP's n_critic)
-    loss: str = "non_saturating"  # non_saturating | minimax | wgan_gp | hinge (see losses.py)
+    loss: str = "non_saturating"  # a name in nets/losses.py's REGISTRY
     gp_weight: float = 10.0  # WGAN-GP's lambda
     lr_g: float = 2e-4
     lr_d: float = 2e-4
@@ -131,7 +131,7 @@ class ReversalConfig:
 class PriorConfig:
     """The code distribution G is fed: the standard normal, or a KDE over reversed codes (KDE-GAN)."""
 
-    name: str = "normal"  # normal | kde
+    name: str = "normal"  # a name in PRIORS
     bandwidth: float = 0.1  # KDE: the RBF kernel's bandwidth
     background_weight: float = 0.0  # KDE: weight of N(0, I) in the mixture, against memorisation
     refresh_every: int = 1  # KDE: re-estimate the prior from a reversed real batch every N steps (1: Algorithm 2)

@@ -1,6 +1,6 @@
 """The training stream: each Train worker's batches, read piece by piece by Ray Data tasks, never held whole.
 
-Order. Each epoch the pieces (sources.Piece: a row group's rows, some image files) are permuted with
+Order. Each epoch the pieces (source_base.Piece: a row group's rows, some image files) are permuted with
 (shuffle seed, epoch) and grouped into windows of `pieces_per_window` pieces; one Ray Data task reads a window,
 shuffles its rows with (shuffle seed, epoch, window), measures them (each image with its keyed theta,
 thetas.py) and emits them in blocks. The windows of all epochs form one sequence, dealt to the ranks in turn
@@ -36,7 +36,7 @@ READ_AHEAD_BYTES = 4 * WINDOW_BYTES
 
 @dataclass
 class StreamSpec:
-    """What a worker's stream reads and how; made by the driver (training_set.py), shipped in the RunPlan."""
+    """What a worker's stream reads and how; made by the driver (run/training_set.py), shipped in the RunPlan."""
 
     pieces: list[Piece]  # the set in index order
     channels: int  # 1 or 3, the first image's (sources.describe_source)

@@ -27,62 +27,17 @@ from torch.nn import functional as F
 from tqdm.auto import tqdm
 
 from gansweep import storage
-from gansweep.data.sources import DataSourceError, load_source, resolved_root
-from gansweep.data.sources import cache_dir as default_cache_dir
+from gansweep.data import cache
+from gansweep.data.source_base import DataSourceError
+from gansweep.data.sources import load_source, resolved_root
+from gansweep.nets.domain_classifier import DomainClassifier
 
 ARCHITECTURE = "domain-cnn"
 ARCHITECTURE_VERSION = 1  # bump when DomainClassifier or the training recipe changes
-FEATURE_DIM = 256
 BATCH_SIZE = 128
 LEARNING_RATE = 3e-3
 EVAL_BATCH = 1024
 HOLDOUT_FRACTION = 0.1  # sources without a test split (parquet) are scored on held-out training images
-
-
-class DomainClassifier(nn.Module):
-    """conv32-pool-conv64-pool-conv128-pool(4x4)-fc256-dropout-fc(num_classes).
-
-    Takes (N, C, H, W) images in [0, 1] of any size >= 16 (28x28 and 32x32 in practice): the adaptive
-    pool makes the head independent of the input size. Sized for CPUs: the wider convolutions run
-    after pooling, and the first one (on the full image) has no BatchNorm, whose passes over the
-    largest activation would cost more than the convolution itself; the later layers have one.
-    """
-
-    def __init__(self, in_channels: int = 1, num_classes: int = 10, feature_dim: int = FEATURE_DIM):
-        super().__init__()
-        self.in_channels, self.num_classes, self.feature_dim = in_channels, num_classes, feature_dim
-
-        def block(cin: int, cout: int) -> nn.Sequential:
-            return nn.Sequential(
-                nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True)
-            )
-
-        self.body = nn.Sequential(
-            nn.Conv2d(in_channels, 32, 3, padding=1),
-            nn.ReLU(inplace=True),
-            nn.MaxPool2d(2),  # 28 -> 14, 32 -> 16
-            block(32, 64),
-            nn.MaxPool2d(2),  # 14 -> 7, 16 -> 8
-            block(64, 128),
-            nn.AdaptiveAvgPool2d(4),  # -> 4x4
-            nn.Flatten(),
-            nn.Linear(128 * 16, feature_dim, bias=False),
-            nn.BatchNorm1d(feature_dim),
-            nn.ReLU(inplace=True),
-        )
-        self.dropout = nn.Dropout(0.3)
-        self.head = nn.Linear(feature_dim, num_classes)
-
-    def features(self, x: torch.Tensor) -> torch.Tensor:
-        """(N, C, H, W) in [0, 1] -> (N, feature_dim): the penultimate features."""
-        return self.body((x - 0.5) * 2.0)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.dropout(self.features(x)))
-
-    def features_and_logits(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        feats = self.features(x)
-        return feats, self.head(self.dropout(feats))
 
 
 @dataclass
@@ -278,12 +233,6 @@ def train_classifier(
     )
 
 
-def classifier_dir(source: str, fingerprint: str, cache_dir: Path | str | None = None) -> str:
-    """The classifier's cache folder, a location (a local path or a URI)."""
-    base = storage.normalize(cache_dir) if cache_dir is not None else default_cache_dir()
-    return storage.join(base, "classifiers", f"{source}-{fingerprint}")
-
-
 def _load(folder: str, fingerprint: str) -> ClassifierRecord | None:
     """The cached classifier in `folder`, or None when it is absent or unreadable."""
     try:
@@ -321,7 +270,7 @@ def load_or_train_classifier(
     says whether it was trained by this call.
     """
     fingerprint = classifier_fingerprint(source, root, seed, epochs, limit, image_size)
-    folder = classifier_dir(source, fingerprint, cache_dir)
+    folder = cache.classifier_folder(source, fingerprint, cache_dir)
     cached = _load(folder, fingerprint)
     if cached is not None:
         if progress:

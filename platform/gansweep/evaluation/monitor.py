@@ -16,23 +16,18 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
-from gansweep.config.schema import Config
-from gansweep.data.training_set import cache_root
 from gansweep.evaluation import figures
-from gansweep.evaluation.classifier import (
-    ClassifierRecord,
-    DomainClassifier,
-    load_or_train_classifier,
-)
 from gansweep.evaluation.metrics import (
     classifier_outputs,
     classifier_score,
     feature_statistics,
     frechet_distance_from_statistics,
 )
-from gansweep.evaluation.reference import ReferenceFeatures, reference_features
+from gansweep.nets.domain_classifier import DomainClassifier
 
 if TYPE_CHECKING:
+    from gansweep.evaluation.classifier import ClassifierRecord
+    from gansweep.evaluation.reference import ReferenceFeatures
     from gansweep.gan.sampler import Sampler
 
 
@@ -64,15 +59,6 @@ class MonitorPayload:
         in fp32 on either: the samples and the features are computed without TF32)."""
         return {"n_fake": n_samples, "n_real": self.n_real, "reference_split": self.reference_split,
                 "classifier_fingerprint": self.classifier_fingerprint, "device": device, "arithmetic": "fp32"}
-
-
-def prepare_monitor(cfg: Config) -> MonitorPayload:
-    """The payload of the run's cached domain classifier and the cached features of its reference split; trains and
-    caches the classifier, and computes and caches the features, on first use (with progress)."""
-    data = cfg.data
-    cache = cache_root(data)
-    record = load_or_train_classifier(data.name, data.root, image_size=data.image_size, cache_dir=cache)
-    return MonitorPayload.of(record, reference_features(data, record, cache))
 
 
 class FidMonitor:

@@ -21,8 +21,9 @@ import numpy as np
 
 from gansweep import storage
 from gansweep.config.schema import Config, DataConfig
+from gansweep.data import cache
+from gansweep.data.source_base import DataSourceError
 from gansweep.data.sources import (
-    DataSourceError,
     describe_source,
     load_source,
     read_piece,
@@ -64,8 +65,8 @@ class ReferenceFeatures:
 
 
 def reference_features(data: DataConfig, classifier: ClassifierRecord,
-                       cache: storage.LocationLike) -> ReferenceFeatures:
-    """CLASSIFIER's features of the run's reference split, from CACHE/reference/ (CACHE: the data's cache_root);
+                       cache_dir: storage.LocationLike) -> ReferenceFeatures:
+    """CLASSIFIER's features of the run's reference split, from the cache at CACHE_DIR (its root, or data.cache_dir);
     computed and cached first when absent or unreadable."""
     split = reference_split(data)
     key = {
@@ -73,8 +74,7 @@ def reference_features(data: DataConfig, classifier: ClassifierRecord,
         "image_size": data.image_size, "split": split, "classifier": classifier.fingerprint,
     }
     key_json = json.dumps(key, sort_keys=True)
-    name = f"{data.name}-{hashlib.sha256(key_json.encode()).hexdigest()[:16]}.npz"
-    path = storage.join(storage.normalize(cache), "reference", name)
+    path = cache.reference_file(data.name, hashlib.sha256(key_json.encode()).hexdigest()[:16], cache_dir)
     feats = _read(path, key_json, classifier.model.feature_dim)
     if feats is not None:
         return ReferenceFeatures(feats, split, path, computed_now=False)
@@ -101,14 +101,16 @@ def _read(path: str, key_json: str, feature_dim: int) -> np.ndarray | None:
     return feats if ok and np.isfinite(feats).all() else None
 
 
-def training_batches(data: DataConfig, cache: storage.LocationLike, batch: int = TRAIN_BATCH) -> Iterator[np.ndarray]:
+def training_batches(data: DataConfig, cache_dir: storage.LocationLike,
+                     batch: int = TRAIN_BATCH) -> Iterator[np.ndarray]:
     """The clean training split (its first data.limit images, at data.image_size) as uint8 (n, C, H, W) batches of
-    BATCH to 2 x BATCH images, read piece by piece (IDX sets through their Parquet conversion in CACHE): never held
+    BATCH to 2 x BATCH images, read piece by piece (IDX sets through their Parquet conversion in the cache): never held
     whole. In piece order, which is not index order for an image folder."""
     info = describe_source(data.name, data.root, data.image_size, data.limit)
     channels = info.clean_shape[0]
     # The listing describe_source made (image folders, Parquet), not a second one; IDX sets through their Parquet.
-    listed = info.pieces or source_pieces(data.name, data.root, "train", data.limit, rows_per_piece=batch, cache=cache)
+    listed = info.pieces or source_pieces(data.name, data.root, "train", data.limit, rows_per_piece=batch,
+                                         cache_dir=cache_dir)
     pieces = listed.pieces
     held, count = [], 0
     for piece in pieces:
@@ -119,3 +121,4 @@ def training_batches(data: DataConfig, cache: storage.LocationLike, batch: int =
             held, count = [], 0
     if held:
         yield np.concatenate(held)
+

@@ -27,7 +27,7 @@ from torch import nn
 from gansweep.gan.base import GANTrainer
 from gansweep.gan.players import adam
 from gansweep.gan.runtime import Keyed, unwrap
-from gansweep.nets.losses import d_loss, g_loss
+from gansweep.nets.losses import REGISTRY as LOSSES
 from gansweep.nets.pixels import to_unit
 
 if TYPE_CHECKING:
@@ -37,19 +37,19 @@ if TYPE_CHECKING:
     from gansweep.gan.runtime import RandomStreams
     from gansweep.gan.sampler import Sampler
 
-CODE_LOSS = "non_saturating"  # Eq. 1 is the original GAN game; its practical generator loss
+CODE_LOSS = LOSSES["non_saturating"]  # Eq. 1 is the original GAN game; its practical generator loss
 
 
 def code_gan_step(code_generator: nn.Module, code_discriminator: nn.Module, opt_c, opt_dc,
                   real_codes: torch.Tensor, z: torch.Tensor, weight: float = 1.0) -> dict[str, torch.Tensor]:
     """One step of Eq. 1: D_c on REAL_CODES against C(Z), then C against D_c; both losses times WEIGHT."""
     fake_codes = code_generator(z)
-    loss_dc = weight * d_loss(CODE_LOSS, code_discriminator(real_codes.detach()).squeeze(1),
+    loss_dc = weight * CODE_LOSS.d(code_discriminator(real_codes.detach()).squeeze(1),
                               code_discriminator(fake_codes.detach()).squeeze(1))
     opt_dc.zero_grad(set_to_none=True)
     loss_dc.backward()
     opt_dc.step()
-    loss_c = weight * g_loss(CODE_LOSS, code_discriminator(fake_codes).squeeze(1))
+    loss_c = weight * CODE_LOSS.g(code_discriminator(fake_codes).squeeze(1))
     opt_c.zero_grad(set_to_none=True)
     loss_c.backward()
     opt_c.step()

@@ -14,7 +14,8 @@ from gansweep.gan.acl import ACLGAN
 from gansweep.gan.ambient import AmbientGAN
 from gansweep.gan.base import GANTrainer
 from gansweep.gan.players import Players
-from gansweep.gan.priors import CodePrior, KDEGANPrior, NormalPrior
+from gansweep.gan.priors import REGISTRY as PRIORS
+from gansweep.gan.priors import CodePrior, NormalPrior
 from gansweep.gan.runtime import RandomStreams, unwrap
 from gansweep.gan.sampler import Sampler
 from gansweep.nets.code_nets import CodeGenerator, CodeToImage, Encoder, two_layer_mlp
@@ -49,10 +50,7 @@ def build_gan(
     d_shape = measurement.output_shape(clean_shape) if measurement else clean_shape
     players = Players(cfg, clean_shape, d_shape, num_classes, device, wrap, streams.theta)
     generator = unwrap(players.G)
-    if cfg.prior.name == "kde":
-        prior = KDEGANPrior(cfg, generator, streams, measurement, clean_shape)
-    else:
-        prior = NormalPrior(cfg.model.z_dim)
+    prior = PRIORS[cfg.prior.name].build(cfg, generator, streams, measurement, clean_shape)
     return AmbientGAN(cfg, players, prior, streams, Sampler(generator, prior), measurement, hidden_measurement)
 
 

@@ -10,7 +10,8 @@ import torch
 from torch import nn
 
 from gansweep.gan.runtime import Keyed, autocast
-from gansweep.nets.losses import PROBABILISTIC, d_loss, g_loss, gradient_penalty
+from gansweep.nets.losses import REGISTRY as LOSSES
+from gansweep.nets.losses import gradient_penalty
 from gansweep.nets.models import Discriminator, Generator
 
 if TYPE_CHECKING:
@@ -39,7 +40,7 @@ class Players:
         penalty_rng: torch.Generator,  # the gradient penalty's mixing weights (the theta stream)
     ):
         t, m = cfg.train, cfg.model
-        self.loss, self.gp_weight, self.penalty_rng = t.loss, t.gp_weight, penalty_rng
+        self.loss, self.gp_weight, self.penalty_rng = LOSSES[t.loss], t.gp_weight, penalty_rng
         # Same initial weights on every rank (DDP also broadcasts rank 0's).
         torch.manual_seed(t.seed)
         generator = Generator(clean_shape, z_dim=m.z_dim, width=m.g_width, num_classes=num_classes)
@@ -68,14 +69,14 @@ class Players:
                 # as it does in the generator step (a mixed batch would normalise fakes differently there).
                 real_logits = self.D(real, labels=label).float()
                 fake_logits = self.D(fakes, labels=label).float()
-            loss_d = d_loss(self.loss, real_logits, fake_logits)
-            if self.loss == "wgan_gp":
+            loss_d = self.loss.d(real_logits, fake_logits)
+            if self.loss.gradient_penalty:
                 loss_d = loss_d + self.gradient_penalty(real, fakes, label)
             self.opt_d.zero_grad(set_to_none=True)
             loss_d.backward()
             self.opt_d.step()
         # D(real), D(fake): probabilities for the probabilistic losses, mean critic values otherwise.
-        squash = torch.sigmoid if self.loss in PROBABILISTIC else (lambda v: v)
+        squash = torch.sigmoid if self.loss.probabilistic else (lambda v: v)
         return {
             "loss_d": loss_d.detach(),
             "d_real": squash(real_logits.detach()).mean(),
@@ -95,7 +96,7 @@ class Players:
         """G's loss on D's outputs for FAKE (what D sees of the generator)."""
         with self.autocast:
             fake_logits = self.D(fake, labels=labels).float()
-        return g_loss(self.loss, fake_logits)
+        return self.loss.g(fake_logits)
 
     def state_dict(self) -> dict:
         return self._keyed().state_dict()

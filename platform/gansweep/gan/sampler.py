@@ -9,12 +9,8 @@ import torch
 from torch import nn
 
 from gansweep.gan.players import G_KEY
-from gansweep.gan.priors import (
-    CODE_GENERATOR_KEY,
-    PRIOR_CODES_KEY,
-    KDEPrior,
-    NormalPrior,
-)
+from gansweep.gan.priors import CODE_GENERATOR_KEY
+from gansweep.gan.priors import REGISTRY as PRIORS
 from gansweep.gan.runtime import full_precision, unwrap
 from gansweep.nets.code_nets import CodeGenerator, CodeToImage
 from gansweep.nets.models import Generator, class_cycle
@@ -93,5 +89,4 @@ def checkpoint_sampler(cfg: Config, clean_shape: tuple[int, int, int], num_class
         code_generator = CodeGenerator(m.z_dim, cfg.acl.code_width)
         code_generator.load_state_dict(state[CODE_GENERATOR_KEY])
         generator = CodeToImage(code_generator, generator)
-    kde = KDEPrior.from_checkpoint(state.get(PRIOR_CODES_KEY), cfg.prior)
-    return Sampler(generator.eval(), kde if kde is not None else NormalPrior(m.z_dim))
+    return Sampler(generator.eval(), PRIORS[cfg.prior.name].sampling_prior(cfg, state))

@@ -10,34 +10,53 @@ hinge: D minimises E[relu(1 - D(x))] + E[relu(1 + D(G(z)))], G minimises -E[D(G(
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 
-LOSSES = ("non_saturating", "minimax", "wgan_gp", "hinge")  # train.loss
-PROBABILISTIC = ("non_saturating", "minimax")  # D's outputs are logits of a probability
+
+@dataclass(frozen=True)
+class Loss:
+    """A GAN loss, as train.loss names it in REGISTRY."""
+
+    d: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # D's (critic's) loss on its outputs for reals and fakes
+    g: Callable[[torch.Tensor], torch.Tensor]  # G's loss on D's outputs for its fakes
+    probabilistic: bool  # D's outputs are logits of a probability (else critic values)
+    gradient_penalty: bool = False  # D's loss adds WGAN-GP's penalty (gradient_penalty, weighted by train.gp_weight)
 
 
-def d_loss(kind: str, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
-    """The discriminator's (critic's) loss, without WGAN-GP's penalty."""
-    if kind in PROBABILISTIC:
-        return F.softplus(-real).mean() + F.softplus(fake).mean()  # -log sigmoid(r) - log(1 - sigmoid(f))
-    if kind == "wgan_gp":
-        return fake.mean() - real.mean()
-    if kind == "hinge":
-        return F.relu(1 - real).mean() + F.relu(1 + fake).mean()
-    raise ValueError(f"unknown loss {kind!r}; one of {', '.join(LOSSES)}")
+def _d_logistic(real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
+    return F.softplus(-real).mean() + F.softplus(fake).mean()  # -log sigmoid(r) - log(1 - sigmoid(f))
 
 
-def g_loss(kind: str, fake: torch.Tensor) -> torch.Tensor:
-    """The generator's loss on D's outputs for its fakes."""
-    if kind == "non_saturating":
-        return F.softplus(-fake).mean()  # -log sigmoid(f)
-    if kind == "minimax":
-        return -F.softplus(fake).mean()  # log(1 - sigmoid(f))
-    if kind in ("wgan_gp", "hinge"):
-        return -fake.mean()
-    raise ValueError(f"unknown loss {kind!r}; one of {', '.join(LOSSES)}")
+def _g_non_saturating(fake: torch.Tensor) -> torch.Tensor:
+    return F.softplus(-fake).mean()  # -log sigmoid(f)
+
+
+def _g_minimax(fake: torch.Tensor) -> torch.Tensor:
+    return -F.softplus(fake).mean()  # log(1 - sigmoid(f))
+
+
+def _d_wasserstein(real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
+    return fake.mean() - real.mean()
+
+
+def _d_hinge(real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
+    return F.relu(1 - real).mean() + F.relu(1 + fake).mean()
+
+
+def _g_critic(fake: torch.Tensor) -> torch.Tensor:
+    return -fake.mean()
+
+
+# train.loss's values; config checks names against it.
+REGISTRY: dict[str, Loss] = {
+    "non_saturating": Loss(_d_logistic, _g_non_saturating, probabilistic=True),
+    "minimax": Loss(_d_logistic, _g_minimax, probabilistic=True),
+    "wgan_gp": Loss(_d_wasserstein, _g_critic, probabilistic=False, gradient_penalty=True),
+    "hinge": Loss(_d_hinge, _g_critic, probabilistic=False),
+}
 
 
 def gradient_penalty(critic: Callable[[torch.Tensor], torch.Tensor], real: torch.Tensor, fake: torch.Tensor,

@@ -19,7 +19,7 @@ from gansweep import storage
 from gansweep.config.errors import ConfigError
 from gansweep.config.parsing import load_yaml
 from gansweep.config.schema import DataConfig
-from gansweep.data.training_set import cache_root
+from gansweep.data import cache
 
 HEAD_RESOURCE = "node:__internal_head__"  # a resource Ray gives the head node alone
 # Ray's `ray start --head --autoscaling-config=FILE` passes FILE on to its autoscaler's process (v1 and v2 alike);
@@ -156,8 +156,7 @@ def ready_for_cluster(data: DataConfig, output: str) -> ClusterShape | None:
         ray.init(address=os.environ["RAY_ADDRESS"])
     shape = cluster_shape()
     check_shared_output(output, shape)
-    explicit = bool(data.cache_dir or os.environ.get("GANSWEEP_CACHE"))
-    data.cache_dir = shared_cache(cache_root(data), explicit, output, shape)
+    data.cache_dir = shared_cache(cache.root(data.cache_dir), cache.is_set(data.cache_dir), output, shape)
     return shape
 
 

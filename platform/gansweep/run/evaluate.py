@@ -13,7 +13,7 @@ from pathlib import Path
 
 from gansweep.config.errors import ConfigError
 from gansweep.gan.runtime import resolve_device
-from gansweep.data.training_set import cache_root
+from gansweep.data import cache
 from gansweep.evaluation.classifier import load_or_train_classifier
 from gansweep.evaluation.inception import inception_fid, load_inception
 from gansweep.evaluation.metrics import evaluate_samples
@@ -42,12 +42,12 @@ def evaluate_run(
     data = cfg.data
     inception_weights = inception_weights or cfg.eval.inception_weights
     inception = load_inception(inception_weights) if inception_weights else None  # a bad path fails first
-    cache = cache_root(data)
-    classifier = load_or_train_classifier(data.name, data.root, image_size=data.image_size, cache_dir=cache)
-    reference = reference_features(data, classifier, cache)
+    root = cache.root(data.cache_dir)
+    classifier = load_or_train_classifier(data.name, data.root, image_size=data.image_size, cache_dir=root)
+    reference = reference_features(data, classifier, root)
     classifier.model.to(where)
     samples = sampler.to(where).draw(n_samples, seed)
-    figures = evaluate_samples(samples, reference.feats, training_batches(data, cache), classifier, reference.split)
+    figures = evaluate_samples(samples, reference.feats, training_batches(data, root), classifier, reference.split)
     if inception is not None:
         figures.update(fid_inception=inception_fid(samples, reference_images(cfg)[0], inception.to(where)),
                        inception_weights=str(inception_weights))

@@ -6,7 +6,7 @@ through the run directory's record of it, which Tune's restarts read (sweep.runn
 from __future__ import annotations
 
 from gansweep.config.errors import ConfigError
-from gansweep.data.sources import DataSourceError
+from gansweep.data.source_base import DataSourceError
 from gansweep.nets.measurements import MeasurementError
 from gansweep.storage import StorageError
 

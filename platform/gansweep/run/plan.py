@@ -6,7 +6,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from gansweep.config.errors import ConfigError
-from gansweep.data.training_set import STREAM_TASK_CPUS
 
 if TYPE_CHECKING:  # the plan only carries them
     from gansweep.config.checks import Measurements
@@ -14,6 +13,7 @@ if TYPE_CHECKING:  # the plan only carries them
     from gansweep.data.stream import StreamSpec
     from gansweep.evaluation.monitor import MonitorPayload
 
+STREAM_TASK_CPUS = 0.25  # each reading task's CPUs (the training set's StreamSpec.task_cpus)
 # CPUs left free beside each Train worker for its data stream's tasks (read, decode, measure): one task at a time
 # always fits, however many workers hold the rest, and more run where the cluster has CPUs to spare.
 STREAM_CPUS_PER_WORKER = STREAM_TASK_CPUS

@@ -11,14 +11,11 @@ from gansweep import storage
 from gansweep.config.checks import Measurements, check_shapes, validate
 from gansweep.config.errors import ConfigError
 from gansweep.config.schema import Config
-from gansweep.data.sources import DataSourceError, describe_source
-from gansweep.data.training_set import (
-    TrainingSet,
-    cache_root,
-    prepare_training_set,
-    restore_training_set,
-)
-from gansweep.evaluation.monitor import MonitorPayload, prepare_monitor
+from gansweep.data import cache
+from gansweep.data.source_base import DataSourceError
+from gansweep.data.sources import describe_source
+from gansweep.evaluation.monitor import MonitorPayload
+from gansweep.evaluation.protocol import prepare_monitor
 from gansweep.nets.measurements import MeasurementError
 from gansweep.run import reaper, run_dir
 from gansweep.run.cluster import cluster_shape
@@ -32,6 +29,7 @@ from gansweep.run.plan import (
     torch_threads,
     trains_in_trial_process,
 )
+from gansweep.run.training_set import TrainingSet, prepare_training_set, restore_training_set
 from gansweep.storage import StorageError
 
 
@@ -71,7 +69,7 @@ def check_config(cfg: Config) -> CheckedRun:
     (config.check_shapes on its description: metadata and one decoded image), and the source's pieces as they are
     listed. Raises ConfigError with one clear message."""
     data = cfg.data
-    storage.check_writable(cache_root(data), "the cache (GANSWEEP_CACHE or data.cache_dir)")
+    storage.check_writable(cache.root(data.cache_dir), "the cache (GANSWEEP_CACHE or data.cache_dir)")
     if cfg.train.use_gpu:
         check_gpu_layout(cfg.train.workers, cfg.train.gpus_per_worker)
     try:

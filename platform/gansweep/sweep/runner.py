@@ -21,9 +21,10 @@ from ray.tune import Callback
 
 from gansweep import storage
 from gansweep.config.errors import ConfigError
-from gansweep.data.training_set import cache_root
+from gansweep.data import cache
 from gansweep.evaluation import figures
-from gansweep.evaluation.monitor import MonitorPayload, prepare_monitor
+from gansweep.evaluation.monitor import MonitorPayload
+from gansweep.evaluation.protocol import prepare_monitor
 from gansweep.run import run_dir
 from gansweep.run.cluster import cluster_shape, ready_for_cluster
 from gansweep.run.plan import plan_resources as plan_run_resources
@@ -363,7 +364,7 @@ def _tune(space: SweepSpace, sweep_dir: str, resume: bool, verbose: bool) -> flo
 
     base = space.base_config()
     shape = ready_for_cluster(base.data, sweep_dir)  # joining a cluster of several nodes: a cache they all read
-    storage.check_writable(cache_root(base.data), "the cache (GANSWEEP_CACHE or data.cache_dir)")
+    storage.check_writable(cache.root(base.data.cache_dir), "the cache (GANSWEEP_CACHE or data.cache_dir)")
     population_based = schedulers.kind(space).population_based
     if not population_based:  # a PBT sweep has no Optuna study (its population is Tune's own)
         _open_study(_storage_url(space, sweep_dir), sweep_dir)

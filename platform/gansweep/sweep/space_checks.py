@@ -9,7 +9,8 @@ from typing import Any
 
 from gansweep.config.checks import check_shapes, validate
 from gansweep.config.errors import ConfigError, quoted
-from gansweep.data.sources import DataSourceError, SourceInfo, describe_source
+from gansweep.data.source_base import DataSourceError, SourceInfo
+from gansweep.data.sources import describe_source
 from gansweep.run.plan import check_gpu_layout
 from gansweep.sweep.space import Resources, SpaceError, SweepSpace, grid_points
 

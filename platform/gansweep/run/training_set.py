@@ -4,8 +4,8 @@ Pixel convention: measurements act on intensities in [0, 1] (zero is black, as i
 lossy set and the discriminator's inputs live in [0, 1]; the generator outputs [-1, 1] (tanh) and
 ``nets.pixels.to_unit`` maps it before it is measured or shown to D.
 
-Nothing is loaded whole. The lossy y_real = f_theta(x_real) is made in the stream (stream.py) with each image's
-theta a function of (data.seed, its index) (thetas.py): every trial of a sweep trains on the same lossy data with
+Nothing is loaded whole. The lossy y_real = f_theta(x_real) is made in the stream (data/stream.py) with each image's
+theta a function of (data.seed, its index) (data/thetas.py): every trial of a sweep trains on the same lossy data with
 nothing cached. Mode ``unmeasure`` restores that same lossy set once, as a Ray Data job across the cluster,
 into Parquet in the cache (keyed by the fingerprint of source, limit, image size, measurement, seed and
 restoration), which the run then streams like any source. The cache may be a URI (s3://bucket/cache: restored once
@@ -26,21 +26,17 @@ import torch
 
 from gansweep import storage
 from gansweep.config.checks import Measurements
-from gansweep.config.schema import Config, DataConfig
+from gansweep.config.schema import Config
+from gansweep.data import cache
 from gansweep.data.restoration import restore
-from gansweep.data.sources import (
-    SourceInfo,
-    cache_dir,
-    read_piece,
-    resolved_root,
-    source_pieces,
-)
+from gansweep.data.source_base import SourceInfo
+from gansweep.data.sources import read_piece, resolved_root, source_pieces
 from gansweep.data.stream import StreamSpec, measured, pieces_per_window
 from gansweep.data.thetas import measure_keyed
 from gansweep.nets.measurements import Measurement
+from gansweep.run.plan import STREAM_TASK_CPUS
 
 CACHE_VERSION = 2  # bump when the way the lossy set is made changes (2: thetas keyed by index)
-STREAM_TASK_CPUS = 0.25  # each reading task's CPUs; the resource plan reserves this much per Train worker
 RESTORED_MARKER = "_SUCCESS"  # written last into a restored folder: without it the folder is absent (half-written)
 
 
@@ -57,11 +53,6 @@ class TrainingSet:
     @property
     def n_images(self) -> int:
         return self.stream.n_images
-
-
-def cache_root(data: DataConfig) -> str:
-    """The cache's location: data.cache_dir, else $GANSWEEP_CACHE or ~/.cache/gansweep (a local folder or a URI)."""
-    return storage.normalize(data.cache_dir) if data.cache_dir else cache_dir()
 
 
 def _restoration(cfg: Config) -> dict | None:
@@ -92,7 +83,7 @@ def prepare_training_set(cfg: Config, measurements: Measurements, source: Source
     """The training set of a run whose source SOURCE describes: its pieces listed (IDX sets converted to Parquet in
     the cache once), nothing decoded. No Ray: mode unmeasure's restoration runs later (restore_training_set)."""
     data = cfg.data
-    listed = source.pieces or source_pieces(data.name, data.root, "train", data.limit, cache=cache_root(data))
+    listed = source.pieces or source_pieces(data.name, data.root, "train", data.limit, cache_dir=data.cache_dir)
     pieces = listed.pieces  # listed once: describe_source's listing, or the IDX set's Parquet conversion
     measurement = measurements.image if cfg.measures_reals else None
     clean_shape = tuple(source.clean_shape)
@@ -118,7 +109,7 @@ def _spec(cfg: Config, pieces: list, clean_shape: tuple[int, ...], measurement: 
 
 
 def restored_folder(cfg: Config) -> str:
-    return storage.join(cache_root(cfg.data), "restored", f"{cfg.data.name}-{fingerprint(cfg)}")
+    return cache.restored_folder(cfg.data.name, fingerprint(cfg), cfg.data.cache_dir)
 
 
 def _is_restored(folder: str) -> bool:

@@ -7,7 +7,7 @@ from conftest import needs_fashion
 from gansweep.config.checks import validate
 from gansweep.config.loading import load_config
 from gansweep.data.sources import describe_source, load_source
-from gansweep.data.training_set import (
+from gansweep.run.training_set import (
     fingerprint,
     prepare_training_set,
     read_training_set,
