@@ -38,7 +38,7 @@ def test_every_issue_key_exists():
     for key in (
         "data.name data.root data.limit mode measurement.name measurement.p measurement.patch hidden.inject_at "
         "hidden.measurement.name hidden.measurement.p hidden.measurement.unit train.steps train.batch_size "
-        "train.workers train.use_gpu train.seed eval.every eval.n_samples eval.inception_weights unmeasure.inpaint"
+        "train.workers train.use_gpu train.seed train.ema train.ema_start eval.every eval.n_samples eval.inception_weights unmeasure.inpaint"
     ).split():
         assert key in keys
 
@@ -82,6 +82,9 @@ def _check_shapes(cfg, *args, **kwargs):
         (["measurement.name=cascade", "measurement.steps=[block_pixel]"], "measurement.steps[0] must be a mapping"),
         (["mode=unmeasure", "measurement.name=extract_patch"], "measurement.name=extract_patch has no restoration"),
         # names listed by the modules that implement them
+        (["train.ema=1"], "train.ema=1.0 must be in [0, 1) (the EMA's decay; 0 turns it off)"),
+        (["train.ema=-0.5"], "train.ema=-0.5 must be in [0, 1)"),
+        (["train.ema_start=-1"], "train.ema_start=-1 must be >= 0"),
         (["train.loss=wgan"], "train.loss='wgan' is not one of non_saturating, minimax, wgan_gp, hinge"),
         (["model.d_norm=group"], "model.d_norm='group' is not one of batch, layer, none"),
         (["mode=unmeasure", "unmeasure.inpaint=fast"], "unmeasure.inpaint='fast' is not one of telea, navier_stokes"),

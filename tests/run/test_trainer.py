@@ -12,6 +12,7 @@ from gansweep.config.errors import ConfigError
 from gansweep.config.loading import load_config
 from gansweep.data import cache
 from gansweep.gan.build import build_gan
+from gansweep.gan.ema import G_EMA_KEY
 from gansweep.gan.players import G_KEY
 from gansweep.run.run_dir import (
     CHECKPOINTS_DIR,
@@ -336,3 +337,30 @@ def test_a_training_run_on_a_set_larger_than_the_object_store_completes(tmp_path
         ray.shutdown()
     assert result["step"] == 110 and result["data"]["n_train"] == n  # 7,040 images: past the end of the set
     assert result["data"]["clean_shape"] == [3, 64, 64]
+
+
+def test_an_ema_run_reports_the_average_with_g_beside_it_and_resumes_the_same_average(tmp_path):
+    """train.ema: the cheap and the full evaluation score G's moving average, fid (the sweep's metric) first, with G's
+    own figures beside (FIGURE_raw); a run stopped and resumed ends with the average of one never interrupted."""
+    ema_run = (*SMALL_RUN, "train.ema=0.9", "train.checkpoint_every=2", "eval.every=2", "eval.cheap_samples=64",
+               "eval.n_samples=100")
+    straight, split = tmp_path / "straight", tmp_path / "split"
+    _train(straight, *ema_run, "train.steps=6", cache=cache.root(), evaluate=True)
+    result = read_result(straight)
+    metrics, full = result["metrics"], result["evaluation"]
+    assert next(iter(metrics)) == "fid" and metrics["fid_step"] == 6
+    assert {"fid_raw", "classifier_score_raw"} <= set(metrics) and metrics["fid"] != metrics["fid_raw"]
+    assert full["generator"] == "ema" and full["n_fake"] == 100
+    for key in ("fid", "kid", "precision", "classifier_score", "nn_pixel_distance"):
+        assert f"{key}_raw" in full and full[f"{key}_raw"] is not None, key
+    assert full["fid"] != full["fid_raw"]
+    events = _events(straight)
+    assert [e.step for e in events.Scalars("eval/fid_raw")] == [2, 4, 6]
+    assert events.Scalars("eval_full/fid_raw")[0].value == pytest.approx(full["fid_raw"], rel=1e-5)
+
+    _train(split, *ema_run, "train.steps=3", cache=cache.root(), evaluate=True)
+    resumed = _train(split, *ema_run, "train.steps=6", cache=cache.root(), evaluate=True)
+    assert "resuming at step 3/6" in resumed.stdout + resumed.stderr
+    split_state, straight_state = (load_checkpoint(latest_checkpoint(r)) for r in (split, straight))
+    for key in (G_KEY, G_EMA_KEY):
+        assert all(torch.equal(split_state[key][k], straight_state[key][k]) for k in straight_state[key]), key

@@ -151,6 +151,8 @@ def validate(cfg: Config) -> Measurements:
         _check(getattr(t, key) > 0, f"train.{key}={getattr(t, key)} must be > 0")
     for key in ("beta1", "beta2"):
         _check(0 <= getattr(t, key) < 1, f"train.{key}={getattr(t, key)} must be in [0, 1)")
+    _check(0 <= t.ema < 1, f"train.ema={t.ema} must be in [0, 1) (the EMA's decay; 0 turns it off)")
+    _check(t.ema_start >= 0, f"train.ema_start={t.ema_start} must be >= 0 (the generator step the EMA starts at)")
     _check(
         t.batch_size % t.workers == 0,
         f"train.batch_size={t.batch_size} must be divisible by train.workers={t.workers} (it is the global batch)",

@@ -90,6 +90,10 @@ class TrainConfig:
     checkpoint_every: int = 200
     log_every: int = 10
     image_every: int = 200
+    # An exponential moving average of G's weights (gan/ema.py), which every evaluation and sampling tool then uses:
+    # its decay (0: off), and the generator step from which it averages (before it, the average is G itself).
+    ema: float = 0.0
+    ema_start: int = 0
 
 
 @dataclass

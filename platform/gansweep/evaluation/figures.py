@@ -1,6 +1,7 @@
 """The cheap evaluation's figures, as every reader names them: FID and the classifier score, which way each is
-better, the best-so-far figure kept beside each, and the keys a run reports of them (evaluation/monitor.py computes
-them, run/loop.py reports them, a sweep ranks and stops trials on them)."""
+better, the best-so-far figure kept beside each, the raw G's figure beside each with train.ema, and the keys a run
+reports of them (evaluation/monitor.py computes them, run/loop.py reports them, a sweep ranks and stops trials on
+them); and the full evaluation's figures that have a raw G's twin."""
 
 from __future__ import annotations
 
@@ -15,6 +16,12 @@ def best_key(figure: str) -> str:
     return f"{figure}_best"
 
 
+def raw_key(figure: str) -> str:
+    """The key of FIGURE of G's own weights, beside FIGURE of its moving average (train.ema: every evaluation is the
+    average's, and the figures a sweep ranks on are too)."""
+    return f"{figure}_raw"
+
+
 def best(figure: str, value: float, previous: float | None) -> float:
     """FIGURE's best so far: VALUE, or PREVIOUS where that is better."""
     if previous is None:
@@ -23,4 +30,8 @@ def best(figure: str, value: float, previous: float | None) -> float:
 
 
 # What a run reports of the cheap evaluation, with every report after the first one.
-REPORTED = (*MODES, STEP, *(best_key(figure) for figure in MODES))
+REPORTED = (*MODES, STEP, *(best_key(figure) for figure in MODES), *(raw_key(figure) for figure in MODES))
+
+# The full evaluation's figures of the samples (evaluation/metrics.py's evaluate_samples), recorded for G's own
+# weights too (raw_key) when the samples are its moving average's; the protocol's fields describe both.
+FULL = (FID, "kid", "kid_std", "precision", "recall", "density", "coverage", CLASSIFIER_SCORE, "nn_pixel_distance")

@@ -32,6 +32,7 @@ from gansweep.nets.pixels import to_unit
 
 if TYPE_CHECKING:
     from gansweep.config.schema import Config
+    from gansweep.gan.ema import GeneratorEMA
     from gansweep.gan.players import Players
     from gansweep.gan.priors import CodePrior
     from gansweep.gan.runtime import RandomStreams
@@ -62,8 +63,8 @@ class ACLGAN(GANTrainer):
     trainer's own, and so are their checkpoint keys E, D_code, opt_e, opt_c and opt_dc."""
 
     def __init__(self, cfg: Config, players: Players, prior: CodePrior, streams: RandomStreams, sampler: Sampler,
-                 encoder: nn.Module, code_discriminator: nn.Module):
-        super().__init__(cfg, players, prior, streams, sampler)
+                 encoder: nn.Module, code_discriminator: nn.Module, ema: GeneratorEMA | None = None):
+        super().__init__(cfg, players, prior, streams, sampler, ema)
         t = cfg.train
         self.E, self.D_code = encoder, code_discriminator
         self.opt_e = adam(self.E, t.lr_g, t)

@@ -13,37 +13,18 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import torch
-from torch import nn
-from torch.optim.swa_utils import update_bn
 
 from gansweep.data.thetas import image_seed
 from gansweep.gan.base import GANTrainer
-from gansweep.nets.models import class_cycle
 from gansweep.nets.pixels import to_unit
 
 if TYPE_CHECKING:
     from gansweep.config.schema import Config
+    from gansweep.gan.ema import GeneratorEMA
     from gansweep.gan.players import Players
     from gansweep.gan.runtime import RandomStreams
     from gansweep.gan.sampler import Sampler
     from gansweep.nets.measurements import Measurement
-
-
-# The clean forwards G's BatchNorm statistics are recomputed on (their plain mean, as update_bn takes it): 1,024
-# codes, ~0.1 s at half width on one CPU core, paid at each log, evaluation and checkpoint.
-CLEAN_STATS_BATCHES, CLEAN_STATS_BATCH_SIZE = 2, 512
-
-
-class _CleanForward(nn.Module):
-    """G(z) without a measurement, labelled as the sampler labels it (every class in turn): what update_bn runs."""
-
-    def __init__(self, generator: nn.Module):
-        super().__init__()
-        self.generator = generator
-
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
-        labels = class_cycle(len(z), self.generator.num_classes)
-        return self.generator(z, labels=None if labels is None else labels.to(z.device))
 
 
 class AmbientGAN(GANTrainer):
@@ -51,8 +32,9 @@ class AmbientGAN(GANTrainer):
     ambient; G's images themselves otherwise), with the hidden measurement inside G during training."""
 
     def __init__(self, cfg: Config, players: Players, prior, streams: RandomStreams, sampler: Sampler,
-                 measurement: Measurement | None = None, hidden_measurement: Measurement | None = None):
-        super().__init__(cfg, players, prior, streams, sampler)
+                 measurement: Measurement | None = None, hidden_measurement: Measurement | None = None,
+                 ema: GeneratorEMA | None = None):
+        super().__init__(cfg, players, prior, streams, sampler, ema)
         self.measurement, self.hidden_measurement = measurement, hidden_measurement
         self.inject_at = cfg.hidden.inject_point
 
@@ -77,13 +59,9 @@ class AmbientGAN(GANTrainer):
         standard deviation when sampled: benchmarks/bench_hidden_bn.py); sampling feeds them clean ones. The codes
         are drawn from (train.seed, STEP) alone, so every rank computes the same statistics and a resumed run the
         same as an uninterrupted one."""
-        if self.hidden_measurement is None or self.cfg.hidden.bn_stats != "clean":
-            return
-        generator = self.sampler.generator
-        rng = torch.Generator().manual_seed(image_seed(self.cfg.train.seed, step))
-        device = self.sampler.device
-        batches = [self.prior.sample(CLEAN_STATS_BATCH_SIZE, rng).to(device) for _ in range(CLEAN_STATS_BATCHES)]
-        update_bn(batches, _CleanForward(generator))  # keeps G's train/eval mode
+        if self.hidden_measurement is not None and self.cfg.hidden.bn_stats == "clean":
+            self.raw_sampler.recompute_bn_stats(image_seed(self.cfg.train.seed, step))
+        super().calibrate(step)  # G's EMA, with train.ema
 
     def step(self, reals: list[torch.Tensor], labels: list[torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
         """One generator step after len(reals) discriminator steps (one real batch each). A conditional GAN gets

@@ -13,6 +13,7 @@ from gansweep.config.checks import Measurements, check_shapes, validate
 from gansweep.gan.acl import ACLGAN
 from gansweep.gan.ambient import AmbientGAN
 from gansweep.gan.base import GANTrainer
+from gansweep.gan.ema import GeneratorEMA
 from gansweep.gan.players import Players
 from gansweep.gan.priors import REGISTRY as PRIORS
 from gansweep.gan.priors import CodePrior, NormalPrior
@@ -51,7 +52,14 @@ def build_gan(
     players = Players(cfg, clean_shape, d_shape, num_classes, device, wrap, streams.theta)
     generator = unwrap(players.G)
     prior = PRIORS[cfg.prior.name].build(cfg, generator, streams, measurement, clean_shape)
-    return AmbientGAN(cfg, players, prior, streams, Sampler(generator, prior), measurement, hidden_measurement)
+    return AmbientGAN(cfg, players, prior, streams, Sampler(generator, prior), measurement, hidden_measurement,
+                      _ema(cfg, generator))
+
+
+def _ema(cfg: Config, generator: nn.Module) -> GeneratorEMA | None:
+    """G's moving average with train.ema (on every rank: gan/ema.py says why), else None."""
+    t = cfg.train
+    return GeneratorEMA(generator, t.ema, t.ema_start) if t.ema > 0 else None
 
 
 def _acl_gan(cfg: Config, clean_shape: tuple[int, int, int], device: torch.device,
@@ -65,4 +73,5 @@ def _acl_gan(cfg: Config, clean_shape: tuple[int, int, int], device: torch.devic
     prior = CodePrior(wrap(code_generator.to(device)), z_dim)
     # Sampled as G(C(z)) of z ~ N(0, I), like a run's checkpoint (gan/sampler.py's checkpoint_sampler).
     sampler = Sampler(CodeToImage(code_generator, unwrap(players.G)), NormalPrior(z_dim))
-    return ACLGAN(cfg, players, prior, streams, sampler, encoder, wrap(code_discriminator.to(device)))
+    return ACLGAN(cfg, players, prior, streams, sampler, encoder, wrap(code_discriminator.to(device)),
+                  _ema(cfg, unwrap(players.G)))

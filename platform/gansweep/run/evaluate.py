@@ -15,6 +15,7 @@ from gansweep.config.errors import ConfigError
 from gansweep.gan.runtime import resolve_device
 from gansweep.data import cache
 from gansweep.evaluation.classifier import load_or_train_classifier
+from gansweep.evaluation.figures import FULL, raw_key
 from gansweep.evaluation.inception import inception_fid, load_inception
 from gansweep.evaluation.metrics import evaluate_samples
 from gansweep.evaluation.reference import (
@@ -33,7 +34,9 @@ def evaluate_run(
     RUN_DIR/evaluation.json; returns the figures. The samples' z are drawn from the run's prior (a KDE-GAN's KDE)
     with SEED, every class equally often for a conditional GAN.
 
-    With `inception_weights` (default: the run's eval.inception_weights) an Inception-V3 FID is added."""
+    With `inception_weights` (default: the run's eval.inception_weights) an Inception-V3 FID is added. A run with
+    train.ema is evaluated on G's moving average (the checkpoint_sampler's choice), with G's own figures beside
+    (FIGURE_raw) and generator "ema"."""
     if n_samples < 2:
         raise ConfigError(f"--n-samples={n_samples} must be >= 2")
     where = resolve_device(device)
@@ -51,6 +54,13 @@ def evaluate_run(
     if inception is not None:
         figures.update(fid_inception=inception_fid(samples, reference_images(cfg)[0], inception.to(where)),
                        inception_weights=str(inception_weights))
+    if sampler.averaged:  # train.ema: the figures are G's moving average's; G's own beside them, of the same z
+        raw_samples = load_sampler(run_dir, checkpoint, raw=True)[0].to(where).draw(n_samples, seed)
+        raw = evaluate_samples(raw_samples, reference.feats, training_batches(data, root), classifier,
+                               reference.split)
+        figures.update({raw_key(name): raw[name] for name in FULL}, generator="ema")
+        if inception is not None:
+            figures[raw_key("fid_inception")] = inception_fid(raw_samples, reference_images(cfg)[0], inception)
     figures.update(step=step, checkpoint=str(checkpoint), sample_seed=seed, device=where.type, arithmetic="fp32")
     write_evaluation(run_dir, figures)
     return figures

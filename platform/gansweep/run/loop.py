@@ -193,7 +193,9 @@ def _restore(gan: GANTrainer, where: TrainWorker | TrialProcess, output: str) ->
 def _cheap_evaluation(monitor: FidMonitor, gan: GANTrainer, step: int, best_eval: dict) -> tuple[dict, dict, float]:
     """The cheap figures of this step (with the best so far) for every later report, the best figures, the seconds."""
     start = time.perf_counter()
-    scores = monitor(gan.sampler)
+    scores = monitor(gan.sampler)  # G's moving average with train.ema, G otherwise
+    if gan.ema is not None:  # G's own figures beside, from the same z
+        scores |= {figures.raw_key(name): value for name, value in monitor(gan.raw_sampler).items()}
     # The best figures so far (lower FID, higher classifier score): a trial stopped early or past its best is
     # compared on them in TensorBoard's HParams table.
     best_eval = {figures.best_key(name): figures.best(name, scores[name], best_eval.get(figures.best_key(name)))
@@ -295,6 +297,7 @@ def run_loop(plan: RunPlan, where: TrainWorker | TrialProcess) -> dict:
             gan.calibrate(step)
             last_reversal = gan.prior.refresh(reals[0], indices[0])
         losses = gan.step(list(reals), list(labels))
+        gan.average(step)
         window_steps += 1
         if first_step_unix is None:
             first_step_unix = time.time()

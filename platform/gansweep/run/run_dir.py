@@ -1,6 +1,7 @@
-"""A run directory, its one owner: run.json, the checkpoints (G, D, optimisers, step, every rank's random streams and
-the best cheap evaluation figures so far), and opening a run's sampler. A run directory is a local folder or a
-folder on object storage (gansweep.storage); its TensorBoard files are run.summaries'."""
+"""A run directory, its one owner: run.json, the checkpoints (G, D, optimisers, G's moving average with train.ema,
+step, every rank's random streams and the best cheap evaluation figures so far), and opening a run's sampler. A run
+directory is a local folder or a folder on object storage (gansweep.storage); its TensorBoard files are
+run.summaries'."""
 
 from __future__ import annotations
 
@@ -248,10 +249,10 @@ def resolve_checkpoint(path: str | Path) -> tuple[str, str]:
     return path, checkpoint
 
 
-def load_sampler(run_dir: str, checkpoint: str) -> tuple[Sampler, Config, int]:
-    """The sampler of the run's generator with the checkpoint's weights and prior (gan.sampler.checkpoint_sampler),
-    the run's config and the checkpoint's step."""
+def load_sampler(run_dir: str, checkpoint: str, raw: bool = False) -> tuple[Sampler, Config, int]:
+    """The sampler of the run's generator with the checkpoint's weights and prior (gan.sampler.checkpoint_sampler:
+    G's moving average where the checkpoint has one, unless RAW), the run's config and the checkpoint's step."""
     record = read_run_record(run_dir)
     state = load_checkpoint(checkpoint)
-    sampler = checkpoint_sampler(record.config, record.clean_shape, record.num_classes, state)
+    sampler = checkpoint_sampler(record.config, record.clean_shape, record.num_classes, state, raw=raw)
     return sampler, record.config, int(state["step"])

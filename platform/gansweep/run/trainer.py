@@ -14,6 +14,7 @@ from gansweep.config.schema import Config
 from gansweep.data import cache
 from gansweep.data.source_base import DataSourceError
 from gansweep.data.sources import describe_source
+from gansweep.evaluation.figures import FID, raw_key
 from gansweep.evaluation.monitor import MonitorPayload
 from gansweep.evaluation.protocol import prepare_monitor
 from gansweep.nets.measurements import MeasurementError
@@ -326,6 +327,8 @@ def _full_evaluation(cfg: Config, output: str, log_dir: str, cpus: float, gpus: 
         f"nn_pixel_distance={figures['nn_pixel_distance']:.3f} ({time.time() - start:.0f} s)",
         flush=True,
     )
+    if raw_key(FID) in figures:  # train.ema: the figures above are G's moving average's
+        print(f"[gansweep] G's own weights: fid={figures[raw_key(FID)]:.2f} kid={figures[raw_key('kid')]:.4f}", flush=True)
     summaries = RunSummaries(log_dir)
     summaries.evaluation(figures["step"], figures, prefix="eval_full")
     summaries.close()
