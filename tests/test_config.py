@@ -38,7 +38,8 @@ def test_every_issue_key_exists():
     for key in (
         "data.name data.root data.limit mode measurement.name measurement.p measurement.patch hidden.inject_at "
         "hidden.measurement.name hidden.measurement.p hidden.measurement.unit train.steps train.batch_size "
-        "train.workers train.use_gpu train.seed train.ema train.ema_start eval.every eval.n_samples eval.inception_weights unmeasure.inpaint"
+        "train.workers train.use_gpu train.seed train.ema train.ema_start eval.every eval.n_samples "
+        "eval.inception_weights unmeasure.inpaint"
     ).split():
         assert key in keys
 

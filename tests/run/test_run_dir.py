@@ -101,3 +101,19 @@ def test_a_run_none_of_whose_checkpoints_can_be_read_is_one_error_naming_them(tm
                                 f"{checkpoints[0] / run_dir.STATE_FILE}): remove them to train from the start, or "
                                 "restore the run directory from a copy")
     assert len(warnings) == 2 and "(EOFError)" in warnings[1]
+
+
+def test_a_pbt_exploit_s_copy_keeps_g_s_moving_average(tmp_path):
+    """sweep/pbt.py clones a donor's checkpoint with copy_checkpoint (without its random streams): the clone goes on
+    from the donor's average, not from its G."""
+    cfg = load_config(None, ["model.g_width=8", "model.d_width=8", "train.ema=0.9"])
+    donor = build_gan(cfg, (1, 28, 28))
+    donor.step([torch.rand(16, 1, 28, 28)])
+    donor.average(1)
+    source = _save_checkpoints(donor, tmp_path / "donor", (1,))[0]
+    run_dir.copy_checkpoint(str(source), str(tmp_path / "copy"), keep_streams=False)
+    clone = build_gan(cfg, (1, 28, 28))
+    clone.load_state_dict(run_dir.load_checkpoint(str(tmp_path / "copy")))
+    for key, value in donor.ema.module.state_dict().items():
+        assert torch.equal(value, clone.ema.module.state_dict()[key]), key
+    assert any(not torch.equal(a, b) for a, b in zip(clone.ema.module.parameters(), clone.players.G.parameters()))

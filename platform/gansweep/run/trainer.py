@@ -328,7 +328,8 @@ def _full_evaluation(cfg: Config, output: str, log_dir: str, cpus: float, gpus: 
         flush=True,
     )
     if raw_key(FID) in figures:  # train.ema: the figures above are G's moving average's
-        print(f"[gansweep] G's own weights: fid={figures[raw_key(FID)]:.2f} kid={figures[raw_key('kid')]:.4f}", flush=True)
+        print(f"[gansweep] G's own weights: fid={figures[raw_key(FID)]:.2f} kid={figures[raw_key('kid')]:.4f}",
+              flush=True)
     summaries = RunSummaries(log_dir)
     summaries.evaluation(figures["step"], figures, prefix="eval_full")
     summaries.close()
