@@ -115,6 +115,9 @@ def test_the_average_s_batchnorm_statistics_are_recomputed_on_its_own_clean_forw
     recomputed = _bn_buffers(gan.ema.module)
     assert all(not torch.equal(v, recomputed[k]) for k, v in g_stats.items())
     assert all(torch.equal(v, _bn_buffers(gan.players.G)[k]) for k, v in g_stats.items())  # G's own untouched
+    gan.ema.module.eval()
+    gan.calibrate(3)
+    assert not gan.ema.module.training  # left in the mode it was in
     twin = _gan()
     _train(twin, _reals(3))
     twin.calibrate(3)  # a function of (seed, step): the same on every rank and after a resume

@@ -8,7 +8,6 @@ from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
-
 from torch.optim.swa_utils import update_bn
 
 from gansweep.gan.ema import G_EMA_KEY
@@ -35,6 +34,7 @@ class _CleanForward(nn.Module):
     def __init__(self, generator: nn.Module):
         super().__init__()
         self.generator = generator
+        self.train(generator.training)  # update_bn leaves the model in the mode it found: the generator's
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         labels = class_cycle(len(z), self.generator.num_classes)
