@@ -16,11 +16,11 @@ class Interval:
     half_width: float | None  # None for n = 1: one seed has no spread to estimate
     n: int
 
-    def text(self, digits: int = 4) -> str:
-        """'mean ± half-width', or the value alone for one seed (the caller says n)."""
+    def text(self, spec: str = ".4g") -> str:
+        """'mean ± half-width', each in the format SPEC, or the mean alone for one seed (the caller says n)."""
         if self.half_width is None:
-            return f"{self.mean:.{digits}g}"
-        return f"{self.mean:.{digits}g} ± {self.half_width:.{digits}g}"
+            return f"{self.mean:{spec}}"
+        return f"{self.mean:{spec}} ± {self.half_width:{spec}}"
 
 
 def interval(values: Iterable[float | None]) -> Interval | None:
