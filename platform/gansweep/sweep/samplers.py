@@ -56,9 +56,12 @@ def _cmaes(search: Search):
     import optuna
 
     # with_margin: CMA-ES with margin (Hamano et al. 2022) keeps integer and stepped keys from collapsing onto one
-    # value. Choices are drawn at random by its independent sampler, seeded alike (_check_cmaes warns of it once).
-    return optuna.samplers.CmaEsSampler(seed=search.seed, with_margin=True, n_startup_trials=_startup(search, 0),
-                                        warn_independent_sampling=False)
+    # value; "experimental" in Optuna, chosen knowingly (as TPE's options). Choices are drawn at random by its
+    # independent sampler, seeded alike (_check_cmaes warns of it once).
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return optuna.samplers.CmaEsSampler(seed=search.seed, with_margin=True, n_startup_trials=_startup(search, 0),
+                                            warn_independent_sampling=False)
 
 
 def _check_cmaes(params: list[Param], objectives: list, where: str) -> None:
