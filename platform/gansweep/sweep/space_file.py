@@ -60,6 +60,7 @@ from gansweep.config.errors import ConfigError, quoted
 from gansweep.config.parsing import apply_mapping, coerce, read_yaml_mapping, unknown_key
 from gansweep.config.schema import Config, all_keys
 from gansweep.evaluation import figures
+from gansweep.sweep import space_seeds
 from gansweep.sweep.samplers import ALGORITHMS
 from gansweep.sweep.schedulers import SCHEDULERS
 from gansweep.sweep.space import (
@@ -118,8 +119,6 @@ def _field_type(key: str) -> Any:
     return next((a for a in typing.get_args(ftype) if a is not type(None)), ftype)
 
 
-
-
 def _section(raw: dict, name: str, cls: type, where: str):
     """A mapping section (scheduler, search, resources) into its dataclass, each value coerced to its field's type as
     a config's are; unknown keys are errors."""
@@ -146,7 +145,6 @@ def _amounts(key: str, value: Any) -> dict | None:
             isinstance(v, (int, float)) and not isinstance(v, bool) and v >= 0 for v in value.values())):
         raise ConfigError(f"{key} must be a mapping of resource names to amounts, got {quoted(value)}")
     return value
-
 
 
 def _parse_param(key: str, spec: Any, where: str) -> Param:
@@ -319,7 +317,6 @@ def _order(params: dict[str, Param], where: str) -> list[Param]:
     return sorted(params.values(), key=lambda p: depth_of(p.key))
 
 
-
 def load_space(path: str | Path, overrides: list[tuple[str, Any]] = ()) -> SweepSpace:
     """Read and validate a space file. OVERRIDES (from --set) replace the sweep's own settings when they name
     one (num_samples, scheduler.grace_period, resources.gpus_per_worker, ...), else fixed config keys."""
@@ -346,12 +343,12 @@ def load_space(path: str | Path, overrides: list[tuple[str, Any]] = ()) -> Sweep
     check_resources(resources, where)
 
     objectives = _objectives(raw, where)
-    seeds = _parse_seeds(raw, params, where)
+    seeds = space_seeds.parse_seeds(raw, params, where)
     if (len(objectives) > 1 or seeds > 1) and "scheduler" not in raw:
         # ASHA compares trials on one number, and stops a point's seeds one by one: run every trial to its end.
         scheduler.name = "fifo"
     SCHEDULERS[scheduler.name].check_search(raw, search, objectives, where)
-    if seeds > 1 and SCHEDULERS[scheduler.name].refuses_seeds:
+    if seeds > 1 and SCHEDULERS[scheduler.name].refuses_seeds:  # each seed's trial must run to its end
         raise SpaceError(f"{where}: seeds: {seeds} with scheduler {scheduler.name}: "
                          f"{SCHEDULERS[scheduler.name].refuses_seeds}; use scheduler: {{name: fifo}} (the default "
                          "with seeds)")
@@ -363,14 +360,11 @@ def load_space(path: str | Path, overrides: list[tuple[str, Any]] = ()) -> Sweep
         num_samples=0,
         max_concurrent_trials=raw.get("max_concurrent_trials"), fixed=fixed, params=ordered,
         scheduler=scheduler, search=search, resources=resources, seeds=seeds,
-        exclude=_parse_exclude(raw, ordered, search.algorithm, _seed_choices(fixed, seeds), where),
+        exclude=_parse_exclude(raw, ordered, search.algorithm, space_seeds.seed_choices(fixed, seeds), where),
         table=_parse_table(raw, params, where),
     )
     check_counts(space, raw, where)
-    unseeded = next((point for point in space.grid() if not space.seed_values(point)), None) if seeds > 1 else None
-    if unseeded is not None and search.algorithm == "grid":
-        raise SpaceError(f"{where}: exclude: drops every seed of the point {quoted(unseeded)}; to drop the point, "
-                         f"leave {SEED_KEY} out of the entry")
+    space_seeds.check_grid(space, where)
     check_trials(space, where)
     SCHEDULERS[scheduler.name].check(space, space.base_config(), where)
     return space
@@ -443,34 +437,6 @@ def _objectives(raw: dict, where: str) -> list[tuple[str, str]]:
             raise SpaceError(f"{where}: mode: {metric} is better when {better}; mode {mode} would search for the "
                              "worst trials")
     return list(zip(metrics, modes))
-
-
-
-
-def _parse_seeds(raw: dict, params: dict[str, Param], where: str) -> int:
-    """seeds: the training seeds per point (1: one trial per point, as before the key existed). With more, the sweep
-    sets train.seed itself: the space may not sample it."""
-    seeds = raw.get("seeds", 1)
-    if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
-        raise SpaceError(f"{where}: seeds: must be an integer >= 1, got {quoted(seeds)}")
-    if seeds > 1:
-        for param in params.values():
-            keys = [param.key] if param.bundles is None else [
-                key for bundle in param.bundles.values()
-                for key in [*bundle.keys, *(k for named in bundle.by.values() for keys in named.values() for k in keys)]]
-            if SEED_KEY in keys:
-                raise SpaceError(f"{where}: space.{param.key}: sets {SEED_KEY}, which seeds: {seeds} sets per trial "
-                                 f"(the base seed + 0 .. {seeds - 1}; the base in fixed:); keep one")
-    return seeds
-
-
-def _seed_choices(fixed: dict[str, Any], seeds: int) -> list[int]:
-    """The train.seed values a sweep of SEEDS seeds trains on, what an exclude entry may name ([] for one seed)."""
-    if seeds == 1:
-        return []
-    base = Config()
-    apply_mapping(base, nest(copy.deepcopy(fixed)), "")
-    return [base.train.seed + i for i in range(seeds)]
 
 
 def _parse_exclude(raw: dict, params: list[Param], algorithm: str, seed_choices: list[int],

@@ -141,11 +141,15 @@ class StudySearch(OptunaSearch):
                                    [result.get(metric) for metric in self._metrics()]}
         if len(group["ends"]) < len(group["seeds"]):
             return  # the point's other seeds are still to report
-        ends = list(group["ends"].values())
-        if any(end["error"] or (end["values"] is not None and None in end["values"]) for end in ends):
-            super().on_trial_complete(first, None, error=True)
-        elif any(end["values"] is None for end in ends):
-            super().on_trial_complete(first, None)  # a seed stopped early: the point is PRUNED
-        else:
-            columns = list(zip(*(end["values"] for end in ends)))
-            super().on_trial_complete(first, {metric: sum(c) / len(c) for metric, c in zip(self._metrics(), columns)})
+        super().on_trial_complete(first, *_point_end(list(group["ends"].values()), self._metrics()))
+
+
+def _point_end(ends: list[dict], metrics: list[str]) -> tuple[dict | None, bool]:
+    """What OptunaSearch is told of a point whose seeds all ENDED: (the means of METRICS, False); (None, True) where a
+    seed failed (FAIL); (None, False) where one was stopped early (PRUNED)."""
+    if any(end["error"] or (end["values"] is not None and None in end["values"]) for end in ends):
+        return None, True
+    if any(end["values"] is None for end in ends):
+        return None, False
+    columns = list(zip(*(end["values"] for end in ends)))
+    return {metric: sum(column) / len(column) for metric, column in zip(metrics, columns)}, False
