@@ -124,6 +124,12 @@ class StudySearch(OptunaSearch):
         self._groups[trial_id] = group
         return group["point"] if seed is None else {**group["point"], SEED: seed}
 
+    def on_trial_result(self, trial_id: str, result: dict):
+        group = self._groups.get(trial_id)
+        if group is None or len(group["seeds"]) == 1:
+            super().on_trial_result(trial_id, result)
+        # else: one seed's figures are not the point's; its Optuna trial gets the seeds' mean at their end only
+
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False):
         group = self._groups.get(trial_id)
         first = group["first"] if group else trial_id
