@@ -1,7 +1,8 @@
 """A sweep directory, its one owner: what a sweep writes and what its report and --resume read back::
 
     sweep.json      the space, the metric, the Optuna study's name and storage URL (password masked)
-    trials.json     one entry per trial: params, status, last and best metric, full evaluation, wall time, error
+    trials.json     one entry per trial: params, seed, group (its point), status, last and best metric, full
+                    evaluation, wall time, error
     optuna.db       the Optuna study (SQLite by default; for a sweep on object storage, a copy of the local file
                     the driver works on, published with each snapshot of Tune's state: see default_storage)
     tensorboard/    one TensorBoard run per trial, with the sweep's HParams experiment at its root

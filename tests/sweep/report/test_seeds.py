@@ -8,7 +8,7 @@ from pathlib import Path
 from gansweep.sweep import sweep_dir as layout
 from gansweep.sweep.report.write import write_report
 from scipy import stats
-from synthetic_sweep import make_sweep, table_names
+from synthetic_sweep import change_sweep_record, make_sweep, table_names
 
 # (point number, params, each seed's best fid (None: failed), each seed's full-evaluation fid)
 POINTS = [
@@ -19,6 +19,7 @@ POINTS = [
 
 def _seeded_sweep(root: Path) -> None:
     make_sweep(root)  # sweep.json and a study; its trials.json replaced by a point per group of seeds
+    change_sweep_record(root, seeds=3)
     entries = []
     for number, params, bests, fulls in POINTS:
         group = f"{number:04d}_p={params['measurement.p']}"
@@ -41,6 +42,7 @@ def _half_width(values):
 def test_a_row_per_point_with_each_figure_s_mean_interval_and_n(tmp_path):
     _seeded_sweep(tmp_path)
     summary = Path(write_report(tmp_path)).read_text()
+    assert "- Seeds: 3 per point" in summary
     assert table_names(summary) == ["0001_p=0.5", "0000_p=0.2"]  # 31 < 42: best first, by the seeds' mean
     with (tmp_path / "report" / "trials.csv").open() as f:
         rows = list(csv.DictReader(f))

@@ -23,6 +23,9 @@ def header_section(sweep: dict, ranked: list[dict], trials_note: str, storage: s
                      "trials below, the Pareto front weighs both")
     if sweep.get("search"):
         lines.append(f"- Search: `{sweep['search']}`")
+    if (sweep.get("seeds") or 1) > 1:
+        lines.append(f"- Seeds: {sweep['seeds']} per point (`seeds`), a trial each; the search and the tables take "
+                     "their mean")
     if sweep.get("study_name"):
         lines.append(f"- Optuna study: `{sweep['study_name']}` in `{layout.masked_url(storage or sweep.get('storage'))}`")
     lines.append(f"- Trials: {len(ranked)}" + (f" ({status_counts(ranked)})" if ranked else ""))
