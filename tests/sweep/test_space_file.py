@@ -639,7 +639,7 @@ def test_the_paper_table_is_every_row_by_arm_by_seed_with_the_clean_arm_shared()
     space = load_space(SPACES / "paper_table.yaml")
     cells: dict[tuple, list] = {}
     for point in space.grid():
-        cells.setdefault((point.get("row"), point["arm"]), []).append(point["train.seed"])
+        cells.setdefault((point.get("row"), point["arm"]), []).extend(space.seed_values(point))
     arms = ["ignore", "unmeasure", "ambient", "hidden_ambient@project", "hidden_ambient@up1", "hidden_ambient@up2"]
     others = ["block_pixel_p0.5", "block_pixel_p0.95", "block_patch_14", "keep_patch_14", "convolve_noise"]
     expected = {(None, "clean"): [0, 1, 2]}
@@ -647,13 +647,13 @@ def test_the_paper_table_is_every_row_by_arm_by_seed_with_the_clean_arm_shared()
     expected |= {(row, arm): [0] for row in others for arm in arms}
     expected |= {("gaussian_projection_m100", arm): [0] for arm in ("ignore", "ambient")}
     assert {cell: sorted(seeds) for cell, seeds in cells.items()} == expected
-    assert space.num_samples == 3 + 6 * 3 + 5 * 6 + 2 == 53
+    assert space.trial_count() == 3 + 6 * 3 + 5 * 6 + 2 == 53 and space.seeds == 3
     assert (space.search.algorithm, space.scheduler.name, space.table) == ("grid", "fifo", {"rows": "row", "columns": "arm"})
     # The row's patch inside G is half the feature map's side at each injection point (7, 14, 28).
-    patches = {arm: space.trial_config({"arm": arm, "row": "block_patch_14", "train.seed": 0}).hidden.measurement.patch
+    patches = {arm: space.trial_config({"arm": arm, "row": "block_patch_14"}).hidden.measurement.patch
                for arm in arms[3:]}
     assert patches == {"hidden_ambient@project": 4, "hidden_ambient@up1": 7, "hidden_ambient@up2": 14}
-    ignore = space.trial_config({"arm": "ignore", "row": "block_patch_14", "train.seed": 0})
+    ignore = space.trial_config({"arm": "ignore", "row": "block_patch_14"})
     assert ignore.hidden.inject_at is None and ignore.hidden.measurement.name == "none"
     # The CPU schedule's plan: two trials on 2 CPUs, each worker 0.75 and its data stream 0.25 beside it.
     assert plan_resources(space, [{"CPU": 2}]) == (0.75, 2)

@@ -100,3 +100,67 @@ def test_a_trial_told_before_the_kill_is_not_told_again_when_tune_reruns_it(tmp_
     resumed.on_trial_complete("a", {"fid": 12.5, "step": STEPS})
     assert _states(study_url) == [("COMPLETE", 12.5)]
     assert "already finished" not in caplog.text and "Cannot tell" not in caplog.text
+
+
+# --- a space with seeds: a point's trials grouped under its one Optuna trial ------------------------------------
+
+
+def _seeded(tmp_path, url: str) -> study_search.StudySearch:
+    study_search.STUDY_URLS.setdefault(str(tmp_path), url)
+    return study_search.StudySearch(space=_define, metric="fid", mode="min",
+                                    sampler=optuna.samplers.RandomSampler(seed=0),
+                                    storage=optuna.storages.RDBStorage(url), study_name="s", sweep_dir=str(tmp_path),
+                                    steps=STEPS, seeds_of=_three_seeds)
+
+
+def _three_seeds(point: dict) -> list[int]:
+    return [0, 1, 2]
+
+
+def test_a_point_s_seeds_are_one_optuna_trial_told_their_mean_once_all_have_ended(tmp_path, study_url):
+    search = _seeded(tmp_path, study_url)
+    configs = [search.suggest(trial_id) for trial_id in "abcd"]
+    assert [config["seed"] for config in configs] == [0, 1, 2, 0]
+    assert configs[0]["measurement.p"] == configs[2]["measurement.p"] != configs[3]["measurement.p"]
+    assert len(optuna.load_study(study_name="s", storage=study_url).trials) == 2  # two points asked of Optuna
+    search.on_trial_complete("b", {"fid": 12.0, "step": STEPS})
+    search.on_trial_complete("a", {"fid": 10.0, "step": STEPS})
+    assert _states(study_url) == [("RUNNING", None), ("RUNNING", None)]  # the point's third seed still trains
+    search.on_trial_complete("c", {"fid": 14.0, "step": STEPS})
+    assert _states(study_url) == [("COMPLETE", 12.0), ("RUNNING", None)]
+
+
+@pytest.mark.parametrize("ends, expected", [
+    ([({"fid": 10.0, "step": STEPS}, False), (None, True), ({"fid": 14.0, "step": STEPS}, False)], ("FAIL", None)),
+    ([({"fid": 10.0, "step": STEPS}, False), ({"fid": 30.0, "step": 20}, False), ({"fid": 14.0, "step": STEPS}, False)],
+     ("PRUNED", None)),
+])
+def test_a_point_with_a_failed_or_stopped_seed_is_failed_or_pruned(tmp_path, study_url, ends, expected):
+    search = _seeded(tmp_path, study_url)
+    for trial_id, (result, error) in zip("abc", ends):
+        search.suggest(trial_id)
+    for trial_id, (result, error) in zip("abc", ends):
+        search.on_trial_complete(trial_id, result, error=error)
+    assert _states(study_url) == [expected]
+
+
+def test_a_resumed_searcher_goes_on_filling_its_group_and_closes_a_lost_one_from_trials_json(tmp_path, study_url):
+    search = _seeded(tmp_path, study_url)
+    search.suggest("a")
+    search.suggest("b")
+    saved = tmp_path / "searcher-state.pkl"
+    search.save(str(saved))  # Tune's last save: the point's first two seeds
+    search.on_trial_complete("a", {"fid": 10.0, "step": STEPS})  # ended after the save: Tune will run it again
+    search.suggest("c")
+    for trial_id in "def":  # a second point, all its seeds asked and ended after the save
+        search.suggest(trial_id)
+    layout.write_trials(str(tmp_path), [
+        {"name": f"0001_seed={seed}", "number": 1, "seed": seed, "status": "finished",
+         "metrics": {"fid": fid, "step": STEPS}} for seed, fid in enumerate([20.0, 22.0, 24.0])])
+    resumed = _resumed(search, saved)
+    assert _states(study_url) == [("RUNNING", None), ("COMPLETE", 22.0)]
+    third = resumed.suggest("g")  # the first point's third seed, asked again
+    assert third["seed"] == 2 and third["measurement.p"] == resumed._groups["a"]["point"]["measurement.p"]
+    for trial_id, fid in (("a", 10.0), ("b", 12.0), ("g", 14.0)):
+        resumed.on_trial_complete(trial_id, {"fid": fid, "step": STEPS})
+    assert _states(study_url) == [("COMPLETE", 12.0), ("COMPLETE", 22.0)]

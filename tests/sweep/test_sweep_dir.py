@@ -62,7 +62,7 @@ def test_trials_are_written_in_number_order_and_read_back_named(tmp_path):
     layout.write_trials(tmp_path, [{"number": 2, "name": "b", "params": {}}, {"number": 0, "name": "a", "params": {}}])
     assert [t["name"] for t in layout.read_trials(tmp_path)] == ["a", "b"]
     (tmp_path / layout.TRIALS_FILE).write_text(json.dumps({"trials": [{"params": None}]}))
-    assert layout.read_trials(tmp_path) == [{"number": 0, "name": "trial_0", "params": {}}]
+    assert layout.read_trials(tmp_path) == [{"number": 0, "name": "trial_0", "group": "trial_0", "params": {}}]
     (tmp_path / layout.TRIALS_FILE).write_text(json.dumps({"runs": []}))
     with pytest.raises(layout.SweepDirError, match="no list under 'trials'"):
         layout.read_trials(tmp_path)

@@ -12,7 +12,6 @@ import functools
 import json
 import math
 import time
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +29,7 @@ from gansweep.run.cluster import cluster_shape, ready_for_cluster
 from gansweep.run.plan import plan_resources as plan_run_resources
 from gansweep.run.plan import trains_in_trial_process
 from gansweep.run.summaries import write_hparams_config, write_trial_hparams
-from gansweep.sweep import pbt, schedulers, study_search
+from gansweep.sweep import pbt, samplers, schedulers, study_search
 from gansweep.sweep import sweep_dir as layout
 from gansweep.sweep.space import SweepSpace
 
@@ -49,7 +48,7 @@ def plan_resources(space: SweepSpace, nodes: list[dict[str, float]]) -> tuple[fl
     r = space.resources
     try:
         return plan_run_resources(r.workers, r.cpus_per_worker, r.gpus_per_worker, nodes,
-                                  runs=min(space.max_concurrent_trials or space.num_samples, space.num_samples),
+                                  runs=min(space.max_concurrent_trials or space.trial_count(), space.trial_count()),
                                   keys="resources")
     except ConfigError as exc:
         raise SweepError(str(exc)) from None
@@ -64,9 +63,10 @@ def check_population(space: SweepSpace, concurrent: int) -> None:
                          f"resources): lower num_samples to {concurrent}, or give the sweep a larger cluster")
 
 
-def trial_name(number: int, point: dict[str, Any]) -> str:
-    """A readable, deterministic trial name: the Optuna trial number and the sampled values."""
-    parts = []
+def trial_name(number: int, point: dict[str, Any], seed: int | None = None) -> str:
+    """A readable, deterministic trial name: the Optuna trial number, the seed where the space has several per point,
+    and the sampled values."""
+    parts = [] if seed is None else [f"seed={seed}"]
     for key, value in point.items():
         short = key.split(".")[-1]
         if key.startswith("hidden."):
@@ -79,12 +79,14 @@ def trial_name(number: int, point: dict[str, Any]) -> str:
 
 def _point(config: dict) -> dict[str, Any]:
     """The sampled keys of a Tune trial's config (Optuna's names are the dotted config keys)."""
-    return {key: value for key, value in config.items() if key not in (OPTUNA_NUMBER, pbt.EXPLOIT_KEY)}
+    return {key: value for key, value in config.items()
+            if key not in (OPTUNA_NUMBER, pbt.EXPLOIT_KEY, study_search.SEED)}
 
 
 def _trial_name_of(trial) -> str:
     # Named once, from the point Tune created the trial with: PBT changes a trial's config, not its name.
-    return trial.custom_trial_name or trial_name(int(trial.config.get(OPTUNA_NUMBER, 0)), _point(trial.config))
+    return trial.custom_trial_name or trial_name(int(trial.config.get(OPTUNA_NUMBER, 0)), _point(trial.config),
+                                                 trial.config.get(study_search.SEED))
 
 
 def run_trial(config: dict, space: SweepSpace, sweep_dir: str, monitor: MonitorPayload | None,
@@ -99,6 +101,8 @@ def run_trial(config: dict, space: SweepSpace, sweep_dir: str, monitor: MonitorP
 
     point = _point(config)
     cfg = space.trial_config(point)
+    if study_search.SEED in config:  # one of the point's seeds (space.seeds)
+        cfg.train.seed = config[study_search.SEED]
     cfg.train.cpus_per_worker = cpus_per_worker
     cfg.data.cache_dir = cache
     name = tune.get_context().get_trial_name()
@@ -161,6 +165,10 @@ def _define_by_run(space: SweepSpace, trial) -> dict:
     return {OPTUNA_NUMBER: trial.number}
 
 
+def _seeds_of(space: SweepSpace, config: dict) -> list[int | None]:
+    return space.seed_values(_point(config))
+
+
 def _searcher(space: SweepSpace, sweep_dir: str):
     import optuna
 
@@ -169,36 +177,28 @@ def _searcher(space: SweepSpace, sweep_dir: str):
 
         return BasicVariantGenerator(points_to_evaluate=[{**point, OPTUNA_NUMBER: number}
                                                          for number, point in enumerate(pbt.population(space))])
-    algorithm, seed = space.search.algorithm, space.search.seed
-    if algorithm == "tpe":
-        # multivariate + group: TPE models the conditional keys within the branch that has them. Both are
-        # "experimental" in Optuna and say so at every sweep; chosen knowingly, so not repeated to the user.
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            sampler = optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True)
-    else:
-        sampler = optuna.samplers.RandomSampler(seed=seed)  # grid: every point is enqueued below
-
-    multi = len(space.objectives) > 1  # Optuna's multi-objective study: TPE and random sample it as they are
+    multi = len(space.objectives) > 1  # Optuna's multi-objective study: TPE, GP and random sample it as they are
     return study_search.StudySearch(
         # A partial, not a closure: Tune pickles the searcher (and its space) into the experiment state.
         space=functools.partial(_define_by_run, space),
         metric=space.metrics if multi else space.metric,
         mode=[mode for _, mode in space.objectives] if multi else space.mode,
-        sampler=sampler,
+        sampler=samplers.sampler(space.search),
         storage=optuna.storages.RDBStorage(study_search.STUDY_URLS[sweep_dir]),
         study_name=space.study_name,
-        points_to_evaluate=space.grid() if algorithm == "grid" else None,
+        points_to_evaluate=space.grid() if space.search.algorithm == "grid" else None,
         sweep_dir=sweep_dir,
         steps=space.base_config().train.steps,
+        seeds_of=functools.partial(_seeds_of, space),
     )
 
 
 class TrialsRecord(Callback):
     """A Tune callback, in the sweep's driver: keeps trials.json current as trials start, report and end."""
 
-    def __init__(self, sweep_dir: str, metric: str, mode: str):
+    def __init__(self, sweep_dir: str, metric: str, mode: str, base_seed: int = 0):
         self.sweep_dir, self.metric, self.mode = sweep_dir, metric, mode
+        self.base_seed = base_seed  # a trial's train.seed where neither its point nor the sweep's seeds set it
         self.trials: dict[str, dict] = {}
 
     def setup(self, **info):
@@ -210,8 +210,10 @@ class TrialsRecord(Callback):
     def _entry(self, trial) -> dict:
         name = _trial_name_of(trial)
         if name not in self.trials:
-            self.trials[name] = layout.new_trial_entry(name, int(trial.config.get(OPTUNA_NUMBER, 0)),
-                                                       _point(trial.config))
+            number, point = int(trial.config.get(OPTUNA_NUMBER, 0)), _point(trial.config)
+            seed = trial.config.get(study_search.SEED, point.get("train.seed", self.base_seed))
+            self.trials[name] = layout.new_trial_entry(name, number, point, seed=seed,
+                                                       group=trial_name(number, point))
         return self.trials[name]
 
     @staticmethod
@@ -286,7 +288,7 @@ _REPORTED = ("step", *figures.REPORTED, "loss_d", "loss_g", "d_real", "d_fake", 
 # What --resume holds to the sweep a directory started: Tune keeps the searcher, scheduler, metric and sample count
 # it began with, and the study its trials' values, so a change to any would mix results or be silently ignored.
 RESUME_KEYS = ("space", "fixed", "exclude", "metric", "mode", "objectives", "search", "seed", "scheduler",
-               "num_samples", "study_name", "storage")
+               "num_samples", "study_name", "storage", "seeds", "startup_trials")
 
 
 def _prepare_output(space: SweepSpace, sweep_dir: str, resume: bool) -> None:
@@ -380,7 +382,8 @@ def _tune(space: SweepSpace, sweep_dir: str, resume: bool, verbose: bool) -> flo
         nodes = [space.resources.cluster] if space.resources.cluster else (shape or cluster_shape()).nodes
         cpus_per_worker, concurrent = plan_resources(space, nodes)
         check_population(space, concurrent)
-        print(f"[gansweep] sweep {space.name}: {space.num_samples} trials, {concurrent} at a time, "
+        seeds = f" ({space.num_samples} points x {space.seeds} seeds)" if space.seeds > 1 else ""
+        print(f"[gansweep] sweep {space.name}: {space.trial_count()} trials{seeds}, {concurrent} at a time, "
               f"{space.resources.workers} worker(s) x {cpus_per_worker:g} CPU"
               + (f" + {space.resources.gpus_per_worker:g} GPU" if space.resources.gpus_per_worker else "")
               + f" each -> {storage.display(sweep_dir)}", flush=True)
@@ -395,7 +398,7 @@ def _tune(space: SweepSpace, sweep_dir: str, resume: bool, verbose: bool) -> flo
             name=layout.TUNE_DIR,
             storage_path=storage_path,
             storage_filesystem=storage_filesystem,
-            callbacks=[TrialsRecord(sweep_dir, space.metric, space.mode)],
+            callbacks=[TrialsRecord(sweep_dir, space.metric, space.mode, base.train.seed)],
             failure_config=tune.FailureConfig(max_failures=_trial_retries(space.resources)),
             verbose=1,  # Tune's trial table (status, params, the metric) every 30 s, and each trial's end
         )
@@ -414,7 +417,7 @@ def _tune(space: SweepSpace, sweep_dir: str, resume: bool, verbose: bool) -> flo
                     scheduler=schedulers.kind(space).build(space, sweep_dir, _trial_name_of, (OPTUNA_NUMBER,)),
                     metric=space.metric,
                     mode=space.mode,
-                    num_samples=space.num_samples,
+                    num_samples=space.trial_count(),  # a trial per point and seed
                     max_concurrent_trials=concurrent,
                     trial_name_creator=_trial_name_of,
                     trial_dirname_creator=_trial_name_of,

@@ -28,6 +28,7 @@ class SchedulerKind:
     # (space, the trials' base config, where): its settings against the trials, once they are checked
     check: Callable[[SweepSpace, Config, str], None] = _no_check
     population_based: bool = False  # Tune's population (sweep/pbt.py), no Optuna study
+    refuses_seeds: str = ""  # why it cannot run a space of several seeds per point ("": it can)
 
 
 def _fifo(space: SweepSpace, sweep_dir: str, name_of: Callable, own_keys: tuple[str, ...]):
@@ -73,9 +74,13 @@ def _check_asha(space: SweepSpace, base: Config, where: str) -> None:
         raise SpaceError(f"{where}: scheduler.reduction_factor: must be > 1")
 
 
-_PBT = SchedulerKind(pbt.scheduler, pbt.check_search, pbt.check, population_based=True)
+_PBT = SchedulerKind(pbt.scheduler, pbt.check_search, pbt.check, population_based=True,
+                     refuses_seeds="a population has no points to repeat, and a clone takes its donor's seed")
 SCHEDULERS = {
-    "asha": SchedulerKind(_asha, _check_asha_search, _check_asha),
+    "asha": SchedulerKind(_asha, _check_asha_search, _check_asha,
+                          refuses_seeds="ASHA stops each seed's trial on its own figure, so a point's mean would be "
+                                        "over the seeds that survived, and a point would be judged before its seeds "
+                                        "all reported"),
     "fifo": SchedulerKind(_fifo),
     "pbt": _PBT,
     "pb2": _PBT,  # PBT whose explore step is a Gaussian-process bandit (pbt.scheduler tells them apart)

@@ -14,6 +14,7 @@ from gansweep.config.parsing import apply_mapping
 from gansweep.config.schema import Config
 
 DISTRIBUTIONS = ("uniform", "loguniform", "int", "choice")
+SEED_KEY = "train.seed"  # what `seeds:` sets per trial, and what an exclude entry may name to drop some seeds
 
 
 class SpaceError(ConfigError):
@@ -110,6 +111,7 @@ class Search:
     seed: int = 0
     storage: str | None = None  # an Optuna RDB URL; None: SQLite in the sweep's output directory
     study_name: str | None = None  # default: the space's name
+    startup_trials: int | None = None  # tpe, gp, cmaes: trials drawn at random before the model; None: the sampler's
 
 
 @dataclass
@@ -138,6 +140,7 @@ class SweepSpace:
     objectives: list[tuple[str, str]]
     exclude: list[dict[str, list]] = field(default_factory=list)  # partial points the grid drops
     table: dict[str, str] | None = None  # {rows: key, columns: key}: the table `gansweep report` writes
+    seeds: int = 1  # training seeds per sampled point (train.seed = the base seed + 0 .. seeds - 1)
 
     def base_config(self) -> Config:
         """Defaults, the fixed keys and the resources: what every trial starts from."""
@@ -175,6 +178,22 @@ class SweepSpace:
                     raise SpaceError(f"{sources[key]} and {place} both set {key}; keep one")
                 keys[key], sources[key] = value, place
         return keys
+
+    def seed_values(self, point: dict[str, Any]) -> list[int | None]:
+        """The training seeds the point at POINT trains on: the base config's train.seed + 0 .. seeds - 1, less those
+        an exclude entry naming train.seed drops for it (a grid's cells on fewer seeds than others). One seed: [None],
+        the trial keeps its config's own train.seed (a space of one seed may still sample it)."""
+        if self.seeds == 1:
+            return [None]
+        base = self.base_config().train.seed
+        return [base + i for i in range(self.seeds)
+                if not any(matches({**point, SEED_KEY: base + i}, entry) for entry in self.exclude)]
+
+    def trial_count(self) -> int:
+        """Tune's trials: a trial per point and seed."""
+        if self.search.algorithm == "grid":
+            return sum(len(self.seed_values(point)) for point in self.grid())
+        return self.num_samples * self.seeds
 
     def define_by_run(self, trial) -> None:
         """Optuna's define-by-run space: sample each active key, parents first."""

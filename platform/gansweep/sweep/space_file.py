@@ -5,7 +5,9 @@ A space file is YAML (read with ``config.load_yaml``, as ``yaml.safe_load`` read
     name: ambient_block_pixel           # the study's name (default: the file's stem)
     metric: fid                         # reported by every trial from its first cheap evaluation; or a list of
     mode: min                           # two, [fid, classifier_score], for a multi-objective search (fifo)
-    num_samples: 12                     # trials (a grid search makes exactly one per grid point)
+    num_samples: 12                     # points (a grid search makes exactly one per grid point)
+    seeds: 3                            # optional: each point trains on 3 seeds, train.seed + 0, 1, 2 (fifo only);
+                                        # the search sees their mean, the report a 95% interval
     max_concurrent_trials: 2            # optional; default: as many as the cluster's resources fit
     fixed:                              # config keys, dotted or nested, for every trial
       train.steps: 1200
@@ -16,7 +18,7 @@ A space file is YAML (read with ``config.load_yaml``, as ``yaml.safe_load`` read
       measurement.patch: {int: [4, 14], when: {measurement.name: [block_patch]}}
     scheduler: {name: asha, grace_period: 200, reduction_factor: 2}   # or {name: fifo}, or
                                         # {name: pbt, perturbation_interval: 300} (population-based training)
-    search: {algorithm: tpe, seed: 0}   # tpe | random | grid; storage: an Optuna RDB URL
+    search: {algorithm: tpe, seed: 0}   # tpe | gp | cmaes | random | grid; storage: an Optuna RDB URL
     resources: {workers: 1, gpus_per_worker: 0, cpus_per_worker: null}
 
 A key with ``when`` is sampled only when its parent (a ``choice`` key of the space) takes one of the
@@ -36,9 +38,9 @@ A grid of named cells (search_spaces/paper_table.yaml) uses three more pieces::
             measurement: {name: block_pixel, p: 0.8}
             arm:                        # under another bundle key's name: keys added for some of its names only
               hidden_ambient@up1: {hidden.measurement.name: block_pixel, hidden.measurement.p: 0.8}
-      train.seed: {choice: [0, 1, 2]}
+    seeds: 3                            # every cell on train.seed 0, 1, 2 ...
     exclude:                            # grid search only: drop the points matching every key of an entry
-      - {row: [block_pixel_p0.8], train.seed: [1, 2]}
+      - {row: [block_pixel_p0.5], train.seed: [1, 2]}   # ... but this row's on seed 0 alone
     table: {rows: row, columns: arm}    # `gansweep report` writes the table (sweep/report/table.py)
 
 Optuna samples a bundle key's names; the trial's config gets the chosen bundle's keys. No two sources (fixed:,
@@ -58,6 +60,8 @@ from gansweep.config.errors import ConfigError, quoted
 from gansweep.config.parsing import apply_mapping, coerce, read_yaml_mapping, unknown_key
 from gansweep.config.schema import Config, all_keys
 from gansweep.evaluation import figures
+from gansweep.sweep import space_seeds
+from gansweep.sweep.samplers import ALGORITHMS
 from gansweep.sweep.schedulers import SCHEDULERS
 from gansweep.sweep.space import (
     DISTRIBUTIONS,
@@ -65,6 +69,7 @@ from gansweep.sweep.space import (
     Param,
     Resources,
     Scheduler,
+    SEED_KEY,
     Search,
     SpaceError,
     SweepSpace,
@@ -74,11 +79,9 @@ from gansweep.sweep.space import (
 )
 from gansweep.sweep.space_checks import check_counts, check_resources, check_storage, check_trials
 
-ALGORITHMS = ("tpe", "random", "grid")
-
 TOP_KEYS = (
     "name", "metric", "mode", "num_samples", "max_concurrent_trials", "fixed", "space", "scheduler", "search",
-    "resources", "exclude", "table",
+    "resources", "exclude", "table", "seeds",
 )
 # Keys a trial may not sample: the data set is shared (one classifier and reference statistics per
 # sweep), the schedule is the scheduler's time axis, and the resources are planned per sweep.
@@ -116,8 +119,6 @@ def _field_type(key: str) -> Any:
     return next((a for a in typing.get_args(ftype) if a is not type(None)), ftype)
 
 
-
-
 def _section(raw: dict, name: str, cls: type, where: str):
     """A mapping section (scheduler, search, resources) into its dataclass, each value coerced to its field's type as
     a config's are; unknown keys are errors."""
@@ -144,7 +145,6 @@ def _amounts(key: str, value: Any) -> dict | None:
             isinstance(v, (int, float)) and not isinstance(v, bool) and v >= 0 for v in value.values())):
         raise ConfigError(f"{key} must be a mapping of resource names to amounts, got {quoted(value)}")
     return value
-
 
 
 def _parse_param(key: str, spec: Any, where: str) -> Param:
@@ -317,7 +317,6 @@ def _order(params: dict[str, Param], where: str) -> list[Param]:
     return sorted(params.values(), key=lambda p: depth_of(p.key))
 
 
-
 def load_space(path: str | Path, overrides: list[tuple[str, Any]] = ()) -> SweepSpace:
     """Read and validate a space file. OVERRIDES (from --set) replace the sweep's own settings when they name
     one (num_samples, scheduler.grace_period, resources.gpus_per_worker, ...), else fixed config keys."""
@@ -339,22 +338,33 @@ def load_space(path: str | Path, overrides: list[tuple[str, Any]] = ()) -> Sweep
     if search.algorithm not in ALGORITHMS:
         raise SpaceError(f"{where}: search.algorithm: {quoted(search.algorithm)} is not one of {', '.join(ALGORITHMS)}")
     check_storage(search.storage, where)
+    if search.startup_trials is not None and search.startup_trials < 0:
+        raise SpaceError(f"{where}: search.startup_trials: must be >= 0")
     check_resources(resources, where)
 
     objectives = _objectives(raw, where)
-    if len(objectives) > 1 and "scheduler" not in raw:
-        scheduler.name = "fifo"  # ASHA compares trials on one number: two objectives run every trial to its end
+    seeds = space_seeds.parse_seeds(raw, params, where)
+    if (len(objectives) > 1 or seeds > 1) and "scheduler" not in raw:
+        # ASHA compares trials on one number, and stops a point's seeds one by one: run every trial to its end.
+        scheduler.name = "fifo"
     SCHEDULERS[scheduler.name].check_search(raw, search, objectives, where)
+    if seeds > 1 and SCHEDULERS[scheduler.name].refuses_seeds:  # each seed's trial must run to its end
+        raise SpaceError(f"{where}: seeds: {seeds} with scheduler {scheduler.name}: "
+                         f"{SCHEDULERS[scheduler.name].refuses_seeds}; use scheduler: {{name: fifo}} (the default "
+                         "with seeds)")
+    ALGORITHMS[search.algorithm].check(list(params.values()), objectives, where)
     (metric, mode) = objectives[0]
 
     space = SweepSpace(
         path=path, name=str(raw.get("name") or path.stem), metric=metric, mode=mode, objectives=objectives,
         num_samples=0,
         max_concurrent_trials=raw.get("max_concurrent_trials"), fixed=fixed, params=ordered,
-        scheduler=scheduler, search=search, resources=resources,
-        exclude=_parse_exclude(raw, ordered, search.algorithm, where), table=_parse_table(raw, params, where),
+        scheduler=scheduler, search=search, resources=resources, seeds=seeds,
+        exclude=_parse_exclude(raw, ordered, search.algorithm, space_seeds.seed_choices(fixed, seeds), where),
+        table=_parse_table(raw, params, where),
     )
     check_counts(space, raw, where)
+    space_seeds.check_grid(space, where)
     check_trials(space, where)
     SCHEDULERS[scheduler.name].check(space, space.base_config(), where)
     return space
@@ -429,18 +439,20 @@ def _objectives(raw: dict, where: str) -> list[tuple[str, str]]:
     return list(zip(metrics, modes))
 
 
-
-
-def _parse_exclude(raw: dict, params: list[Param], algorithm: str, where: str) -> list[dict[str, list]]:
-    """exclude: a list of partial grid points, {choice key: a value or a list of values}; each must drop a point."""
+def _parse_exclude(raw: dict, params: list[Param], algorithm: str, seed_choices: list[int],
+                   where: str) -> list[dict[str, list]]:
+    """exclude: a list of partial grid points, {choice key: a value or a list of values}; each must drop a point. With
+    seeds:, an entry may name train.seed: the matching points train without those seeds."""
     entries = raw.get("exclude") or []
     if not isinstance(entries, list):
         raise SpaceError(f"{where}: exclude: expected a list of partial grid points ({{key: value or [values]}})")
     if entries and algorithm != "grid":
         raise SpaceError(f"{where}: exclude: only a grid search can leave points out (search.algorithm is "
                          f"{algorithm})")
-    by_key = {param.key: param for param in params}
     choices = [param for param in params if param.kind == "choice"]
+    if seed_choices:  # the seeds as one more choice key, for the checks below
+        choices.append(Param(key=SEED_KEY, kind="choice", choices=seed_choices))
+    by_key = {param.key: param for param in [*params, *choices]}
     excluded = []
     for i, entry in enumerate(entries):
         place = f"{where}: exclude[{i}]"

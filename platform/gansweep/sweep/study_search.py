@@ -1,10 +1,20 @@
 """The sweep's searcher: Ray's OptunaSearch over the sweep's Optuna study, kept true to what became of each trial, and
-never pickled with the study's storage URL (it may hold a password)."""
+never pickled with the study's storage URL (it may hold a password). A point of a space with `seeds:` runs as one Tune
+trial per seed, grouped here under the point's one Optuna trial, which is told their mean.
+
+Why our own grouping and not Tune's Repeater (ray.tune.search.Repeater, which wraps a searcher alike): Repeater saves
+and restores only the searcher it wraps, so after --resume its groups are gone and a resumed trial's end raises a
+KeyError; it tells the searcher {metric: mean} without the step, so the pruning rule below would take every point as
+stopped; it reads one metric (no two objectives); and it gives every repeat the same config, so Tune would name them
+alike (their directories would collide). Here the groups are pickled with the searcher, and restore() closes a
+group's Optuna trial from trials.json like any other.
+"""
 
 from __future__ import annotations
 
 import pickle
 
+from ray.tune.search import Searcher
 from ray.tune.search.optuna import OptunaSearch
 
 from gansweep import storage
@@ -15,6 +25,7 @@ from gansweep.sweep import sweep_dir as layout
 # the searcher re-attaches to its study from here, in the driver that set it (run_sweep).
 STUDY_URLS: dict[str, str] = {}
 SWEEP_ATTR = "sweep"  # an Optuna trial's user attribute: the sweep directory whose driver asked for it
+SEED = "seed"  # a Tune trial's config key: its training seed, where the space has several per point
 
 
 class StudySearch(OptunaSearch):
@@ -26,10 +37,16 @@ class StudySearch(OptunaSearch):
 
     _DETACHED = ("_storage", "_ot_study", "_ot_trials")
 
-    def __init__(self, *args, sweep_dir: str, steps: int, **kwargs):
+    def __init__(self, *args, sweep_dir: str, steps: int, seeds_of=None, **kwargs):
+        """SEEDS_OF: a point's training seeds (SweepSpace.seed_values; [None]: one trial with its config's own seed);
+        None: one trial per point."""
         super().__init__(*args, **kwargs)
-        self.sweep_dir, self.steps = sweep_dir, steps
+        self.sweep_dir, self.steps, self.seeds_of = sweep_dir, steps, seeds_of
         self.published = None  # the local study's stamp when last published: unchanged, it is not uploaded again
+        # Tune's trial id -> its group: the point's config, its seeds, its first trial's id (the one Optuna knows of),
+        # the ids of its trials so far and how each ended. The last group made is filled before Optuna is asked again.
+        self._groups: dict[str, dict] = {}
+        self._filling: dict | None = None
 
     def __getstate__(self) -> dict:
         state = {key: value for key, value in self.__dict__.items() if key not in self._DETACHED}
@@ -38,7 +55,8 @@ class StudySearch(OptunaSearch):
         return state
 
     def __setstate__(self, state: dict) -> None:
-        self.__dict__.update(state)
+        # (a searcher Tune pickled before seeds existed: its trials are groups of one, none of them known here)
+        self.__dict__.update({"seeds_of": None, "_groups": {}, "_filling": None, **state})
         self._storage = self._ot_study = None
         self._ot_trials = {}
         if self.sweep_dir in STUDY_URLS:
@@ -67,34 +85,77 @@ class StudySearch(OptunaSearch):
         with open(checkpoint_path, "rb") as file:
             self.__setstate__(pickle.load(file))
         attached = {trial._trial_id for trial in self._ot_trials.values()}
-        recorded = {entry["number"]: entry for entry in layout.read_trials(self.sweep_dir) or []}
+        recorded: dict[int, list[dict]] = {}  # a point's entries: one per seed
+        for entry in layout.read_trials(self.sweep_dir) or []:
+            recorded.setdefault(entry["number"], []).append(entry)
         for trial in self._ot_study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
             # (A study may be shared with other sweeps running now: only this one's trials.)
             if trial.user_attrs.get(SWEEP_ATTR) != self._owner() or trial._trial_id in attached:
                 continue
-            entry = recorded.get(trial.number, {})
-            metrics = self.metric if isinstance(self.metric, list) else [self.metric]
-            values = [entry.get("metrics", {}).get(metric) for metric in metrics]
-            if entry.get("status") == layout.FINISHED and None not in values:
-                self._ot_study.tell(trial.number, values if len(values) > 1 else values[0])
+            entries = recorded.get(trial.number, [])
+            seeds = len(self.seeds_of(trial.params)) if self.seeds_of else 1
+            values = [[entry.get("metrics", {}).get(metric) for metric in self._metrics()] for entry in entries]
+            if (len(entries) == seeds and all(entry.get("status") == layout.FINISHED for entry in entries)
+                    and all(None not in v for v in values)):
+                means = [sum(column) / len(column) for column in zip(*values)]
+                self._ot_study.tell(trial.number, means if len(means) > 1 else means[0])
             else:
-                self._ot_study.tell(trial.number, state=optuna.trial.TrialState.PRUNED
-                                    if entry.get("status") == layout.STOPPED else optuna.trial.TrialState.FAIL)
+                stopped = any(entry.get("status") == layout.STOPPED for entry in entries)
+                self._ot_study.tell(trial.number, state=optuna.trial.TrialState.PRUNED if stopped
+                                    else optuna.trial.TrialState.FAIL)
+
+    def _metrics(self) -> list[str]:
+        return self.metric if isinstance(self.metric, list) else [self.metric]
 
     def _owner(self) -> str:
         return storage.display(self.sweep_dir)
 
     def suggest(self, trial_id: str) -> dict | None:
-        point = super().suggest(trial_id)
-        self._ot_trials[trial_id].set_user_attr(SWEEP_ATTR, self._owner())
-        return point
+        group = self._filling
+        if group is None or len(group["trials"]) == len(group["seeds"]):
+            point = super().suggest(trial_id)
+            if point is None or point == Searcher.FINISHED:
+                return point
+            self._ot_trials[trial_id].set_user_attr(SWEEP_ATTR, self._owner())
+            seeds = self.seeds_of(point) if self.seeds_of else [None]
+            group = self._filling = {"point": point, "seeds": seeds, "first": trial_id, "trials": [], "ends": {}}
+        seed = group["seeds"][len(group["trials"])]
+        group["trials"].append(trial_id)
+        self._groups[trial_id] = group
+        return group["point"] if seed is None else {**group["point"], SEED: seed}
+
+    def on_trial_result(self, trial_id: str, result: dict):
+        group = self._groups.get(trial_id)
+        if group is None or len(group["seeds"]) == 1:
+            super().on_trial_result(trial_id, result)
+        # else: one seed's figures are not the point's; its Optuna trial gets the seeds' mean at their end only
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False):
-        trial = self._ot_trials.get(trial_id)
+        group = self._groups.get(trial_id)
+        first = group["first"] if group else trial_id
+        trial = self._ot_trials.get(first)
         if trial is not None and self._storage.get_trial(trial._trial_id).state.is_finished():
             # A trial Tune ran again after a resume (it ended after Tune's last save): Optuna was told already.
             self._completed_trials.add(trial_id)
             return
         if not error and result is not None and result.get("step", 0) < self.steps:
             result = None  # stopped by the scheduler: OptunaSearch tells a trial without a value as PRUNED
-        super().on_trial_complete(trial_id, result, error)
+        if group is None:  # a trial suggested by a searcher pickled before seeds existed
+            super().on_trial_complete(trial_id, result, error)
+            return
+        group["ends"][trial_id] = {"error": error, "values": None if result is None else
+                                   [result.get(metric) for metric in self._metrics()]}
+        if len(group["ends"]) < len(group["seeds"]):
+            return  # the point's other seeds are still to report
+        super().on_trial_complete(first, *_point_end(list(group["ends"].values()), self._metrics()))
+
+
+def _point_end(ends: list[dict], metrics: list[str]) -> tuple[dict | None, bool]:
+    """What OptunaSearch is told of a point whose seeds all ENDED: (the means of METRICS, False); (None, True) where a
+    seed failed (FAIL); (None, False) where one was stopped early (PRUNED)."""
+    if any(end["error"] or (end["values"] is not None and None in end["values"]) for end in ends):
+        return None, True
+    if any(end["values"] is None for end in ends):
+        return None, False
+    columns = list(zip(*(end["values"] for end in ends)))
+    return {metric: sum(column) / len(column) for metric, column in zip(metrics, columns)}, False

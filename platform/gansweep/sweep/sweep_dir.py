@@ -1,7 +1,8 @@
 """A sweep directory, its one owner: what a sweep writes and what its report and --resume read back::
 
     sweep.json      the space, the metric, the Optuna study's name and storage URL (password masked)
-    trials.json     one entry per trial: params, status, last and best metric, full evaluation, wall time, error
+    trials.json     one entry per trial: params, seed, group (its point), status, last and best metric, full
+                    evaluation, wall time, error
     optuna.db       the Optuna study (SQLite by default; for a sweep on object storage, a copy of the local file
                     the driver works on, published with each snapshot of Tune's state: see default_storage)
     tensorboard/    one TensorBoard run per trial, with the sweep's HParams experiment at its root
@@ -171,6 +172,7 @@ def sweep_record(space: SweepSpace, storage_url: str | None) -> dict:
         "name": space.name, "metric": space.metric, "mode": space.mode, "objectives": space.objectives,
         "space": space.describe(),
         "fixed": space.fixed, "search": space.search.algorithm, "seed": space.search.seed,
+        "startup_trials": space.search.startup_trials, "seeds": space.seeds,  # training seeds per point
         "scheduler": dataclasses.asdict(space.scheduler),
         "study_name": space.study_name if has_study else None,
         "storage": masked_url(storage_url) if has_study else None,
@@ -222,10 +224,13 @@ def read_sweep_record(sweep_dir: str) -> dict:
     return sweep
 
 
-def new_trial_entry(name: str, number: int, params: dict[str, Any]) -> dict:
-    """A trial's entry of trials.json before Tune starts it: its name, Optuna trial number and sampled keys."""
-    return {"name": name, "number": number, "params": params, "status": PENDING, "metrics": {}, "best": None,
-            "full_evaluation": None, "wall_s": None, "error": None, "started_unix": None}
+def new_trial_entry(name: str, number: int, params: dict[str, Any], seed: int | None = None,
+                    group: str | None = None) -> dict:
+    """A trial's entry of trials.json before Tune starts it: its name, Optuna trial number, sampled keys, its training
+    seed (train.seed) and its group: the point it trains, shared by the point's seeds (default: the trial's name)."""
+    return {"name": name, "number": number, "params": params, "seed": seed, "group": group or name,
+            "status": PENDING, "metrics": {}, "best": None, "full_evaluation": None, "wall_s": None, "error": None,
+            "started_unix": None}
 
 
 def write_trials(sweep_dir: str, trials: list[dict]) -> None:
@@ -245,6 +250,7 @@ def read_trials(sweep_dir: str) -> list[dict] | None:
     for index, trial in enumerate(trials):
         trial.setdefault("number", index)
         trial.setdefault("name", f"trial_{trial['number']}")
+        trial.setdefault("group", trial["name"])  # (written before seeds: each trial its own point)
         trial["params"] = trial.get("params") or {}
     return trials
 

@@ -37,11 +37,13 @@ TRIALS = [
 ]
 
 
-def test_cells_are_mean_and_std_over_seeds_with_the_clean_column_shared_and_missing_cells_dashed():
+def test_cells_are_mean_and_95_interval_over_seeds_with_the_clean_column_shared_and_missing_cells_dashed():
     lines = table_markdown(SWEEP, TRIALS).splitlines()
     assert lines[0] == "| row | clean (shared) | ignore | ambient |"
-    assert lines[2] == "| pixel | 11.00 ± 1.41 (8.50) n=2 | 40.00 (3.00) n=1 | 22.00 ± 2.00 (6.00) n=3 |"
-    assert lines[3] == "| patch | 11.00 ± 1.41 (8.50) n=2 | - | - |"
+    # Student t's 97.5% quantile: 12.71 at 1 degree of freedom, 4.30 at 2 (20, 22, 24: 4.30 x 2 / sqrt(3) = 4.97)
+    assert lines[2] == ("| pixel | 11.00 ± 12.71 (8.50 ± 6.35) n=2 | 40.00 (3.00) n=1 | "
+                        "22.00 ± 4.97 (6.00 ± 2.48) n=3 |")
+    assert lines[3] == "| patch | 11.00 ± 12.71 (8.50 ± 6.35) n=2 | - | - |"
     assert len(lines) == 4
     # A sweep before any trial finished: every cell dashed, no column shared yet.
     assert table_markdown(SWEEP, []).splitlines()[2:] == ["| pixel | - | - | - |", "| patch | - | - | - |"]

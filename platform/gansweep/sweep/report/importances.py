@@ -7,7 +7,8 @@ import warnings
 from pathlib import Path
 
 from gansweep.sweep import sweep_dir as layout
-from gansweep.sweep.report.trials_table import best_value, md_table
+from gansweep.sweep.report.points import best_value
+from gansweep.sweep.report.trials_table import md_table
 from gansweep.sweep.space import distribution
 
 IMPORTANCES_PNG = "importances.png"

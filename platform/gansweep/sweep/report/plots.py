@@ -12,7 +12,8 @@ from matplotlib import colormaps
 from matplotlib.figure import Figure
 
 from gansweep.sweep import sweep_dir as layout
-from gansweep.sweep.report.trials_table import best_value, md_table, rank_key, status_counts
+from gansweep.sweep.report.points import best_value
+from gansweep.sweep.report.trials_table import md_table, rank_key, status_counts
 
 JITTER = 0.15  # half-width of the horizontal jitter of categorical strip points
 

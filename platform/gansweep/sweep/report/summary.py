@@ -4,7 +4,8 @@ write their tables and plots (report/write.py joins them)."""
 from __future__ import annotations
 
 from gansweep.sweep import sweep_dir as layout
-from gansweep.sweep.report.trials_table import best_value, fmt, md_table, status_counts
+from gansweep.sweep.report.points import Point, best_value
+from gansweep.sweep.report.trials_table import fmt, md_table, status_counts
 
 SUMMARY_FILE = "summary.md"
 
@@ -22,6 +23,9 @@ def header_section(sweep: dict, ranked: list[dict], trials_note: str, storage: s
                      "trials below, the Pareto front weighs both")
     if sweep.get("search"):
         lines.append(f"- Search: `{sweep['search']}`")
+    if (sweep.get("seeds") or 1) > 1:
+        lines.append(f"- Seeds: {sweep['seeds']} per point (`seeds`), a trial each; the search and the tables take "
+                     "their mean")
     if sweep.get("study_name"):
         lines.append(f"- Optuna study: `{sweep['study_name']}` in `{layout.masked_url(storage or sweep.get('storage'))}`")
     lines.append(f"- Trials: {len(ranked)}" + (f" ({status_counts(ranked)})" if ranked else ""))
@@ -31,13 +35,17 @@ def header_section(sweep: dict, ranked: list[dict], trials_note: str, storage: s
     return lines
 
 
-def best_trial_section(sweep: dict, ranked: list[dict]) -> list[str]:
-    """The first of RANKED: its params, last reported metrics and full evaluation."""
+def best_trial_section(sweep: dict, ranked: list[Point]) -> list[str]:
+    """The first point of RANKED: its params, last reported metrics and full evaluation (over its seeds, where the
+    space has several)."""
     metric = sweep["metric"]
     lines = ["## Best trial", ""]
-    best = ranked[0] if ranked and best_value(ranked[0]) is not None else None
+    best = ranked[0] if ranked and ranked[0].figure(best_value) is not None else None
     if best is None:
         return lines + [f"No trial has reported `{metric}` yet.", ""]
+    if len(best.trials) > 1:
+        return lines + _seeds_lines(metric, best)
+    best = best.trials[0]
     step = (best.get("best") or {}).get("step")
     lines += [(f"**{best['name']}** (trial {best['number']}, {best.get('status', '')}): "
               f"best {metric} {fmt(best_value(best))} at step {fmt(step)}."), ""]
@@ -49,4 +57,27 @@ def best_trial_section(sweep: dict, ranked: list[dict]) -> list[str]:
         lines += ["Full evaluation:", "", md_table(["figure", "value"], list(best["full_evaluation"].items())), ""]
     else:
         lines += ["No full evaluation recorded for this trial.", ""]
+    return lines
+
+
+def _seeds_lines(metric: str, point: Point) -> list[str]:
+    """A point of several seeds: each figure as their mean ± its 95% interval's half-width, and n."""
+    value = point.figure(best_value)
+    seeds = ", ".join(f"{trial['name']} (seed {trial.get('seed')})" for trial in point.trials)
+    lines = [(f"**{point.name}** (trial {point.number}, {point.status()}): best {metric} {value.text()} (n={value.n}, "
+              f"the mean of each seed's best ± the half-width of its 95% interval). Its seeds: {seeds}."), ""]
+    if point.params:
+        lines += [md_table(["param", "value"], [[k, v] for k, v in point.params.items()]), ""]
+    for title, section in (("Last reported metrics", "metrics"), ("Full evaluation", "full_evaluation")):
+        keys = list(dict.fromkeys(key for trial in point.trials for key in (trial.get(section) or {})))
+        rows = []
+        for key in keys:
+            values = [(trial.get(section) or {}).get(key) for trial in point.trials]
+            if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values if v is not None):
+                continue  # the protocol's names (reference split, network): the same for every seed
+            figure = point.figure(lambda trial, key=key: (trial.get(section) or {}).get(key))
+            if figure is not None:
+                rows.append([key, figure.text(), figure.n])
+        lines += ([f"{title} over the seeds:", "", md_table(["figure", "mean ± 95% interval", "n"], rows), ""] if rows
+                  else [f"No {title.lower()} recorded for these trials.", ""])
     return lines

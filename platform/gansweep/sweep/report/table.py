@@ -1,7 +1,8 @@
 """The table of a sweep whose space names one, `table: {rows: KEY, columns: KEY}` (search_spaces/paper_table.yaml).
 
-Per row and column: the full evaluation's FID, mean ± std over the cell's trials (the seeds: every key but the two),
-the classifier score's mean and n. A column whose trials have no row (the clean arm, whose `row` is inactive) is the
+Per row and column: the full evaluation's FID and classifier score over the cell's trials (its seeds: the space's
+`seeds:`, or every key but the two), each as mean ± the half-width of its 95% interval (evaluation/intervals.py), and
+n. A column whose trials have no row (the clean arm, whose `row` is inactive) is the
 same on every line. A cell without a finished, fully evaluated trial shows "-", so a sweep still running reports
 what it has. Beside it one sample grid per row: each column's lowest-seed finished trial's generator.
 `gansweep report` writes them into report/: table.md and table_<row>.png.
@@ -17,6 +18,7 @@ from matplotlib.figure import Figure
 
 from gansweep.config.errors import ConfigError
 from gansweep.evaluation import figures
+from gansweep.evaluation.intervals import interval
 from gansweep.sweep import sweep_dir as layout
 
 TABLE_FILE = "table.md"
@@ -46,12 +48,9 @@ def cells(trials: list[dict], rows: str, columns: str) -> dict[tuple, list[dict]
 def _cell(trials: list[dict]) -> str:
     if not trials:
         return "-"
-    fids = [t["full_evaluation"][figures.FID] for t in trials]
-    fid = f"{fids[0]:.2f}" if len(fids) == 1 else f"{np.mean(fids):.2f} ± {np.std(fids, ddof=1):.2f}"
-    scores = [t["full_evaluation"][figures.CLASSIFIER_SCORE] for t in trials
-              if t["full_evaluation"].get(figures.CLASSIFIER_SCORE) is not None]
-    score = f" ({np.mean(scores):.2f})" if scores else ""
-    return f"{fid}{score} n={len(trials)}"
+    fid = interval(t["full_evaluation"][figures.FID] for t in trials)
+    score = interval(t["full_evaluation"].get(figures.CLASSIFIER_SCORE) for t in trials)
+    return f"{fid.text('.2f')}" + (f" ({score.text('.2f')})" if score else "") + f" n={fid.n}"
 
 
 def table_markdown(sweep: dict, trials: list[dict]) -> str:
@@ -72,10 +71,16 @@ def _png_name(row) -> str:
     return "table_" + re.sub(r"[^A-Za-z0-9._@-]", "_", str(row)) + ".png"
 
 
+def _seed(trial: dict) -> int:
+    """The trial's train.seed: trials.json's seed, or the sampled one of a sweep written before seeds:."""
+    seed = trial.get("seed")
+    return trial["params"].get("train.seed", 0) if seed is None else seed
+
+
 def _first_trial(trials: list[dict]) -> dict | None:
     """The cell's finished trial of the lowest seed (then the lowest number)."""
     finished = [t for t in trials if t.get("status") == layout.FINISHED]
-    return min(finished, key=lambda t: (t["params"].get("train.seed", 0), t["number"]), default=None)
+    return min(finished, key=lambda t: (_seed(t), t["number"]), default=None)
 
 
 def _samples(sweep_dir: str, trial: dict) -> np.ndarray:
@@ -103,7 +108,7 @@ def sample_grids(out: Path, sweep_dir: str, sweep: dict, trials: list[dict]) -> 
             if trial is None:
                 continue
             try:
-                panels.append((f"{name} (seed {trial['params'].get('train.seed', 0)})", _samples(sweep_dir, trial)))
+                panels.append((f"{name} (seed {_seed(trial)})", _samples(sweep_dir, trial)))
             except (ConfigError, OSError) as exc:  # a trial directory moved or without a checkpoint: say so, go on
                 notes.append(f"{row}, {name}: no samples from {trial['name']} ({exc})")
         if not panels:
@@ -125,8 +130,9 @@ def write_table(out: Path, sweep_dir: str, sweep: dict, trials: list[dict]) -> l
         return []
     markdown = table_markdown(sweep, trials)
     counted = len(_evaluated(trials))
-    legend = (f"Full-evaluation FID (`eval.n_samples` samples), mean ± std over each cell's trials (the seeds), the "
-              f"classifier score's mean in brackets, n trials; \"-\": no finished trial yet. {counted} of "
+    legend = (f"Full-evaluation FID (`eval.n_samples` samples), mean ± the half-width of its 95% interval (Student t, "
+              f"n - 1 degrees of freedom) over each cell's trials (the seeds), the classifier score alike in brackets, "
+              f"n trials; \"-\": no finished trial yet. {counted} of "
               f"{len(trials)} trials counted. A column marked shared trains without a row and is the same on every "
               "line.")
     (out / TABLE_FILE).write_text(f"{markdown}\n\n{legend}\n")

@@ -1,27 +1,21 @@
-"""The report's table of every trial, best first: trials.csv and summary.md's "Trials (best first)" section, and the
-markdown helpers the other sections write their tables with."""
+"""The report's table of every point, best first: trials.csv and summary.md's "Trials (best first)" section (a row
+per trial, or per point with its seeds' mean, 95% interval and n where the space has `seeds:`), and the markdown
+helpers the other sections write their tables with."""
 
 from __future__ import annotations
 
 import csv
-import math
 from pathlib import Path
 
 from gansweep.evaluation import figures
+from gansweep.evaluation.intervals import Interval
+from gansweep.sweep.report.points import Point, best_value, seeded
 
 TRIALS_CSV = "trials.csv"
 # The full evaluation's figures beside full_fid in the table, each where some trial's evaluation has it (sweeps
 # evaluated before precision, recall, density and coverage were in the protocol get no empty columns).
 FULL_FIGURES = ("precision", "recall", "density", "coverage")
 ERROR_CHARS = 100  # an error is shortened to its last line, cut to this many characters
-
-
-def best_value(trial: dict) -> float | None:
-    best = trial.get("best") or {}
-    value = best.get("value")
-    if value is None or not math.isfinite(float(value)):
-        return None
-    return float(value)
 
 
 def rank_key(trial: dict, mode: str) -> tuple:
@@ -55,34 +49,73 @@ def _full_keys(metric: str, trials: list[dict]) -> list[str]:
     return keys + [key for key in FULL_FIGURES if key in present and key not in keys]
 
 
-def _columns(params: list[str], metric: str, full_keys: list[str]) -> list[str]:
-    full = [f"full_{key}" for key in full_keys]
-    return ["name", "status", *params, f"{metric}_last", figures.best_key(metric), "best_step", *full, "wall_min", "error"]
-
-
-def _table_row(trial: dict, params: list[str], metric: str, full_keys: list[str]) -> dict:
-    best = trial.get("best") or {}
-    full = trial.get("full_evaluation") or {}
-    wall = trial.get("wall_s")
-    row = {"name": trial["name"], "status": trial.get("status", "")}
-    for param in params:
-        row[param] = trial["params"].get(param)  # None: inactive conditional param
-    row[f"{metric}_last"] = (trial.get("metrics") or {}).get(metric)
-    row[figures.best_key(metric)] = best_value(trial)
-    row["best_step"] = best.get("step") if best_value(trial) is not None else None
+def _figures(metric: str, full_keys: list[str]) -> dict:
+    """The table's figures: column -> what it reads of a trial."""
+    read = {f"{metric}_last": lambda t: (t.get("metrics") or {}).get(metric), figures.best_key(metric): best_value}
     for key in full_keys:
-        row[f"full_{key}"] = full.get(key)
-    row["wall_min"] = None if wall is None else float(wall) / 60
-    row["error"] = _short_error(trial.get("error"))
+        read[f"full_{key}"] = lambda t, key=key: (t.get("full_evaluation") or {}).get(key)
+    return read
+
+
+def _columns(params: list[str], metric: str, full_keys: list[str], with_seeds: bool, spread: bool) -> list[str]:
+    """The table's columns. With seeds, the point's best step (one per seed) gives way to its seeds; SPREAD (the CSV
+    of a sweep with seeds): each figure's interval half-width and n in columns beside its mean."""
+    shown = []
+    for column in _figures(metric, full_keys):
+        shown += [column, f"{column}_ci95", f"{column}_n"] if spread else [column]
+        if column == figures.best_key(metric) and not with_seeds:
+            shown.append("best_step")
+    seeds = ["seeds"] if with_seeds else []
+    return ["name", "status", *seeds, *params, *shown, "wall_min", "error"]
+
+
+def _table_row(point: Point, params: list[str], metric: str, full_keys: list[str], with_seeds: bool) -> dict:
+    """A point's row: its figures, each an Interval (a point of one trial: its value) under the column's name."""
+    first = point.trials[0]
+    walls = [float(t["wall_s"]) for t in point.trials if t.get("wall_s") is not None]
+    row = {"name": point.name, "status": point.status()}
+    if with_seeds:
+        row["seeds"] = " ".join(str(seed) for seed in point.seeds)
+    for param in params:
+        row[param] = first["params"].get(param)  # None: inactive conditional param
+    for column, read in _figures(metric, full_keys).items():
+        row[column] = point.figure(read)
+    if not with_seeds:
+        row["best_step"] = (first.get("best") or {}).get("step") if best_value(first) is not None else None
+    row["wall_min"] = sum(walls) / len(walls) / 60 if walls else None  # a seed's mean wall time
+    row["error"] = next((_short_error(t.get("error")) for t in point.trials if t.get("error")), "")
     return row
+
+
+def _csv_row(row: dict) -> dict:
+    """A row's intervals as the CSV's columns: the mean, and with seeds its half-width and n beside it."""
+    flat = {}
+    for key, value in row.items():
+        if isinstance(value, Interval):
+            flat[key] = value.mean
+            flat[f"{key}_ci95"], flat[f"{key}_n"] = value.half_width, value.n
+        else:
+            flat[key] = value
+    return flat
+
+
+def _md_row(row: dict, columns: list[str], with_seeds: bool) -> list:
+    """A row's cells for the markdown table: an interval as 'mean ± half-width (n=N)' with seeds, its value without."""
+    cells = []
+    for column in columns:
+        value = row.get(column)
+        if isinstance(value, Interval):
+            value = f"{value.text()} (n={value.n})" if with_seeds else value.mean
+        cells.append(value)
+    return cells
 
 
 def _write_csv(path: Path, columns: list[str], rows: list[dict]) -> None:
     with path.open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=columns)
+        writer = csv.DictWriter(f, fieldnames=columns, extrasaction="ignore")  # a point of one seed: no _ci95, _n
         writer.writeheader()
         for row in rows:
-            writer.writerow({key: "" if value is None else value for key, value in row.items()})
+            writer.writerow({key: "" if value is None else value for key, value in _csv_row(row).items()})
 
 
 def fmt(value, digits: int = 4) -> str:
@@ -104,16 +137,20 @@ def md_table(header: list[str], rows: list[list]) -> str:
     return "\n".join(lines)
 
 
-def write_trials_table(out: Path, ranked: list[dict], params: list[str], metric: str) -> list[str]:
-    """Write OUT/trials.csv, a row per trial of RANKED (best first); return summary.md's section of the same table."""
-    full_keys = _full_keys(metric, ranked)
-    columns = _columns(params, metric, full_keys)
-    rows = [_table_row(t, params, metric, full_keys) for t in ranked]
-    _write_csv(out / TRIALS_CSV, columns, rows)
+def write_trials_table(out: Path, ranked: list[Point], params: list[str], metric: str) -> list[str]:
+    """Write OUT/trials.csv, a row per point of RANKED (best first); return summary.md's section of the same table."""
+    full_keys = _full_keys(metric, [trial for point in ranked for trial in point.trials])
+    with_seeds = seeded(ranked)
+    rows = [_table_row(point, params, metric, full_keys, with_seeds) for point in ranked]
+    _write_csv(out / TRIALS_CSV, _columns(params, metric, full_keys, with_seeds, spread=with_seeds), rows)
+    shown = _columns(params, metric, full_keys, with_seeds, spread=False)
     lines = ["## Trials (best first)", ""]
     if not rows:
         return lines + ["No trials yet.", ""]
-    return lines + [md_table(columns, [[r[c] for c in columns] for r in rows]), "",
+    seeds_note = ("Each row is a point and its seeds (the trials of `seeds`): every figure is their mean ± the "
+                  "half-width of its 95% interval (Student t, n - 1 degrees of freedom) over the n seeds that have "
+                  "it; the CSV has the half-width and n in its own columns. ") if with_seeds else ""
+    return lines + [md_table(shown, [_md_row(r, shown, with_seeds) for r in rows]), "", seeds_note +
                     (f"`{metric}_last` is the last reported value, `{metric}_best` the best over the trial's reports "
                      f"(at `best_step`); the `full_*` columns are the trial's full evaluation (`eval.n_samples` "
                      "samples, when it trained to its end): precision is the share of samples that look real and "

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from gansweep import storage as locations  # `storage` is the Optuna storage URL here
 from gansweep.sweep import sweep_dir as layout
-from gansweep.sweep.report import curves, importances, lineage, pareto, plots, summary, table, trials_table
+from gansweep.sweep.report import curves, importances, lineage, pareto, plots, points, summary, table, trials_table
 
 
 def write_report(sweep_dir: str | Path, storage: str | None = None) -> str:
@@ -34,7 +34,8 @@ def write_report(sweep_dir: str | Path, storage: str | None = None) -> str:
     report_dir = locations.join(sweep_dir, layout.REPORT_DIR)
     with locations.Mirror(report_dir) as out, tempfile.TemporaryDirectory() as scratch:
         ranked = sorted(trials, key=lambda t: trials_table.rank_key(t, sweep["mode"]))
-        trials_section = trials_table.write_trials_table(out, ranked, params, sweep["metric"])
+        ranked_points = points.ranked(trials, sweep["mode"])  # a point's seeds together (a space with seeds:)
+        trials_section = trials_table.write_trials_table(out, ranked_points, params, sweep["metric"])
         plots_section = plots.write_plots(out, sweep, params, trials, ranked)
         pareto_section = pareto.write_pareto(out, sweep, trials, params)
         # A sweep on object storage: its published SQLite study, read from a copy (never the driver's own file).
@@ -47,7 +48,7 @@ def write_report(sweep_dir: str | Path, storage: str | None = None) -> str:
         sections = [
             summary.header_section(sweep, ranked, trials_note, storage),
             table_section,  # a space with table:, before the trials it is made of
-            summary.best_trial_section(sweep, ranked),
+            summary.best_trial_section(sweep, ranked_points),
             trials_section,
             pareto_section,  # after the trials: the front is read against them
             importances_section,

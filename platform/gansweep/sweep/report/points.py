@@ -1,0 +1,73 @@
+"""The sampled points of a sweep, each with its trials: one per training seed where the space has `seeds:`, else one.
+What the report's trials table and best-trial section rank and show: every figure of a point as its seeds' mean, 95%
+interval and n (evaluation/intervals.py)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from gansweep.evaluation.intervals import Interval, interval
+
+
+@dataclass
+class Point:
+    name: str  # the group trials.json gives its trials
+    trials: list[dict]  # its seeds' entries, in trial order
+
+    @property
+    def number(self) -> int:
+        return self.trials[0]["number"]
+
+    @property
+    def params(self) -> dict:
+        return self.trials[0]["params"]
+
+    @property
+    def seeds(self) -> list:
+        return [trial.get("seed") for trial in self.trials]
+
+    def figure(self, read: Callable[[dict], float | None]) -> Interval | None:
+        """The interval over the point's trials of what READ gives of each (None: a trial without it)."""
+        return interval(read(trial) for trial in self.trials)
+
+    def status(self) -> str:
+        """The trials' status where they agree, else their counts ("2 finished, 1 running")."""
+        counts: dict[str, int] = {}
+        for trial in self.trials:
+            counts[trial.get("status", "unknown")] = counts.get(trial.get("status", "unknown"), 0) + 1
+        return next(iter(counts)) if len(counts) == 1 else ", ".join(f"{n} {s}" for s, n in counts.items())
+
+
+def best_value(trial: dict) -> float | None:
+    """The best value of the metric over the trial's reports; None when it has none, or none finite."""
+    value = (trial.get("best") or {}).get("value")
+    if value is None or not math.isfinite(float(value)):
+        return None
+    return float(value)
+
+
+def points(trials: list[dict]) -> list[Point]:
+    """TRIALS grouped by point, in the order of each point's first trial."""
+    grouped: dict[str, Point] = {}
+    for trial in sorted(trials, key=lambda t: (t["number"], t.get("seed") or 0)):
+        name = trial.get("group") or trial["name"]
+        grouped.setdefault(name, Point(name, [])).trials.append(trial)
+    return list(grouped.values())
+
+
+def ranked(trials: list[dict], mode: str) -> list[Point]:
+    """The points, best first by the mean of their trials' best values; points without one last, by number."""
+    def key(point: Point) -> tuple:
+        best = point.figure(best_value)
+        if best is None or not math.isfinite(best.mean):
+            return (1, 0.0, point.number)
+        return (0, best.mean if mode == "min" else -best.mean, point.number)
+
+    return sorted(points(trials), key=key)
+
+
+def seeded(all_points: list[Point]) -> bool:
+    """Whether some point has several trials (a space with seeds:): then every figure says its n."""
+    return any(len(point.trials) > 1 for point in all_points)

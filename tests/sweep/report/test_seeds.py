@@ -1,0 +1,63 @@
+"""A sweep of several seeds per point (`seeds:`) in the report: one row per point, every figure its seeds' mean ± the
+half-width of a 95% interval and n, in trials.csv, the trials table and the best trial's section."""
+
+import csv
+import math
+from pathlib import Path
+
+from gansweep.sweep import sweep_dir as layout
+from gansweep.sweep.report.write import write_report
+from scipy import stats
+from synthetic_sweep import change_sweep_record, make_sweep, table_names
+
+# (point number, params, each seed's best fid (None: failed), each seed's full-evaluation fid)
+POINTS = [
+    (0, {"measurement.p": 0.2, "optim.lr_g": 2e-4, "prior.name": "gaussian"}, [40.0, 44.0, 42.0], [41.0, 45.0, 43.0]),
+    (1, {"measurement.p": 0.5, "optim.lr_g": 1e-3, "prior.name": "gaussian"}, [30.0, 32.0, None], [31.0, 33.0, None]),
+]
+
+
+def _seeded_sweep(root: Path) -> None:
+    make_sweep(root)  # sweep.json and a study; its trials.json replaced by a point per group of seeds
+    change_sweep_record(root, seeds=3)
+    entries = []
+    for number, params, bests, fulls in POINTS:
+        group = f"{number:04d}_p={params['measurement.p']}"
+        for seed, (best, full) in enumerate(zip(bests, fulls)):
+            entry = layout.new_trial_entry(f"{number:04d}_seed={seed}_p={params['measurement.p']}", number, params,
+                                           seed=seed, group=group)
+            entry.update(status=layout.FINISHED if best is not None else layout.FAILED, wall_s=60.0,
+                         metrics={"fid": best, "step": 300} if best is not None else {},
+                         best={"value": best, "step": 300} if best is not None else None,
+                         full_evaluation={"fid": full, "kid": 0.01} if full is not None else None,
+                         error=None if best is not None else "RuntimeError: boom")
+            entries.append(entry)
+    layout.write_trials(root, entries)
+
+
+def _half_width(values):
+    return stats.t.ppf(0.975, len(values) - 1) * stats.tstd(values) / math.sqrt(len(values))
+
+
+def test_a_row_per_point_with_each_figure_s_mean_interval_and_n(tmp_path):
+    _seeded_sweep(tmp_path)
+    summary = Path(write_report(tmp_path)).read_text()
+    assert "- Seeds: 3 per point" in summary
+    assert table_names(summary) == ["0001_p=0.5", "0000_p=0.2"]  # 31 < 42: best first, by the seeds' mean
+    with (tmp_path / "report" / "trials.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    assert [row["name"] for row in rows] == ["0001_p=0.5", "0000_p=0.2"]
+    best, other = rows
+    assert best["seeds"] == "0 1 2" and best["status"] == "2 finished, 1 failed"
+    assert float(best["fid_best"]) == 31.0 and best["fid_best_n"] == "2"  # the failed seed has no value
+    assert float(best["fid_best_ci95"]) == _half_width([30.0, 32.0])
+    assert float(other["full_fid"]) == 43.0 and other["full_fid_n"] == "3"
+    assert abs(float(other["full_fid_ci95"]) - _half_width([41.0, 45.0, 43.0])) < 1e-9
+    assert best["error"] == "RuntimeError: boom"
+    # The markdown table: mean ± half-width (n)
+    assert f"31 ± {_half_width([30.0, 32.0]):.4g} (n=2)" in summary
+    # The best trial's section is the best point's, over its seeds
+    section = summary.split("## Best trial")[1].split("\n## ")[0]
+    assert "**0001_p=0.5**" in section and "(n=2" in section and "seed 2" in section
+    assert "Full evaluation over the seeds" in section and "| fid | 32 ± " in section
+
