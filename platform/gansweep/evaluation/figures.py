@@ -1,6 +1,7 @@
 """The cheap evaluation's figures, as every reader names them: FID and the classifier score, which way each is
 better, the best-so-far figure kept beside each, and the keys a run reports of them (evaluation/monitor.py computes
-them, run/loop.py reports them, a sweep ranks and stops trials on them)."""
+them, run/loop.py reports them, a sweep ranks and stops trials on them); and the names of the full evaluation's
+figures on Inception features (evaluation/inception.py computes them; TensorBoard and the report show them)."""
 
 from __future__ import annotations
 
@@ -24,3 +25,8 @@ def best(figure: str, value: float, previous: float | None) -> float:
 
 # What a run reports of the cheap evaluation, with every report after the first one.
 REPORTED = (*MODES, STEP, *(best_key(figure) for figure in MODES))
+
+
+# The full evaluation's figures on Inception features (eval.features: [classifier, inception]): those of the classifier's
+# features that TensorBoard and the report show, suffixed, as evaluation/inception.py names them.
+INCEPTION = tuple(f"{name}_inception" for name in ("fid", "kid", "precision", "recall", "density", "coverage"))

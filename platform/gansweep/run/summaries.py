@@ -41,8 +41,9 @@ SCALAR_TAGS = {
     "reversal_mmd_pvalue": "prior/reversal_mmd_pvalue",  # the MMD test's p-value at the stop
 }
 CHEAP_KEYS = tuple(key for name in figures.MODES for key in (name, figures.best_key(name)))  # with their best so far
-# PREFIX/KEY: the cheap figures, and the full evaluation's (kid, the pixel distance and PRDC: the full one only)
-EVAL_KEYS = (*CHEAP_KEYS, "kid", "nn_pixel_distance", "precision", "recall", "density", "coverage")
+# PREFIX/KEY: the cheap figures, and the full evaluation's (kid, the pixel distance, PRDC and those on Inception
+# features: the full one only)
+EVAL_KEYS = (*CHEAP_KEYS, "kid", "nn_pixel_distance", "precision", "recall", "density", "coverage", *figures.INCEPTION)
 
 
 def _image_grid(images: torch.Tensor) -> torch.Tensor | None:
