@@ -22,8 +22,8 @@ What the file holds, read from it (torch.jit.load(...).code, and its submodules'
     ...
     _0 = torch.avg_pool2d(input, [8, 8], [8, 8], [0, 0])                   # pool2: an 8x8 map, so 299x299 input
 
-So it is only StyleGAN3 detector's `layers`: no resize, no scaling, float input of exactly 299x299 (another size is
-silently reshaped into wrong rows) with 3 channels. fid-helper's own builder (make_default_model's WrapNet) keeps
+So it is only StyleGAN3 detector's `layers`: no resize, no scaling; float input with 3 channels, and 299x299 (another
+size is not refused: it gives other features, and from about 560 pixels on several rows an image). fid-helper's own builder (make_default_model's WrapNet) keeps
 `self.base.layers` of NVIDIA's inception-2015-12-05.pt and drops the detector's preprocessing, which fid-helper
 then redoes outside the network (FidHelper.extract_feats: its default resample_mode 'nv_bilinear_float' with quant,
 and model_input_range (-1, 0.9921875)). The detector's own forward (NVIDIA's TorchScript) takes uint8 values
