@@ -63,6 +63,6 @@ def evaluate_run(
 def inception_reference_features(data: DataConfig, network: InceptionNetwork,
                                  cache_dir: storage.LocationLike) -> ReferenceFeatures:
     """NETWORK's features of the run's reference split, cached per (source, split, network) as the classifier's are
-    (evaluation.reference): on a CPU the 10,000 images of a test split take the better part of an hour, once."""
+    (evaluation.reference): on 2 CPU cores the 10,000 images of a test split take one to three hours, once."""
     return cached_features(data, "inception", network.fingerprint, FEATURE_DIM,
                            lambda images: inception_features(network, images), cache_dir)
