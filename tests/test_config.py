@@ -38,8 +38,8 @@ def test_every_issue_key_exists():
     for key in (
         "data.name data.root data.limit mode measurement.name measurement.p measurement.patch hidden.inject_at "
         "hidden.measurement.name hidden.measurement.p hidden.measurement.unit train.steps train.batch_size "
-        "train.workers train.use_gpu train.seed train.ema train.ema_start eval.every eval.n_samples "
-        "eval.inception_weights unmeasure.inpaint"
+        "train.workers train.use_gpu train.seed train.ema train.ema_start eval.every eval.n_samples eval.features "
+        "unmeasure.inpaint"
     ).split():
         assert key in keys
 
@@ -64,6 +64,10 @@ def _check_shapes(cfg, *args, **kwargs):
         (["eval.every=-1"], "eval.every=-1 must be >= 0 (0 turns it off)"),
         (["eval.cheap_samples=1"], "eval.cheap_samples=1 must be >= 2"),
         (["eval.n_samples=1"], "eval.n_samples=1 must be 0 (skip) or >= 2"),
+        (["eval.features=[classifier, clip]"], "eval.features: 'clip' is not one of classifier, inception"),
+        (["eval.features=[inception]"], "eval.features=['inception'] must include classifier"),
+        (["eval.features=[classifier, classifier]"], "names a network twice"),
+        (["eval.features=inception"], "eval.features must be a list"),
         (["mode=clean", "hidden.inject_at=up1", "hidden.measurement.name=block_pixel"], "only in mode=ambient"),
         (["mode=ambient", "measurement.name=none"], "mode=ambient needs a measurement"),
         (["mode=ignore", "measurement.name=none"], "mode=ignore trains on lossy data"),
@@ -297,3 +301,8 @@ def test_cli_refuses_an_anchor_bomb_with_one_line_before_ray(tmp_path):
     assert result.returncode == 2
     assert result.stderr.splitlines() == [f"gansweep: error: config file bomb.yaml: {REFUSED}"]
     assert not (tmp_path / "run").exists()
+
+
+def test_eval_features_default_to_the_classifier_and_take_inception():
+    assert load_config(None, []).eval.features == ["classifier"]
+    assert load_config(None, ["eval.features=[classifier, inception]"]).eval.features == ["classifier", "inception"]

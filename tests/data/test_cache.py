@@ -36,7 +36,8 @@ def test_each_cached_thing_has_its_place_below_the_root(tmp_path, monkeypatch):
     assert cache.torchvision_folder(local) == str(local / "torchvision")
     assert cache.restored_folder("parquet", "f1", local) == str(local / "restored" / "parquet-f1")
     assert cache.classifier_folder("fashion_mnist", "f2", local) == str(local / "classifiers" / "fashion_mnist-f2")
-    assert cache.reference_file("image_folder", "k", local) == str(local / "reference" / "image_folder-k.npz")
+    assert cache.reference_file("image_folder", "inception", "k", local) == str(
+        local / "reference" / "image_folder-inception-k.npz")
     # Without data.cache_dir: under $GANSWEEP_CACHE; on object storage: URIs joined with '/'.
     assert Path(cache.restored_folder("mnist", "f")) == tmp_path / "env" / "restored" / "mnist-f"
     monkeypatch.setenv(cache.ENV, "s3://bucket/cache")

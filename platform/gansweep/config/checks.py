@@ -11,6 +11,7 @@ from gansweep.config.errors import ConfigError, quoted
 from gansweep.config.schema import (
     ACL_REC_TRAINS,
     ACL_VARIANTS,
+    FEATURE_NETWORKS,
     HIDDEN_BN_STATS,
     MODES,
     PRIORS,
@@ -69,6 +70,17 @@ def _validate_prior(cfg: Config) -> None:
                f"{r.mmd_alpha} (the smallest is 1 / (mmd_permutations + 1)); use at least {int(1 / alpha)}")
     # KDE-GAN in mode ambient takes any measurement: a real's theta is recomputed from its index (data/thetas.py),
     # not kept.
+
+
+def _check_features(features: list) -> None:
+    """eval.features: known networks, each once, the classifier among them (the protocol's network: the cheap
+    evaluation, the classifier score and what a search selects on are computed on it)."""
+    names = ", ".join(FEATURE_NETWORKS)
+    for name in features:
+        _check(isinstance(name, str) and name in FEATURE_NETWORKS,
+               f"eval.features: {quoted(name)} is not one of {names}")
+    _check(len(set(features)) == len(features), f"eval.features={features} names a network twice")
+    _check("classifier" in features, f"eval.features={features} must include classifier (the protocol's network)")
 
 
 def _validate_acl(cfg: Config) -> None:
@@ -131,6 +143,7 @@ def validate(cfg: Config) -> Measurements:
         _check(getattr(e, key) >= 0, f"eval.{key}={getattr(e, key)} must be >= 0 (0 turns it off)")
     _check(e.cheap_samples >= 2, f"eval.cheap_samples={e.cheap_samples} must be >= 2 (FID needs a covariance)")
     _check(e.n_samples == 0 or e.n_samples >= 2, f"eval.n_samples={e.n_samples} must be 0 (skip) or >= 2")
+    _check_features(e.features)
     _check(cfg.hidden.bn_stats in HIDDEN_BN_STATS,
            f"hidden.bn_stats={quoted(cfg.hidden.bn_stats)} is not one of {', '.join(HIDDEN_BN_STATS)}")
     hidden_on = cfg.hidden.inject_at is not None

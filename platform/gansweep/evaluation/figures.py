@@ -1,7 +1,8 @@
 """The cheap evaluation's figures, as every reader names them: FID and the classifier score, which way each is
 better, the best-so-far figure kept beside each, the raw G's figure beside each with train.ema, and the keys a run
 reports of them (evaluation/monitor.py computes them, run/loop.py reports them, a sweep ranks and stops trials on
-them); and the full evaluation's figures that have a raw G's twin."""
+them); the full evaluation's figures that have a raw G's twin, and the names of its figures on Inception features
+(evaluation/inception.py computes them; TensorBoard and the report show them)."""
 
 from __future__ import annotations
 
@@ -35,3 +36,7 @@ REPORTED = (*MODES, STEP, *(best_key(figure) for figure in MODES), *(raw_key(fig
 # The full evaluation's figures of the samples (evaluation/metrics.py's evaluate_samples), recorded for G's own
 # weights too (raw_key) when the samples are its moving average's; the protocol's fields describe both.
 FULL = (FID, "kid", "kid_std", "precision", "recall", "density", "coverage", CLASSIFIER_SCORE, "nn_pixel_distance")
+
+# The full evaluation's figures on Inception features (eval.features: [classifier, inception]): those of the classifier's
+# features that TensorBoard and the report show, suffixed, as evaluation/inception.py names them.
+INCEPTION = tuple(f"{name}_inception" for name in ("fid", "kid", "precision", "recall", "density", "coverage"))

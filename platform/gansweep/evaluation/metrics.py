@@ -246,7 +246,7 @@ def classifier_score(outputs, splits: int = 1, probs: bool | None = None) -> flo
 
 
 def _flat_unit(x, name: str) -> torch.Tensor:
-    return _unit_images(x, name).flatten(1).double()
+    return unit_images(x, name).flatten(1).double()
 
 
 def nearest_neighbour_distance(samples, train_images, batch: int = 256, train_batch: int = 8192) -> float:
@@ -289,7 +289,7 @@ def _batches(images, size: int) -> Iterator:
         yield from images
 
 
-def _unit_images(x, name: str) -> torch.Tensor:
+def unit_images(x, name: str) -> torch.Tensor:
     """(N, C, H, W) images as float32 in [0, 1], on the device they are on (an array: the CPU); uint8 is scaled by
     1/255."""
     t = torch.from_numpy(np.asarray(x)) if not isinstance(x, torch.Tensor) else x.detach()
@@ -308,7 +308,7 @@ def _unit_images(x, name: str) -> torch.Tensor:
 def classifier_outputs(model: torch.nn.Module, images, batch: int = FEATURE_BATCH) -> tuple[np.ndarray, np.ndarray]:
     """(features (N, F), logits (N, K)) of the classifier in eval mode, as float64 arrays; the images are taken to the
     classifier's device batch by batch, and the features computed in full precision (no TF32 on a GPU)."""
-    x = _unit_images(images, "images")
+    x = unit_images(images, "images")
     if x.ndim != 4:
         raise ValueError(f"images: expected (N, C, H, W), got shape {tuple(x.shape)}")
     in_channels = getattr(model, "in_channels", x.shape[1])
@@ -329,6 +329,36 @@ def classifier_outputs(model: torch.nn.Module, images, batch: int = FEATURE_BATC
     return torch.cat(feats).cpu().numpy(), torch.cat(logits).cpu().numpy()
 
 
+def feature_figures(
+    fake_feats, real_feats, kid_subsets: int = 10, kid_subset_size: int = 1000, seed: int = 0, device=None
+) -> dict:
+    """FID, KID and its std, precision, recall, density and coverage of fakes against reals on one feature network's
+    features (N, F), and the prdc_k and prdc_n they were computed with: every figure a feature network gives.
+
+    Precision, recall, density and coverage (k = prdc_k) compare equal numbers of reals and fakes, prdc_n =
+    min(n_real, n_fake), as Naeem et al. do (the k-NN radii shrink as a set grows, so unequal sets would bias
+    them): the larger set is cut to prdc_n by a draw without replacement from numpy's generator seeded with
+    SEED. On DEVICE (default: the CPU)."""
+    fake_feats = _as_float64(fake_feats, "fake_feats")
+    real_feats = _as_float64(real_feats, "real_feats")
+    kid, kid_std = kernel_inception_distance(fake_feats, real_feats, kid_subsets, kid_subset_size, seed)
+    prdc_n = min(len(real_feats), len(fake_feats))
+    rng = np.random.default_rng(seed)
+    prdc_real, prdc_fake = (
+        feats if len(feats) == prdc_n else feats[np.sort(rng.choice(len(feats), prdc_n, replace=False))]
+        for feats in (real_feats, fake_feats)
+    )
+    prdc = precision_recall_density_coverage(prdc_real, prdc_fake, PRDC_K, device=device)
+    return {
+        "fid": frechet_distance(fake_feats, real_feats),
+        "kid": kid,
+        "kid_std": kid_std,
+        **prdc,
+        "prdc_k": PRDC_K,
+        "prdc_n": prdc_n,
+    }
+
+
 def evaluate_samples(
     samples,
     reference_feats,
@@ -341,33 +371,15 @@ def evaluate_samples(
 ) -> dict:
     """The evaluation protocol on generated `samples` (N, C, H, W) in [0, 1] against `reference_feats` (the
     classifier's penultimate features (M, F) of the clean test split: evaluation.reference caches them): FID, KID
-    and its std, precision, recall, density and coverage on the classifier's features, the classifier score of
-    the samples, and their mean nearest-neighbour pixel distance to `train_images` (an array, or an iterable of
-    batches: see nearest_neighbour_distance). Every figure comes with n_fake, n_real, the reference split and the
-    classifier's fingerprint and test accuracy.
-
-    Precision, recall, density and coverage (k = prdc_k) compare equal numbers of reals and fakes, prdc_n =
-    min(n_real, n_fake), as Naeem et al. do (the k-NN radii shrink as a set grows, so unequal sets would bias
-    them): the larger set is cut to prdc_n by a draw without replacement from numpy's generator seeded with
-    SEED. On the classifier's device."""
+    and its std, precision, recall, density and coverage on the classifier's features (feature_figures, with SEED),
+    the classifier score of the samples, and their mean nearest-neighbour pixel distance to `train_images` (an array,
+    or an iterable of batches: see nearest_neighbour_distance). Every figure comes with n_fake, n_real, the reference
+    split and the classifier's fingerprint and test accuracy. On the classifier's device."""
     fake_feats, fake_logits = classifier_outputs(classifier.model, samples)
     real_feats = _as_float64(reference_feats, "reference_feats")
-    kid, kid_std = kernel_inception_distance(fake_feats, real_feats, kid_subsets, kid_subset_size, seed)
-    prdc_n = min(len(real_feats), len(fake_feats))
-    rng = np.random.default_rng(seed)
-    prdc_real, prdc_fake = (
-        feats if len(feats) == prdc_n else feats[np.sort(rng.choice(len(feats), prdc_n, replace=False))]
-        for feats in (real_feats, fake_feats)
-    )
     device = next(classifier.model.parameters()).device
-    prdc = precision_recall_density_coverage(prdc_real, prdc_fake, PRDC_K, device=device)
     return {
-        "fid": frechet_distance(fake_feats, real_feats),
-        "kid": kid,
-        "kid_std": kid_std,
-        **prdc,
-        "prdc_k": PRDC_K,
-        "prdc_n": prdc_n,
+        **feature_figures(fake_feats, real_feats, kid_subsets, kid_subset_size, seed, device),
         "classifier_score": classifier_score(fake_logits, probs=False),
         "nn_pixel_distance": nearest_neighbour_distance(samples, train_images),
         "n_fake": len(fake_feats),

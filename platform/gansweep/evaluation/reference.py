@@ -1,10 +1,11 @@
-"""The evaluation protocol's data: the clean reference split (its images, and its domain-classifier features cached
-once per source and classifier) and the clean training split in batches, for the nearest-neighbour distance.
+"""The evaluation protocol's data: the clean reference split (its images, and a feature network's features of it
+cached once per source and network) and the clean training split in batches, for the nearest-neighbour distance.
 
 The features of the reference split are what FID, KID and the cheap FID while training compare samples with. They
-are computed once per (source, its resolved root, image size, split, classifier fingerprint) and cached as
-CACHE/reference/<source>-<key>.npz (``feats``: float64 (N, F); ``key``: the JSON the key hashes), CACHE a local
-folder or a URI; written whole (storage.write_bytes), so concurrent trials never read a half-written file.
+are computed once per (source, its resolved root, image size, split, feature network and its fingerprint: the
+classifier's, or the Inception file's hash) and cached as CACHE/reference/<source>-<network>-<key>.npz (``feats``:
+float64 (N, F); ``key``: the JSON the key hashes), CACHE a local folder or a URI; written whole
+(storage.write_bytes), so concurrent trials never read a half-written file.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import hashlib
 import io
 import json
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -58,7 +59,7 @@ def reference_images(cfg: Config) -> tuple[np.ndarray, str]:
 
 @dataclass
 class ReferenceFeatures:
-    feats: np.ndarray  # float64 (N, F): the classifier's penultimate features of the reference split
+    feats: np.ndarray  # float64 (N, F): a feature network's features of the reference split
     split: str  # "test", or "train" for sources without a test split
     path: str  # the cache file's location (a local path or a URI)
     computed_now: bool  # False when read back from the cache
@@ -68,20 +69,29 @@ def reference_features(data: DataConfig, classifier: ClassifierRecord,
                        cache_dir: storage.LocationLike) -> ReferenceFeatures:
     """CLASSIFIER's features of the run's reference split, from the cache at CACHE_DIR (its root, or data.cache_dir);
     computed and cached first when absent or unreadable."""
+    return cached_features(data, "classifier", classifier.fingerprint, classifier.model.feature_dim,
+                           lambda images: classifier_outputs(classifier.model, images)[0], cache_dir)
+
+
+def cached_features(data: DataConfig, network: str, fingerprint: str, feature_dim: int,
+                    compute: Callable[[np.ndarray], np.ndarray], cache_dir: storage.LocationLike) -> ReferenceFeatures:
+    """NETWORK's (classifier, inception) features of the run's reference split, COMPUTE(images) -> float64 (N,
+    FEATURE_DIM), from the cache at CACHE_DIR, keyed by the network's FINGERPRINT; computed and cached first when
+    absent or unreadable."""
     split = reference_split(data)
     key = {
         "version": REFERENCE_VERSION, "source": data.name, "root": resolved_root(data.name, data.root),
-        "image_size": data.image_size, "split": split, "classifier": classifier.fingerprint,
+        "image_size": data.image_size, "split": split, network: fingerprint,
     }
     key_json = json.dumps(key, sort_keys=True)
-    path = cache.reference_file(data.name, hashlib.sha256(key_json.encode()).hexdigest()[:16], cache_dir)
-    feats = _read(path, key_json, classifier.model.feature_dim)
+    path = cache.reference_file(data.name, network, hashlib.sha256(key_json.encode()).hexdigest()[:16], cache_dir)
+    feats = _read(path, key_json, feature_dim)
     if feats is not None:
         return ReferenceFeatures(feats, split, path, computed_now=False)
     images = load_source(data.name, data.root, split=split, image_size=data.image_size).images
-    print(f"[gansweep] reference features: {data.name} {split} split ({len(images)} images), classifier "
-          f"[{classifier.fingerprint}] -> {storage.display(path)}", file=sys.stderr, flush=True)
-    feats, _ = classifier_outputs(classifier.model, images)
+    print(f"[gansweep] reference features: {data.name} {split} split ({len(images)} images), {network} "
+          f"[{fingerprint}] -> {storage.display(path)}", file=sys.stderr, flush=True)
+    feats = compute(images)
     buffer = io.BytesIO()
     np.savez(buffer, feats=feats, key=np.array(key_json))
     storage.write_bytes(path, buffer.getvalue())  # whole: a concurrent writer's file (the same features) is replaced

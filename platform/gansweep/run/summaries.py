@@ -41,10 +41,10 @@ SCALAR_TAGS = {
     "reversal_mmd_pvalue": "prior/reversal_mmd_pvalue",  # the MMD test's p-value at the stop
 }
 CHEAP_KEYS = tuple(key for name in figures.MODES for key in (name, figures.best_key(name)))  # with their best so far
-# PREFIX/KEY: the cheap figures, and the full evaluation's (kid, the pixel distance and PRDC: the full one only); with
-# train.ema, G's own beside its moving average's (FIGURE_raw)
+# PREFIX/KEY: the cheap figures, and the full evaluation's (kid, the pixel distance, PRDC and those on Inception
+# features: the full one only); with train.ema, G's own beside its moving average's (FIGURE_raw)
 _SHOWN = ("kid", "nn_pixel_distance", "precision", "recall", "density", "coverage")
-EVAL_KEYS = (*CHEAP_KEYS, *_SHOWN,
+EVAL_KEYS = (*CHEAP_KEYS, *_SHOWN, *figures.INCEPTION,
              *(figures.raw_key(name) for name in (*figures.MODES, *_SHOWN)))
 
 

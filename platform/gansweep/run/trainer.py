@@ -15,6 +15,7 @@ from gansweep.data import cache
 from gansweep.data.source_base import DataSourceError
 from gansweep.data.sources import describe_source
 from gansweep.evaluation.figures import FID, raw_key
+from gansweep.evaluation.inception import check_installed
 from gansweep.evaluation.monitor import MonitorPayload
 from gansweep.evaluation.protocol import prepare_monitor
 from gansweep.nets.measurements import MeasurementError
@@ -73,6 +74,7 @@ def check_config(cfg: Config) -> CheckedRun:
     storage.check_writable(cache.root(data.cache_dir), "the cache (GANSWEEP_CACHE or data.cache_dir)")
     if cfg.train.use_gpu:
         check_gpu_layout(cfg.train.workers, cfg.train.gpus_per_worker)
+    check_installed(cfg.eval.features, cfg.eval.n_samples)
     try:
         source = describe_source(data.name, data.root, data.image_size, data.limit)
         measurements = validate(cfg)

