@@ -13,5 +13,6 @@ def test_the_best_so_far_is_the_lower_fid_and_the_higher_classifier_score():
 
 
 def test_a_run_reports_each_figure_its_best_and_the_step_of_the_evaluation():
-    assert figures.REPORTED == ("fid", "classifier_score", "fid_step", "fid_best", "classifier_score_best")
+    assert figures.REPORTED == ("fid", "classifier_score", "fid_step", "fid_best", "classifier_score_best",
+                                "fid_raw", "classifier_score_raw")  # the raw ones with train.ema only
     assert figures.MODES == {"fid": "min", "classifier_score": "max"}
