@@ -339,6 +339,9 @@ def test_a_training_run_on_a_set_larger_than_the_object_store_completes(tmp_path
     assert result["data"]["clean_shape"] == [3, 64, 64]
 
 
+# 2.6 min, the default suite's longest: slow. tests/gan/test_ema.py checks the average, its checkpoint round trip
+# and resume equality in the default run; this one checks them end to end through Ray Train.
+@pytest.mark.slow
 def test_an_ema_run_reports_the_average_with_g_beside_it_and_resumes_the_same_average(tmp_path):
     """train.ema: the cheap and the full evaluation score G's moving average, fid (the sweep's metric) first, with G's
     own figures beside (FIGURE_raw); a run stopped and resumed ends with the average of one never interrupted."""
