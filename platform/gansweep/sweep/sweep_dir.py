@@ -18,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import math
 import re
 import sqlite3
 import tempfile
@@ -253,6 +254,18 @@ def read_trials(sweep_dir: str) -> list[dict] | None:
         trial.setdefault("group", trial["name"])  # (written before seeds: each trial its own point)
         trial["params"] = trial.get("params") or {}
     return trials
+
+
+def trial_value(entry: dict, metric: str) -> float | None:
+    """A trial's value, the sweep's one objective: METRIC of its last report (the cheap evaluation at its final step,
+    what Ray tells Optuna), for a trial that trained all its steps; None for one stopped early, failed, running, or
+    whose value is not finite. Every reader that ranks trials or names the best one reads it here."""
+    if entry.get("status") != FINISHED:
+        return None
+    value = (entry.get("metrics") or {}).get(metric)
+    if not isinstance(value, (int, float)) or not math.isfinite(value):
+        return None
+    return float(value)
 
 
 def best_trial(trials: list[dict], mode: str) -> dict | None:
