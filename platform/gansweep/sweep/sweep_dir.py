@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import math
+import os
 import re
 import sqlite3
 import tempfile
