@@ -37,7 +37,7 @@ def test_every_issue_key_exists():
     keys = set(all_keys())
     for key in (
         "data.name data.root data.limit mode measurement.name measurement.p measurement.patch hidden.inject_at "
-        "hidden.measurement.name hidden.measurement.p hidden.measurement.unit train.steps train.batch_size "
+        "hidden.measurement.name hidden.measurement.p hidden.measurement.unit hidden.fake_measurement train.steps train.batch_size "
         "train.workers train.use_gpu train.seed train.ema train.ema_start eval.every eval.n_samples eval.features "
         "unmeasure.inpaint"
     ).split():
@@ -70,6 +70,12 @@ def _check_shapes(cfg, *args, **kwargs):
         (["eval.features=inception"], "eval.features must be a list"),
         (["mode=clean", "hidden.inject_at=up1", "hidden.measurement.name=block_pixel"], "only in mode=ambient"),
         (["mode=ambient", "measurement.name=none"], "mode=ambient needs a measurement"),
+        (["hidden.fake_measurement=paper"], "hidden.fake_measurement='paper' is not one of both, hidden_only"),
+        (["hidden.fake_measurement=hidden_only"], "hidden.fake_measurement=hidden_only needs hidden.inject_at"),
+        (["measurement.name=extract_patch", "hidden.inject_at=up1", "hidden.measurement.name=block_pixel",
+          "hidden.fake_measurement=hidden_only"],
+         "hidden.fake_measurement=hidden_only with measurement.name=extract_patch: D would compare measured reals of "
+         "another shape with unmeasured fakes"),
         (["mode=ignore", "measurement.name=none"], "mode=ignore trains on lossy data"),
         (["measurement.name=cascade"], "needs a non-empty measurement.steps"),
         (["train.use_gpu=maybe"], "train.use_gpu must be true or false"),
@@ -138,6 +144,8 @@ def test_check_shapes_passes_what_can_run():
                  (1, 28, 28), 10)
     _check_shapes(load_config(None, ["hidden.inject_at=up3", "hidden.measurement.name=block_patch"]),
                   (3, 32, 32), 0)
+    _check_shapes(load_config(None, ["hidden.inject_at=up1", "hidden.measurement.name=block_pixel",
+                                     "hidden.fake_measurement=hidden_only"]), (1, 28, 28), 10)
     with pytest.raises(ConfigError, match="and unlabelled images"):
         _check_shapes((load_config(None, ["model.conditional=true"])), (1, 28, 28), 10, unlabelled=True)
 
@@ -182,6 +190,8 @@ def test_missing_and_malformed_files(tmp_path):
           "--set", "data.limit=128"], "hidden.inject_at: "),
         (["train", "--set", "mode=ignore", "--set", "measurement.name=extract_patch", "--set", "data.limit=128"],
          "mode=ignore with measurement.name=extract_patch"),
+        (["train", "--set", "hidden.fake_measurement=hidden_only"],
+         "hidden.fake_measurement=hidden_only needs hidden.inject_at"),
         (["train", "--set", "data.name=mnist", "--set", "data.root=/no/such/dir"], "/no/such/dir"),
         (["train", "--set", "data.limit=16", "--set", "train.batch_size=64"], "fewer than one batch"),
     ],

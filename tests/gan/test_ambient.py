@@ -5,6 +5,7 @@ import torch
 from gansweep.config.schema import Config
 from gansweep.gan.ambient import AmbientGAN
 from gansweep.gan.build import build_gan
+from gansweep.nets.pixels import to_unit
 from gansweep.run.run_dir import load_checkpoint, save_checkpoint
 
 SHAPE = (1, 28, 28)
@@ -61,6 +62,58 @@ def test_hidden_measurement_in_training_only():
     z = torch.randn(8, gan.z_dim)
     samples = gan.sampler.images(z)
     assert not torch.allclose(samples[0], samples[1])  # sampling applies no measurement
+
+
+def _hidden_arm(fake_measurement: str) -> AmbientGAN:
+    """Block-Pixel p=0.9 on the images, whole feature maps dropped with p=0.5 after up1: the combined arm (both) or
+    the hidden-space paper's (hidden_only), the same weights and streams for both."""
+    cfg = Config()
+    cfg.model.g_width = cfg.model.d_width = 8
+    cfg.measurement.p = 0.9
+    cfg.hidden.inject_at = "up1"
+    cfg.hidden.measurement.name = "block_pixel"
+    cfg.hidden.measurement.unit = "channel"
+    cfg.hidden.measurement.p = 0.5
+    cfg.hidden.fake_measurement = fake_measurement
+    return build_gan(cfg, SHAPE)
+
+
+def _stream_copy(rng: torch.Generator) -> torch.Generator:
+    copy = torch.Generator(rng.device)
+    copy.set_state(rng.get_state())
+    return copy
+
+
+def test_the_hidden_only_arm_shows_d_g1_of_the_measured_hidden_map_with_no_image_measurement():
+    paper, combined = _hidden_arm("hidden_only"), _hidden_arm("both")
+    z_rng, theta_rng = _stream_copy(paper.streams.z), _stream_copy(paper.streams.theta)
+    fake, hidden = paper.fake(64)
+    # G1(f_hidden(G2(z))) by hand, from the same draws: exactly what D sees, and nothing after it.
+    z = paper.prior.sample(64, z_rng)
+    expected = to_unit(paper.players.G(z, hidden=("up1", lambda h: paper.hidden_measurement(h, theta_rng))))
+    assert torch.equal(fake, expected)
+    assert (hidden == 0).flatten(2).all(dim=2).float().mean() == pytest.approx(0.5, abs=0.1)  # maps dropped
+    assert (fake == 0).float().mean() < 0.01  # no pixel zeroed: no Block-Pixel on the images
+
+    # The combined arm: the same fake, then Block-Pixel p=0.9 on the image.
+    measured, _ = combined.fake(64)
+    assert (measured == 0).float().mean() == pytest.approx(0.9, abs=0.02)
+    assert torch.equal(measured, fake * (measured != 0))
+
+
+@pytest.mark.parametrize("fake_measurement", ["both", "hidden_only"])
+def test_each_hidden_arm_trains_against_measured_reals_and_recomputes_g_s_statistics(fake_measurement):
+    gan = _hidden_arm(fake_measurement)
+    reals = _gan(name="block_pixel", p=0.9).measurement(torch.rand(16, *SHAPE), torch.Generator().manual_seed(0))
+    g_before = [p.clone() for p in gan.players.G.parameters()]
+    for _ in range(3):
+        metrics = gan.step([reals])
+    assert all(torch.isfinite(v) for v in metrics.values())
+    assert any(not torch.equal(a, b) for a, b in zip(g_before, gan.players.G.parameters()))
+    # hidden.bn_stats clean applies in either arm: G's running statistics are recomputed before sampling.
+    before = {key: value.clone() for key, value in gan.state_dict()["G"].items() if "running" in key}
+    gan.calibrate(step=3)
+    assert any(not torch.equal(value, gan.state_dict()["G"][key]) for key, value in before.items())
 
 
 def _hidden_gan(bn_stats: str) -> AmbientGAN:

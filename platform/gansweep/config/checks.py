@@ -13,6 +13,7 @@ from gansweep.config.schema import (
     ACL_VARIANTS,
     FEATURE_NETWORKS,
     HIDDEN_BN_STATS,
+    HIDDEN_FAKE_MEASUREMENTS,
     MODES,
     PRIORS,
     Config,
@@ -110,6 +111,21 @@ def _validate_acl(cfg: Config) -> None:
     )
 
 
+def _check_fake_measurement(cfg: Config, image: Measurement | None) -> None:
+    """hidden.fake_measurement: a known name; hidden_only names the hidden arm's fakes, so it needs hidden.inject_at,
+    and D then compares measured reals with unmeasured images, which must have the same shape."""
+    h = cfg.hidden
+    _check(h.fake_measurement in HIDDEN_FAKE_MEASUREMENTS, f"hidden.fake_measurement={quoted(h.fake_measurement)} "
+           f"is not one of {', '.join(HIDDEN_FAKE_MEASUREMENTS)}")
+    if h.fake_measurement != "hidden_only":
+        return
+    _check(h.inject_at is not None, "hidden.fake_measurement=hidden_only needs hidden.inject_at and "
+           "hidden.measurement.name: it is the hidden arm's form of the fakes")
+    _check(image is None or not image.changes_shape,
+           f"hidden.fake_measurement=hidden_only with measurement.name={cfg.measurement.name}: D would compare "
+           "measured reals of another shape with unmeasured fakes; use hidden.fake_measurement=both")
+
+
 def validate(cfg: Config) -> Measurements:
     """Checks that need neither data nor Ray; those that need the images' shape are ``check_shapes``. Returns the
     run's measurements, built by the checks."""
@@ -156,6 +172,7 @@ def validate(cfg: Config) -> Measurements:
         not hidden_on or cfg.mode == "ambient",
         f"hidden.inject_at applies only in mode=ambient (mode is {quoted(cfg.mode)})",
     )
+    _check_fake_measurement(cfg, image)
 
     t = cfg.train
     for key in ("steps", "batch_size", "workers", "d_steps", "checkpoint_every", "log_every", "image_every"):

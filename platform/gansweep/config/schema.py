@@ -18,6 +18,10 @@ MODES = ("ambient", "ignore", "unmeasure", "clean")
 # eval.features: the full evaluation's feature networks (the classifier always among them)
 FEATURE_NETWORKS = ("classifier", "inception")
 HIDDEN_BN_STATS = ("clean", "measured")
+# hidden.fake_measurement: what D sees of a fake with a hidden measurement. "both": f_theta(G1(f_hidden(G2(z)))), the
+# image measurement too (the combined arm); "hidden_only": G1(f_hidden(G2(z))), the hidden-space paper's objective
+# (Section 3.2), against the same measured reals y = f_theta(x).
+HIDDEN_FAKE_MEASUREMENTS = ("both", "hidden_only")
 PRIORS = ("normal", "kde")  # gan/priors.py's REGISTRY, which config cannot import (a layer above it)
 ACL_VARIANTS = ("none", "gan", "ae")  # see acl.py
 ACL_REC_TRAINS = ("encoder_and_generator", "encoder")  # Eq. 4 and 6 | Algorithm 1, line 11
@@ -56,6 +60,9 @@ class HiddenConfig:
     # G's BatchNorm statistics for sampling: "clean", recomputed on clean forwards before G is sampled, reversed or
     # saved; "measured", those training accumulates on measured feature maps (the shift the sampler then meets).
     bn_stats: str = "clean"
+    # A name in HIDDEN_FAKE_MEASUREMENTS. "both", what runs trained before the key, stays the default: a config, search
+    # space or resumed sweep written then keeps training the arm it trained.
+    fake_measurement: str = "both"
 
     @property
     def inject_point(self) -> str | int | None:

@@ -2,7 +2,10 @@
 players and the prior it is composed of (gan/build.py composes it). No Ray here.
 
 Modes: ``ambient`` measures the fakes like the reals, D(f_theta(G(z))) against D(y_real); with
-``hidden.inject_at`` the fake is G1(f_hidden(G2(z))) during training. ``ignore`` and ``clean`` train a
+``hidden.inject_at`` the fake is G1(f_hidden(G2(z))) during training, and D sees f_theta(G1(f_hidden(G2(z))))
+(``hidden.fake_measurement`` both, the combined arm) or G1(f_hidden(G2(z))) itself (hidden_only: the hidden-space
+paper's objective, Section 3.2, E_y[log D(y)] + E_{z,Theta}[log(1 - D(G1(f_Theta(G2(z)))))], its reals the same
+measured y). ``ignore`` and ``clean`` train a
 plain GAN (on the lossy, resp. clean, data). Sampling never applies a measurement, so with the hidden one G's
 BatchNorm statistics, accumulated on measured feature maps, are recomputed on clean forwards before G is sampled,
 reversed or saved (``calibrate``).
@@ -32,15 +35,17 @@ class AmbientGAN(GANTrainer):
     ambient; G's images themselves otherwise), with the hidden measurement inside G during training."""
 
     def __init__(self, cfg: Config, players: Players, prior, streams: RandomStreams, sampler: Sampler,
-                 measurement: Measurement | None = None, hidden_measurement: Measurement | None = None,
+                 measurement: Measurement | None = None,  # f_theta applied to the fakes (None: D sees G's images)
+                 hidden_measurement: Measurement | None = None,
                  ema: GeneratorEMA | None = None):
         super().__init__(cfg, players, prior, streams, sampler, ema)
         self.measurement, self.hidden_measurement = measurement, hidden_measurement
         self.inject_at = cfg.hidden.inject_point
 
     def fake(self, n: int, labels: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """What D sees of the generator: f_theta(G1(f_hidden(G2(z)))) in ambient mode, G(z) otherwise, in [0, 1];
-        and the hidden feature map as measured (None without hidden.inject_at)."""
+        """What D sees of the generator, in [0, 1]: f_theta(G1(f_hidden(G2(z)))) in ambient mode (without
+        f_theta in the hidden-only arm, without f_hidden without hidden.inject_at), G(z) otherwise; and the hidden
+        feature map as measured (None without hidden.inject_at)."""
         theta_stream, hidden = self.streams.theta, None
         if self.hidden_measurement is not None:
             hidden = (self.inject_at, lambda h: self.hidden_measurement(h, theta_stream))

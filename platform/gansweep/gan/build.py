@@ -46,13 +46,16 @@ def build_gan(
         return _acl_gan(cfg, clean_shape, device, wrap, streams)
 
     ambient = cfg.mode == "ambient"
-    measurement = measurements.image if ambient else None
+    measurement = measurements.image if ambient else None  # what made the reals y = f_theta(x) D sees
     hidden_measurement = measurements.hidden if ambient else None
+    # The fakes pass through it too, except in the hidden-only arm (config/checks.py: the shapes then agree).
+    fake_measurement = None if cfg.hidden.fake_measurement == "hidden_only" else measurement
     d_shape = measurement.output_shape(clean_shape) if measurement else clean_shape
     players = Players(cfg, clean_shape, d_shape, num_classes, device, wrap, streams.theta)
     generator = unwrap(players.G)
+    # KDE-GAN reverses the measured reals through f_theta in either arm: they are y whatever D sees of the fakes.
     prior = PRIORS[cfg.prior.name].build(cfg, generator, streams, measurement, clean_shape)
-    return AmbientGAN(cfg, players, prior, streams, Sampler(generator, prior), measurement, hidden_measurement,
+    return AmbientGAN(cfg, players, prior, streams, Sampler(generator, prior), fake_measurement, hidden_measurement,
                       _ema(cfg, generator))
 
 
