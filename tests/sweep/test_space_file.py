@@ -640,19 +640,25 @@ def test_the_paper_table_is_every_row_by_arm_by_seed_with_the_clean_arm_shared()
     cells: dict[tuple, list] = {}
     for point in space.grid():
         cells.setdefault((point.get("row"), point["arm"]), []).extend(space.seed_values(point))
-    arms = ["ignore", "unmeasure", "ambient", "hidden_ambient@project", "hidden_ambient@up1", "hidden_ambient@up2"]
+    hidden = [f"{arm}@{point}" for arm in ("ambient_and_hidden", "hidden_only") for point in ("project", "up1", "up2")]
+    arms = ["ignore", "unmeasure", "ambient", *hidden]
     others = ["block_pixel_p0.5", "block_pixel_p0.95", "block_patch_14", "keep_patch_14", "convolve_noise"]
     expected = {(None, "clean"): [0, 1, 2]}
     expected |= {("block_pixel_p0.8", arm): [0, 1, 2] for arm in arms}  # the headline row: three seeds
     expected |= {(row, arm): [0] for row in others for arm in arms}
     expected |= {("gaussian_projection_m100", arm): [0] for arm in ("ignore", "ambient")}
     assert {cell: sorted(seeds) for cell, seeds in cells.items()} == expected
-    assert space.trial_count() == 3 + 6 * 3 + 5 * 6 + 2 == 53 and space.seeds == 3
+    assert space.trial_count() == 3 + 9 * 3 + 5 * 9 + 2 == 77 and space.seeds == 3
     assert (space.search.algorithm, space.scheduler.name, space.table) == ("grid", "fifo", {"rows": "row", "columns": "arm"})
     # The row's patch inside G is half the feature map's side at each injection point (7, 14, 28).
-    patches = {arm: space.trial_config({"arm": arm, "row": "block_patch_14"}).hidden.measurement.patch
-               for arm in arms[3:]}
-    assert patches == {"hidden_ambient@project": 4, "hidden_ambient@up1": 7, "hidden_ambient@up2": 14}
+    configs = {arm: space.trial_config({"arm": arm, "row": "block_patch_14"}) for arm in hidden}
+    assert {arm: cfg.hidden.measurement.patch for arm, cfg in configs.items()} == {
+        f"{arm}@{point}": patch for arm in ("ambient_and_hidden", "hidden_only")
+        for point, patch in (("project", 4), ("up1", 7), ("up2", 14))}
+    # The two hidden arms differ in what D sees of the fakes alone (the image measurement or not).
+    fakes = {"ambient_and_hidden": "both", "hidden_only": "hidden_only"}
+    assert {arm: cfg.hidden.fake_measurement for arm, cfg in configs.items()} == {
+        arm: fakes[arm.split("@")[0]] for arm in hidden}
     ignore = space.trial_config({"arm": "ignore", "row": "block_patch_14"})
     assert ignore.hidden.inject_at is None and ignore.hidden.measurement.name == "none"
     # The CPU schedule's plan: two trials on 2 CPUs, each worker 0.75 and its data stream 0.25 beside it.
