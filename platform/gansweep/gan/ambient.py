@@ -43,9 +43,9 @@ class AmbientGAN(GANTrainer):
         self.inject_at = cfg.hidden.inject_point
 
     def fake(self, n: int, labels: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """What D sees of the generator, in [0, 1]: f_theta(G1(f_hidden(G2(z)))) in ambient mode (without
-        f_theta in the hidden-only arm, without f_hidden without hidden.inject_at), G(z) otherwise; and the hidden
-        feature map as measured (None without hidden.inject_at)."""
+        """What D sees of the generator, in [0, 1]: in ambient mode f_theta(G1(f_hidden(G2(z)))), no f_theta in
+        the hidden-only arm and G(z) for G1(f_hidden(G2(z))) without hidden.inject_at; G(z) otherwise. And the
+        hidden feature map as measured (None without hidden.inject_at)."""
         theta_stream, hidden = self.streams.theta, None
         if self.hidden_measurement is not None:
             hidden = (self.inject_at, lambda h: self.hidden_measurement(h, theta_stream))
