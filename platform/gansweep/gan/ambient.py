@@ -5,10 +5,9 @@ Modes: ``ambient`` measures the fakes like the reals, D(f_theta(G(z))) against D
 ``hidden.inject_at`` the fake is G1(f_hidden(G2(z))) during training, and D sees f_theta(G1(f_hidden(G2(z))))
 (``hidden.fake_measurement`` both, the combined arm) or G1(f_hidden(G2(z))) itself (hidden_only: the hidden-space
 paper's objective, Section 3.2, E_y[log D(y)] + E_{z,Theta}[log(1 - D(G1(f_Theta(G2(z)))))], its reals the same
-measured y). ``ignore`` and ``clean`` train a
-plain GAN (on the lossy, resp. clean, data). Sampling never applies a measurement, so with the hidden one G's
-BatchNorm statistics, accumulated on measured feature maps, are recomputed on clean forwards before G is sampled,
-reversed or saved (``calibrate``).
+measured y). ``ignore`` and ``clean`` train a plain GAN (on the lossy, resp. clean, data). Sampling never applies a
+measurement, so with the hidden one G's BatchNorm statistics, accumulated on measured feature maps, are recomputed on
+clean forwards before G is sampled, reversed or saved (``calibrate``), in either arm.
 """
 
 from __future__ import annotations
