@@ -140,6 +140,33 @@ def test_two_worker_hidden_ambient_run_evaluates_periodically_and_at_the_end(tmp
     assert len(checkpoints) == 2  # the newest two of steps 3, 6 and 8
 
 
+def _black_fraction(events, tag: str) -> float:
+    """The share of black pixels in TAG's last image grid (its padding is grey)."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    grid = np.asarray(Image.open(io.BytesIO(events.Images(tag)[-1].encoded_image_string)).convert("L"))
+    return float((grid == 0).mean())
+
+
+def test_a_hidden_only_run_trains_on_the_lossy_set_and_shows_d_unmeasured_fakes(tmp_path):
+    """The hidden-space paper's arm through the CLI (the combined arm's is the two-worker run above): D saw the
+    Block-Pixel reals and fakes with no pixel blocked, G1(f_hidden(G2(z)))."""
+    run = tmp_path / "run"
+    _train(run, *SMALL_RUN, "train.steps=4", "train.image_every=4", "measurement.p=0.8", "hidden.inject_at=up1",
+           "hidden.measurement.name=block_pixel", "hidden.measurement.unit=channel",
+           "hidden.fake_measurement=hidden_only", cache=cache.root())
+    result = read_result(run)
+    assert result["step"] == 4 and result["config"]["hidden"]["fake_measurement"] == "hidden_only"
+    assert 0 < result["metrics"]["d_real"] < 1 and result["metrics"]["loss_g"] > 0
+    events = _events(run)
+    assert _black_fraction(events, "images/measured_real") > 0.5  # 80% of each image, less the grey padding
+    assert _black_fraction(events, "images/measured_fake") < 0.01
+    assert "images/hidden_measured" in events.Tags()["images"]
+
+
 def test_killed_run_resumes_from_its_last_checkpoint(tmp_path, s3_bucket):
     """A run on object storage (a real S3 server on 127.0.0.1), killed mid-way (the whole process group, Ray
     included), continues from its checkpoint in the bucket, and ends as the same run trained on a local disk
