@@ -30,14 +30,14 @@ A grid of named cells (search_spaces/paper_table.yaml) uses three more pieces::
       arm:                              # a bundle key: not a config key; its choice maps names to config keys
         choice:
           clean: {mode: clean, measurement.name: none}
-          hidden_ambient@up1: {mode: ambient, hidden.inject_at: up1}
+          hidden_only@up1: {mode: ambient, hidden.inject_at: up1, hidden.fake_measurement: hidden_only}
       row:
-        when: {arm: [hidden_ambient@up1]}       # bundle keys are parents like any choice key
+        when: {arm: [hidden_only@up1]}          # bundle keys are parents like any choice key
         choice:
           block_pixel_p0.8:
             measurement: {name: block_pixel, p: 0.8}
             arm:                        # under another bundle key's name: keys added for some of its names only
-              hidden_ambient@up1: {hidden.measurement.name: block_pixel, hidden.measurement.p: 0.8}
+              hidden_only@up1: {hidden.measurement.name: block_pixel, hidden.measurement.p: 0.8}
     seeds: 3                            # every cell on train.seed 0, 1, 2 ...
     exclude:                            # grid search only: drop the points matching every key of an entry
       - {row: [block_pixel_p0.5], train.seed: [1, 2]}   # ... but this row's on seed 0 alone
