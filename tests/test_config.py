@@ -37,8 +37,8 @@ def test_every_issue_key_exists():
     keys = set(all_keys())
     for key in (
         "data.name data.root data.limit mode measurement.name measurement.p measurement.patch hidden.inject_at "
-        "hidden.measurement.name hidden.measurement.p hidden.measurement.unit hidden.fake_measurement train.steps train.batch_size "
-        "train.workers train.use_gpu train.seed train.ema train.ema_start eval.every eval.n_samples eval.features "
+        "hidden.measurement.name hidden.measurement.p hidden.measurement.unit hidden.fake_measurement train.steps "
+        "train.batch_size train.workers train.use_gpu train.seed train.ema train.ema_start eval.every eval.n_samples eval.features "
         "unmeasure.inpaint"
     ).split():
         assert key in keys
