@@ -9,9 +9,9 @@ looks at the test split. The full evaluation's figures, the ones reported, compa
 protocol's quality is the clean generator's. With data.validation_size 0 the cheap FID falls back to the test split.
 
 The features are computed once per (source, its resolved root, image size, split (and the validation split's size
-and seed), feature network and its fingerprint: the classifier's, or the Inception file's hash) and cached as CACHE/reference/<source>-<network>-<key>.npz (``feats``:
-float64 (N, F); ``key``: the JSON the key hashes), CACHE a local folder or a URI; written whole
-(storage.write_bytes), so concurrent trials never read a half-written file.
+and seed), feature network and its fingerprint: the classifier's, or the Inception file's hash) and cached as
+CACHE/reference/<source>-<network>-<key>.npz (``feats``: float64 (N, F); ``key``: the JSON the key hashes), CACHE a
+local folder or a URI; written whole (storage.write_bytes), so concurrent trials never read a half-written file.
 """
 
 from __future__ import annotations
