@@ -100,7 +100,7 @@ def _validation_images(cfg) -> np.ndarray:
 
 def test_prepare_monitor_scores_against_the_cached_validation_split(tmp_path, monkeypatch, capsys):
     cfg, record = _data(tmp_path), _record()
-    monkeypatch.setattr(protocol, "load_or_train_classifier", lambda *args, **kwargs: record)
+    monkeypatch.setattr(protocol, "protocol_classifier", lambda *args, **kwargs: record)
     payload = protocol.prepare_monitor(cfg)
     cached = reference.reference_features(cfg.data, record, tmp_path / "cache", "validation")
     assert not cached.computed_now  # prepare_monitor cached them under the data's cache root
@@ -121,7 +121,7 @@ def test_prepare_monitor_scores_against_the_cached_validation_split(tmp_path, mo
 def test_without_a_validation_split_the_cheap_fid_selects_on_the_test_split_and_says_so(tmp_path, monkeypatch,
                                                                                       capsys):
     cfg, record = _data(tmp_path, True, "data.validation_size=0"), _record()
-    monkeypatch.setattr(protocol, "load_or_train_classifier", lambda *args, **kwargs: record)
+    monkeypatch.setattr(protocol, "protocol_classifier", lambda *args, **kwargs: record)
     payload = protocol.prepare_monitor(cfg)
     assert payload.n_real == N_TEST and payload.reference_split == "test"
     assert "WARNING: data.validation_size=0" in capsys.readouterr().err

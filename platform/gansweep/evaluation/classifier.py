@@ -28,6 +28,7 @@ from torch.nn import functional as F
 from tqdm.auto import tqdm
 
 from gansweep import storage
+from gansweep.config.schema import DataConfig
 from gansweep.data import cache
 from gansweep.data.source_base import DataSourceError
 from gansweep.data.sources import describe_source, load_source, resolved_root
@@ -308,3 +309,10 @@ def load_or_train_classifier(
     storage.write_text(storage.join(folder, "record.json"), json.dumps(record.to_json(), indent=2) + "\n")
     record.path = folder
     return record
+
+
+def protocol_classifier(data: DataConfig, progress: bool = True) -> ClassifierRecord:
+    """The protocol's domain classifier of DATA's source: trained on its clean training split less the validation
+    split, cached; the cheap and the full evaluation score on the same one."""
+    return load_or_train_classifier(data.name, data.root, image_size=data.image_size,
+                                    cache_dir=cache.root(data.cache_dir), holdout=data.holdout, progress=progress)

@@ -6,18 +6,11 @@ from __future__ import annotations
 
 import sys
 
-from gansweep.config.schema import Config, DataConfig
+from gansweep.config.schema import Config
 from gansweep.data import cache
-from gansweep.evaluation.classifier import ClassifierRecord, load_or_train_classifier
+from gansweep.evaluation.classifier import protocol_classifier
 from gansweep.evaluation.monitor import MonitorPayload
 from gansweep.evaluation.reference import reference_features, selection_split
-
-
-def protocol_classifier(data: DataConfig, progress: bool = True) -> ClassifierRecord:
-    """The protocol's domain classifier of DATA's source: trained on its clean training split less the validation
-    split (evaluation/classifier.py), cached; the cheap and the full evaluation score on the same one."""
-    return load_or_train_classifier(data.name, data.root, image_size=data.image_size,
-                                    cache_dir=cache.root(data.cache_dir), holdout=data.holdout, progress=progress)
 
 
 def prepare_monitor(cfg: Config) -> MonitorPayload:

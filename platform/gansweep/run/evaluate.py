@@ -17,6 +17,7 @@ from gansweep.config.errors import ConfigError
 from gansweep.config.schema import DataConfig
 from gansweep.gan.runtime import resolve_device
 from gansweep.data import cache
+from gansweep.evaluation.classifier import protocol_classifier
 from gansweep.evaluation.figures import FULL, raw_key
 from gansweep.evaluation.inception import (
     FEATURE_DIM,
@@ -26,7 +27,6 @@ from gansweep.evaluation.inception import (
     load_inception,
 )
 from gansweep.evaluation.metrics import evaluate_samples
-from gansweep.evaluation.protocol import protocol_classifier
 from gansweep.evaluation.reference import ReferenceFeatures, cached_features, reference_features, training_batches
 from gansweep.run.run_dir import load_sampler, resolve_checkpoint, write_evaluation
 
