@@ -48,7 +48,7 @@ def listed_rows(held: np.ndarray, n_split: int, limit: int | None) -> int | None
 def hold_out(split: SplitPieces, held: np.ndarray) -> SplitPieces:
     """SPLIT (its pieces in index order, every image's label) with the images at HELD marked held out of each piece
     (read_piece skips them) and dropped from the labels."""
-    pieces, labels = [], []
+    pieces = []
     for piece in split.pieces:
         index = np.asarray(piece.indices)
         inside = held[(held >= index.min()) & (held <= index.max())]
