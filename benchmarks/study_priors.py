@@ -64,7 +64,7 @@ def run_arm(name: str, overrides: list[str], args: argparse.Namespace, payload: 
     """Train one arm for the budget of training seconds; returns its evaluations."""
     torch.set_num_threads(1)  # one core's worth each: the arms share the machine evenly
     cfg = load_config(None, [*COMMON, *overrides, f"train.batch_size={args.batch_size}", f"train.seed={args.seed}"])
-    source = describe_source(cfg.data.name, cfg.data.root, cfg.data.image_size, cfg.data.limit)
+    source = describe_source(cfg.data.name, cfg.data.root, cfg.data.image_size, cfg.data.limit, cfg.data.holdout)
     data = prepare_training_set(cfg, validate(cfg), source)
     images = torch.from_numpy(read_training_set(data)[0])  # the clean set, in memory: a small study's
     gan = build_gan(cfg, data.clean_shape)  # seeded by train.seed: the same initial G (and D) in every arm

@@ -36,9 +36,10 @@ def test_defaults_and_overrides_are_typed(tmp_path):
 def test_every_issue_key_exists():
     keys = set(all_keys())
     for key in (
-        "data.name data.root data.limit mode measurement.name measurement.p measurement.patch hidden.inject_at "
-        "hidden.measurement.name hidden.measurement.p hidden.measurement.unit hidden.fake_measurement train.steps "
-        "train.batch_size train.workers train.use_gpu train.seed train.ema train.ema_start eval.every eval.n_samples eval.features "
+        "data.name data.root data.limit data.validation_size data.validation_seed mode measurement.name measurement.p "
+        "measurement.patch hidden.inject_at hidden.measurement.name hidden.measurement.p hidden.measurement.unit "
+        "hidden.fake_measurement train.steps train.batch_size train.workers train.use_gpu train.seed train.ema "
+        "train.ema_start eval.every eval.n_samples eval.features "
         "unmeasure.inpaint"
     ).split():
         assert key in keys
@@ -55,6 +56,7 @@ def _check_shapes(cfg, *args, **kwargs):
         (["measurment.p=0.5"], "did you mean 'measurement.p'"),
         (["train.steps=many"], "train.steps must be an integer"),
         (["train.steps=0"], "train.steps=0 must be >= 1"),
+        (["data.validation_size=1"], "data.validation_size=1 must be 0 (none: select on the test split) or >= 2"),
         (["measurement.p=abc"], "measurement.p must be a number"),
         (["mode=dream"], "mode='dream' is not one of"),
         (["data.name=cifar"], "data.name='cifar' is not one of"),

@@ -7,6 +7,8 @@ import numpy as np
 import pytest
 import torch
 from conftest import FASHION, needs_fashion
+from gansweep.data.sources import load_source
+from gansweep.data.validation import Holdout, held_out_indices
 from gansweep.evaluation.classifier import (
     _splits,
     classifier_fingerprint,
@@ -25,8 +27,12 @@ def test_fingerprint_tracks_what_changes_the_classifier():
         classifier_fingerprint("fashion_mnist", None, limit=3000),
         classifier_fingerprint("mnist", str(FASHION)),
         classifier_fingerprint("fashion_mnist", "/tmp"),
+        classifier_fingerprint("fashion_mnist", None, holdout=Holdout(5000, 0)),
     ):
         assert changed != base
+    # The validation split held out of its training images names another classifier, per size and seed.
+    assert len({classifier_fingerprint("fashion_mnist", None, holdout=Holdout(*split))
+                for split in ((5000, 0), (5000, 1), (2000, 0))}) == 3
 
 
 @needs_fashion
@@ -108,5 +114,22 @@ def test_image_folder_without_test_split_is_scored_on_held_out_images(tmp_path):
     assert record.accuracy_split == "holdout" and record.image_shape == (3, 32, 32)
     assert record.n_train == 108 and record.n_test == 12 and record.num_classes == 2
     assert record.test_accuracy == 1.0  # trivially separable
-    held_labels = _splits("image_folder", str(tmp_path), None, None)[3]
+    held_labels = _splits("image_folder", str(tmp_path), None, None, Holdout(0, 0))[3]
     assert set(held_labels.tolist()) == {0, 1}  # held out across the classes, not the last folder only
+
+
+def test_the_validation_split_is_not_among_the_classifier_s_training_images(tmp_path):
+    """The cheap FID's reference images stay as unseen by the feature network as the test split's."""
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for i in range(40):
+        (tmp_path / "ab"[i % 2]).mkdir(exist_ok=True)
+        image = Image.fromarray(rng.integers(0, 256, (16, 16), dtype=np.uint8), mode="L")
+        image.save(tmp_path / "ab"[i % 2] / f"{i}.png")
+    split = load_source("image_folder", str(tmp_path)).images
+    held = split[held_out_indices(40, Holdout(8, 0), "x")]
+    x_train = _splits("image_folder", str(tmp_path), None, None, Holdout(8, 0))[0]
+    x_eval = _splits("image_folder", str(tmp_path), None, None, Holdout(8, 0))[2]  # the accuracy's every 10th
+    assert len(x_train) + len(x_eval) == 32
+    assert not {image.tobytes() for image in held} & {image.tobytes() for image in np.concatenate([x_train, x_eval])}

@@ -1,5 +1,6 @@
-"""The evaluation's data: the reference split's classifier features, cached once per (source, classifier), and the
-training split streamed in batches for the nearest-neighbour distance."""
+"""The evaluation's data: the reference splits' classifier features (the validation split's for the cheap FID, the
+test split's for the full evaluation), cached once per (source, split, classifier), and the training images streamed
+in batches for the nearest-neighbour distance."""
 
 from dataclasses import replace
 from pathlib import Path
@@ -9,6 +10,7 @@ import pytest
 import torch
 from gansweep.config.loading import load_config
 from gansweep.data.sources import load_source
+from gansweep.data.validation import Holdout, held_out_indices
 from gansweep.evaluation import protocol, reference
 from gansweep.evaluation.classifier import ClassifierRecord
 from gansweep.evaluation.metrics import (
@@ -19,7 +21,7 @@ from gansweep.evaluation.metrics import (
 from gansweep.nets.domain_classifier import DomainClassifier
 from PIL import Image
 
-N_TRAIN, N_TEST, SIZE = 12, 5, 16  # 16x16: the smallest image the domain classifier takes
+N_TRAIN, N_TEST, N_VALID, SIZE = 12, 5, 4, 16  # 16x16: the smallest image the domain classifier takes
 
 
 def _data(tmp_path, test_split: bool = True, *overrides: str):
@@ -31,7 +33,7 @@ def _data(tmp_path, test_split: bool = True, *overrides: str):
         folder.mkdir(parents=True, exist_ok=True)
         Image.fromarray(rng.integers(0, 256, (SIZE, SIZE), dtype=np.uint8), mode="L").save(folder / f"{i}.png")
     cfg = load_config(None, ["mode=clean", "data.name=image_folder", f"data.root={root}",
-                             f"data.cache_dir={tmp_path / 'cache'}", *overrides])
+                             f"data.cache_dir={tmp_path / 'cache'}", f"data.validation_size={N_VALID}", *overrides])
     return cfg
 
 
@@ -90,29 +92,65 @@ def test_a_source_without_a_test_split_is_scored_against_its_training_split(tmp_
     assert split == "train" and len(images) == N_TRAIN
 
 
-def test_prepare_monitor_reads_the_cached_features(tmp_path, monkeypatch):
+def _validation_images(cfg) -> np.ndarray:
+    """The clean training images the validation split holds out, in index order."""
+    whole = load_source("image_folder", cfg.data.root, split="train").images
+    return whole[held_out_indices(len(whole), cfg.data.holdout, "test")]
+
+
+def test_prepare_monitor_scores_against_the_cached_validation_split(tmp_path, monkeypatch, capsys):
     cfg, record = _data(tmp_path), _record()
-    monkeypatch.setattr(protocol, "load_or_train_classifier", lambda *args, **kwargs: record)
+    monkeypatch.setattr(protocol, "protocol_classifier", lambda *args, **kwargs: record)
     payload = protocol.prepare_monitor(cfg)
-    cached = reference.reference_features(cfg.data, record, tmp_path / "cache")
+    cached = reference.reference_features(cfg.data, record, tmp_path / "cache", "validation")
     assert not cached.computed_now  # prepare_monitor cached them under the data's cache root
+    # The held-out clean training images, not the test split's.
+    np.testing.assert_array_equal(cached.feats, classifier_outputs(record.model, _validation_images(cfg))[0])
     mu, sigma = feature_statistics(cached.feats)
     np.testing.assert_array_equal(payload.mu, mu)
     np.testing.assert_array_equal(payload.sigma, sigma)
-    assert payload.n_real == N_TEST and payload.reference_split == "test"
+    assert payload.n_real == N_VALID and payload.reference_split == "validation"
+    assert payload.provenance(64, "cpu")["reference_split"] == "validation"
     assert payload.classifier_fingerprint == record.fingerprint
+    assert "WARNING" not in capsys.readouterr().err
 
     monkeypatch.setattr(reference, "classifier_outputs", _no_classifier)
     np.testing.assert_array_equal(protocol.prepare_monitor(cfg).mu, mu)
 
 
-@pytest.mark.parametrize("limit", [None, 10])
-def test_training_batches_stream_the_split_and_give_the_in_memory_distance(tmp_path, limit):
+def test_without_a_validation_split_the_cheap_fid_selects_on_the_test_split_and_says_so(tmp_path, monkeypatch,
+                                                                                      capsys):
+    cfg, record = _data(tmp_path, True, "data.validation_size=0"), _record()
+    monkeypatch.setattr(protocol, "protocol_classifier", lambda *args, **kwargs: record)
+    payload = protocol.prepare_monitor(cfg)
+    assert payload.n_real == N_TEST and payload.reference_split == "test"
+    assert "WARNING: data.validation_size=0" in capsys.readouterr().err
+
+
+def test_the_validation_split_has_features_of_its_own_per_size_and_seed(tmp_path):
+    cfg, record = _data(tmp_path), _record()
+    cache = tmp_path / "cache"
+    test = reference.reference_features(cfg.data, record, cache)
+    valid = reference.reference_features(cfg.data, record, cache, "validation")
+    reseeded = reference.reference_features(replace(cfg.data, validation_seed=1), record, cache, "validation")
+    larger = reference.reference_features(replace(cfg.data, validation_size=N_VALID + 1), record, cache, "validation")
+    assert (test.split, valid.split, len(test.feats), len(valid.feats)) == ("test", "validation", N_TEST, N_VALID)
+    assert len({test.path, valid.path, reseeded.path, larger.path}) == 4
+    assert all(f.computed_now for f in (test, valid, reseeded, larger)) and len(larger.feats) == N_VALID + 1
+    # The test split's key is the one it had before validation splits: its cached features (Inception's: hours) stay.
+    no_split = reference.reference_features(replace(cfg.data, validation_size=0), record, cache)
+    assert not no_split.computed_now and no_split.path == test.path
+
+
+@pytest.mark.parametrize("limit", [None, 5])
+def test_training_batches_stream_the_training_images_and_give_the_in_memory_distance(tmp_path, limit):
     cfg = _data(tmp_path, True, *([f"data.limit={limit}"] if limit else []))
     batches = list(reference.training_batches(cfg.data, tmp_path / "cache", batch=3))
-    whole = load_source("image_folder", cfg.data.root, split="train", limit=limit).images
+    # The images a run trains on: the first LIMIT of the training split less its validation split.
+    split = load_source("image_folder", cfg.data.root, split="train").images
+    whole = np.delete(split, held_out_indices(N_TRAIN, Holdout(N_VALID, 0), "test"), axis=0)[:limit]
     assert all(b.dtype == np.uint8 and b.shape[1:] == (1, SIZE, SIZE) and 3 <= len(b) < 6 for b in batches[:-1])
-    assert sum(len(b) for b in batches) == len(whole) == (limit or N_TRAIN)
+    assert sum(len(b) for b in batches) == len(whole) == (limit or N_TRAIN - N_VALID)
     assert sorted(i.tobytes() for i in np.concatenate(batches)) == sorted(i.tobytes() for i in whole)
 
     samples = torch.rand(7, 1, SIZE, SIZE, generator=torch.Generator().manual_seed(3))

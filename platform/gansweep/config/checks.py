@@ -133,6 +133,9 @@ def validate(cfg: Config) -> Measurements:
     _check(cfg.data.name in SOURCES, f"data.name={quoted(cfg.data.name)} is not one of {', '.join(SOURCES)}")
     _check(cfg.data.limit is None or cfg.data.limit >= 1, f"data.limit={cfg.data.limit} must be >= 1")
     _check(cfg.data.image_size is None or cfg.data.image_size >= 4, "data.image_size must be >= 4")
+    _check(cfg.data.validation_size == 0 or cfg.data.validation_size >= 2,
+           f"data.validation_size={cfg.data.validation_size} must be 0 (none: select on the test split) or >= 2 "
+           "(FID needs a covariance)")
     image = _built_measurement(cfg.measurement, "measurement")
     hidden = _built_measurement(cfg.hidden.measurement, "hidden.measurement")
 

@@ -12,6 +12,7 @@ import typing
 from dataclasses import dataclass, field
 from typing import Any
 
+from gansweep.data.validation import Holdout
 from gansweep.nets.measurements import DEFAULTS
 
 MODES = ("ambient", "ignore", "unmeasure", "clean")
@@ -51,6 +52,16 @@ class DataConfig:
     image_size: int | None = None  # resize image_folder / parquet sources to this square size
     seed: int = 0  # seed of the lossy training set y = f_theta(x): the same for every trial
     cache_dir: str | None = None  # None: $GANSWEEP_CACHE or ~/.cache/gansweep
+    # The validation split (data/validation.py): training images held out of training, what the cheap FID that a
+    # search selects on compares samples with; 0: none, the cheap FID then uses the test split (with a warning).
+    # 5,000: Fashion-MNIST's and MNIST's usual 55,000 / 5,000 split; its own seed, so that data.seed (the thetas) and
+    # train.seed (a point's seeds) never move it.
+    validation_size: int = 5000
+    validation_seed: int = 0
+
+    @property
+    def holdout(self) -> Holdout:
+        return Holdout(self.validation_size, self.validation_seed)
 
 
 @dataclass

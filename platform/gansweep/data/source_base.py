@@ -29,7 +29,8 @@ class ImageArrays:
 @dataclass(frozen=True)
 class Piece:
     """A part of a split that one task reads on its own: rows of one Parquet row group, or some image files.
-    INDICES are the images' positions in the split (image i of the set is the same image in every run)."""
+    INDICES are the images' positions in the split (image i of the set is the same image in every run); those in
+    HELD_OUT are not read (the validation split's, data/validation.py): read_piece gives the rest."""
 
     source: str  # the kind that reads it (its name in sources.REGISTRY)
     root: str  # the source's root as resolved (a local path or a URI)
@@ -39,6 +40,17 @@ class Piece:
     first_row: int = 0  # parquet: the piece's first row in its row group
     files: tuple[str, ...] = ()  # image_folder: the image files
     labels: tuple[int, ...] = ()  # image_folder: their labels
+    held_out: frozenset[int] = frozenset()  # of INDICES: images skipped when read
+
+    @property
+    def kept(self) -> np.ndarray:
+        """The indices of the images read (INDICES less HELD_OUT), in order, int64."""
+        index = np.asarray(self.indices, dtype=np.int64)
+        return index[~np.isin(index, list(self.held_out))] if self.held_out else index
+
+    @property
+    def n_images(self) -> int:
+        return len(self.indices) - len(self.held_out)
 
 
 @dataclass
@@ -50,13 +62,16 @@ class SplitPieces:
 
 @dataclass
 class SourceInfo:
-    """A source's training split as the checks before a run need it (config.check_shapes), without loading it."""
+    """A source's training images (its training split less a validation split) as the checks before a run need them
+    (config.check_shapes), without loading them."""
 
     clean_shape: tuple[int, int, int]  # (C, H, W) of the images, as load_source returns them
     num_classes: int
-    n_images: int  # in the training split, at most `limit`
+    n_images: int  # training images: at most `limit`, none held out
     unlabelled: bool  # whether one of those images has no label
     pieces: SplitPieces | None = None  # the split's pieces as listed to describe it (None for IDX: headers only)
+    held_out: np.ndarray | None = None  # the validation split's indices, out of the training images (None: none)
+    listed_rows: int | None = None  # rows of the split to list for them: the limit, moved past held-out images
 
 
 class Source:

@@ -38,7 +38,7 @@ READ_AHEAD_BYTES = 4 * WINDOW_BYTES
 class StreamSpec:
     """What a worker's stream reads and how; made by the driver (run/training_set.py), shipped in the RunPlan."""
 
-    pieces: list[Piece]  # the set in index order
+    pieces: list[Piece]  # the set in index order (a validation split's images held out of them)
     channels: int  # 1 or 3, the first image's (sources.describe_source)
     image_size: int | None  # data.image_size
     measurement: Measurement | None  # each clean image is measured with its keyed theta; None: used as read
@@ -50,12 +50,12 @@ class StreamSpec:
 
     @property
     def n_images(self) -> int:
-        return sum(len(piece.indices) for piece in self.pieces)
+        return sum(piece.n_images for piece in self.pieces)
 
 
 def pieces_per_window(pieces: list[Piece], image_bytes: int) -> int:
     """Up to MAX_PIECES_PER_WINDOW pieces (more pieces mixed per window), within WINDOW_BYTES."""
-    largest = max(len(piece.indices) for piece in pieces) * image_bytes
+    largest = max(piece.n_images for piece in pieces) * image_bytes
     return int(max(1, min(MAX_PIECES_PER_WINDOW, WINDOW_BYTES // max(1, largest), len(pieces))))
 
 
@@ -66,7 +66,7 @@ def epoch_windows(spec: StreamSpec, epoch: int) -> list[np.ndarray]:
 
 
 def _window_rows(spec: StreamSpec, epoch: int) -> list[int]:
-    return [sum(len(spec.pieces[k].indices) for k in window) for window in epoch_windows(spec, epoch)]
+    return [sum(spec.pieces[k].n_images for k in window) for window in epoch_windows(spec, epoch)]
 
 
 def rank_items(spec: StreamSpec, rank: int, world: int, start_row: int, rows: int) -> list[dict]:
@@ -95,7 +95,7 @@ def read_window(spec: StreamSpec, epoch: int, window: int, skip: int = 0) -> Ite
     read = [read_piece(piece, spec.image_size, spec.channels) for piece in pieces]
     images = np.concatenate([arrays.images for arrays in read])
     labels = np.concatenate([arrays.labels for arrays in read])
-    indices = np.concatenate([np.asarray(piece.indices, dtype=np.int64) for piece in pieces])
+    indices = np.concatenate([piece.kept for piece in pieces])  # a validation split's images are not read
     order = np.random.default_rng([spec.shuffle_seed, epoch, window]).permutation(len(images))[skip:]
     for lo in range(0, len(order), BLOCK_ROWS):
         rows = order[lo : lo + BLOCK_ROWS]

@@ -1,11 +1,12 @@
 """The domain classifier: the feature network of the evaluation protocol (no Inception weights here).
 
-A small CNN trained once on the clean training split of a source, cached under
+A small CNN trained once on the clean training split of a source (less its validation split: the cheap FID's reference
+images stay as unseen by the feature network as the test split's), cached under
 CACHE/classifiers/<source>-<fingerprint>/ (CACHE a local folder or a URI; model.pt: the state dict, read back with
 torch.load(weights_only=True); record.json: what it was trained on and its test accuracy, written last, so a folder
 without it is absent). The
-fingerprint covers the source, its resolved root, the limit, the architecture and its version, the
-training recipe, the epochs and the seed, so every metric computed on its features can name the
+fingerprint covers the source, its resolved root, the limit, the validation split, the architecture and its version,
+the training recipe, the epochs and the seed, so every metric computed on its features can name the
 network it used. Plain torch, no Ray.
 """
 
@@ -17,7 +18,7 @@ import json
 import math
 import sys
 import time
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
 import numpy as np
@@ -27,9 +28,11 @@ from torch.nn import functional as F
 from tqdm.auto import tqdm
 
 from gansweep import storage
+from gansweep.config.schema import DataConfig
 from gansweep.data import cache
 from gansweep.data.source_base import DataSourceError
-from gansweep.data.sources import load_source, resolved_root
+from gansweep.data.sources import describe_source, load_source, resolved_root
+from gansweep.data.validation import Holdout, held_out_indices
 from gansweep.nets.domain_classifier import DomainClassifier
 
 ARCHITECTURE = "domain-cnn"
@@ -60,6 +63,7 @@ class ClassifierRecord:
     train_seconds: float = 0.0
     architecture: str = f"{ARCHITECTURE}-v{ARCHITECTURE_VERSION}"
     image_size: int | None = None  # the size image sources were resized to (data.image_size)
+    validation: list | None = None  # [size, seed] of the validation split left out of its training images
 
     def to_json(self) -> dict:
         """What record.json keeps: every field but the model and the run-time ones, plus the recipe."""
@@ -80,10 +84,10 @@ def _recipe() -> dict:
 
 def classifier_fingerprint(
     source: str, root: str | None, seed: int = 0, epochs: int = 3, limit: int | None = None,
-    image_size: int | None = None,
+    image_size: int | None = None, holdout: Holdout = Holdout(0, 0),
 ) -> str:
     """sha256[:16] of the source, its resolved root, the limit, the architecture and recipe, epochs and seed
-    (and the image size, for image sources resized to data.image_size)."""
+    (and the image size, for image sources resized to data.image_size, and the validation split held out)."""
     key = {
         "source": source,
         "root": resolved_root(source, root),
@@ -96,12 +100,21 @@ def classifier_fingerprint(
     }
     if image_size is not None:
         key["image_size"] = image_size
+    if holdout.size:  # added only with a validation split: the fingerprints of classifiers without one stay valid
+        key["validation"] = list(holdout)
     return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def _splits(source: str, root: str | None, limit: int | None, image_size: int | None):
-    """(train images, train labels, eval images, eval labels, num_classes, eval split name), uint8 images."""
+def _splits(source: str, root: str | None, limit: int | None, image_size: int | None, holdout: Holdout):
+    """(train images, train labels, eval images, eval labels, num_classes, eval split name), uint8 images; the
+    training images less HOLDOUT's validation split."""
     train = load_source(source, root, split="train", limit=limit, image_size=image_size)
+    if holdout.size:
+        n_split = describe_source(source, root, image_size).n_images
+        keep = np.ones(len(train.images), dtype=bool)
+        held = held_out_indices(n_split, holdout, source)
+        keep[held[held < len(keep)]] = False
+        train = replace(train, images=train.images[keep], labels=train.labels[keep])
     if train.num_classes < 2:
         raise DataSourceError(f"{source}: the domain classifier needs labelled images of at least two classes")
     try:
@@ -150,15 +163,17 @@ def train_classifier(
     limit: int | None = None,
     progress: bool = True,
     image_size: int | None = None,
+    holdout: Holdout = Holdout(0, 0),
 ) -> ClassifierRecord:
-    """Train a DomainClassifier on the clean training split of `source`; score it on the test split.
+    """Train a DomainClassifier on the clean training split of `source` less HOLDOUT's validation split; score it on
+    the test split.
 
     Deterministic given the seed (the global torch RNG is left as it was).
     """
     if epochs < 1:
         raise ValueError(f"epochs={epochs} must be >= 1")
-    fingerprint = classifier_fingerprint(source, root, seed, epochs, limit, image_size)
-    x_train, y_train, x_eval, y_eval, num_classes, eval_split = _splits(source, root, limit, image_size)
+    fingerprint = classifier_fingerprint(source, root, seed, epochs, limit, image_size, holdout)
+    x_train, y_train, x_eval, y_eval, num_classes, eval_split = _splits(source, root, limit, image_size, holdout)
     n = len(x_train)
     images = torch.from_numpy(x_train)  # uint8; converted batch by batch
     labels = torch.from_numpy(y_train)
@@ -230,6 +245,7 @@ def train_classifier(
         image_shape=tuple(int(s) for s in x_train.shape[1:]),
         train_seconds=train_seconds,
         image_size=image_size,
+        validation=list(holdout) if holdout.size else None,
     )
 
 
@@ -245,9 +261,9 @@ def _load(folder: str, fingerprint: str) -> ClassifierRecord | None:
         )
         state = io.BytesIO(storage.read_bytes(storage.join(folder, "model.pt")))
         model.load_state_dict(torch.load(state, map_location="cpu", weights_only=True))
-        record = ClassifierRecord(
-            model=model.eval(), path=folder, trained_now=False, **{name: meta[name] for name in _SAVED_FIELDS}
-        )
+        # A field a record of an older version lacks takes its default (one without a validation split: None).
+        record = ClassifierRecord(model=model.eval(), path=folder, trained_now=False,
+                                  **{name: meta[name] for name in _SAVED_FIELDS if name in meta})
     except Exception:  # absent, cut off, of another shape: any unreadable cache is retrained
         return None
     record.image_shape = tuple(record.image_shape)
@@ -263,13 +279,14 @@ def load_or_train_classifier(
     progress: bool = True,
     cache_dir: Path | str | None = None,
     image_size: int | None = None,
+    holdout: Holdout = Holdout(0, 0),
 ) -> ClassifierRecord:
     """The cached classifier for these arguments, trained and cached first when absent.
 
     `cache_dir` defaults to $GANSWEEP_CACHE or ~/.cache/gansweep. The returned record's `trained_now`
     says whether it was trained by this call.
     """
-    fingerprint = classifier_fingerprint(source, root, seed, epochs, limit, image_size)
+    fingerprint = classifier_fingerprint(source, root, seed, epochs, limit, image_size, holdout)
     folder = cache.classifier_folder(source, fingerprint, cache_dir)
     cached = _load(folder, fingerprint)
     if cached is not None:
@@ -282,7 +299,7 @@ def load_or_train_classifier(
             )
         return cached
     record = train_classifier(
-        source, root, seed=seed, epochs=epochs, limit=limit, progress=progress, image_size=image_size
+        source, root, seed=seed, epochs=epochs, limit=limit, progress=progress, image_size=image_size, holdout=holdout
     )
     # Each file written whole, record.json last (object storage has no rename): a reader never takes a folder whose
     # model is missing or cut off, and concurrent callers write the same classifier (the same recipe and seed).
@@ -292,3 +309,10 @@ def load_or_train_classifier(
     storage.write_text(storage.join(folder, "record.json"), json.dumps(record.to_json(), indent=2) + "\n")
     record.path = folder
     return record
+
+
+def protocol_classifier(data: DataConfig, progress: bool = True) -> ClassifierRecord:
+    """The protocol's domain classifier of DATA's source: trained on its clean training split less the validation
+    split, cached; the cheap and the full evaluation score on the same one."""
+    return load_or_train_classifier(data.name, data.root, image_size=data.image_size,
+                                    cache_dir=cache.root(data.cache_dir), holdout=data.holdout, progress=progress)

@@ -1,11 +1,12 @@
 """The cheap evaluation a run makes while it trains: FID and classifier score of a few samples.
 
 The driver prepares it once, before Ray starts (the cached domain classifier and the feature
-statistics of the clean reference split), and ships it to rank 0 inside the train loop's config, so
-a worker on another node needs neither the classifier cache nor the test data. The figures use the
-protocol's classifier and reference split but few samples: FID on 1,000 samples is biased upwards
-against the full evaluation's, so it ranks trials and drives early stopping; the table's numbers
-come from the full evaluation at the end.
+statistics of the clean validation split: training images held out of training, data/validation.py),
+and ships it to rank 0 inside the train loop's config, so a worker on another node needs neither the
+classifier cache nor the data. The figures use the protocol's classifier but the validation split and
+few samples: FID on 1,000 samples is biased upwards against the full evaluation's, so it ranks trials
+and drives early stopping, and no choice looks at the test split; the table's numbers come from the
+full evaluation against the test split at the end.
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ class MonitorPayload:
     mu: np.ndarray
     sigma: np.ndarray
     n_real: int
-    reference_split: str
+    reference_split: str  # "validation", or with data.validation_size 0 the full evaluation's ("test")
     classifier_fingerprint: str
 
     @classmethod
@@ -56,7 +57,8 @@ class MonitorPayload:
 
     def provenance(self, n_samples: int, device: str) -> dict:
         """The protocol fields recorded with the cheap figures of N_SAMPLES samples scored on DEVICE (cpu or cuda;
-        in fp32 on either: the samples and the features are computed without TF32)."""
+        in fp32 on either: the samples and the features are computed without TF32); n_real: the reference split's
+        size ("validation": data.validation_size)."""
         return {"n_fake": n_samples, "n_real": self.n_real, "reference_split": self.reference_split,
                 "classifier_fingerprint": self.classifier_fingerprint, "device": device, "arithmetic": "fp32"}
 

@@ -1,9 +1,9 @@
 """`gansweep evaluate`: the evaluation protocol on a trained run's generator (no Ray).
 
 Samples come from the run's newest checkpoint, without any measurement, and are compared with the
-clean test split on the cached domain classifier's features (metrics.evaluate_samples; the test split's
-features are cached too: evaluation.reference), and with the training split, streamed in batches, for the
-nearest-neighbour distance; with Inception among the feature networks, also on its features (evaluation.inception).
+clean test split (never the validation split the cheap FID selects on) on the cached domain classifier's
+features (metrics.evaluate_samples; the test split's features are cached too: evaluation.reference), and
+with the training images, streamed in batches, for the nearest-neighbour distance; with Inception among the feature networks, also on its features (evaluation.inception).
 On a GPU where there is one (--device), in fp32 on either device (no TF32), with z drawn on the CPU: the same
 figures, up to rounding, wherever a run is evaluated.
 """
@@ -17,7 +17,7 @@ from gansweep.config.errors import ConfigError
 from gansweep.config.schema import DataConfig
 from gansweep.gan.runtime import resolve_device
 from gansweep.data import cache
-from gansweep.evaluation.classifier import load_or_train_classifier
+from gansweep.evaluation.classifier import protocol_classifier
 from gansweep.evaluation.figures import FULL, raw_key
 from gansweep.evaluation.inception import (
     FEATURE_DIM,
@@ -51,7 +51,7 @@ def evaluate_run(
     features = cfg.eval.features if features is None else features
     inception = load_inception() if "inception" in features else None  # a missing extra fails first
     root = cache.root(data.cache_dir)
-    classifier = load_or_train_classifier(data.name, data.root, image_size=data.image_size, cache_dir=root)
+    classifier = protocol_classifier(data)
     reference = reference_features(data, classifier, root)
     classifier.model.to(where)
     samples = sampler.to(where).draw(n_samples, seed)

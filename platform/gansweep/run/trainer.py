@@ -76,7 +76,7 @@ def check_config(cfg: Config) -> CheckedRun:
         check_gpu_layout(cfg.train.workers, cfg.train.gpus_per_worker)
     check_installed(cfg.eval.features, cfg.eval.n_samples)
     try:
-        source = describe_source(data.name, data.root, data.image_size, data.limit)
+        source = describe_source(data.name, data.root, data.image_size, data.limit, data.holdout)
         measurements = validate(cfg)
         check_shapes(cfg, measurements, source.clean_shape, source.num_classes, source.n_images,
                      unlabelled=source.unlabelled)

@@ -30,7 +30,7 @@ from gansweep.config.schema import Config
 from gansweep.data import cache
 from gansweep.data.restoration import restore
 from gansweep.data.source_base import SourceInfo
-from gansweep.data.sources import read_piece, resolved_root, source_pieces
+from gansweep.data.sources import read_piece, resolved_root, source_pieces, training_pieces
 from gansweep.data.stream import StreamSpec, measured, pieces_per_window
 from gansweep.data.thetas import measure_keyed
 from gansweep.nets.measurements import Measurement
@@ -63,7 +63,8 @@ def _restoration(cfg: Config) -> dict | None:
 
 
 def fingerprint(cfg: Config) -> str:
-    """Identifies the training set: the source and, when the reals are measured, the measurement and its seed."""
+    """Identifies the training set: the source, the validation split held out of it and, when the reals are measured,
+    the measurement and its seed."""
     data = cfg.data
     key = {
         "version": CACHE_VERSION,
@@ -74,6 +75,8 @@ def fingerprint(cfg: Config) -> str:
         "measurement": asdict(cfg.measurement) if cfg.measures_reals else None,
         "seed": data.seed if cfg.measures_reals else None,
     }
+    if data.validation_size:  # added only with a validation split, so the keys of sets without one stay valid
+        key["validation"] = list(data.holdout)
     if (restoration := _restoration(cfg)) is not None:  # added only here, so the other modes' keys stay valid
         key["restoration"] = restoration
     return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
@@ -83,8 +86,8 @@ def prepare_training_set(cfg: Config, measurements: Measurements, source: Source
     """The training set of a run whose source SOURCE describes: its pieces listed (IDX sets converted to Parquet in
     the cache once), nothing decoded. No Ray: mode unmeasure's restoration runs later (restore_training_set)."""
     data = cfg.data
-    listed = source.pieces or source_pieces(data.name, data.root, "train", data.limit, cache_dir=data.cache_dir)
-    pieces = listed.pieces  # listed once: describe_source's listing, or the IDX set's Parquet conversion
+    # Listed once: describe_source's listing, or the IDX set's Parquet conversion; the validation split held out.
+    pieces = training_pieces(data.name, data.root, source, cache_dir=data.cache_dir).pieces
     measurement = measurements.image if cfg.measures_reals else None
     clean_shape = tuple(source.clean_shape)
     sample_shape = measurement.output_shape(clean_shape) if measurement is not None and cfg.mode != "unmeasure" \
@@ -157,7 +160,7 @@ def _restore_pieces(batch: dict[str, np.ndarray], spec: StreamSpec, restoration:
         arrays = read_piece(piece, spec.image_size, spec.channels)
         with torch.no_grad():
             y, theta = measure_keyed(spec.measurement, torch.from_numpy(arrays.images).float() / 255.0,
-                                     piece.indices, spec.data_seed)
+                                     piece.kept, spec.data_seed)
         restored = restore(spec.measurement, y, theta, **restoration)
         pixels = np.clip(np.rint(restored * 255), 0, 255).astype(np.uint8).reshape(len(restored), -1)
         images = pa.FixedSizeListArray.from_arrays(pa.array(pixels.reshape(-1), pa.uint8()), pixels.shape[1])
@@ -175,11 +178,11 @@ def read_training_set(training_set: TrainingSet, limit: int | None = None) -> tu
     images, labels, indices = [], [], []
     for piece in sorted(spec.pieces, key=lambda p: p.indices.start):
         arrays = read_piece(piece, spec.image_size, spec.channels)
-        indices.append(np.asarray(piece.indices))
+        indices.append(piece.kept)
         images.append(arrays.images.astype(np.float32) / 255.0 if spec.measurement is None
                       else measured(spec, arrays.images, indices[-1]))
         labels.append(arrays.labels)
-        if limit is not None and piece.indices.step == 1 and piece.indices.stop >= limit:
-            break  # contiguous pieces in order: images 0 to LIMIT - 1 are read (an image folder's are strided)
+        if limit is not None and piece.indices.step == 1 and sum(map(len, indices)) >= limit:
+            break  # contiguous pieces in order: the first LIMIT images are read (an image folder's are strided)
     order = np.argsort(np.concatenate(indices), kind="stable")[:limit]
     return np.concatenate(images)[order], np.concatenate(labels)[order]

@@ -93,7 +93,7 @@ def _trial_error(space: SweepSpace, point: dict[str, Any], sources: dict[tuple, 
     try:
         cfg = space.trial_config(point)
         data = cfg.data
-        settings = (data.name, data.root, data.image_size, data.limit)
+        settings = (data.name, data.root, data.image_size, data.limit, data.holdout)
         if settings not in sources:
             sources[settings] = describe_source(*settings)
         source = sources[settings]
