@@ -13,11 +13,13 @@ group's Optuna trial from trials.json like any other.
 from __future__ import annotations
 
 import pickle
+import warnings
 
 from ray.tune.search import Searcher
 from ray.tune.search.optuna import OptunaSearch
 
 from gansweep import storage
+from gansweep.evaluation import figures
 from gansweep.sweep import sweep_dir as layout
 
 # A sweep directory's resolved storage URL, for its searcher: Tune pickles the searcher (into tuner.pkl and each
@@ -31,7 +33,10 @@ SEED = "seed"  # a Tune trial's config key: its training seed, where the space h
 class StudySearch(OptunaSearch):
     """Ray's OptunaSearch, pickled without its storage (see STUDY_URLS), telling Optuna what became of each trial:
     a trial stopped by the scheduler before its last step is PRUNED (Ray would record its partial value as
-    COMPLETE), and a study trial a killed driver asked for after Tune's last save is closed on resume (restore). It also
+    COMPLETE), and a study trial a killed driver asked for after Tune's last save is closed on resume (restore). The
+    study names its values by the sweep's metrics (the dashboard's "fid", not "Objective 0"), and a trial's
+    intermediate values are its cheap evaluations, each once at the training step it was taken (Ray's would be every
+    report, at Tune's iteration, repeating the last evaluation until the next). It also
     publishes a sweep's local SQLite study to the bucket (sweep_dir.publish_study) whenever Tune saves its own state:
     Tune then uploads that state, so the two copies a resume reads agree."""
 
@@ -47,6 +52,15 @@ class StudySearch(OptunaSearch):
         # the ids of its trials so far and how each ended. The last group made is filled before Optuna is asked again.
         self._groups: dict[str, dict] = {}
         self._filling: dict | None = None
+        self._evaluated: dict[str, int] = {}  # Tune's trial id -> the step of its last evaluation told to Optuna
+
+    def _setup_study(self, mode):
+        import optuna
+
+        super()._setup_study(mode)
+        with warnings.catch_warnings():  # "set_metric_names is experimental"
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            self._ot_study.set_metric_names(self._metrics())
 
     def __getstate__(self) -> dict:
         state = {key: value for key, value in self.__dict__.items() if key not in self._DETACHED}
@@ -56,7 +70,7 @@ class StudySearch(OptunaSearch):
 
     def __setstate__(self, state: dict) -> None:
         # (a searcher Tune pickled before seeds existed: its trials are groups of one, none of them known here)
-        self.__dict__.update({"seeds_of": None, "_groups": {}, "_filling": None, **state})
+        self.__dict__.update({"seeds_of": None, "_groups": {}, "_filling": None, "_evaluated": {}, **state})
         self._storage = self._ot_study = None
         self._ot_trials = {}
         if self.sweep_dir in STUDY_URLS:
@@ -126,9 +140,16 @@ class StudySearch(OptunaSearch):
 
     def on_trial_result(self, trial_id: str, result: dict):
         group = self._groups.get(trial_id)
-        if group is None or len(group["seeds"]) == 1:
-            super().on_trial_result(trial_id, result)
-        # else: one seed's figures are not the point's; its Optuna trial gets the seeds' mean at their end only
+        if group is not None and len(group["seeds"]) > 1:
+            return  # one seed's figures are not the point's; its Optuna trial gets the seeds' mean at their end only
+        step = result.get(figures.STEP)
+        if isinstance(self.metric, list) or trial_id in self._completed_trials or step is None:
+            return  # (Optuna has no intermediate values for two objectives)
+        if self._evaluated.get(trial_id) != step:
+            self._evaluated[trial_id] = step
+            trial = self._ot_trials[trial_id]
+            if step not in trial.storage.get_trial(trial._trial_id).intermediate_values:  # (told before a resume)
+                trial.report(result[self.metric], step)
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False):
         group = self._groups.get(trial_id)
