@@ -36,7 +36,7 @@ def _test_fid(entry: dict) -> str:
     return "" if value is None else _number(value)
 
 
-def _outcome(entry: dict, metric: str) -> str:
+def _outcome(entry: dict, metric: str, error_file: str | None = None) -> str:
     """What became of a trial, in words: its value, where the scheduler stopped it, or its error."""
     status = entry["status"]
     if status == layout.FINISHED:
@@ -49,12 +49,14 @@ def _outcome(entry: dict, metric: str) -> str:
         return f"stopped by the scheduler at step {entry.get('stopped_at_step')}" + (
             f" (val {metric} {_number(last)})" if last is not None else "")
     if status == layout.FAILED:
-        return f"failed: {entry.get('error')}"
+        return f"failed: {entry.get('error')}" + (f" (traceback: {error_file})" if error_file else "")
     return status
 
 
-def ended(entry: dict, metric: str) -> None:
-    say(f"{entry['name']} {_outcome(entry, metric)}")
+def ended(entry: dict, metric: str, error_file: str | None = None) -> None:
+    """A trial's end: its value, the step the scheduler stopped it at, or its error (ERROR_FILE: Tune's, with the
+    traceback)."""
+    say(f"{entry['name']} {_outcome(entry, metric, error_file)}")
 
 
 def restarting(entry: dict, error_file: str | None) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -277,7 +278,7 @@ class TrialsRecord(Callback):
         error = run_dir.read_error(layout.trial_dir(self.sweep_dir, entry["name"]))
         entry["error"] = error or f"failed; see Tune's error file {trial.error_file}"
         self._write()
-        console.ended(entry, self.metric)
+        console.ended(entry, self.metric, trial.error_file)
 
 
 _REPORTED = ("step", *figures.REPORTED, "loss_d", "loss_g", "d_real", "d_fake", "images_per_s", "data_wait_frac",
@@ -424,6 +425,11 @@ def _tune(space: SweepSpace, sweep_dir: str, resume: bool, verbose: bool) -> flo
                 ),
                 run_config=run_config,
             )
+        if not verbose:
+            # Tune's newer console prints its configuration and paths even at verbose=0, its older one nothing; and a
+            # failed trial's traceback is in Tune's error file, which TrialsRecord's line names.
+            os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+            os.environ.setdefault("TUNE_PRINT_ALL_TRIAL_ERRORS", "0")
         start = time.time()
         tuner.fit()
         return time.time() - start

@@ -57,7 +57,12 @@ class StudySearch(OptunaSearch):
     def _setup_study(self, mode):
         import optuna
 
-        super()._setup_study(mode)
+        verbosity = optuna.logging.get_verbosity()
+        optuna.logging.set_verbosity(optuna.logging.WARNING)  # no "A new study created" line: the sweep's line says it
+        try:
+            super()._setup_study(mode)
+        finally:
+            optuna.logging.set_verbosity(verbosity)
         with warnings.catch_warnings():  # "set_metric_names is experimental"
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             self._ot_study.set_metric_names(self._metrics())
