@@ -52,13 +52,12 @@ class StudySearch(OptunaSearch):
         # the ids of its trials so far and how each ended. The last group made is filled before Optuna is asked again.
         self._groups: dict[str, dict] = {}
         self._filling: dict | None = None
-        self._evaluated: dict[str, int] = {}  # Tune's trial id -> the step of its last evaluation told to Optuna
 
     def _setup_study(self, mode):
         import optuna
 
         verbosity = optuna.logging.get_verbosity()
-        optuna.logging.set_verbosity(optuna.logging.WARNING)  # no "A new study created" line: the sweep's line says it
+        optuna.logging.set_verbosity(optuna.logging.WARNING)  # no "A new study created" line: the sweep's says it
         try:
             super()._setup_study(mode)
         finally:
@@ -75,7 +74,7 @@ class StudySearch(OptunaSearch):
 
     def __setstate__(self, state: dict) -> None:
         # (a searcher Tune pickled before seeds existed: its trials are groups of one, none of them known here)
-        self.__dict__.update({"seeds_of": None, "_groups": {}, "_filling": None, "_evaluated": {}, **state})
+        self.__dict__.update({"seeds_of": None, "_groups": {}, "_filling": None, **state})
         self._storage = self._ot_study = None
         self._ot_trials = {}
         if self.sweep_dir in STUDY_URLS:
@@ -99,29 +98,9 @@ class StudySearch(OptunaSearch):
         """The state Tune saved last (on --resume). An Optuna trial asked for after that save has no Tune trial that
         will ever report to it: told what trials.json says became of it (a trial that ended before the kill), else
         FAIL; never left RUNNING."""
-        import optuna
-
         with open(checkpoint_path, "rb") as file:
             self.__setstate__(pickle.load(file))
-        attached = {trial._trial_id for trial in self._ot_trials.values()}
-        recorded: dict[int, list[dict]] = {}  # a point's entries: one per seed
-        for entry in layout.read_trials(self.sweep_dir) or []:
-            recorded.setdefault(entry["number"], []).append(entry)
-        for trial in self._ot_study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
-            # (A study may be shared with other sweeps running now: only this one's trials.)
-            if trial.user_attrs.get(SWEEP_ATTR) != self._owner() or trial._trial_id in attached:
-                continue
-            entries = recorded.get(trial.number, [])
-            seeds = len(self.seeds_of(trial.params)) if self.seeds_of else 1
-            values = [[entry.get("metrics", {}).get(metric) for metric in self._metrics()] for entry in entries]
-            if (len(entries) == seeds and all(entry.get("status") == layout.FINISHED for entry in entries)
-                    and all(None not in v for v in values)):
-                means = [sum(column) / len(column) for column in zip(*values)]
-                self._ot_study.tell(trial.number, means if len(means) > 1 else means[0])
-            else:
-                stopped = any(entry.get("status") == layout.STOPPED for entry in entries)
-                self._ot_study.tell(trial.number, state=optuna.trial.TrialState.PRUNED if stopped
-                                    else optuna.trial.TrialState.FAIL)
+        _close_lost_trials(self)
 
     def _metrics(self) -> list[str]:
         return self.metric if isinstance(self.metric, list) else [self.metric]
@@ -144,17 +123,14 @@ class StudySearch(OptunaSearch):
         return group["point"] if seed is None else {**group["point"], SEED: seed}
 
     def on_trial_result(self, trial_id: str, result: dict):
-        group = self._groups.get(trial_id)
-        if group is not None and len(group["seeds"]) > 1:
-            return  # one seed's figures are not the point's; its Optuna trial gets the seeds' mean at their end only
-        step = result.get(figures.STEP)
-        if isinstance(self.metric, list) or trial_id in self._completed_trials or step is None:
-            return  # (Optuna has no intermediate values for two objectives)
-        if self._evaluated.get(trial_id) != step:
-            self._evaluated[trial_id] = step
-            trial = self._ot_trials[trial_id]
-            if step not in trial.storage.get_trial(trial._trial_id).intermediate_values:  # (told before a resume)
-                trial.report(result[self.metric], step)
+        group, step = self._groups.get(trial_id), result.get(figures.STEP)
+        # A point of several seeds is told their mean at their end only; two objectives have no intermediate values.
+        if ((group is not None and len(group["seeds"]) > 1) or isinstance(self.metric, list) or step is None
+                or trial_id in self._completed_trials):
+            return
+        trial = self._ot_trials[trial_id]
+        if step not in trial._cached_frozen_trial.intermediate_values:  # (the reports between carry it again)
+            trial.report(result[self.metric], step)
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False):
         group = self._groups.get(trial_id)
@@ -185,3 +161,28 @@ def _point_end(ends: list[dict], metrics: list[str]) -> tuple[dict | None, bool]
         return None, False
     columns = list(zip(*(end["values"] for end in ends)))
     return {metric: sum(column) / len(column) for metric, column in zip(metrics, columns)}, False
+
+
+def _close_lost_trials(search: StudySearch) -> None:
+    """SEARCH's Optuna trials left RUNNING by a killed driver (StudySearch.restore), told what trials.json says."""
+    import optuna
+
+    attached = {trial._trial_id for trial in search._ot_trials.values()}
+    recorded: dict[int, list[dict]] = {}  # a point's entries: one per seed
+    for entry in layout.read_trials(search.sweep_dir) or []:
+        recorded.setdefault(entry["number"], []).append(entry)
+    for trial in search._ot_study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
+        # (A study may be shared with other sweeps running now: only this one's trials.)
+        if trial.user_attrs.get(SWEEP_ATTR) != search._owner() or trial._trial_id in attached:
+            continue
+        entries = recorded.get(trial.number, [])
+        seeds = len(search.seeds_of(trial.params)) if search.seeds_of else 1
+        values = [[entry.get("metrics", {}).get(metric) for metric in search._metrics()] for entry in entries]
+        if (len(entries) == seeds and all(entry.get("status") == layout.FINISHED for entry in entries)
+                and all(None not in v for v in values)):
+            means = [sum(column) / len(column) for column in zip(*values)]
+            search._ot_study.tell(trial.number, means if len(means) > 1 else means[0])
+        else:
+            stopped = any(entry.get("status") == layout.STOPPED for entry in entries)
+            search._ot_study.tell(trial.number, state=optuna.trial.TrialState.PRUNED if stopped
+                                  else optuna.trial.TrialState.FAIL)
