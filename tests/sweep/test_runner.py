@@ -81,7 +81,8 @@ def test_grid_sweep_runs_every_point_and_survives_a_diverging_trial(grid_sweep):
     assert failed["params"] == {"train.lr_d": 1.0e30}
     assert "non-finite" in failed["error"]
     # Failed once, on the console: Tune's restarts of a one-worker trial end at once instead of diverging again.
-    (failed_line,) = [line for line in result.stdout.splitlines() if line.startswith(f"[gansweep] {failed['name']} fail")]
+    (failed_line,) = [line for line in result.stdout.splitlines()
+                      if line.startswith(f"[gansweep] {failed['name']} failed: ")]
     assert "non-finite" in failed_line, result.stdout[-3000:]
     for entry in by_status["finished"]:
         assert entry["metrics"]["step"] == TINY["train.steps"]
