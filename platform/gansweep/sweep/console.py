@@ -31,9 +31,13 @@ def evaluated(entry: dict, metric: str, metrics: dict) -> None:
     say(f"{entry['name']} step {metrics[figures.STEP]}: val {metric} {_number(metrics[metric])}")
 
 
-def _test_fid(entry: dict) -> str:
-    value = (entry.get("full_evaluation") or {}).get(figures.FID)
-    return "" if value is None else _number(value)
+def _test_fid(entry: dict, with_n: bool = False) -> str:
+    """The full evaluation's FID against the test split ("" where the trial has none); WITH_N: its samples too."""
+    evaluation = entry.get("full_evaluation") or {}
+    if evaluation.get(figures.FID) is None:
+        return ""
+    n = f" (n={evaluation['n_fake']})" if with_n and evaluation.get("n_fake") else ""
+    return _number(evaluation[figures.FID]) + n
 
 
 def _outcome(entry: dict, metric: str, error_file: str | None = None) -> str:
@@ -41,7 +45,7 @@ def _outcome(entry: dict, metric: str, error_file: str | None = None) -> str:
     status = entry["status"]
     if status == layout.FINISHED:
         value = "none (not finite)" if entry.get("value") is None else _number(entry["value"])
-        test = _test_fid(entry)
+        test = _test_fid(entry, with_n=True)
         return f"finished: val {metric} {value} at step {entry['metrics'].get('step')}" + (
             f", test fid {test}" if test else "")
     if status == layout.STOPPED:
@@ -92,6 +96,6 @@ def best(trials: list[dict], metric: str, mode: str) -> None:
         say(f"best point {first['group']}: val {metric} {_number(value)} (the mean of its {len(entries)} seeds at "
             f"their final step); params {params}")
         return
-    test = _test_fid(first)
+    test = _test_fid(first, with_n=True)
     say(f"best trial {first['name']}: val {metric} {_number(value)} at step {first['metrics'].get('step')}"
         + (f", test fid {test}" if test else "") + f"; params {params}")
