@@ -75,6 +75,16 @@ def test_optuna_hears_each_cheap_evaluation_once_at_its_training_step_under_the_
     assert optuna.load_study(study_name="s", storage=study_url).metric_names == ["fid"]
 
 
+def test_a_trial_stopped_by_the_scheduler_is_pruned_with_the_evaluation_it_was_stopped_on(tmp_path, study_url):
+    search = _search(tmp_path, study_url)
+    search.suggest("a")
+    search.on_trial_result("a", {"step": 10, "fid": 50.0, "fid_step": 10, "training_iteration": 1})
+    # Tune hands the result ASHA stopped the trial on to on_trial_complete only.
+    search.on_trial_complete("a", {"step": 20, "fid": 60.0, "fid_step": 20, "training_iteration": 2})
+    (trial,) = optuna.load_study(study_name="s", storage=study_url).trials
+    assert trial.state.name == "PRUNED" and trial.intermediate_values == {10: 50.0, 20: 60.0}
+
+
 @pytest.mark.parametrize("result, error, expected", [
     ({"fid": 12.5, "step": STEPS}, False, ("COMPLETE", 12.5)),  # trained all its steps
     ({"fid": 30.0, "step": 20}, False, ("PRUNED", None)),  # stopped by ASHA at a rung: its value is partial

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import logging
 import os
 import time
 from pathlib import Path
@@ -430,6 +431,7 @@ def _tune(space: SweepSpace, sweep_dir: str, resume: bool, verbose: bool) -> flo
             # failed trial's traceback is in Tune's error file, which TrialsRecord's line names.
             os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
             os.environ.setdefault("TUNE_PRINT_ALL_TRIAL_ERRORS", "0")
+            logging.getLogger("ray.tune.tune").setLevel(logging.WARNING)  # "Wrote the latest version of all result.."
         start = time.time()
         tuner.fit()
         return time.time() - start

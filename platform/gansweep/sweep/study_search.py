@@ -34,17 +34,16 @@ class StudySearch(OptunaSearch):
     """Ray's OptunaSearch, pickled without its storage (see STUDY_URLS), telling Optuna what became of each trial:
     a trial stopped by the scheduler before its last step is PRUNED (Ray would record its partial value as
     COMPLETE), and a study trial a killed driver asked for after Tune's last save is closed on resume (restore). The
-    study names its values by the sweep's metrics (the dashboard's "fid", not "Objective 0"), and a trial's
-    intermediate values are its cheap evaluations, each once at the training step it was taken (Ray's would be every
-    report, at Tune's iteration, repeating the last evaluation until the next). It also
-    publishes a sweep's local SQLite study to the bucket (sweep_dir.publish_study) whenever Tune saves its own state:
-    Tune then uploads that state, so the two copies a resume reads agree."""
+    study names its values by the sweep's metrics (the dashboard's "fid", not "Objective 0"); a trial's intermediate
+    values are its cheap evaluations, once each at its training step (not Ray's every report at Tune's iteration,
+    each repeating the last evaluation). It also publishes a sweep's local
+    SQLite study to the bucket (sweep_dir.publish_study) whenever Tune saves its own state: Tune then uploads that
+    state, so the two copies a resume reads agree."""
 
     _DETACHED = ("_storage", "_ot_study", "_ot_trials")
 
     def __init__(self, *args, sweep_dir: str, steps: int, seeds_of=None, **kwargs):
-        """SEEDS_OF: a point's training seeds (SweepSpace.seed_values; [None]: one trial with its config's own seed);
-        None: one trial per point."""
+        """SEEDS_OF: a point's training seeds (SweepSpace.seed_values); None: one trial per point, its own seed."""
         super().__init__(*args, **kwargs)
         self.sweep_dir, self.steps, self.seeds_of = sweep_dir, steps, seeds_of
         self.published = None  # the local study's stamp when last published: unchanged, it is not uploaded again
@@ -141,6 +140,7 @@ class StudySearch(OptunaSearch):
             self._completed_trials.add(trial_id)
             return
         if not error and result is not None and result.get("step", 0) < self.steps:
+            self.on_trial_result(trial_id, result)  # the evaluation it was stopped on: Tune gives it here only
             result = None  # stopped by the scheduler: OptunaSearch tells a trial without a value as PRUNED
         if group is None:  # a trial suggested by a searcher pickled before seeds existed
             super().on_trial_complete(trial_id, result, error)
