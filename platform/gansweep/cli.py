@@ -219,10 +219,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     # Read when Ray is imported (not yet): a line Ray's workers print reaches this console as it is, none merged into
-    # another's "[repeated Nx across cluster]"; and token authentication, Ray's default for a local Ray, named
-    # explicitly, so that Ray does not warn on every start that it is on (and how to turn it off).
+    # another's "[repeated Nx across cluster]"; and for the local Ray gansweep starts (no RAY_ADDRESS: a cluster keeps
+    # its own), token authentication, Ray's default, named so that Ray does not warn on every start that it is on.
     os.environ.setdefault("RAY_DEDUP_LOGS", "0")
-    os.environ.setdefault("RAY_AUTH_MODE", "token")
+    if not os.environ.get("RAY_ADDRESS"):
+        os.environ.setdefault("RAY_AUTH_MODE", "token")
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
