@@ -49,11 +49,12 @@ def run_sweep(algorithm: str, args, out: Path) -> float:
 
 
 def best_so_far(out: Path) -> list[float | None]:
-    """The best cheap FID over trials 1..k, for each k, in the order the sampler asked for them."""
+    """The best value (a finished trial's val fid at its final step: sweep_dir.trial_value) over trials 1..k, for each
+    k, in the order the sampler asked for them."""
     curve, best = [], math.inf
     for trial in sorted(layout.read_trials(out) or [], key=lambda t: t["number"]):
-        value = (trial.get("best") or {}).get("value")
-        if value is not None and math.isfinite(value):
+        value = trial.get("value")
+        if value is not None:
             best = min(best, value)
         curve.append(best if math.isfinite(best) else None)
     return curve

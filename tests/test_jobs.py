@@ -40,7 +40,7 @@ def test_quickstart_sweep_submitted_as_a_ray_job(tmp_path):
         stop_head(head)
     assert "[gansweep] best trial" in logs and "tensorboard --logdir" in logs
     trials = read_trials(out)
-    assert len(trials) == 1 and trials[0]["status"] == "finished" and trials[0]["best"] is not None
+    assert len(trials) == 1 and trials[0]["status"] == "finished" and trials[0]["value"] is not None
     assert sorted(p.name for p in (out / "tensorboard").iterdir() if p.is_dir()) == [trials[0]["name"]]
     # The job ran the submitted working tree's package (py_modules), not only an installed copy.
     assert read_sweep_record(out)["space_file"] == "search_spaces/quickstart.yaml"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 
 from gansweep import storage
@@ -95,7 +96,8 @@ def _reversal_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _verbose_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--verbose", action="store_true",
-                        help="Ray Train's own INFO lines too (by default: gansweep's progress, Tune's table, warnings)")
+                        help="Ray Train's own INFO lines too, and in a sweep every trial's output and Tune's table "
+                             "(by default: gansweep's lines, a sweep's one per event, and warnings)")
 
 
 def _device_argument(parser: argparse.ArgumentParser) -> None:
@@ -216,6 +218,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    # Read when Ray is imported (not yet): a line Ray's workers print reaches this console as it is, none merged into
+    # another's "[repeated Nx across cluster]"; and for the local Ray gansweep starts (no RAY_ADDRESS: a cluster keeps
+    # its own), token authentication, Ray's default, named so that Ray does not warn on every start that it is on.
+    os.environ.setdefault("RAY_DEDUP_LOGS", "0")
+    if not os.environ.get("RAY_ADDRESS"):
+        os.environ.setdefault("RAY_AUTH_MODE", "token")
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)

@@ -80,12 +80,14 @@ def test_grid_sweep_runs_every_point_and_survives_a_diverging_trial(grid_sweep):
     (failed,) = by_status["failed"]
     assert failed["params"] == {"train.lr_d": 1.0e30}
     assert "non-finite" in failed["error"]
-    # Diverged once: Tune's restarts of a one-worker trial end at once instead of diverging again.
-    assert result.stdout.count("the losses turned non-finite (") == 1, result.stdout[-3000:]
+    # Failed once, on the console: Tune's restarts of a one-worker trial end at once instead of diverging again.
+    (failed_line,) = [line for line in result.stdout.splitlines()
+                      if line.startswith(f"[gansweep] {failed['name']} failed: ")]
+    assert "non-finite" in failed_line, result.stdout[-3000:]
     for entry in by_status["finished"]:
         assert entry["metrics"]["step"] == TINY["train.steps"]
         assert entry["full_evaluation"]["n_fake"] == TINY["eval.n_samples"]
-        assert entry["best"]["value"] <= entry["metrics"]["fid"]
+        assert entry["value"] == entry["metrics"]["fid"] and entry["stopped_at_step"] is None
     assert {e["params"]["mode"] for e in by_status["finished"]} == {"ambient", "ignore"}
     for entry in by_status["finished"]:  # one worker: trained in the trial's own process, which kept 2 checkpoints
         trial = out / "trials" / entry["name"]
@@ -93,11 +95,14 @@ def test_grid_sweep_runs_every_point_and_survives_a_diverging_trial(grid_sweep):
         assert sorted(p.name for p in (trial / "checkpoints").iterdir()) == ["checkpoint_000000020",
                                                                              "checkpoint_000000040"]
     assert "best trial" in result.stdout and f"tensorboard --logdir {out / 'tensorboard'}" in result.stdout
-    # A console to read: a gansweep line per trial report, naming the trial as trials.json does, and no repr of
-    # Ray Train's reports.
+    # A console to read: a line per event, naming the trial as trials.json does; no Tune table or box, no trial's own
+    # output, no repr of Ray Train's reports.
     for entry in by_status["finished"]:
-        assert f"[gansweep] {entry['name']} [" in result.stdout and f"step {TINY['train.steps']}: fid=" in result.stdout
-    assert "TrainingReport(" not in result.stdout + result.stderr
+        for event in ("started: ", "step 20: val fid ", "step 40: val fid ", "finished: val fid "):
+            assert result.stdout.count(f"[gansweep] {entry['name']} {event}") == 1, (event, result.stdout[-3000:])
+    for noise in ("TrainingReport(", "Trial status", "Configuration for experiment", "(run_trial pid=", "Traceback"):
+        assert noise not in result.stdout + result.stderr, noise
+    assert len((result.stdout + result.stderr).splitlines()) <= 30, result.stdout + result.stderr
 
 
 def test_optuna_study_is_persisted_with_each_trial_state(grid_sweep):
@@ -146,11 +151,26 @@ def test_report_names_the_best_trial(grid_sweep):
     result = subprocess.run([sys.executable, "-m", "gansweep.cli", "report", str(out)],
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr[-3000:]
-    finished = [e for e in _trials(out).values() if e["best"]]
-    best = min(finished, key=lambda e: e["best"]["value"])
-    summary = (out / "report" / "summary.md").read_text()
-    assert best["name"] in summary.split("## Best trial", 1)[1].split("##", 1)[0]
     assert (out / "report" / "metric_vs_mode.png").is_file()
+
+
+def test_the_best_trial_is_one_trial_with_one_value_on_the_console_in_trials_json_optuna_and_the_report(grid_sweep):
+    _, out, result = grid_sweep
+    if not (out / "report" / "summary.md").is_file():
+        subprocess.run([sys.executable, "-m", "gansweep.cli", "report", str(out)], check=True, timeout=120)
+    (best,), value = layout.best_point(layout.read_trials(out), "min")
+    assert value == best["metrics"]["fid"] and best["status"] == "finished"  # its last val fid, not a best-so-far
+    console = next(line for line in result.stdout.splitlines() if line.startswith("[gansweep] best trial "))
+    assert console.startswith(f"[gansweep] best trial {best['name']}: val fid {value:.4g} at step 40")
+    study = _study(out)
+    assert (study.best_trial.number, study.best_trial.value) == (best["number"], pytest.approx(value))
+    assert study.metric_names == ["fid"]  # the dashboard's name for the value, not "Objective 0"
+    for trial in study.trials:  # one intermediate value per cheap evaluation, at its training step
+        if trial.state.name == "COMPLETE":
+            assert sorted(trial.intermediate_values) == [20, 40]
+            assert trial.intermediate_values[40] == pytest.approx(trial.value)
+    section = (out / "report" / "summary.md").read_text().split("## Best trial", 1)[1].split("##", 1)[0]
+    assert f"**{best['name']}**" in section and f"val fid {value:.4g} at its final step 40" in section
 
 
 def _get_json(url: str):
@@ -197,9 +217,9 @@ def test_a_ddp_sweep_trains_on_ray_train_and_its_reports_reach_tune(tmp_path):
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     (entry,) = _trials(out).values()
     assert entry["status"] == "finished" and entry["metrics"]["step"] == TINY["train.steps"]
-    # Tune heard the reports through Ray Train's TuneReportCallback: the metric, its best, a console line per FID.
-    assert entry["metrics"]["fid_step"] == 40 and entry["best"]["value"] <= entry["metrics"]["fid"]
-    assert f"[gansweep] {entry['name']} [" in result.stdout and "step 20: fid=" in result.stdout
+    # Tune heard the reports through Ray Train's TuneReportCallback: the metric, the value, a console line per FID.
+    assert entry["metrics"]["fid_step"] == 40 and entry["value"] == entry["metrics"]["fid"]
+    assert f"[gansweep] {entry['name']} step 20: val fid " in result.stdout
     summary = read_result(out / "trials" / entry["name"])
     assert summary["trains_in"] == "ray train" and summary["resources"]["workers"] == 2
     assert summary["checkpoint"].startswith(str(out / "trials" / entry["name"] / "checkpoints" / "checkpoint_"))

@@ -58,6 +58,33 @@ def test_what_tune_pickles_of_the_searcher_holds_no_storage_url(tmp_path, study_
     assert _states(study_url) == [("COMPLETE", 12.5)]
 
 
+def test_optuna_hears_each_cheap_evaluation_once_at_its_training_step_under_the_metric_s_name(tmp_path, study_url):
+    search = _search(tmp_path, study_url)
+    search.suggest("a")
+    # Tune's results: a report every log_every steps, each carrying the last cheap evaluation again.
+    for step, fid, evaluated in ((10, None, None), (20, 50.0, 20), (30, 50.0, 20), (40, 45.0, 40)):
+        result = {"step": step, "training_iteration": step // 10}
+        search.on_trial_result("a", result if fid is None else {**result, "fid": fid, "fid_step": evaluated})
+    saved = tmp_path / "searcher-state.pkl"
+    search.save(str(saved))
+    resumed = _resumed(search, saved)  # a resumed trial's first report carries its last evaluation again
+    resumed.on_trial_result("a", {"step": 40, "fid": 45.0, "fid_step": 40, "training_iteration": 1})
+    resumed.on_trial_complete("a", {"fid": 45.0, "step": STEPS})
+    (trial,) = optuna.load_study(study_name="s", storage=study_url).trials
+    assert trial.intermediate_values == {20: 50.0, 40: 45.0} and trial.value == 45.0
+    assert optuna.load_study(study_name="s", storage=study_url).metric_names == ["fid"]
+
+
+def test_a_trial_stopped_by_the_scheduler_is_pruned_with_the_evaluation_it_was_stopped_on(tmp_path, study_url):
+    search = _search(tmp_path, study_url)
+    search.suggest("a")
+    search.on_trial_result("a", {"step": 10, "fid": 50.0, "fid_step": 10, "training_iteration": 1})
+    # Tune hands the result ASHA stopped the trial on to on_trial_complete only.
+    search.on_trial_complete("a", {"step": 20, "fid": 60.0, "fid_step": 20, "training_iteration": 2})
+    (trial,) = optuna.load_study(study_name="s", storage=study_url).trials
+    assert trial.state.name == "PRUNED" and trial.intermediate_values == {10: 50.0, 20: 60.0}
+
+
 @pytest.mark.parametrize("result, error, expected", [
     ({"fid": 12.5, "step": STEPS}, False, ("COMPLETE", 12.5)),  # trained all its steps
     ({"fid": 30.0, "step": 20}, False, ("PRUNED", None)),  # stopped by ASHA at a rung: its value is partial

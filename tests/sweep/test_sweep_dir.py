@@ -62,17 +62,43 @@ def test_trials_are_written_in_number_order_and_read_back_named(tmp_path):
     layout.write_trials(tmp_path, [{"number": 2, "name": "b", "params": {}}, {"number": 0, "name": "a", "params": {}}])
     assert [t["name"] for t in layout.read_trials(tmp_path)] == ["a", "b"]
     (tmp_path / layout.TRIALS_FILE).write_text(json.dumps({"trials": [{"params": None}]}))
-    assert layout.read_trials(tmp_path) == [{"number": 0, "name": "trial_0", "group": "trial_0", "params": {}}]
+    assert layout.read_trials(tmp_path) == [{"number": 0, "name": "trial_0", "group": "trial_0", "params": {},
+                                             "value": None}]
     (tmp_path / layout.TRIALS_FILE).write_text(json.dumps({"runs": []}))
     with pytest.raises(layout.SweepDirError, match="no list under 'trials'"):
         layout.read_trials(tmp_path)
 
 
-def test_the_best_trial_follows_the_mode_and_skips_trials_without_a_value():
-    trials = [{"name": "a", "best": {"value": 3.0}}, {"name": "b", "best": None}, {"name": "c", "best": {"value": 1.0}}]
-    assert layout.best_trial(trials, "min")["name"] == "c"
-    assert layout.best_trial(trials, "max")["name"] == "a"
-    assert layout.best_trial([{"name": "b", "best": None}], "min") is None
+def _valued(number, value, group=None, status="finished"):
+    return {"number": number, "name": f"t{number}", "group": group or f"t{number}", "status": status, "value": value}
+
+
+def test_the_best_point_is_by_its_value_the_mean_of_its_seeds_and_never_a_best_so_far():
+    trials = [_valued(0, 3.0), _valued(1, None, status="stopped"), _valued(2, 1.0),
+              _valued(3, 0.5, "p"), _valued(4, 2.5, "p")]  # a point of two seeds: mean 1.5
+    trials[1]["best"] = {"value": 0.1}  # a best-so-far figure (older trials.json) ranks nothing
+    entries, value = layout.best_point(trials, "min")
+    assert [e["name"] for e in entries] == ["t2"] and value == 1.0
+    entries, value = layout.best_point(trials, "max")
+    assert [e["name"] for e in entries] == ["t0"] and value == 3.0
+    trials[2]["value"] = None
+    entries, value = layout.best_point(trials, "min")
+    assert [e["name"] for e in entries] == ["t3", "t4"] and value == 1.5
+    trials[4].update(status="stopped", value=None)  # a stopped seed: the point has no value (Optuna: PRUNED)
+    assert layout.best_point(trials, "min")[0][0]["name"] == "t0"
+    assert layout.best_point([_valued(0, None, status="failed")], "min") is None
+    assert layout.best_point([_valued(1, 2.0), _valued(0, 2.0)], "min")[0][0]["name"] == "t0"  # a tie: the first
+
+
+def test_a_trial_s_value_is_its_last_report_of_a_finished_trial_and_older_trials_json_get_theirs(tmp_path):
+    finished = {"status": "finished", "metrics": {"fid": 40.0, "fid_best": 30.0}}
+    assert layout.trial_value(finished, "fid") == 40.0
+    assert layout.trial_value({**finished, "status": "stopped"}, "fid") is None
+    assert layout.trial_value({**finished, "metrics": {"fid": float("nan")}}, "fid") is None
+    (tmp_path / layout.SWEEP_FILE).write_text(json.dumps({"name": "s", "metric": "fid", "mode": "min"}))
+    layout.write_trials(tmp_path, [{"number": 0, "name": "a", **finished, "best": {"value": 30.0}},
+                                   {"number": 1, "name": "b", **finished, "value": 41.0}])
+    assert [t["value"] for t in layout.read_trials(tmp_path)] == [40.0, 41.0]  # the recorded value stands
 
 
 def test_the_pareto_front_keeps_the_finished_trials_nothing_dominates():
@@ -111,6 +137,6 @@ def test_sweep_json_holds_the_space_and_a_study_only_where_the_sweep_has_one():
 
 def test_a_new_trial_entry_is_pending_with_nothing_reported(tmp_path):
     entry = layout.new_trial_entry("0001_lr_d=0.001", 1, {"train.lr_d": 1e-3})
-    assert entry["status"] == layout.PENDING and entry["metrics"] == {} and entry["best"] is None
+    assert entry["status"] == layout.PENDING and entry["metrics"] == {} and entry["value"] is None
     layout.write_trials(str(tmp_path), [entry])
     assert layout.read_trials(str(tmp_path)) == [entry]

@@ -13,7 +13,8 @@ STEP = "fid_step"  # the step of the last cheap evaluation: later reports carry 
 
 
 def best_key(figure: str) -> str:
-    """The key of FIGURE's best value so far in a run (a trial stopped early or past its best is compared on it)."""
+    """The key of FIGURE's best value so far in a run: shown beside it (TensorBoard), never what ranks a trial (a
+    sweep ranks on its last report: sweep_dir.trial_value)."""
     return f"{figure}_best"
 
 

@@ -85,8 +85,9 @@ def check_config(cfg: Config) -> CheckedRun:
         raise ConfigError(str(exc)) from None
 
 
-def init_ray() -> bool:
-    """Connect to the cluster named by RAY_ADDRESS (a `ray job submit` run), or start a local Ray.
+def init_ray(log_to_driver: bool = True) -> bool:
+    """Connect to the cluster named by RAY_ADDRESS (a `ray job submit` run), or start a local Ray; LOG_TO_DRIVER: the
+    output of its tasks and actors (a run's progress lines) printed here too (a sweep's driver prints its own).
 
     Returns True when this process started Ray (and so must stop it). The dashboard binds to
     127.0.0.1; ``address="local"`` never reconnects to a stale session.
@@ -96,7 +97,7 @@ def init_ray() -> bool:
     if ray.is_initialized():
         return False
     if os.environ.get("RAY_ADDRESS"):
-        ray.init(address=os.environ["RAY_ADDRESS"])
+        ray.init(address=os.environ["RAY_ADDRESS"], log_to_driver=log_to_driver)
         return False
     _ray_env_defaults()  # before the raylet starts: it reads its settings from the environment
     port = free_port()
@@ -104,7 +105,7 @@ def init_ray() -> bool:
     # file, which names a dead cluster once that head is gone: then a trial stopped early leaves its
     # placement group behind and the next trial waits forever. Naming this Ray's dashboard avoids the file.
     context = ray.init(
-        address="local", dashboard_host="127.0.0.1", dashboard_port=port, log_to_driver=True,
+        address="local", dashboard_host="127.0.0.1", dashboard_port=port, log_to_driver=log_to_driver,
         runtime_env={"env_vars": {"RAY_API_SERVER_ADDRESS": f"http://127.0.0.1:{port}"}},
     )
     reaper.start(context.address_info["session_dir"])  # none of its processes outlives this one, even killed

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import json
-import math
+import logging
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -29,7 +29,7 @@ from gansweep.run.cluster import cluster_shape, ready_for_cluster
 from gansweep.run.plan import plan_resources as plan_run_resources
 from gansweep.run.plan import trains_in_trial_process
 from gansweep.run.summaries import write_hparams_config, write_trial_hparams
-from gansweep.sweep import pbt, samplers, schedulers, study_search
+from gansweep.sweep import console, pbt, samplers, schedulers, study_search
 from gansweep.sweep import sweep_dir as layout
 from gansweep.sweep.space import SweepSpace
 
@@ -194,10 +194,11 @@ def _searcher(space: SweepSpace, sweep_dir: str):
 
 
 class TrialsRecord(Callback):
-    """A Tune callback, in the sweep's driver: keeps trials.json current as trials start, report and end."""
+    """A Tune callback, in the sweep's driver: keeps trials.json current as trials start, report and end, and says so
+    on the console (sweep/console.py), a line per event."""
 
-    def __init__(self, sweep_dir: str, metric: str, mode: str, base_seed: int = 0):
-        self.sweep_dir, self.metric, self.mode = sweep_dir, metric, mode
+    def __init__(self, sweep_dir: str, metric: str, base_seed: int = 0):
+        self.sweep_dir, self.metric = sweep_dir, metric
         self.base_seed = base_seed  # a trial's train.seed where neither its point nor the sweep's seeds set it
         self.trials: dict[str, dict] = {}
 
@@ -234,7 +235,9 @@ class TrialsRecord(Callback):
         if exploit is not None and all(step["number"] != exploit["number"] for step in lineage):
             lineage.append({"number": exploit["number"], "step": exploit["step"], "donor": exploit["donor"],
                             "params": _point(trial.config)})
-        entry.update(status=layout.RUNNING, error=None)
+        if entry["status"] != layout.RUNNING:  # (a PBT clone's restart, a retry after a failure: no new start)
+            console.started(entry)
+        entry.update(status=layout.RUNNING, error=None, value=None, stopped_at_step=None)
         if not (restarted and entry.get("started_unix")):
             entry["started_unix"] = time.time()
         self._write()
@@ -244,22 +247,12 @@ class TrialsRecord(Callback):
         metrics = {k: v for k, v in result.items() if isinstance(v, (int, float)) and not isinstance(v, bool)
                    and k in _REPORTED}
         entry["metrics"] = metrics
-        value = metrics.get(self.metric)
-        best = entry["best"]
-        if value is not None and math.isfinite(value) and (
-            best is None or (value < best["value"] if self.mode == "min" else value > best["value"])
-        ):
-            entry["best"] = {"value": value, "step": metrics.get("step")}
         self._write()
-        # A line per new cheap evaluation (the reports between carry the last one again), naming the trial as
-        # trials.json and TensorBoard do, with Tune's id beside it: Tune's "Current best trial" line names the id only.
+        # A line per new cheap evaluation (the reports between carry the last one again).
         evaluated = metrics.get(figures.STEP)
-        if evaluated is not None and self.printed.get(entry["name"]) != evaluated:
+        if evaluated is not None and self.metric in metrics and self.printed.get(entry["name"]) != evaluated:
             self.printed[entry["name"]] = evaluated
-            shown = "".join(f" {key}={metrics[key]:.4g}" for key in (self.metric, figures.CLASSIFIER_SCORE)
-                            if key in metrics)
-            best = f" (best {entry['best']['value']:.4g} at step {entry['best']['step']})" if entry["best"] else ""
-            print(f"[gansweep] {entry['name']} [{trial.trial_id}] step {evaluated}:{shown}{best}", flush=True)
+            console.evaluated(entry, self.metric, metrics)
 
     def on_trial_complete(self, iteration, trials, trial, **info):
         entry = self._entry(trial)
@@ -270,7 +263,14 @@ class TrialsRecord(Callback):
         self._ended(entry)
         if result is not None:
             entry["full_evaluation"] = result.get("evaluation")
+        else:
+            entry["stopped_at_step"] = entry["metrics"].get("step")
+        entry["value"] = layout.trial_value(entry, self.metric)
         self._write()
+        console.ended(entry, self.metric)
+
+    def on_trial_recover(self, iteration, trials, trial, **info):
+        console.restarting(self._entry(trial), trial.error_file)
 
     def on_trial_error(self, iteration, trials, trial, **info):
         entry = self._entry(trial)
@@ -279,6 +279,7 @@ class TrialsRecord(Callback):
         error = run_dir.read_error(layout.trial_dir(self.sweep_dir, entry["name"]))
         entry["error"] = error or f"failed; see Tune's error file {trial.error_file}"
         self._write()
+        console.ended(entry, self.metric, trial.error_file)
 
 
 _REPORTED = ("step", *figures.REPORTED, "loss_d", "loss_g", "d_real", "d_fake", "images_per_s", "data_wait_frac",
@@ -343,9 +344,10 @@ def _open_study(template: str, sweep_dir: str) -> None:
     study_search.STUDY_URLS[sweep_dir] = url
 
 
-def run_sweep(space: SweepSpace, output: str | Path, resume: bool = False, verbose: bool = False) -> dict:
-    """Run (or resume) the sweep into OUTPUT; returns the best trial's entry of trials.json. VERBOSE: Ray Train's
-    own INFO lines in every trial too (run_training)."""
+def run_sweep(space: SweepSpace, output: str | Path, resume: bool = False, verbose: bool = False) -> dict | None:
+    """Run (or resume) the sweep into OUTPUT; returns the best point's first trial's entry of trials.json (None: no
+    trial finished with a value). VERBOSE: the trials' own output (with Ray Train's INFO lines: run_training) and
+    Tune's table too; by default the console has gansweep's lines, one per event (sweep/console.py)."""
     sweep_dir = storage.check_writable(output, "--output")  # a local folder, or one on object storage
     _prepare_output(space, sweep_dir, resume)
     try:
@@ -376,17 +378,17 @@ def _tune(space: SweepSpace, sweep_dir: str, resume: bool, verbose: bool) -> flo
     # What Ray holds and saves of the space names no storage: the URL may hold a password (study_search.STUDY_URLS).
     space = dataclasses.replace(space, search=dataclasses.replace(space.search, storage=None))
 
-    started_ray = init_ray()
+    started_ray = init_ray(log_to_driver=verbose)  # the trials' own lines: TrialsRecord says what they report
     try:
         # resources.cluster: one node of those figures to plan for instead
         nodes = [space.resources.cluster] if space.resources.cluster else (shape or cluster_shape()).nodes
         cpus_per_worker, concurrent = plan_resources(space, nodes)
         check_population(space, concurrent)
         seeds = f" ({space.num_samples} points x {space.seeds} seeds)" if space.seeds > 1 else ""
-        print(f"[gansweep] sweep {space.name}: {space.trial_count()} trials{seeds}, {concurrent} at a time, "
-              f"{space.resources.workers} worker(s) x {cpus_per_worker:g} CPU"
-              + (f" + {space.resources.gpus_per_worker:g} GPU" if space.resources.gpus_per_worker else "")
-              + f" each -> {storage.display(sweep_dir)}", flush=True)
+        console.say(f"sweep {space.name}: {space.trial_count()} trials{seeds}, {concurrent} at a time, "
+                    f"{space.resources.workers} worker(s) x {cpus_per_worker:g} CPU"
+                    + (f" + {space.resources.gpus_per_worker:g} GPU" if space.resources.gpus_per_worker else "")
+                    + f" each -> {storage.display(sweep_dir)}")
         trainable = tune.with_resources(
             tune.with_parameters(run_trial, space=space, sweep_dir=sweep_dir, monitor=monitor,
                                  cpus_per_worker=cpus_per_worker, nodes=nodes, cache=base.data.cache_dir,
@@ -398,9 +400,9 @@ def _tune(space: SweepSpace, sweep_dir: str, resume: bool, verbose: bool) -> flo
             name=layout.TUNE_DIR,
             storage_path=storage_path,
             storage_filesystem=storage_filesystem,
-            callbacks=[TrialsRecord(sweep_dir, space.metric, space.mode, base.train.seed)],
+            callbacks=[TrialsRecord(sweep_dir, space.metric, base.train.seed)],
             failure_config=tune.FailureConfig(max_failures=_trial_retries(space.resources)),
-            verbose=1,  # Tune's trial table (status, params, the metric) every 30 s, and each trial's end
+            verbose=1 if verbose else 0,  # Tune's table every 30 s and its boxes: the console's own lines say it all
         )
         if resume:
             tuner = tune.Tuner.restore(f"{storage_path}/{layout.TUNE_DIR}", trainable, resume_unfinished=True,
@@ -424,6 +426,12 @@ def _tune(space: SweepSpace, sweep_dir: str, resume: bool, verbose: bool) -> flo
                 ),
                 run_config=run_config,
             )
+        if not verbose:
+            # Tune's newer console prints its configuration and paths even at verbose=0, its older one nothing; and a
+            # failed trial's traceback is in Tune's error file, which TrialsRecord's line names.
+            os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+            os.environ.setdefault("TUNE_PRINT_ALL_TRIAL_ERRORS", "0")
+            logging.getLogger("ray.tune.tune").setLevel(logging.WARNING)  # "Wrote the latest version of all result.."
         start = time.time()
         tuner.fit()
         return time.time() - start
@@ -432,28 +440,26 @@ def _tune(space: SweepSpace, sweep_dir: str, resume: bool, verbose: bool) -> flo
             ray.shutdown()
 
 
-def _summarise(space: SweepSpace, sweep_dir: str, wall: float) -> dict:
-    """The sweep's end on the console: its counts, its best trial or Pareto front, where to look next; returns the
-    best trial's entry of trials.json."""
+def _summarise(space: SweepSpace, sweep_dir: str, wall: float) -> dict | None:
+    """The sweep's end on the console: its counts, a table of its trials, its best trial or Pareto front, where to
+    look next; returns the best point's first trial's entry of trials.json (None: no point has a value)."""
     trials = layout.read_trials(sweep_dir) or []
-    best = layout.best_trial(trials, space.mode)
     counts = {status: sum(t["status"] == status for t in trials)
               for status in (layout.FINISHED, layout.STOPPED, layout.FAILED)}
-    print(f"[gansweep] sweep done in {wall / 60:.1f} min: {counts[layout.FINISHED]} finished, {counts[layout.STOPPED]} "
-          f"stopped early, {counts[layout.FAILED]} failed", flush=True)
+    stopped = ", ".join(t["name"] for t in trials if t["status"] == layout.STOPPED)
+    console.say(f"sweep done in {wall / 60:.1f} min: {counts[layout.FINISHED]} finished, {counts[layout.STOPPED]} "
+                f"stopped early by the scheduler{f' ({stopped})' if stopped else ''}, {counts[layout.FAILED]} failed")
+    console.table(trials, space.metric)
+    best = layout.best_point(trials, space.mode)
     if len(space.objectives) > 1:
         front = layout.pareto_front(trials, space.objectives)
-        print(f"[gansweep] Pareto front ({' and '.join(space.metrics)}, last reported values): {len(front)} "
-              "trial(s)", flush=True)
+        console.say(f"Pareto front ({' and '.join(space.metrics)}, last reported values): {len(front)} trial(s)")
         for trial in front:
             values = ", ".join(f"{metric}={trial['metrics'][metric]:.3f}" for metric in space.metrics)
-            print(f"[gansweep]   {trial['name']}: {values}", flush=True)
-    elif best is not None:
-        params = (best.get("lineage") or [best])[-1]["params"]  # a PBT clone's last ones
-        print(f"[gansweep] best trial {best['name']}: {space.metric}={best['best']['value']:.3f} at step "
-              f"{best['best']['step']}; params {json.dumps(params)}", flush=True)
+            console.say(f"  {trial['name']}: {values}")
+    else:
+        console.best(trials, space.metric, space.mode)
     shown = storage.display(sweep_dir)
-    print(f"[gansweep] compare the trials: tensorboard --logdir {shown}/{layout.TENSORBOARD_DIR}", flush=True)
-    print(f"[gansweep] table and plots: gansweep report {shown}", flush=True)
-    return best
-
+    console.say(f"compare the trials: tensorboard --logdir {shown}/{layout.TENSORBOARD_DIR}")
+    console.say(f"table and plots: gansweep report {shown}")
+    return None if best is None else best[0][0]

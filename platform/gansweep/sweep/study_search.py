@@ -13,11 +13,13 @@ group's Optuna trial from trials.json like any other.
 from __future__ import annotations
 
 import pickle
+import warnings
 
 from ray.tune.search import Searcher
 from ray.tune.search.optuna import OptunaSearch
 
 from gansweep import storage
+from gansweep.evaluation import figures
 from gansweep.sweep import sweep_dir as layout
 
 # A sweep directory's resolved storage URL, for its searcher: Tune pickles the searcher (into tuner.pkl and each
@@ -31,15 +33,17 @@ SEED = "seed"  # a Tune trial's config key: its training seed, where the space h
 class StudySearch(OptunaSearch):
     """Ray's OptunaSearch, pickled without its storage (see STUDY_URLS), telling Optuna what became of each trial:
     a trial stopped by the scheduler before its last step is PRUNED (Ray would record its partial value as
-    COMPLETE), and a study trial a killed driver asked for after Tune's last save is closed on resume (restore). It also
-    publishes a sweep's local SQLite study to the bucket (sweep_dir.publish_study) whenever Tune saves its own state:
-    Tune then uploads that state, so the two copies a resume reads agree."""
+    COMPLETE), and a study trial a killed driver asked for after Tune's last save is closed on resume (restore). The
+    study names its values by the sweep's metrics (the dashboard's "fid", not "Objective 0"); a trial's intermediate
+    values are its cheap evaluations, once each at its training step (not Ray's every report at Tune's iteration,
+    each repeating the last evaluation). It also publishes a sweep's local
+    SQLite study to the bucket (sweep_dir.publish_study) whenever Tune saves its own state: Tune then uploads that
+    state, so the two copies a resume reads agree."""
 
     _DETACHED = ("_storage", "_ot_study", "_ot_trials")
 
     def __init__(self, *args, sweep_dir: str, steps: int, seeds_of=None, **kwargs):
-        """SEEDS_OF: a point's training seeds (SweepSpace.seed_values; [None]: one trial with its config's own seed);
-        None: one trial per point."""
+        """SEEDS_OF: a point's training seeds (SweepSpace.seed_values); None: one trial per point, its own seed."""
         super().__init__(*args, **kwargs)
         self.sweep_dir, self.steps, self.seeds_of = sweep_dir, steps, seeds_of
         self.published = None  # the local study's stamp when last published: unchanged, it is not uploaded again
@@ -47,6 +51,19 @@ class StudySearch(OptunaSearch):
         # the ids of its trials so far and how each ended. The last group made is filled before Optuna is asked again.
         self._groups: dict[str, dict] = {}
         self._filling: dict | None = None
+
+    def _setup_study(self, mode):
+        import optuna
+
+        verbosity = optuna.logging.get_verbosity()
+        optuna.logging.set_verbosity(optuna.logging.WARNING)  # no "A new study created" line: the sweep's says it
+        try:
+            super()._setup_study(mode)
+        finally:
+            optuna.logging.set_verbosity(verbosity)
+        with warnings.catch_warnings():  # "set_metric_names is experimental"
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            self._ot_study.set_metric_names(self._metrics())
 
     def __getstate__(self) -> dict:
         state = {key: value for key, value in self.__dict__.items() if key not in self._DETACHED}
@@ -80,29 +97,9 @@ class StudySearch(OptunaSearch):
         """The state Tune saved last (on --resume). An Optuna trial asked for after that save has no Tune trial that
         will ever report to it: told what trials.json says became of it (a trial that ended before the kill), else
         FAIL; never left RUNNING."""
-        import optuna
-
         with open(checkpoint_path, "rb") as file:
             self.__setstate__(pickle.load(file))
-        attached = {trial._trial_id for trial in self._ot_trials.values()}
-        recorded: dict[int, list[dict]] = {}  # a point's entries: one per seed
-        for entry in layout.read_trials(self.sweep_dir) or []:
-            recorded.setdefault(entry["number"], []).append(entry)
-        for trial in self._ot_study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
-            # (A study may be shared with other sweeps running now: only this one's trials.)
-            if trial.user_attrs.get(SWEEP_ATTR) != self._owner() or trial._trial_id in attached:
-                continue
-            entries = recorded.get(trial.number, [])
-            seeds = len(self.seeds_of(trial.params)) if self.seeds_of else 1
-            values = [[entry.get("metrics", {}).get(metric) for metric in self._metrics()] for entry in entries]
-            if (len(entries) == seeds and all(entry.get("status") == layout.FINISHED for entry in entries)
-                    and all(None not in v for v in values)):
-                means = [sum(column) / len(column) for column in zip(*values)]
-                self._ot_study.tell(trial.number, means if len(means) > 1 else means[0])
-            else:
-                stopped = any(entry.get("status") == layout.STOPPED for entry in entries)
-                self._ot_study.tell(trial.number, state=optuna.trial.TrialState.PRUNED if stopped
-                                    else optuna.trial.TrialState.FAIL)
+        _close_lost_trials(self)
 
     def _metrics(self) -> list[str]:
         return self.metric if isinstance(self.metric, list) else [self.metric]
@@ -125,10 +122,14 @@ class StudySearch(OptunaSearch):
         return group["point"] if seed is None else {**group["point"], SEED: seed}
 
     def on_trial_result(self, trial_id: str, result: dict):
-        group = self._groups.get(trial_id)
-        if group is None or len(group["seeds"]) == 1:
-            super().on_trial_result(trial_id, result)
-        # else: one seed's figures are not the point's; its Optuna trial gets the seeds' mean at their end only
+        group, step = self._groups.get(trial_id), result.get(figures.STEP)
+        # A point of several seeds is told their mean at their end only; two objectives have no intermediate values.
+        if ((group is not None and len(group["seeds"]) > 1) or isinstance(self.metric, list) or step is None
+                or trial_id in self._completed_trials):
+            return
+        trial = self._ot_trials[trial_id]
+        if step not in trial._cached_frozen_trial.intermediate_values:  # (the reports between carry it again)
+            trial.report(result[self.metric], step)
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False):
         group = self._groups.get(trial_id)
@@ -139,6 +140,7 @@ class StudySearch(OptunaSearch):
             self._completed_trials.add(trial_id)
             return
         if not error and result is not None and result.get("step", 0) < self.steps:
+            self.on_trial_result(trial_id, result)  # the evaluation it was stopped on: Tune gives it here only
             result = None  # stopped by the scheduler: OptunaSearch tells a trial without a value as PRUNED
         if group is None:  # a trial suggested by a searcher pickled before seeds existed
             super().on_trial_complete(trial_id, result, error)
@@ -159,3 +161,28 @@ def _point_end(ends: list[dict], metrics: list[str]) -> tuple[dict | None, bool]
         return None, False
     columns = list(zip(*(end["values"] for end in ends)))
     return {metric: sum(column) / len(column) for metric, column in zip(metrics, columns)}, False
+
+
+def _close_lost_trials(search: StudySearch) -> None:
+    """SEARCH's Optuna trials left RUNNING by a killed driver (StudySearch.restore), told what trials.json says."""
+    import optuna
+
+    attached = {trial._trial_id for trial in search._ot_trials.values()}
+    recorded: dict[int, list[dict]] = {}  # a point's entries: one per seed
+    for entry in layout.read_trials(search.sweep_dir) or []:
+        recorded.setdefault(entry["number"], []).append(entry)
+    for trial in search._ot_study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
+        # (A study may be shared with other sweeps running now: only this one's trials.)
+        if trial.user_attrs.get(SWEEP_ATTR) != search._owner() or trial._trial_id in attached:
+            continue
+        entries = recorded.get(trial.number, [])
+        seeds = len(search.seeds_of(trial.params)) if search.seeds_of else 1
+        values = [[entry.get("metrics", {}).get(metric) for metric in search._metrics()] for entry in entries]
+        if (len(entries) == seeds and all(entry.get("status") == layout.FINISHED for entry in entries)
+                and all(None not in v for v in values)):
+            means = [sum(column) / len(column) for column in zip(*values)]
+            search._ot_study.tell(trial.number, means if len(means) > 1 else means[0])
+        else:
+            stopped = any(entry.get("status") == layout.STOPPED for entry in entries)
+            search._ot_study.tell(trial.number, state=optuna.trial.TrialState.PRUNED if stopped
+                                  else optuna.trial.TrialState.FAIL)

@@ -1,8 +1,8 @@
 """A sweep directory, its one owner: what a sweep writes and what its report and --resume read back::
 
     sweep.json      the space, the metric, the Optuna study's name and storage URL (password masked)
-    trials.json     one entry per trial: params, seed, group (its point), status, last and best metric, full
-                    evaluation, wall time, error
+    trials.json     one entry per trial: params, seed, group (its point), status, last reported metrics, its value
+                    (trial_value) and, stopped early, the step it stopped at; full evaluation, wall time, error
     optuna.db       the Optuna study (SQLite by default; for a sweep on object storage, a copy of the local file
                     the driver works on, published with each snapshot of Tune's state: see default_storage)
     tensorboard/    one TensorBoard run per trial, with the sweep's HParams experiment at its root
@@ -230,8 +230,8 @@ def new_trial_entry(name: str, number: int, params: dict[str, Any], seed: int | 
     """A trial's entry of trials.json before Tune starts it: its name, Optuna trial number, sampled keys, its training
     seed (train.seed) and its group: the point it trains, shared by the point's seeds (default: the trial's name)."""
     return {"name": name, "number": number, "params": params, "seed": seed, "group": group or name,
-            "status": PENDING, "metrics": {}, "best": None, "full_evaluation": None, "wall_s": None, "error": None,
-            "started_unix": None}
+            "status": PENDING, "metrics": {}, "value": None, "stopped_at_step": None, "full_evaluation": None,
+            "wall_s": None, "error": None, "started_unix": None}
 
 
 def write_trials(sweep_dir: str, trials: list[dict]) -> None:
@@ -241,25 +241,30 @@ def write_trials(sweep_dir: str, trials: list[dict]) -> None:
 
 
 def read_trials(sweep_dir: str) -> list[dict] | None:
-    """trials.json's entries (numbered and named where an entry lacks them); None before any trial started."""
+    """trials.json's entries (numbered and named where an entry lacks them, and valued where one was written before
+    trials.json recorded values); None before any trial started."""
     path = storage.join(sweep_dir, TRIALS_FILE)
     if not storage.is_file(path):
         return None
     trials = _read_json(path).get("trials")
     if not isinstance(trials, list):
         raise SweepDirError(f"{storage.display(path)} has no list under 'trials'")
+    metric = _read_json(storage.join(sweep_dir, SWEEP_FILE)).get("metric") if has_sweep_record(sweep_dir) else None
     for index, trial in enumerate(trials):
         trial.setdefault("number", index)
         trial.setdefault("name", f"trial_{trial['number']}")
         trial.setdefault("group", trial["name"])  # (written before seeds: each trial its own point)
         trial["params"] = trial.get("params") or {}
+        if "value" not in trial:
+            trial["value"] = trial_value(trial, metric) if metric else None
     return trials
 
 
 def trial_value(entry: dict, metric: str) -> float | None:
     """A trial's value, the sweep's one objective: METRIC of its last report (the cheap evaluation at its final step,
     what Ray tells Optuna), for a trial that trained all its steps; None for one stopped early, failed, running, or
-    whose value is not finite. Every reader that ranks trials or names the best one reads it here."""
+    whose value is not finite. trials.json records it at the trial's end ("value"), and every reader that ranks
+    trials or names the best one reads that record (point_value, best_point, the report), never a best-so-far figure."""
     if entry.get("status") != FINISHED:
         return None
     value = (entry.get("metrics") or {}).get(metric)
@@ -268,13 +273,28 @@ def trial_value(entry: dict, metric: str) -> float | None:
     return float(value)
 
 
-def best_trial(trials: list[dict], mode: str) -> dict | None:
-    """The trial with the best value of the metric over its reports (None when no trial reported it)."""
-    scored = [t for t in trials if t.get("best")]
-    if not scored:
+def point_value(entries: list[dict]) -> float | None:
+    """A point's value: the mean of its trials' values (one trial per seed; trial_value, as trials.json records it),
+    what Optuna is told of it; None unless every one has a value (a stopped seed makes the point PRUNED in Optuna, a
+    failed one FAIL)."""
+    values = [entry.get("value") for entry in entries]
+    if not values or None in values:
         return None
-    pick = min if mode == "min" else max
-    return pick(scored, key=lambda t: t["best"]["value"])
+    return sum(values) / len(values)
+
+
+def best_point(trials: list[dict], mode: str) -> tuple[list[dict], float] | None:
+    """The best point by its value (point_value) and that value: its trials (one per seed: those of a group), in
+    trial-number order; None when no point has a value. Of equal values, the point numbered first."""
+    groups: dict[str, list[dict]] = {}
+    for entry in sorted(trials, key=lambda t: t["number"]):
+        groups.setdefault(entry.get("group") or entry["name"], []).append(entry)
+    valued = [(entries, point_value(entries)) for entries in groups.values()]
+    valued = [(entries, value) for entries, value in valued if value is not None]
+    if not valued:
+        return None
+    sign = 1.0 if mode == "min" else -1.0
+    return min(valued, key=lambda item: sign * item[1])
 
 
 def objectives_of(sweep: dict) -> list[tuple[str, str]]:

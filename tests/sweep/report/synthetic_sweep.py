@@ -40,7 +40,7 @@ MODE_TRIALS = [
     ("finished", {"mode": "ignore", "measurement.p": 0.7}, 70.0, None),
     ("stopped", {"mode": "ambient", "measurement.p": 0.8}, 30.0, None),
 ]
-# (status, params, best fid or None, error)
+# (status, params, best fid or None (its last fid, a finished trial's value, is 1 more), error)
 TRIALS = [
     ("finished", {"measurement.p": 0.2, "optim.lr_g": 2e-4, "prior.name": "gaussian"}, 40.0, None),
     ("finished", {"measurement.p": 0.5, "optim.lr_g": 1e-3, "prior.name": "kde", "prior.reversal_steps": 8}, 25.0, None),
@@ -72,15 +72,18 @@ def make_sweep(root, mode="min", trials=TRIALS, storage_in_json=None, prdc=True,
     records = []
     for number, (status, params, best, error) in enumerate(trials):
         distributions = {k: DISTRIBUTIONS[k] for k in params}
-        if best is None:
-            study.add_trial(optuna.trial.create_trial(state=optuna.trial.TrialState.FAIL, params=params,
-                                                      distributions=distributions))
+        last = None if best is None else best + 1.0
+        value = last if status == layout.FINISHED else None
+        if value is None:  # as StudySearch tells Optuna: a stopped trial PRUNED, a failed one FAIL
+            state = optuna.trial.TrialState.PRUNED if status == layout.STOPPED else optuna.trial.TrialState.FAIL
+            study.add_trial(optuna.trial.create_trial(state=state, params=params, distributions=distributions))
         else:
-            study.add_trial(optuna.trial.create_trial(value=best, params=params, distributions=distributions))
+            study.add_trial(optuna.trial.create_trial(value=value, params=params, distributions=distributions))
+        step = 200 if status == layout.STOPPED else 300
         records.append({
             "name": f"{number:05d}_p={params.get('measurement.p')}", "number": number, "params": params, "status": status,
-            "metrics": {"step": 300, "fid": None if best is None else best + 1.0, "loss_d": 0.7},
-            "best": None if best is None else {"value": best, "step": 200},
+            "metrics": {"step": step, "fid": last, "loss_d": 0.7} if last is not None else {},
+            "value": value, "stopped_at_step": step if status == layout.STOPPED else None,
             "full_evaluation": full_evaluation(number, best, prdc),
             "wall_s": 120.0, "error": error,
         })

@@ -37,15 +37,15 @@ def test_metric_vs_numeric_by_categorical_plot_and_per_value_table(tmp_path):
     assert "(metric_vs_measurement.p_by_mode.png)" in plots
     by_mode = plots.split("### fid by mode")[1]
     assert "| mode | trials with fid | best fid | mean fid |" in by_mode
-    assert "| ambient | 3 | 20 | 24.67 |" in by_mode  # 20, 24 and the stopped trial's 30
-    assert "| ignore | 2 | 50 | 60 |" in by_mode  # the failed trial has no fid
+    assert "| ambient | 2 | 21 | 23 |" in by_mode  # 21 and 25: the stopped trial has no value
+    assert "| ignore | 2 | 51 | 61 |" in by_mode  # the failed trial has no fid
     assert sorted(p.name for p in (tmp_path / "report").glob("*_by_*")) == ["metric_vs_measurement.p_by_mode.png"]
 
 
 def test_mode_max_per_value_table_takes_the_maximum(tmp_path):
     make_sweep(tmp_path, mode="max", trials=MODE_TRIALS, space=MODE_SPACE)
     summary = Path(write_report(tmp_path)).read_text()
-    assert "| ambient | 3 | 30 | 24.67 |" in summary and "| ignore | 2 | 70 | 60 |" in summary
+    assert "| ambient | 2 | 25 | 23 |" in summary and "| ignore | 2 | 71 | 61 |" in summary
 
 
 @pytest.mark.parametrize("space", [

@@ -19,8 +19,8 @@ def test_best_trial_and_sorted_table(min_report):
     summary = summary_path.read_text()
     assert "demo_sweep" in summary and "`fid`" in summary and "`min`" in summary
     best = summary.split("## Best trial")[1].split("\n## ")[0]
-    assert "00001_p=0.5" in best and "25" in best and "prior.reversal_steps" in best
-    # Best first by best fid; the failed trial (no value) last.
+    assert "00001_p=0.5" in best and "val fid 26 at its final step 300" in best and "prior.reversal_steps" in best
+    # Best first by value; the stopped and failed trials (no value) last.
     assert table_names(summary) == ["00001_p=0.5", "00005_p=0.7", "00000_p=0.2", "00004_p=0.3", "00002_p=0.8",
                                     "00003_p=0.6"]
 
@@ -29,8 +29,8 @@ def test_mode_max_picks_the_maximum(tmp_path):
     make_sweep(tmp_path, mode="max")
     summary = Path(write_report(tmp_path)).read_text()
     best = summary.split("## Best trial")[1].split("\n## ")[0]
-    assert "00002_p=0.8" in best
-    assert table_names(summary)[:2] == ["00002_p=0.8", "00004_p=0.3"]
+    assert "00004_p=0.3" in best  # the stopped 00002_p=0.8 (90 at step 200) has no value
+    assert table_names(summary)[:2] == ["00004_p=0.3", "00000_p=0.2"]
     assert table_names(summary)[-1] == "00003_p=0.6"
 
 

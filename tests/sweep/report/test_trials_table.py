@@ -28,7 +28,7 @@ def test_trials_csv_one_row_per_trial(min_report):
         rows = list(csv.DictReader(f))
     assert len(rows) == len(TRIALS)
     assert set(SPACE) <= set(rows[0])
-    assert {"name", "status", "fid_last", "fid_best", "best_step", "full_fid", "wall_min", "error"} <= set(rows[0])
+    assert {"name", "status", "value", "fid_last", "stopped_at_step", "full_fid", "wall_min", "error"} <= set(rows[0])
     by_name = {row["name"]: row for row in rows}
     assert by_name["00000_p=0.2"]["prior.reversal_steps"] == ""  # inactive conditional param
     assert by_name["00001_p=0.5"]["prior.reversal_steps"] == "8"

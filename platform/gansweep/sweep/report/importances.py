@@ -7,7 +7,7 @@ import warnings
 from pathlib import Path
 
 from gansweep.sweep import sweep_dir as layout
-from gansweep.sweep.report.points import best_value
+from gansweep.sweep.report.points import trial_value
 from gansweep.sweep.report.trials_table import md_table
 from gansweep.sweep.space import distribution
 
@@ -53,7 +53,7 @@ def _load_study(sweep: dict, storage: str | None):
 
 
 def _study_from_trials(sweep: dict, trials: list[dict]):
-    """An in-memory study rebuilt from trials.json (best value per trial) when the real one cannot be opened."""
+    """An in-memory study rebuilt from trials.json (each trial's value) when the real one cannot be opened."""
     import optuna
 
     distributions = {}
@@ -68,7 +68,7 @@ def _study_from_trials(sweep: dict, trials: list[dict]):
     finally:
         optuna.logging.set_verbosity(verbosity)
     for t in trials:
-        value = best_value(t)
+        value = trial_value(t)
         if value is None or t.get("status") not in (layout.FINISHED, layout.STOPPED):
             continue
         params = {k: v for k, v in t["params"].items() if k in distributions}

@@ -12,7 +12,7 @@ from matplotlib import colormaps
 from matplotlib.figure import Figure
 
 from gansweep.sweep import sweep_dir as layout
-from gansweep.sweep.report.points import best_value
+from gansweep.sweep.report.points import trial_value
 from gansweep.sweep.report.trials_table import md_table, rank_key, status_counts
 
 JITTER = 0.15  # half-width of the horizontal jitter of categorical strip points
@@ -94,7 +94,7 @@ def _numeric_x_axis(ax, kind: str, spec: dict | None, xs: list[float]) -> None:
 
 
 def _sweep_best(trials: list[dict], mode: str) -> dict | None:
-    return min((t for t in trials if best_value(t) is not None), key=lambda t: rank_key(t, mode), default=None)
+    return min((t for t in trials if trial_value(t) is not None), key=lambda t: rank_key(t, mode), default=None)
 
 
 def _circle_best(ax, x: float, y: float) -> None:
@@ -108,8 +108,8 @@ def _plot_metric_vs_param(path: Path, param: str, spec: dict | None, trials: lis
     """
     having = [t for t in trials if param in t["params"]]
     kind = _spec_kind(spec, [t["params"][param] for t in having])
-    valued = [t for t in having if best_value(t) is not None]
-    missing = [t for t in having if best_value(t) is None]
+    valued = [t for t in having if trial_value(t) is not None]
+    missing = [t for t in having if trial_value(t) is None]
     # Constrained layout keeps a multi-line title inside the figure.
     fig = Figure(figsize=(6.4, 4.8 if missing else 4.4), layout="constrained")
     if missing:
@@ -132,7 +132,7 @@ def _plot_metric_vs_param(path: Path, param: str, spec: dict | None, trials: lis
     statuses = list(STATUS_STYLE) + sorted({t.get("status", "") for t in having} - set(STATUS_STYLE))
     for status in statuses:
         colour, marker = STATUS_STYLE.get(status, ("black", "d"))
-        points = [(x_of[id(t)], best_value(t)) for t in valued if t.get("status", "") == status]
+        points = [(x_of[id(t)], trial_value(t)) for t in valued if t.get("status", "") == status]
         if points:
             ax.scatter(*zip(*points), c=colour, marker=marker, s=36, label=f"{status} ({len(points)})", zorder=3)
         xs = [x_of[id(t)] for t in missing if t.get("status", "") == status]
@@ -141,7 +141,7 @@ def _plot_metric_vs_param(path: Path, param: str, spec: dict | None, trials: lis
             ax.scatter([], [], c=colour, marker=marker, s=36, label=f"{status}, no {metric} ({len(xs)}): below")
     best = _sweep_best(trials, mode)
     if best is not None and best in valued:  # the sweep's best trial, when it has this parameter
-        _circle_best(ax, x_of[id(best)], best_value(best))
+        _circle_best(ax, x_of[id(best)], trial_value(best))
     if strip is not None:
         strip.set_yticks([])
         strip.set_ylabel(f"no {metric}", rotation=0, ha="right", va="center", fontsize=8)
@@ -175,7 +175,7 @@ def _plot_metric_vs_param_by(path: Path, param: str, spec: dict | None, by: str,
     the per-parameter plot shows them.
     """
     having = [t for t in trials if param in t["params"] and by in t["params"]]
-    valued = [t for t in having if best_value(t) is not None]
+    valued = [t for t in having if trial_value(t) is not None]
     kind = _spec_kind(spec, [t["params"][param] for t in having])
     categories = _categories(by_spec, [t["params"][by] for t in having])
     palette = colormaps["tab10" if len(categories) <= 10 else "tab20"]  # qualitative: categories have no order
@@ -186,10 +186,10 @@ def _plot_metric_vs_param_by(path: Path, param: str, spec: dict | None, by: str,
     for i, category in enumerate(categories):
         colour = palette(i % palette.N)
         group = sorted((t for t in valued if t["params"][by] == category), key=lambda t: float(t["params"][param]))
-        ax.plot([float(t["params"][param]) for t in group], [best_value(t) for t in group], color=colour,
+        ax.plot([float(t["params"][param]) for t in group], [trial_value(t) for t in group], color=colour,
                 alpha=0.7, label=f"{by} = {category} ({len(group)})", zorder=2)
         for status in sorted({t.get("status", "") for t in group}):
-            points = [(float(t["params"][param]), best_value(t)) for t in group if t.get("status", "") == status]
+            points = [(float(t["params"][param]), trial_value(t)) for t in group if t.get("status", "") == status]
             ax.scatter(*zip(*points), color=colour, marker=STATUS_STYLE.get(status, ("black", "d"))[1], s=36, zorder=3)
     for status in sorted({t.get("status", "") for t in valued}):  # the marker key, in a neutral colour
         n = sum(t.get("status", "") == status for t in valued)
@@ -197,7 +197,7 @@ def _plot_metric_vs_param_by(path: Path, param: str, spec: dict | None, by: str,
                    label=f"{status} ({n})")
     best = _sweep_best(trials, mode)
     if best is not None and best in valued:
-        _circle_best(ax, float(best["params"][param]), best_value(best))
+        _circle_best(ax, float(best["params"][param]), trial_value(best))
 
     notes = [f"{metric} vs {param} by {by} (colour: {by}; marker: status)"]
     if len(valued) < len(having):
@@ -238,7 +238,7 @@ def _category_table(by: str, spec: dict | None, trials: list[dict], metric: str,
     having = [t for t in trials if by in t["params"]]
     rows = []
     for category in _categories(spec, [t["params"][by] for t in having]):
-        values = [best_value(t) for t in having if t["params"][by] == category and best_value(t) is not None]
+        values = [trial_value(t) for t in having if t["params"][by] == category and trial_value(t) is not None]
         best = (min(values) if mode == "min" else max(values)) if values else None
         rows.append([category, len(values), best, sum(values) / len(values) if values else None])
     return md_table([by, f"trials with {metric}", f"best {metric}", f"mean {metric}"], rows)

@@ -1,14 +1,15 @@
 """The sampled points of a sweep, each with its trials: one per training seed where the space has `seeds:`, else one.
 What the report's trials table and best-trial section rank and show: every figure of a point as its seeds' mean, 95%
-interval and n (evaluation/intervals.py)."""
+interval and n (evaluation/intervals.py). They rank on the sweep's one objective, each trial's value as trials.json
+records it (sweep_dir.trial_value) and a point's the mean of its seeds' (sweep_dir.point_value)."""
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from gansweep.evaluation.intervals import Interval, interval
+from gansweep.sweep import sweep_dir as layout
 
 
 @dataclass
@@ -40,12 +41,9 @@ class Point:
         return next(iter(counts)) if len(counts) == 1 else ", ".join(f"{n} {s}" for s, n in counts.items())
 
 
-def best_value(trial: dict) -> float | None:
-    """The best value of the metric over the trial's reports; None when it has none, or none finite."""
-    value = (trial.get("best") or {}).get("value")
-    if value is None or not math.isfinite(float(value)):
-        return None
-    return float(value)
+def trial_value(trial: dict) -> float | None:
+    """The trial's value (sweep_dir.trial_value: the metric of its last report, a finished trial's only)."""
+    return trial.get("value")
 
 
 def points(trials: list[dict]) -> list[Point]:
@@ -58,12 +56,12 @@ def points(trials: list[dict]) -> list[Point]:
 
 
 def ranked(trials: list[dict], mode: str) -> list[Point]:
-    """The points, best first by the mean of their trials' best values; points without one last, by number."""
+    """The points, best first by their value (sweep_dir.point_value); points without one last, by number."""
     def key(point: Point) -> tuple:
-        best = point.figure(best_value)
-        if best is None or not math.isfinite(best.mean):
+        mean = layout.point_value(point.trials)
+        if mean is None:
             return (1, 0.0, point.number)
-        return (0, best.mean if mode == "min" else -best.mean, point.number)
+        return (0, mean if mode == "min" else -mean, point.number)
 
     return sorted(points(trials), key=key)
 

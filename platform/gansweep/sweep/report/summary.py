@@ -4,7 +4,7 @@ write their tables and plots (report/write.py joins them)."""
 from __future__ import annotations
 
 from gansweep.sweep import sweep_dir as layout
-from gansweep.sweep.report.points import Point, best_value
+from gansweep.sweep.report.points import Point, trial_value
 from gansweep.sweep.report.trials_table import fmt, md_table, status_counts
 
 SUMMARY_FILE = "summary.md"
@@ -36,19 +36,18 @@ def header_section(sweep: dict, ranked: list[dict], trials_note: str, storage: s
 
 
 def best_trial_section(sweep: dict, ranked: list[Point]) -> list[str]:
-    """The first point of RANKED: its params, last reported metrics and full evaluation (over its seeds, where the
-    space has several)."""
+    """The first point of RANKED: its value (sweep_dir.point_value), params, last reported metrics and full evaluation
+    (over its seeds, where the space has several)."""
     metric = sweep["metric"]
     lines = ["## Best trial", ""]
-    best = ranked[0] if ranked and ranked[0].figure(best_value) is not None else None
+    best = ranked[0] if ranked and layout.point_value(ranked[0].trials) is not None else None
     if best is None:
-        return lines + [f"No trial has reported `{metric}` yet.", ""]
+        return lines + [f"No trial has finished with a `{metric}` yet.", ""]
     if len(best.trials) > 1:
         return lines + _seeds_lines(metric, best)
     best = best.trials[0]
-    step = (best.get("best") or {}).get("step")
     lines += [(f"**{best['name']}** (trial {best['number']}, {best.get('status', '')}): "
-              f"best {metric} {fmt(best_value(best))} at step {fmt(step)}."), ""]
+              f"val {metric} {fmt(trial_value(best))} at its final step {fmt(best['metrics'].get('step'))}."), ""]
     if best["params"]:
         lines += [md_table(["param", "value"], [[k, v] for k, v in best["params"].items()]), ""]
     if best.get("metrics"):
@@ -62,10 +61,11 @@ def best_trial_section(sweep: dict, ranked: list[Point]) -> list[str]:
 
 def _seeds_lines(metric: str, point: Point) -> list[str]:
     """A point of several seeds: each figure as their mean ± its 95% interval's half-width, and n."""
-    value = point.figure(best_value)
+    value = point.figure(trial_value)
     seeds = ", ".join(f"{trial['name']} (seed {trial.get('seed')})" for trial in point.trials)
-    lines = [(f"**{point.name}** (trial {point.number}, {point.status()}): best {metric} {value.text()} (n={value.n}, "
-              f"the mean of each seed's best ± the half-width of its 95% interval). Its seeds: {seeds}."), ""]
+    lines = [(f"**{point.name}** (trial {point.number}, {point.status()}): val {metric} {value.text()} (n={value.n}, "
+              f"the mean of its seeds' values at their final step ± the half-width of its 95% interval). Its seeds: "
+              f"{seeds}."), ""]
     if point.params:
         lines += [md_table(["param", "value"], [[k, v] for k, v in point.params.items()]), ""]
     for title, section in (("Last reported metrics", "metrics"), ("Full evaluation", "full_evaluation")):

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from gansweep.evaluation import figures
 from gansweep.evaluation.intervals import Interval
-from gansweep.sweep.report.points import Point, best_value, seeded
+from gansweep.sweep.report.points import Point, trial_value, seeded
 
 TRIALS_CSV = "trials.csv"
 # The full evaluation's figures beside full_fid in the table, each where some trial's evaluation has it (sweeps
@@ -21,7 +21,7 @@ ERROR_CHARS = 100  # an error is shortened to its last line, cut to this many ch
 
 def rank_key(trial: dict, mode: str) -> tuple:
     # Best first per mode; trials without a value (failed, pending, no report yet) last, by number.
-    value = best_value(trial)
+    value = trial_value(trial)
     if value is None:
         return (1, 0.0, trial["number"])
     return (0, value if mode == "min" else -value, trial["number"])
@@ -52,20 +52,20 @@ def _full_keys(metric: str, trials: list[dict]) -> list[str]:
 
 def _figures(metric: str, full_keys: list[str]) -> dict:
     """The table's figures: column -> what it reads of a trial."""
-    read = {f"{metric}_last": lambda t: (t.get("metrics") or {}).get(metric), figures.best_key(metric): best_value}
+    read = {"value": trial_value, f"{metric}_last": lambda t: (t.get("metrics") or {}).get(metric)}
     for key in full_keys:
         read[f"full_{key}"] = lambda t, key=key: (t.get("full_evaluation") or {}).get(key)
     return read
 
 
 def _columns(params: list[str], metric: str, full_keys: list[str], with_seeds: bool, spread: bool) -> list[str]:
-    """The table's columns. With seeds, the point's best step (one per seed) gives way to its seeds; SPREAD (the CSV
-    of a sweep with seeds): each figure's interval half-width and n in columns beside its mean."""
+    """The table's columns. With seeds, the step a trial was stopped at (one per seed) gives way to its seeds; SPREAD
+    (the CSV of a sweep with seeds): each figure's interval half-width and n in columns beside its mean."""
     shown = []
     for column in _figures(metric, full_keys):
         shown += [column, f"{column}_ci95", f"{column}_n"] if spread else [column]
-        if column == figures.best_key(metric) and not with_seeds:
-            shown.append("best_step")
+        if column == f"{metric}_last" and not with_seeds:
+            shown.append("stopped_at_step")
     seeds = ["seeds"] if with_seeds else []
     return ["name", "status", *seeds, *params, *shown, "wall_min", "error"]
 
@@ -82,7 +82,7 @@ def _table_row(point: Point, params: list[str], metric: str, full_keys: list[str
     for column, read in _figures(metric, full_keys).items():
         row[column] = point.figure(read)
     if not with_seeds:
-        row["best_step"] = (first.get("best") or {}).get("step") if best_value(first) is not None else None
+        row["stopped_at_step"] = first.get("stopped_at_step")
     row["wall_min"] = sum(walls) / len(walls) / 60 if walls else None  # a seed's mean wall time
     row["error"] = next((_short_error(t.get("error")) for t in point.trials if t.get("error")), "")
     return row
@@ -152,8 +152,9 @@ def write_trials_table(out: Path, ranked: list[Point], params: list[str], metric
                   "half-width of its 95% interval (Student t, n - 1 degrees of freedom) over the n seeds that have "
                   "it; the CSV has the half-width and n in its own columns. ") if with_seeds else ""
     return lines + [md_table(shown, [_md_row(r, shown, with_seeds) for r in rows]), "", seeds_note +
-                    (f"`{metric}_last` is the last reported value, `{metric}_best` the best over the trial's reports "
-                     f"(at `best_step`); the `full_*` columns are the trial's full evaluation (`eval.n_samples` "
+                    (f"`value` ranks the trials: a finished trial's `{metric}` at its final step (none for a trial "
+                     f"stopped early, at `stopped_at_step`); `{metric}_last` is the last reported value; the "
+                     f"`full_*` columns are the trial's full evaluation (`eval.n_samples` "
                      "samples, when it trained to its end): precision is the share of samples that look real and "
                      "recall the share of the real data they reach, density and coverage the same measures made "
                      "robust to outliers (Naeem et al. 2020), so a collapsed generator shows low recall and coverage "
