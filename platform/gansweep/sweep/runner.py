@@ -28,7 +28,7 @@ from gansweep.run import run_dir
 from gansweep.run.cluster import cluster_shape, ready_for_cluster
 from gansweep.run.plan import plan_resources as plan_run_resources
 from gansweep.run.plan import trains_in_trial_process
-from gansweep.run.summaries import write_hparams_config, write_trial_hparams
+from gansweep.run.summaries import write_trial_hparams
 from gansweep.sweep import pbt, samplers, schedulers, study_search
 from gansweep.sweep import sweep_dir as layout
 from gansweep.sweep.space import SweepSpace
@@ -68,9 +68,7 @@ def trial_name(number: int, point: dict[str, Any], seed: int | None = None) -> s
     and the sampled values."""
     parts = [] if seed is None else [f"seed={seed}"]
     for key, value in point.items():
-        short = key.split(".")[-1]
-        if key.startswith("hidden."):
-            short = "hidden_" + short
+        short = layout.short_key(key)
         text = f"{value:.3g}" if isinstance(value, float) else str(value)
         parts.append(f"{short}={text}")
     name = f"{number:04d}_" + "_".join(parts)
@@ -110,10 +108,6 @@ def run_trial(config: dict, space: SweepSpace, sweep_dir: str, monitor: MonitorP
     directory = layout.trial_dir(sweep_dir, name)
     if pbt.EXPLOIT_KEY in config:
         pbt.start_from_exploit(config, directory)
-    else:
-        # At the start: ASHA may stop the trial before its end. (A PBT clone keeps the point it started from in
-        # TensorBoard's HParams table; its later points are its lineage in trials.json and the report.)
-        write_trial_hparams(log_dir, name, point)
     failed = run_dir.read_failed_for_good(directory)
     if failed is not None:
         # Tune restarting a one-worker trial after an error no retry can help (a sweep restarts no failed trial
@@ -196,8 +190,9 @@ def _searcher(space: SweepSpace, sweep_dir: str):
 class TrialsRecord(Callback):
     """A Tune callback, in the sweep's driver: keeps trials.json current as trials start, report and end."""
 
-    def __init__(self, sweep_dir: str, metric: str, mode: str, base_seed: int = 0):
+    def __init__(self, sweep_dir: str, metric: str, mode: str, base_seed: int = 0, params: tuple = ()):
         self.sweep_dir, self.metric, self.mode = sweep_dir, metric, mode
+        self.params = params  # the space's, for the HParams session each trial's TensorBoard run gets at its end
         self.base_seed = base_seed  # a trial's train.seed where neither its point nor the sweep's seeds set it
         self.trials: dict[str, dict] = {}
 
@@ -224,6 +219,12 @@ class TrialsRecord(Callback):
 
     def _write(self) -> None:
         layout.write_trials(self.sweep_dir, list(self.trials.values()))
+
+    def _hparams(self, entry: dict) -> None:
+        """The ended trial's row of TensorBoard's HParams table: the point it started from (a PBT clone's later ones
+        are its lineage in trials.json and the report) and how it ended."""
+        write_trial_hparams(layout.trial_log_dir(self.sweep_dir, entry["name"]), entry["name"], entry["params"],
+                            layout.status_text(entry), list(self.params), self.metric)
 
     def on_trial_start(self, iteration, trials, trial, **info):
         entry = self._entry(trial)
@@ -271,6 +272,7 @@ class TrialsRecord(Callback):
         if result is not None:
             entry["full_evaluation"] = result.get("evaluation")
         self._write()
+        self._hparams(entry)
 
     def on_trial_error(self, iteration, trials, trial, **info):
         entry = self._entry(trial)
@@ -279,6 +281,7 @@ class TrialsRecord(Callback):
         error = run_dir.read_error(layout.trial_dir(self.sweep_dir, entry["name"]))
         entry["error"] = error or f"failed; see Tune's error file {trial.error_file}"
         self._write()
+        self._hparams(entry)
 
 
 _REPORTED = ("step", *figures.REPORTED, "loss_d", "loss_g", "d_real", "d_fake", "images_per_s", "data_wait_frac",
@@ -372,7 +375,6 @@ def _tune(space: SweepSpace, sweep_dir: str, resume: bool, verbose: bool) -> flo
         _open_study(_storage_url(space, sweep_dir), sweep_dir)
     # Before Ray: the classifier (trained once, cached) and the reference statistics, shared by every trial.
     monitor = prepare_monitor(base)
-    write_hparams_config(storage.join(sweep_dir, layout.TENSORBOARD_DIR), space.params, space.metric)
     # What Ray holds and saves of the space names no storage: the URL may hold a password (study_search.STUDY_URLS).
     space = dataclasses.replace(space, search=dataclasses.replace(space.search, storage=None))
 
@@ -398,7 +400,7 @@ def _tune(space: SweepSpace, sweep_dir: str, resume: bool, verbose: bool) -> flo
             name=layout.TUNE_DIR,
             storage_path=storage_path,
             storage_filesystem=storage_filesystem,
-            callbacks=[TrialsRecord(sweep_dir, space.metric, space.mode, base.train.seed)],
+            callbacks=[TrialsRecord(sweep_dir, space.metric, space.mode, base.train.seed, tuple(space.params))],
             failure_config=tune.FailureConfig(max_failures=_trial_retries(space.resources)),
             verbose=1,  # Tune's trial table (status, params, the metric) every 30 s, and each trial's end
         )

@@ -59,5 +59,5 @@ def test_a_row_per_point_with_each_figure_s_mean_interval_and_n(tmp_path):
     # The best trial's section is the best point's, over its seeds
     section = summary.split("## Best trial")[1].split("\n## ")[0]
     assert "**0001_p=0.5**" in section and "(n=2" in section and "seed 2" in section
-    assert "Full evaluation over the seeds" in section and "| fid | 32 ± " in section
+    assert ", over the seeds:" in section and "| test fid | 32 ± " in section
 
