@@ -130,7 +130,8 @@ def _report(args: argparse.Namespace) -> int:
     print(storage.read_text(summary))
     print(f"[gansweep] wrote {storage.display(storage.parent_of(summary))}/")
     sweep_dir = storage.normalize(args.sweep_dir)
-    for line in ["compare the trials' curves and samples:", *tensorboard_lines(sweep_dir, layout.read_sweep_record(sweep_dir))]:
+    lines = tensorboard_lines(sweep_dir, layout.read_sweep_record(sweep_dir))
+    for line in ["compare the trials' curves and samples:", *lines]:
         print(f"[gansweep] {line}")
     return 0
 

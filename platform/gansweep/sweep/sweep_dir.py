@@ -5,7 +5,8 @@
                     evaluation, wall time, error
     optuna.db       the Optuna study (SQLite by default; for a sweep on object storage, a copy of the local file
                     the driver works on, published with each snapshot of Tune's state: see default_storage)
-    tensorboard/    one TensorBoard run per trial, with the sweep's HParams experiment at its root
+    tensorboard/    one TensorBoard run per trial; each, once its trial ended, with the sweep's HParams experiment
+                    and its session (values, status)
     trials/NAME/    each trial's run directory (run/run_dir.py)
     tune/           Ray Tune's experiment state, what --resume continues
     report/         written by `gansweep report`

@@ -51,7 +51,7 @@ def grid_report(tmp_path_factory):
 def test_paired_gain_where_trials_share_a_p(grid_report):
     root, summary = grid_report
     section = gain_section(summary)
-    assert "| measurement.p | gain over ignore | n |" in section
+    assert "| measurement.p | ambient's gain over ignore | n |" in section
     # ignore's value minus ambient's (each the last report's fid: best + 1 here), > 0: ambient better
     assert "| 0.3 | 30 | 1 |" in section and "| 0.6 | 40 | 1 |" in section and "| 0.9 |" not in section
     assert "the gain against p can be estimated** from 2 paired points" in section
@@ -102,3 +102,28 @@ def test_tensorboard_url_colours_runs_by_the_main_choice():
         assert re.search(regex, trial_name(7, point)).group(1) == "ignore"
     assert re.search(regex, trial_name(7, {"hidden.mode": "ambient", "mode": "ignore"})).group(1) == "ignore"
     assert tensorboard_url({"space": {"measurement.p": {"uniform": [0, 1]}}}) == "http://localhost:6006/"
+
+
+def _seeded(status: str, params: dict, seed: int, fid: float, kid: float) -> dict:
+    name = "_".join(f"{k}={v}" for k, v in params.items())
+    entry = layout.new_trial_entry(f"{name}_seed={seed}", 0, params, seed=seed, group=name)
+    entry.update(status=status, metrics={"fid": fid, "kid": kid, "step": 300})
+    return entry
+
+
+def test_with_seeds_the_gain_pairs_seeds_and_the_pareto_front_has_a_mark_per_point():
+    from gansweep.sweep.report.gain import paired_gains
+    from gansweep.sweep.report.pareto import point_entries
+
+    ambient = {"mode": "ambient", "measurement.p": 0.3}
+    trials = [_seeded("finished", ambient, seed, 20.0 + seed, 0.01) for seed in (0, 1)]
+    trials += [_seeded("finished", {"mode": "ignore", "measurement.p": 0.3}, 0, 50.0, 0.03),
+               _seeded("finished", {"mode": "ignore", "measurement.p": 0.3}, 1, 55.0, 0.05),
+               _seeded("stopped", {"mode": "ignore", "measurement.p": 0.3}, 2, 90.0, 0.09)]  # no value: no pair
+    (gain,) = paired_gains(trials, "mode", ["measurement.p"], "ambient", "fid", "min")["ignore"].values()
+    assert gain.mean == pytest.approx((30.0 + 34.0) / 2) and gain.n == 2 and gain.half_width > 0
+    entries = {e["name"]: e for e in point_entries(trials, [("fid", "min"), ("kid", "min")])}
+    ignore = entries["mode=ignore_measurement.p=0.3"]
+    assert ignore["metrics"] == {"fid": 52.5, "kid": pytest.approx(0.04)} and ignore["spread"]["fid"] > 0
+    front = layout.pareto_front(list(entries.values()), [("fid", "min"), ("kid", "min")])
+    assert [e["name"] for e in front] == ["mode=ambient_measurement.p=0.3"]  # a point, not one of its seeds

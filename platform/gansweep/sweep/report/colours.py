@@ -62,6 +62,11 @@ class Colours:
         """The colour of a trial (or point) of PARAMS."""
         return self.of_value(params.get(self.key)) if self.key is not None else NEUTRAL
 
+    def rest(self, params: dict) -> str:
+        """PARAMS but the main choice, short ("p=0.3 lr_d=0.0002"): what tells a colour's trials apart."""
+        return " ".join(f"{key.split('.')[-1]}={f'{value:.3g}' if isinstance(value, float) else value}"
+                        for key, value in params.items() if key != self.key)
+
     def label(self, value) -> str:
         return f"{self.key} = {value}"
 

@@ -23,6 +23,7 @@ REVERSAL_STEPS_TAG = "prior/reversal_steps"
 REVERSAL_ERROR_TAG = "prior/reversal_error"
 REVERSAL_PNG = "reversal_steps.png"
 VAL_CURVES_PNG = "val_curves.png"
+LABELLED_CURVES = 12  # up to this many trials, each line's end names its parameters
 OLD_VAL_PREFIX = "eval"  # the val figures' tags in sweeps written before they were named val/
 LEGEND_ROWS = 20  # trials per legend column: a legend of many trials spreads sideways, not past the figure
 MAX_STEPS_KEY = "reversal.max_steps"
@@ -152,11 +153,15 @@ def write_val_curves(out: Path, sweep_dir: str, sweep: dict, trials: list[dict],
         key = trial["params"].get(colours.key) if colours.key else None
         counted[key] = counted.get(key, 0) + 1
         ax.plot(steps, values, color=colours.of(trial["params"]), marker=".", markersize=4, linewidth=1, alpha=0.8)
+        if len(series) <= LABELLED_CURVES:  # which of a colour's lines is which: its other parameters at its end
+            ax.annotate(colours.rest(trial["params"]), (steps[-1], values[-1]), xytext=(4, 0), fontsize=7,
+                        textcoords="offset points", va="center", color=colours.of(trial["params"]))
         end = {layout.STOPPED: "x", layout.FAILED: "X"}.get(trial.get("status"))
         if end:
             ax.scatter(steps[-1:], values[-1:], color=colours.of(trial["params"]), marker=end, s=60, zorder=3)
     for key, n in counted.items():  # the legend: a line per colour
-        ax.plot([], [], color=colours.of_value(key), label=(colours.label(key) if colours.key else "trials") + f" ({n})")
+        label = colours.label(key) if colours.key else "trials"
+        ax.plot([], [], color=colours.of_value(key), label=f"{label} ({n})")
     ax.set_title(f"val {metric} over training, a line per trial" + (f" ({colours.title})" if colours.key else ""),
                  fontsize=9)
     ax.set_xlabel("training step")

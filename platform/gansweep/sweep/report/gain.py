@@ -13,6 +13,7 @@ from matplotlib.figure import Figure
 
 from gansweep.evaluation.intervals import Interval, interval
 from gansweep.sweep.report.colours import Colours, axis_kind, is_number
+from gansweep.sweep.report.plots import numeric_x_axis
 from gansweep.sweep.report.trials_table import fmt, md_table
 from gansweep.sweep.sweep_dir import trial_value
 
@@ -69,11 +70,10 @@ def _plot_gain(path: Path, param: str, spec: dict | None, gains: dict, reference
         ax.errorbar(xs, ys, yerr=errors if any(errors) else None, fmt="o-", color=colours.of_value(value), capsize=3,
                     label=f"{colours.key} = {value} against {reference} ({len(points)} paired)")
     ax.axhline(0, color="0.3", linewidth=1, linestyle="--")
-    if isinstance(spec, dict) and "choice" in spec:
-        ax.set_xticks([float(v) for v in spec["choice"]])
-    worse = "the other's minus" if mode == "min" else "minus the other's:"
-    ax.set_title(f"{reference}'s gain in val {metric} at each {param} where both trained: {worse} {reference}'s\n"
-                 f"(> 0: {reference} better; error bars: 95% interval over paired seeds)", fontsize=9)
+    numeric_x_axis(ax, axis_kind(spec, []), spec, [float(where[0]) for at in gains.values() for where in at])
+    difference = f"the other's minus {reference}'s" if mode == "min" else f"{reference}'s minus the other's"
+    ax.set_title(f"Gain of {colours.key} = {reference} in val {metric} at each {param} where both trained\n"
+                 f"({difference}: > 0, {reference} better; error bars: 95% interval over paired seeds)", fontsize=9)
     ax.set_xlabel(param)
     ax.set_ylabel(f"gain in val {metric}")
     ax.grid(True, alpha=0.3)
@@ -102,7 +102,7 @@ def write_gain(out: Path, sweep: dict, params: list[str], trials: list[dict], co
     for value in colours.values[1:]:
         at = gains.get(value, {})
         if at:
-            header = [*others, f"gain over {value}", "n"]
+            header = [*others, f"{reference}'s gain over {value}", "n"]
             lines += [md_table(header, [[*where, gain.text(), gain.n] for where, gain in at.items()]), ""]
         lines += [_conclusion(trials, key, others, reference, value, at, metric), ""]
     numeric = [o for o in others if axis_kind(space.get(o), []) != "categorical"]
@@ -122,7 +122,8 @@ def _conclusion(trials: list[dict], key: str, others: list[str], reference, valu
     for side in (reference, value):
         valued = [t for t in trials if t["params"].get(key) == side and trial_value(t, metric) is not None]
         spread = "; ".join(_values_text(o, [t["params"].get(o) for t in valued if o in t["params"]]) for o in others)
-        described.append(f"{side}: {len(valued)} trial(s) with a value" + (f" at {spread}" if valued and spread else ""))
+        place = f" at {spread}" if valued and spread else ""
+        described.append(f"{side}: {len(valued)} trial(s) with a value{place}")
     paired = f"only {len(at)} paired point" if at else "no trials share a point"
     return (f"**{reference} against {value}: the gain against {against} cannot be estimated** ({paired}; at least "
             f"{MIN_PAIRED_POINTS} are needed). " + "; ".join(described) + ".")

@@ -102,7 +102,7 @@ def _importances(sweep: dict, trials: list[dict], storage: str | None, png: Path
     if n < MIN_TRIALS_FOR_IMPORTANCE:
         return None, (f"No importances: {n} complete trials, fewer than the {MIN_TRIALS_FOR_IMPORTANCE} a ranking "
                       "needs (Optuna's PED-ANOVA compares the best 10% of the trials with all of them: here one or "
-                      "two trials would decide it). Read the plots below, and where trials share a point, the gain "
+                      "two trials would decide it). Read the plots and, where trials share a point, the gain "
                       f"above. Source: {note}.")
     # A parameter with one value in every complete trial explains nothing, yet Optuna would rank it.
     values = {}

@@ -40,7 +40,7 @@ def _safe_name(param: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]", "_", param)
 
 
-def _numeric_x_axis(ax, kind: str, spec: dict | None, xs: list[float]) -> None:
+def numeric_x_axis(ax, kind: str, spec: dict | None, xs: list[float]) -> None:
     """A log axis for a loguniform parameter, spanning the whole search range (and every point's value); a choice of
     numbers ticked at its choices."""
     if kind == "log":
@@ -89,7 +89,7 @@ def _plot_value_vs_param(path: Path, param: str, spec: dict | None, all_points: 
         bottom.set_xlim(-0.5, len(names) - 0.5)
     else:
         x_of = {id(p): float(p.params[param]) for p in having}
-        _numeric_x_axis(bottom, kind, spec, list(x_of.values()))
+        numeric_x_axis(bottom, kind, spec, list(x_of.values()))
 
     for value in (colours.values or (None,)):
         group = sorted((p for p in valued if colours.key is None or p.params.get(colours.key) == value),
@@ -127,7 +127,8 @@ def _plot_value_vs_param(path: Path, param: str, spec: dict | None, all_points: 
     if isinstance(spec, dict) and spec.get("when"):
         notes.append("active when " + ", ".join(f"{k} in {v}" for k, v in spec["when"].items()))
     if not having:
-        ax.text(0.5, 0.5, "no trial has a value for this parameter yet", ha="center", va="center", transform=ax.transAxes)
+        ax.text(0.5, 0.5, "no trial has a value for this parameter yet", ha="center", va="center",
+                transform=ax.transAxes)
     ax.set_title("\n".join(notes), fontsize=9)
     bottom.set_xlabel(param + (" (log scale)" if kind == "log" else ""))
     ax.set_ylabel(value_label(metric, mode), fontsize=9)

@@ -22,11 +22,15 @@ SAMPLES_DPI = 110  # a panel of 8 x 8 28-pixel samples (242 pixels) near its own
 
 
 def _title(trial: dict, metric: str, colours: Colours, step: int) -> str:
-    shown = [f"{key.split('.')[-1]}={fmt(value, 3)}" for key, value in trial["params"].items() if key != colours.key]
     value = layout.trial_value(trial, metric)
-    end = f"val {metric} {fmt(value, 4)}" if value is not None else f"{layout.status_text(trial)}, no value"
+    if value is not None:
+        end = f"val {metric} {fmt(value, 4)} (step {step})"
+    elif trial.get("status") == layout.STOPPED:
+        end = f"{layout.status_text(trial)}: no value"  # "stopped at step N"
+    else:
+        end = f"{trial.get('status', 'unknown')} (step {step}): no value"
     seed = f"seed {trial['seed']}, " if trial.get("seed") is not None and trial.get("group") != trial["name"] else ""
-    return f"{' '.join(shown) or trial['name']}\n{seed}{end} (step {step})"
+    return f"{colours.rest(trial['params']) or trial['name']}\n{seed}{end}"
 
 
 def _rows(trials: list[dict], colours: Colours) -> list[list[dict]]:
@@ -64,7 +68,8 @@ def write_samples_grid(out: Path, sweep_dir: str, sweep: dict, trials: list[dict
                                  color=colours.of(trial["params"]))
         if colours.key:
             axes[r, 0].text(-0.08, 0.5, str(row[0]["params"].get(colours.key, "-")), rotation=90, ha="right",
-                            va="center", transform=axes[r, 0].transAxes, fontsize=10, color=colours.of(row[0]["params"]))
+                            va="center", transform=axes[r, 0].transAxes, fontsize=10,
+                            color=colours.of(row[0]["params"]))
     fig.suptitle("Each trial's newest samples (the same z in every panel)"
                  + (f"; a row per {colours.key}" if colours.key else ""), fontsize=10)
     fig.savefig(out / SAMPLES_PNG, dpi=SAMPLES_DPI)
