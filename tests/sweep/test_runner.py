@@ -506,3 +506,17 @@ def test_a_trial_s_error_no_retry_can_help_ends_each_later_attempt_at_once(tmp_p
             runner.run_trial({"train.lr_d": 2e-4}, space, sweep, None, 1.0, [{"CPU": 2}], None)
         assert str(error.value) == first
     assert len(attempts) == 1 and run_dir.read_error(layout.trial_dir(sweep, "t0")) == first
+
+
+def test_a_stopped_trial_s_hparams_session_says_where_it_stopped(tmp_path):
+    from gansweep.sweep.runner import TrialsRecord
+    from gansweep.sweep.space import Param
+
+    entry = layout.new_trial_entry("0003_mode=ignore", 3, {"mode": "ignore"})
+    entry.update(status=layout.STOPPED, metrics={"step": 100, "fid": 90.0})
+    record = TrialsRecord(str(tmp_path), "fid", "min", params=(Param("mode", "choice", choices=["ambient", "ignore"]),))
+    record._hparams(entry)
+    hparams = _hparams(tmp_path / "tensorboard" / entry["name"])
+    session = hparams["_hparams_/session_start_info"].session_start_info
+    assert session.hparams["status"].string_value == "stopped at step 100"
+    assert session.hparams["mode"].string_value == "ignore"

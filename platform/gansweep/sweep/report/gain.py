@@ -71,9 +71,13 @@ def _plot_gain(path: Path, param: str, spec: dict | None, gains: dict, reference
                     label=f"{colours.key} = {value} against {reference} ({len(points)} paired)")
     ax.axhline(0, color="0.3", linewidth=1, linestyle="--")
     numeric_x_axis(ax, axis_kind(spec, []), spec, [float(where[0]) for at in gains.values() for where in at])
-    difference = f"the other's minus {reference}'s" if mode == "min" else f"{reference}'s minus the other's"
+    other = str(next(iter(gains))) if len(gains) == 1 else "the other's"
+    other = f"{other}'s" if len(gains) == 1 else other
+    difference = f"{other} minus {reference}'s" if mode == "min" else f"{reference}'s minus {other}"
+    bars = any(g.half_width for at in gains.values() for g in at.values())
     ax.set_title(f"Gain of {colours.key} = {reference} in val {metric} at each {param} where both trained\n"
-                 f"({difference}: > 0, {reference} better; error bars: 95% interval over paired seeds)", fontsize=9)
+                 f"({difference}: > 0, {reference} better" + ("; bars: 95% interval over seeds)" if bars else ")"),
+                 fontsize=9)
     ax.set_xlabel(param)
     ax.set_ylabel(f"gain in val {metric}")
     ax.grid(True, alpha=0.3)
@@ -116,8 +120,10 @@ def _conclusion(trials: list[dict], key: str, others: list[str], reference, valu
     """Whether the gain of REFERENCE over VALUE against the other keys can be estimated, and from what."""
     against = " and ".join(o.split(".")[-1] for o in others) or "the other keys"
     if len(at) >= MIN_PAIRED_POINTS:
+        single = all(gain.n == 1 for gain in at.values())
         return (f"**{reference} against {value}: the gain against {against} can be estimated** from {len(at)} "
-                f"paired points (the table above).")
+                "paired points (the table above)" + (": one seed each, so without an interval; `seeds:` in the space "
+                                                     "would show how much of it is noise." if single else "."))
     described = []
     for side in (reference, value):
         valued = [t for t in trials if t["params"].get(key) == side and trial_value(t, metric) is not None]
