@@ -163,5 +163,5 @@ def test_a_trial_on_a_lost_node_resumes_on_another_from_its_bucket_checkpoint(cl
     trial = layout.read_trials(out)[0]
     assert trial["status"] == "finished" and trial["error"] is None, trial
     events = _events(layout.trial_log_dir(out, trial["name"]))
-    assert [event.step for event in events.Scalars("eval/fid")] == list(range(20, LOST_NODE_STEPS + 1, 20))
+    assert [event.step for event in events.Scalars("val/fid")] == list(range(20, LOST_NODE_STEPS + 1, 20))
     assert run_dir.read_error(layout.trial_dir(out, trial["name"])) is None

@@ -124,11 +124,17 @@ def _sweep(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
+    from gansweep.sweep import sweep_dir as layout
+    from gansweep.sweep.report.tensorboard_link import tensorboard_lines
     from gansweep.sweep.report.write import write_report
 
     summary = write_report(args.sweep_dir, storage=args.storage)
     print(storage.read_text(summary))
     print(f"[gansweep] wrote {storage.display(storage.parent_of(summary))}/")
+    sweep_dir = storage.normalize(args.sweep_dir)
+    lines = tensorboard_lines(sweep_dir, layout.read_sweep_record(sweep_dir))
+    for line in ["compare the trials' curves and samples:", *lines]:
+        print(f"[gansweep] {line}")
     return 0
 
 

@@ -193,6 +193,6 @@ def test_a_two_worker_acl_gan_run_logs_its_losses_and_reconstructions(tmp_path):
         assert key in result["metrics"]
     events = _events(run)
     assert {"loss/reconstruction", "loss/code_d", "loss/code_g", "loss/d", "loss/g"} <= set(events.Tags()["scalars"])
-    assert {"images/reconstructions", "images/samples"} <= set(events.Tags()["images"])
+    assert {"training/reconstructions", "samples/fixed_z"} <= set(events.Tags()["images"])
     sampler, _, step = load_sampler(*resolve_checkpoint(run))
     assert isinstance(sampler.generator, CodeToImage) and step == 4

@@ -96,8 +96,8 @@ def test_a_conditional_run_shows_samples_per_class_and_evaluates_every_class(tmp
            "train.image_every=4", "train.checkpoint_every=4", cache=tmp_path / "cache")
     assert read_run_record(run).num_classes == 10
     events = _events(run)
-    assert {"images/samples_per_class", "images/samples"} <= set(events.Tags()["images"])
-    per_class = events.Images("images/samples_per_class")[-1]
+    assert {"samples/per_class", "samples/fixed_z"} <= set(events.Tags()["images"])
+    per_class = events.Images("samples/per_class")[-1]
     assert per_class.height > 9 * per_class.width / 8  # ten rows of eight
 
     sampler, _, step = load_sampler(*resolve_checkpoint(run))

@@ -27,7 +27,7 @@ from gansweep.storage import StorageError
 pytestmark = needs_fashion
 
 SCALARS = {"loss/d", "loss/g", "d/real", "d/fake", "perf/images_per_s", "perf/data_wait_frac"}
-IMAGES = {"images/measured_real", "images/measured_fake", "images/hidden_measured", "images/samples"}
+IMAGES = {"training/measured_real", "training/measured_fake", "training/hidden_measured", "samples/fixed_z"}
 
 
 def test_ray_starts_with_gansweeps_settings_unless_the_environment_names_its_own(monkeypatch):
@@ -133,11 +133,11 @@ def test_two_worker_hidden_ambient_run_evaluates_periodically_and_at_the_end(tmp
     assert SCALARS <= set(events.Tags()["scalars"])
     assert IMAGES <= set(events.Tags()["images"])
     assert [e.step for e in events.Scalars("loss/d")] == [2, 3, 4, 6, 8]  # every log_every, and at checkpoints
-    real_grid = events.Images("images/measured_real")[-1]
+    real_grid = events.Images("training/measured_real")[-1]
     assert real_grid.width > 28 and real_grid.height > 28
-    assert [e.step for e in events.Scalars("eval/fid")] == [3, 6, 8]
-    assert [e.step for e in events.Scalars("eval_full/fid")] == [8]
-    assert events.Scalars("eval_full/fid")[0].value == pytest.approx(full["fid"], rel=1e-5)
+    assert [e.step for e in events.Scalars("val/fid")] == [3, 6, 8]
+    assert [e.step for e in events.Scalars("test/fid")] == [8]
+    assert events.Scalars("test/fid")[0].value == pytest.approx(full["fid"], rel=1e-5)
 
     checkpoints = sorted(p.name for p in (run / CHECKPOINTS_DIR).glob("checkpoint_*") if p.is_dir())
     assert len(checkpoints) == 2  # the newest two of steps 3, 6 and 8
@@ -388,8 +388,8 @@ def test_an_ema_run_reports_the_average_with_g_beside_it_and_resumes_the_same_av
         assert f"{key}_raw" in full and full[f"{key}_raw"] is not None, key
     assert full["fid"] != full["fid_raw"]
     events = _events(straight)
-    assert [e.step for e in events.Scalars("eval/fid_raw")] == [2, 4, 6]
-    assert events.Scalars("eval_full/fid_raw")[0].value == pytest.approx(full["fid_raw"], rel=1e-5)
+    assert [e.step for e in events.Scalars("val/fid_raw")] == [2, 4, 6]
+    assert events.Scalars("test/fid_raw")[0].value == pytest.approx(full["fid_raw"], rel=1e-5)
 
     _train(split, *ema_run, "train.steps=3", cache=cache.root(), evaluate=True)
     resumed = _train(split, *ema_run, "train.steps=6", cache=cache.root(), evaluate=True)

@@ -118,32 +118,39 @@ def test_optuna_study_is_persisted_with_each_trial_state(grid_sweep):
             assert ot_trial.value == pytest.approx(entry["metrics"]["fid"])
 
 
-def _hparams(run_dir: Path) -> plugin_data_pb2.HParamsPluginData:
+def _hparams(run_dir: Path) -> dict[str, plugin_data_pb2.HParamsPluginData]:
+    """The HParams summaries of a TensorBoard run, by tag (the experiment, a session's start)."""
     events = EventAccumulator(str(run_dir), size_guidance={"tensors": 0})
     events.Reload()
-    content = events.PluginTagToContent("hparams")
-    (data,) = [plugin_data_pb2.HParamsPluginData.FromString(raw) for raw in content.values()]
-    return data
+    return {tag: plugin_data_pb2.HParamsPluginData.FromString(raw)
+            for tag, raw in events.PluginTagToContent("hparams").items()}
 
 
 def test_tensorboard_has_one_readable_run_per_trial_with_hparams(grid_sweep):
     _, out, _ = grid_sweep
     board = out / "tensorboard"
-    experiment = _hparams(board).experiment
-    assert {info.name for info in experiment.hparam_infos} == {"train.lr_d", "mode"}
-    assert experiment.metric_infos[0].name.tag == "eval/fid"  # the sweep's metric first
-    for name, entry in _trials(out).items():
+    trials = _trials(out)
+    # Only the trials' runs: the HParams experiment lies in each of them, not in a run named "." at the root.
+    assert {path.name for path in board.iterdir()} == set(trials) and all(p.is_dir() for p in board.iterdir())
+    for name, entry in trials.items():
         run = board / name
         assert name.startswith(f"{entry['number']:04d}_") and "lr_d=" in name
-        session = _hparams(run).session_start_info
+        hparams = _hparams(run)
+        experiment = hparams["_hparams_/experiment"].experiment
+        assert {info.name for info in experiment.hparam_infos} == {"train.lr_d", "mode", "status"}
+        metrics = [info.name.tag for info in experiment.metric_infos]
+        assert metrics[0] == "val/fid" and "loss/reconstruction" not in metrics  # the sweep's metric first
+        session = hparams["_hparams_/session_start_info"].session_start_info
         assert {key: (value.string_value or value.number_value) for key, value in session.hparams.items()} == \
-            entry["params"]
+            {**entry["params"], "status": entry["status"]}  # finished or failed here
         if entry["status"] == "finished":
             events = EventAccumulator(str(run), size_guidance={"scalars": 0, "images": 0})
             events.Reload()
             tags = events.Tags()
-            assert {"eval/fid", "eval/fid_best", "loss/d", "eval_full/fid"} <= set(tags["scalars"])
-            assert "images/samples" in tags["images"]  # the sample grids beside the scalars
+            assert {"val/fid", "val/fid_best", "loss/d", "test/fid"} <= set(tags["scalars"])
+            assert set(metrics) <= set(tags["scalars"])  # HParams lists only what the trials log
+            assert sorted(tags["images"])[0] == "samples/fixed_z"  # the Images tab leads with the samples
+            assert (out / "trials" / name / "samples.png").is_file()  # the report's grid reads it
 
 
 def test_report_names_the_best_trial(grid_sweep):
@@ -152,6 +159,8 @@ def test_report_names_the_best_trial(grid_sweep):
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr[-3000:]
     assert (out / "report" / "metric_vs_mode.png").is_file()
+    assert (out / "report" / "samples.png").is_file() and (out / "report" / "val_curves.png").is_file()
+    assert "runColorGroup=regex:" in result.stdout  # the TensorBoard address that colours runs by mode
 
 
 def test_the_best_trial_is_one_trial_with_one_value_on_the_console_in_trials_json_optuna_and_the_report(grid_sweep):
@@ -437,7 +446,7 @@ def test_the_report_and_tensorboard_read_a_sweep_in_the_bucket(interrupted_sweep
         name = storage.name_of(_trial_dir(out, number))
         events = EventAccumulator(storage.join(out, "tensorboard", name), size_guidance={"scalars": 0})
         events.Reload()  # through boto3, as `tensorboard --logdir s3://...` reads it
-        assert [e.step for e in events.Scalars("eval/fid")] == [20, 40, 60]
+        assert [e.step for e in events.Scalars("val/fid")] == [20, 40, 60]
 
 
 @pytest.mark.parametrize("error, written", [
@@ -517,3 +526,17 @@ def test_a_trial_s_error_no_retry_can_help_ends_each_later_attempt_at_once(tmp_p
             runner.run_trial({"train.lr_d": 2e-4}, space, sweep, None, 1.0, [{"CPU": 2}], None)
         assert str(error.value) == first
     assert len(attempts) == 1 and run_dir.read_error(layout.trial_dir(sweep, "t0")) == first
+
+
+def test_a_stopped_trial_s_hparams_session_says_where_it_stopped(tmp_path):
+    from gansweep.sweep.runner import TrialsRecord
+    from gansweep.sweep.space import Param
+
+    entry = layout.new_trial_entry("0003_mode=ignore", 3, {"mode": "ignore"})
+    entry.update(status=layout.STOPPED, metrics={"step": 100, "fid": 90.0})
+    record = TrialsRecord(str(tmp_path), "fid", "min", params=(Param("mode", "choice", choices=["ambient", "ignore"]),))
+    record._hparams(entry)
+    hparams = _hparams(tmp_path / "tensorboard" / entry["name"])
+    session = hparams["_hparams_/session_start_info"].session_start_info
+    assert session.hparams["status"].string_value == "stopped at step 100"
+    assert session.hparams["mode"].string_value == "ignore"

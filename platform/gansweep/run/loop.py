@@ -30,6 +30,7 @@ from gansweep.run.run_dir import (
     own_checkpoint,
     prune_own_checkpoints,
     save_checkpoint,
+    write_samples,
 )
 from gansweep.run.summaries import RunSummaries
 from gansweep.storage import StorageError
@@ -207,11 +208,14 @@ def _cheap_evaluation(monitor: FidMonitor, gan: GANTrainer, step: int, best_eval
 
 
 def _summarise(summaries: RunSummaries, gan: GANTrainer, step: int, steps: int, metrics: dict, losses: list[str],
-               fixed_z: torch.Tensor | None) -> None:
-    """Rank 0's scalars, the image panels (given the fixed codes) and a progress line."""
+               fixed_z: torch.Tensor | None, output: str) -> None:
+    """Rank 0's scalars, the image panels (given the fixed codes; the samples' grid also in OUTPUT, the run
+    directory) and a progress line."""
     summaries.scalars(step, metrics)
     if fixed_z is not None:
-        summaries.images(step, gan.last, gan.sampler.images(fixed_z))
+        grid = summaries.images(step, gan.last, gan.sampler.images(fixed_z))
+        if grid is not None:
+            write_samples(output, grid, step)
         if gan.num_classes:
             summaries.samples_per_class(step, gan.sampler.images(*_per_class_codes(fixed_z, gan.num_classes)),
                                         PER_CLASS_COLUMNS)
@@ -340,7 +344,8 @@ def run_loop(plan: RunPlan, where: TrainWorker | TrialProcess) -> dict:
 
         if summaries is not None:
             images_now = step % t.image_every == 0 or step == t.steps
-            _summarise(summaries, gan, step, t.steps, metrics, list(losses), fixed_z if images_now else None)
+            _summarise(summaries, gan, step, t.steps, metrics, list(losses), fixed_z if images_now else None,
+                       plan.output)
         if checkpoint_now:
             _checkpoint_and_report(where, gan, step, metrics, best_eval, summaries)
         else:

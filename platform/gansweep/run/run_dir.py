@@ -31,6 +31,10 @@ TENSORBOARD_DIR = "tensorboard"
 STATE_FILE = "state.pt"  # in a checkpoint: every part's state, the step, the ranks' random streams
 STEP_FILE = "step.json"  # written after STATE_FILE: its presence marks a complete checkpoint
 OWN_CHECKPOINT_PREFIX = "checkpoint_"  # + the zero-padded step: the checkpoints a run writes itself
+# The newest grid of samples from the run's fixed z (G's moving average's with train.ema), rewritten at every image
+# step, so a run stopped early has its last: what a sweep's report shows of each trial (no generator to load).
+SAMPLES_FILE = "samples.png"
+SAMPLES_STEP_KEY = "step"  # the PNG's text field holding the training step of its samples
 
 
 @dataclass
@@ -85,6 +89,31 @@ def write_evaluation(run_dir: str, figures: dict) -> None:
 
 def read_evaluation(run_dir: str) -> dict | None:
     return _read_json(storage.join(run_dir, EVALUATION_FILE))
+
+
+def write_samples(run_dir: str, grid: torch.Tensor, step: int) -> None:
+    """SAMPLES_FILE from GRID, a (C, H, W) image in [0, 1], with its training STEP in the PNG."""
+    from PIL import Image, PngImagePlugin
+
+    pixels = (grid.float().clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0).cpu().numpy()
+    info = PngImagePlugin.PngInfo()
+    info.add_text(SAMPLES_STEP_KEY, str(step))
+    buffer = io.BytesIO()
+    Image.fromarray(pixels[:, :, 0] if pixels.shape[2] == 1 else pixels).save(buffer, format="PNG", pnginfo=info)
+    storage.write_bytes(storage.join(run_dir, SAMPLES_FILE), buffer.getvalue())
+
+
+def read_samples(run_dir: str):
+    """(the samples' grid as a PIL image, its training step), or None for a run that wrote none."""
+    from PIL import Image
+
+    try:
+        data = storage.read_bytes(storage.join(run_dir, SAMPLES_FILE))
+    except FileNotFoundError:
+        return None
+    image = Image.open(io.BytesIO(data))
+    image.load()
+    return image, int(image.text[SAMPLES_STEP_KEY])
 
 
 def write_error(run_dir: str, error: BaseException) -> None:

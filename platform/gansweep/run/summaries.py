@@ -40,6 +40,11 @@ SCALAR_TAGS = {
     "reversal_mmd2": "prior/reversal_mmd2",
     "reversal_mmd_pvalue": "prior/reversal_mmd_pvalue",  # the MMD test's p-value at the stop
 }
+# Tag prefixes: the cheap figures on the validation split during training (val fid, what a sweep selects on) and the
+# full evaluation's on the test split at the end (test fid, the figure to publish).
+VAL, TEST = "val", "test"
+# The Images tab sorts tags by name: the samples (samples/...) lead, what training saw (training/...) follows.
+SAMPLES_TAG = "samples/fixed_z"
 CHEAP_KEYS = tuple(key for name in figures.MODES for key in (name, figures.best_key(name)))  # with their best so far
 # PREFIX/KEY: the cheap figures, and the full evaluation's (kid, the pixel distance, PRDC and those on Inception
 # features: the full one only); with train.ema, G's own beside its moving average's (FIGURE_raw)
@@ -75,28 +80,30 @@ class RunSummaries:
             if key in metrics:
                 self.writer.add_scalar(tag, metrics[key], step)
 
-    def evaluation(self, step: int, figures: dict[str, float], prefix: str = "eval") -> None:
-        """The cheap evaluation's figures (eval/fid, ...), or with prefix eval_full the full one's."""
+    def evaluation(self, step: int, figures: dict[str, float], prefix: str = VAL) -> None:
+        """The cheap evaluation's figures (val/fid, ...: the validation split), or with prefix TEST the full one's."""
         for key in EVAL_KEYS:
             if key in figures:
                 self.writer.add_scalar(f"{prefix}/{key}", figures[key], step)
 
-    def images(self, step: int, last: dict[str, torch.Tensor], samples: torch.Tensor) -> None:
-        """Measured reals, measured fakes, hidden measured feature maps, and samples from a fixed z."""
-        panels = {"images/measured_real": _image_grid(last["real"]), "images/samples": _image_grid(samples)}
+    def images(self, step: int, last: dict[str, torch.Tensor], samples: torch.Tensor) -> torch.Tensor | None:
+        """Samples from a fixed z, then what training saw: measured reals, measured fakes, hidden measured feature
+        maps. Returns the samples' grid (None: not images)."""
+        panels = {SAMPLES_TAG: _image_grid(samples), "training/measured_real": _image_grid(last["real"])}
         if "fake" in last:  # ACL-AE has no fakes in its step
-            panels["images/measured_fake"] = _image_grid(last["fake"])
+            panels["training/measured_fake"] = _image_grid(last["fake"])
         if "hidden" in last:
-            panels["images/hidden_measured"] = _feature_map_grid(last["hidden"])
+            panels["training/hidden_measured"] = _feature_map_grid(last["hidden"])
         if "reconstruction" in last:  # ACL: G(E(x)) of the real batch shown above
-            panels["images/reconstructions"] = _image_grid(last["reconstruction"])
+            panels["training/reconstructions"] = _image_grid(last["reconstruction"])
         for tag, grid in panels.items():
             if grid is not None:
                 self.writer.add_image(tag, grid, step)
+        return panels[SAMPLES_TAG]
 
     def samples_per_class(self, step: int, samples: torch.Tensor, columns: int) -> None:
         """A conditional GAN's samples, one row per class (the same codes in each row)."""
-        self.writer.add_image("images/samples_per_class", make_grid(samples.float().clamp(0, 1).cpu(), nrow=columns,
+        self.writer.add_image("samples/per_class", make_grid(samples.float().clamp(0, 1).cpu(), nrow=columns,
                                                                     pad_value=0.5), step)
 
     def flush(self) -> None:
@@ -108,12 +115,14 @@ class RunSummaries:
         self.mirror.close()
 
 
-# The HParams plugin compares trials on these scalars (their newest value in each trial's run).
+# The HParams plugin compares trials on these scalars (their newest value in each trial's run): those every trial logs
+# (ACL's loss/reconstruction is its own); the test figures once a trial finished.
 HPARAMS_METRICS = (
-    *(f"eval/{key}" for key in CHEAP_KEYS),
-    *(f"eval_full/{name}" for name in (figures.FID, "kid", figures.CLASSIFIER_SCORE)),
-    "loss/d", "loss/g", "loss/reconstruction",
+    *(f"{VAL}/{key}" for key in CHEAP_KEYS),
+    *(f"{TEST}/{name}" for name in (figures.FID, "kid", figures.CLASSIFIER_SCORE)),
+    "loss/d", "loss/g",
 )
+STATUS_HPARAM = "status"  # a trial's end in the HParams table: finished, stopped at step N, failed
 
 
 def _domain(param):
@@ -127,19 +136,19 @@ def _domain(param):
     return None  # mixed types: the plugin shows the values without a domain
 
 
-def write_hparams_config(log_dir: str | Path, params: list, metric: str) -> None:
-    """The sweep's HParams experiment at the root of its TensorBoard directory: the swept keys and the metrics."""
-    metrics = sorted(HPARAMS_METRICS, key=lambda tag: tag != f"eval/{metric}")  # the sweep's metric first
+def write_trial_hparams(log_dir: str | Path, trial_name: str, values: dict, status: str, params: list,
+                        metric: str) -> None:
+    """A trial's HParams session, written into its own TensorBoard run once it ended: its sampled VALUES and its
+    STATUS, beside the sweep's experiment (the swept PARAMS, the status, the metrics, the sweep's METRIC first). The
+    plugin reads the experiment from whichever run holds it; at the root of the sweep's TensorBoard folder it would
+    show as an extra run named ".". A run keeps the first session written into it: written at the end, it holds the
+    status."""
+    metrics = sorted(HPARAMS_METRICS, key=lambda tag: tag != f"{VAL}/{metric}")
     config = hp.hparams_config_pb(
-        hparams=[hp.HParam(param.key, _domain(param)) for param in params],
+        hparams=[hp.HParam(param.key, _domain(param)) for param in params] + [hp.HParam(STATUS_HPARAM)],
         metrics=[hp.Metric(tag, display_name=tag) for tag in metrics],
-        time_created_secs=time.time(),
     )
+    session = hp.hparams_pb({**values, STATUS_HPARAM: status}, trial_id=trial_name, start_time_secs=time.time())
     with storage.Mirror(log_dir) as folder, SummaryWriter(str(folder)) as writer:
         writer.file_writer.add_summary(config)
-
-
-def write_trial_hparams(log_dir: str | Path, trial_name: str, values: dict) -> None:
-    """One trial's sampled values, as the HParams session of its TensorBoard run."""
-    with storage.Mirror(log_dir) as folder, SummaryWriter(str(folder)) as writer:
-        writer.file_writer.add_summary(hp.hparams_pb(values, trial_id=trial_name, start_time_secs=time.time()))
+        writer.file_writer.add_summary(session)

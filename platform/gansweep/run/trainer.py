@@ -301,14 +301,14 @@ def _evaluation_task(output: str, n_samples: int, device: str, threads: int) -> 
 
 def _full_evaluation(cfg: Config, output: str, log_dir: str, cpus: float, gpus: float, in_process: bool) -> dict:
     """The protocol on eval.n_samples samples of the final generator: evaluation.json, TensorBoard's
-    eval_full/*, and the figures for result.json. A finished run rerun keeps its evaluation.
+    test/*, and the figures for result.json. A finished run rerun keeps its evaluation.
 
     IN_PROCESS (a one-worker sweep trial, which holds its run's resources itself): here. Otherwise a Ray task
     holding the resources the run's workers held (now free): on a GPU run, the GPU (its node has one, the driver's
     may not); on a CPU run, the workers' CPUs (a trial's driver holds none, so Ray gives it one thread)."""
     import ray
 
-    from gansweep.run.summaries import RunSummaries
+    from gansweep.run.summaries import TEST, RunSummaries
 
     previous = run_dir.read_evaluation(output)
     if previous is not None and previous.get("step") == cfg.train.steps and previous.get("n_fake") == cfg.eval.n_samples:
@@ -334,6 +334,6 @@ def _full_evaluation(cfg: Config, output: str, log_dir: str, cpus: float, gpus: 
         print(f"[gansweep] G's own weights: fid={figures[raw_key(FID)]:.2f} kid={figures[raw_key('kid')]:.4f}",
               flush=True)
     summaries = RunSummaries(log_dir)
-    summaries.evaluation(figures["step"], figures, prefix="eval_full")
+    summaries.evaluation(figures["step"], figures, prefix=TEST)
     summaries.close()
     return figures

@@ -28,9 +28,10 @@ from gansweep.run import run_dir
 from gansweep.run.cluster import cluster_shape, ready_for_cluster
 from gansweep.run.plan import plan_resources as plan_run_resources
 from gansweep.run.plan import trains_in_trial_process
-from gansweep.run.summaries import write_hparams_config, write_trial_hparams
+from gansweep.run.summaries import write_trial_hparams
 from gansweep.sweep import console, pbt, samplers, schedulers, study_search
 from gansweep.sweep import sweep_dir as layout
+from gansweep.sweep.report.tensorboard_link import tensorboard_lines
 from gansweep.sweep.space import SweepSpace
 
 OPTUNA_NUMBER = "optuna_number"  # the Optuna trial number, added to each Tune trial's config
@@ -68,9 +69,7 @@ def trial_name(number: int, point: dict[str, Any], seed: int | None = None) -> s
     and the sampled values."""
     parts = [] if seed is None else [f"seed={seed}"]
     for key, value in point.items():
-        short = key.split(".")[-1]
-        if key.startswith("hidden."):
-            short = "hidden_" + short
+        short = layout.short_key(key)
         text = f"{value:.3g}" if isinstance(value, float) else str(value)
         parts.append(f"{short}={text}")
     name = f"{number:04d}_" + "_".join(parts)
@@ -110,10 +109,6 @@ def run_trial(config: dict, space: SweepSpace, sweep_dir: str, monitor: MonitorP
     directory = layout.trial_dir(sweep_dir, name)
     if pbt.EXPLOIT_KEY in config:
         pbt.start_from_exploit(config, directory)
-    else:
-        # At the start: ASHA may stop the trial before its end. (A PBT clone keeps the point it started from in
-        # TensorBoard's HParams table; its later points are its lineage in trials.json and the report.)
-        write_trial_hparams(log_dir, name, point)
     failed = run_dir.read_failed_for_good(directory)
     if failed is not None:
         # Tune restarting a one-worker trial after an error no retry can help (a sweep restarts no failed trial
@@ -197,8 +192,9 @@ class TrialsRecord(Callback):
     """A Tune callback, in the sweep's driver: keeps trials.json current as trials start, report and end, and says so
     on the console (sweep/console.py), a line per event."""
 
-    def __init__(self, sweep_dir: str, metric: str, base_seed: int = 0):
+    def __init__(self, sweep_dir: str, metric: str, base_seed: int = 0, params: tuple = ()):
         self.sweep_dir, self.metric = sweep_dir, metric
+        self.params = params  # the space's, for the HParams session each trial's TensorBoard run gets at its end
         self.base_seed = base_seed  # a trial's train.seed where neither its point nor the sweep's seeds set it
         self.trials: dict[str, dict] = {}
 
@@ -225,6 +221,12 @@ class TrialsRecord(Callback):
 
     def _write(self) -> None:
         layout.write_trials(self.sweep_dir, list(self.trials.values()))
+
+    def _hparams(self, entry: dict) -> None:
+        """The ended trial's row of TensorBoard's HParams table: the point it started from (a PBT clone's later ones
+        are its lineage in trials.json and the report) and how it ended."""
+        write_trial_hparams(layout.trial_log_dir(self.sweep_dir, entry["name"]), entry["name"], entry["params"],
+                            layout.status_text(entry), list(self.params), self.metric)
 
     def on_trial_start(self, iteration, trials, trial, **info):
         entry = self._entry(trial)
@@ -267,6 +269,7 @@ class TrialsRecord(Callback):
             entry["stopped_at_step"] = entry["metrics"].get("step")
         entry["value"] = layout.trial_value(entry, self.metric)
         self._write()
+        self._hparams(entry)
         console.ended(entry, self.metric)
 
     def on_trial_recover(self, iteration, trials, trial, **info):
@@ -279,6 +282,7 @@ class TrialsRecord(Callback):
         error = run_dir.read_error(layout.trial_dir(self.sweep_dir, entry["name"]))
         entry["error"] = error or f"failed; see Tune's error file {trial.error_file}"
         self._write()
+        self._hparams(entry)
         console.ended(entry, self.metric, trial.error_file)
 
 
@@ -374,7 +378,6 @@ def _tune(space: SweepSpace, sweep_dir: str, resume: bool, verbose: bool) -> flo
         _open_study(_storage_url(space, sweep_dir), sweep_dir)
     # Before Ray: the classifier (trained once, cached) and the reference statistics, shared by every trial.
     monitor = prepare_monitor(base)
-    write_hparams_config(storage.join(sweep_dir, layout.TENSORBOARD_DIR), space.params, space.metric)
     # What Ray holds and saves of the space names no storage: the URL may hold a password (study_search.STUDY_URLS).
     space = dataclasses.replace(space, search=dataclasses.replace(space.search, storage=None))
 
@@ -400,7 +403,7 @@ def _tune(space: SweepSpace, sweep_dir: str, resume: bool, verbose: bool) -> flo
             name=layout.TUNE_DIR,
             storage_path=storage_path,
             storage_filesystem=storage_filesystem,
-            callbacks=[TrialsRecord(sweep_dir, space.metric, base.train.seed)],
+            callbacks=[TrialsRecord(sweep_dir, space.metric, base.train.seed, tuple(space.params))],
             failure_config=tune.FailureConfig(max_failures=_trial_retries(space.resources)),
             verbose=1 if verbose else 0,  # Tune's table every 30 s and its boxes: the console's own lines say it all
         )
@@ -460,6 +463,7 @@ def _summarise(space: SweepSpace, sweep_dir: str, wall: float) -> dict | None:
     else:
         console.best(trials, space.metric, space.mode)
     shown = storage.display(sweep_dir)
-    console.say(f"compare the trials: tensorboard --logdir {shown}/{layout.TENSORBOARD_DIR}")
+    command, address = tensorboard_lines(sweep_dir, layout.read_sweep_record(sweep_dir))
+    console.say(f"compare the trials: {command}, {address}")
     console.say(f"table and plots: gansweep report {shown}")
     return None if best is None else best[0][0]

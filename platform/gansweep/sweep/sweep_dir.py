@@ -5,7 +5,8 @@
                     (trial_value) and, stopped early, the step it stopped at; full evaluation, wall time, error
     optuna.db       the Optuna study (SQLite by default; for a sweep on object storage, a copy of the local file
                     the driver works on, published with each snapshot of Tune's state: see default_storage)
-    tensorboard/    one TensorBoard run per trial, with the sweep's HParams experiment at its root
+    tensorboard/    one TensorBoard run per trial; each, once its trial ended, with the sweep's HParams experiment
+                    and its session (values, status)
     trials/NAME/    each trial's run directory (run/run_dir.py)
     tune/           Ray Tune's experiment state, what --resume continues
     report/         written by `gansweep report`
@@ -146,6 +147,24 @@ def study_copy(sweep_dir: str, url: str | None, folder: Path) -> str | None:
     return f"sqlite:///{copy}" if _fetch_published(sweep_dir, copy) else url
 
 
+def short_key(key: str) -> str:
+    """A swept key as a trial's name shows it (KEY=value): its last part, hidden.* keys prefixed hidden_."""
+    short = key.split(".")[-1]
+    return "hidden_" + short if key.startswith("hidden.") else short
+
+
+def study_beside(sweep_dir: str, url: str | None) -> str | None:
+    """The study of a local sweep directory that was copied or moved: its own SQLite file (SWEEP_DIR/optuna.db) where
+    sweep.json's URL names another folder's (the original's, perhaps deleted); None where the URL is this folder's,
+    another database, or the directory is on object storage (study_copy)."""
+    if url is None or storage.is_uri(sweep_dir) or not url.startswith("sqlite:///"):
+        return None
+    beside = Path(sweep_dir) / OPTUNA_DB
+    if not beside.is_file() or Path(url.removeprefix("sqlite:///")).resolve() == beside.resolve():
+        return None
+    return f"sqlite:///{beside.resolve()}"
+
+
 def trial_dir(sweep_dir: str, name: str) -> str:
     return storage.join(sweep_dir, TRIALS_DIR, name)
 
@@ -271,6 +290,13 @@ def trial_value(entry: dict, metric: str) -> float | None:
     if not isinstance(value, (int, float)) or not math.isfinite(value):
         return None
     return float(value)
+
+
+def status_text(entry: dict) -> str:
+    """A trial's status as a reader is told it: a stopped trial's with the step it stopped at."""
+    status = entry.get("status", "unknown")
+    step = entry.get("stopped_at_step") or (entry.get("metrics") or {}).get("step")
+    return f"stopped at step {step}" if status == STOPPED and step is not None else status
 
 
 def point_value(entries: list[dict]) -> float | None:

@@ -1,17 +1,18 @@
 """Parameter importances (gansweep.sweep.report.importances): from the Optuna study or trials.json, or why none."""
 
+import shutil
 from pathlib import Path
 
 import matplotlib
 import matplotlib.style
 from gansweep.sweep.report.write import write_report
-from synthetic_sweep import MODE_SPACE, MODE_TRIALS, PNG_MAGIC, SPACE, TRIALS, importance_section, make_sweep
+from synthetic_sweep import MODE_SPACE, PNG_MAGIC, SPACE, TRIALS, importance_section, make_sweep
 
 
 def test_no_importances_says_why(tmp_path):
     make_sweep(tmp_path, trials=TRIALS[2:4])  # one stopped (complete) trial and one failed
     summary = Path(write_report(tmp_path)).read_text()
-    assert "at least 2 complete trials" in summary
+    assert "No importances: 1 complete trials, fewer than the 20" in summary
     assert not (tmp_path / "report" / "importances.png").exists()
     # A stopped trial has no value (its last figure is not its final one): no best trial to name.
     assert "No trial has finished with a `fid` yet." in summary.split("## Best trial")[1].split("\n## ")[0]
@@ -23,8 +24,7 @@ def test_storage_argument_overrides_masked_url(tmp_path):
     storage = make_sweep(tmp_path, storage_in_json="postgresql://user:***@db.example/optuna")
     summary = Path(write_report(tmp_path, storage=storage)).read_text()
     assert "Source: the Optuna study `demo`" in summary
-    assert (tmp_path / "report" / "importances.png").exists()
-    # Without it the report still ranks parameters, from trials.json, and says why.
+    # Without it the report reads trials.json, and says why.
     summary = Path(write_report(tmp_path)).read_text()
     assert "password masked" in summary and "Source: trials.json" in summary
 
@@ -35,12 +35,23 @@ def many_trials(n: int) -> list:
              20.0 + 30.0 * (i % 2) + 10.0 * i / n, None) for i in range(n)]
 
 
-def test_importances_are_unreliable_below_the_minimum_of_complete_trials(tmp_path):
+def test_no_importances_below_the_minimum_of_complete_trials(tmp_path):
     failed = ("failed", {"mode": "ignore", "measurement.p": 0.5}, None, "RuntimeError: boom")
     make_sweep(tmp_path, trials=many_trials(19) + [failed], space=MODE_SPACE)  # 20 trials, 19 complete
     section = importance_section(Path(write_report(tmp_path)).read_text())
-    assert "Unreliable: computed over 19 complete trials, fewer than 20" in section
-    assert "| mode |" in section and (tmp_path / "report" / "importances.png").is_file()  # still computed, drawn
+    assert "No importances: 19 complete trials, fewer than the 20" in section
+    assert "| mode |" not in section and not (tmp_path / "report" / "importances.png").exists()
+
+
+def test_a_copied_sweep_directory_reads_the_study_beside_it_with_the_original_deleted(tmp_path):
+    original, copy = tmp_path / "original", tmp_path / "copy"
+    make_sweep(original, trials=many_trials(20), space=MODE_SPACE)
+    shutil.copytree(original, copy)
+    shutil.rmtree(original)
+    summary = Path(write_report(copy)).read_text()
+    assert f"sqlite:///{copy.resolve()}/optuna.db" in summary.split("\n## ")[0]  # the header names the study read
+    section = importance_section(summary)
+    assert "Source: the Optuna study `demo`" in section and "over 20 complete trials" in section
 
 
 def test_importances_are_not_marked_at_the_minimum_of_complete_trials(tmp_path):
@@ -52,7 +63,7 @@ def test_importances_are_not_marked_at_the_minimum_of_complete_trials(tmp_path):
 
 def test_report_leaves_matplotlibs_style_as_it_found_it(tmp_path):
     # Optuna's importance plot switches to ggplot: a second report in the same process must look like the first.
-    make_sweep(tmp_path, trials=MODE_TRIALS, space=MODE_SPACE)
+    make_sweep(tmp_path, trials=many_trials(20), space=MODE_SPACE)
     with matplotlib.rc_context():
         matplotlib.style.use("default")
         write_report(tmp_path)

@@ -6,6 +6,7 @@ import matplotlib.image
 import pytest
 import synthetic_sweep
 from gansweep.sweep.report.write import write_report
+from gansweep.sweep.report.colours import colours, main_choice
 from synthetic_sweep import MODE_SPACE, MODE_TRIALS, PNG_MAGIC, SPACE, make_sweep
 
 
@@ -21,44 +22,34 @@ def test_plots_are_pngs(min_report):
         png = root / "report" / f"metric_vs_{param}.png"
         assert png.read_bytes()[:8] == PNG_MAGIC, param
         assert f"(metric_vs_{param}.png)" in summary
-    assert (root / "report" / "importances.png").read_bytes()[:8] == PNG_MAGIC
-    assert "(importances.png)" in summary
-    importances = summary.split("## Parameter importances")[1].split("\n## ")[0]
-    assert "measurement.p" in importances and "PED-ANOVA" in importances
+    assert not list((root / "report").glob("*_by_*"))  # one plot per parameter, coloured by the main choice
 
 
-def test_metric_vs_numeric_by_categorical_plot_and_per_value_table(tmp_path):
+def test_per_value_table_counts_the_points_with_a_value(tmp_path):
     make_sweep(tmp_path, trials=MODE_TRIALS, space=MODE_SPACE)
     summary = Path(write_report(tmp_path)).read_text()
-    png = tmp_path / "report" / "metric_vs_measurement.p_by_mode.png"
-    height, width, _ = matplotlib.image.imread(png).shape
+    height, width, _ = matplotlib.image.imread(tmp_path / "report" / "metric_vs_measurement.p.png").shape
     assert height > 0 and width > 0
-    plots = summary.split("## fid against each parameter")[1]
-    assert "(metric_vs_measurement.p_by_mode.png)" in plots
-    by_mode = plots.split("### fid by mode")[1]
-    assert "| mode | trials with fid | best fid | mean fid |" in by_mode
-    assert "| ambient | 2 | 21 | 23 |" in by_mode  # 21 and 25: the stopped trial has no value
-    assert "| ignore | 2 | 51 | 61 |" in by_mode  # the failed trial has no fid
-    assert sorted(p.name for p in (tmp_path / "report").glob("*_by_*")) == ["metric_vs_measurement.p_by_mode.png"]
+    by_mode = summary.split("### val fid by mode")[1]
+    assert "| mode | points with a value | best val fid | mean val fid |" in by_mode
+    # A value is the last report's fid (best + 1 here) of a finished trial: the stopped ambient trial has none.
+    assert "| ambient | 2 of 3 | 21 | 23 |" in by_mode
+    assert "| ignore | 2 of 3 | 51 | 61 |" in by_mode  # the failed trial has none
 
 
 def test_mode_max_per_value_table_takes_the_maximum(tmp_path):
     make_sweep(tmp_path, mode="max", trials=MODE_TRIALS, space=MODE_SPACE)
     summary = Path(write_report(tmp_path)).read_text()
-    assert "| ambient | 2 | 25 | 23 |" in summary and "| ignore | 2 | 71 | 61 |" in summary
+    assert "| ambient | 2 of 3 | 25 | 23 |" in summary and "| ignore | 2 of 3 | 71 | 61 |" in summary
 
 
-@pytest.mark.parametrize("space", [
-    {"measurement.p": SPACE["measurement.p"], "optim.lr_g": SPACE["optim.lr_g"]},
-    {"mode": MODE_SPACE["mode"], "prior.name": SPACE["prior.name"]},
-], ids=["numeric_only", "categorical_only"])
-def test_no_by_plot_without_both_a_numeric_and_a_categorical_param(tmp_path, space):
-    trials = [("finished", {"measurement.p": 0.2 + i / 10, "optim.lr_g": 1e-3, "mode": "ambient",
-                            "prior.name": "kde"}, 30.0 + i, None) for i in range(3)]
-    trials = [(status, {k: v for k, v in params.items() if k in space}, best, error)
-              for status, params, best, error in trials]
-    make_sweep(tmp_path, trials=trials, space=space)
-    summary = Path(write_report(tmp_path)).read_text()
-    assert not list((tmp_path / "report").glob("*_by_*"))
-    assert "_by_" not in summary.split("## fid against each parameter")[1]
-    assert ("### fid by mode" in summary) == ("mode" in space)  # the per-value table needs no numeric param
+def test_one_colour_per_value_of_the_main_choice_whatever_the_trials_order():
+    space = {"measurement.p": {"choice": [0.3, 0.6]}, "mode": {"choice": ["ambient", "ignore"]},
+             "prior.name": {"choice": ["gaussian", "kde"]}}
+    assert main_choice(space) == "mode"  # the first choice of non-numbers: a choice of numbers is an axis
+    trials = [{"params": {"mode": "ignore"}}, {"params": {"mode": "unmeasure"}}]
+    palette = colours({"space": space}, trials)
+    assert palette.values == ("ambient", "ignore", "unmeasure")  # the space's order, then what trials took
+    assert palette.of({"mode": "ambient"}) == colours({"space": space}, trials[::-1]).of({"mode": "ambient"})
+    assert len({palette.of_value(value) for value in palette.values}) == 3
+    assert colours({"space": {"measurement.p": {"uniform": [0, 1]}}}, trials).key is None

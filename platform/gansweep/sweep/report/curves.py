@@ -1,6 +1,7 @@
-"""Trials' scalars over training, read back from their TensorBoard runs, and the report's plot of KDE-GAN's
+"""Trials' scalars over training, read back from their TensorBoard runs, and the report's plots of them: every
+trial's val figure (the sweep's metric) over its steps, coloured by the sweep's main categorical choice; and KDE-GAN's
 generator reversal over training (the KDE-GAN paper's Fig. 5, bottom row): the steps each reversal took, and its
-error at the stop, against the training step, one line per trial; with summary.md's section on it."""
+error at the stop, against the training step, one line per trial. With summary.md's sections on them."""
 
 from __future__ import annotations
 
@@ -13,11 +14,17 @@ from matplotlib.figure import Figure
 
 from gansweep import storage
 from gansweep.config.schema import ReversalConfig
+from gansweep.run.summaries import VAL
 from gansweep.sweep import sweep_dir as layout
+from gansweep.sweep.report.colours import Colours
+from gansweep.sweep.report.points import value_label
 
 REVERSAL_STEPS_TAG = "prior/reversal_steps"
 REVERSAL_ERROR_TAG = "prior/reversal_error"
 REVERSAL_PNG = "reversal_steps.png"
+VAL_CURVES_PNG = "val_curves.png"
+LABELLED_CURVES = 12  # up to this many trials, each line's end names its parameters
+OLD_VAL_PREFIX = "eval"  # the val figures' tags in sweeps written before they were named val/
 LEGEND_ROWS = 20  # trials per legend column: a legend of many trials spreads sideways, not past the figure
 MAX_STEPS_KEY = "reversal.max_steps"
 
@@ -112,3 +119,58 @@ def write_reversal(out: Path, sweep_dir: str, sweep: dict, trials: list[dict]) -
              "changes as training goes on (crude codes tell reals from fakes early, finer ones as the generator "
              "improves); without the rule every reversal takes `reversal.max_steps`."), "",
             f"![reversal steps over training]({REVERSAL_PNG})", ""]
+
+
+def val_series(log_dirs: dict[str, str], metric: str) -> dict[str, list[tuple[int, float]]]:
+    """Trial name -> [(step, val METRIC), ...] for the trials of LOG_DIRS (name -> TensorBoard run) that logged it."""
+    tags = (f"{VAL}/{metric}", f"{OLD_VAL_PREFIX}/{metric}")
+    series = {}
+    for name, log_dir in log_dirs.items():
+        scalars = read_scalars(log_dir, tags)
+        found = next((scalars[tag] for tag in tags if tag in scalars), None)
+        if found:
+            series[name] = found
+    return series
+
+
+def write_val_curves(out: Path, sweep_dir: str, sweep: dict, trials: list[dict], colours: Colours) -> list[str]:
+    """Draw OUT/val_curves.png, every trial's val figure over its steps (a line per trial, coloured by the main
+    choice; a stopped trial's line ends in a cross, a failed one's in an X), and return summary.md's section on it;
+    [] for a sweep whose trials logged none yet."""
+    metric = sweep["metric"]
+    ordered = sorted(trials, key=lambda t: t["number"])
+    series = val_series({t["name"]: layout.trial_log_dir(sweep_dir, t["name"]) for t in ordered}, metric)
+    (out / VAL_CURVES_PNG).unlink(missing_ok=True)  # a stale plot from an earlier report would contradict this one
+    if not series:
+        return []
+    fig = Figure(figsize=(6.4, 4.4), layout="constrained")
+    ax = fig.add_subplot()
+    counted: dict = {}
+    for trial in ordered:
+        if trial["name"] not in series:
+            continue
+        steps, values = zip(*series[trial["name"]])
+        key = trial["params"].get(colours.key) if colours.key else None
+        counted[key] = counted.get(key, 0) + 1
+        ax.plot(steps, values, color=colours.of(trial["params"]), marker=".", markersize=4, linewidth=1, alpha=0.8)
+        if len(series) <= LABELLED_CURVES:  # which of a colour's lines is which: its other parameters at its end
+            ax.annotate(colours.rest(trial["params"]), (steps[-1], values[-1]), xytext=(4, 0), fontsize=7,
+                        textcoords="offset points", va="center", color=colours.of(trial["params"]))
+        end = {layout.STOPPED: "x", layout.FAILED: "X"}.get(trial.get("status"))
+        if end:
+            ax.scatter(steps[-1:], values[-1:], color=colours.of(trial["params"]), marker=end, s=60, zorder=3)
+    for key, n in counted.items():  # the legend: a line per colour
+        label = colours.label(key) if colours.key else "trials"
+        ax.plot([], [], color=colours.of_value(key), label=f"{label} ({n})")
+    ax.set_title(f"val {metric} over training, a line per trial" + (f" ({colours.title})" if colours.key else ""),
+                 fontsize=9)
+    ax.set_xlabel("training step")
+    ax.set_ylabel(value_label(metric, sweep["mode"]).replace(" at the last step", ""), fontsize=9)
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=8, loc="best")
+    fig.savefig(out / VAL_CURVES_PNG, dpi=100)
+    return [f"## val {metric} over training", "",
+            (f"Every trial's val `{metric}` at each cheap evaluation ({len(series)} trials, from their TensorBoard "
+             "runs); a trial's value is its last point, where it trained all its steps. A cross ends a trial the "
+             "scheduler stopped, an X one that failed."), "",
+            f"![val {metric} over training]({VAL_CURVES_PNG})", ""]

@@ -7,13 +7,14 @@ import warnings
 from pathlib import Path
 
 from gansweep.sweep import sweep_dir as layout
-from gansweep.sweep.report.points import trial_value
+from gansweep.sweep.report.points import points, value_interval
 from gansweep.sweep.report.trials_table import md_table
 from gansweep.sweep.space import distribution
 
 IMPORTANCES_PNG = "importances.png"
 # PED-ANOVA contrasts the best 10% of the trials with all of them: under 20 trials that best 10% is one or two
 # trials, so a single trial decides the ranking (Optuna advises 5 in it, 50 trials; 20 is a floor, not a guarantee).
+# Under it the report ranks nothing: a ranking over 6 trials read as a finding is worse than none.
 MIN_TRIALS_FOR_IMPORTANCE = 20
 
 
@@ -53,7 +54,8 @@ def _load_study(sweep: dict, storage: str | None):
 
 
 def _study_from_trials(sweep: dict, trials: list[dict]):
-    """An in-memory study rebuilt from trials.json (each trial's value) when the real one cannot be opened."""
+    """An in-memory study rebuilt from trials.json when the real one cannot be opened: a trial per point, its value
+    (points.value_interval: its seeds' mean)."""
     import optuna
 
     distributions = {}
@@ -67,11 +69,12 @@ def _study_from_trials(sweep: dict, trials: list[dict]):
         study = optuna.create_study(direction="minimize" if sweep["mode"] == "min" else "maximize")
     finally:
         optuna.logging.set_verbosity(verbosity)
-    for t in trials:
-        value = trial_value(t)
-        if value is None or t.get("status") not in (layout.FINISHED, layout.STOPPED):
+    for point in points(trials):
+        value = value_interval(point)
+        if value is None:
             continue
-        params = {k: v for k, v in t["params"].items() if k in distributions}
+        value = value.mean
+        params = {k: v for k, v in point.params.items() if k in distributions}
         try:
             study.add_trial(optuna.trial.create_trial(
                 value=value, params=params, distributions={k: distributions[k] for k in params}))
@@ -92,11 +95,15 @@ def _importances(sweep: dict, trials: list[dict], storage: str | None, png: Path
         if not trials:
             return None, f"No importances: no trials yet, and {why_not}."
         study = _study_from_trials(sweep, trials)
-        note = f"trials.json (each trial's best {sweep['metric']}), because {why_not}"
+        note = f"trials.json (each point's value: val {sweep['metric']} at its last step), because {why_not}"
 
     complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-    if len(complete) < 2:
-        return None, f"No importances: they need at least 2 complete trials, and there are {len(complete)}. Source: {note}."
+    n = len(complete)
+    if n < MIN_TRIALS_FOR_IMPORTANCE:
+        return None, (f"No importances: {n} complete trials, fewer than the {MIN_TRIALS_FOR_IMPORTANCE} a ranking "
+                      "needs (Optuna's PED-ANOVA compares the best 10% of the trials with all of them: here one or "
+                      "two trials would decide it). Read the plots and, where trials share a point, the gain "
+                      f"above. Source: {note}.")
     # A parameter with one value in every complete trial explains nothing, yet Optuna would rank it.
     values = {}
     for t in complete:
@@ -121,14 +128,7 @@ def _importances(sweep: dict, trials: list[dict], storage: str | None, png: Path
     if not importances:
         return None, f"No importances: Optuna returned none for these trials. Source: {note}."
 
-    n = len(complete)
-    unreliable = n < MIN_TRIALS_FOR_IMPORTANCE
-    _draw_importances(study, evaluator, list(importances), sweep["metric"], target, png,
-                      f"unreliable ({n} < {MIN_TRIALS_FOR_IMPORTANCE} trials)" if unreliable else "")
-    if unreliable:
-        return importances, (f"**Unreliable: computed over {n} complete trials, fewer than {MIN_TRIALS_FOR_IMPORTANCE}.** "
-                             "Optuna's PED-ANOVA compares the best 10% of the trials with all of them, so here one or "
-                             f"two trials decide the ranking: read the plots below instead. Source: {note}.")
+    _draw_importances(study, evaluator, list(importances), sweep["metric"], target, png)
     return importances, f"Computed by Optuna's PED-ANOVA over {n} complete trials. Source: {note}."
 
 
@@ -136,8 +136,8 @@ def _first_value(trial) -> float:
     return trial.values[0]
 
 
-def _draw_importances(study, evaluator, params: list[str], metric: str, target, png: Path, caveat: str) -> None:
-    """Optuna's importance bar chart, with caveat (when there is one) under its title."""
+def _draw_importances(study, evaluator, params: list[str], metric: str, target, png: Path) -> None:
+    """Optuna's importance bar chart."""
     import matplotlib.pyplot as plt
     from optuna.visualization.matplotlib import plot_param_importances
 
@@ -145,8 +145,6 @@ def _draw_importances(study, evaluator, params: list[str], metric: str, target, 
     with warnings.catch_warnings(), plt.rc_context():
         warnings.simplefilter("ignore")
         ax = plot_param_importances(study, evaluator=evaluator, params=params, target=target, target_name=metric)
-        if caveat:
-            ax.set_title(f"{ax.get_title(loc='left')}\n{caveat}", loc="left")
         ax.figure.set_size_inches(6.4, 0.5 * len(params) + 1.8)
         ax.figure.tight_layout()
         ax.figure.savefig(png, dpi=100)

@@ -6,7 +6,9 @@ from pathlib import Path
 
 from matplotlib.figure import Figure
 
+from gansweep.evaluation.intervals import interval
 from gansweep.sweep import sweep_dir as layout
+from gansweep.sweep.report.points import points, seeded
 from gansweep.sweep.report.trials_table import md_table
 
 PARETO_PNG = "pareto.png"
@@ -17,9 +19,25 @@ def write_pareto(out: Path, sweep: dict, trials: list[dict], params: list[str]) 
     objectives = layout.objectives_of(sweep)
     if len(objectives) < 2:
         return []
+    if seeded(points(trials)):  # a mark per point: its seeds' mean on each objective
+        trials = point_entries(trials, objectives)
     front = layout.pareto_front(trials, objectives)
     _plot_pareto(out / PARETO_PNG, trials, objectives, front)
     return _pareto_section(front, objectives, params)
+
+
+def point_entries(trials: list[dict], objectives: list[tuple[str, str]]) -> list[dict]:
+    """A trials.json-like entry per point of a sweep with seeds: finished where one of its seeds finished, each
+    objective the mean over its finished seeds, with its 95% interval's half-width under "spread"."""
+    entries = []
+    for point in points(trials):
+        finished = [t for t in point.trials if t.get("status") == layout.FINISHED]
+        spans = {metric: interval((t.get("metrics") or {}).get(metric) for t in finished) for metric, _ in objectives}
+        entries.append({"name": point.name, "number": point.number, "params": point.params,
+                        "status": layout.FINISHED if finished else point.status(),
+                        "metrics": {m: span.mean for m, span in spans.items() if span is not None},
+                        "spread": {m: span.half_width or 0.0 for m, span in spans.items() if span is not None}})
+    return entries
 
 
 def _objective_label(metric: str, mode: str) -> str:
@@ -27,8 +45,9 @@ def _objective_label(metric: str, mode: str) -> str:
 
 
 def _plot_pareto(path: Path, trials: list[dict], objectives: list[tuple[str, str]], front: list[dict]) -> None:
-    """The finished trials on the two objectives (last reported values, as Optuna holds them), each labelled by its
-    number, the front joined as a staircase in its order."""
+    """The finished trials (or points, with seeds: error bars their 95% intervals) on the two objectives (last
+    reported values, as Optuna holds them), each labelled by its number, the front joined as a staircase in its
+    order."""
     (x_metric, x_mode), (y_metric, y_mode) = objectives
     scored = [t for t in trials if t.get("status") == layout.FINISHED
               and all(isinstance(t.get("metrics", {}).get(m), (int, float)) for m, _ in objectives)]
@@ -42,6 +61,11 @@ def _plot_pareto(path: Path, trials: list[dict], objectives: list[tuple[str, str
         for t in others:
             ax.annotate(str(t["number"]), (t["metrics"][x_metric], t["metrics"][y_metric]), textcoords="offset points",
                         xytext=(5, 5), fontsize=8, color="0.4")
+    spread = [t for t in scored if any((t.get("spread") or {}).values())]
+    if spread:
+        ax.errorbar([t["metrics"][x_metric] for t in spread], [t["metrics"][y_metric] for t in spread],
+                    xerr=[t["spread"][x_metric] for t in spread], yerr=[t["spread"][y_metric] for t in spread],
+                    fmt="none", ecolor="0.6", capsize=2, zorder=1)
     if front:
         xs, ys = [t["metrics"][x_metric] for t in front], [t["metrics"][y_metric] for t in front]
         ax.step(xs, ys, where="post", color="tab:red", alpha=0.6, zorder=2)

@@ -69,3 +69,14 @@ def ranked(trials: list[dict], mode: str) -> list[Point]:
 def seeded(all_points: list[Point]) -> bool:
     """Whether some point has several trials (a space with seeds:): then every figure says its n."""
     return any(len(point.trials) > 1 for point in all_points)
+
+
+def value_interval(point: Point) -> Interval | None:
+    """What the report's plots draw of a point: its trials' values (trial_value: finished trials only), their mean,
+    95% interval and n; None when none of its trials has one."""
+    return point.figure(trial_value)
+
+
+def value_label(metric: str, mode: str) -> str:
+    """The axis label of a trial's value: the validation figure at its last step."""
+    return f"val {metric} at the last step ({'lower' if mode == 'min' else 'higher'} is better)"

@@ -3,11 +3,15 @@ write their tables and plots (report/write.py joins them)."""
 
 from __future__ import annotations
 
+from gansweep.evaluation import figures
 from gansweep.sweep import sweep_dir as layout
 from gansweep.sweep.report.points import Point, trial_value
 from gansweep.sweep.report.trials_table import fmt, md_table, status_counts
 
 SUMMARY_FILE = "summary.md"
+# The best trial's test figures shown in its section; the rest of its record (the evaluation's protocol: checkpoint,
+# fingerprints, prdc_k; its last report's timings) is the appendix's.
+MAIN_FIGURES = tuple(key for key in (*figures.FULL, *figures.INCEPTION) if key != "kid_std")
 
 
 def header_section(sweep: dict, ranked: list[dict], trials_note: str, storage: str | None) -> list[str]:
@@ -50,12 +54,36 @@ def best_trial_section(sweep: dict, ranked: list[Point]) -> list[str]:
               f"val {metric} {fmt(trial_value(best))} at its final step {fmt(best['metrics'].get('step'))}."), ""]
     if best["params"]:
         lines += [md_table(["param", "value"], [[k, v] for k, v in best["params"].items()]), ""]
-    if best.get("metrics"):
-        lines += ["Last reported metrics:", "", md_table(["metric", "value"], list(best["metrics"].items())), ""]
-    if best.get("full_evaluation"):
-        lines += ["Full evaluation:", "", md_table(["figure", "value"], list(best["full_evaluation"].items())), ""]
+    evaluation = best.get("full_evaluation") or {}
+    shown = [[f"test {key}", evaluation[key]] for key in MAIN_FIGURES if key in evaluation]
+    if shown:
+        lines += [_test_heading(evaluation), "", md_table(["figure", "value"], shown), ""]
     else:
-        lines += ["No full evaluation recorded for this trial.", ""]
+        lines += ["No test evaluation recorded for this trial.", ""]
+    return lines
+
+
+def _test_heading(evaluation: dict) -> str:
+    """What the test figures were computed on, as the protocol records it."""
+    n_fake, n_real = evaluation.get("n_fake"), evaluation.get("n_real")
+    on = f" on {n_fake} samples against {n_real} {evaluation.get('reference_split', 'test')} images" if n_fake else ""
+    return f"Test evaluation{on} (the figures to publish; its protocol in the appendix):"
+
+
+def appendix_section(ranked: list[Point]) -> list[str]:
+    """The best point's record beyond its section's figures: its test evaluation's protocol (checkpoint, feature
+    network, sample counts) and its last report (timings, losses), a trial at a time."""
+    best = ranked[0] if ranked and ranked[0].figure(best_value) is not None else None
+    if best is None:
+        return []
+    lines = ["## Appendix: the best trial's record", ""]
+    for trial in best.trials:
+        evaluation = {k: v for k, v in (trial.get("full_evaluation") or {}).items() if k not in MAIN_FIGURES}
+        lines += [f"**{trial['name']}**", ""]
+        if evaluation:
+            lines += ["Test evaluation's protocol:", "", md_table(["field", "value"], list(evaluation.items())), ""]
+        if trial.get("metrics"):
+            lines += ["Last report:", "", md_table(["metric", "value"], list(trial["metrics"].items())), ""]
     return lines
 
 
@@ -68,16 +96,13 @@ def _seeds_lines(metric: str, point: Point) -> list[str]:
               f"{seeds}."), ""]
     if point.params:
         lines += [md_table(["param", "value"], [[k, v] for k, v in point.params.items()]), ""]
-    for title, section in (("Last reported metrics", "metrics"), ("Full evaluation", "full_evaluation")):
-        keys = list(dict.fromkeys(key for trial in point.trials for key in (trial.get(section) or {})))
-        rows = []
-        for key in keys:
-            values = [(trial.get(section) or {}).get(key) for trial in point.trials]
-            if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values if v is not None):
-                continue  # the protocol's names (reference split, network): the same for every seed
-            figure = point.figure(lambda trial, key=key: (trial.get(section) or {}).get(key))
-            if figure is not None:
-                rows.append([key, figure.text(), figure.n])
-        lines += ([f"{title} over the seeds:", "", md_table(["figure", "mean ± 95% interval", "n"], rows), ""] if rows
-                  else [f"No {title.lower()} recorded for these trials.", ""])
+    rows = []
+    for key in MAIN_FIGURES:
+        figure = point.figure(lambda trial, key=key: (trial.get("full_evaluation") or {}).get(key))
+        if figure is not None:
+            rows.append([f"test {key}", figure.text(), figure.n])
+    evaluation = next((t["full_evaluation"] for t in point.trials if t.get("full_evaluation")), {})
+    lines += ([_test_heading(evaluation)[:-1] + ", over the seeds:", "",
+               md_table(["figure", "mean ± 95% interval", "n"], rows), ""] if rows
+              else ["No test evaluation recorded for these trials.", ""])
     return lines
