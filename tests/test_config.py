@@ -226,7 +226,7 @@ def test_cli_unsupported_image_size_names_the_fix(tmp_path):
     for i in range(4):
         Image.new("RGB", (40, 40), (i, i, i)).save(tmp_path / "images" / f"{i}.png")
     result = _cli("train", "--set", "data.name=image_folder", "--set", f"data.root={tmp_path / 'images'}",
-                  "--set", "train.batch_size=2", cwd=tmp_path)
+                  "--set", "train.batch_size=2", "--set", "data.validation_size=2", cwd=tmp_path)
     assert result.returncode == 2
     assert "got (3, 40, 40)" in result.stderr and "data.image_size" in result.stderr
 

@@ -10,9 +10,9 @@ from synthetic_sweep import MODE_SPACE, PNG_MAGIC, SPACE, TRIALS, importance_sec
 
 
 def test_no_importances_says_why(tmp_path):
-    make_sweep(tmp_path, trials=TRIALS[2:4])  # one stopped (complete) trial and one failed
+    make_sweep(tmp_path, trials=TRIALS[2:4])  # one stopped (PRUNED in Optuna) trial and one failed
     summary = Path(write_report(tmp_path)).read_text()
-    assert "No importances: 1 complete trials, fewer than the 20" in summary
+    assert "No importances: 0 complete trials, fewer than the 20" in summary
     assert not (tmp_path / "report" / "importances.png").exists()
     # A stopped trial has no value (its last figure is not its final one): no best trial to name.
     assert "No trial has finished with a `fid` yet." in summary.split("## Best trial")[1].split("\n## ")[0]

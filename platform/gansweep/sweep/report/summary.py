@@ -73,7 +73,7 @@ def _test_heading(evaluation: dict) -> str:
 def appendix_section(ranked: list[Point]) -> list[str]:
     """The best point's record beyond its section's figures: its test evaluation's protocol (checkpoint, feature
     network, sample counts) and its last report (timings, losses), a trial at a time."""
-    best = ranked[0] if ranked and ranked[0].figure(best_value) is not None else None
+    best = ranked[0] if ranked and layout.point_value(ranked[0].trials) is not None else None
     if best is None:
         return []
     lines = ["## Appendix: the best trial's record", ""]
