@@ -8,6 +8,7 @@ import contextlib
 from dataclasses import asdict, dataclass
 
 from gansweep.config.errors import ConfigError, quoted
+from gansweep.config.mmd_rule import mmd_look_level
 from gansweep.config.schema import (
     ACL_REC_TRAINS,
     ACL_VARIANTS,
@@ -64,10 +65,13 @@ def _validate_prior(cfg: Config) -> None:
            f"reversal.mmd_threshold={r.mmd_threshold} and reversal.mmd_alpha={r.mmd_alpha}: the MMD rule is a raw "
            "threshold or a two-sample test, not both; set the other to 0")
     _check(r.mmd_permutations >= 19, f"reversal.mmd_permutations={r.mmd_permutations} must be >= 19")
+    _check(0 <= r.mmd_looks <= r.max_steps,
+           f"reversal.mmd_looks={r.mmd_looks} must be in [0, reversal.max_steps={r.max_steps}] (0: every step)")
     if alpha:
-        _check(1 / (r.mmd_permutations + 1) < alpha,
-               f"reversal.mmd_permutations={r.mmd_permutations} cannot reach a p-value below reversal.mmd_alpha="
-               f"{r.mmd_alpha} (the smallest is 1 / (mmd_permutations + 1)); use at least {int(1 / alpha)}")
+        try:
+            mmd_look_level(alpha, r.mmd_looks or r.max_steps, r.mmd_permutations)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
     # KDE-GAN in mode ambient takes any measurement: a real's theta is recomputed from its index (data/thetas.py),
     # not kept.
 
