@@ -323,11 +323,16 @@ def test_the_test_rejects_a_modest_shift_of_the_mean():
     assert np.mean([pvalue < 0.05 for pvalue in pvalues]) >= 0.9
 
 
+# The median bandwidth at a step that separates the codes within MAX_STEPS: p-values that fall below 1 / MAX_STEPS
+# mid-way (at 0.03 they reach it at the last step only), so that levels spread over MAX_STEPS looks can stop there.
+TEST_SETTINGS = {**SETTINGS["median"], "lr": 0.06}
+
+
 def _full_trace(mmd_setup, max_steps: int) -> list[float]:
     """The p-value after every step of a median-bandwidth reversal that runs to MAX_STEPS: one look, at the last."""
     generator, reals, fakes = mmd_setup
     return reverse(generator, reals, fakes=fakes, max_steps=max_steps, mmd_alpha=0.05, mmd_looks=1,
-                   rng=torch.Generator().manual_seed(10), **SETTINGS["median"]).mmd_pvalues
+                   rng=torch.Generator().manual_seed(10), **TEST_SETTINGS).mmd_pvalues
 
 
 @pytest.fixture(scope="module")
@@ -337,24 +342,24 @@ def pvalue_trace(mmd_setup) -> list[float]:
 
 
 def _alpha(trace: list[float], stop: int) -> float:
-    """A level below which the p-values of TRACE first fall at step STOP."""
-    above = min(trace[: stop - 1])
-    assert trace[stop - 1] < above
-    return (above + trace[stop - 1]) / 2
+    """The level at which the p-values of TRACE first reject at step STOP: that step's p-value itself, for a look
+    rejects at p <= its level (the boundary included)."""
+    assert trace[stop - 1] < min(trace[: stop - 1]) and trace[stop - 1] * MAX_STEPS < 1
+    return trace[stop - 1]
 
 
-@pytest.mark.parametrize("stop,window", [(WINDOW + 2, 1), (2 * WINDOW + 1, WINDOW)])
+@pytest.mark.parametrize("stop,window", [(WINDOW + 3, 1), (2 * WINDOW + 1, WINDOW)])
 def test_the_mmd_test_stops_at_the_first_step_it_rejects(mmd_setup, pvalue_trace, stop, window, host_syncs):
     generator, reals, fakes = mmd_setup
     level = _alpha(pvalue_trace, stop)  # each look's: the whole reversal's alpha spread over its MAX_STEPS looks
     host_syncs.clear()
     result = reverse(generator, reals, fakes=fakes, max_steps=MAX_STEPS, mmd_alpha=level * MAX_STEPS,
-                     check_every=window, rng=torch.Generator().manual_seed(10), **SETTINGS["median"])
+                     check_every=window, rng=torch.Generator().manual_seed(10), **TEST_SETTINGS)
     assert result.steps == stop and result.stopped
     assert result.mmd_pvalues == pvalue_trace[:stop] and len(result.mmd2) == stop
     assert len(host_syncs) <= math.ceil(stop / window)  # the p-values come with the MMD^2, in the window's sync
     at_stop = reverse(generator, reals, fakes=fakes, max_steps=stop, mmd_alpha=0.05, mmd_looks=1,
-                      rng=torch.Generator().manual_seed(10), **SETTINGS["median"])
+                      rng=torch.Generator().manual_seed(10), **TEST_SETTINGS)
     assert torch.equal(result.codes, at_stop.codes)  # the codes of that step, not of the window's end
 
 
@@ -373,7 +378,7 @@ def test_the_mmd_test_stops_only_at_a_planned_look(mmd_setup, pvalue_trace):
 
     def stop(looks: int) -> reversal.Reversed:
         return reverse(generator, reals, fakes=fakes, max_steps=MAX_STEPS, mmd_alpha=level * looks, mmd_looks=looks,
-                       rng=torch.Generator().manual_seed(10), **SETTINGS["median"])
+                       rng=torch.Generator().manual_seed(10), **TEST_SETTINGS)
 
     assert stop(MAX_STEPS).steps == 7 and mmd_look_steps(MAX_STEPS, 3) == {5, 10, 14}
     at_looks = stop(3)
