@@ -10,7 +10,7 @@ over R reversals with its 95% Clopper-Pearson interval.
     reversal (a false stop), and beside it how often the old rule (a test after every step at level alpha) stopped
     the same reversals: read from their p-value traces, for it stops at the first p <= alpha, never after the new
     rule's stop.
-(b) Power: reals G(s z), fakes G(z) (s = --scale), cold start: how often the rule stops, and at which steps.
+(b) Power: reals G(s z), fakes G(z) (s = --scale), each of --starts: how often the rule stops, and at which steps.
 (c) Codes' movement at reversal.lr: the mean distance a code moves in max_steps steps against its start's distance
     to the code that made its image (cold start, no rule); with --lrs, for each of those learning rates.
 (d) The cost of one step's test (P permutations of 2N codes) against one forward+backward of the default G.
@@ -105,15 +105,16 @@ class Bench:
               f"  stops by step: {dict(sorted(steps.items()))}")
         print(f"    {name} start, the old rule (every step at {a.alpha:g}): {rate(old_stops, a.reversals)}", flush=True)
 
-    def power(self) -> None:
+    def power(self, warm: bool) -> None:
         a = self.args
         stops, steps = 0, Counter()
         for _ in range(a.power_reversals):
-            result = self.one(False, a.scale)
+            result = self.one(warm, a.scale)
             stops += result.stopped
             steps[result.steps if result.stopped else "none"] += 1
-        print(f"(b) power: reals G({a.scale:g} z), fakes G(z), cold start: the rule stops {rate(stops, a.power_reversals)}"
-              f"  steps at the stop: {dict(sorted(steps.items(), key=str))}", flush=True)
+        print(f"(b) power: reals G({a.scale:g} z), fakes G(z), {'warm' if warm else 'cold'} start: the rule stops "
+              f"{rate(stops, a.power_reversals)}  steps at the stop: {dict(sorted(steps.items(), key=str))}",
+              flush=True)
 
     def movement(self) -> None:
         a = self.args
@@ -179,7 +180,8 @@ def main() -> None:
     parser.add_argument("--lrs", type=float, nargs="*", help="learning rates for (c); default: --lr")
     parser.add_argument("--rounds", type=int, default=20, help="timed rounds for (d)")
     parser.add_argument("--parts", default="abcd", help="which parts to run")
-    parser.add_argument("--starts", nargs="+", choices=("cold", "warm"), default=["cold", "warm"], help="for (a)")
+    parser.add_argument("--starts", nargs="+", choices=("cold", "warm"), default=["cold", "warm"],
+                        help="for (a) and (b)")
     args = parser.parse_args()
     torch.set_num_threads(1)
     bench = Bench(args)
@@ -190,7 +192,8 @@ def main() -> None:
         for start in args.starts:
             bench.null(warm=start == "warm")
     if "b" in args.parts:
-        bench.power()
+        for start in args.starts:
+            bench.power(warm=start == "warm")
     if "c" in args.parts:
         bench.movement()
     if "d" in args.parts:
