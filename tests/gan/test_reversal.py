@@ -426,6 +426,8 @@ def test_the_prior_reports_the_tests_p_value():
     (["reversal.mmd_alpha=0.001", "reversal.mmd_looks=4"], "reversal.mmd_permutations=999 can never stop .* use at "
                                                           "least 3999 permutations or fewer reversal.mmd_looks"),
     (["reversal.mmd_looks=21"], r"reversal.mmd_looks=21 must be in \[0, reversal.max_steps=20\]"),
+    (["reversal.mmd_alpha=0.05", "reversal.warm_start=true"],
+     "reversal.warm_start=true with reversal.mmd_alpha=0.05: the fakes have no banked codes .* use one of the two"),
 ])
 def test_bad_mmd_rules_are_refused(overrides, message):
     with pytest.raises(ConfigError, match=message):

@@ -72,6 +72,12 @@ def _validate_prior(cfg: Config) -> None:
             mmd_look_level(alpha, r.mmd_looks or r.max_steps, r.mmd_permutations)
         except ValueError as exc:
             raise ConfigError(str(exc)) from None
+    # The test is exact when a real and a fake get their codes alike; a warm start's fakes have no banked code and
+    # start on other reals', so mid-way they differ by their start alone (benchmarks/BENCHMARKS.md).
+    _check(not (alpha and r.warm_start),
+           f"reversal.warm_start=true with reversal.mmd_alpha={r.mmd_alpha}: the fakes have no banked codes and start "
+           "on other reals', so the test tells them apart by their start alone (99% of warm reversals of one "
+           "distribution stopped at reversal.lr=0.5); use one of the two")
     # KDE-GAN in mode ambient takes any measurement: a real's theta is recomputed from its index (data/thetas.py),
     # not kept.
 
