@@ -1,14 +1,21 @@
-"""The MMD stopping rule's two forms on codes of one distribution, and the test's cost.
+"""The MMD stopping rule (reversal.mmd_alpha) over whole reversals: its false stops, its power, its cost.
 
-(a) How often each rule stops a reversal before any step, where reals' and fakes' codes are both N(0, I) draws (as a
-cold reversal starts): the raw thresholds 1e-4 and 1e-3 (reversal.mmd_threshold) against the permutation test at
-level 0.05 (reversal.mmd_alpha), on N codes of dimension z_dim with the median bandwidth. The test's rate should be
-its level; the raw rule's is whatever the estimate's noise makes it.
-(b) The time of one permutation test (P splits of the 2N pooled codes: the draw, which reverse() does once per
-reversal, and the statistics, which it does every step) against one forward+backward pass of the default generator
-through the codes of 2N images (one reversal step of N reals and N fakes), on the CPU; medians over the rounds.
+One small random-weight G (z_dim 64, width 8: its images respond to z, the paper's section 2.2), N reals and N fakes
+per reversal, reversal.lr, max_steps 20 and init_std 1 as given, the median bandwidth, 1 thread. Each row is a rate
+over R reversals with its 95% Clopper-Pearson interval.
 
-    PYTHONPATH=platform .venv/bin/python benchmarks/bench_mmd_test.py [--repeats 500] [--rounds 20]
+(a) Null: reals and fakes both G(z), z ~ N(0, I). Cold start: every code from N(0, 1). Warm start (as
+    reversal.warm_start does it, KDEGANPrior._warm_codes): the reals from their codes of an earlier cold reversal of
+    the same images (no rule, max_steps), the fakes from those codes in a random order. How often the rule stops a
+    reversal (a false stop), and beside it how often the old rule (a test after every step at level alpha) stopped
+    the same reversals: read from their p-value traces, for it stops at the first p <= alpha, never after the new
+    rule's stop.
+(b) Power: reals G(s z), fakes G(z) (s = --scale), each of --starts: how often the rule stops, and at which steps.
+(c) Codes' movement at reversal.lr: the mean distance a code moves in max_steps steps against its start's distance
+    to the code that made its image (cold start, no rule); with --lrs, for each of those learning rates.
+(d) The cost of one step's test (P permutations of 2N codes) against one forward+backward of the default G.
+
+    PYTHONPATH=platform .venv/bin/python benchmarks/bench_mmd_test.py [--reversals 500] [--lrs 0.012 0.1 0.5]
 """
 
 from __future__ import annotations
@@ -16,11 +23,111 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
+from collections import Counter
 
 import torch
+from gansweep.config.loading import load_config
 from gansweep.config.schema import ModelConfig, ReversalConfig
 from gansweep.gan import reversal
+from gansweep.gan.build import build_gan
 from gansweep.nets.models import Generator
+from gansweep.nets.pixels import to_unit
+from scipy.stats import beta
+
+Z_DIM = ModelConfig.z_dim
+
+
+def small_generator(seed: int, width: int) -> Generator:
+    """Random weights: PyTorch's default initialisation (DCGAN's N(0, 0.02) leaves a near-constant image), BatchNorm's
+    running statistics those of its own activations; eval mode, as a reversal runs G."""
+    torch.manual_seed(seed)
+    generator = Generator((1, 28, 28), z_dim=Z_DIM, width=width)
+    for module in generator.modules():
+        if isinstance(module, (torch.nn.Conv2d, torch.nn.ConvTranspose2d, torch.nn.Linear)):
+            module.reset_parameters()
+        if isinstance(module, torch.nn.BatchNorm2d):
+            module.momentum = None  # a cumulative average
+    with torch.no_grad():
+        for _ in range(10):
+            generator(torch.randn(256, Z_DIM))
+    return generator.eval()
+
+
+def rate(count: int, total: int) -> str:
+    """COUNT / TOTAL in percent with its exact (Clopper-Pearson) 95% interval."""
+    low = beta.ppf(0.025, count, total - count + 1) if count else 0.0
+    high = beta.ppf(0.975, count + 1, total - count) if count < total else 1.0
+    return f"{100 * count / total:.1f}% [{100 * low:.1f}, {100 * high:.1f}] ({count}/{total})"
+
+
+class Bench:
+    def __init__(self, args: argparse.Namespace):
+        self.args = args
+        self.generator = small_generator(0, args.width)
+        self.gen = torch.Generator().manual_seed(1)
+        # KDE-GAN's prior, for its warm start's initial codes (reversal.warm_start): the code path the trainer takes.
+        cfg = load_config(None, ["prior.name=kde", "reversal.warm_start=true", f"model.z_dim={Z_DIM}",
+                                 f"model.g_width={args.width}", "model.d_width=8"])
+        self.prior = build_gan(cfg, (1, 28, 28)).prior
+
+    def images(self, z: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            return to_unit(self.generator(z))
+
+    def reverse(self, reals, fakes=None, init=None, use_rule=True) -> reversal.Reversed:
+        a = self.args
+        rule = dict(fakes=fakes, mmd_alpha=a.alpha, mmd_looks=a.looks, mmd_permutations=a.permutations) \
+            if use_rule else {}
+        return reversal.reverse(self.generator, reals, lr=a.lr, max_steps=a.max_steps, init_std=1.0,
+                                measure=to_unit, init=init, rng=self.gen, **rule)
+
+    def one(self, warm: bool, scale: float) -> reversal.Reversed:
+        n = self.args.n
+        z_reals, z_fakes = torch.randn(n, Z_DIM, generator=self.gen), torch.randn(n, Z_DIM, generator=self.gen)
+        reals, fakes = self.images(scale * z_reals), self.images(z_fakes)
+        init = None
+        if warm:
+            indices = list(range(n))
+            self.prior.code_bank = dict(zip(indices, self.reverse(reals, use_rule=False).codes))
+            init = self.prior._warm_codes(indices, n, with_fakes=True)
+        return self.reverse(reals, fakes, init)
+
+    def null(self, warm: bool) -> None:
+        a = self.args
+        stops, old_stops, steps = 0, 0, Counter()
+        for _ in range(a.reversals):
+            result = self.one(warm, 1.0)
+            stops += result.stopped
+            steps[result.steps] += result.stopped
+            old_stops += any(p <= a.alpha for p in result.mmd_pvalues)
+        name = "warm" if warm else "cold"
+        print(f"    {name} start, the rule (whole reversal at {a.alpha:g}): {rate(stops, a.reversals)}"
+              f"  stops by step: {dict(sorted(steps.items()))}")
+        print(f"    {name} start, the old rule (every step at {a.alpha:g}): {rate(old_stops, a.reversals)}", flush=True)
+
+    def power(self, warm: bool) -> None:
+        a = self.args
+        stops, steps = 0, Counter()
+        for _ in range(a.power_reversals):
+            result = self.one(warm, a.scale)
+            stops += result.stopped
+            steps[result.steps if result.stopped else "none"] += 1
+        print(f"(b) power: reals G({a.scale:g} z), fakes G(z), {'warm' if warm else 'cold'} start: the rule stops "
+              f"{rate(stops, a.power_reversals)}  steps at the stop: {dict(sorted(steps.items(), key=str))}",
+              flush=True)
+
+    def movement(self) -> None:
+        a = self.args
+        print(f"(c) codes' movement in {a.max_steps} steps, cold start, no rule, {a.n} images G(z), z ~ N(0, I):")
+        for lr in a.lrs or [a.lr]:
+            z = torch.randn(a.n, Z_DIM, generator=self.gen)
+            start = torch.randn(a.n, Z_DIM, generator=self.gen)
+            result = reversal.reverse(self.generator, self.images(z), lr=lr, max_steps=a.max_steps, init_std=1.0,
+                                      measure=to_unit, init=start)
+            moved = (result.codes - start).norm(dim=1).mean()
+            print(f"    lr {lr:g}: moved {moved:.2f} of a start-to-code distance {(start - z).norm(dim=1).mean():.2f}, "
+                  f"left {(result.codes - z).norm(dim=1).mean():.2f}; error {result.errors[0]:.4f} -> "
+                  f"{result.errors[-1]:.4f}", flush=True)
 
 
 def median_seconds(fn, rounds: int) -> float:
@@ -33,63 +140,64 @@ def median_seconds(fn, rounds: int) -> float:
     return statistics.median(times)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--n", type=int, default=64, help="codes per batch (reals; as many fakes)")
-    parser.add_argument("--z-dim", type=int, default=ModelConfig.z_dim)
-    parser.add_argument("--permutations", type=int, default=ReversalConfig.mmd_permutations)
-    parser.add_argument("--alpha", type=float, default=0.05)
-    parser.add_argument("--thresholds", type=float, nargs="+", default=[1e-4, 1e-3])
-    parser.add_argument("--repeats", type=int, default=500, help="same-distribution pairs for (a)")
-    parser.add_argument("--rounds", type=int, default=20, help="timed rounds for (b)")
-    args = parser.parse_args()
-    gen = torch.Generator().manual_seed(0)
-    n, d = args.n, args.z_dim
-
-    stops = {threshold: 0 for threshold in args.thresholds}
-    rejections = 0
-    for _ in range(args.repeats):
-        x, y = torch.randn(n, d, generator=gen), torch.randn(n, d, generator=gen)
-        pooled = torch.cat([x, y])
-        bandwidth = torch.cdist(pooled, pooled).median()  # reverse()'s heuristic, from the initial codes
-        mmd2, pvalue = reversal.mmd2_permutation_test(x, y, bandwidth, permutations=args.permutations, rng=gen)
-        rejections += float(pvalue) < args.alpha
-        for threshold in stops:
-            stops[threshold] += float(mmd2) > threshold
-    print(f"(a) {args.repeats} pairs of {n} codes of dim {d}, both N(0, I), median bandwidth: how often each rule "
-          "stops before any step (a false rejection)")
-    for threshold, count in stops.items():
-        print(f"    raw MMD^2 > {threshold:g}: {count / args.repeats:.3f}")
-    se = (args.alpha * (1 - args.alpha) / args.repeats) ** 0.5
-    print(f"    permutation test p < {args.alpha:g} ({args.permutations} permutations): "
-          f"{rejections / args.repeats:.3f}  (its level {args.alpha:g} +- {se:.3f})")
-
-    x, y = torch.randn(n, d, generator=gen), torch.randn(n, d, generator=gen)
-    pooled = torch.cat([x, y])
+def cost(args: argparse.Namespace) -> None:
+    n, gen = args.n, torch.Generator().manual_seed(2)
+    pooled = torch.randn(2 * n, Z_DIM, generator=gen)
     bandwidth = torch.cdist(pooled, pooled).median()
     orders = reversal.permutation_orders(n, args.permutations, device="cpu", rng=gen)
     draw = median_seconds(lambda: reversal.permutation_orders(n, args.permutations, device="cpu", rng=gen),
                           args.rounds)
     step = median_seconds(lambda: reversal.permutation_pvalue(reversal.permuted_mmd2(pooled, bandwidth, orders)),
                           args.rounds)
-
-    generator = Generator((1, 28, 28), z_dim=d, width=ModelConfig.g_width).eval()
+    generator = Generator((1, 28, 28), z_dim=Z_DIM, width=ModelConfig.g_width).eval()
     generator.requires_grad_(False)  # as in reverse(): only the codes get a gradient
-    codes = torch.randn(2 * n, d, generator=gen).requires_grad_(True)
+    codes = torch.randn(2 * n, Z_DIM, generator=gen).requires_grad_(True)
     with torch.no_grad():
-        targets = generator(torch.randn(2 * n, d, generator=gen))
+        targets = generator(torch.randn(2 * n, Z_DIM, generator=gen))
 
     def g_pass() -> None:
-        squared = (generator(codes) - targets).square()
-        torch.autograd.grad(squared.sum(), codes)
+        torch.autograd.grad((generator(codes) - targets).square().sum(), codes)
 
     g_seconds = median_seconds(g_pass, args.rounds)
-    print(f"(b) on the CPU, {torch.get_num_threads()} threads, median of {args.rounds} rounds")
-    print(f"    permutation test, N={n}, P={args.permutations}: draw {draw * 1e3:.2f} ms (once per reversal), "
-          f"statistics + p-value {step * 1e3:.2f} ms (every step)")
-    print(f"    forward+backward of the default G (width {ModelConfig.g_width}) at batch {2 * n}: "
-          f"{g_seconds * 1e3:.2f} ms")
-    print(f"    ratio test step / G pass: {step / g_seconds:.3f}; with the draw: {(step + draw) / g_seconds:.3f}")
+    print(f"(d) cost, 1 thread, median of {args.rounds}: the test of one step (N={n}, P={args.permutations}) "
+          f"{step * 1e3:.2f} ms, its permutations' draw {draw * 1e3:.2f} ms (once per reversal); a forward+backward "
+          f"of the default G (width {ModelConfig.g_width}) at batch {2 * n}: {g_seconds * 1e3:.1f} ms; ratio "
+          f"{step / g_seconds:.3f}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--n", type=int, default=64, help="reals per reversal (as many fakes)")
+    parser.add_argument("--width", type=int, default=8, help="G's width (the default G's: 64)")
+    parser.add_argument("--lr", type=float, default=ReversalConfig.lr)
+    parser.add_argument("--max-steps", type=int, default=ReversalConfig.max_steps)
+    parser.add_argument("--alpha", type=float, default=0.05)
+    parser.add_argument("--looks", type=int, default=ReversalConfig.mmd_looks, help="0: every step")
+    parser.add_argument("--permutations", type=int, default=ReversalConfig.mmd_permutations)
+    parser.add_argument("--reversals", type=int, default=500, help="reversals per start under the null (a)")
+    parser.add_argument("--power-reversals", type=int, default=200, help="reversals under the shift (b)")
+    parser.add_argument("--scale", type=float, default=1.5, help="the reals' codes' scale in (b)")
+    parser.add_argument("--lrs", type=float, nargs="*", help="learning rates for (c); default: --lr")
+    parser.add_argument("--rounds", type=int, default=20, help="timed rounds for (d)")
+    parser.add_argument("--parts", default="abcd", help="which parts to run")
+    parser.add_argument("--starts", nargs="+", choices=("cold", "warm"), default=["cold", "warm"],
+                        help="for (a) and (b)")
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    bench = Bench(args)
+    print(f"{args.n} reals + {args.n} fakes, G width {args.width}, z_dim {Z_DIM}, lr {args.lr:g}, max_steps "
+          f"{args.max_steps}, looks {args.looks or args.max_steps}, P {args.permutations}, alpha {args.alpha:g}")
+    if "a" in args.parts:
+        print(f"(a) null: reals and fakes both G(z), z ~ N(0, I), {args.reversals} reversals per start")
+        for start in args.starts:
+            bench.null(warm=start == "warm")
+    if "b" in args.parts:
+        for start in args.starts:
+            bench.power(warm=start == "warm")
+    if "c" in args.parts:
+        bench.movement()
+    if "d" in args.parts:
+        cost(args)
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 from conftest import FASHION, Z_DIM, _generator
+from gansweep.config.mmd_rule import mmd_look_level
 from gansweep.config.errors import ConfigError
 from gansweep.config.loading import load_config
 from gansweep.gan import reversal
@@ -15,6 +16,7 @@ from gansweep.gan.reversal import (
     permutation_orders,
     permutation_pvalue,
     permuted_mmd2,
+    mmd_look_steps,
     reverse,
 )
 from gansweep.nets.models import Generator
@@ -321,36 +323,68 @@ def test_the_test_rejects_a_modest_shift_of_the_mean():
     assert np.mean([pvalue < 0.05 for pvalue in pvalues]) >= 0.9
 
 
-NEVER = 1e-6  # below every p-value of 200 permutations (1/201 at least): the test never rejects
+# The median bandwidth at a step that separates the codes within MAX_STEPS: p-values that fall below 1 / MAX_STEPS
+# mid-way (at 0.03 they reach it at the last step only), so that levels spread over MAX_STEPS looks can stop there.
+TEST_SETTINGS = {**SETTINGS["median"], "lr": 0.06}
+
+
+def _full_trace(mmd_setup, max_steps: int) -> list[float]:
+    """The p-value after every step of a median-bandwidth reversal that runs to MAX_STEPS: one look, at the last."""
+    generator, reals, fakes = mmd_setup
+    return reverse(generator, reals, fakes=fakes, max_steps=max_steps, mmd_alpha=0.05, mmd_looks=1,
+                   rng=torch.Generator().manual_seed(10), **TEST_SETTINGS).mmd_pvalues
 
 
 @pytest.fixture(scope="module")
 def pvalue_trace(mmd_setup) -> list[float]:
-    """The p-value after every step of a median-bandwidth reversal that never stops: it falls as codes separate."""
-    generator, reals, fakes = mmd_setup
-    return reverse(generator, reals, fakes=fakes, max_steps=MAX_STEPS, mmd_alpha=NEVER,
-                   rng=torch.Generator().manual_seed(10), **SETTINGS["median"]).mmd_pvalues
+    """The p-value after every step: it falls as codes separate."""
+    return _full_trace(mmd_setup, MAX_STEPS)
 
 
 def _alpha(trace: list[float], stop: int) -> float:
-    """A level below which the p-values of TRACE first fall at step STOP."""
-    above = min(trace[: stop - 1])
-    assert trace[stop - 1] < above
-    return (above + trace[stop - 1]) / 2
+    """The level at which the p-values of TRACE first reject at step STOP: that step's p-value itself, for a look
+    rejects at p <= its level (the boundary included)."""
+    assert trace[stop - 1] < min(trace[: stop - 1]) and trace[stop - 1] * MAX_STEPS < 1
+    return trace[stop - 1]
 
 
-@pytest.mark.parametrize("stop,window", [(WINDOW + 2, 1), (2 * WINDOW + 1, WINDOW)])
+@pytest.mark.parametrize("stop,window", [(WINDOW + 3, 1), (2 * WINDOW + 1, WINDOW)])
 def test_the_mmd_test_stops_at_the_first_step_it_rejects(mmd_setup, pvalue_trace, stop, window, host_syncs):
     generator, reals, fakes = mmd_setup
-    alpha = _alpha(pvalue_trace, stop)
+    level = _alpha(pvalue_trace, stop)  # each look's: the whole reversal's alpha spread over its MAX_STEPS looks
     host_syncs.clear()
-    result = reverse(generator, reals, fakes=fakes, max_steps=MAX_STEPS, mmd_alpha=alpha, check_every=window,
-                     rng=torch.Generator().manual_seed(10), **SETTINGS["median"])
-    assert result.steps == stop and result.mmd_pvalues == pvalue_trace[:stop] and len(result.mmd2) == stop
+    result = reverse(generator, reals, fakes=fakes, max_steps=MAX_STEPS, mmd_alpha=level * MAX_STEPS,
+                     check_every=window, rng=torch.Generator().manual_seed(10), **TEST_SETTINGS)
+    assert result.steps == stop and result.stopped
+    assert result.mmd_pvalues == pvalue_trace[:stop] and len(result.mmd2) == stop
     assert len(host_syncs) <= math.ceil(stop / window)  # the p-values come with the MMD^2, in the window's sync
-    at_stop = reverse(generator, reals, fakes=fakes, max_steps=stop, mmd_alpha=NEVER,
-                      rng=torch.Generator().manual_seed(10), **SETTINGS["median"])
+    at_stop = reverse(generator, reals, fakes=fakes, max_steps=stop, mmd_alpha=0.05, mmd_looks=1,
+                      rng=torch.Generator().manual_seed(10), **TEST_SETTINGS)
     assert torch.equal(result.codes, at_stop.codes)  # the codes of that step, not of the window's end
+
+
+def test_the_looks_are_evenly_spaced_up_to_the_last_step_and_their_levels_sum_to_alpha():
+    assert mmd_look_steps(20, 4) == {5, 10, 15, 20} and mmd_look_steps(20, 3) == {7, 14, 20}
+    assert mmd_look_steps(20, 20) == set(range(1, 21)) and mmd_look_steps(7, 1) == {7}
+    for looks in (1, 3, 20):
+        assert mmd_look_level(0.05, looks, 999) * looks == pytest.approx(0.05)  # Bonferroni: the whole reversal's
+
+
+def test_the_mmd_test_stops_only_at_a_planned_look(mmd_setup, pvalue_trace):
+    """Levels that reject at step 7: with every step a look the reversal stops there; with looks at 5, 10 and 14
+    only, it cannot stop before 10; a look at the last step alone runs to MAX_STEPS."""
+    generator, reals, fakes = mmd_setup
+    level = _alpha(pvalue_trace, 7)
+
+    def stop(looks: int) -> reversal.Reversed:
+        return reverse(generator, reals, fakes=fakes, max_steps=MAX_STEPS, mmd_alpha=level * looks, mmd_looks=looks,
+                       rng=torch.Generator().manual_seed(10), **TEST_SETTINGS)
+
+    assert stop(MAX_STEPS).steps == 7 and mmd_look_steps(MAX_STEPS, 3) == {5, 10, 14}
+    at_looks = stop(3)
+    assert at_looks.steps == 10 and at_looks.stopped and at_looks.mmd_pvalues == pvalue_trace[:10]
+    last = stop(1)
+    assert last.steps == MAX_STEPS and last.stopped == (pvalue_trace[-1] <= level)
 
 
 def test_the_mmd_test_never_stops_a_reversal_of_one_set_against_itself(mmd_setup):
@@ -385,12 +419,24 @@ def test_the_prior_reports_the_tests_p_value():
     (["reversal.mmd_alpha=1.5"], r"reversal.mmd_alpha=1.5 must be in \(0, 1\)"),
     (["reversal.mmd_alpha=-0.1"], r"reversal.mmd_alpha=-0.1 must be in \(0, 1\)"),
     (["reversal.mmd_permutations=10"], "reversal.mmd_permutations=10 must be >= 19"),
-    (["reversal.mmd_alpha=0.001"], "reversal.mmd_permutations=200 cannot reach a p-value below "
-                                   "reversal.mmd_alpha=0.001 .* use at least 1000"),
+    # 20 looks (every step) at 0.05 / 20 = 0.0025 each: 200 permutations' smallest p-value is 1/201.
+    (["reversal.mmd_alpha=0.05", "reversal.mmd_permutations=200"],
+     r"reversal.mmd_permutations=200 can never stop a reversal: its smallest p-value, 1/201, is above the level of "
+     r"each of its 20 looks \(reversal.mmd_alpha=0.05 / 20 = 0.0025\); use at least 399 permutations"),
+    (["reversal.mmd_alpha=0.001", "reversal.mmd_looks=4"], "reversal.mmd_permutations=999 can never stop .* use at "
+                                                          "least 3999 permutations or fewer reversal.mmd_looks"),
+    (["reversal.mmd_looks=21"], r"reversal.mmd_looks=21 must be in \[0, reversal.max_steps=20\]"),
+    (["reversal.mmd_alpha=0.05", "reversal.warm_start=true"],
+     "reversal.warm_start=true with reversal.mmd_alpha=0.05: the fakes have no banked codes .* use one of the two"),
 ])
 def test_bad_mmd_rules_are_refused(overrides, message):
     with pytest.raises(ConfigError, match=message):
         load_config(None, overrides)
+
+
+def test_fewer_looks_let_fewer_permutations_stop():
+    cfg = load_config(None, ["reversal.mmd_alpha=0.05", "reversal.mmd_permutations=200", "reversal.mmd_looks=4"])
+    assert mmd_look_level(cfg.reversal.mmd_alpha, 4, 200) * 201 >= 1  # 1/201 <= 0.0125: a stop is possible
 
 
 @pytest.mark.parametrize("alpha", ["0", "none", "0.05"])

@@ -8,6 +8,7 @@ import contextlib
 from dataclasses import asdict, dataclass
 
 from gansweep.config.errors import ConfigError, quoted
+from gansweep.config.mmd_rule import mmd_look_level
 from gansweep.config.schema import (
     ACL_REC_TRAINS,
     ACL_VARIANTS,
@@ -65,10 +66,19 @@ def _validate_prior(cfg: Config) -> None:
            f"reversal.mmd_threshold={r.mmd_threshold} and reversal.mmd_alpha={r.mmd_alpha}: the MMD rule is a raw "
            "threshold or a two-sample test, not both; set the other to 0")
     _check(r.mmd_permutations >= 19, f"reversal.mmd_permutations={r.mmd_permutations} must be >= 19")
+    _check(0 <= r.mmd_looks <= r.max_steps,
+           f"reversal.mmd_looks={r.mmd_looks} must be in [0, reversal.max_steps={r.max_steps}] (0: every step)")
     if alpha:
-        _check(1 / (r.mmd_permutations + 1) < alpha,
-               f"reversal.mmd_permutations={r.mmd_permutations} cannot reach a p-value below reversal.mmd_alpha="
-               f"{r.mmd_alpha} (the smallest is 1 / (mmd_permutations + 1)); use at least {int(1 / alpha)}")
+        try:
+            mmd_look_level(alpha, r.mmd_looks or r.max_steps, r.mmd_permutations)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
+    # The test is exact when a real and a fake get their codes alike; a warm start's fakes have no banked code and
+    # start on other reals', so mid-way they differ by their start alone (benchmarks/BENCHMARKS.md).
+    _check(not (alpha and r.warm_start),
+           f"reversal.warm_start=true with reversal.mmd_alpha={r.mmd_alpha}: the fakes have no banked codes and start "
+           "on other reals', so the test tells them apart by their start alone (99% of warm reversals of one "
+           "distribution stopped at reversal.lr=0.5); use one of the two")
     # KDE-GAN in mode ambient takes any measurement: a real's theta is recomputed from its index (data/thetas.py),
     # not kept.
 

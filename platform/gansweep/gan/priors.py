@@ -204,7 +204,8 @@ class KDEGANPrior(NormalPrior):
             result = reverse(self.generator, targets, lr=r.lr, max_steps=r.max_steps, init_std=r.init_std,
                              fakes=fakes, measure=measure, mmd_bandwidth=r.mmd_bandwidth,
                              mmd_threshold=r.mmd_threshold or None, mmd_alpha=r.mmd_alpha or None,
-                             mmd_permutations=r.mmd_permutations, init=init, rng=z_stream)
+                             mmd_looks=r.mmd_looks, mmd_permutations=r.mmd_permutations, init=init,
+                             rng=z_stream)
         finally:
             self.generator.train()
         codes = result.codes

@@ -8,10 +8,20 @@ Through a measurement the error compares ||f_theta(G(z)) - y||^2, with the theta
 The stopping rule: a batch of generated images is reversed alongside the real one; after every step the
 unbiased MMD^2 (RBF kernel) between the codes of the reals and the codes of the fakes is computed, and the
 reversal stops once the two can be told apart in code space: crude codes early in training, finer ones as the
-generator improves. "Told apart" is either the paper's wording, a two-sample test (mmd_alpha: a permutation test
-of the MMD^2 at that level, the first step whose p-value is below it stops), or a raw threshold on the MMD^2
-(mmd_threshold), which a noisy estimate passes by chance: 64 codes of dimension 64 before any step pass 1e-4 in
-about 4 draws of 10. Plain torch: no Ray.
+generator improves. "Told apart" is either the paper's wording, a two-sample test (mmd_alpha, below), or a raw
+threshold on the MMD^2 (mmd_threshold), which a noisy estimate passes by chance: 64 codes of dimension 64 before any
+step pass 1e-4 in about 4 draws of 10. Plain torch: no Ray.
+
+The test and where it departs from the paper. The paper checks after every step with a raw threshold; a permutation
+test of the MMD^2 (p-value (1 + #{permuted >= observed}) / (1 + P)) is exact at one look, but a reversal looks up to
+max_steps times and stops at the first rejection, so a per-look level alpha stopped 12.5% of cold reversals of one
+distribution (20 looks, alpha 0.05). Here mmd_alpha is the false-stop rate of the whole reversal: the test runs at
+mmd_looks planned steps (evenly spaced, the last at max_steps; by default every step, as the paper looks), each at
+level alpha / looks (Bonferroni). Bonferroni rather than an alpha-spending boundary (Pocock, O'Brien-Fleming)
+because those boundaries assume the looks' statistics correlate like a Gaussian random walk's, which the MMD^2 of
+moving codes does not: Bonferroni holds whatever the correlation, and a permutation count of a few hundred makes its
+small levels reachable at little cost (one (P + 1, 2N) product per step). The price is power when looks correlate
+strongly: benchmarks/bench_mmd_test.py measures both rates.
 
 The loop stays on the device: without the MMD rule nothing reaches the host until the caller reads the errors;
 with it, on a GPU, the MMD^2 (and p-value) of every step is checked on the host once per MMD_CHECK_EVERY steps
@@ -21,12 +31,15 @@ goes through to_host, so that a test can count them.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
 
 import torch
 from torch import nn
+
+from gansweep.config.mmd_rule import mmd_look_level
 
 # Steps between the host's checks of the MMD rule. Each check is a sync: the CPU waits for the device to finish,
 # then the device idles while the CPU launches the next step's kernels, so a check every step stalls a GPU every
@@ -53,7 +66,9 @@ class Reversed:
     steps: int  # gradient steps taken
     error_trace: torch.Tensor  # (steps,) on the device: the targets' mean squared error per element, before each step
     mmd2: list[float] = field(default_factory=list)  # after each step, when a generated batch was reversed alongside
-    mmd_pvalues: list[float] = field(default_factory=list)  # after each step, under the two-sample test (mmd_alpha)
+    # After each step, under the two-sample test (mmd_alpha); only those of the planned looks can stop it.
+    mmd_pvalues: list[float] = field(default_factory=list)
+    stopped: bool = False  # the MMD rule stopped it (at max_steps too, when its last look passed the rule)
 
     @cached_property
     def errors(self) -> list[float]:
@@ -139,6 +154,12 @@ def mmd2_permutation_test(
     return statistics[0], permutation_pvalue(statistics)
 
 
+def mmd_look_steps(max_steps: int, looks: int) -> set[int]:
+    """The steps (from 1) of LOOKS planned tests evenly spaced up to MAX_STEPS, the last at MAX_STEPS: all of them
+    when LOOKS is MAX_STEPS; 4 looks of 20 steps at 5, 10, 15 and 20."""
+    return {-(-k * max_steps // looks) for k in range(1, looks + 1)}  # ceil, in integers
+
+
 def reverse(
     generator: nn.Module,
     targets: torch.Tensor,
@@ -151,8 +172,9 @@ def reverse(
     fakes: torch.Tensor | None = None,
     mmd_bandwidth: float | None = None,  # None: the median distance between the initial codes
     mmd_threshold: float | None = None,
-    mmd_alpha: float | None = None,  # the two-sample test's level: stop at the first step with a p-value below it
-    mmd_permutations: int = 200,  # random splits per test (the smallest p-value is 1 / (mmd_permutations + 1))
+    mmd_alpha: float | None = None,  # the two-sample test's false-stop rate over the whole reversal
+    mmd_looks: int | None = None,  # the test's planned looks, evenly spaced up to max_steps; None or 0: every step
+    mmd_permutations: int = 999,  # random splits per test (the smallest p-value is 1 / (mmd_permutations + 1))
     rng: torch.Generator | None = None,
     check_every: int | None = None,  # steps between the MMD rule's checks; None: 1 on the CPU, else MMD_CHECK_EVERY
 ) -> Reversed:
@@ -161,8 +183,8 @@ def reverse(
     INIT (N, z_dim) warm-starts the codes (e.g. from the last time these images were reversed), or (2N, z_dim) the
     fakes' too; otherwise they start from N(0, init_std^2). With FAKES (generated targets, as many as TARGETS,
     measured alike) and an MMD rule, both batches are reversed together and the loop stops once the MMD^2 between
-    their codes exceeds MMD_THRESHOLD, or (MMD_ALPHA) at the first step whose permutation test rejects at that level,
-    else after MAX_STEPS. The generator's weights get no gradient.
+    their codes exceeds MMD_THRESHOLD, or (MMD_ALPHA) at the first of MMD_LOOKS planned steps whose permutation test
+    rejects at level MMD_ALPHA / MMD_LOOKS, else after MAX_STEPS. The generator's weights get no gradient.
 
     The test's MMD_PERMUTATIONS splits are drawn by RNG once per reversal and serve every step: each step's test is
     exact all the same, and RNG advances by as much whatever step the rule stops at (and whatever CHECK_EVERY).
@@ -175,9 +197,10 @@ def reverse(
         raise ValueError(f"reverse needs lr > 0, max_steps >= 1 and init_std >= 0; got {lr}, {max_steps}, {init_std}")
     if mmd_threshold is not None and mmd_alpha is not None:
         raise ValueError("reverse takes one MMD rule: mmd_threshold or mmd_alpha, not both")
-    if mmd_alpha is not None and not (0 < mmd_alpha < 1 and mmd_permutations >= 1):
-        raise ValueError(f"the MMD test needs 0 < mmd_alpha < 1 and mmd_permutations >= 1; got {mmd_alpha}, "
-                         f"{mmd_permutations}")
+    if mmd_alpha is not None and not (0 < mmd_alpha < 1 and mmd_permutations >= 1 and 0 <= (mmd_looks or 0)
+                                      <= max_steps):
+        raise ValueError(f"the MMD test needs 0 < mmd_alpha < 1, mmd_permutations >= 1 and mmd_looks in [0, "
+                         f"max_steps]; got {mmd_alpha}, {mmd_permutations}, {mmd_looks}")
     use_test = fakes is not None and mmd_alpha is not None
     use_mmd = fakes is not None and (mmd_threshold is not None or use_test)
     if use_mmd and len(fakes) != len(targets):
@@ -198,6 +221,10 @@ def reverse(
         mmd_bandwidth = torch.cdist(codes, codes).median()
     if use_test:
         orders = permutation_orders(n, mmd_permutations, device=device, rng=rng)
+        looks = mmd_look_steps(max_steps, mmd_looks or max_steps)
+        # A look rejects when its count 1 + #{permuted >= observed} (its p-value times P + 1) is at most this.
+        max_count = math.floor(mmd_look_level(mmd_alpha, len(looks), mmd_permutations) * (mmd_permutations + 1)
+                               + 1e-9)
     codes.requires_grad_(True)
     measure = measure or (lambda images: images)
 
@@ -208,7 +235,7 @@ def reverse(
     # The steps since the last check: their MMD^2 and p-values (device) and their codes.
     window_mmd2, window_pvalues, window_codes = [], [], []
     try:
-        steps = 0
+        steps, stopped = 0, False
         for steps in range(1, max_steps + 1):
             squared = (measure(generator(codes)) - batch).flatten(1).square()
             errors.append(squared[:n].detach().mean())
@@ -229,7 +256,9 @@ def reverse(
             values = to_host(torch.stack(window_mmd2 + window_pvalues))  # the window's one sync
             values, window_p = values[: len(window_mmd2)], values[len(window_mmd2):]
             if use_test:
-                over = next((i for i, p in enumerate(window_p) if p < mmd_alpha), None)
+                first = steps + 1 - len(window_p)  # the window's first step
+                over = next((i for i, p in enumerate(window_p)
+                             if first + i in looks and round(p * (mmd_permutations + 1)) <= max_count), None)
             else:
                 over = next((i for i, value in enumerate(values) if value > mmd_threshold), None)
             if over is None:
@@ -242,9 +271,10 @@ def reverse(
             pvalues += window_p[: over + 1]
             codes = window_codes[over]
             steps += over + 1 - len(window_codes)
+            stopped = True
             break
     finally:
         for p, flag in zip(generator.parameters(), requires_grad):
             p.requires_grad_(flag)
     return Reversed(codes=codes[:n].detach(), steps=steps, error_trace=torch.stack(errors[:steps]), mmd2=mmd2,
-                    mmd_pvalues=pvalues)
+                    mmd_pvalues=pvalues, stopped=stopped)
