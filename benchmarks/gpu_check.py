@@ -227,11 +227,17 @@ class Check:
         (also by its Ray workers) when gansweep is not installed."""
         return {**os.environ, "GANSWEEP_CACHE": str(self.cache), **extra}
 
+    @property
+    def validation(self) -> list[str]:
+        """The synthetic set's validation split: the test split's size (the default 5,000 would hold out all of it)."""
+        return [f"data.validation_size={self.size['n_test']}"]
+
     def train_overrides(self, steps: int, log_every: int, *extra: str) -> list[str]:
         """A `gansweep train` run on the synthetic set: AmbientGAN with Block-Pixel p=0.5 (the defaults), the
         check's sizes, one checkpoint at the end, no evaluation (throughput only)."""
         use_gpu = self.device.type == "cuda"
-        return sized(self.size, "data.name=mnist", f"data.root={self.data_root}", f"train.steps={steps}",
+        return sized(self.size, "data.name=mnist", f"data.root={self.data_root}", *self.validation,
+                     f"train.steps={steps}",
                      f"train.log_every={log_every}", f"train.checkpoint_every={steps}", f"train.image_every={steps}",
                      f"train.use_gpu={str(use_gpu).lower()}", "eval.every=0", "eval.n_samples=0", *extra)
 
@@ -636,7 +642,7 @@ def section_fid_devices(check: Check, results: dict) -> str:
 
     size, device = check.size, check.device
     start = time.perf_counter()
-    payload = prepare_monitor(load_config(None, ["data.name=mnist", f"data.root={check.data_root}",
+    payload = prepare_monitor(load_config(None, ["data.name=mnist", f"data.root={check.data_root}", *check.validation,
                                                  f"data.cache_dir={check.cache}"]))
     results.update(classifier_fingerprint=payload.classifier_fingerprint, n_real=payload.n_real,
                    reference_split=payload.reference_split, prepare_s=time.perf_counter() - start)

@@ -37,7 +37,7 @@ def test_a_trial_planned_for_a_node_the_autoscaler_adds_runs_there(tmp_path, mon
         out = "s3://autoscaled/sweep"
         seed_classifier(f"{out}/cache")
         sets = [f"{key}={value}" for key, value in TINY_SWEEP.items()] + [
-            "num_samples=1", "scheduler.name=fifo", "resources.cpus_per_worker=1.5"]
+            "search.algorithm=random", "num_samples=1", "scheduler.name=fifo", "resources.cpus_per_worker=1.5"]
         env = {**cluster.env, "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ["PATH"]])}
         result = subprocess.run(
             [sys.executable, "-m", "gansweep.cli", "sweep", "search_spaces/quickstart.yaml", "--output", out,

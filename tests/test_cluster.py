@@ -70,7 +70,8 @@ def test_a_sweep_with_default_settings_spreads_over_the_nodes_and_lands_in_the_b
     seed_classifier(f"{out}/cache")
     logs = _run_job(cluster, "gansweep-cluster-sweep", [
         "python", "jobs/sweep.py", "search_spaces/quickstart.yaml", "--output", out,
-        "--set", "num_samples=3", "--set", "scheduler.grace_period=20",
+        "--set", "search.algorithm=random", "--set", "num_samples=3", "--set", "scheduler.name=asha",
+        "--set", "scheduler.grace_period=20",
         *[arg for item in SETS for arg in ("--set", item)]])
     assert f"the cache is {out}/cache" in logs
     assert "3 trials, 2 at a time, 1 worker(s) x 0.75 CPU each" in logs
@@ -141,7 +142,8 @@ def test_a_trial_on_a_lost_node_resumes_on_another_from_its_bucket_checkpoint(cl
     job_id = f"gansweep-cluster-lost-{workers}"
     # 200 steps: the node is killed once step 20's checkpoint is in the bucket, and the 180 left must outlast that
     # (a quiet machine trained 80 steps in 19 s: the trial finished before its node died)
-    sets = [*SETS, "num_samples=1", "scheduler.name=fifo", f"train.steps={LOST_NODE_STEPS}", "eval.n_samples=0",
+    sets = [*SETS, "search.algorithm=random", "num_samples=1", "scheduler.name=fifo", f"train.steps={LOST_NODE_STEPS}",
+            "eval.n_samples=0",
             f"resources.workers={workers}"]
     submit_job(cluster.head.dashboard, job_id, ["python", "jobs/sweep.py", "search_spaces/quickstart.yaml", "--output",
                                                 out, *[arg for item in sets for arg in ("--set", item)]],

@@ -16,7 +16,8 @@ pytestmark = needs_fashion
 
 # The quickstart, shrunk to one tiny trial: the sweep itself is tested in tests/sweep; here, the job's way there.
 SMALL = [
-    "num_samples=1", "scheduler.grace_period=20", "data.limit=512", "model.g_width=16", "model.d_width=16",
+    "search.algorithm=random", "num_samples=1", "scheduler.name=asha", "scheduler.grace_period=20", "data.limit=512",
+    "model.g_width=16", "model.d_width=16",
     "train.steps=40", "train.batch_size=32", "train.log_every=10", "train.checkpoint_every=20",
     "train.image_every=20", "eval.every=20", "eval.cheap_samples=100", "eval.n_samples=200",
 ]

@@ -83,7 +83,7 @@ def test_unlabelled_data_exit_2(tmp_path):
         Image.new("L", (28, 28), i).save(tmp_path / "images" / f"{i}.png")
     result = _cli("train", "--set", "data.name=image_folder", "--set", f"data.root={tmp_path / 'images'}",
                   "--set", "train.batch_size=4", *[arg for item in CONDITIONAL for arg in ("--set", item)],
-                  "--output", str(tmp_path / "run"), cwd=tmp_path)
+                  "--set", "data.validation_size=2", "--output", str(tmp_path / "run"), cwd=tmp_path)
     assert result.returncode == 2, result.stderr
     assert "model.conditional needs every training image labelled" in result.stderr
 

@@ -39,7 +39,8 @@ def test_evaluate_run_writes_the_protocol(tmp_path, monkeypatch):
     gan = _fake_run(run_dir, step=40)
     # A small classifier stands in for the full one (3 epochs on 60k images), to keep the test fast.
     small = partial(load_or_train_classifier, limit=2000, epochs=1, cache_dir=tmp_path / "cache", progress=False)
-    monkeypatch.setattr(evaluate, "load_or_train_classifier", lambda source, root, **kwargs: small(source, root))
+    monkeypatch.setattr(evaluate, "protocol_classifier",
+                        lambda data, **kwargs: small(data.name, data.root, holdout=data.holdout))
     monkeypatch.setenv("GANSWEEP_CACHE", str(tmp_path / "cache"))  # the run's data.cache_dir is unset
 
     figures = evaluate.evaluate_run(run_dir, n_samples=300)
@@ -84,7 +85,8 @@ def test_a_run_in_a_bucket_is_evaluated_and_its_evaluation_written_there(tmp_pat
     run = s3_bucket + "/runs/fake"
     storage.upload_folder(local, run)
     small = partial(load_or_train_classifier, limit=2000, epochs=1, cache_dir=tmp_path / "cache", progress=False)
-    monkeypatch.setattr(evaluate, "load_or_train_classifier", lambda source, root, **kwargs: small(source, root))
+    monkeypatch.setattr(evaluate, "protocol_classifier",
+                        lambda data, **kwargs: small(data.name, data.root, holdout=data.holdout))
     monkeypatch.setenv("GANSWEEP_CACHE", str(tmp_path / "cache"))
     monkeypatch.chdir(tmp_path)
 

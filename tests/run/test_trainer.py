@@ -165,8 +165,8 @@ def test_a_hidden_only_run_trains_on_the_lossy_set_and_shows_d_unmeasured_fakes(
     assert result["step"] == 4 and result["config"]["hidden"]["fake_measurement"] == "hidden_only"
     assert 0 < result["metrics"]["d_real"] < 1 and result["metrics"]["loss_g"] > 0
     events = _events(run)
-    assert _black_fraction(events, "images/measured_real") > 0.5  # 80% of each image, less the grey padding
-    assert _black_fraction(events, "images/measured_fake") < 0.01
+    assert _black_fraction(events, "training/measured_real") > 0.5  # 80% of each image, less the grey padding
+    assert _black_fraction(events, "training/measured_fake") < 0.01
     assert "images/hidden_measured" in events.Tags()["images"]
 
 
@@ -272,7 +272,7 @@ def test_an_image_the_stream_cannot_decode_fails_the_run_at_once_naming_it(tmp_p
     pq.write_table(pa.table({"image": pa.array(rows, pa.binary())}), tmp_path / "data" / "part-0.parquet",
                    row_group_size=32)
     console, last = _train_fails(tmp_path / "run", "mode=clean", "data.name=parquet", f"data.root={tmp_path / 'data'}",
-                                 *SMALL_RUN[1:], "train.steps=20")
+                                 *SMALL_RUN[1:], "train.steps=20", "data.validation_size=0")
     assert last.startswith(f"gansweep: error: parquet: {tmp_path / 'data' / 'part-0.parquet'} row ")
     assert "cannot decode the image" in last and console.count("[gansweep] starting step 0/20") == 1
 

@@ -30,7 +30,7 @@ def test_each_trials_data_is_described_once(tmp_path, monkeypatch):
     monkeypatch.setattr(space_module, "describe_source", lambda *args: described.append(args) or original(*args))
     _load(tmp_path, OK + "space:\n  data.limit: {choice: [1000, 2000]}\n  mode: {choice: [ambient, ignore, clean]}\n"
                          "  measurement.p: {uniform: [0.1, 0.9]}\n")
-    assert [args[-1] for args in described] == [None, 1000, 2000]  # data.limit: the base config's, then the trials'
+    assert [args[3] for args in described] == [None, 1000, 2000]  # data.limit: the base config's, then the trials'
 
 
 @pytest.mark.parametrize("fixed, space, message", [

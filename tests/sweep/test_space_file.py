@@ -318,7 +318,8 @@ OK = "num_samples: 4\nfixed: {train.steps: 2000}\n"
      + "space: {hidden.measurement.patch: {int: [2, 8]}}\n",
      ["the trial {hidden.measurement.patch=8}", "hidden.measurement.patch=8 is larger than the 7x7 map"]),
     (OK + "space: {data.limit: {choice: [1000, 40]}}\n", ["the trial {data.limit=40}", "fewer than one batch of 64"]),
-    (OK.replace("{", "{model.conditional: true, data.name: image_folder, data.root: IMAGES, data.image_size: 28, ")
+    (OK.replace("{", "{model.conditional: true, data.name: image_folder, data.root: IMAGES, data.image_size: 28, "
+                "data.validation_size: 2, ")
      + "space: {train.lr_d: {loguniform: [1.0e-4, 1.0e-3]}}\n", ["fixed:", "model.conditional needs every"]),
     (OK.replace("{", "{measurement.name: keep_patch, measurement.patch: 29, ")
      + "space: {train.lr_d: {loguniform: [1.0e-4, 1.0e-3]}}\n", ["fixed:", "measurement.patch=29 is larger"]),
