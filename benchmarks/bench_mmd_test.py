@@ -30,27 +30,11 @@ from gansweep.config.loading import load_config
 from gansweep.config.schema import ModelConfig, ReversalConfig
 from gansweep.gan import reversal
 from gansweep.gan.build import build_gan
-from gansweep.nets.models import Generator
+from gansweep.nets.models import Generator, random_generator
 from gansweep.nets.pixels import to_unit
 from scipy.stats import beta
 
 Z_DIM = ModelConfig.z_dim
-
-
-def small_generator(seed: int, width: int) -> Generator:
-    """Random weights: PyTorch's default initialisation (DCGAN's N(0, 0.02) leaves a near-constant image), BatchNorm's
-    running statistics those of its own activations; eval mode, as a reversal runs G."""
-    torch.manual_seed(seed)
-    generator = Generator((1, 28, 28), z_dim=Z_DIM, width=width)
-    for module in generator.modules():
-        if isinstance(module, (torch.nn.Conv2d, torch.nn.ConvTranspose2d, torch.nn.Linear)):
-            module.reset_parameters()
-        if isinstance(module, torch.nn.BatchNorm2d):
-            module.momentum = None  # a cumulative average
-    with torch.no_grad():
-        for _ in range(10):
-            generator(torch.randn(256, Z_DIM))
-    return generator.eval()
 
 
 def rate(count: int, total: int) -> str:
@@ -63,7 +47,7 @@ def rate(count: int, total: int) -> str:
 class Bench:
     def __init__(self, args: argparse.Namespace):
         self.args = args
-        self.generator = small_generator(0, args.width)
+        self.generator = random_generator(0, args.width, Z_DIM)
         self.gen = torch.Generator().manual_seed(1)
         # KDE-GAN's prior, for its warm start's initial codes (reversal.warm_start): the code path the trainer takes.
         cfg = load_config(None, ["prior.name=kde", "reversal.warm_start=true", f"model.z_dim={Z_DIM}",

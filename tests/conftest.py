@@ -14,11 +14,10 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-import torch
 from gansweep import storage
 from gansweep.config.loading import load_config
 from gansweep.gan.build import build_gan
-from gansweep.nets.models import Generator
+from gansweep.nets.models import Generator, random_generator
 from gansweep.run.run_dir import (
     CHECKPOINTS_DIR,
     STATE_FILE,
@@ -60,19 +59,7 @@ TINY_SWEEP = {
 
 
 def _generator(seed: int = 0, width: int = 16) -> Generator:
-    """Random weights (the paper's section 2.2): PyTorch's default initialisation (DCGAN's N(0, 0.02) leaves
-    a constant image), BatchNorm's running statistics those of its own activations, as training leaves them."""
-    torch.manual_seed(seed)
-    generator = Generator((1, 28, 28), z_dim=Z_DIM, width=width)
-    for module in generator.modules():
-        if isinstance(module, (torch.nn.Conv2d, torch.nn.ConvTranspose2d, torch.nn.Linear)):
-            module.reset_parameters()
-        if isinstance(module, torch.nn.BatchNorm2d):
-            module.momentum = None  # a cumulative average
-    with torch.no_grad():
-        for _ in range(10):
-            generator(torch.randn(256, Z_DIM))
-    return generator.eval()
+    return random_generator(seed, width, Z_DIM)
 
 
 def _save_run(gan, cfg, run_dir: Path, step: int, clean_shape=(1, 28, 28)) -> Path:

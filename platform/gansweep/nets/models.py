@@ -228,3 +228,20 @@ class Discriminator(nn.Module):
     def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         """Logits of shape (N,)."""
         return self.head(self.features(x, labels)).squeeze(1)
+
+
+def random_generator(seed: int, width: int, z_dim: int = 64, shape: tuple[int, int, int] = (1, 28, 28)) -> Generator:
+    """A G of random weights whose images respond to z (the KDE-GAN paper's section 2.2: reversal experiments need no
+    training): PyTorch's default initialisation (DCGAN's N(0, 0.02) leaves a near-constant image), BatchNorm's running
+    statistics those of its own activations, as training leaves them; eval mode, as a reversal runs G."""
+    torch.manual_seed(seed)
+    generator = Generator(shape, z_dim=z_dim, width=width)
+    for module in generator.modules():
+        if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
+            module.reset_parameters()
+        if isinstance(module, nn.BatchNorm2d):
+            module.momentum = None  # a cumulative average
+    with torch.no_grad():
+        for _ in range(10):
+            generator(torch.randn(256, z_dim))
+    return generator.eval()
