@@ -167,7 +167,7 @@ def test_a_hidden_only_run_trains_on_the_lossy_set_and_shows_d_unmeasured_fakes(
     events = _events(run)
     assert _black_fraction(events, "training/measured_real") > 0.5  # 80% of each image, less the grey padding
     assert _black_fraction(events, "training/measured_fake") < 0.01
-    assert "images/hidden_measured" in events.Tags()["images"]
+    assert "training/hidden_measured" in events.Tags()["images"]
 
 
 def test_killed_run_resumes_from_its_last_checkpoint(tmp_path, s3_bucket):
