@@ -69,7 +69,7 @@ def test_a_sweep_with_default_settings_spreads_over_the_nodes_and_lands_in_the_b
     out = f"{bucket}/sweep"
     seed_classifier(f"{out}/cache")
     logs = _run_job(cluster, "gansweep-cluster-sweep", [
-        "python", "jobs/sweep.py", "search_spaces/quickstart.yaml", "--output", out,
+        "python", "jobs/sweep.py", "search_spaces/quickstart.yaml", "--output", out, "--verbose",  # node lines
         "--set", "search.algorithm=random", "--set", "num_samples=3", "--set", "scheduler.name=asha",
         "--set", "scheduler.grace_period=20",
         *[arg for item in SETS for arg in ("--set", item)]])
@@ -146,7 +146,8 @@ def test_a_trial_on_a_lost_node_resumes_on_another_from_its_bucket_checkpoint(cl
             "eval.n_samples=0",
             f"resources.workers={workers}"]
     submit_job(cluster.head.dashboard, job_id, ["python", "jobs/sweep.py", "search_spaces/quickstart.yaml", "--output",
-                                                out, *[arg for item in sets for arg in ("--set", item)]],
+                                                out, "--verbose",  # the run's node lines: a sweep shows them with it
+                                                *[arg for item in sets for arg in ("--set", item)]],
                cwd=REPO, env=cluster.env)
     try:
         status = wait_job(cluster.head.dashboard, job_id, env=cluster.env, timeout=600,
