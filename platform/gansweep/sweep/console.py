@@ -72,9 +72,7 @@ def table(trials: list[dict], metric: str) -> None:
     header = ("trial", "params", "status", f"val {metric}", "test fid")
     rows = [header]
     for entry in sorted(trials, key=lambda t: t["number"]):
-        status = entry["status"]
-        if status == layout.STOPPED:
-            status = f"stopped at step {entry.get('stopped_at_step')}"
+        status = layout.status_text(entry)
         value = entry.get("value")
         rows.append((entry["name"], params_text(entry["params"]), status, "" if value is None else _number(value),
                      _test_fid(entry)))
