@@ -299,6 +299,11 @@ def status_text(entry: dict) -> str:
     return f"stopped at step {step}" if status == STOPPED and step is not None else status
 
 
+def point_of(entry: dict) -> str:
+    """The point a trial belongs to: its group (a space with `seeds:` trains a point once per seed), else itself."""
+    return entry.get("group") or entry["name"]
+
+
 def point_value(entries: list[dict]) -> float | None:
     """A point's value: the mean of its trials' values (one trial per seed; trial_value, as trials.json records it),
     what Optuna is told of it; None unless every one has a value (a stopped seed makes the point PRUNED in Optuna, a
@@ -314,7 +319,7 @@ def best_point(trials: list[dict], mode: str) -> tuple[list[dict], float] | None
     trial-number order; None when no point has a value. Of equal values, the point numbered first."""
     groups: dict[str, list[dict]] = {}
     for entry in sorted(trials, key=lambda t: t["number"]):
-        groups.setdefault(entry.get("group") or entry["name"], []).append(entry)
+        groups.setdefault(point_of(entry), []).append(entry)
     valued = [(entries, point_value(entries)) for entries in groups.values()]
     valued = [(entries, value) for entries, value in valued if value is not None]
     if not valued:

@@ -108,6 +108,7 @@ def _seeded(status: str, params: dict, seed: int, fid: float, kid: float) -> dic
     name = "_".join(f"{k}={v}" for k, v in params.items())
     entry = layout.new_trial_entry(f"{name}_seed={seed}", 0, params, seed=seed, group=name)
     entry.update(status=status, metrics={"fid": fid, "kid": kid, "step": 300})
+    entry["value"] = layout.trial_value(entry, "fid")  # as the runner records it at the trial's end
     return entry
 
 
@@ -120,7 +121,7 @@ def test_with_seeds_the_gain_pairs_seeds_and_the_pareto_front_has_a_mark_per_poi
     trials += [_seeded("finished", {"mode": "ignore", "measurement.p": 0.3}, 0, 50.0, 0.03),
                _seeded("finished", {"mode": "ignore", "measurement.p": 0.3}, 1, 55.0, 0.05),
                _seeded("stopped", {"mode": "ignore", "measurement.p": 0.3}, 2, 90.0, 0.09)]  # no value: no pair
-    (gain,) = paired_gains(trials, "mode", ["measurement.p"], "ambient", "fid", "min")["ignore"].values()
+    (gain,) = paired_gains(trials, "mode", ["measurement.p"], "ambient", "min")["ignore"].values()
     assert gain.mean == pytest.approx((30.0 + 34.0) / 2) and gain.n == 2 and gain.half_width > 0
     entries = {e["name"]: e for e in point_entries(trials, [("fid", "min"), ("kid", "min")])}
     ignore = entries["mode=ignore_measurement.p=0.3"]

@@ -13,9 +13,9 @@ from matplotlib.figure import Figure
 
 from gansweep.evaluation.intervals import Interval, interval
 from gansweep.sweep.report.colours import Colours, axis_kind, is_number
+from gansweep.sweep.report.points import trial_value
 from gansweep.sweep.report.plots import numeric_x_axis
 from gansweep.sweep.report.trials_table import fmt, md_table
-from gansweep.sweep.sweep_dir import trial_value
 
 GAIN_PNG = "gain.png"
 # Paired points (distinct values of the other keys) from which the gain's change against them is read: one is a
@@ -32,25 +32,25 @@ def _values_text(key: str, values: list) -> str:
     return f"{short} " + ", ".join(str(v) for v in dict.fromkeys(values))
 
 
-def _cells(trials: list[dict], key: str, others: list[str], metric: str) -> dict:
+def _cells(trials: list[dict], key: str, others: list[str]) -> dict:
     """(the other keys' values) -> value of KEY -> {seed: the trial's value}, over the trials that have a value."""
     cells: dict = {}
     for trial in trials:
-        value = trial_value(trial, metric)
+        value = trial_value(trial)
         if key in trial["params"] and value is not None:
             where = tuple(trial["params"].get(other) for other in others)
             cells.setdefault(where, {}).setdefault(trial["params"][key], {})[trial.get("seed")] = value
     return cells
 
 
-def paired_gains(trials: list[dict], key: str, others: list[str], reference, metric: str,
+def paired_gains(trials: list[dict], key: str, others: list[str], reference,
                  mode: str) -> dict[object, dict[tuple, Interval]]:
     """Each other value of KEY -> (the other keys' values) -> its gain against REFERENCE at that point: over the
     seeds both have, the other's value minus the reference's (mode min; the reverse for max), so > 0 always means the
     reference is better."""
     sign = 1.0 if mode == "min" else -1.0
     gains: dict = {}
-    for where, by_value in sorted(_cells(trials, key, others, metric).items(), key=lambda item: str(item[0])):
+    for where, by_value in sorted(_cells(trials, key, others).items(), key=lambda item: str(item[0])):
         base = by_value.get(reference, {})
         for value, seeds in by_value.items():
             shared = [seed for seed in seeds if seed in base]
@@ -95,7 +95,7 @@ def write_gain(out: Path, sweep: dict, params: list[str], trials: list[dict], co
     space = sweep.get("space") or {}
     others = [p for p in params if p != key]
     reference = colours.values[0]
-    gains = paired_gains(trials, key, others, reference, metric, mode)
+    gains = paired_gains(trials, key, others, reference, mode)
     where_text = ", ".join(f"`{o}`" for o in others) or "nothing else"
     lines = ["## What the trials can conclude", "",
              (f"The gain of `{key} = {reference}` over each other `{key}`: where trials share a point ({where_text} "
@@ -108,7 +108,7 @@ def write_gain(out: Path, sweep: dict, params: list[str], trials: list[dict], co
         if at:
             header = [*others, f"{reference}'s gain over {value}", "n"]
             lines += [md_table(header, [[*where, gain.text(), gain.n] for where, gain in at.items()]), ""]
-        lines += [_conclusion(trials, key, others, reference, value, at, metric), ""]
+        lines += [_conclusion(trials, key, others, reference, value, at), ""]
     numeric = [o for o in others if axis_kind(space.get(o), []) != "categorical"]
     if len(others) == 1 and numeric and any(len(at) >= MIN_PAIRED_POINTS for at in gains.values()):
         _plot_gain(out / GAIN_PNG, others[0], space.get(others[0]), gains, reference, colours, metric, mode)
@@ -116,7 +116,7 @@ def write_gain(out: Path, sweep: dict, params: list[str], trials: list[dict], co
     return lines
 
 
-def _conclusion(trials: list[dict], key: str, others: list[str], reference, value, at: dict, metric: str) -> str:
+def _conclusion(trials: list[dict], key: str, others: list[str], reference, value, at: dict) -> str:
     """Whether the gain of REFERENCE over VALUE against the other keys can be estimated, and from what."""
     against = " and ".join(o.split(".")[-1] for o in others) or "the other keys"
     if len(at) >= MIN_PAIRED_POINTS:
@@ -126,7 +126,7 @@ def _conclusion(trials: list[dict], key: str, others: list[str], reference, valu
                                                      "would show how much of it is noise." if single else "."))
     described = []
     for side in (reference, value):
-        valued = [t for t in trials if t["params"].get(key) == side and trial_value(t, metric) is not None]
+        valued = [t for t in trials if t["params"].get(key) == side and trial_value(t) is not None]
         spread = "; ".join(_values_text(o, [t["params"].get(o) for t in valued if o in t["params"]]) for o in others)
         place = f" at {spread}" if valued and spread else ""
         described.append(f"{side}: {len(valued)} trial(s) with a value{place}")

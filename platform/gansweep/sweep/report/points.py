@@ -50,7 +50,7 @@ def points(trials: list[dict]) -> list[Point]:
     """TRIALS grouped by point, in the order of each point's first trial."""
     grouped: dict[str, Point] = {}
     for trial in sorted(trials, key=lambda t: (t["number"], t.get("seed") or 0)):
-        name = trial.get("group") or trial["name"]
+        name = layout.point_of(trial)
         grouped.setdefault(name, Point(name, [])).trials.append(trial)
     return list(grouped.values())
 

@@ -13,6 +13,7 @@ from matplotlib.figure import Figure
 from gansweep.run import run_dir
 from gansweep.sweep import sweep_dir as layout
 from gansweep.sweep.report.colours import Colours
+from gansweep.sweep.report.points import trial_value
 from gansweep.sweep.report.trials_table import fmt
 
 SAMPLES_PNG = "samples.png"
@@ -22,7 +23,7 @@ SAMPLES_DPI = 110  # a panel of 8 x 8 28-pixel samples (242 pixels) near its own
 
 
 def _title(trial: dict, metric: str, colours: Colours, step: int) -> str:
-    value = layout.trial_value(trial, metric)
+    value = trial_value(trial)
     if value is not None:
         end = f"val {metric} {fmt(value, 4)} (step {step})"
     elif trial.get("status") == layout.STOPPED:
