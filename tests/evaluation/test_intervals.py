@@ -28,3 +28,32 @@ def test_one_value_has_no_interval_and_missing_values_are_left_out():
 def test_a_diverged_seed_keeps_the_mean_non_finite():
     result = interval([10.0, math.inf, 12.0])
     assert math.isinf(result.mean) and result.half_width is None and result.n == 3
+
+
+def test_a_ratio_of_means_has_an_interval_on_the_log_scale_with_welch_degrees_of_freedom():
+    from gansweep.evaluation.intervals import ratio_interval
+
+    ambient, clean = [53.45, 55.67, 48.72], [39.80, 37.61, 36.87]
+    result = ratio_interval(ambient, clean)
+    assert result.ratio == pytest.approx(sum(ambient) / sum(clean))
+    assert (result.n_numerator, result.n_denominator) == (3, 3)
+    # symmetric around the ratio in log, and positive
+    assert math.log(result.high / result.ratio) == pytest.approx(math.log(result.ratio / result.low))
+    assert 1.0 < result.low < result.ratio < result.high < 2.0
+    assert result.text() == f"{result.ratio:.2f}x [{result.low:.2f}, {result.high:.2f}]"
+    # a side of one seed: the ratio without an interval; no value or a zero mean: none
+    assert ratio_interval([50.0], clean).low is None and ratio_interval([50.0], clean).text() == f"{50 / 38.09333:.2f}x"
+    assert ratio_interval([None], clean) is None and ratio_interval(ambient, [0.0, 0.0]) is None
+
+
+def test_the_ratio_interval_covers_the_true_ratio_about_95_percent_of_the_time():
+    """Five seeds a side with unequal spreads (FIDs of ~50 and ~30, spreads 4 and 1.5): coverage near 95%."""
+    import numpy as np
+    from gansweep.evaluation.intervals import ratio_interval
+
+    rng = np.random.default_rng(0)
+    draws = 2000
+    covered = sum(
+        r.low <= 50.0 / 30.0 <= r.high
+        for r in (ratio_interval(rng.normal(50.0, 4.0, 5), rng.normal(30.0, 1.5, 5)) for _ in range(draws)))
+    assert 0.93 <= covered / draws <= 0.975

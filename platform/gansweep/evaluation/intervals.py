@@ -39,3 +39,46 @@ def interval(values: Iterable[float | None]) -> Interval | None:
         return Interval(mean, None, n)
     std = math.sqrt(sum((v - mean) ** 2 for v in kept) / (n - 1))
     return Interval(mean, float(stats.t.ppf(0.5 + LEVEL / 2, n - 1)) * std / math.sqrt(n), n)
+
+
+@dataclass(frozen=True)
+class RatioInterval:
+    ratio: float  # the numerator's mean over the denominator's
+    low: float | None  # the 95% interval's ends; None where a side has one seed (no spread to estimate)
+    high: float | None
+    n_numerator: int
+    n_denominator: int
+
+    def text(self, spec: str = ".2f") -> str:
+        """'1.38x [1.11, 1.65]', or the ratio alone where there is no interval."""
+        if self.low is None:
+            return f"{self.ratio:{spec}}x"
+        return f"{self.ratio:{spec}}x [{self.low:{spec}}, {self.high:{spec}}]"
+
+
+def ratio_interval(numerator: Iterable[float | None], denominator: Iterable[float | None]) -> RatioInterval | None:
+    """The ratio of two figures' means over independent seeds (ambient's FID over clean's) with its 95% interval: the
+    delta method on the log of the ratio (so the interval stays positive and is symmetric in log, as a ratio's
+    uncertainty is), Student t with Welch-Satterthwaite's degrees of freedom for the two sides' unequal spreads. None
+    where a side has no value or a mean is not positive and finite. Written here because scipy and statsmodels give a
+    difference of means' interval, not a ratio's."""
+    from scipy import stats
+
+    sides = [[float(v) for v in values if v is not None] for values in (numerator, denominator)]
+    if not all(sides):
+        return None
+    means = [sum(side) / len(side) for side in sides]
+    if not all(math.isfinite(m) and m > 0 for m in means):
+        return None
+    ratio = means[0] / means[1]
+    n_num, n_den = len(sides[0]), len(sides[1])
+    if min(n_num, n_den) == 1:
+        return RatioInterval(ratio, None, None, n_num, n_den)
+    # each side's variance of log(mean): (s / mean)^2 / n
+    terms = [sum((v - m) ** 2 for v in side) / (len(side) - 1) / (m * m * len(side)) for side, m in zip(sides, means)]
+    variance = sum(terms)
+    if variance == 0:
+        return RatioInterval(ratio, ratio, ratio, n_num, n_den)
+    dof = variance ** 2 / sum(term ** 2 / (len(side) - 1) for term, side in zip(terms, sides))
+    half = float(stats.t.ppf(0.5 + LEVEL / 2, dof)) * math.sqrt(variance)
+    return RatioInterval(ratio, ratio * math.exp(-half), ratio * math.exp(half), n_num, n_den)

@@ -9,7 +9,7 @@ import matplotlib.image
 import yaml
 from conftest import TINY_SWEEP, _fake_run, needs_fashion
 from gansweep.sweep import sweep_dir as layout
-from gansweep.sweep.report.table import table_markdown, write_table
+from gansweep.sweep.report.table import ratio_lines, table_markdown, write_table
 
 SWEEP = {
     "table": {"rows": "row", "columns": "arm"},
@@ -49,13 +49,31 @@ def test_cells_are_mean_and_95_interval_over_seeds_with_the_clean_column_shared_
     assert table_markdown(SWEEP, []).splitlines()[2:] == ["| pixel | - | - | - |", "| patch | - | - | - |"]
 
 
+def test_ratios_over_the_first_column_with_intervals_and_a_table_for_g_own_weights_where_recorded(tmp_path):
+    from gansweep.evaluation.intervals import ratio_interval
+
+    (pixel,) = [line for line in ratio_lines(SWEEP, TRIALS) if line.startswith("- pixel")]
+    ambient = ratio_interval([20.0, 22.0, 24.0], [10.0, 12.0])
+    assert pixel == f"- pixel, over clean: ignore {40 / 11:.2f}x (n 1 / 2); ambient {ambient.text()} (n 3 / 2)"
+    assert len(ratio_lines(SWEEP, TRIALS)) == 1  # patch: no evaluated cell beside the shared clean's, no line
+    # train.ema's runs: G's own weights' figures beside the average's get a table of their own
+    raw = [dict(t, full_evaluation={**t["full_evaluation"], "fid_raw": t["full_evaluation"]["fid"] + 5,
+                                    "classifier_score_raw": 1.0}) if t["full_evaluation"] else t for t in TRIALS]
+    out = tmp_path / "report"
+    out.mkdir()
+    text = "\n".join(write_table(out, str(tmp_path / "sweep"), SWEEP, raw))
+    assert "### FID of G's own weights" in text and "| pixel | 16.00 ± 12.71 (1.00 ± 0.00) n=2 |" in text
+    assert "Inception" not in text.split("## Table")[1].split("Below each table")[1]  # no trial has its figures
+    assert "### FID of G's own weights" not in "\n".join(write_table(out, str(tmp_path / "sweep"), SWEEP, TRIALS))
+
+
 def test_write_table_writes_table_md_and_one_sample_grid_per_row_from_the_lowest_seed(tmp_path):
     sweep_dir, out = tmp_path / "sweep", tmp_path / "report"
     out.mkdir()
     for trial in TRIALS[:3] + TRIALS[5:6]:  # the lowest seed of each finished cell (trial 1 has none: not read)
         _fake_run(Path(layout.trial_dir(str(sweep_dir), trial["name"])), step=5)
     section = write_table(out, str(sweep_dir), SWEEP, TRIALS)
-    assert (out / "table.md").read_text().startswith(table_markdown(SWEEP, TRIALS))
+    assert table_markdown(SWEEP, TRIALS) in (out / "table.md").read_text()
     assert section[0] == "## Table" and "![table_pixel.png](table_pixel.png)" in section
     assert (out / "table_pixel.png").is_file() and (out / "table_patch.png").is_file()  # patch: the shared clean
     assert matplotlib.image.imread(out / "table_pixel.png").shape[1] > matplotlib.image.imread(

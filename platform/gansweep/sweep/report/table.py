@@ -2,7 +2,8 @@
 
 Per row and column: the full evaluation's FID and classifier score over the cell's trials (its seeds: the space's
 `seeds:`, or every key but the two), each as mean ± the half-width of its 95% interval (evaluation/intervals.py), and
-n. A column whose trials have no row (the clean arm, whose `row` is inactive) is the
+n; a table each for the evaluated generator, G's own weights (train.ema) and the Inception features where trials have
+them, each with every column's FID over the first column's (the reference arm) as a ratio with its interval. A column whose trials have no row (the clean arm, whose `row` is inactive) is the
 same on every line. A cell without a finished, fully evaluated trial shows "-", so a sweep still running reports
 what it has. Beside it one sample grid per row: each column's lowest-seed finished trial's generator.
 `gansweep report` writes them into report/: table.md and table_<row>.png.
@@ -18,7 +19,7 @@ from matplotlib.figure import Figure
 
 from gansweep.config.errors import ConfigError
 from gansweep.evaluation import figures
-from gansweep.evaluation.intervals import interval
+from gansweep.evaluation.intervals import interval, ratio_interval
 from gansweep.sweep import sweep_dir as layout
 
 TABLE_FILE = "table.md"
@@ -30,8 +31,20 @@ def _names(sweep: dict, key: str) -> list:
     return list((sweep.get("space") or {}).get(key, {}).get("choice") or [])
 
 
-def _evaluated(trials: list[dict]) -> list[dict]:
-    return [t for t in trials if t.get("status") == layout.FINISHED and (t.get("full_evaluation") or {}).get(figures.FID)
+# The tables a sweep's full evaluations give: (title, FID key, score key or None), each written where some trial has
+# its FID: the generator the run evaluates (G's moving average with train.ema), G's own weights beside it, and the
+# standard Inception features (eval.features).
+FIGURE_SETS = (
+    ("FID on the classifier's features (the evaluated generator: G's moving average where train.ema is on)",
+     figures.FID, figures.CLASSIFIER_SCORE),
+    ("FID of G's own weights (train.ema's runs record them beside the average's)",
+     figures.raw_key(figures.FID), figures.raw_key(figures.CLASSIFIER_SCORE)),
+    ("FID on the standard Inception features (eval.features: inception)", "fid_inception", None),
+)
+
+
+def _evaluated(trials: list[dict], fid: str = figures.FID) -> list[dict]:
+    return [t for t in trials if t.get("status") == layout.FINISHED and (t.get("full_evaluation") or {}).get(fid)
             is not None]
 
 
@@ -45,26 +58,52 @@ def cells(trials: list[dict], rows: str, columns: str) -> dict[tuple, list[dict]
     return found
 
 
-def _cell(trials: list[dict]) -> str:
+def _cell(trials: list[dict], fid_key: str, score_key: str | None) -> str:
     if not trials:
         return "-"
-    fid = interval(t["full_evaluation"][figures.FID] for t in trials)
-    score = interval(t["full_evaluation"].get(figures.CLASSIFIER_SCORE) for t in trials)
+    fid = interval(t["full_evaluation"][fid_key] for t in trials)
+    score = interval(t["full_evaluation"].get(score_key) for t in trials) if score_key else None
     return f"{fid.text('.2f')}" + (f" ({score.text('.2f')})" if score else "") + f" n={fid.n}"
 
 
-def table_markdown(sweep: dict, trials: list[dict]) -> str:
-    """The markdown table: one line per row, one column per column name, the shared ones on every line."""
+def _layout(sweep: dict, trials: list[dict]) -> tuple[str, str, list, set]:
+    """The table's row key, column key, column names and the shared columns (those whose trials have no row)."""
     rows, columns = sweep["table"]["rows"], sweep["table"]["columns"]
-    by_cell = cells(_evaluated(trials), rows, columns)
     shared = {column for (row, column) in cells(trials, rows, columns) if row is None}
-    names = _names(sweep, columns)
+    return rows, columns, _names(sweep, columns), shared
+
+
+def table_markdown(sweep: dict, trials: list[dict], fid_key: str = figures.FID,
+                   score_key: str | None = figures.CLASSIFIER_SCORE) -> str:
+    """The markdown table of FID_KEY (SCORE_KEY in brackets): one line per row, one column per column name, the
+    shared ones on every line."""
+    rows, columns, names, shared = _layout(sweep, trials)
+    by_cell = cells(_evaluated(trials, fid_key), rows, columns)
     header = [rows] + [f"{name} (shared)" if name in shared else str(name) for name in names]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for row in _names(sweep, rows):
-        line = [_cell(by_cell.get((None if name in shared else row, name), [])) for name in names]
+        line = [_cell(by_cell.get((None if name in shared else row, name), []), fid_key, score_key) for name in names]
         lines.append(f"| {row} | " + " | ".join(line) + " |")
     return "\n".join(lines)
+
+
+def ratio_lines(sweep: dict, trials: list[dict], fid_key: str = figures.FID) -> list[str]:
+    """Per row, each other column's FID_KEY over the first column's (the reference arm, e.g. clean): the ratio of the
+    cells' means with its 95% interval (evaluation/intervals.ratio_interval) and the seeds on each side."""
+    rows, columns, names, shared = _layout(sweep, trials)
+    by_cell = cells(_evaluated(trials, fid_key), rows, columns)
+    if len(names) < 2:
+        return []
+    reference = names[0]
+    lines = []
+    for row in _names(sweep, rows):
+        values = {name: [t["full_evaluation"][fid_key] for t in by_cell.get((None if name in shared else row, name), [])]
+                  for name in names}
+        ratios = [(name, ratio_interval(values[name], values[reference])) for name in names[1:]]
+        texts = [f"{name} {r.text()} (n {r.n_numerator} / {r.n_denominator})" for name, r in ratios if r]
+        if texts:
+            lines.append(f"- {row}, over {reference}: " + "; ".join(texts))
+    return lines
 
 
 def _png_name(row) -> str:
@@ -128,16 +167,21 @@ def write_table(out: Path, sweep_dir: str, sweep: dict, trials: list[dict]) -> l
     """Write OUT/table.md and the sample grids; return summary.md's Table section ([]: the space names no table)."""
     if not sweep.get("table"):
         return []
-    markdown = table_markdown(sweep, trials)
-    counted = len(_evaluated(trials))
-    legend = (f"Full-evaluation FID (`eval.n_samples` samples), mean ± the half-width of its 95% interval (Student t, "
-              f"n - 1 degrees of freedom) over each cell's trials (the seeds), the classifier score alike in brackets, "
-              f"n trials; \"-\": no finished trial yet. {counted} of "
-              f"{len(trials)} trials counted. A column marked shared trains without a row and is the same on every "
-              "line.")
-    (out / TABLE_FILE).write_text(f"{markdown}\n\n{legend}\n")
+    legend = ("mean ± the half-width of its 95% interval (Student t, n - 1 degrees of freedom) over each cell's "
+              "trials (the seeds), the classifier score alike in brackets, n trials; \"-\": no finished trial yet. A "
+              "column marked shared trains without a row and is the same on every line. Below each table, each "
+              "column's FID over the first column's: the ratio of their means with its 95% interval (the delta method "
+              "on the log ratio, Welch's degrees of freedom).")
+    sets = [(title, fid, score) for title, fid, score in FIGURE_SETS if _evaluated(trials, fid) or fid == figures.FID]
+    body = []
+    for title, fid, score in sets:
+        body += [f"### {title}", "", table_markdown(sweep, trials, fid, score), ""]
+        body += ratio_lines(sweep, trials, fid) + [""]
+        body += [f"{len(_evaluated(trials, fid))} of {len(trials)} trials counted.", ""]
+    intro = f"Full-evaluation figures (`eval.n_samples` samples against the test split): {legend}"
+    (out / TABLE_FILE).write_text("\n".join([intro, "", *body]))
     pngs, notes = sample_grids(out, sweep_dir, sweep, trials)
-    lines = ["## Table", "", markdown, "", f"{legend} The same in [{TABLE_FILE}]({TABLE_FILE}).", ""]
+    lines = ["## Table", "", intro, "", *body, f"The same in [{TABLE_FILE}]({TABLE_FILE}).", ""]
     lines += [f"- {note}" for note in notes] + ([""] if notes else [])
     for png in pngs:
         lines += [f"![{png}]({png})", ""]
