@@ -15,6 +15,7 @@ from gansweep.gan.reversal import TOOL_REVERSAL_STEPS
 from gansweep.gan.runtime import DEVICES
 from gansweep.data.source_base import DataSourceError
 from gansweep.storage import StorageError
+from gansweep.sweep.evaluate_sweep import DEFAULT_SAMPLES
 from gansweep.sweep.sweep_dir import SweepDirError
 
 EXIT_BAD_INPUT = 2
@@ -47,10 +48,19 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
+    from gansweep.sweep import sweep_dir as layout
+
+    if layout.has_sweep_record(args.run):  # a sweep's directory: every finished trial, into trials.json
+        from gansweep.sweep.evaluate_sweep import evaluate_sweep
+
+        evaluate_sweep(args.run, n_samples=args.n_samples, seed=args.seed, features=args.features, device=args.device)
+        print(f"[gansweep] wrote each trial's evaluation.json and {layout.TRIALS_FILE}; `gansweep report {args.run}` "
+              "tables them")
+        return 0
     from gansweep.run.evaluate import evaluate_run
 
-    figures = evaluate_run(args.run, n_samples=args.n_samples, seed=args.seed, features=args.features,
-                           device=args.device)
+    figures = evaluate_run(args.run, n_samples=args.n_samples or DEFAULT_SAMPLES, seed=args.seed,
+                           features=args.features, device=args.device)
     width = max(len(key) for key in figures)
     for key, value in figures.items():
         print(f"{key:<{width}}  {value:.4f}" if isinstance(value, float) else f"{key:<{width}}  {value}")
@@ -157,10 +167,13 @@ def build_parser() -> argparse.ArgumentParser:
     train.set_defaults(func=_train)
 
     evaluate = commands.add_parser(
-        "evaluate", help="FID, KID, classifier score and NN distance of a run's generator (writes evaluation.json)"
+        "evaluate", help="FID, KID, classifier score and NN distance of a run's generator (writes evaluation.json), or "
+                         "of every finished trial of a sweep (into its trials.json, which the report tables)"
     )
-    evaluate.add_argument("run", metavar="RUN_DIR_OR_CHECKPOINT")
-    evaluate.add_argument("--n-samples", type=int, default=10_000, help="generated samples (default 10000)")
+    evaluate.add_argument("run", metavar="RUN_DIR_OR_CHECKPOINT_OR_SWEEP_DIR")
+    evaluate.add_argument("--n-samples", type=int, default=None,
+                          help=f"generated samples (default {DEFAULT_SAMPLES} for a run; for a sweep, as many as each "
+                               "trial's own full evaluation drew)")
     evaluate.add_argument("--seed", type=int, default=0, help="seed of the sampled z")
     evaluate.add_argument(
         "--features", nargs="+", choices=FEATURE_NETWORKS, default=None, metavar="NETWORK",
