@@ -128,3 +128,17 @@ def test_with_seeds_the_gain_pairs_seeds_and_the_pareto_front_has_a_mark_per_poi
     assert ignore["metrics"] == {"fid": 52.5, "kid": pytest.approx(0.04)} and ignore["spread"]["fid"] > 0
     front = layout.pareto_front(list(entries.values()), [("fid", "min"), ("kid", "min")])
     assert [e["name"] for e in front] == ["mode=ambient_measurement.p=0.3"]  # a point, not one of its seeds
+
+
+def test_a_samples_title_names_the_trial_number_and_wraps_long_parameters_to_its_panel():
+    from gansweep.sweep.report.colours import Colours
+    from gansweep.sweep.report.samples import TITLE_CHARS, _title
+
+    params = {"train.lr_d": 2.42e-4, "train.lr_g": 9.4e-4, "train.d_steps": 2, "train.beta1": 0.0, "model.d_width": 48}
+    entry = layout.new_trial_entry("0008_x", 8, params)
+    entry.update(status="finished", metrics={"fid": 23.52}, value=23.52)
+    title = _title(entry, "fid", Colours(None, ()), 1200)
+    lines = title.splitlines()
+    assert lines[0].startswith("#8 lr_d=0.000242") and lines[-1] == "val fid 23.52 (step 1200)"
+    assert len(lines) == 3 and all(len(line) <= TITLE_CHARS + 4 for line in lines[:-1])  # "#8 " beside the first
+    assert " ".join(lines[:-1]) == "#8 lr_d=0.000242 lr_g=0.00094 d_steps=2 beta1=0 d_width=48"

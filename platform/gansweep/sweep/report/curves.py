@@ -24,6 +24,7 @@ REVERSAL_ERROR_TAG = "prior/reversal_error"
 REVERSAL_PNG = "reversal_steps.png"
 VAL_CURVES_PNG = "val_curves.png"
 LABELLED_CURVES = 12  # up to this many trials, each line's end names its parameters
+SHORT_LABEL_CHARS = 24  # longer parameter texts: the line's end names its trial number instead
 OLD_VAL_PREFIX = "eval"  # the val figures' tags in sweeps written before they were named val/
 LEGEND_ROWS = 20  # trials per legend column: a legend of many trials spreads sideways, not past the figure
 MAX_STEPS_KEY = "reversal.max_steps"
@@ -158,8 +159,10 @@ def write_val_curves(out: Path, sweep_dir: str, sweep: dict, trials: list[dict],
         key = trial["params"].get(colours.key) if colours.key else None
         counted[key] = counted.get(key, 0) + 1
         ax.plot(steps, values, color=colours.of(trial["params"]), marker=".", markersize=4, linewidth=1, alpha=0.8)
-        if len(series) <= LABELLED_CURVES:  # which of a colour's lines is which: its other parameters at its end
-            ax.annotate(colours.rest(trial["params"]), (steps[-1], values[-1]), xytext=(4, 0), fontsize=7,
+        if len(series) <= LABELLED_CURVES:  # which of a colour's lines is which: at its end, its other parameters
+            rest = colours.rest(trial["params"])  # or, too long to sit beside the others, its number (samples.png's)
+            label = rest if len(rest) <= SHORT_LABEL_CHARS else f"#{trial['number']}"
+            ax.annotate(label, (steps[-1], values[-1]), xytext=(4, 0), fontsize=7,
                         textcoords="offset points", va="center", color=colours.of(trial["params"]))
         end = {layout.STOPPED: "x", layout.FAILED: "X"}.get(trial.get("status"))
         if end:
@@ -177,5 +180,6 @@ def write_val_curves(out: Path, sweep_dir: str, sweep: dict, trials: list[dict],
     return [f"## val {metric} over training", "",
             (f"Every trial's val `{metric}` at each cheap evaluation ({len(series)} trials, from their TensorBoard "
              "runs); a trial's value is its last point, where it trained all its steps. A cross ends a trial the "
-             "scheduler stopped, an X one that failed."), "",
+             "scheduler stopped, an X one that failed; a line's end names its parameters, or where they are long its "
+             "trial's number (#N: the trials table's N)."), "",
             f"![val {metric} over training]({VAL_CURVES_PNG})", ""]

@@ -5,6 +5,7 @@ colour; samples.png and summary.md's section on it."""
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +20,7 @@ from gansweep.sweep.report.trials_table import fmt
 SAMPLES_PNG = "samples.png"
 MAX_COLUMNS = 6  # panels per row: a value of the main choice with more trials wraps onto further rows
 PANEL_INCHES = 2.3
+TITLE_CHARS = 32  # a title's line at fontsize 8 across one panel
 SAMPLES_DPI = 110  # a panel of 8 x 8 28-pixel samples (242 pixels) near its own size
 
 
@@ -31,7 +33,9 @@ def _title(trial: dict, metric: str, colours: Colours, step: int) -> str:
     else:
         end = f"{trial.get('status', 'unknown')} (step {step}): no value"
     seed = f"seed {trial['seed']}, " if trial.get("seed") is not None and trial.get("group") != trial["name"] else ""
-    return f"{colours.rest(trial['params']) or trial['name']}\n{seed}{end}"
+    # wrapped to the panel's width, so that neighbouring titles do not run into each other
+    params = textwrap.fill(colours.rest(trial["params"]) or trial["name"], TITLE_CHARS, break_long_words=False)
+    return f"#{trial['number']} {params}\n{seed}{end}"
 
 
 def _rows(trials: list[dict], colours: Colours) -> list[list[dict]]:
