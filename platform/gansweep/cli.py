@@ -59,8 +59,8 @@ def _evaluate(args: argparse.Namespace) -> int:
         return 0
     from gansweep.run.evaluate import evaluate_run
 
-    figures = evaluate_run(args.run, n_samples=args.n_samples or DEFAULT_SAMPLES, seed=args.seed,
-                           features=args.features, device=args.device)
+    n_samples = DEFAULT_SAMPLES if args.n_samples is None else args.n_samples
+    figures = evaluate_run(args.run, n_samples=n_samples, seed=args.seed, features=args.features, device=args.device)
     width = max(len(key) for key in figures)
     for key, value in figures.items():
         print(f"{key:<{width}}  {value:.4f}" if isinstance(value, float) else f"{key:<{width}}  {value}")

@@ -66,5 +66,6 @@ def test_every_finished_trial_is_evaluated_again_into_trials_json_and_the_table(
         assert entry["full_evaluation"]["n_fake"] == 200 and entry["full_evaluation"]["fid"] == written["fid"] > 1.0
     assert trials[2]["full_evaluation"] is None  # a stopped trial is not the protocol's: left alone
     assert lines[1].startswith("[gansweep] evaluated 2/2 0001_ambient on 200 samples: fid ")
-    cells = [f"{e['full_evaluation']['fid']:.2f} ({e['full_evaluation']['classifier_score']:.2f}) n=1" for e in trials[:2]]
+    cells = [f"{e['full_evaluation']['fid']:.2f} ({e['full_evaluation']['classifier_score']:.2f}) n=1"
+             for e in trials[:2]]
     assert table_markdown(TABLE, trials).splitlines()[2] == f"| pixel | {cells[0]} | {cells[1]} |"

@@ -33,7 +33,8 @@ def evaluate_sweep(sweep_dir: str, n_samples: int | None = None, seed: int = 0, 
     if not finished:
         raise ConfigError(f"{storage.display(sweep_dir)} has no finished trial to evaluate")
     for done, entry in enumerate(finished, 1):
-        n = n_samples or (entry.get("full_evaluation") or {}).get("n_fake") or DEFAULT_SAMPLES
+        own = (entry.get("full_evaluation") or {}).get("n_fake") or DEFAULT_SAMPLES
+        n = own if n_samples is None else n_samples
         figures = evaluate_run(layout.trial_dir(sweep_dir, entry["name"]), n_samples=n, seed=seed, features=features,
                                device=device)
         entry["full_evaluation"] = figures

@@ -3,7 +3,8 @@
 Per row and column: the full evaluation's FID and classifier score over the cell's trials (its seeds: the space's
 `seeds:`, or every key but the two), each as mean ± the half-width of its 95% interval (evaluation/intervals.py), and
 n; a table each for the evaluated generator, G's own weights (train.ema) and the Inception features where trials have
-them, each with every column's FID over the first column's (the reference arm) as a ratio with its interval. A column whose trials have no row (the clean arm, whose `row` is inactive) is the
+them, each with every column's FID over the first column's (the reference arm) as a ratio with its interval. A
+column whose trials have no row (the clean arm, whose `row` is inactive) is the
 same on every line. A cell without a finished, fully evaluated trial shows "-", so a sweep still running reports
 what it has. Beside it one sample grid per row: each column's lowest-seed finished trial's generator.
 `gansweep report` writes them into report/: table.md and table_<row>.png.
@@ -97,8 +98,8 @@ def ratio_lines(sweep: dict, trials: list[dict], fid_key: str = figures.FID) -> 
     reference = names[0]
     lines = []
     for row in _names(sweep, rows):
-        values = {name: [t["full_evaluation"][fid_key] for t in by_cell.get((None if name in shared else row, name), [])]
-                  for name in names}
+        values = {name: [t["full_evaluation"][fid_key]
+                         for t in by_cell.get((None if name in shared else row, name), [])] for name in names}
         ratios = [(name, ratio_interval(values[name], values[reference])) for name in names[1:]]
         texts = [f"{name} {r.text()} (n {r.n_numerator} / {r.n_denominator})" for name, r in ratios if r]
         if texts:
