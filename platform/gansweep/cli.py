@@ -10,12 +10,11 @@ import sys
 from gansweep import storage
 from gansweep.config.errors import ConfigError
 from gansweep.config.loading import load_config
-from gansweep.config.schema import FEATURE_NETWORKS, ReversalConfig
+from gansweep.config.schema import FEATURE_NETWORKS, EvalConfig, ReversalConfig
 from gansweep.gan.reversal import TOOL_REVERSAL_STEPS
 from gansweep.gan.runtime import DEVICES
 from gansweep.data.source_base import DataSourceError
 from gansweep.storage import StorageError
-from gansweep.sweep.evaluate_sweep import DEFAULT_SAMPLES
 from gansweep.sweep.sweep_dir import SweepDirError
 
 EXIT_BAD_INPUT = 2
@@ -59,7 +58,7 @@ def _evaluate(args: argparse.Namespace) -> int:
         return 0
     from gansweep.run.evaluate import evaluate_run
 
-    n_samples = DEFAULT_SAMPLES if args.n_samples is None else args.n_samples
+    n_samples = EvalConfig.n_samples if args.n_samples is None else args.n_samples
     figures = evaluate_run(args.run, n_samples=n_samples, seed=args.seed, features=args.features, device=args.device)
     width = max(len(key) for key in figures)
     for key, value in figures.items():
@@ -172,8 +171,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     evaluate.add_argument("run", metavar="RUN_DIR_OR_CHECKPOINT_OR_SWEEP_DIR")
     evaluate.add_argument("--n-samples", type=int, default=None,
-                          help=f"generated samples (default {DEFAULT_SAMPLES} for a run; for a sweep, as many as each "
-                               "trial's own full evaluation drew)")
+                          help=f"generated samples (default {EvalConfig.n_samples} for a run; for a sweep, as many as "
+                               "each trial's own full evaluation drew)")
     evaluate.add_argument("--seed", type=int, default=0, help="seed of the sampled z")
     evaluate.add_argument(
         "--features", nargs="+", choices=FEATURE_NETWORKS, default=None, metavar="NETWORK",

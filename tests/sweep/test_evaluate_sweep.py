@@ -39,7 +39,7 @@ def _cli(*args):
     return subprocess.run([sys.executable, "-m", "gansweep.cli", *args], capture_output=True, text=True, timeout=120)
 
 
-def test_a_running_sweep_and_a_directory_that_is_no_sweep_are_refused(tmp_path):
+def test_a_running_sweep_is_refused_with_exit_2_and_its_trials_json_left_as_it_was(tmp_path):
     _sweep(tmp_path / "sweep", [layout.FINISHED, layout.RUNNING])
     result = _cli("evaluate", str(tmp_path / "sweep"))
     assert result.returncode == 2 and "1 trial(s) pending or running (0001_ambient)" in result.stderr

@@ -12,9 +12,6 @@ from gansweep.config.errors import ConfigError
 from gansweep.config.schema import EvalConfig
 from gansweep.sweep import sweep_dir as layout
 
-DEFAULT_SAMPLES = EvalConfig.n_samples  # the protocol's count: a run's, or a trial's without a recorded evaluation
-
-
 def evaluate_sweep(sweep_dir: str, n_samples: int | None = None, seed: int = 0, features: list[str] | None = None,
                    device: str = "auto", progress: Callable[[str], None] = print) -> list[dict]:
     """Evaluate every finished trial of SWEEP_DIR (run/evaluate.evaluate_run) on N_SAMPLES samples (None: as many as
@@ -33,7 +30,8 @@ def evaluate_sweep(sweep_dir: str, n_samples: int | None = None, seed: int = 0, 
     if not finished:
         raise ConfigError(f"{storage.display(sweep_dir)} has no finished trial to evaluate")
     for done, entry in enumerate(finished, 1):
-        own = (entry.get("full_evaluation") or {}).get("n_fake") or DEFAULT_SAMPLES
+        # as many as its own evaluation drew; none recorded: the protocol's count
+        own = (entry.get("full_evaluation") or {}).get("n_fake") or EvalConfig.n_samples
         n = own if n_samples is None else n_samples
         figures = evaluate_run(layout.trial_dir(sweep_dir, entry["name"]), n_samples=n, seed=seed, features=features,
                                device=device)

@@ -67,23 +67,27 @@ def _cell(trials: list[dict], fid_key: str, score_key: str | None) -> str:
     return f"{fid.text('.2f')}" + (f" ({score.text('.2f')})" if score else "") + f" n={fid.n}"
 
 
-def _layout(sweep: dict, trials: list[dict]) -> tuple[str, str, list, set]:
-    """The table's row key, column key, column names and the shared columns (those whose trials have no row)."""
+def _grid(sweep: dict, trials: list[dict], fid_key: str) -> tuple[list, set, dict]:
+    """The column names, the shared ones (those whose trials have no row), and row -> column name -> that cell's
+    finished trials with FID_KEY: what the table and its ratios read."""
     rows, columns = sweep["table"]["rows"], sweep["table"]["columns"]
+    names = _names(sweep, columns)
     shared = {column for (row, column) in cells(trials, rows, columns) if row is None}
-    return rows, columns, _names(sweep, columns), shared
+    by_cell = cells(_evaluated(trials, fid_key), rows, columns)
+    grid = {row: {name: by_cell.get((None if name in shared else row, name), []) for name in names}
+            for row in _names(sweep, rows)}
+    return names, shared, grid
 
 
 def table_markdown(sweep: dict, trials: list[dict], fid_key: str = figures.FID,
                    score_key: str | None = figures.CLASSIFIER_SCORE) -> str:
     """The markdown table of FID_KEY (SCORE_KEY in brackets): one line per row, one column per column name, the
     shared ones on every line."""
-    rows, columns, names, shared = _layout(sweep, trials)
-    by_cell = cells(_evaluated(trials, fid_key), rows, columns)
-    header = [rows] + [f"{name} (shared)" if name in shared else str(name) for name in names]
+    names, shared, grid = _grid(sweep, trials, fid_key)
+    header = [sweep["table"]["rows"]] + [f"{name} (shared)" if name in shared else str(name) for name in names]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    for row in _names(sweep, rows):
-        line = [_cell(by_cell.get((None if name in shared else row, name), []), fid_key, score_key) for name in names]
+    for row, by_name in grid.items():
+        line = [_cell(by_name[name], fid_key, score_key) for name in names]
         lines.append(f"| {row} | " + " | ".join(line) + " |")
     return "\n".join(lines)
 
@@ -91,15 +95,13 @@ def table_markdown(sweep: dict, trials: list[dict], fid_key: str = figures.FID,
 def ratio_lines(sweep: dict, trials: list[dict], fid_key: str = figures.FID) -> list[str]:
     """Per row, each other column's FID_KEY over the first column's (the reference arm, e.g. clean): the ratio of the
     cells' means with its 95% interval (evaluation/intervals.ratio_interval) and the seeds on each side."""
-    rows, columns, names, shared = _layout(sweep, trials)
-    by_cell = cells(_evaluated(trials, fid_key), rows, columns)
+    names, _, grid = _grid(sweep, trials, fid_key)
     if len(names) < 2:
         return []
     reference = names[0]
     lines = []
-    for row in _names(sweep, rows):
-        values = {name: [t["full_evaluation"][fid_key]
-                         for t in by_cell.get((None if name in shared else row, name), [])] for name in names}
+    for row, by_name in grid.items():
+        values = {name: [t["full_evaluation"][fid_key] for t in by_name[name]] for name in names}
         ratios = [(name, ratio_interval(values[name], values[reference])) for name in names[1:]]
         texts = [f"{name} {r.text()} (n {r.n_numerator} / {r.n_denominator})" for name, r in ratios if r]
         if texts:
