@@ -3,11 +3,12 @@ grid sweep through the CLI (`gansweep sweep`, then `gansweep report`)."""
 
 import subprocess
 import sys
-from pathlib import Path
 
 import matplotlib.image
+import torch
 import yaml
-from conftest import TINY_SWEEP, _fake_run, needs_fashion
+from conftest import TINY_SWEEP, needs_fashion
+from gansweep.run import run_dir
 from gansweep.sweep import sweep_dir as layout
 from gansweep.sweep.report.table import ratio_lines, table_markdown, write_table
 
@@ -71,8 +72,9 @@ def test_write_table_writes_table_md_and_one_sample_grid_per_row_from_the_lowest
     sweep_dir, out = tmp_path / "sweep", tmp_path / "report"
     out.mkdir()
     for trial in TRIALS[:3] + TRIALS[5:6]:  # the lowest seed of each finished cell (trial 1 has none: not read)
-        _fake_run(Path(layout.trial_dir(str(sweep_dir), trial["name"])), step=5)
+        run_dir.write_samples(layout.trial_dir(str(sweep_dir), trial["name"]), torch.rand(1, 62, 62), step=300)
     section = write_table(out, str(sweep_dir), SWEEP, TRIALS)
+    assert not any(line.startswith("- ") and "samples.png" in line for line in section)  # every panel drawn
     assert table_markdown(SWEEP, TRIALS) in (out / "table.md").read_text()
     assert section[0] == "## Table" and "![table_pixel.png](table_pixel.png)" in section
     assert (out / "table_pixel.png").is_file() and (out / "table_patch.png").is_file()  # patch: the shared clean
@@ -85,7 +87,7 @@ def test_a_cell_whose_trial_directory_is_gone_is_named_not_fatal(tmp_path):
     out = tmp_path / "report"
     out.mkdir()
     section = write_table(out, str(tmp_path / "sweep"), SWEEP, TRIALS)
-    assert any("pixel, ambient: no samples from 0002_ambient_pixel_0" in line for line in section)
+    assert "- pixel, ambient: no samples.png in 0002_ambient_pixel_0" in section
     assert not (out / "table_pixel.png").exists()
 
 

@@ -6,7 +6,8 @@ n; a table each for the evaluated generator, G's own weights (train.ema) and the
 them, each with every column's FID over the first column's (the reference arm) as a ratio with its interval. A
 column whose trials have no row (the clean arm, whose `row` is inactive) is the
 same on every line. A cell without a finished, fully evaluated trial shows "-", so a sweep still running reports
-what it has. Beside it one sample grid per row: each column's lowest-seed finished trial's generator.
+what it has. Beside it one sample grid per row: each column's lowest-seed finished trial's own samples.png (drawn by
+its run at its end from the same fixed z as every run's; the moving average's with train.ema).
 `gansweep report` writes them into report/: table.md and table_<row>.png.
 """
 
@@ -18,14 +19,12 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure
 
-from gansweep.config.errors import ConfigError
 from gansweep.evaluation import figures
 from gansweep.evaluation.intervals import interval, ratio_interval
+from gansweep.run import run_dir
 from gansweep.sweep import sweep_dir as layout
 
 TABLE_FILE = "table.md"
-SAMPLES = 36  # per panel: a 6 x 6 grid
-SAMPLE_SEED = 0  # the same z for every panel
 
 
 def _names(sweep: dict, key: str) -> list:
@@ -125,17 +124,6 @@ def _first_trial(trials: list[dict]) -> dict | None:
     return min(finished, key=lambda t: (_seed(t), t["number"]), default=None)
 
 
-def _samples(sweep_dir: str, trial: dict) -> np.ndarray:
-    """SAMPLES images of the trial's generator as one grid image (H, W, 3)."""
-    from torchvision.utils import make_grid
-
-    from gansweep.run.run_dir import load_sampler, resolve_checkpoint
-
-    sampler, _, _ = load_sampler(*resolve_checkpoint(layout.trial_dir(sweep_dir, trial["name"])))
-    images = sampler.draw(SAMPLES, seed=SAMPLE_SEED).detach().cpu().clamp(0, 1)
-    return make_grid(images, nrow=6, pad_value=1.0).permute(1, 2, 0).numpy()
-
-
 def sample_grids(out: Path, sweep_dir: str, sweep: dict, trials: list[dict]) -> tuple[list[str], list[str]]:
     """One PNG per row with a finished trial (the shared columns' panels beside the row's own); returns (the PNGs'
     names, notes on panels that could not be drawn)."""
@@ -149,15 +137,17 @@ def sample_grids(out: Path, sweep_dir: str, sweep: dict, trials: list[dict]) -> 
             trial = _first_trial(by_cell.get((None if name in shared else row, name), []))
             if trial is None:
                 continue
-            try:
-                panels.append((f"{name} (seed {_seed(trial)})", _samples(sweep_dir, trial)))
-            except (ConfigError, OSError) as exc:  # a trial directory moved or without a checkpoint: say so, go on
-                notes.append(f"{row}, {name}: no samples from {trial['name']} ({exc})")
+            samples = run_dir.read_samples(layout.trial_dir(sweep_dir, trial["name"]))
+            if samples is None:  # a trial directory moved, or a run that wrote no samples: say so, go on
+                notes.append(f"{row}, {name}: no samples.png in {trial['name']}")
+                continue
+            image, step = samples
+            panels.append((f"{name} (seed {_seed(trial)}, step {step})", image))
         if not panels:
             continue
         fig = Figure(figsize=(2.2 * len(panels), 2.6), layout="constrained")
         for ax, (title, image) in zip(fig.subplots(1, len(panels), squeeze=False)[0], panels):
-            ax.imshow(image, vmin=0, vmax=1)
+            ax.imshow(np.asarray(image), cmap="gray" if image.mode == "L" else None, vmin=0, vmax=255)
             ax.set_title(title, fontsize=8)
             ax.axis("off")
         fig.suptitle(str(row), fontsize=10)
