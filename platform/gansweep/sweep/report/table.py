@@ -23,6 +23,7 @@ from gansweep.evaluation import figures
 from gansweep.evaluation.intervals import interval, ratio_interval
 from gansweep.run import run_dir
 from gansweep.sweep import sweep_dir as layout
+from gansweep.sweep.report.samples import SAMPLES_DPI
 
 TABLE_FILE = "table.md"
 
@@ -142,16 +143,16 @@ def sample_grids(out: Path, sweep_dir: str, sweep: dict, trials: list[dict]) -> 
                 notes.append(f"{row}, {name}: no samples.png in {trial['name']}")
                 continue
             image, step = samples
-            panels.append((f"{name} (seed {_seed(trial)}, step {step})", image))
+            panels.append((f"{name}\nseed {_seed(trial)}, step {step}", image))  # two lines: long arm names
         if not panels:
             continue
-        fig = Figure(figsize=(2.2 * len(panels), 2.6), layout="constrained")
+        fig = Figure(figsize=(2.2 * len(panels), 2.8), layout="constrained")
         for ax, (title, image) in zip(fig.subplots(1, len(panels), squeeze=False)[0], panels):
             ax.imshow(np.asarray(image), cmap="gray" if image.mode == "L" else None, vmin=0, vmax=255)
             ax.set_title(title, fontsize=8)
             ax.axis("off")
         fig.suptitle(str(row), fontsize=10)
-        fig.savefig(out / _png_name(row), dpi=80)
+        fig.savefig(out / _png_name(row), dpi=SAMPLES_DPI)
         pngs.append(_png_name(row))
     return pngs, notes
 
