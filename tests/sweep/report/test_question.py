@@ -142,3 +142,17 @@ def test_a_samples_title_names_the_trial_number_and_wraps_long_parameters_to_its
     assert lines[0].startswith("#8 lr_d=0.000242") and lines[-1] == "val fid 23.52 (step 1200)"
     assert len(lines) == 3 and all(len(line) <= TITLE_CHARS + 4 for line in lines[:-1])  # "#8 " beside the first
     assert " ".join(lines[:-1]) == "#8 lr_d=0.000242 lr_g=0.00094 d_steps=2 beta1=0 d_width=48"
+
+
+def test_a_reference_arm_without_the_row_key_pairs_at_every_row_by_seed():
+    """The headline's table sweep: clean has no `row` (inactive under `when`), ambient has one per row; clean's seeds
+    pair with each row's, as the table's shared column sets clean beside every row."""
+    from gansweep.sweep.report.gain import paired_gains
+
+    trials = [_seeded("finished", {"arm": "clean"}, seed, 20.0 + seed, 0.0) for seed in (0, 1, 2)]
+    for row, base in (("pixel", 45.0), ("patch", 60.0)):
+        trials += [_seeded("finished", {"arm": "ambient", "row": row}, seed, base + 2 * seed, 0.0) for seed in (0, 1)]
+    gains = paired_gains(trials, "arm", ["row"], "clean", "min")["ambient"]
+    assert set(gains) == {("pixel",), ("patch",)}
+    assert gains[("pixel",)].mean == pytest.approx(25.5) and gains[("pixel",)].n == 2  # (25 + 26) / 2: seeds 0, 1
+    assert gains[("patch",)].mean == pytest.approx(40.5) and gains[("patch",)].n == 2

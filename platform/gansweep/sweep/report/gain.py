@@ -43,15 +43,23 @@ def _cells(trials: list[dict], key: str, others: list[str]) -> dict:
     return cells
 
 
+def _matches(shared: tuple, where: tuple) -> bool:
+    """Whether a cell at SHARED holds for one at WHERE: equal in every key, a key the trials lack (None: inactive
+    under `when`, like a clean arm's row) standing for any value, as the table's shared column does."""
+    return all(s is None or s == w for s, w in zip(shared, where))
+
+
 def paired_gains(trials: list[dict], key: str, others: list[str], reference,
                  mode: str) -> dict[object, dict[tuple, Interval]]:
     """Each other value of KEY -> (the other keys' values) -> its gain against REFERENCE at that point: over the
     seeds both have, the other's value minus the reference's (mode min; the reverse for max), so > 0 always means the
-    reference is better."""
+    reference is better. A reference trial without one of the other keys pairs at each of its values."""
     sign = 1.0 if mode == "min" else -1.0
+    cells = _cells(trials, key, others)
     gains: dict = {}
-    for where, by_value in sorted(_cells(trials, key, others).items(), key=lambda item: str(item[0])):
-        base = by_value.get(reference, {})
+    for where, by_value in sorted(cells.items(), key=lambda item: str(item[0])):
+        base = {seed: v for shared, at in cells.items() if _matches(shared, where)
+                for seed, v in at.get(reference, {}).items()}
         for value, seeds in by_value.items():
             shared = [seed for seed in seeds if seed in base]
             if value != reference and shared:
@@ -99,7 +107,8 @@ def write_gain(out: Path, sweep: dict, params: list[str], trials: list[dict], co
     where_text = ", ".join(f"`{o}`" for o in others) or "nothing else"
     lines = ["## What the trials can conclude", "",
              (f"The gain of `{key} = {reference}` over each other `{key}`: where trials share a point ({where_text} "
-              f"equal, and the seed), the other's val `{metric}` {'minus' if mode == 'min' else 'subtracted from'} "
+              f"equal, and the seed; a trial without one of them, as a clean arm has no row, pairs at each of its "
+              f"values), the other's val `{metric}` {'minus' if mode == 'min' else 'subtracted from'} "
               f"{reference}'s, so > 0 means {reference} is better. A trial's value is its val `{metric}` at its last "
               "step, where it trained all its steps; stopped, failed and running trials have none and pair with "
               "nothing."), ""]
@@ -127,7 +136,8 @@ def _conclusion(trials: list[dict], key: str, others: list[str], reference, valu
     described = []
     for side in (reference, value):
         valued = [t for t in trials if t["params"].get(key) == side and trial_value(t) is not None]
-        spread = "; ".join(_values_text(o, [t["params"].get(o) for t in valued if o in t["params"]]) for o in others)
+        spread = "; ".join(_values_text(o, had) for o in others
+                           if (had := [t["params"][o] for t in valued if o in t["params"]]))
         place = f" at {spread}" if valued and spread else ""
         described.append(f"{side}: {len(valued)} trial(s) with a value{place}")
     paired = f"only {len(at)} paired point" if at else "no trials share a point"
