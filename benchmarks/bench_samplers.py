@@ -1,6 +1,6 @@
 """TPE, GP and CMA-ES side by side (issue 30): the same small sweep of search_spaces/ambient_balance.yaml's space (the
 balance of G and D for AmbientGAN on Block-Pixel p=0.8), run through the real `gansweep sweep` once per sampler, each
-seeded alike (search.seed), and the best cheap FID reached after each trial count.
+seeded alike (search.seed), and the best val fid reached after each trial count.
 
 One search seed and one training seed per sampler: a single run of each, so the curves say how each behaves here, not
 which is better (that needs several search seeds). The schedule is shortened so a sampler's sweep fits a laptop's
@@ -22,6 +22,8 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+
+import yaml
 
 from gansweep.sweep import sweep_dir as layout
 
@@ -74,9 +76,11 @@ def main() -> None:
     for algorithm in args.algorithms:
         walls[algorithm] = run_sweep(algorithm, args, args.work / algorithm)
         curves[algorithm] = best_so_far(args.work / algorithm)
-        print(f"{algorithm}: {walls[algorithm] / 60:.1f} min, best cheap FID {curves[algorithm][-1]}", flush=True)
-    print(f"\nBest cheap FID ({args.cheap_samples} samples) after k trials; {args.trials} trials of {args.steps} steps, "
-          f"{args.startup} random first; search seed 0, training seed 0: one run each")
+        print(f"{algorithm}: {walls[algorithm] / 60:.1f} min, best val fid {curves[algorithm][-1]}", flush=True)
+    seed = yaml.safe_load(SPACE.read_text())["fixed"]["train.seed"]
+    print(f"\nBest val fid (the cheap FID of {args.cheap_samples} samples against the validation split) after k "
+          f"trials; {args.trials} trials of {args.steps} steps, {args.startup} random first; search seed 0, training "
+          f"seed {seed}: one run each")
     print("| trials | " + " | ".join(args.algorithms) + " |")
     print("|---|" + "---|" * len(args.algorithms))
     for k in range(args.trials):
