@@ -642,14 +642,21 @@ def test_the_paper_table_is_every_row_by_arm_by_seed_with_the_clean_arm_shared()
     for point in space.grid():
         cells.setdefault((point.get("row"), point["arm"]), []).extend(space.seed_values(point))
     hidden = [f"{arm}@{point}" for arm in ("ambient_and_hidden", "hidden_only") for point in ("project", "up1", "up2")]
-    arms = ["ignore", "unmeasure", "ambient", "ambient_and_hidden@up1", "hidden_only@up1"]  # the CPU's: up1 only
+    # the CPU's: the hidden arms at up1 only, hidden_only (last) on the headline row only
+    arms = ["ignore", "unmeasure", "ambient", "ambient_and_hidden@up1", "hidden_only@up1"]
     rows = ["block_pixel_p0.5", "block_pixel_p0.8", "block_pixel_p0.95", "block_patch_14", "keep_patch_14",
             "convolve_noise"]
-    expected = {(None, "clean"): [0, 1, 2]}
-    expected |= {(row, arm): [0, 1, 2] for row in rows for arm in arms}  # three seeds in every cell
+    expected = {(None, "clean"): [0, 1, 2], ("block_pixel_p0.8", "hidden_only@up1"): [0, 1, 2]}
+    expected |= {(row, arm): [0, 1, 2] for row in rows for arm in arms[:-1]}  # three seeds in every cell
     expected |= {("gaussian_projection_m100", arm): [0, 1, 2] for arm in ("ignore", "ambient")}
     assert {cell: sorted(seeds) for cell, seeds in cells.items()} == expected
-    assert space.trial_count() == 3 + 6 * 5 * 3 + 2 * 3 == 99 and space.seeds == 3
+    assert space.trial_count() == 3 + 6 * 4 * 3 + 3 + 2 * 3 == 84 and space.seeds == 3
+    # Each arm at its searched balance: the plain GANs at clean_balance's point, the measured arms at ambient's.
+    balance = {arm: (cfg.train.lr_g, cfg.model.d_width, cfg.train.ema) for arm in ("clean", *arms)
+               for cfg in [space.trial_config({"arm": arm} | ({"row": "block_pixel_p0.8"} if arm != "clean" else {}))]}
+    assert balance == {"clean": (0.00094, 48, 0.995), "ignore": (0.00094, 48, 0.995),
+                       "unmeasure": (0.00094, 48, 0.995), "ambient": (0.00018, 32, 0.995),
+                       "ambient_and_hidden@up1": (0.00018, 32, 0.995), "hidden_only@up1": (0.00018, 32, 0.995)}
     assert (space.search.algorithm, space.scheduler.name, space.table) == ("grid", "fifo", {"rows": "row", "columns": "arm"})
     # The row's patch inside G is half the feature map's side at each injection point (7, 14, 28).
     configs = {arm: space.trial_config({"arm": arm, "row": "block_patch_14"}) for arm in hidden}
