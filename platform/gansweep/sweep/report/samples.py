@@ -75,7 +75,7 @@ def write_samples_grid(out: Path, sweep_dir: str, sweep: dict, trials: list[dict
             axes[r, 0].text(-0.08, 0.5, str(row[0]["params"].get(colours.key, "-")), rotation=90, ha="right",
                             va="center", transform=axes[r, 0].transAxes, fontsize=10,
                             color=colours.of(row[0]["params"]))
-    fig.suptitle("Each trial's newest samples (the same z in every panel)"
+    fig.suptitle("Each trial's newest samples (z fixed by its train.seed: the same in every panel of one seed)"
                  + (f"; a row per {colours.key}" if colours.key else ""), fontsize=10)
     fig.savefig(out / SAMPLES_PNG, dpi=SAMPLES_DPI)
     left_out = len(trials) - len(found)

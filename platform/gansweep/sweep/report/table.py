@@ -7,7 +7,8 @@ them, each with every column's FID over the first column's (the reference arm) a
 column whose trials have no row (the clean arm, whose `row` is inactive) is the
 same on every line. A cell without a finished, fully evaluated trial shows "-", so a sweep still running reports
 what it has. Beside it one sample grid per row: each column's lowest-seed finished trial's own samples.png (drawn by
-its run at its end from the same fixed z as every run's; the moving average's with train.ema).
+its run at its end from a z fixed by its train.seed, so panels of one seed share it; the moving average's with
+train.ema).
 `gansweep report` writes them into report/: table.md and table_<row>.png.
 """
 
