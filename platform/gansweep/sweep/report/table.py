@@ -68,13 +68,13 @@ def _cell(trials: list[dict], fid_key: str, score_key: str | None) -> str:
     return f"{fid.text('.2f')}" + (f" ({score.text('.2f')})" if score else "") + f" n={fid.n}"
 
 
-def _grid(sweep: dict, trials: list[dict], fid_key: str) -> tuple[list, set, dict]:
+def _grid(sweep: dict, trials: list[dict], fid_key: str | None = None) -> tuple[list, set, dict]:
     """The column names, the shared ones (those whose trials have no row), and row -> column name -> that cell's
-    finished trials with FID_KEY: what the table and its ratios read."""
+    trials (with FID_KEY: its finished trials that have it): what the table, its ratios and its sample grids read."""
     rows, columns = sweep["table"]["rows"], sweep["table"]["columns"]
     names = _names(sweep, columns)
     shared = {column for (row, column) in cells(trials, rows, columns) if row is None}
-    by_cell = cells(_evaluated(trials, fid_key), rows, columns)
+    by_cell = cells(trials if fid_key is None else _evaluated(trials, fid_key), rows, columns)
     grid = {row: {name: by_cell.get((None if name in shared else row, name), []) for name in names}
             for row in _names(sweep, rows)}
     return names, shared, grid
@@ -129,14 +129,12 @@ def _first_trial(trials: list[dict]) -> dict | None:
 def sample_grids(out: Path, sweep_dir: str, sweep: dict, trials: list[dict]) -> tuple[list[str], list[str]]:
     """One PNG per row with a finished trial (the shared columns' panels beside the row's own); returns (the PNGs'
     names, notes on panels that could not be drawn)."""
-    rows, columns = sweep["table"]["rows"], sweep["table"]["columns"]
-    by_cell = cells(trials, rows, columns)
-    shared = {column for (row, column) in by_cell if row is None}
+    names, _, grid = _grid(sweep, trials)
     pngs, notes = [], []
-    for row in _names(sweep, rows):
+    for row, by_name in grid.items():
         panels = []
-        for name in _names(sweep, columns):
-            trial = _first_trial(by_cell.get((None if name in shared else row, name), []))
+        for name in names:
+            trial = _first_trial(by_name[name])
             if trial is None:
                 continue
             samples = run_dir.read_samples(layout.trial_dir(sweep_dir, trial["name"]))
